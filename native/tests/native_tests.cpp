@@ -1,0 +1,142 @@
+// native_tests.cpp - ctest checks of ra3_native against plain double-precision loops, and of
+// the error path of the C ABI. The full per-op oracle (TorchSharp float64) runs in the .NET tests.
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "ra3.h"
+
+static int failures = 0;
+
+#define CHECK(cond, ...)                                  \
+    do {                                                  \
+        if (!(cond)) {                                    \
+            std::printf("FAIL %s:%d: ", __FILE__, __LINE__); \
+            std::printf(__VA_ARGS__);                     \
+            std::printf("\n");                            \
+            ++failures;                                   \
+        }                                                 \
+    } while (0)
+
+static std::vector<float> random_vector(size_t n, std::mt19937& rng) {
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    std::vector<float> v(n);
+    for (auto& x : v) x = dist(rng);
+    return v;
+}
+
+// Norm-wise relative error ||got - want|| / ||want||.
+static double rel_error(const std::vector<float>& got, const std::vector<double>& want) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < want.size(); ++i) {
+        const double d = got[i] - want[i];
+        num += d * d;
+        den += want[i] * want[i];
+    }
+    return std::isnan(num) ? INFINITY : std::sqrt(num / den);
+}
+
+static void test_gemm(std::mt19937& rng) {
+    const int shapes[][3] = {{1, 1, 1}, {7, 13, 5}, {33, 65, 17}, {130, 70, 300}, {64, 520, 64}};
+    for (auto& sh : shapes) {
+        for (int ta = 0; ta < 2; ++ta) {
+            for (int tb = 0; tb < 2; ++tb) {
+                const int m = sh[0], n = sh[1], k = sh[2], batch = 3;
+                auto a = random_vector(size_t(batch) * m * k, rng);
+                auto b = random_vector(size_t(k) * n, rng);  // shared across the batch (stride 0)
+                auto c = random_vector(size_t(batch) * m * n, rng);
+                auto bias = random_vector(n, rng);
+                const float alpha = 0.75f, beta = 0.5f;
+                std::vector<double> want(c.size());
+                for (int bi = 0; bi < batch; ++bi)
+                    for (int i = 0; i < m; ++i)
+                        for (int j = 0; j < n; ++j) {
+                            double s = 0;
+                            for (int p = 0; p < k; ++p) {
+                                const double av = ta ? a[bi * m * k + p * m + i] : a[bi * m * k + i * k + p];
+                                const double bv = tb ? b[j * k + p] : b[p * n + j];
+                                s += av * bv;
+                            }
+                            const size_t idx = size_t(bi) * m * n + size_t(i) * n + j;
+                            want[idx] = alpha * s + beta * c[idx] + bias[j];
+                        }
+                const ra3_status st = ra3_gemm_f32(batch, m, n, k, ta, tb, alpha, a.data(), int64_t(m) * k, b.data(),
+                                                   0, beta, c.data(), int64_t(m) * n, bias.data());
+                CHECK(st == RA3_OK, "gemm status %d: %s", st, ra3_last_error());
+                const double err = rel_error(c, want);
+                CHECK(err < 1e-5, "gemm m=%d n=%d k=%d ta=%d tb=%d rel error %g", m, n, k, ta, tb, err);
+            }
+        }
+    }
+}
+
+static void test_softmax_and_cross_entropy(std::mt19937& rng) {
+    const int rows = 9, cols = 37;
+    auto x = random_vector(size_t(rows) * cols, rng);
+    std::vector<float> y(x.size());
+    CHECK(ra3_softmax_forward_f32(rows, cols, x.data(), y.data()) == RA3_OK, "softmax: %s", ra3_last_error());
+    std::vector<int32_t> targets(rows);
+    for (int r = 0; r < rows; ++r) targets[r] = r == 4 ? -1 : (r * 7) % cols;
+    std::vector<float> losses(rows);
+    CHECK(ra3_cross_entropy_forward_f32(rows, cols, x.data(), targets.data(), losses.data()) == RA3_OK, "ce: %s",
+          ra3_last_error());
+    for (int r = 0; r < rows; ++r) {
+        double sum = 0, mx = -INFINITY;
+        for (int i = 0; i < cols; ++i) mx = std::fmax(mx, x[r * cols + i]);
+        for (int i = 0; i < cols; ++i) sum += std::exp(double(x[r * cols + i]) - mx);
+        for (int i = 0; i < cols; ++i) {
+            const double want = std::exp(double(x[r * cols + i]) - mx) / sum;
+            CHECK(std::fabs(y[r * cols + i] - want) < 1e-6, "softmax[%d,%d] %g vs %g", r, i, y[r * cols + i], want);
+        }
+        const double want_loss = targets[r] < 0 ? 0.0 : mx + std::log(sum) - x[r * cols + targets[r]];
+        CHECK(std::fabs(losses[r] - want_loss) < 1e-5, "loss[%d] %g vs %g", r, losses[r], want_loss);
+    }
+}
+
+static void test_attention_rows_are_convex_combinations(std::mt19937& rng) {
+    const int b = 2, t = 11, hq = 4, hkv = 2, d = 5;
+    auto q = random_vector(size_t(b) * t * hq * d, rng);
+    auto k = random_vector(size_t(b) * t * hkv * d, rng);
+    auto v = random_vector(size_t(b) * t * hkv * d, rng);
+    std::vector<float> out(q.size()), probs(size_t(b) * hq * t * t);
+    CHECK(ra3_attention_forward_f32(b, t, hq, hkv, d, q.data(), k.data(), v.data(), out.data(), probs.data()) ==
+              RA3_OK,
+          "attention: %s", ra3_last_error());
+    // Row 0 attends only to key 0, so its output is exactly v_0 of its kv head.
+    for (int h = 0; h < hq; ++h)
+        for (int c = 0; c < d; ++c)
+            CHECK(std::fabs(out[h * d + c] - v[(h / 2) * d + c]) < 1e-6, "first row of head %d is not v_0", h);
+    for (int row = 0; row < b * hq * t; ++row) {
+        double s = 0;
+        for (int j = 0; j < t; ++j) s += probs[size_t(row) * t + j];
+        CHECK(std::fabs(s - 1.0) < 1e-5, "probability row %d sums to %g", row, s);
+    }
+}
+
+static void test_errors() {
+    float x = 0;
+    CHECK(ra3_gemm_f32(1, -2, 3, 4, 0, 0, 1, &x, 0, &x, 0, 0, &x, 0, nullptr) == RA3_ERR_INVALID_ARGUMENT,
+          "negative m accepted");
+    CHECK(std::strstr(ra3_last_error(), "m=-2") != nullptr, "message does not name m: %s", ra3_last_error());
+    CHECK(ra3_attention_forward_f32(1, 4, 3, 2, 8, &x, &x, &x, &x, &x) == RA3_ERR_INVALID_ARGUMENT,
+          "hq not a multiple of hkv accepted");
+    CHECK(std::strstr(ra3_last_error(), "hq=3") != nullptr, "message does not name hq: %s", ra3_last_error());
+    int32_t target = 10;
+    CHECK(ra3_cross_entropy_forward_f32(1, 4, &x, &target, &x) == RA3_ERR_INVALID_ARGUMENT, "target out of range");
+    CHECK(ra3_softmax_forward_f32(1, 1, &x, &x) == RA3_OK, "valid call failed");
+    CHECK(ra3_last_error()[0] == '\0', "a successful call leaves an error message: %s", ra3_last_error());
+}
+
+int main() {
+    std::mt19937 rng(1234);
+    CHECK(std::strlen(ra3_version()) > 0, "empty version");
+    test_gemm(rng);
+    test_softmax_and_cross_entropy(rng);
+    test_attention_rows_are_convex_combinations(rng);
+    test_errors();
+    std::printf("ra3_native %s: %d failure(s)\n", ra3_version(), failures);
+    return failures == 0 ? 0 : 1;
+}
