@@ -1,0 +1,263 @@
+using System.Runtime.InteropServices;
+using RA3.Kernels.Ops;
+using RA3.Kernels.Tensors;
+
+namespace RA3.Kernels.Cpu;
+
+/// <summary>
+/// The managed CPU backend: tensors in aligned host memory, SIMD kernels on all cores through
+/// <see cref="WorkerPool"/>, no allocation inside an op. One backend instance serves one thread
+/// of calls at a time (its GEMM packing buffer is shared by its calls).
+/// </summary>
+public unsafe class CpuBackend : Backend
+{
+    private readonly GemmKernel gemm = new();
+    private double* partials;
+    private int partialsLength;
+
+    /// <inheritdoc/>
+    public override string Name => "cpu";
+
+    /// <summary>Address of a host tensor's first element.</summary>
+    protected static float* F(Tensor t) => (float*)((HostStorage)t.Storage).Pointer + t.Offset;
+
+    /// <summary>Address of a host int32 tensor's first element.</summary>
+    protected static int* I(Tensor t) => (int*)((HostStorage)t.Storage).Pointer + t.Offset;
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the index if an id is outside [lo, hi).</summary>
+    protected static void CheckIds(Tensor ids, int lo, int hi, string name)
+    {
+        var span = new ReadOnlySpan<int>(I(ids), checked((int)ids.Count));
+        for (int i = 0; i < span.Length; i++)
+        {
+            if (span[i] < lo || span[i] >= hi)
+            {
+                throw new ArgumentException($"{name}[{i}] = {span[i]} is outside [{lo}, {hi}) ({name} {ids.Shape})", name);
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    protected override TensorStorage Allocate(long byteLength) => new HostStorage(byteLength);
+
+    /// <inheritdoc/>
+    protected internal override void Write(Tensor tensor, ReadOnlySpan<byte> source) =>
+        source.CopyTo(new Span<byte>((byte*)((HostStorage)tensor.Storage).Pointer + (tensor.Offset * tensor.DType.SizeInBytes()), source.Length));
+
+    /// <inheritdoc/>
+    protected internal override void Read(Tensor tensor, Span<byte> destination) =>
+        new ReadOnlySpan<byte>((byte*)((HostStorage)tensor.Storage).Pointer + (tensor.Offset * tensor.DType.SizeInBytes()), destination.Length).CopyTo(destination);
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            gemm.Dispose();
+        }
+
+        if (partials != null)
+        {
+            NativeMemory.Free(partials);
+            partials = null;
+        }
+    }
+
+    private protected override void GemmCore(in GemmArgs args, Tensor a, Tensor b, Tensor c, Tensor? bias) =>
+        gemm.Run(args, F(a), F(b), F(c), bias is null ? null : F(bias));
+
+    private protected override void BiasBackwardCore(Tensor dOut, Tensor dBias)
+    {
+        int n = dBias.Shape[0];
+        long rows = dOut.Shape.Rows;
+        var db = new Span<float>(F(dBias), n);
+        for (long r = 0; r < rows; r++)
+        {
+            Simd.Axpy(1f, new ReadOnlySpan<float>(F(dOut) + (r * n), n), db);
+        }
+    }
+
+    private protected override void AddCore(Tensor a, Tensor b, Tensor y) => Ew(ElementwiseKernel.Kind.Add, a, b, y);
+
+    private protected override void AccumulateCore(Tensor dst, Tensor src) => Ew(ElementwiseKernel.Kind.Accumulate, dst, src);
+
+    private protected override void ZeroCore(Tensor t) =>
+        NativeMemory.Clear((byte*)((HostStorage)t.Storage).Pointer + (t.Offset * t.DType.SizeInBytes()), (nuint)(t.Count * t.DType.SizeInBytes()));
+
+    private protected override void ScaleCore(Tensor x, float factor) =>
+        ElementwiseKernel.Run(new ElementwiseKernel.Body { Kind = ElementwiseKernel.Kind.Scale, Count = x.Count, X = F(x), Scalar = factor });
+
+    private protected override void GeluCore(Tensor x, Tensor y) => Ew(ElementwiseKernel.Kind.Gelu, x, y);
+
+    private protected override void GeluBackwardCore(Tensor x, Tensor dy, Tensor dx) => Ew(ElementwiseKernel.Kind.GeluBackward, x, dy, dx);
+
+    private protected override void SiluCore(Tensor x, Tensor y) => Ew(ElementwiseKernel.Kind.Silu, x, y);
+
+    private protected override void SiluBackwardCore(Tensor x, Tensor dy, Tensor dx) => Ew(ElementwiseKernel.Kind.SiluBackward, x, dy, dx);
+
+    private protected override void SwiGluCore(Tensor gate, Tensor up, Tensor y) => Ew(ElementwiseKernel.Kind.SwiGlu, gate, up, y);
+
+    private protected override void SwiGluBackwardCore(Tensor gate, Tensor up, Tensor dy, Tensor dGate, Tensor dUp) =>
+        ElementwiseKernel.Run(new ElementwiseKernel.Body
+        {
+            Kind = ElementwiseKernel.Kind.SwiGluBackward,
+            Count = gate.Count,
+            X = F(gate),
+            Y = F(up),
+            Z = F(dy),
+            W = F(dGate),
+            V = F(dUp),
+        });
+
+    private protected override void LayerNormCore(Tensor x, Tensor weight, Tensor? bias, Tensor y, Tensor mean, Tensor rstd, float eps) =>
+        NormalizationKernel.Forward(new NormalizationKernel.Rows
+        {
+            X = F(x),
+            Weight = F(weight),
+            Bias = bias is null ? null : F(bias),
+            Y = F(y),
+            Mean = F(mean),
+            Rstd = F(rstd),
+            RowCount = x.Shape.Rows,
+            C = x.Shape[-1],
+            Eps = eps,
+        });
+
+    private protected override void LayerNormBackwardCore(Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dy, Tensor dx, Tensor dWeight, Tensor? dBias) =>
+        NormalizationKernel.Backward(new NormalizationKernel.Rows
+        {
+            X = F(x),
+            Weight = F(weight),
+            Mean = F(mean),
+            Rstd = F(rstd),
+            Dy = F(dy),
+            Dx = F(dx),
+            DWeight = F(dWeight),
+            DBias = dBias is null ? null : F(dBias),
+            RowCount = x.Shape.Rows,
+            C = x.Shape[-1],
+        });
+
+    private protected override void RmsNormCore(Tensor x, Tensor weight, Tensor y, Tensor rstd, float eps) =>
+        NormalizationKernel.Forward(new NormalizationKernel.Rows
+        {
+            X = F(x),
+            Weight = F(weight),
+            Y = F(y),
+            Rstd = F(rstd),
+            RowCount = x.Shape.Rows,
+            C = x.Shape[-1],
+            Eps = eps,
+            Rms = true,
+        });
+
+    private protected override void RmsNormBackwardCore(Tensor x, Tensor weight, Tensor rstd, Tensor dy, Tensor dx, Tensor dWeight) =>
+        NormalizationKernel.Backward(new NormalizationKernel.Rows
+        {
+            X = F(x),
+            Weight = F(weight),
+            Rstd = F(rstd),
+            Dy = F(dy),
+            Dx = F(dx),
+            DWeight = F(dWeight),
+            RowCount = x.Shape.Rows,
+            C = x.Shape[-1],
+            Rms = true,
+        });
+
+    private protected override void RopeCore(Tensor x, Tensor positions, Tensor y, float theta, bool inverse) =>
+        WorkerPool.For(x.Shape[0] * x.Shape[1], new RopeKernel.Body
+        {
+            X = F(x),
+            Positions = I(positions),
+            Y = F(y),
+            Heads = x.Shape[2],
+            D = x.Shape[3],
+            Theta = theta,
+            Inverse = inverse,
+        });
+
+    private protected override void SoftmaxCore(Tensor x, Tensor y) =>
+        SoftmaxKernel.Run(new SoftmaxKernel.Body { Kind = SoftmaxKernel.Kind.Forward, X = F(x), Y = F(y), Rows = x.Shape.Rows, C = x.Shape[-1] });
+
+    private protected override void SoftmaxBackwardCore(Tensor y, Tensor dy, Tensor dx) =>
+        SoftmaxKernel.Run(new SoftmaxKernel.Body { Kind = SoftmaxKernel.Kind.Backward, X = F(y), Dy = F(dy), Dx = F(dx), Rows = y.Shape.Rows, C = y.Shape[-1] });
+
+    private protected override void AttentionCore(Tensor q, Tensor k, Tensor v, Tensor output, Tensor probs) =>
+        AttentionKernel.Run(AttentionBody(q, k, v, probs) with { Out = F(output) });
+
+    private protected override void AttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor probs, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv) =>
+        AttentionKernel.Run(AttentionBody(q, k, v, probs) with { DOut = F(dOutput), DQ = F(dq), DK = F(dk), DV = F(dv) });
+
+    private protected override void EmbeddingCore(Tensor ids, Tensor table, Tensor output)
+    {
+        CheckIds(ids, 0, table.Shape[0], nameof(ids));
+        EmbeddingKernel.Run(new EmbeddingKernel.Body { Ids = I(ids), Table = F(table), Rows = F(output), N = ids.Count, C = table.Shape[1] });
+    }
+
+    private protected override void EmbeddingBackwardCore(Tensor ids, Tensor dOutput, Tensor dTable)
+    {
+        CheckIds(ids, 0, dTable.Shape[0], nameof(ids));
+        EmbeddingKernel.Run(new EmbeddingKernel.Body { Ids = I(ids), Table = F(dTable), Rows = F(dOutput), N = ids.Count, C = dTable.Shape[1], Backward = true });
+    }
+
+    private protected override void CrossEntropyCore(Tensor logits, Tensor targets, Tensor losses)
+    {
+        CheckIds(targets, int.MinValue, logits.Shape[-1], nameof(targets));
+        SoftmaxKernel.Run(new SoftmaxKernel.Body { Kind = SoftmaxKernel.Kind.CrossEntropy, X = F(logits), Targets = I(targets), Y = F(losses), Rows = logits.Shape.Rows, C = logits.Shape[-1] });
+    }
+
+    private protected override void CrossEntropyBackwardCore(Tensor logits, Tensor targets, Tensor dLosses, Tensor dLogits)
+    {
+        CheckIds(targets, int.MinValue, logits.Shape[-1], nameof(targets));
+        SoftmaxKernel.Run(new SoftmaxKernel.Body { Kind = SoftmaxKernel.Kind.CrossEntropyBackward, X = F(logits), Targets = I(targets), Dy = F(dLosses), Dx = F(dLogits), Rows = logits.Shape.Rows, C = logits.Shape[-1] });
+    }
+
+    private protected override void AdamWCore(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWSettings settings, int step) =>
+        WorkerPool.For(Chunks.Count(param.Count, Chunks.Elements), new OptimizerKernel.AdamW
+        {
+            Param = F(param),
+            Grad = F(grad),
+            M = F(m),
+            V = F(v),
+            Count = param.Count,
+            S = settings,
+            Step = step,
+        });
+
+    private protected override double SumOfSquaresCore(Tensor x)
+    {
+        int chunks = Chunks.Count(x.Count, Chunks.Elements);
+        if (chunks > partialsLength)
+        {
+            NativeMemory.Free(partials);
+            partials = (double*)NativeMemory.Alloc((nuint)chunks, sizeof(double));
+            partialsLength = chunks;
+        }
+
+        WorkerPool.For(chunks, new OptimizerKernel.SumOfSquares { X = F(x), Count = x.Count, Partials = partials });
+        double sum = 0;
+        for (int i = 0; i < chunks; i++)
+        {
+            sum += partials[i];
+        }
+
+        return sum;
+    }
+
+    private static void Ew(ElementwiseKernel.Kind kind, Tensor x, Tensor y, Tensor? z = null) =>
+        ElementwiseKernel.Run(new ElementwiseKernel.Body { Kind = kind, Count = x.Count, X = F(x), Y = F(y), Z = z is null ? null : F(z) });
+
+    private static AttentionKernel.Body AttentionBody(Tensor q, Tensor k, Tensor v, Tensor probs) => new()
+    {
+        Q = F(q),
+        K = F(k),
+        V = F(v),
+        Probs = F(probs),
+        B = q.Shape[0],
+        T = q.Shape[1],
+        Hq = q.Shape[2],
+        Hkv = k.Shape[2],
+        D = q.Shape[3],
+    };
+}

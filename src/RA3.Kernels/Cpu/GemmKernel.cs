@@ -1,0 +1,422 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using RA3.Kernels.Ops;
+
+namespace RA3.Kernels.Cpu;
+
+/// <summary>
+/// Register-blocked, packed SGEMM (the GotoBLAS/BLIS loop nest) on System.Runtime.Intrinsics.
+/// For each KC-deep slice of K, op(B) is packed into NR-wide panels (shared), each task packs
+/// its block of op(A) rows into MR-tall panels (thread-local), and an MR×NR micro-kernel keeps
+/// all accumulators in vector registers: 8×32 with AVX-512 (16 zmm accumulators), 6×16 with
+/// AVX2/FMA (12 ymm), and a scalar loop where neither is accelerated. Packing reads op(X)
+/// through its transpose flag, so all four transpose cases share the kernel.
+/// </summary>
+public sealed unsafe class GemmKernel : IDisposable
+{
+    private const int KC = 256;  // K slice: an MR×KC A panel plus a KC×NR B panel stay in L1.
+    private const int MC = 96;   // rows per task (a multiple of 6 and 8): MC×KC of A fits in L2.
+    private const int NC = 3072; // columns per packed B block: KC×NC floats (3 MB) in L2/L3.
+
+    private static readonly bool Use512 = Vector512.IsHardwareAccelerated && Vector512<float>.Count == 16;
+    private static readonly bool Use256 = !Use512 && Vector256.IsHardwareAccelerated && Fma256;
+    private static readonly int MR = Use512 ? 8 : 6;
+    private static readonly int NR = Use512 ? 32 : 16;
+
+    [ThreadStatic]
+    private static AlignedBuffer? packedA;
+
+    private readonly AlignedBuffer packedB = new();
+
+    /// <summary>Description of the kernel in use, e.g. "AVX-512 8x32".</summary>
+    public static string Variant => Use512 ? "AVX-512 8x32" : Use256 ? "AVX2/FMA 6x16" : "scalar";
+
+    private static bool Fma256 => System.Runtime.Intrinsics.X86.Fma.IsSupported || System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported;
+
+    /// <summary>Frees the packing buffer.</summary>
+    public void Dispose() => packedB.Dispose();
+
+    /// <summary>Runs the product described by <paramref name="g"/> on host pointers.</summary>
+    internal void Run(in GemmArgs g, float* a, float* b, float* c, float* bias)
+    {
+        for (int bi = 0; bi < g.Batch; bi++)
+        {
+            var one = new Product
+            {
+                A = a + (bi * g.StrideA),
+                B = b + (bi * g.StrideB),
+                C = c + (bi * g.StrideC),
+                Bias = bias,
+                M = g.M,
+                N = g.N,
+                K = g.K,
+                Lda = g.TransA ? g.M : g.K,
+                Ldb = g.TransB ? g.K : g.N,
+                TransA = g.TransA,
+                TransB = g.TransB,
+                Alpha = g.Alpha,
+                Beta = g.Beta,
+            };
+            if (g.K == 0 || !(Use512 || Use256))
+            {
+                Reference(one);
+            }
+            else
+            {
+                Blocked(one);
+            }
+        }
+    }
+
+    private void Blocked(Product p)
+    {
+        int threads = WorkerPool.Threads;
+        for (int j0 = 0; j0 < p.N; j0 += NC)
+        {
+            int nc = Math.Min(NC, p.N - j0);
+            int panels = (nc + NR - 1) / NR;
+            for (int p0 = 0; p0 < p.K; p0 += KC)
+            {
+                int kc = Math.Min(KC, p.K - p0);
+                float* pb = packedB.Ensure((long)panels * NR * kc);
+                WorkerPool.For(panels, new PackB { P = p, Out = pb, P0 = p0, Kc = kc, J0 = j0, Nc = nc });
+
+                // Rows per task: at most MC, few enough tasks that none is tiny, enough to feed
+                // every thread; when rows run short, the column panels are split too.
+                int mcBlock = Math.Max(MR, Math.Min(MC, RoundUp((p.M + threads - 1) / threads, MR)));
+                int mBlocks = (p.M + mcBlock - 1) / mcBlock;
+                int nChunks = Math.Min(panels, Math.Max(1, (2 * threads) / mBlocks));
+                WorkerPool.For(mBlocks * nChunks, new Macro
+                {
+                    P = p,
+                    PackedB = pb,
+                    P0 = p0,
+                    Kc = kc,
+                    J0 = j0,
+                    Nc = nc,
+                    McBlock = mcBlock,
+                    NChunks = nChunks,
+                    Panels = panels,
+                    First = p0 == 0,
+                });
+            }
+        }
+    }
+
+    private static int RoundUp(int x, int m) => (x + m - 1) / m * m;
+
+    private static void Reference(in Product p)
+    {
+        for (int i = 0; i < p.M; i++)
+        {
+            for (int j = 0; j < p.N; j++)
+            {
+                float s = 0f;
+                for (int k = 0; k < p.K; k++)
+                {
+                    s += p.AAt(i, k) * p.BAt(k, j);
+                }
+
+                float* cij = p.C + ((long)i * p.N) + j;
+                *cij = (p.Beta == 0f ? 0f : p.Beta * *cij) + (p.Bias == null ? 0f : p.Bias[j]) + (p.Alpha * s);
+            }
+        }
+    }
+
+    // acc tile (MR×NR, row-major) = Σ_p ap[p, :] ⊗ bp[p, :]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel512(int kc, float* ap, float* bp, float* tile)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
+        Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
+        for (int k = 0; k < kc; k++)
+        {
+            var b0 = Vector512.Load(bp);
+            var b1 = Vector512.Load(bp + 16);
+            var a = Vector512.Create(ap[0]);
+            c00 = Vector512.FusedMultiplyAdd(a, b0, c00);
+            c01 = Vector512.FusedMultiplyAdd(a, b1, c01);
+            a = Vector512.Create(ap[1]);
+            c10 = Vector512.FusedMultiplyAdd(a, b0, c10);
+            c11 = Vector512.FusedMultiplyAdd(a, b1, c11);
+            a = Vector512.Create(ap[2]);
+            c20 = Vector512.FusedMultiplyAdd(a, b0, c20);
+            c21 = Vector512.FusedMultiplyAdd(a, b1, c21);
+            a = Vector512.Create(ap[3]);
+            c30 = Vector512.FusedMultiplyAdd(a, b0, c30);
+            c31 = Vector512.FusedMultiplyAdd(a, b1, c31);
+            a = Vector512.Create(ap[4]);
+            c40 = Vector512.FusedMultiplyAdd(a, b0, c40);
+            c41 = Vector512.FusedMultiplyAdd(a, b1, c41);
+            a = Vector512.Create(ap[5]);
+            c50 = Vector512.FusedMultiplyAdd(a, b0, c50);
+            c51 = Vector512.FusedMultiplyAdd(a, b1, c51);
+            a = Vector512.Create(ap[6]);
+            c60 = Vector512.FusedMultiplyAdd(a, b0, c60);
+            c61 = Vector512.FusedMultiplyAdd(a, b1, c61);
+            a = Vector512.Create(ap[7]);
+            c70 = Vector512.FusedMultiplyAdd(a, b0, c70);
+            c71 = Vector512.FusedMultiplyAdd(a, b1, c71);
+            ap += 8;
+            bp += 32;
+        }
+
+        c00.Store(tile); c01.Store(tile + 16); c10.Store(tile + 32); c11.Store(tile + 48);
+        c20.Store(tile + 64); c21.Store(tile + 80); c30.Store(tile + 96); c31.Store(tile + 112);
+        c40.Store(tile + 128); c41.Store(tile + 144); c50.Store(tile + 160); c51.Store(tile + 176);
+        c60.Store(tile + 192); c61.Store(tile + 208); c70.Store(tile + 224); c71.Store(tile + 240);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel256(int kc, float* ap, float* bp, float* tile)
+    {
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (int k = 0; k < kc; k++)
+        {
+            var b0 = Vector256.Load(bp);
+            var b1 = Vector256.Load(bp + 8);
+            var a = Vector256.Create(ap[0]);
+            c00 = Vector256.FusedMultiplyAdd(a, b0, c00);
+            c01 = Vector256.FusedMultiplyAdd(a, b1, c01);
+            a = Vector256.Create(ap[1]);
+            c10 = Vector256.FusedMultiplyAdd(a, b0, c10);
+            c11 = Vector256.FusedMultiplyAdd(a, b1, c11);
+            a = Vector256.Create(ap[2]);
+            c20 = Vector256.FusedMultiplyAdd(a, b0, c20);
+            c21 = Vector256.FusedMultiplyAdd(a, b1, c21);
+            a = Vector256.Create(ap[3]);
+            c30 = Vector256.FusedMultiplyAdd(a, b0, c30);
+            c31 = Vector256.FusedMultiplyAdd(a, b1, c31);
+            a = Vector256.Create(ap[4]);
+            c40 = Vector256.FusedMultiplyAdd(a, b0, c40);
+            c41 = Vector256.FusedMultiplyAdd(a, b1, c41);
+            a = Vector256.Create(ap[5]);
+            c50 = Vector256.FusedMultiplyAdd(a, b0, c50);
+            c51 = Vector256.FusedMultiplyAdd(a, b1, c51);
+            ap += 6;
+            bp += 16;
+        }
+
+        c00.Store(tile); c01.Store(tile + 8); c10.Store(tile + 16); c11.Store(tile + 24);
+        c20.Store(tile + 32); c21.Store(tile + 40); c30.Store(tile + 48); c31.Store(tile + 56);
+        c40.Store(tile + 64); c41.Store(tile + 72); c50.Store(tile + 80); c51.Store(tile + 88);
+    }
+
+    /// <summary>One 2-D product with its leading dimensions.</summary>
+    private struct Product
+    {
+        public float* A;
+        public float* B;
+        public float* C;
+        public float* Bias;
+        public int M;
+        public int N;
+        public int K;
+        public int Lda;
+        public int Ldb;
+        public bool TransA;
+        public bool TransB;
+        public float Alpha;
+        public float Beta;
+
+        public readonly float AAt(int i, int k) => TransA ? A[((long)k * Lda) + i] : A[((long)i * Lda) + k];
+
+        public readonly float BAt(int k, int j) => TransB ? B[((long)j * Ldb) + k] : B[((long)k * Ldb) + j];
+    }
+
+    /// <summary>Packs column panel <c>index</c> of op(B)[p0:p0+kc, j0:j0+nc] as [kc][NR], zero-padded.</summary>
+    private struct PackB : IParallelBody
+    {
+        public Product P;
+        public float* Out;
+        public int P0;
+        public int Kc;
+        public int J0;
+        public int Nc;
+
+        public readonly void Run(int index)
+        {
+            int nr = NR, jr = index * nr, cols = Math.Min(nr, Nc - jr);
+            float* panel = Out + ((long)index * Kc * nr);
+            for (int k = 0; k < Kc; k++)
+            {
+                float* dst = panel + (k * nr);
+                if (!P.TransB)
+                {
+                    float* src = P.B + ((long)(P0 + k) * P.Ldb) + J0 + jr;
+                    Buffer.MemoryCopy(src, dst, cols * sizeof(float), cols * sizeof(float));
+                }
+                else
+                {
+                    for (int c = 0; c < cols; c++)
+                    {
+                        dst[c] = P.BAt(P0 + k, J0 + jr + c);
+                    }
+                }
+
+                for (int c = cols; c < nr; c++)
+                {
+                    dst[c] = 0f;
+                }
+            }
+        }
+    }
+
+    /// <summary>One task: an MC-row block of C times a chunk of the packed B panels.</summary>
+    private struct Macro : IParallelBody
+    {
+        public Product P;
+        public float* PackedB;
+        public int P0;
+        public int Kc;
+        public int J0;
+        public int Nc;
+        public int McBlock;
+        public int NChunks;
+        public int Panels;
+        public bool First;
+
+        public readonly void Run(int index)
+        {
+            int mr = MR, nr = NR;
+            int i0 = index / NChunks * McBlock, mc = Math.Min(McBlock, P.M - i0);
+            int chunk = index % NChunks;
+            int panelStart = (int)((long)Panels * chunk / NChunks), panelEnd = (int)((long)Panels * (chunk + 1) / NChunks);
+
+            float* pa = (packedA ??= new AlignedBuffer()).Ensure((long)McBlock * Kc);
+            for (int ir = 0; ir < mc; ir += mr)
+            {
+                int rows = Math.Min(mr, mc - ir);
+                float* dst = pa + ((long)ir * Kc);
+                for (int k = 0; k < Kc; k++)
+                {
+                    for (int r = 0; r < rows; r++)
+                    {
+                        dst[(k * mr) + r] = P.AAt(i0 + ir + r, P0 + k);
+                    }
+
+                    for (int r = rows; r < mr; r++)
+                    {
+                        dst[(k * mr) + r] = 0f;
+                    }
+                }
+            }
+
+            float* tile = stackalloc float[8 * 32];
+            for (int panel = panelStart; panel < panelEnd; panel++)
+            {
+                int jr = panel * nr, cols = Math.Min(nr, Nc - jr);
+                float* bp = PackedB + ((long)panel * Kc * nr);
+                for (int ir = 0; ir < mc; ir += mr)
+                {
+                    if (Use512)
+                    {
+                        Kernel512(Kc, pa + ((long)ir * Kc), bp, tile);
+                    }
+                    else
+                    {
+                        Kernel256(Kc, pa + ((long)ir * Kc), bp, tile);
+                    }
+
+                    Store(tile, i0 + ir, Math.Min(mr, mc - ir), J0 + jr, cols);
+                }
+            }
+        }
+
+        // C[rows, cols] = alpha·tile + (first slice ? beta·C + bias : C)
+        private readonly void Store(float* tile, int row0, int rows, int col0, int cols)
+        {
+            int nr = NR;
+            float alpha = P.Alpha;
+            float beta = First ? P.Beta : 1f;
+            float* bias = First ? P.Bias : null;
+            for (int r = 0; r < rows; r++)
+            {
+                var t = new Span<float>(tile + (r * nr), cols);
+                var c = new Span<float>(P.C + ((long)(row0 + r) * P.N) + col0, cols);
+                int j = 0;
+                if (Use512)
+                {
+                    for (; j <= cols - 16; j += 16)
+                    {
+                        var acc = Vector512.LoadUnsafe(ref t[j]) * alpha;
+                        if (beta != 0f)
+                        {
+                            acc = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref c[j]), Vector512.Create(beta), acc);
+                        }
+
+                        if (bias != null)
+                        {
+                            acc += Vector512.Load(bias + col0 + j);
+                        }
+
+                        acc.StoreUnsafe(ref c[j]);
+                    }
+                }
+                else
+                {
+                    for (; j <= cols - 8; j += 8)
+                    {
+                        var acc = Vector256.LoadUnsafe(ref t[j]) * alpha;
+                        if (beta != 0f)
+                        {
+                            acc = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref c[j]), Vector256.Create(beta), acc);
+                        }
+
+                        if (bias != null)
+                        {
+                            acc += Vector256.Load(bias + col0 + j);
+                        }
+
+                        acc.StoreUnsafe(ref c[j]);
+                    }
+                }
+
+                for (; j < cols; j++)
+                {
+                    float prior = beta == 0f ? 0f : beta * c[j];
+                    c[j] = prior + (bias == null ? 0f : bias[col0 + j]) + (alpha * t[j]);
+                }
+            }
+        }
+    }
+
+    /// <summary>A growable 64-byte-aligned scratch buffer.</summary>
+    private sealed class AlignedBuffer : IDisposable
+    {
+        private float* data;
+        private long capacity;
+
+        ~AlignedBuffer() => Free();
+
+        public float* Ensure(long floats)
+        {
+            if (floats > capacity)
+            {
+                Free();
+                data = (float*)NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
+                capacity = floats;
+            }
+
+            return data;
+        }
+
+        public void Dispose()
+        {
+            Free();
+            GC.SuppressFinalize(this);
+        }
+
+        private void Free()
+        {
+            if (data != null)
+            {
+                NativeMemory.AlignedFree(data);
+                data = null;
+                capacity = 0;
+            }
+        }
+    }
+}

@@ -1,0 +1,293 @@
+using ILGPU;
+using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
+using RA3.Kernels.Ops;
+using RA3.Kernels.Tensors;
+
+namespace RA3.Kernels.Ilgpu;
+
+/// <summary>
+/// The ILGPU backend: every op as an ILGPU kernel. On ILGPU's CPU accelerator (the tests) it
+/// runs everywhere; unchanged, it runs on a CUDA accelerator. Kernels are compiled once, when the
+/// backend is created. Ops are queued on the accelerator's default stream; reads synchronise.
+/// </summary>
+public sealed class IlgpuBackend : Backend
+{
+    private readonly Context context;
+    private readonly Accelerator acc;
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> dummy;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> add, swiglu;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>> accumulate, geluF, siluF;
+    private readonly Action<Index1D, ArrayView<float>, float> scale;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> geluB, siluB;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> swigluB;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamWSettings, float, float> adamw;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<double>, int> sumSquares;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>> biasBackward;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int> normF;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> normRows;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> normCols;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int> softmaxF;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> softmaxB;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int> ceF;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int> ceB;
+    private readonly Action<Index2D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, float, int> rope;
+    private readonly Action<Index2D, ArrayView<int>, ArrayView<float>, ArrayView<float>, int> embedF, embedB;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionDims> attnF;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionDims> attnQ;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionDims> attnK;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams> gemm;
+    private MemoryBuffer1D<float, Stride1D.Dense>? scratch;
+    private MemoryBuffer1D<double, Stride1D.Dense>? partials;
+
+    private IlgpuBackend(Context context, Accelerator accelerator)
+    {
+        this.context = context;
+        acc = accelerator;
+        dummy = acc.Allocate1D<float>(1);
+        add = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.Add);
+        accumulate = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.Accumulate);
+        scale = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, float>(ElementwiseKernels.Scale);
+        geluF = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.Gelu);
+        geluB = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.GeluBackward);
+        siluF = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.Silu);
+        siluB = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.SiluBackward);
+        swiglu = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.SwiGlu);
+        swigluB = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.SwiGluBackward);
+        adamw = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamWSettings, float, float>(ElementwiseKernels.AdamW);
+        sumSquares = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<double>, int>(ElementwiseKernels.SumOfSquares);
+        biasBackward = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.BiasBackward);
+        normF = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int>(RowKernels.NormForward);
+        normRows = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(RowKernels.NormBackwardRows);
+        normCols = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(RowKernels.NormBackwardColumns);
+        softmaxF = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(RowKernels.Softmax);
+        softmaxB = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(RowKernels.SoftmaxBackward);
+        ceF = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>(RowKernels.CrossEntropy);
+        ceB = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int>(RowKernels.CrossEntropyBackward);
+        rope = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, float, int>(RowKernels.Rope);
+        embedF = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<int>, ArrayView<float>, ArrayView<float>, int>(RowKernels.Embedding);
+        embedB = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<int>, ArrayView<float>, ArrayView<float>, int>(RowKernels.EmbeddingBackward);
+        attnF = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionDims>(AttentionKernels.Forward);
+        attnQ = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionDims>(AttentionKernels.BackwardQuery);
+        attnK = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionDims>(AttentionKernels.BackwardKey);
+        gemm = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams>(GemmKernels.Tiled);
+    }
+
+    /// <inheritdoc/>
+    public override string Name => acc.AcceleratorType == AcceleratorType.CPU ? "ilgpu-cpu" : $"ilgpu-{acc.AcceleratorType.ToString().ToLowerInvariant()}";
+
+    /// <summary>The accelerator's name, e.g. "NVIDIA H200" or "CPUAccelerator".</summary>
+    public string AcceleratorName => acc.Name;
+
+    /// <summary>
+    /// A backend on ILGPU's CPU accelerator (runs anywhere; what the tests use), configured with
+    /// groups of up to 256 simulated threads (4 per warp, 64 warps) so the GEMM's 16×16 tiles fit,
+    /// on one simulated multiprocessor.
+    /// </summary>
+    public static IlgpuBackend CreateCpu()
+    {
+        var context = Context.Create(b => b.CPU(new CPUDevice(numThreadsPerWarp: 4, numWarpsPerMultiprocessor: 64, numMultiprocessors: 1)).EnableAlgorithms());
+        return new IlgpuBackend(context, context.CreateCPUAccelerator(0));
+    }
+
+    /// <summary>A backend on the preferred accelerator: a CUDA GPU when one is present, else the CPU accelerator.</summary>
+    public static IlgpuBackend CreatePreferred()
+    {
+        var context = Context.Create(b => b.Default().EnableAlgorithms());
+        return new IlgpuBackend(context, context.GetPreferredDevice(preferCPU: false).CreateAccelerator(context));
+    }
+
+    /// <summary>Names of the ILGPU devices this machine offers (CPU accelerator included).</summary>
+    public static IReadOnlyList<string> ListDevices()
+    {
+        using var context = Context.Create(b => b.Default());
+        return context.Devices.Select(d => $"{d.AcceleratorType}: {d.Name}").ToList();
+    }
+
+    /// <summary>Waits for queued kernels to finish (for timing).</summary>
+    public void Synchronize() => acc.Synchronize();
+
+    /// <inheritdoc/>
+    protected override TensorStorage Allocate(long byteLength) => new IlgpuStorage(acc, byteLength);
+
+    /// <inheritdoc/>
+    protected internal override void Write(Tensor tensor, ReadOnlySpan<byte> source) => Bytes(tensor).CopyFromCPU(source);
+
+    /// <inheritdoc/>
+    protected internal override void Read(Tensor tensor, Span<byte> destination)
+    {
+        acc.Synchronize();
+        Bytes(tensor).CopyToCPU(destination);
+    }
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            scratch?.Dispose();
+            partials?.Dispose();
+            dummy.Dispose();
+            acc.Dispose();
+            context.Dispose();
+        }
+    }
+
+    private protected override void GemmCore(in GemmArgs g, Tensor a, Tensor b, Tensor c, Tensor? bias) =>
+        gemm(GemmKernels.Config(g.Batch, g.M, g.N), F(a), F(b), F(c), bias is null ? dummy.View : F(bias), new GemmParams(g.M, g.N, g.K, g.TransA ? 1 : 0, g.TransB ? 1 : 0, g.Alpha, g.Beta, g.StrideA, g.StrideB, g.StrideC, bias is null ? 0 : 1));
+
+    private protected override void BiasBackwardCore(Tensor dOut, Tensor dBias) => biasBackward(dBias.Shape[0], F(dOut), F(dBias));
+
+    private protected override void AddCore(Tensor a, Tensor b, Tensor y) => add(N(a), F(a), F(b), F(y));
+
+    private protected override void AccumulateCore(Tensor dst, Tensor src) => accumulate(N(dst), F(dst), F(src));
+
+    private protected override void ZeroCore(Tensor t) => Bytes(t).MemSetToZero();
+
+    private protected override void ScaleCore(Tensor x, float factor) => scale(N(x), F(x), factor);
+
+    private protected override void GeluCore(Tensor x, Tensor y) => geluF(N(x), F(x), F(y));
+
+    private protected override void GeluBackwardCore(Tensor x, Tensor dy, Tensor dx) => geluB(N(x), F(x), F(dy), F(dx));
+
+    private protected override void SiluCore(Tensor x, Tensor y) => siluF(N(x), F(x), F(y));
+
+    private protected override void SiluBackwardCore(Tensor x, Tensor dy, Tensor dx) => siluB(N(x), F(x), F(dy), F(dx));
+
+    private protected override void SwiGluCore(Tensor gate, Tensor up, Tensor y) => swiglu(N(gate), F(gate), F(up), F(y));
+
+    private protected override void SwiGluBackwardCore(Tensor gate, Tensor up, Tensor dy, Tensor dGate, Tensor dUp) =>
+        swigluB(N(gate), F(gate), F(up), F(dy), F(dGate), F(dUp));
+
+    private protected override void LayerNormCore(Tensor x, Tensor weight, Tensor? bias, Tensor y, Tensor mean, Tensor rstd, float eps) =>
+        normF(Rows(x), F(x), F(weight), bias is null ? dummy.View : F(bias), F(y), F(mean), F(rstd), x.Shape[-1], eps, bias is null ? 0 : 2);
+
+    private protected override void LayerNormBackwardCore(Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dy, Tensor dx, Tensor dWeight, Tensor? dBias)
+    {
+        normRows(Rows(x), F(x), F(weight), F(mean), F(rstd), F(dy), F(dx), x.Shape[-1], 0);
+        normCols(x.Shape[-1], F(x), F(mean), F(rstd), F(dy), F(dWeight), dBias is null ? dummy.View : F(dBias), x.Shape[-1], dBias is null ? 0 : 2);
+    }
+
+    private protected override void RmsNormCore(Tensor x, Tensor weight, Tensor y, Tensor rstd, float eps) =>
+        normF(Rows(x), F(x), F(weight), dummy.View, F(y), dummy.View, F(rstd), x.Shape[-1], eps, 1);
+
+    private protected override void RmsNormBackwardCore(Tensor x, Tensor weight, Tensor rstd, Tensor dy, Tensor dx, Tensor dWeight)
+    {
+        normRows(Rows(x), F(x), F(weight), dummy.View, F(rstd), F(dy), F(dx), x.Shape[-1], 1);
+        normCols(x.Shape[-1], F(x), dummy.View, F(rstd), F(dy), F(dWeight), dummy.View, x.Shape[-1], 1);
+    }
+
+    private protected override void RopeCore(Tensor x, Tensor positions, Tensor y, float theta, bool inverse) =>
+        rope(new Index2D(x.Shape[0] * x.Shape[1], x.Shape[3] / 2), F(x), I(positions), F(y), x.Shape[2], x.Shape[3], theta, inverse ? 1 : 0);
+
+    private protected override void SoftmaxCore(Tensor x, Tensor y) => softmaxF(Rows(x), F(x), F(y), x.Shape[-1]);
+
+    private protected override void SoftmaxBackwardCore(Tensor y, Tensor dy, Tensor dx) => softmaxB(Rows(y), F(y), F(dy), F(dx), y.Shape[-1]);
+
+    private protected override void AttentionCore(Tensor q, Tensor k, Tensor v, Tensor output, Tensor probs) =>
+        attnF(q.Shape[0] * q.Shape[2] * q.Shape[1], F(q), F(k), F(v), F(output), F(probs), Dims(q, k));
+
+    private protected override void AttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor probs, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv)
+    {
+        var s = Dims(q, k);
+        int queryRows = s.B * s.Hq * s.T;
+        var rowDot = Scratch(queryRows);
+        attnQ(queryRows, F(k), F(v), F(probs), F(dOutput), F(dq), rowDot, s);
+        attnK(s.B * s.Hkv * s.T, F(q), F(v), F(probs), F(dOutput), rowDot, F(dk), F(dv), s);
+    }
+
+    private protected override void EmbeddingCore(Tensor ids, Tensor table, Tensor output)
+    {
+        CheckIds(ids, 0, table.Shape[0], nameof(ids));
+        embedF(new Index2D((int)ids.Count, table.Shape[1]), I(ids), F(table), F(output), table.Shape[1]);
+    }
+
+    private protected override void EmbeddingBackwardCore(Tensor ids, Tensor dOutput, Tensor dTable)
+    {
+        CheckIds(ids, 0, dTable.Shape[0], nameof(ids));
+        embedB(new Index2D((int)ids.Count, dTable.Shape[1]), I(ids), F(dOutput), F(dTable), dTable.Shape[1]);
+    }
+
+    private protected override void CrossEntropyCore(Tensor logits, Tensor targets, Tensor losses)
+    {
+        CheckIds(targets, int.MinValue, logits.Shape[-1], nameof(targets));
+        ceF(Rows(logits), F(logits), I(targets), F(losses), logits.Shape[-1]);
+    }
+
+    private protected override void CrossEntropyBackwardCore(Tensor logits, Tensor targets, Tensor dLosses, Tensor dLogits)
+    {
+        CheckIds(targets, int.MinValue, logits.Shape[-1], nameof(targets));
+        ceB(Rows(logits), F(logits), I(targets), F(dLosses), F(dLogits), logits.Shape[-1]);
+    }
+
+    private protected override void AdamWCore(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWSettings settings, int step) =>
+        adamw(N(param), F(param), F(grad), F(m), F(v), settings, 1f - MathF.Pow(settings.Beta1, step), MathF.Sqrt(1f - MathF.Pow(settings.Beta2, step)));
+
+    private protected override double SumOfSquaresCore(Tensor x)
+    {
+        const int chunk = 4096;
+        int chunks = (int)((x.Count + chunk - 1) / chunk);
+        if (chunks == 0)
+        {
+            return 0;
+        }
+
+        if (partials is null || partials.Length < chunks)
+        {
+            partials?.Dispose();
+            partials = acc.Allocate1D<double>(chunks);
+        }
+
+        var view = partials.View.SubView(0, chunks);
+        sumSquares(chunks, F(x), view, chunk);
+        acc.Synchronize();
+        double sum = 0;
+        foreach (double p in view.GetAsArray1D())
+        {
+            sum += p;
+        }
+
+        return sum;
+    }
+
+    private static int N(Tensor t) => checked((int)t.Count);
+
+    private static int Rows(Tensor t) => checked((int)t.Shape.Rows);
+
+    private static AttentionDims Dims(Tensor q, Tensor k) => new(q.Shape[0], q.Shape[1], q.Shape[2], k.Shape[2], q.Shape[3]);
+
+    private static ArrayView<byte> Bytes(Tensor t)
+    {
+        int size = t.DType.SizeInBytes();
+        ArrayView<byte> all = ((IlgpuStorage)t.Storage).Buffer.View;
+        return all.SubView(t.Offset * size, t.Count * size);
+    }
+
+    private static ArrayView<float> F(Tensor t) => Bytes(t).Cast<float>();
+
+    private static ArrayView<int> I(Tensor t) => Bytes(t).Cast<int>();
+
+    /// <summary>Validates ids on the host (a small device-to-host copy) so every backend rejects bad ids alike.</summary>
+    private void CheckIds(Tensor ids, int lo, int hi, string name)
+    {
+        int[] host = ids.ToInt32Array();
+        for (int i = 0; i < host.Length; i++)
+        {
+            if (host[i] < lo || host[i] >= hi)
+            {
+                throw new ArgumentException($"{name}[{i}] = {host[i]} is outside [{lo}, {hi}) ({name} {ids.Shape})", name);
+            }
+        }
+    }
+
+    private ArrayView<float> Scratch(int floats)
+    {
+        if (scratch is null || scratch.Length < floats)
+        {
+            scratch?.Dispose();
+            scratch = acc.Allocate1D<float>(floats);
+        }
+
+        return scratch.View.SubView(0, floats);
+    }
+}

@@ -1,0 +1,66 @@
+using System.Runtime.InteropServices;
+using RA3.Kernels.Cpu;
+using RA3.Kernels.Ops;
+using RA3.Kernels.Tensors;
+
+namespace RA3.Kernels.Native;
+
+/// <summary>
+/// The native backend: GEMM, softmax, cross-entropy and attention run in <c>ra3_native</c>'s C++
+/// (the same code a native host embeds through <c>ra3.h</c>), on the same aligned host memory
+/// as <see cref="CpuBackend"/>, whose managed kernels serve the remaining ops.
+/// </summary>
+public sealed unsafe class NativeBackend : CpuBackend
+{
+    /// <summary>Version string of the loaded library.</summary>
+    public static string LibraryVersion => Marshal.PtrToStringUTF8((IntPtr)NativeMethods.Version()) ?? "?";
+
+    /// <summary>ABI version of the loaded library; must equal <see cref="ExpectedAbi"/>.</summary>
+    public static int LibraryAbi => NativeMethods.AbiVersion();
+
+    /// <summary>The ABI this assembly was written against.</summary>
+    public static int ExpectedAbi => 1;
+
+    /// <summary>Worker threads of the native CPU kernels.</summary>
+    public static int LibraryThreads => NativeMethods.CpuThreads();
+
+    /// <summary>CUDA devices the library sees (0 for a CPU-only build).</summary>
+    public static int CudaDevices => NativeMethods.CudaDeviceCount();
+
+    /// <inheritdoc/>
+    public override string Name => "native";
+
+    /// <summary>Loads the library and checks its ABI version.</summary>
+    public static NativeBackend Create()
+    {
+        if (LibraryAbi != ExpectedAbi)
+        {
+            throw new InvalidOperationException($"ra3_native at {NativeLibraryLoader.LoadedFrom} has ABI {LibraryAbi}, expected {ExpectedAbi}");
+        }
+
+        return new NativeBackend();
+    }
+
+    private protected override void GemmCore(in GemmArgs g, Tensor a, Tensor b, Tensor c, Tensor? bias) =>
+        NativeMethods.Check(NativeMethods.Gemm(g.Batch, g.M, g.N, g.K, g.TransA ? 1 : 0, g.TransB ? 1 : 0, g.Alpha, F(a), g.StrideA, F(b), g.StrideB, g.Beta, F(c), g.StrideC, bias is null ? null : F(bias)));
+
+    private protected override void SoftmaxCore(Tensor x, Tensor y) =>
+        NativeMethods.Check(NativeMethods.SoftmaxForward(Rows(x), x.Shape[-1], F(x), F(y)));
+
+    private protected override void SoftmaxBackwardCore(Tensor y, Tensor dy, Tensor dx) =>
+        NativeMethods.Check(NativeMethods.SoftmaxBackward(Rows(y), y.Shape[-1], F(y), F(dy), F(dx)));
+
+    private protected override void CrossEntropyCore(Tensor logits, Tensor targets, Tensor losses) =>
+        NativeMethods.Check(NativeMethods.CrossEntropyForward(Rows(logits), logits.Shape[-1], F(logits), I(targets), F(losses)));
+
+    private protected override void CrossEntropyBackwardCore(Tensor logits, Tensor targets, Tensor dLosses, Tensor dLogits) =>
+        NativeMethods.Check(NativeMethods.CrossEntropyBackward(Rows(logits), logits.Shape[-1], F(logits), I(targets), F(dLosses), F(dLogits)));
+
+    private protected override void AttentionCore(Tensor q, Tensor k, Tensor v, Tensor output, Tensor probs) =>
+        NativeMethods.Check(NativeMethods.AttentionForward(q.Shape[0], q.Shape[1], q.Shape[2], k.Shape[2], q.Shape[3], F(q), F(k), F(v), F(output), F(probs)));
+
+    private protected override void AttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor probs, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv) =>
+        NativeMethods.Check(NativeMethods.AttentionBackward(q.Shape[0], q.Shape[1], q.Shape[2], k.Shape[2], q.Shape[3], F(q), F(k), F(v), F(probs), F(dOutput), F(dq), F(dk), F(dv)));
+
+    private static int Rows(Tensor t) => checked((int)t.Shape.Rows);
+}

@@ -1,0 +1,57 @@
+using System.Runtime.InteropServices;
+
+namespace RA3.Kernels.Native;
+
+/// <summary>P/Invoke declarations of <c>native/include/ra3.h</c>; see that header for the contracts.</summary>
+internal static unsafe partial class NativeMethods
+{
+    private const string Lib = NativeLibraryLoader.LibraryName;
+
+    [LibraryImport(Lib, EntryPoint = "ra3_version")]
+    public static partial byte* Version();
+
+    [LibraryImport(Lib, EntryPoint = "ra3_abi_version")]
+    public static partial int AbiVersion();
+
+    [LibraryImport(Lib, EntryPoint = "ra3_last_error")]
+    public static partial byte* LastError();
+
+    [LibraryImport(Lib, EntryPoint = "ra3_cpu_threads")]
+    public static partial int CpuThreads();
+
+    [LibraryImport(Lib, EntryPoint = "ra3_cuda_device_count")]
+    public static partial int CudaDeviceCount();
+
+    [LibraryImport(Lib, EntryPoint = "ra3_gemm_f32")]
+    public static partial int Gemm(int batch, int m, int n, int k, int transA, int transB, float alpha, float* a, long strideA, float* b, long strideB, float beta, float* c, long strideC, float* bias);
+
+    [LibraryImport(Lib, EntryPoint = "ra3_softmax_forward_f32")]
+    public static partial int SoftmaxForward(int rows, int cols, float* x, float* y);
+
+    [LibraryImport(Lib, EntryPoint = "ra3_softmax_backward_f32")]
+    public static partial int SoftmaxBackward(int rows, int cols, float* y, float* dy, float* dx);
+
+    [LibraryImport(Lib, EntryPoint = "ra3_cross_entropy_forward_f32")]
+    public static partial int CrossEntropyForward(int rows, int vocab, float* logits, int* targets, float* losses);
+
+    [LibraryImport(Lib, EntryPoint = "ra3_cross_entropy_backward_f32")]
+    public static partial int CrossEntropyBackward(int rows, int vocab, float* logits, int* targets, float* dLosses, float* dLogits);
+
+    [LibraryImport(Lib, EntryPoint = "ra3_attention_forward_f32")]
+    public static partial int AttentionForward(int batch, int t, int hq, int hkv, int d, float* q, float* k, float* v, float* output, float* probs);
+
+    [LibraryImport(Lib, EntryPoint = "ra3_attention_backward_f32")]
+    public static partial int AttentionBackward(int batch, int t, int hq, int hkv, int d, float* q, float* k, float* v, float* probs, float* dOutput, float* dq, float* dk, float* dv);
+
+    /// <summary>Throws for a non-zero status, with the library's own message.</summary>
+    public static void Check(int status)
+    {
+        if (status == 0)
+        {
+            return;
+        }
+
+        string message = Marshal.PtrToStringUTF8((IntPtr)LastError()) ?? "(no message)";
+        throw status == 1 ? new ArgumentException(message) : new InvalidOperationException($"ra3_native status {status}: {message}");
+    }
+}

@@ -1,0 +1,433 @@
+using RA3.Kernels.Tensors;
+
+namespace RA3.Kernels.Ops;
+
+/// <summary>The validated public ops; each forwards to a backend's <c>...Core</c> method.</summary>
+public abstract partial class Backend
+{
+    /// <summary>
+    /// GEMM: <c>c = alpha · op(a) · op(b) + beta · c + bias</c>. With a rank-2 <paramref name="b"/>
+    /// (a weight), the leading dimensions of <paramref name="a"/> and <paramref name="c"/> are
+    /// flattened into rows: a [.., K] (or [K, M] with <paramref name="transA"/>), b [K, N] (or
+    /// [N, K] with <paramref name="transB"/>), c [.., N]. With a rank-3 b the product is batched:
+    /// a [Bt, M, K], b [Bt, K, N], c [Bt, M, N]. bias [N] may be null.
+    /// </summary>
+    public void Gemm(Tensor a, bool transA, Tensor b, bool transB, Tensor c, float alpha = 1f, float beta = 0f, Tensor? bias = null)
+    {
+        Own(a, nameof(a));
+        Own(b, nameof(b));
+        Own(c, nameof(c));
+        if (bias is not null)
+        {
+            Own(bias, nameof(bias));
+        }
+
+        string shapes = $"a {a.Shape}{(transA ? "ᵀ" : string.Empty)}, b {b.Shape}{(transB ? "ᵀ" : string.Empty)}, c {c.Shape}";
+        int batch, m, n, k;
+        if (b.Shape.Rank == 2)
+        {
+            ShapeCheck.Require(a.Shape.Rank >= 2 || (a.Shape.Rank == 1 && !transA), $"gemm: a must have rank >= 1; {shapes}");
+            long aRows = a.Shape.Rows;
+            int aCols = a.Shape.Rank == 0 ? 1 : a.Shape[-1];
+            batch = 1;
+            (m, k) = transA ? (aCols, checked((int)aRows)) : (checked((int)aRows), aCols);
+            (int bk, n) = transB ? (b.Shape[1], b.Shape[0]) : (b.Shape[0], b.Shape[1]);
+            ShapeCheck.Require(bk == k, $"gemm: inner dimensions differ ({k} vs {bk}); {shapes}");
+            ShapeCheck.Require(c.Shape.Rank >= 1 && c.Shape[-1] == n && c.Count == (long)m * n, $"gemm: c must hold [{m}, {n}]; {shapes}");
+        }
+        else
+        {
+            ShapeCheck.Require(b.Shape.Rank == 3 && a.Shape.Rank == 3 && c.Shape.Rank == 3, $"gemm: batched operands must all have rank 3; {shapes}");
+            batch = a.Shape[0];
+            (m, k) = transA ? (a.Shape[2], a.Shape[1]) : (a.Shape[1], a.Shape[2]);
+            (int bk, int bn) = transB ? (b.Shape[2], b.Shape[1]) : (b.Shape[1], b.Shape[2]);
+            n = bn;
+            ShapeCheck.Require(b.Shape[0] == batch && c.Shape[0] == batch, $"gemm: batch sizes differ; {shapes}");
+            ShapeCheck.Require(bk == k, $"gemm: inner dimensions differ ({k} vs {bk}); {shapes}");
+            ShapeCheck.Require(c.Shape[1] == m && c.Shape[2] == n, $"gemm: c must be [{batch}, {m}, {n}]; {shapes}");
+        }
+
+        if (bias is not null)
+        {
+            ShapeCheck.Is(bias, nameof(bias), n);
+        }
+
+        long strideB = b.Shape.Rank == 3 ? (long)k * n : 0;
+        GemmCore(new GemmArgs(batch, m, n, k, transA, transB, alpha, beta, (long)m * k, strideB, (long)m * n), a, b, c, bias);
+    }
+
+    /// <summary>Bias gradient: <c>dBias[n] += Σ_rows dOut[row, n]</c> for dOut [.., N], dBias [N].</summary>
+    public void BiasBackward(Tensor dOut, Tensor dBias)
+    {
+        Own(dOut, nameof(dOut));
+        Own(dBias, nameof(dBias));
+        ShapeCheck.Require(dOut.Shape.Rank >= 1 && dBias.Shape.Rank == 1 && dBias.Shape[0] == dOut.Shape[-1], $"bias backward: dBias {dBias.Shape} must be [{(dOut.Shape.Rank >= 1 ? dOut.Shape[-1] : 0)}] for dOut {dOut.Shape}");
+        BiasBackwardCore(dOut, dBias);
+    }
+
+    /// <summary>Elementwise sum <c>y = a + b</c> (the residual stream); all shapes equal.</summary>
+    public void Add(Tensor a, Tensor b, Tensor y)
+    {
+        Elementwise(a, nameof(a), b, nameof(b), y, nameof(y));
+        AddCore(a, b, y);
+    }
+
+    /// <summary>Accumulate: <c>dst += src</c> (gradient of a residual connection); shapes equal.</summary>
+    public void Accumulate(Tensor dst, Tensor src)
+    {
+        Elementwise(dst, nameof(dst), src, nameof(src));
+        AccumulateCore(dst, src);
+    }
+
+    /// <summary>Sets every element to zero (float or int tensors).</summary>
+    public void Zero(Tensor t)
+    {
+        ArgumentNullException.ThrowIfNull(t);
+        Own(t, nameof(t), t.DType);
+        ZeroCore(t);
+    }
+
+    /// <summary>Multiplies every element by <paramref name="factor"/> in place.</summary>
+    public void Scale(Tensor x, float factor)
+    {
+        Own(x, nameof(x));
+        ScaleCore(x, factor);
+    }
+
+    /// <summary>GELU, tanh approximation (GPT-2): <c>y = ½x(1 + tanh(√(2/π)(x + 0.044715x³)))</c>.</summary>
+    public void Gelu(Tensor x, Tensor y)
+    {
+        Elementwise(x, nameof(x), y, nameof(y));
+        GeluCore(x, y);
+    }
+
+    /// <summary>GELU backward: <c>dx += gelu'(x) · dy</c>.</summary>
+    public void GeluBackward(Tensor x, Tensor dy, Tensor dx)
+    {
+        Elementwise(x, nameof(x), dy, nameof(dy), dx, nameof(dx));
+        GeluBackwardCore(x, dy, dx);
+    }
+
+    /// <summary>SiLU: <c>y = x · σ(x)</c>.</summary>
+    public void Silu(Tensor x, Tensor y)
+    {
+        Elementwise(x, nameof(x), y, nameof(y));
+        SiluCore(x, y);
+    }
+
+    /// <summary>SiLU backward: <c>dx += σ(x)(1 + x(1 − σ(x))) · dy</c>.</summary>
+    public void SiluBackward(Tensor x, Tensor dy, Tensor dx)
+    {
+        Elementwise(x, nameof(x), dy, nameof(dy), dx, nameof(dx));
+        SiluBackwardCore(x, dy, dx);
+    }
+
+    /// <summary>SwiGLU (Llama MLP): <c>y = silu(gate) · up</c>; all shapes equal.</summary>
+    public void SwiGlu(Tensor gate, Tensor up, Tensor y)
+    {
+        Elementwise(gate, nameof(gate), up, nameof(up), y, nameof(y));
+        SwiGluCore(gate, up, y);
+    }
+
+    /// <summary>SwiGLU backward: <c>dGate += silu'(gate)·up·dy</c>, <c>dUp += silu(gate)·dy</c>.</summary>
+    public void SwiGluBackward(Tensor gate, Tensor up, Tensor dy, Tensor dGate, Tensor dUp)
+    {
+        Elementwise(gate, nameof(gate), up, nameof(up), dy, nameof(dy));
+        Elementwise(gate, nameof(gate), dGate, nameof(dGate), dUp, nameof(dUp));
+        SwiGluBackwardCore(gate, up, dy, dGate, dUp);
+    }
+
+    /// <summary>
+    /// LayerNorm over the last dimension: x, y [.., C], weight and bias [C] (bias may be null),
+    /// mean and rstd [rows] are saved for the backward.
+    /// </summary>
+    public void LayerNorm(Tensor x, Tensor weight, Tensor? bias, Tensor y, Tensor mean, Tensor rstd, float eps = 1e-5f)
+    {
+        Norm(x, weight, bias, y, rstd, "layer norm");
+        Own(mean, nameof(mean));
+        ShapeCheck.Is(mean, nameof(mean), checked((int)x.Shape.Rows));
+        LayerNormCore(x, weight, bias, y, mean, rstd, eps);
+    }
+
+    /// <summary>LayerNorm backward: accumulates dx [.., C], dWeight [C] and dBias [C] (may be null).</summary>
+    public void LayerNormBackward(Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dy, Tensor dx, Tensor dWeight, Tensor? dBias)
+    {
+        Norm(x, weight, dBias, dy, rstd, "layer norm backward");
+        Own(mean, nameof(mean));
+        ShapeCheck.Same(mean, nameof(mean), rstd, nameof(rstd));
+        Elementwise(x, nameof(x), dx, nameof(dx));
+        Elementwise(weight, nameof(weight), dWeight, nameof(dWeight));
+        LayerNormBackwardCore(x, weight, mean, rstd, dy, dx, dWeight, dBias);
+    }
+
+    /// <summary>RMSNorm over the last dimension: <c>y = x · rstd · weight</c>, rstd [rows] saved.</summary>
+    public void RmsNorm(Tensor x, Tensor weight, Tensor y, Tensor rstd, float eps = 1e-6f)
+    {
+        Norm(x, weight, null, y, rstd, "rms norm");
+        RmsNormCore(x, weight, y, rstd, eps);
+    }
+
+    /// <summary>RMSNorm backward: accumulates dx [.., C] and dWeight [C].</summary>
+    public void RmsNormBackward(Tensor x, Tensor weight, Tensor rstd, Tensor dy, Tensor dx, Tensor dWeight)
+    {
+        Norm(x, weight, null, dy, rstd, "rms norm backward");
+        Elementwise(x, nameof(x), dx, nameof(dx));
+        Elementwise(weight, nameof(weight), dWeight, nameof(dWeight));
+        RmsNormBackwardCore(x, weight, rstd, dy, dx, dWeight);
+    }
+
+    /// <summary>
+    /// Rotary position embedding, Hugging Face layout (rotate-half: element i pairs with i + D/2):
+    /// x, y [B, T, H, D] with D even, positions [B, T] (int32), frequency base theta.
+    /// </summary>
+    public void Rope(Tensor x, Tensor positions, Tensor y, float theta)
+    {
+        RopeArgs(x, positions, y, nameof(y));
+        RopeCore(x, positions, y, theta, inverse: false);
+    }
+
+    /// <summary>RoPE backward: <c>dx += Rᵀ dy</c>, the rotation by the opposite angle.</summary>
+    public void RopeBackward(Tensor dy, Tensor positions, Tensor dx, float theta)
+    {
+        RopeArgs(dy, positions, dx, nameof(dx));
+        RopeCore(dy, positions, dx, theta, inverse: true);
+    }
+
+    /// <summary>Softmax over the last dimension: x, y [.., C].</summary>
+    public void Softmax(Tensor x, Tensor y)
+    {
+        Elementwise(x, nameof(x), y, nameof(y));
+        ShapeCheck.Require(x.Shape.Rank >= 1 && x.Shape[-1] > 0, $"softmax: x {x.Shape} needs a non-empty last dimension");
+        SoftmaxCore(x, y);
+    }
+
+    /// <summary>Softmax backward from the output: <c>dx += y ⊙ (dy − Σ dy ⊙ y)</c>.</summary>
+    public void SoftmaxBackward(Tensor y, Tensor dy, Tensor dx)
+    {
+        Elementwise(y, nameof(y), dy, nameof(dy), dx, nameof(dx));
+        ShapeCheck.Require(y.Shape.Rank >= 1 && y.Shape[-1] > 0, $"softmax backward: y {y.Shape} needs a non-empty last dimension");
+        SoftmaxBackwardCore(y, dy, dx);
+    }
+
+    /// <summary>
+    /// Plain causal self-attention with grouped-query heads, scale 1/√D: q [B, T, Hq, D],
+    /// k and v [B, T, Hkv, D] (Hq a multiple of Hkv), output [B, T, Hq, D]; probs [B, Hq, T, T]
+    /// receives the attention weights for the backward (upper triangle zero).
+    /// </summary>
+    public void Attention(Tensor q, Tensor k, Tensor v, Tensor output, Tensor probs)
+    {
+        AttentionArgs(q, k, v, probs);
+        Own(output, nameof(output));
+        ShapeCheck.Same(q, nameof(q), output, nameof(output));
+        AttentionCore(q, k, v, output, probs);
+    }
+
+    /// <summary>Attention backward: accumulates dq, dk, dv (shapes of q, k, v) from dOutput [B, T, Hq, D].</summary>
+    public void AttentionBackward(Tensor q, Tensor k, Tensor v, Tensor probs, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv)
+    {
+        AttentionArgs(q, k, v, probs);
+        Elementwise(q, nameof(q), dOutput, nameof(dOutput), dq, nameof(dq));
+        Elementwise(k, nameof(k), dk, nameof(dk));
+        Elementwise(v, nameof(v), dv, nameof(dv));
+        AttentionBackwardCore(q, k, v, probs, dOutput, dq, dk, dv);
+    }
+
+    /// <summary>Embedding lookup: output[i, :] = table[ids[i], :] for ids [..] (int32), table [V, C], output [.., C].</summary>
+    public void Embedding(Tensor ids, Tensor table, Tensor output)
+    {
+        EmbeddingArgs(ids, table, output, nameof(output));
+        EmbeddingCore(ids, table, output);
+    }
+
+    /// <summary>Embedding backward: <c>dTable[ids[i], :] += dOutput[i, :]</c>.</summary>
+    public void EmbeddingBackward(Tensor ids, Tensor dOutput, Tensor dTable)
+    {
+        EmbeddingArgs(ids, dTable, dOutput, nameof(dOutput));
+        EmbeddingBackwardCore(ids, dOutput, dTable);
+    }
+
+    /// <summary>
+    /// Token cross-entropy: <c>losses[r] = logsumexp(logits[r, :]) − logits[r, targets[r]]</c>
+    /// for logits [.., V], targets [..] (int32; negative = padding, loss 0), losses [..].
+    /// </summary>
+    public void CrossEntropy(Tensor logits, Tensor targets, Tensor losses)
+    {
+        CrossEntropyArgs(logits, targets, losses, nameof(losses));
+        CrossEntropyCore(logits, targets, losses);
+    }
+
+    /// <summary>Cross-entropy backward: <c>dLogits[r, :] += dLosses[r]·(softmax(logits[r, :]) − onehot(targets[r]))</c>.</summary>
+    public void CrossEntropyBackward(Tensor logits, Tensor targets, Tensor dLosses, Tensor dLogits)
+    {
+        CrossEntropyArgs(logits, targets, dLosses, nameof(dLosses));
+        Elementwise(logits, nameof(logits), dLogits, nameof(dLogits));
+        CrossEntropyBackwardCore(logits, targets, dLosses, dLogits);
+    }
+
+    /// <summary>
+    /// One AdamW step (1-based <paramref name="step"/> for the bias correction) on a parameter
+    /// tensor, its gradient and its two moment buffers, all of one shape.
+    /// </summary>
+    public void AdamW(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWSettings settings, int step)
+    {
+        Elementwise(param, nameof(param), grad, nameof(grad), m, nameof(m));
+        Elementwise(param, nameof(param), v, nameof(v));
+        ShapeCheck.Require(step >= 1, $"adamw: step must be >= 1, got {step}");
+        ShapeCheck.Require(settings.LearningRate >= 0 && settings.Beta1 is >= 0 and < 1 && settings.Beta2 is >= 0 and < 1 && settings.Epsilon > 0, $"adamw: invalid settings {settings}");
+        AdamWCore(param, grad, m, v, settings, step);
+    }
+
+    /// <summary>Sum of squares of all elements, accumulated in double (the gradient norm's square).</summary>
+    public double SumOfSquares(Tensor x)
+    {
+        Own(x, nameof(x));
+        return SumOfSquaresCore(x);
+    }
+
+    /// <summary>
+    /// Clips the global L2 norm of <paramref name="grads"/> (usually the one contiguous gradient
+    /// buffer) to <paramref name="maxNorm"/> as <c>torch.nn.utils.clip_grad_norm_</c> does, and
+    /// returns the norm before clipping.
+    /// </summary>
+    public double ClipGradNorm(Tensor grads, double maxNorm)
+    {
+        double norm = Math.Sqrt(SumOfSquares(grads));
+        if (norm > maxNorm)
+        {
+            Scale(grads, (float)(maxNorm / (norm + 1e-6)));
+        }
+
+        return norm;
+    }
+
+    private protected abstract void GemmCore(in GemmArgs args, Tensor a, Tensor b, Tensor c, Tensor? bias);
+
+    private protected abstract void BiasBackwardCore(Tensor dOut, Tensor dBias);
+
+    private protected abstract void AddCore(Tensor a, Tensor b, Tensor y);
+
+    private protected abstract void AccumulateCore(Tensor dst, Tensor src);
+
+    private protected abstract void ZeroCore(Tensor t);
+
+    private protected abstract void ScaleCore(Tensor x, float factor);
+
+    private protected abstract void GeluCore(Tensor x, Tensor y);
+
+    private protected abstract void GeluBackwardCore(Tensor x, Tensor dy, Tensor dx);
+
+    private protected abstract void SiluCore(Tensor x, Tensor y);
+
+    private protected abstract void SiluBackwardCore(Tensor x, Tensor dy, Tensor dx);
+
+    private protected abstract void SwiGluCore(Tensor gate, Tensor up, Tensor y);
+
+    private protected abstract void SwiGluBackwardCore(Tensor gate, Tensor up, Tensor dy, Tensor dGate, Tensor dUp);
+
+    private protected abstract void LayerNormCore(Tensor x, Tensor weight, Tensor? bias, Tensor y, Tensor mean, Tensor rstd, float eps);
+
+    private protected abstract void LayerNormBackwardCore(Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dy, Tensor dx, Tensor dWeight, Tensor? dBias);
+
+    private protected abstract void RmsNormCore(Tensor x, Tensor weight, Tensor y, Tensor rstd, float eps);
+
+    private protected abstract void RmsNormBackwardCore(Tensor x, Tensor weight, Tensor rstd, Tensor dy, Tensor dx, Tensor dWeight);
+
+    private protected abstract void RopeCore(Tensor x, Tensor positions, Tensor y, float theta, bool inverse);
+
+    private protected abstract void SoftmaxCore(Tensor x, Tensor y);
+
+    private protected abstract void SoftmaxBackwardCore(Tensor y, Tensor dy, Tensor dx);
+
+    private protected abstract void AttentionCore(Tensor q, Tensor k, Tensor v, Tensor output, Tensor probs);
+
+    private protected abstract void AttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor probs, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv);
+
+    private protected abstract void EmbeddingCore(Tensor ids, Tensor table, Tensor output);
+
+    private protected abstract void EmbeddingBackwardCore(Tensor ids, Tensor dOutput, Tensor dTable);
+
+    private protected abstract void CrossEntropyCore(Tensor logits, Tensor targets, Tensor losses);
+
+    private protected abstract void CrossEntropyBackwardCore(Tensor logits, Tensor targets, Tensor dLosses, Tensor dLogits);
+
+    private protected abstract void AdamWCore(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWSettings settings, int step);
+
+    private protected abstract double SumOfSquaresCore(Tensor x);
+
+    private void Elementwise(Tensor a, string nameA, Tensor b, string nameB)
+    {
+        Own(a, nameA);
+        Own(b, nameB);
+        ShapeCheck.Same(a, nameA, b, nameB);
+    }
+
+    private void Elementwise(Tensor a, string nameA, Tensor b, string nameB, Tensor c, string nameC)
+    {
+        Elementwise(a, nameA, b, nameB);
+        Elementwise(a, nameA, c, nameC);
+    }
+
+    private void Norm(Tensor x, Tensor weight, Tensor? bias, Tensor y, Tensor rstd, string op)
+    {
+        Elementwise(x, nameof(x), y, "y");
+        Own(weight, nameof(weight));
+        Own(rstd, nameof(rstd));
+        ShapeCheck.Require(x.Shape.Rank >= 1 && x.Shape[-1] > 0, $"{op}: x {x.Shape} needs a non-empty last dimension");
+        ShapeCheck.Is(weight, nameof(weight), x.Shape[-1]);
+        if (bias is not null)
+        {
+            Own(bias, nameof(bias));
+            ShapeCheck.Is(bias, nameof(bias), x.Shape[-1]);
+        }
+
+        ShapeCheck.Is(rstd, nameof(rstd), checked((int)x.Shape.Rows));
+    }
+
+    private void RopeArgs(Tensor x, Tensor positions, Tensor y, string nameY)
+    {
+        Elementwise(x, nameof(x), y, nameY);
+        Own(positions, nameof(positions), DType.Int32);
+        ShapeCheck.Rank(x, 4, nameof(x), "[B, T, H, D]");
+        ShapeCheck.Require(x.Shape[3] % 2 == 0, $"rope: head dimension of x {x.Shape} must be even");
+        ShapeCheck.Is(positions, nameof(positions), x.Shape[0], x.Shape[1]);
+    }
+
+    private void AttentionArgs(Tensor q, Tensor k, Tensor v, Tensor probs)
+    {
+        Own(q, nameof(q));
+        Own(k, nameof(k));
+        Own(v, nameof(v));
+        Own(probs, nameof(probs));
+        ShapeCheck.Rank(q, 4, nameof(q), "[B, T, Hq, D]");
+        ShapeCheck.Rank(k, 4, nameof(k), "[B, T, Hkv, D]");
+        ShapeCheck.Same(k, nameof(k), v, nameof(v));
+        int b = q.Shape[0], t = q.Shape[1], hq = q.Shape[2], d = q.Shape[3], hkv = k.Shape[2];
+        ShapeCheck.Require(
+            k.Shape[0] == b && k.Shape[1] == t && k.Shape[3] == d && hkv > 0 && hq % hkv == 0,
+            $"attention: q {q.Shape} and k {k.Shape} must agree on B, T, D, with Hq a multiple of Hkv");
+        ShapeCheck.Is(probs, nameof(probs), b, hq, t, t);
+    }
+
+    private void EmbeddingArgs(Tensor ids, Tensor table, Tensor output, string nameOutput)
+    {
+        Own(ids, nameof(ids), DType.Int32);
+        Own(table, nameof(table));
+        Own(output, nameOutput);
+        ShapeCheck.Rank(table, 2, nameof(table), "[V, C]");
+        ShapeCheck.Require(
+            output.Shape.Rank == ids.Shape.Rank + 1 && output.Shape[-1] == table.Shape[1] && output.Count == ids.Count * table.Shape[1],
+            $"embedding: {nameOutput} {output.Shape} must be ids {ids.Shape} + [{table.Shape[1]}] for table {table.Shape}");
+    }
+
+    private void CrossEntropyArgs(Tensor logits, Tensor targets, Tensor losses, string nameLosses)
+    {
+        Own(logits, nameof(logits));
+        Own(targets, nameof(targets), DType.Int32);
+        Own(losses, nameLosses);
+        ShapeCheck.Require(logits.Shape.Rank >= 1 && logits.Shape[-1] > 0, $"cross-entropy: logits {logits.Shape} need a non-empty vocabulary dimension");
+        ShapeCheck.Require(
+            targets.Count == logits.Shape.Rows && targets.Shape.Rank == logits.Shape.Rank - 1,
+            $"cross-entropy: targets {targets.Shape} must be logits {logits.Shape} without the last dimension");
+        ShapeCheck.Same(targets, nameof(targets), losses, nameLosses);
+    }
+}

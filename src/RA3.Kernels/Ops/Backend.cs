@@ -1,0 +1,75 @@
+using RA3.Kernels.Tensors;
+
+namespace RA3.Kernels.Ops;
+
+/// <summary>
+/// The ops interface the model calls, and the memory those ops run on. Three implementations
+/// share it: the managed SIMD CPU backend, the ILGPU backend (CPU accelerator in tests, CUDA on a
+/// GPU) and the native backend (<c>ra3_native</c> through P/Invoke).
+/// </summary>
+/// <remarks>
+/// <para>Public methods check arguments once, here, so every backend rejects the same bad input
+/// with the same <see cref="ArgumentException"/> naming the shapes; the protected <c>...Core</c>
+/// methods do the work.</para>
+/// <para>Backward methods accumulate into their gradient outputs (<c>dx += ...</c>), as llm.c does;
+/// callers zero gradients once per step with <see cref="Zero"/>.</para>
+/// </remarks>
+public abstract partial class Backend : IDisposable
+{
+    /// <summary>Short name: <c>cpu</c>, <c>ilgpu-cpu</c>, <c>ilgpu-cuda</c>, <c>native</c>.</summary>
+    public abstract string Name { get; }
+
+    /// <summary>A zero-filled tensor owned by the caller.</summary>
+    public Tensor Empty(DType dtype, params int[] shape)
+    {
+        var s = new Shape(shape);
+        return new Tensor(this, Allocate(s.Count * dtype.SizeInBytes()), dtype, s, 0, ownsStorage: true);
+    }
+
+    /// <summary>A float32 tensor holding a copy of <paramref name="data"/>.</summary>
+    public Tensor FromArray(ReadOnlySpan<float> data, params int[] shape)
+    {
+        var t = Empty(DType.Float32, shape);
+        t.CopyFrom(data);
+        return t;
+    }
+
+    /// <summary>An int32 tensor holding a copy of <paramref name="data"/>.</summary>
+    public Tensor FromArray(ReadOnlySpan<int> data, params int[] shape)
+    {
+        var t = Empty(DType.Int32, shape);
+        t.CopyFrom(data);
+        return t;
+    }
+
+    /// <summary>Frees backend resources (accelerators, scratch buffers).</summary>
+    public void Dispose()
+    {
+        Dispose(true);
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Allocates zeroed storage of <paramref name="byteLength"/> bytes.</summary>
+    protected abstract TensorStorage Allocate(long byteLength);
+
+    /// <summary>Copies raw bytes into the tensor's elements.</summary>
+    protected internal abstract void Write(Tensor tensor, ReadOnlySpan<byte> source);
+
+    /// <summary>Copies the tensor's elements out as raw bytes.</summary>
+    protected internal abstract void Read(Tensor tensor, Span<byte> destination);
+
+    /// <summary>Releases resources; <paramref name="disposing"/> is false from a finaliser.</summary>
+    protected virtual void Dispose(bool disposing)
+    {
+    }
+
+    /// <summary>Checks that <paramref name="t"/> is a live float32 tensor of this backend.</summary>
+    private void Own(Tensor t, string name, DType dtype = DType.Float32)
+    {
+        ShapeCheck.Type(t, dtype, name);
+        if (!ReferenceEquals(t.Backend, this))
+        {
+            throw new ArgumentException($"{name} {t.Shape} lives on backend '{t.Backend.Name}', not '{Name}'", name);
+        }
+    }
+}

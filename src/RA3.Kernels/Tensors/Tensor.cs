@@ -1,0 +1,124 @@
+using System.Runtime.InteropServices;
+using RA3.Kernels.Ops;
+
+namespace RA3.Kernels.Tensors;
+
+/// <summary>
+/// A dense, row-major view of <see cref="Shape"/> elements of one <see cref="DType"/>, starting
+/// <see cref="Offset"/> elements into a <see cref="TensorStorage"/> that lives on one
+/// <see cref="Backend"/>. A tensor made by <see cref="Backend.Empty(DType, int[])"/> owns its
+/// storage and frees it on <see cref="Dispose"/>; a <see cref="View"/> borrows it.
+/// </summary>
+public sealed class Tensor : IDisposable
+{
+    private readonly bool ownsStorage;
+
+    internal Tensor(Backend backend, TensorStorage storage, DType dtype, Shape shape, long offset, bool ownsStorage)
+    {
+        Backend = backend;
+        Storage = storage;
+        DType = dtype;
+        Shape = shape;
+        Offset = offset;
+        this.ownsStorage = ownsStorage;
+    }
+
+    /// <summary>The backend whose memory holds the data and whose ops accept this tensor.</summary>
+    public Backend Backend { get; }
+
+    /// <summary>The memory block this tensor views.</summary>
+    public TensorStorage Storage { get; }
+
+    /// <summary>Element type.</summary>
+    public DType DType { get; }
+
+    /// <summary>Dimensions.</summary>
+    public Shape Shape { get; }
+
+    /// <summary>Offset of the first element, in elements, from the start of the storage.</summary>
+    public long Offset { get; }
+
+    /// <summary>Number of elements.</summary>
+    public long Count => Shape.Count;
+
+    /// <summary>
+    /// A tensor of <paramref name="shape"/> that shares this one's memory, starting
+    /// <paramref name="offset"/> elements into it (the named views of a parameter buffer).
+    /// </summary>
+    public Tensor View(long offset, params int[] shape)
+    {
+        var s = new Shape(shape);
+        if (offset < 0 || offset + s.Count > Count)
+        {
+            throw new ArgumentException($"view {s} at offset {offset} does not fit in a tensor of shape {Shape}");
+        }
+
+        return new Tensor(Backend, Storage, DType, s, Offset + offset, ownsStorage: false);
+    }
+
+    /// <summary>The same elements seen with another shape of equal element count.</summary>
+    public Tensor Reshape(params int[] shape)
+    {
+        var s = new Shape(shape);
+        if (s.Count != Count)
+        {
+            throw new ArgumentException($"cannot reshape {Shape} ({Count} elements) to {s} ({s.Count} elements)");
+        }
+
+        return new Tensor(Backend, Storage, DType, s, Offset, ownsStorage: false);
+    }
+
+    /// <summary>Copies <paramref name="data"/> into the tensor (lengths must match).</summary>
+    public void CopyFrom<T>(ReadOnlySpan<T> data)
+        where T : unmanaged
+    {
+        CheckTransfer<T>(data.Length);
+        Backend.Write(this, MemoryMarshal.AsBytes(data));
+    }
+
+    /// <summary>Copies the tensor's elements into <paramref name="destination"/> (lengths must match).</summary>
+    public void CopyTo<T>(Span<T> destination)
+        where T : unmanaged
+    {
+        CheckTransfer<T>(destination.Length);
+        Backend.Read(this, MemoryMarshal.AsBytes(destination));
+    }
+
+    /// <summary>The elements as a new float array.</summary>
+    public float[] ToFloatArray()
+    {
+        var result = new float[Count];
+        CopyTo<float>(result);
+        return result;
+    }
+
+    /// <summary>The elements as a new int array.</summary>
+    public int[] ToInt32Array()
+    {
+        var result = new int[Count];
+        CopyTo<int>(result);
+        return result;
+    }
+
+    /// <summary>Frees the storage if this tensor owns it; views do nothing.</summary>
+    public void Dispose()
+    {
+        if (ownsStorage)
+        {
+            Storage.Dispose();
+        }
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => $"Tensor({DType}, {Shape}, {Backend.Name})";
+
+    private unsafe void CheckTransfer<T>(int length)
+        where T : unmanaged
+    {
+        if (sizeof(T) != DType.SizeInBytes() || length != Count)
+        {
+            throw new ArgumentException(
+                $"cannot copy {length} elements of {typeof(T).Name} to or from a {DType} tensor of shape {Shape} ({Count} elements)");
+        }
+    }
+}

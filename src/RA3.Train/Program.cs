@@ -1,0 +1,3 @@
+using RA3.Train.Cli;
+
+return CommandLine.Run(args, Console.Out, Console.Error);

@@ -1,0 +1,382 @@
+using NUnit.Framework;
+using RA3.Kernels.Ops;
+using RA3.Kernels.Tensors;
+using static RA3.Kernels.Tests.Oracle;
+using static TorchSharp.torch;
+using KTensor = RA3.Kernels.Tensors.Tensor;
+using TTensor = TorchSharp.torch.Tensor;
+
+namespace RA3.Kernels.Tests;
+
+/// <summary>
+/// Every op, forward and backward, on every backend, against TorchSharp float64 autograd.
+/// Backward ops accumulate, so gradient buffers start with random values and must end at
+/// start + gradient. Sizes are odd on purpose (not multiples of the SIMD width or a tile).
+/// </summary>
+[TestFixtureSource(typeof(Backends), nameof(Backends.Names))]
+public sealed class OpTests(string backendName) : IDisposable
+{
+    private readonly List<KTensor> owned = [];
+    private Backend b = null!;
+
+    [OneTimeSetUp]
+    public void Open() => b = Backends.Create(backendName);
+
+    [OneTimeTearDown]
+    public void Dispose() => b?.Dispose();
+
+    [TearDown]
+    public void FreeTensors()
+    {
+        foreach (var t in owned)
+        {
+            t.Dispose();
+        }
+
+        owned.Clear();
+    }
+
+    [TestCase(1, 1, 1)]
+    [TestCase(7, 13, 5)]
+    [TestCase(33, 65, 17)]
+    [TestCase(67, 129, 300)]
+    [TestCase(130, 47, 513)]
+    public void GemmAllTransposesWithBiasAlphaBeta(int m, int n, int k)
+    {
+        foreach (bool ta in new[] { false, true })
+        {
+            foreach (bool tb in new[] { false, true })
+            {
+                float[] a = Random((long)m * k), bw = Random((long)k * n), c0 = Random((long)m * n), bias = Random(n);
+                var c = Up(c0, m, n);
+                b.Gemm(Up(a, ta ? [k, m] : [m, k]), ta, Up(bw, tb ? [n, k] : [k, n]), tb, c, alpha: 0.7f, beta: 0.3f, bias: Up(bias, n));
+                var ra = T(a, ta ? [k, m] : [m, k]);
+                var rb = T(bw, tb ? [n, k] : [k, n]);
+                var want = (0.7 * matmul(ta ? ra.t() : ra, tb ? rb.t() : rb)) + (0.3 * T(c0, [m, n])) + T(bias, [n]);
+                Close(c, want, $"gemm {m}x{n}x{k} transA={ta} transB={tb}");
+            }
+        }
+    }
+
+    [Test]
+    public void GemmBatchedAndFlattenedLeadingDimensions()
+    {
+        const int batch = 3, m = 19, n = 23, k = 29;
+        float[] a = Random(batch * m * k), bw = Random(batch * k * n);
+        var c = Up(Random(batch * m * n), batch, m, n);
+        b.Gemm(Up(a, batch, m, k), false, Up(bw, batch, n, k), true, c);
+        Close(c, matmul(T(a, [batch, m, k]), T(bw, [batch, n, k]).transpose(1, 2)), "batched gemm");
+
+        var flat = Up(Random(batch * m * n), batch, m, n);
+        float[] w = Random(k * n);
+        b.Gemm(Up(a, batch, m, k), false, Up(w, n, k), true, flat);
+        Close(flat, matmul(T(a, [batch, m, k]), T(w, [n, k]).t()), "rank-3 input times a weight");
+    }
+
+    [Test]
+    public void LinearBackwardThroughGemmAndBiasBackward()
+    {
+        const int rows = 37, inF = 45, outF = 21;
+        float[] x = Random(rows * inF), w = Random(outF * inF), bias = Random(outF), dy = Random(rows * outF);
+        float[] dx0 = Random(rows * inF), dw0 = Random(outF * inF), db0 = Random(outF);
+        var rx = T(x, [rows, inF], true);
+        var rw = T(w, [outF, inF], true);
+        var rbias = T(bias, [outF], true);
+        var y = nn.functional.linear(rx, rw, rbias);
+        y.backward([T(dy, [rows, outF])]);
+
+        var kx = Up(x, rows, inF);
+        var kw = Up(w, outF, inF);
+        var ky = Up(Random(rows * outF), rows, outF);
+        b.Gemm(kx, false, kw, true, ky, bias: Up(bias, outF));
+        Close(ky, y, "linear forward");
+        var kdy = Up(dy, rows, outF);
+        KTensor dx = Up(dx0, rows, inF), dw = Up(dw0, outF, inF), db = Up(db0, outF);
+        b.Gemm(kdy, false, kw, false, dx, beta: 1f);   // dx += dy · W
+        b.Gemm(kdy, true, kx, false, dw, beta: 1f);    // dW += dyᵀ · x
+        b.BiasBackward(kdy, db);
+        Close(dx, T(dx0, [rows, inF]) + rx.grad!, "dx");
+        Close(dw, T(dw0, [outF, inF]) + rw.grad!, "dW");
+        Close(db, T(db0, [outF]) + rbias.grad!, "dbias");
+    }
+
+    [Test]
+    public void AddAccumulateScaleZero()
+    {
+        const int n = 1237;
+        float[] x = Random(n), y = Random(n);
+        var sum = Up(Random(n), n);
+        b.Add(Up(x, n), Up(y, n), sum);
+        Close(sum, T(x, [n]) + T(y, [n]), "add");
+        b.Accumulate(sum, Up(y, n));
+        Close(sum, T(x, [n]) + (2 * T(y, [n])), "accumulate");
+        b.Scale(sum, -0.25f);
+        Close(sum, -0.25 * (T(x, [n]) + (2 * T(y, [n]))), "scale");
+        b.Zero(sum);
+        Assert.That(sum.ToFloatArray(), Is.All.EqualTo(0f));
+    }
+
+    [Test]
+    public void GeluTanh() => Activation(
+        (k, x, y) => b.Gelu(k, y),
+        (x, dy, dx) => b.GeluBackward(x, dy, dx),
+        x => 0.5 * x * (1 + tanh(Math.Sqrt(2 / Math.PI) * (x + (0.044715 * x.pow(3))))));
+
+    [Test]
+    public void Silu() => Activation(
+        (k, x, y) => b.Silu(k, y),
+        (x, dy, dx) => b.SiluBackward(x, dy, dx),
+        x => x * sigmoid(x));
+
+    [Test]
+    public void SwiGlu()
+    {
+        const int rows = 7, cols = 301;
+        float[] g = Random(rows * cols, -4, 4), u = Random(rows * cols), dy = Random(rows * cols), dg0 = Random(rows * cols), du0 = Random(rows * cols);
+        var rg = T(g, [rows, cols], true);
+        var ru = T(u, [rows, cols], true);
+        var want = rg * sigmoid(rg) * ru;
+        want.backward([T(dy, [rows, cols])]);
+        KTensor kg = Up(g, rows, cols), ku = Up(u, rows, cols), y = Up(Random(rows * cols), rows, cols);
+        b.SwiGlu(kg, ku, y);
+        Close(y, want, "swiglu");
+        KTensor dg = Up(dg0, rows, cols), du = Up(du0, rows, cols);
+        b.SwiGluBackward(kg, ku, Up(dy, rows, cols), dg, du);
+        Close(dg, T(dg0, [rows, cols]) + rg.grad!, "dgate");
+        Close(du, T(du0, [rows, cols]) + ru.grad!, "dup");
+    }
+
+    [TestCase(true)]
+    [TestCase(false)]
+    public void LayerNorm(bool withBias)
+    {
+        const int rows = 13, c = 77;
+        float[] x = Random(rows * c, -2, 3), w = Random(c), bias = Random(c), dy = Random(rows * c);
+        float[] dx0 = Random(rows * c), dw0 = Random(c), db0 = Random(c);
+        var rx = T(x, [rows, c], true);
+        var rw = T(w, [c], true);
+        var rb = T(bias, [c], true);
+        var want = nn.functional.layer_norm(rx, [c], rw, withBias ? rb : null, 1e-5);
+        want.backward([T(dy, [rows, c])]);
+
+        KTensor kx = Up(x, rows, c), kw = Up(w, c), y = Up(Random(rows * c), rows, c), mean = Up(Random(rows), rows), rstd = Up(Random(rows), rows);
+        b.LayerNorm(kx, kw, withBias ? Up(bias, c) : null, y, mean, rstd, 1e-5f);
+        Close(y, want, "layernorm");
+        KTensor dx = Up(dx0, rows, c), dw = Up(dw0, c), db = Up(db0, c);
+        b.LayerNormBackward(kx, kw, mean, rstd, Up(dy, rows, c), dx, dw, withBias ? db : null);
+        Close(dx, T(dx0, [rows, c]) + rx.grad!, "dx");
+        Close(dw, T(dw0, [c]) + rw.grad!, "dweight");
+        if (withBias)
+        {
+            Close(db, T(db0, [c]) + rb.grad!, "dbias");
+        }
+    }
+
+    [Test]
+    public void RmsNorm()
+    {
+        const int rows = 11, c = 93;
+        const float eps = 1e-6f;
+        float[] x = Random(rows * c, -2, 3), w = Random(c), dy = Random(rows * c), dx0 = Random(rows * c), dw0 = Random(c);
+        var rx = T(x, [rows, c], true);
+        var rw = T(w, [c], true);
+        var want = rx * rsqrt(rx.pow(2).mean([-1], keepdim: true) + eps) * rw;
+        want.backward([T(dy, [rows, c])]);
+        KTensor kx = Up(x, rows, c), kw = Up(w, c), y = Up(Random(rows * c), rows, c), rstd = Up(Random(rows), rows);
+        b.RmsNorm(kx, kw, y, rstd, eps);
+        Close(y, want, "rmsnorm");
+        KTensor dx = Up(dx0, rows, c), dw = Up(dw0, c);
+        b.RmsNormBackward(kx, kw, rstd, Up(dy, rows, c), dx, dw);
+        Close(dx, T(dx0, [rows, c]) + rx.grad!, "dx");
+        Close(dw, T(dw0, [c]) + rw.grad!, "dweight");
+    }
+
+    [TestCase(2, 9, 3, 6, 10000f)]
+    [TestCase(1, 5, 2, 34, 500000f)]
+    public void RopeRotateHalf(int batch, int t, int heads, int d, float theta)
+    {
+        float[] x = Random(batch * t * heads * d), dy = Random(batch * t * heads * d), dx0 = Random(batch * t * heads * d);
+        int[] pos = RandomInts(batch * t, 0, 300);
+        var rx = T(x, [batch, t, heads, d], true);
+        var invFreq = pow(theta, -arange(0, d, 2, float64) / d);                    // [D/2]
+        var angle = Ids(pos, [batch, t]).to_type(float64).unsqueeze(-1) * invFreq;   // [B, T, D/2]
+        var cos = cat([angle.cos(), angle.cos()], -1).unsqueeze(2);                  // [B, T, 1, D]
+        var sin = cat([angle.sin(), angle.sin()], -1).unsqueeze(2);
+        var rotated = cat([-rx[.., .., .., (d / 2)..], rx[.., .., .., ..(d / 2)]], -1);
+        var want = (rx * cos) + (rotated * sin);
+        want.backward([T(dy, [batch, t, heads, d])]);
+
+        var kpos = b.FromArray(pos, batch, t);
+        owned.Add(kpos);
+        var y = Up(Random(x.Length), batch, t, heads, d);
+        b.Rope(Up(x, batch, t, heads, d), kpos, y, theta);
+        Close(y, want, "rope");
+        var dx = Up(dx0, batch, t, heads, d);
+        b.RopeBackward(Up(dy, batch, t, heads, d), kpos, dx, theta);
+        Close(dx, T(dx0, [batch, t, heads, d]) + rx.grad!, "rope backward");
+    }
+
+    [TestCase(9, 37)]
+    [TestCase(3, 1000)]
+    public void Softmax(int rows, int c)
+    {
+        float[] x = Random(rows * c, -5, 5), dy = Random(rows * c), dx0 = Random(rows * c);
+        var rx = T(x, [rows, c], true);
+        var want = softmax(rx, -1);
+        want.backward([T(dy, [rows, c])]);
+        var y = Up(Random(rows * c), rows, c);
+        b.Softmax(Up(x, rows, c), y);
+        Close(y, want, "softmax");
+        var dx = Up(dx0, rows, c);
+        b.SoftmaxBackward(y, Up(dy, rows, c), dx);
+        Close(dx, T(dx0, [rows, c]) + rx.grad!, "softmax backward");
+    }
+
+    [TestCase(2, 17, 4, 4, 16)]
+    [TestCase(1, 33, 6, 2, 24)]
+    [TestCase(3, 5, 2, 1, 7)]
+    public void CausalAttentionWithGroupedQueryHeads(int batch, int t, int hq, int hkv, int d)
+    {
+        float[] q = Random(batch * t * hq * d), k = Random(batch * t * hkv * d), v = Random(batch * t * hkv * d), dout = Random(batch * t * hq * d);
+        float[] dq0 = Random(q.Length), dk0 = Random(k.Length), dv0 = Random(v.Length);
+        var rq = T(q, [batch, t, hq, d], true);
+        var rk = T(k, [batch, t, hkv, d], true);
+        var rv = T(v, [batch, t, hkv, d], true);
+        var kh = rk.repeat_interleave(hq / hkv, 2);
+        var vh = rv.repeat_interleave(hq / hkv, 2);
+        var want = nn.functional.scaled_dot_product_attention(rq.transpose(1, 2), kh.transpose(1, 2), vh.transpose(1, 2), is_casual: true).transpose(1, 2);
+        want.backward([T(dout, [batch, t, hq, d])]);
+
+        KTensor kq = Up(q, batch, t, hq, d), kk = Up(k, batch, t, hkv, d), kv = Up(v, batch, t, hkv, d);
+        KTensor output = Up(Random(q.Length), batch, t, hq, d), probs = Up(Random(batch * hq * t * t), batch, hq, t, t);
+        b.Attention(kq, kk, kv, output, probs);
+        Close(output, want, "attention");
+        KTensor dq = Up(dq0, batch, t, hq, d), dk = Up(dk0, batch, t, hkv, d), dv = Up(dv0, batch, t, hkv, d);
+        b.AttentionBackward(kq, kk, kv, probs, Up(dout, batch, t, hq, d), dq, dk, dv);
+        Close(dq, T(dq0, [batch, t, hq, d]) + rq.grad!, "dq");
+        Close(dk, T(dk0, [batch, t, hkv, d]) + rk.grad!, "dk");
+        Close(dv, T(dv0, [batch, t, hkv, d]) + rv.grad!, "dv");
+    }
+
+    [Test]
+    public void EmbeddingWithRepeatedIds()
+    {
+        const int vocab = 23, c = 71, n = 41;
+        int[] ids = RandomInts(n, 0, vocab);
+        ids[5] = ids[9] = ids[30];
+        float[] table = Random(vocab * c), dy = Random(n * c), dt0 = Random(vocab * c);
+        var rt = T(table, [vocab, c], true);
+        var want = rt.index_select(0, Ids(ids, [n]));
+        want.backward([T(dy, [n, c])]);
+        var kids = b.FromArray(ids, n);
+        owned.Add(kids);
+        var y = Up(Random(n * c), n, c);
+        b.Embedding(kids, Up(table, vocab, c), y);
+        Close(y, want, "embedding");
+        var dt = Up(dt0, vocab, c);
+        b.EmbeddingBackward(kids, Up(dy, n, c), dt);
+        Close(dt, T(dt0, [vocab, c]) + rt.grad!, "embedding backward");
+    }
+
+    [TestCase(13, 97)]
+    [TestCase(4, 5003)]
+    public void CrossEntropyWithPadding(int rows, int vocab)
+    {
+        int[] targets = RandomInts(rows, 0, vocab);
+        targets[rows / 2] = -1;
+        float[] logits = Random(rows * vocab, -6, 6), dl = Random(rows), dx0 = Random(rows * vocab);
+        var rl = T(logits, [rows, vocab], true);
+        var want = nn.functional.cross_entropy(rl, Ids(targets, [rows]), ignore_index: -1, reduction: nn.Reduction.None);
+        want.backward([T(dl, [rows])]);
+        var kt = b.FromArray(targets, rows);
+        owned.Add(kt);
+        var kl = Up(logits, rows, vocab);
+        var losses = Up(Random(rows), rows);
+        b.CrossEntropy(kl, kt, losses);
+        Close(losses, want, "cross-entropy");
+        var dx = Up(dx0, rows, vocab);
+        b.CrossEntropyBackward(kl, kt, Up(dl, rows), dx);
+        Close(dx, T(dx0, [rows, vocab]) + rl.grad!, "cross-entropy backward");
+    }
+
+    [Test]
+    public void AdamWMatchesTorchOverThreeSteps()
+    {
+        const int n = 1031;
+        var settings = new AdamWSettings(LearningRate: 1e-2f, Beta1: 0.9f, Beta2: 0.95f, Epsilon: 1e-8f, WeightDecay: 0.1f);
+        float[] p = Random(n);
+        var rp = new TorchSharp.Modules.Parameter(T(p, [n]));
+        var opt = optim.AdamW([rp], lr: settings.LearningRate, beta1: settings.Beta1, beta2: settings.Beta2, eps: settings.Epsilon, weight_decay: settings.WeightDecay);
+        KTensor kp = Up(p, n), m = Up(new float[n], n), v = Up(new float[n], n);
+        for (int step = 1; step <= 3; step++)
+        {
+            float[] g = Random(n);
+            opt.zero_grad();
+            (rp * T(g, [n])).sum().backward(); // ∂/∂p = g
+            opt.step();
+            b.AdamW(kp, Up(g, n), m, v, settings, step);
+        }
+
+        Close(kp, rp, "adamw parameters after 3 steps");
+    }
+
+    [Test]
+    public void GradientNormAndClipping()
+    {
+        const int n = 40_123;
+        float[] g = Random(n, -3, 3);
+        var kg = Up(g, n);
+        double want = T(g, [n]).norm().item<double>();
+        Close(b.SumOfSquares(kg), want * want, "sum of squares");
+        double before = b.ClipGradNorm(kg, maxNorm: want / 4);
+        Close(before, want, "norm before clipping");
+        Close(Math.Sqrt(b.SumOfSquares(kg)), want / 4, "norm after clipping", 1e-4);
+    }
+
+    [Test]
+    public void ShapeMismatchesNameTheShapes()
+    {
+        var a = Up(Random(6), 2, 3);
+        var w = Up(Random(8), 4, 2);
+        var c = Up(Random(8), 2, 4);
+        var ex = Assert.Throws<ArgumentException>(() => b.Gemm(a, false, w, false, c));
+        Assert.That(ex!.Message, Does.Contain("[2, 3]").And.Contain("[4, 2]"));
+
+        var x = Up(Random(10), 2, 5);
+        var ex2 = Assert.Throws<ArgumentException>(() => b.LayerNorm(x, Up(Random(4), 4), null, Up(Random(10), 2, 5), Up(Random(2), 2), Up(Random(2), 2)));
+        Assert.That(ex2!.Message, Does.Contain("[5]").And.Contain("[4]"));
+
+        var q = Up(Random(2 * 3 * 3 * 4), 2, 3, 3, 4);
+        var k = Up(Random(2 * 3 * 2 * 4), 2, 3, 2, 4);
+        var ex3 = Assert.Throws<ArgumentException>(() => b.Attention(q, k, k, Up(Random(q.Count), 2, 3, 3, 4), Up(Random(2 * 3 * 9), 2, 3, 3, 3)));
+        Assert.That(ex3!.Message, Does.Contain("[2, 3, 3, 4]").And.Contain("[2, 3, 2, 4]"));
+
+        var targets = b.FromArray(new[] { 0, 7 }, 2);
+        owned.Add(targets);
+        var ex4 = Assert.Throws<ArgumentException>(() => b.CrossEntropy(Up(Random(10), 2, 5), targets, Up(Random(2), 2)));
+        Assert.That(ex4!.Message, Does.Contain("7"));
+    }
+
+    private void Activation(Action<KTensor, float[], KTensor> forward, Action<KTensor, KTensor, KTensor> backward, Func<TTensor, TTensor> reference)
+    {
+        const int rows = 5, cols = 203;
+        float[] x = Random(rows * cols, -5, 5), dy = Random(rows * cols), dx0 = Random(rows * cols);
+        var rx = T(x, [rows, cols], true);
+        var want = reference(rx);
+        want.backward([T(dy, [rows, cols])]);
+        var kx = Up(x, rows, cols);
+        var y = Up(Random(rows * cols), rows, cols);
+        forward(kx, x, y);
+        Close(y, want, "forward");
+        var dx = Up(dx0, rows, cols);
+        backward(kx, Up(dy, rows, cols), dx);
+        Close(dx, T(dx0, [rows, cols]) + rx.grad!, "backward");
+    }
+
+    private KTensor Up(float[] data, params int[] shape)
+    {
+        var t = b.FromArray(data, shape);
+        owned.Add(t);
+        return t;
+    }
+}

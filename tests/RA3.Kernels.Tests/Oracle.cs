@@ -1,0 +1,101 @@
+using NUnit.Framework;
+using RA3.Kernels.Ops;
+using static TorchSharp.torch;
+using KTensor = RA3.Kernels.Tensors.Tensor;
+using TTensor = TorchSharp.torch.Tensor;
+
+namespace RA3.Kernels.Tests;
+
+/// <summary>
+/// The independent reference: TorchSharp in float64 on the CPU. Inputs are drawn fresh for each
+/// test (NUnit's per-test random source, logged on failure), never zeros; results are compared
+/// by norm-wise relative error ‖ours − ref‖ / ‖ref‖, and NaN or ∞ never passes.
+/// </summary>
+internal static class Oracle
+{
+    /// <summary>Tolerance for float32 results against the float64 reference.</summary>
+    public const double Tolerance = 1e-5;
+
+    static Oracle()
+    {
+        try
+        {
+            set_default_dtype(float64);
+        }
+        catch (Exception e)
+        {
+            throw new InvalidOperationException(
+                "TorchSharp could not load libtorch/libLibTorchSharp (the oracle of every kernel test). The build patches " +
+                "libLibTorchSharp.so with tools/elf_weak_version.py; check that python3 ran and that the TorchSharp-cpu package restored. Cause: " + e,
+                e);
+        }
+    }
+
+    /// <summary>Uniform values in [lo, hi) from the test's random source.</summary>
+    public static float[] Random(long count, double lo = -1.0, double hi = 1.0)
+    {
+        var r = TestContext.CurrentContext.Random;
+        var data = new float[count];
+        for (long i = 0; i < count; i++)
+        {
+            data[i] = (float)(lo + ((hi - lo) * r.NextDouble()));
+        }
+
+        return data;
+    }
+
+    /// <summary>Random ints in [lo, hi).</summary>
+    public static int[] RandomInts(long count, int lo, int hi)
+    {
+        var r = TestContext.CurrentContext.Random;
+        var data = new int[count];
+        for (long i = 0; i < count; i++)
+        {
+            data[i] = r.Next(lo, hi);
+        }
+
+        return data;
+    }
+
+    /// <summary>A float64 reference tensor holding <paramref name="data"/>.</summary>
+    public static TTensor T(float[] data, int[] shape, bool requiresGrad = false)
+    {
+        var t = tensor(Array.ConvertAll(data, x => (double)x), Array.ConvertAll(shape, x => (long)x), float64);
+        return requiresGrad ? t.requires_grad_(true) : t;
+    }
+
+    /// <summary>An int64 reference tensor holding <paramref name="data"/>.</summary>
+    public static TTensor Ids(int[] data, int[] shape)
+    {
+        return tensor(Array.ConvertAll(data, x => (long)x), Array.ConvertAll(shape, x => (long)x), int64);
+    }
+
+    /// <summary>Asserts that <paramref name="ours"/> matches <paramref name="reference"/> within <paramref name="tolerance"/>.</summary>
+    public static void Close(KTensor ours, TTensor reference, string what, double tolerance = Tolerance) =>
+        Close(ours.ToFloatArray(), reference, what, tolerance);
+
+    /// <summary>Asserts that <paramref name="ours"/> matches <paramref name="reference"/> within <paramref name="tolerance"/>.</summary>
+    public static void Close(float[] ours, TTensor reference, string what, double tolerance = Tolerance)
+    {
+        double[] want = reference.detach().contiguous().to_type(float64).data<double>().ToArray();
+        Assert.That(ours, Has.Length.EqualTo(want.Length), $"{what}: element count");
+        double num = 0, den = 0;
+        for (int i = 0; i < want.Length; i++)
+        {
+            double d = ours[i] - want[i];
+            num += d * d;
+            den += want[i] * want[i];
+        }
+
+        double rel = Math.Sqrt(num / Math.Max(den, 1e-300));
+        Assert.That(double.IsFinite(rel), Is.True, $"{what}: non-finite error (NaN or ∞ in the result)");
+        Assert.That(rel, Is.LessThan(tolerance), $"{what}: relative error {rel:E2} (‖ref‖ = {Math.Sqrt(den):G4})");
+    }
+
+    /// <summary>Asserts that <paramref name="ours"/> matches a scalar reference.</summary>
+    public static void Close(double ours, double reference, string what, double tolerance = Tolerance)
+    {
+        Assert.That(double.IsFinite(ours), Is.True, $"{what}: non-finite");
+        Assert.That(Math.Abs(ours - reference) / Math.Max(Math.Abs(reference), 1e-300), Is.LessThan(tolerance), $"{what}: {ours} vs {reference}");
+    }
+}
