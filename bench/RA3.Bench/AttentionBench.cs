@@ -1,0 +1,81 @@
+using BenchmarkDotNet.Attributes;
+using RA3.Kernels.Cpu;
+using RA3.Kernels.Native;
+using RA3.Kernels.Ops;
+using DType = RA3.Kernels.Tensors.DType;
+using static TorchSharp.torch;
+using KTensor = RA3.Kernels.Tensors.Tensor;
+
+namespace RA3.Bench;
+
+/// <summary>
+/// Causal attention forward + backward at B4 H8 T256 D64: our plain kernels (probabilities kept
+/// for the backward) against TorchSharp's scaled_dot_product_attention with autograd.
+/// </summary>
+public class AttentionBench
+{
+    private const int B = 4, H = 8, T = 256, D = 64;
+    private Backend? backend;
+    private KTensor? q, k, v, o, probs, dout, dq, dk, dv;
+    private Tensor? tq, tk, tv, tdout;
+
+    /// <summary>cpu (managed), native (ra3_native) or torch.</summary>
+    [Params("cpu", "native", "torch")]
+    public string Impl { get; set; } = "cpu";
+
+    /// <summary>FLOPs counted as performance.md does: 4·B·H·T²·D/2 forward, 3.5× that forward+backward.</summary>
+    public static double Flops => 3.5 * 4.0 * B * H * T * T * D / 2;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        var rng = new Random(2);
+        float[] Rand() => Enumerable.Range(0, B * T * H * D).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+        if (Impl == "torch")
+        {
+            tq = tensor(Rand(), [B, H, T, D], float32).requires_grad_(true);
+            tk = tensor(Rand(), [B, H, T, D], float32).requires_grad_(true);
+            tv = tensor(Rand(), [B, H, T, D], float32).requires_grad_(true);
+            tdout = tensor(Rand(), [B, H, T, D], float32);
+            return;
+        }
+
+        backend = Impl == "native" ? NativeBackend.Create() : new CpuBackend();
+        KTensor Make(float[]? data) => data is null ? backend.Empty(DType.Float32, B, T, H, D) : backend.FromArray(data, B, T, H, D);
+        (q, k, v, dout) = (Make(Rand()), Make(Rand()), Make(Rand()), Make(Rand()));
+        (o, dq, dk, dv) = (Make(null), Make(null), Make(null), Make(null));
+        probs = backend.Empty(DType.Float32, B, H, T, T);
+    }
+
+    [Benchmark]
+    public void ForwardBackward()
+    {
+        if (backend is null)
+        {
+            tq!.grad?.zero_();
+            tk!.grad?.zero_();
+            tv!.grad?.zero_();
+            using var y = nn.functional.scaled_dot_product_attention(tq!, tk!, tv!, is_casual: true);
+            y.backward([tdout!]);
+            return;
+        }
+
+        backend.Attention(q!, k!, v!, o!, probs!);
+        backend.AttentionBackward(q!, k!, v!, probs!, dout!, dq!, dk!, dv!);
+    }
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        foreach (var t in new[] { q, k, v, o, probs, dout, dq, dk, dv })
+        {
+            t?.Dispose();
+        }
+
+        backend?.Dispose();
+        foreach (var t in new[] { tq, tk, tv, tdout })
+        {
+            t?.Dispose();
+        }
+    }
+}
