@@ -18,7 +18,7 @@ VER_FLG_WEAK = 0x2
 
 def patch(path: str, version: str) -> str:
     with open(path, "r+b") as f:
-        data = bytearray(f.read())
+        data = f.read()
         if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
             raise ValueError("not a 64-bit little-endian ELF file")
         shoff, = struct.unpack_from("<Q", data, 0x28)
@@ -38,9 +38,10 @@ def patch(path: str, version: str) -> str:
                     if data[strtab + name:end].decode() == version:
                         if flags & VER_FLG_WEAK:
                             return "already weak"
-                        struct.pack_into("<H", data, a + 4, flags | VER_FLG_WEAK)
-                        f.seek(0)
-                        f.write(data)
+                        # Rewrite only the two flag bytes, so that builds patching the same
+                        # package copy at once never see a half-written file.
+                        f.seek(a + 4)
+                        f.write(struct.pack("<H", flags | VER_FLG_WEAK))
                         return "patched"
                     a += anext
                 entry += nxt
