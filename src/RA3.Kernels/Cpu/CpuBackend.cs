@@ -25,17 +25,8 @@ public unsafe class CpuBackend : Backend
     protected static int* I(Tensor t) => (int*)((HostStorage)t.Storage).Pointer + t.Offset;
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the index if an id is outside [lo, hi).</summary>
-    protected static void CheckIds(Tensor ids, int lo, int hi, string name)
-    {
-        var span = new ReadOnlySpan<int>(I(ids), checked((int)ids.Count));
-        for (int i = 0; i < span.Length; i++)
-        {
-            if (span[i] < lo || span[i] >= hi)
-            {
-                throw new ArgumentException($"{name}[{i}] = {span[i]} is outside [{lo}, {hi}) ({name} {ids.Shape})", name);
-            }
-        }
-    }
+    protected static void CheckIds(Tensor ids, int lo, int hi, string name) =>
+        ShapeCheck.Ids(new ReadOnlySpan<int>(I(ids), checked((int)ids.Count)), lo, hi, name, ids.Shape);
 
     /// <inheritdoc/>
     protected override TensorStorage Allocate(long byteLength) => new HostStorage(byteLength);

@@ -268,17 +268,7 @@ public sealed class IlgpuBackend : Backend
     private static ArrayView<int> I(Tensor t) => Bytes(t).Cast<int>();
 
     /// <summary>Validates ids on the host (a small device-to-host copy) so every backend rejects bad ids alike.</summary>
-    private void CheckIds(Tensor ids, int lo, int hi, string name)
-    {
-        int[] host = ids.ToInt32Array();
-        for (int i = 0; i < host.Length; i++)
-        {
-            if (host[i] < lo || host[i] >= hi)
-            {
-                throw new ArgumentException($"{name}[{i}] = {host[i]} is outside [{lo}, {hi}) ({name} {ids.Shape})", name);
-            }
-        }
-    }
+    private static void CheckIds(Tensor ids, int lo, int hi, string name) => ShapeCheck.Ids(ids.ToInt32Array(), lo, hi, name, ids.Shape);
 
     private ArrayView<float> Scratch(int floats)
     {

@@ -47,6 +47,18 @@ internal static class ShapeCheck
         }
     }
 
+    /// <summary>Throws naming the first id outside [lo, hi), with the tensor's shape.</summary>
+    public static void Ids(ReadOnlySpan<int> ids, int lo, int hi, string name, Shape shape)
+    {
+        for (int i = 0; i < ids.Length; i++)
+        {
+            if (ids[i] < lo || ids[i] >= hi)
+            {
+                throw new ArgumentException($"{name}[{i}] = {ids[i]} is outside [{lo}, {hi}) ({name} {shape})", name);
+            }
+        }
+    }
+
     public static void Require(bool condition, string message)
     {
         if (!condition)
