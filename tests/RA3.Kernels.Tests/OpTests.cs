@@ -258,6 +258,53 @@ public sealed class OpTests(string backendName) : IDisposable
         Close(dv, T(dv0, [batch, t, hkv, d]) + rv.grad!, "dv");
     }
 
+    [TestCase(3, 4, 2, 16, 9)]
+    [TestCase(2, 6, 6, 7, 5)]
+    public void DecodeAttentionAppendsAndAttendsPerSequenceLength(int batch, int hq, int hkv, int d, int capacity)
+    {
+        int[] lengths = RandomInts(batch, 0, capacity);
+        float[] q = Random(batch * hq * d), kNew = Random(batch * hkv * d), vNew = Random(batch * hkv * d);
+        float[] kc = Random(batch * capacity * hkv * d), vc = Random(batch * capacity * hkv * d);
+        KTensor kCache = Up(kc, batch, capacity, hkv, d), vCache = Up(vc, batch, capacity, hkv, d), output = Up(Random(q.Length), batch, hq, d);
+        var lens = b.FromArray(lengths, batch);
+        owned.Add(lens);
+        b.AttentionDecode(Up(q, batch, hq, d), Up(kNew, batch, hkv, d), Up(vNew, batch, hkv, d), kCache, vCache, lens, output);
+
+        var rk = T(kc, [batch, capacity, hkv, d]);
+        var rv = T(vc, [batch, capacity, hkv, d]);
+        var wantOut = zeros(batch, hq, d, dtype: float64);
+        for (int i = 0; i < batch; i++)
+        {
+            int n = lengths[i];
+            rk[i, n] = T(kNew, [batch, hkv, d])[i];
+            rv[i, n] = T(vNew, [batch, hkv, d])[i];
+            var keys = rk[i, ..(n + 1)].repeat_interleave(hq / hkv, 1).transpose(0, 1);
+            var values = rv[i, ..(n + 1)].repeat_interleave(hq / hkv, 1).transpose(0, 1);
+            var query = T(q, [batch, hq, 1, d])[i];
+            wantOut[i] = nn.functional.scaled_dot_product_attention(query, keys, values).squeeze(1);
+        }
+
+        Close(kCache, rk, "k cache after append");
+        Close(vCache, rv, "v cache after append");
+        Close(output, wantOut, "decode attention");
+
+        lens.CopyFrom<int>([.. lengths.Select(_ => capacity)]);
+        var ex = Assert.Throws<ArgumentException>(() => b.AttentionDecode(Up(q, batch, hq, d), Up(kNew, batch, hkv, d), Up(vNew, batch, hkv, d), kCache, vCache, lens, output));
+        Assert.That(ex!.Message, Does.Contain("lengths"));
+    }
+
+    [Test]
+    public void CopyColumnsSplitsAndPacks()
+    {
+        float[] src = Random(5 * 12), dst0 = Random(5 * 7);
+        var dst = Up(dst0, 5, 7);
+        b.CopyColumns(Up(src, 5, 12), 4, dst, 2, 5);
+        var want = T(dst0, [5, 7]);
+        want[.., 2..7] = T(src, [5, 12])[.., 4..9];
+        Close(dst, want, "copy columns");
+        Assert.Throws<ArgumentException>(() => b.CopyColumns(Up(src, 5, 12), 8, dst, 0, 5));
+    }
+
     [Test]
     public void EmbeddingWithRepeatedIds()
     {

@@ -180,6 +180,37 @@ public unsafe class CpuBackend : Backend
     private protected override void AttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor probs, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv) =>
         AttentionKernel.Run(AttentionBody(q, k, v, probs) with { DOut = F(dOutput), DQ = F(dq), DK = F(dk), DV = F(dv) });
 
+    private protected override void AttentionDecodeCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output) =>
+        DecodeAttentionKernel.Run(
+            new DecodeAttentionKernel.Body
+            {
+                Q = F(q),
+                KCache = F(kCache),
+                VCache = F(vCache),
+                Lengths = I(lengths),
+                Out = F(output),
+                B = q.Shape[0],
+                S = kCache.Shape[1],
+                Hq = q.Shape[1],
+                Hkv = kCache.Shape[2],
+                D = q.Shape[2],
+            },
+            F(kNew),
+            F(vNew));
+
+    private protected override void CheckLengths(Tensor lengths, int capacity) => CheckIds(lengths, 0, capacity, nameof(lengths));
+
+    private protected override void CopyColumnsCore(Tensor src, int srcColumn, Tensor dst, int dstColumn, int width)
+    {
+        long rows = src.Shape.Rows;
+        int cs = src.Shape[-1], cd = dst.Shape[-1];
+        float* s = F(src) + srcColumn, d = F(dst) + dstColumn;
+        for (long r = 0; r < rows; r++)
+        {
+            new ReadOnlySpan<float>(s + (r * cs), width).CopyTo(new Span<float>(d + (r * cd), width));
+        }
+    }
+
     private protected override void EmbeddingCore(Tensor ids, Tensor table, Tensor output)
     {
         CheckIds(ids, 0, table.Shape[0], nameof(ids));

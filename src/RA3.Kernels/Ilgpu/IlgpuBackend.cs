@@ -36,6 +36,9 @@ public sealed class IlgpuBackend : Backend
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionDims> attnF;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionDims> attnQ;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionDims> attnK;
+    private readonly Action<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, DecodeDims> decodeAppend;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, DecodeDims> decodeAttend;
+    private readonly Action<Index2D, ArrayView<float>, int, int, ArrayView<float>, int, int> copyColumns;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams> gemm;
     private MemoryBuffer1D<float, Stride1D.Dense>? scratch;
     private MemoryBuffer1D<double, Stride1D.Dense>? partials;
@@ -70,6 +73,9 @@ public sealed class IlgpuBackend : Backend
         attnF = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionDims>(AttentionKernels.Forward);
         attnQ = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionDims>(AttentionKernels.BackwardQuery);
         attnK = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionDims>(AttentionKernels.BackwardKey);
+        decodeAppend = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, DecodeDims>(DecodeAttentionKernels.Append);
+        decodeAttend = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, DecodeDims>(DecodeAttentionKernels.Attend);
+        copyColumns = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, int, int, ArrayView<float>, int, int>(DecodeAttentionKernels.CopyColumns);
         gemm = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams>(GemmKernels.Tiled);
     }
 
@@ -194,6 +200,21 @@ public sealed class IlgpuBackend : Backend
         var rowDot = Scratch(queryRows);
         attnQ(queryRows, F(k), F(v), F(probs), F(dOutput), F(dq), rowDot, s);
         attnK(s.B * s.Hkv * s.T, F(q), F(v), F(probs), F(dOutput), rowDot, F(dk), F(dv), s);
+    }
+
+    private protected override void AttentionDecodeCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output)
+    {
+        var s = new DecodeDims(q.Shape[0], kCache.Shape[1], q.Shape[1], kCache.Shape[2], q.Shape[2]);
+        decodeAppend(new Index2D(s.B, s.Hkv * s.D), F(kNew), F(vNew), F(kCache), F(vCache), I(lengths), s);
+        decodeAttend(s.B * s.Hq, F(q), F(kCache), F(vCache), I(lengths), F(output), s);
+    }
+
+    private protected override void CopyColumnsCore(Tensor src, int srcColumn, Tensor dst, int dstColumn, int width)
+    {
+        if (width > 0 && src.Shape.Rows > 0)
+        {
+            copyColumns(new Index2D(Rows(src), width), F(src), src.Shape[-1], srcColumn, F(dst), dst.Shape[-1], dstColumn);
+        }
     }
 
     private protected override void EmbeddingCore(Tensor ids, Tensor table, Tensor output)

@@ -232,6 +232,55 @@ public abstract partial class Backend
         AttentionBackwardCore(q, k, v, probs, dOutput, dq, dk, dv);
     }
 
+    /// <summary>
+    /// Decode-step attention over a KV cache, for generation: appends this step's key and value
+    /// (kNew, vNew [B, Hkv, D]) to the caches (kCache, vCache [B, S, Hkv, D]) at position
+    /// lengths[b] (int32 [B], each below S), then attends q [B, Hq, D] over cache positions
+    /// 0..lengths[b] inclusive, scale 1/√D, into output [B, Hq, D]. Sequences of a batch may have
+    /// different lengths; the caller advances lengths after the step.
+    /// </summary>
+    public void AttentionDecode(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output)
+    {
+        Own(q, nameof(q));
+        Own(kNew, nameof(kNew));
+        Own(vNew, nameof(vNew));
+        Own(kCache, nameof(kCache));
+        Own(vCache, nameof(vCache));
+        Own(lengths, nameof(lengths), DType.Int32);
+        Own(output, nameof(output));
+        ShapeCheck.Rank(q, 3, nameof(q), "[B, Hq, D]");
+        ShapeCheck.Rank(kCache, 4, nameof(kCache), "[B, S, Hkv, D]");
+        ShapeCheck.Same(q, nameof(q), output, nameof(output));
+        ShapeCheck.Same(kCache, nameof(kCache), vCache, nameof(vCache));
+        int b = q.Shape[0], hq = q.Shape[1], d = q.Shape[2], s = kCache.Shape[1], hkv = kCache.Shape[2];
+        ShapeCheck.Require(
+            kCache.Shape[0] == b && kCache.Shape[3] == d && hkv > 0 && hq % hkv == 0,
+            $"attention decode: q {q.Shape} and kCache {kCache.Shape} must agree on B and D, with Hq a multiple of Hkv");
+        ShapeCheck.Is(kNew, nameof(kNew), b, hkv, d);
+        ShapeCheck.Is(vNew, nameof(vNew), b, hkv, d);
+        ShapeCheck.Is(lengths, nameof(lengths), b);
+        CheckLengths(lengths, s);
+        AttentionDecodeCore(q, kNew, vNew, kCache, vCache, lengths, output);
+    }
+
+    /// <summary>
+    /// Column copy between row-major matrices with the same number of rows:
+    /// <c>dst[r, dstColumn + j] = src[r, srcColumn + j]</c> for j &lt; width. Splits a fused QKV
+    /// projection into heads, and its backward packs the gradients back.
+    /// </summary>
+    public void CopyColumns(Tensor src, int srcColumn, Tensor dst, int dstColumn, int width)
+    {
+        Own(src, nameof(src));
+        Own(dst, nameof(dst));
+        ShapeCheck.Require(
+            src.Shape.Rank >= 1 && dst.Shape.Rank >= 1 && src.Shape.Rows == dst.Shape.Rows,
+            $"copy columns: src {src.Shape} and dst {dst.Shape} must have the same number of rows");
+        ShapeCheck.Require(
+            width >= 0 && srcColumn >= 0 && dstColumn >= 0 && srcColumn + width <= src.Shape[-1] && dstColumn + width <= dst.Shape[-1],
+            $"copy columns: columns [{srcColumn}, {srcColumn + width}) of src {src.Shape} into [{dstColumn}, {dstColumn + width}) of dst {dst.Shape} are out of range");
+        CopyColumnsCore(src, srcColumn, dst, dstColumn, width);
+    }
+
     /// <summary>Embedding lookup: output[i, :] = table[ids[i], :] for ids [..] (int32), table [V, C], output [.., C].</summary>
     public void Embedding(Tensor ids, Tensor table, Tensor output)
     {
@@ -341,6 +390,14 @@ public abstract partial class Backend
     private protected abstract void AttentionCore(Tensor q, Tensor k, Tensor v, Tensor output, Tensor probs);
 
     private protected abstract void AttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor probs, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv);
+
+    private protected abstract void AttentionDecodeCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output);
+
+    private protected abstract void CopyColumnsCore(Tensor src, int srcColumn, Tensor dst, int dstColumn, int width);
+
+    /// <summary>Checks that every decode length leaves room for one more cache position (a small read on a device backend).</summary>
+    private protected virtual void CheckLengths(Tensor lengths, int capacity) =>
+        ShapeCheck.Ids(lengths.ToInt32Array(), 0, capacity, nameof(lengths), lengths.Shape);
 
     private protected abstract void EmbeddingCore(Tensor ids, Tensor table, Tensor output);
 

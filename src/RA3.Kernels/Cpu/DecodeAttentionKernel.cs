@@ -1,0 +1,68 @@
+namespace RA3.Kernels.Cpu;
+
+/// <summary>
+/// One generation step of attention over a KV cache: q [B, Hq, D], caches [B, S, Hkv, D],
+/// lengths [B]. The caller appends this step's key and value first (serially, before the
+/// parallel part), so each (batch, query head) task reads a cache no one writes.
+/// </summary>
+internal static unsafe class DecodeAttentionKernel
+{
+    /// <summary>Largest cache length scored on the stack; longer ones allocate their scores.</summary>
+    private const int StackScores = 4096;
+
+    /// <summary>Operands.</summary>
+    public struct Body : IParallelBody
+    {
+        public float* Q;
+        public float* KCache;
+        public float* VCache;
+        public int* Lengths;
+        public float* Out;
+        public int B;
+        public int S;
+        public int Hq;
+        public int Hkv;
+        public int D;
+
+        public readonly void Run(int index)
+        {
+            int b = index / Hq, h = index % Hq, hk = h / (Hq / Hkv), n = Lengths[b] + 1;
+            Span<float> p = n <= StackScores ? stackalloc float[n] : new float[n];
+            var q = new ReadOnlySpan<float>(Q + (((long)b * Hq) + h) * D, D);
+            float scale = 1f / MathF.Sqrt(D);
+            for (int j = 0; j < n; j++)
+            {
+                p[j] = Simd.Dot(q, Row(KCache, b, j, hk)) * scale;
+            }
+
+            Simd.Scale(p, 1f / Simd.ExpShifted(p, Simd.Max(p), p), p);
+            var o = new Span<float>(Out + (((long)b * Hq) + h) * D, D);
+            o.Clear();
+            for (int j = 0; j < n; j++)
+            {
+                Simd.Axpy(p[j], Row(VCache, b, j, hk), o);
+            }
+        }
+
+        /// <summary>Copies kNew, vNew [B, Hkv, D] into the caches at position lengths[b].</summary>
+        public readonly void Append(float* kNew, float* vNew)
+        {
+            int row = Hkv * D;
+            for (int b = 0; b < B; b++)
+            {
+                long dst = (((long)b * S) + Lengths[b]) * row;
+                new ReadOnlySpan<float>(kNew + ((long)b * row), row).CopyTo(new Span<float>(KCache + dst, row));
+                new ReadOnlySpan<float>(vNew + ((long)b * row), row).CopyTo(new Span<float>(VCache + dst, row));
+            }
+        }
+
+        private readonly ReadOnlySpan<float> Row(float* cache, int b, int j, int hk) => new(cache + (((((long)b * S) + j) * Hkv) + hk) * D, D);
+    }
+
+    /// <summary>Appends the new key and value, then runs one task per (batch, query head) on all cores.</summary>
+    public static void Run(in Body body, float* kNew, float* vNew)
+    {
+        body.Append(kNew, vNew);
+        WorkerPool.For(body.B * body.Hq, body);
+    }
+}

@@ -1,0 +1,68 @@
+using ILGPU;
+using ILGPU.Algorithms;
+
+namespace RA3.Kernels.Ilgpu;
+
+/// <summary>Decode sizes: q [B, Hq, D], caches [B, S, Hkv, D].</summary>
+internal readonly record struct DecodeDims(int B, int S, int Hq, int Hkv, int D)
+{
+    public long Cache(int b, int j, int h) => ((((long)b * S) + j) * Hkv + h) * D;
+}
+
+/// <summary>
+/// One generation step of attention over a KV cache on ILGPU: an append kernel writes this step's
+/// key and value at position lengths[b], then one thread per (batch, query head) runs an online
+/// softmax over the cache, rescaling its output row as the running maximum grows (no score buffer).
+/// </summary>
+internal static class DecodeAttentionKernels
+{
+    /// <summary>kCache[b, lengths[b], :] = kNew[b, :] and the same for v; idx = (b, column of Hkv·D).</summary>
+    public static void Append(Index2D idx, ArrayView<float> kNew, ArrayView<float> vNew, ArrayView<float> kCache, ArrayView<float> vCache, ArrayView<int> lengths, DecodeDims s)
+    {
+        int row = s.Hkv * s.D;
+        long dst = ((((long)idx.X * s.S) + lengths[idx.X]) * row) + idx.Y;
+        kCache[dst] = kNew[((long)idx.X * row) + idx.Y];
+        vCache[dst] = vNew[((long)idx.X * row) + idx.Y];
+    }
+
+    /// <summary>output[b, h, :] = softmax_j(q·k_j/√D) v_j over j ≤ lengths[b]; idx = b·Hq + h.</summary>
+    public static void Attend(Index1D idx, ArrayView<float> q, ArrayView<float> kCache, ArrayView<float> vCache, ArrayView<int> lengths, ArrayView<float> output, DecodeDims s)
+    {
+        int b = idx / s.Hq, h = idx % s.Hq, hk = h / (s.Hq / s.Hkv);
+        long qi = (long)(int)idx * s.D;
+        float scale = 1f / XMath.Sqrt(s.D), m = float.NegativeInfinity, sum = 0f;
+        for (int c = 0; c < s.D; c++)
+        {
+            output[qi + c] = 0f;
+        }
+
+        for (int j = 0; j <= lengths[b]; j++)
+        {
+            long kj = s.Cache(b, j, hk);
+            float dot = 0f;
+            for (int c = 0; c < s.D; c++)
+            {
+                dot += q[qi + c] * kCache[kj + c];
+            }
+
+            dot *= scale;
+            float mNew = XMath.Max(m, dot), rescale = XMath.Exp(m - mNew), e = XMath.Exp(dot - mNew);
+            sum = (sum * rescale) + e;
+            for (int c = 0; c < s.D; c++)
+            {
+                output[qi + c] = (output[qi + c] * rescale) + (e * vCache[kj + c]);
+            }
+
+            m = mNew;
+        }
+
+        for (int c = 0; c < s.D; c++)
+        {
+            output[qi + c] /= sum;
+        }
+    }
+
+    /// <summary>dst[r, dstColumn + j] = src[r, srcColumn + j]; idx = (r, j).</summary>
+    public static void CopyColumns(Index2D idx, ArrayView<float> src, int srcColumns, int srcColumn, ArrayView<float> dst, int dstColumns, int dstColumn) =>
+        dst[((long)idx.X * dstColumns) + dstColumn + idx.Y] = src[((long)idx.X * srcColumns) + srcColumn + idx.Y];
+}
