@@ -198,7 +198,8 @@ public sealed class OpTests(string backendName) : IDisposable
         float[] x = Random(batch * t * heads * d), dy = Random(batch * t * heads * d), dx0 = Random(batch * t * heads * d);
         int[] pos = RandomInts(batch * t, 0, 300);
         var rx = T(x, [batch, t, heads, d], true);
-        var invFreq = pow(theta, -arange(0, d, 2, float64) / d);                    // [D/2]
+        float[] inv = [.. Enumerable.Range(0, d / 2).Select(i => (float)Math.Pow(theta, -2.0 * i / d))];
+        var invFreq = T(inv, [d / 2]);                                              // [D/2]
         var angle = Ids(pos, [batch, t]).to_type(float64).unsqueeze(-1) * invFreq;   // [B, T, D/2]
         var cos = cat([angle.cos(), angle.cos()], -1).unsqueeze(2);                  // [B, T, 1, D]
         var sin = cat([angle.sin(), angle.sin()], -1).unsqueeze(2);
@@ -209,10 +210,11 @@ public sealed class OpTests(string backendName) : IDisposable
         var kpos = b.FromArray(pos, batch, t);
         owned.Add(kpos);
         var y = Up(Random(x.Length), batch, t, heads, d);
-        b.Rope(Up(x, batch, t, heads, d), kpos, y, theta);
+        var kinv = Up(inv, d / 2);
+        b.Rope(Up(x, batch, t, heads, d), kpos, kinv, y);
         Close(y, want, "rope");
         var dx = Up(dx0, batch, t, heads, d);
-        b.RopeBackward(Up(dy, batch, t, heads, d), kpos, dx, theta);
+        b.RopeBackward(Up(dy, batch, t, heads, d), kpos, kinv, dx);
         Close(dx, T(dx0, [batch, t, heads, d]) + rx.grad!, "rope backward");
     }
 

@@ -156,15 +156,15 @@ public unsafe class CpuBackend : Backend
             Rms = true,
         });
 
-    private protected override void RopeCore(Tensor x, Tensor positions, Tensor y, float theta, bool inverse) =>
+    private protected override void RopeCore(Tensor x, Tensor positions, Tensor invFreq, Tensor y, bool inverse) =>
         WorkerPool.For(x.Shape[0] * x.Shape[1], new RopeKernel.Body
         {
             X = F(x),
             Positions = I(positions),
+            InvFreq = F(invFreq),
             Y = F(y),
             Heads = x.Shape[2],
             D = x.Shape[3],
-            Theta = theta,
             Inverse = inverse,
         });
 

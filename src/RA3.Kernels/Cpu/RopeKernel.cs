@@ -2,7 +2,7 @@ namespace RA3.Kernels.Cpu;
 
 /// <summary>
 /// Rotary position embedding in the Hugging Face rotate-half layout: within each head of D
-/// elements, element i (i &lt; D/2) and element i + D/2 rotate by angle pos·θ^(−2i/D). The forward
+/// elements, element i (i &lt; D/2) and element i + D/2 rotate by angle pos·invFreq[i]. The forward
 /// writes y = R·x; the inverse accumulates dx += Rᵀ·dy. One task per (batch, time) row.
 /// </summary>
 internal static unsafe class RopeKernel
@@ -12,10 +12,10 @@ internal static unsafe class RopeKernel
     {
         public float* X;
         public int* Positions;
+        public float* InvFreq;
         public float* Y;
         public int Heads;
         public int D;
-        public float Theta;
         public bool Inverse;
 
         public readonly void Run(int row)
@@ -24,7 +24,7 @@ internal static unsafe class RopeKernel
             double pos = Positions[row];
             for (int i = 0; i < half; i++)
             {
-                double angle = pos * Math.Pow(Theta, -2.0 * i / D);
+                double angle = pos * InvFreq[i];
                 float cos = (float)Math.Cos(angle), sin = (float)Math.Sin(angle);
                 for (int h = 0; h < Heads; h++)
                 {

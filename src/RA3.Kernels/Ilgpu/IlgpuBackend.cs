@@ -31,7 +31,7 @@ public sealed class IlgpuBackend : Backend
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> softmaxB;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int> ceF;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int> ceB;
-    private readonly Action<Index2D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, float, int> rope;
+    private readonly Action<Index2D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int> rope;
     private readonly Action<Index2D, ArrayView<int>, ArrayView<float>, ArrayView<float>, int> embedF, embedB;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionDims> attnF;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionDims> attnQ;
@@ -67,7 +67,7 @@ public sealed class IlgpuBackend : Backend
         softmaxB = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(RowKernels.SoftmaxBackward);
         ceF = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>(RowKernels.CrossEntropy);
         ceB = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int>(RowKernels.CrossEntropyBackward);
-        rope = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, float, int>(RowKernels.Rope);
+        rope = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int>(RowKernels.Rope);
         embedF = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<int>, ArrayView<float>, ArrayView<float>, int>(RowKernels.Embedding);
         embedB = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<int>, ArrayView<float>, ArrayView<float>, int>(RowKernels.EmbeddingBackward);
         attnF = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionDims>(AttentionKernels.Forward);
@@ -183,8 +183,8 @@ public sealed class IlgpuBackend : Backend
         normCols(x.Shape[-1], F(x), dummy.View, F(rstd), F(dy), F(dWeight), dummy.View, x.Shape[-1], 1);
     }
 
-    private protected override void RopeCore(Tensor x, Tensor positions, Tensor y, float theta, bool inverse) =>
-        rope(new Index2D(x.Shape[0] * x.Shape[1], x.Shape[3] / 2), F(x), I(positions), F(y), x.Shape[2], x.Shape[3], theta, inverse ? 1 : 0);
+    private protected override void RopeCore(Tensor x, Tensor positions, Tensor invFreq, Tensor y, bool inverse) =>
+        rope(new Index2D(x.Shape[0] * x.Shape[1], x.Shape[3] / 2), F(x), I(positions), F(invFreq), F(y), x.Shape[2], x.Shape[3], inverse ? 1 : 0);
 
     private protected override void SoftmaxCore(Tensor x, Tensor y) => softmaxF(Rows(x), F(x), F(y), x.Shape[-1]);
 

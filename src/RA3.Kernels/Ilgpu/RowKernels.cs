@@ -150,10 +150,10 @@ internal static class RowKernels
     }
 
     /// <summary>RoPE of one (row, pair i) across all heads: forward y = R·x, inverse y += Rᵀ·x.</summary>
-    public static void Rope(Index2D idx, ArrayView<float> x, ArrayView<int> positions, ArrayView<float> y, int heads, int d, float theta, int inverse)
+    public static void Rope(Index2D idx, ArrayView<float> x, ArrayView<int> positions, ArrayView<float> invFreq, ArrayView<float> y, int heads, int d, int inverse)
     {
         int row = idx.X, i = idx.Y, half = d / 2;
-        double angle = positions[row] * XMath.Pow((double)theta, -2.0 * i / d);
+        double angle = positions[row] * (double)invFreq[i];
         float cos = (float)XMath.Cos(angle), sin = (float)XMath.Sin(angle);
         for (int h = 0; h < heads; h++)
         {

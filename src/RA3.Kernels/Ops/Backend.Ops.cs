@@ -177,20 +177,22 @@ public abstract partial class Backend
     }
 
     /// <summary>
-    /// Rotary position embedding, Hugging Face layout (rotate-half: element i pairs with i + D/2):
-    /// x, y [B, T, H, D] with D even, positions [B, T] (int32), frequency base theta.
+    /// Rotary position embedding, Hugging Face layout (rotate-half: element i pairs with i + D/2,
+    /// both rotated by angle positions[b, t]·invFreq[i]): x, y [B, T, H, D] with D even, positions
+    /// [B, T] (int32), invFreq [D/2] (θ^(−2i/D) for plain RoPE; scaled variants such as Llama 3's
+    /// are computed by the caller).
     /// </summary>
-    public void Rope(Tensor x, Tensor positions, Tensor y, float theta)
+    public void Rope(Tensor x, Tensor positions, Tensor invFreq, Tensor y)
     {
-        RopeArgs(x, positions, y, nameof(y));
-        RopeCore(x, positions, y, theta, inverse: false);
+        RopeArgs(x, positions, invFreq, y, nameof(y));
+        RopeCore(x, positions, invFreq, y, inverse: false);
     }
 
     /// <summary>RoPE backward: <c>dx += Rᵀ dy</c>, the rotation by the opposite angle.</summary>
-    public void RopeBackward(Tensor dy, Tensor positions, Tensor dx, float theta)
+    public void RopeBackward(Tensor dy, Tensor positions, Tensor invFreq, Tensor dx)
     {
-        RopeArgs(dy, positions, dx, nameof(dx));
-        RopeCore(dy, positions, dx, theta, inverse: true);
+        RopeArgs(dy, positions, invFreq, dx, nameof(dx));
+        RopeCore(dy, positions, invFreq, dx, inverse: true);
     }
 
     /// <summary>Softmax over the last dimension: x, y [.., C].</summary>
@@ -381,7 +383,7 @@ public abstract partial class Backend
 
     private protected abstract void RmsNormBackwardCore(Tensor x, Tensor weight, Tensor rstd, Tensor dy, Tensor dx, Tensor dWeight);
 
-    private protected abstract void RopeCore(Tensor x, Tensor positions, Tensor y, float theta, bool inverse);
+    private protected abstract void RopeCore(Tensor x, Tensor positions, Tensor invFreq, Tensor y, bool inverse);
 
     private protected abstract void SoftmaxCore(Tensor x, Tensor y);
 
@@ -440,13 +442,15 @@ public abstract partial class Backend
         ShapeCheck.Is(rstd, nameof(rstd), checked((int)x.Shape.Rows));
     }
 
-    private void RopeArgs(Tensor x, Tensor positions, Tensor y, string nameY)
+    private void RopeArgs(Tensor x, Tensor positions, Tensor invFreq, Tensor y, string nameY)
     {
         Elementwise(x, nameof(x), y, nameY);
         Own(positions, nameof(positions), DType.Int32);
+        Own(invFreq, nameof(invFreq));
         ShapeCheck.Rank(x, 4, nameof(x), "[B, T, H, D]");
         ShapeCheck.Require(x.Shape[3] % 2 == 0, $"rope: head dimension of x {x.Shape} must be even");
         ShapeCheck.Is(positions, nameof(positions), x.Shape[0], x.Shape[1]);
+        ShapeCheck.Is(invFreq, nameof(invFreq), x.Shape[3] / 2);
     }
 
     private void AttentionArgs(Tensor q, Tensor k, Tensor v, Tensor probs)
