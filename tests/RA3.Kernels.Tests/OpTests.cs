@@ -1,7 +1,8 @@
 using NUnit.Framework;
 using RA3.Kernels.Ops;
 using RA3.Kernels.Tensors;
-using static RA3.Kernels.Tests.Oracle;
+using RA3.Testing;
+using static RA3.Testing.Oracle;
 using static TorchSharp.torch;
 using KTensor = RA3.Kernels.Tensors.Tensor;
 using TTensor = TorchSharp.torch.Tensor;

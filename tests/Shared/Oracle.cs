@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 using KTensor = RA3.Kernels.Tensors.Tensor;
 using TTensor = TorchSharp.torch.Tensor;
 
-namespace RA3.Kernels.Tests;
+namespace RA3.Testing;
 
 /// <summary>
 /// The independent reference: TorchSharp in float64 on the CPU. Inputs are drawn fresh for each

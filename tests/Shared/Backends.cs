@@ -3,7 +3,7 @@ using RA3.Kernels.Ilgpu;
 using RA3.Kernels.Native;
 using RA3.Kernels.Ops;
 
-namespace RA3.Kernels.Tests;
+namespace RA3.Testing;
 
 /// <summary>The backends every op test runs on, by name.</summary>
 internal static class Backends

@@ -1,0 +1,409 @@
+using RA3.Kernels.Ops;
+using RA3.Kernels.Tensors;
+using RA3.Model.Config;
+using RA3.Model.Layers;
+
+namespace RA3.Model;
+
+/// <summary>What a forward pass is for, which decides what the plan keeps.</summary>
+public enum PassKind
+{
+    /// <summary>Forward and backward: every layer's activations kept, gradient buffers allocated, logits for every position.</summary>
+    Train,
+
+    /// <summary>Forward only (scoring): one set of layer buffers reused by every layer, logits for every position.</summary>
+    Score,
+
+    /// <summary>Forward only, filling a KV cache: logits for each sequence's last prompt position.</summary>
+    Prefill,
+
+    /// <summary>One generation step (T = 1) over a KV cache.</summary>
+    Decode,
+}
+
+/// <summary>
+/// The activation plan of one batch shape [B, T]: every intermediate tensor of the forward (and,
+/// for training, the backward) as a named view into one float buffer and one int buffer,
+/// allocated once and reused for every batch of that shape. Row-major [N = B·T, width] views; the
+/// attention sees the same memory as [B, T, H, D].
+/// </summary>
+public sealed class Activations : IDisposable
+{
+    private readonly Tensor floats;
+    private readonly Tensor ints;
+    private readonly int[] hostTargets;
+    private readonly float[] hostLosses;
+
+    internal Activations(Backend backend, ModelConfig config, int batch, int time, PassKind kind)
+    {
+        if (batch <= 0 || time <= 0)
+        {
+            throw new ArgumentException($"batch and time must be positive, got [{batch}, {time}]");
+        }
+
+        if (kind == PassKind.Decode && time != 1)
+        {
+            throw new ArgumentException($"a decode plan has T = 1, got {time}");
+        }
+
+        if (config.Family == ModelFamily.Gpt2 && time > config.MaxPositions)
+        {
+            throw new ArgumentException($"T = {time} exceeds the {config.MaxPositions} learned positions of this GPT-2 model");
+        }
+
+        Kind = kind;
+        B = batch;
+        T = time;
+        N = batch * time;
+        var measureF = Arena.Measure();
+        var measureI = Arena.Measure();
+        Build(config, measureF, measureI);
+        var f = Arena.Allocate(backend, DType.Float32, measureF.Used);
+        var i = Arena.Allocate(backend, DType.Int32, measureI.Used);
+        Build(config, f, i);
+        floats = f.Buffer!;
+        ints = i.Buffer!;
+        hostTargets = new int[N];
+        hostLosses = new float[N];
+        if (kind != PassKind.Decode)
+        {
+            // Full passes see positions 0..T−1 in every sequence; decode rewrites them each step.
+            PositionsFlat.CopyFrom<int>([.. Enumerable.Range(0, N).Select(r => r % T)]);
+        }
+    }
+
+    /// <summary>What this plan serves.</summary>
+    public PassKind Kind { get; }
+
+    /// <summary>Batch size B.</summary>
+    public int B { get; }
+
+    /// <summary>Sequence length T.</summary>
+    public int T { get; }
+
+    /// <summary>Rows N = B·T.</summary>
+    public int N { get; }
+
+    /// <summary>Token ids [N] (int32; row b·T + t).</summary>
+    public Tensor Ids { get; private set; } = null!;
+
+    /// <summary>Positions [B, T] (int32): t for full passes, the cache length for decode.</summary>
+    public Tensor Positions { get; private set; } = null!;
+
+    /// <summary>Positions as [N] (GPT-2's learned position lookup).</summary>
+    internal Tensor PositionsFlat { get; private set; } = null!;
+
+    /// <summary>Decode: current cache lengths [B] (the same memory as <see cref="Positions"/>).</summary>
+    internal Tensor Lengths { get; private set; } = null!;
+
+    /// <summary>Next-token targets [N] (int32, negative = no target), for the loss.</summary>
+    public Tensor Targets { get; private set; } = null!;
+
+    /// <summary>Prefill: the row b·T + (length_b − 1) of each sequence's last prompt token [B].</summary>
+    internal Tensor LastRows { get; private set; } = null!;
+
+    /// <summary>The residual stream before each block and after the last: L + 1 tensors [N, C].</summary>
+    internal Tensor[] Residual { get; private set; } = null!;
+
+    /// <summary>Per-block buffers: one set per layer when training, one shared set otherwise.</summary>
+    internal BlockActivations[] Blocks { get; private set; } = null!;
+
+    /// <summary>Output of the attention or MLP projection before it joins the residual [N, C].</summary>
+    internal Tensor Projection { get; private set; } = null!;
+
+    /// <summary>Final norm output [N, C], mean and rstd [N].</summary>
+    internal Tensor FinalNorm { get; private set; } = null!;
+
+    internal Tensor FinalMean { get; private set; } = null!;
+
+    internal Tensor FinalRstd { get; private set; } = null!;
+
+    /// <summary>Prefill: final-norm rows at each sequence's last prompt position [B, C].</summary>
+    internal Tensor LastHidden { get; private set; } = null!;
+
+    /// <summary>Logits [N, V], or [B, V] for prefill and decode.</summary>
+    public Tensor Logits { get; private set; } = null!;
+
+    /// <summary>Per-row next-token loss −log p(target) [N] (0 where there is no target).</summary>
+    public Tensor Losses { get; private set; } = null!;
+
+    /// <summary>Training only: gradient buffers shared by all layers.</summary>
+    internal Gradients Grad { get; private set; } = null!;
+
+    /// <summary>Number of rows with a target, set by <see cref="SetBatch"/>.</summary>
+    public int TargetCount { get; private set; }
+
+    /// <summary>
+    /// Loads a batch: <paramref name="ids"/> [B·T] and positions 0..T−1, with next-token targets
+    /// (the Hugging Face causal-LM convention: row t predicts ids[t + 1]; the last position of
+    /// each sequence, and any position where <paramref name="mask"/> is false for the target, has none).
+    /// </summary>
+    public void SetBatch(ReadOnlySpan<int> ids, ReadOnlySpan<bool> mask = default)
+    {
+        if (ids.Length != N)
+        {
+            throw new ArgumentException($"expected {N} ids for a [{B}, {T}] batch, got {ids.Length}");
+        }
+
+        if (!mask.IsEmpty && mask.Length != N)
+        {
+            throw new ArgumentException($"expected a mask of {N} for a [{B}, {T}] batch, got {mask.Length}");
+        }
+
+        Ids.CopyFrom(ids);
+        int count = 0;
+        for (int r = 0; r < N; r++)
+        {
+            bool has = r % T != T - 1 && (mask.IsEmpty || mask[r + 1]);
+            hostTargets[r] = has ? ids[r + 1] : -1;
+            count += has ? 1 : 0;
+        }
+
+        Targets.CopyFrom<int>(hostTargets);
+        TargetCount = count;
+    }
+
+    /// <summary>Sum of the per-row losses (read from the device), in double.</summary>
+    public double LossSum()
+    {
+        Losses.CopyTo<float>(hostLosses);
+        double sum = 0;
+        foreach (float l in hostLosses)
+        {
+            sum += l;
+        }
+
+        return sum;
+    }
+
+    /// <summary>Sets every row's ∂loss/∂(row loss) to <paramref name="value"/> (rows without a target are ignored by the kernel).</summary>
+    internal void FillLossGradient(float value)
+    {
+        Array.Fill(hostLosses, value);
+        Grad.Losses.CopyFrom<float>(hostLosses);
+    }
+
+    /// <summary>The per-row losses [N] (a copy into <paramref name="destination"/>).</summary>
+    public void CopyLosses(Span<float> destination) => Losses.CopyTo(destination);
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        floats.Dispose();
+        ints.Dispose();
+    }
+
+    private void Build(ModelConfig c, Arena f, Arena i)
+    {
+        int n = N;
+        bool full = Kind != PassKind.Decode;
+        Ids = i.Take(n);
+        Targets = i.Take(n);
+        var pos = i.Take(n);
+        if (!i.Measuring)
+        {
+            PositionsFlat = pos;
+            Positions = pos.Reshape(B, T);
+            Lengths = T == 1 ? pos.Reshape(B) : null!;
+        }
+
+        LastRows = i.Take(B);
+        Residual = [.. Enumerable.Range(0, c.Layers + 1).Select(_ => f.Take(n, c.Hidden))];
+        Blocks = [.. Enumerable.Range(0, Kind == PassKind.Train ? c.Layers : 1).Select(_ => new BlockActivations(c, f, B, T, full))];
+        Projection = f.Take(n, c.Hidden);
+        FinalNorm = f.Take(n, c.Hidden);
+        FinalMean = f.Take(n);
+        FinalRstd = f.Take(n);
+        bool lastOnly = Kind is PassKind.Prefill;
+        LastHidden = lastOnly ? f.Take(B, c.Hidden) : null!;
+        Logits = f.Take(lastOnly || Kind == PassKind.Decode ? B : n, c.VocabSize);
+        Losses = f.Take(n);
+        Grad = Kind == PassKind.Train ? new Gradients(c, f, B, T) : null!;
+    }
+}
+
+/// <summary>The buffers of one transformer block for one batch shape.</summary>
+internal sealed class BlockActivations
+{
+    public BlockActivations(ModelConfig c, Arena f, int batch, int time, bool full)
+    {
+        int n = batch * time, q = c.Heads * c.HeadDim, kv = c.KvHeads * c.HeadDim;
+        bool gpt2 = c.Family == ModelFamily.Gpt2;
+        Norm1 = f.Take(n, c.Hidden);
+        Mean1 = f.Take(n);
+        Rstd1 = f.Take(n);
+        Qkv = gpt2 ? f.Take(n, 3 * c.Hidden) : null;
+        Q = f.Take(n, q);
+        K = f.Take(n, kv);
+        V = f.Take(n, kv);
+        RotatedQ = gpt2 ? Q : f.Take(n, q);
+        RotatedK = gpt2 ? K : f.Take(n, kv);
+        Probs = full ? f.Take(batch, c.Heads, time, time) : null;
+        Attention = f.Take(n, q);
+        Mid = f.Take(n, c.Hidden);
+        Norm2 = f.Take(n, c.Hidden);
+        Mean2 = f.Take(n);
+        Rstd2 = f.Take(n);
+        Hidden = f.Take(n, c.Intermediate);
+        Up = gpt2 ? null : f.Take(n, c.Intermediate);
+        Activated = f.Take(n, c.Intermediate);
+        if (!f.Measuring)
+        {
+            Q4 = Q.Reshape(batch, time, c.Heads, c.HeadDim);
+            K4 = K.Reshape(batch, time, c.KvHeads, c.HeadDim);
+            V4 = V.Reshape(batch, time, c.KvHeads, c.HeadDim);
+            RotatedQ4 = RotatedQ.Reshape(batch, time, c.Heads, c.HeadDim);
+            RotatedK4 = RotatedK.Reshape(batch, time, c.KvHeads, c.HeadDim);
+            Attention4 = Attention.Reshape(batch, time, c.Heads, c.HeadDim);
+            KeyRows = RotatedK.Reshape(batch, time * kv);
+            ValueRows = V.Reshape(batch, time * kv);
+            if (time == 1)
+            {
+                RotatedQ3 = RotatedQ.Reshape(batch, c.Heads, c.HeadDim);
+                RotatedK3 = RotatedK.Reshape(batch, c.KvHeads, c.HeadDim);
+                V3 = V.Reshape(batch, c.KvHeads, c.HeadDim);
+                Attention3 = Attention.Reshape(batch, c.Heads, c.HeadDim);
+            }
+        }
+    }
+
+    public Tensor Norm1 { get; }
+
+    public Tensor Mean1 { get; }
+
+    public Tensor Rstd1 { get; }
+
+    /// <summary>GPT-2's fused projection output [N, 3C].</summary>
+    public Tensor? Qkv { get; }
+
+    public Tensor Q { get; }
+
+    public Tensor K { get; }
+
+    public Tensor V { get; }
+
+    /// <summary>q and k after RoPE (the same tensors as Q and K in GPT-2).</summary>
+    public Tensor RotatedQ { get; }
+
+    public Tensor RotatedK { get; }
+
+    /// <summary>Attention weights [B, Hq, T, T] for the backward (null in decode).</summary>
+    public Tensor? Probs { get; }
+
+    public Tensor Attention { get; }
+
+    /// <summary>Residual after the attention half [N, C].</summary>
+    public Tensor Mid { get; }
+
+    public Tensor Norm2 { get; }
+
+    public Tensor Mean2 { get; }
+
+    public Tensor Rstd2 { get; }
+
+    /// <summary>MLP pre-activation: GPT-2's c_fc output, Llama's gate [N, I].</summary>
+    public Tensor Hidden { get; }
+
+    /// <summary>Llama's up projection [N, I].</summary>
+    public Tensor? Up { get; }
+
+    public Tensor Activated { get; }
+
+    public Tensor Q4 { get; } = null!;
+
+    public Tensor K4 { get; } = null!;
+
+    public Tensor V4 { get; } = null!;
+
+    public Tensor RotatedQ4 { get; } = null!;
+
+    public Tensor RotatedK4 { get; } = null!;
+
+    public Tensor Attention4 { get; } = null!;
+
+    /// <summary>Rotated keys and values as [B, T·Hkv·D] rows, for copying into a cache.</summary>
+    public Tensor KeyRows { get; } = null!;
+
+    public Tensor ValueRows { get; } = null!;
+
+    /// <summary>Decode views [B, H, D].</summary>
+    public Tensor RotatedQ3 { get; } = null!;
+
+    public Tensor RotatedK3 { get; } = null!;
+
+    public Tensor V3 { get; } = null!;
+
+    public Tensor Attention3 { get; } = null!;
+}
+
+/// <summary>Gradient buffers of the activations, shared by all layers (the backward walks them one block at a time).</summary>
+internal sealed class Gradients
+{
+    public Gradients(ModelConfig c, Arena f, int batch, int time)
+    {
+        int n = batch * time, q = c.Heads * c.HeadDim, kv = c.KvHeads * c.HeadDim;
+        Residual = f.Take(n, c.Hidden);
+        Norm = f.Take(n, c.Hidden);
+        Qkv = c.Family == ModelFamily.Gpt2 ? f.Take(n, 3 * c.Hidden) : null;
+        Q = f.Take(n, q);
+        K = f.Take(n, kv);
+        V = f.Take(n, kv);
+        PreRopeQ = f.Take(n, q);
+        PreRopeK = f.Take(n, kv);
+        Attention = f.Take(n, q);
+        Hidden = f.Take(n, c.Intermediate);
+        Up = f.Take(n, c.Intermediate);
+        Activated = f.Take(n, c.Intermediate);
+        Logits = f.Take(n, c.VocabSize);
+        Losses = f.Take(n);
+        if (!f.Measuring)
+        {
+            Q4 = Q.Reshape(batch, time, c.Heads, c.HeadDim);
+            K4 = K.Reshape(batch, time, c.KvHeads, c.HeadDim);
+            V4 = V.Reshape(batch, time, c.KvHeads, c.HeadDim);
+            PreRopeQ4 = PreRopeQ.Reshape(batch, time, c.Heads, c.HeadDim);
+            PreRopeK4 = PreRopeK.Reshape(batch, time, c.KvHeads, c.HeadDim);
+            Attention4 = Attention.Reshape(batch, time, c.Heads, c.HeadDim);
+        }
+    }
+
+    public Tensor Q4 { get; } = null!;
+
+    public Tensor K4 { get; } = null!;
+
+    public Tensor V4 { get; } = null!;
+
+    public Tensor PreRopeQ4 { get; } = null!;
+
+    public Tensor PreRopeK4 { get; } = null!;
+
+    public Tensor Attention4 { get; } = null!;
+
+    public Tensor Residual { get; }
+
+    public Tensor Norm { get; }
+
+    public Tensor? Qkv { get; }
+
+    public Tensor Q { get; }
+
+    public Tensor K { get; }
+
+    public Tensor V { get; }
+
+    public Tensor PreRopeQ { get; }
+
+    public Tensor PreRopeK { get; }
+
+    public Tensor Attention { get; }
+
+    public Tensor Hidden { get; }
+
+    public Tensor Up { get; }
+
+    public Tensor Activated { get; }
+
+    public Tensor Logits { get; }
+
+    public Tensor Losses { get; }
+}

@@ -1,0 +1,392 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace RA3.Model.Config;
+
+/// <summary>
+/// Shape and options of a decoder-only transformer, read from and written to a Hugging Face
+/// <c>config.json</c> (GPT-2, Llama, Qwen2).
+/// </summary>
+public sealed record ModelConfig
+{
+    /// <summary>Which block layout the model uses.</summary>
+    public required ModelFamily Family { get; init; }
+
+    /// <summary>The Hugging Face <c>model_type</c>: <c>gpt2</c>, <c>llama</c> or <c>qwen2</c>.</summary>
+    public required string ModelType { get; init; }
+
+    /// <summary>Vocabulary size V.</summary>
+    public required int VocabSize { get; init; }
+
+    /// <summary>Model width C.</summary>
+    public required int Hidden { get; init; }
+
+    /// <summary>Number of transformer blocks L.</summary>
+    public required int Layers { get; init; }
+
+    /// <summary>Query heads Hq.</summary>
+    public required int Heads { get; init; }
+
+    /// <summary>Key/value heads Hkv (grouped-query attention when below Hq).</summary>
+    public required int KvHeads { get; init; }
+
+    /// <summary>Head dimension D (Hq·D need not equal C in the Llama family).</summary>
+    public required int HeadDim { get; init; }
+
+    /// <summary>MLP inner width I.</summary>
+    public required int Intermediate { get; init; }
+
+    /// <summary>Longest sequence: the learned position table of GPT-2, the RoPE context of Llama.</summary>
+    public required int MaxPositions { get; init; }
+
+    /// <summary>Epsilon of LayerNorm (GPT-2) or RMSNorm (Llama).</summary>
+    public float NormEps { get; init; } = 1e-5f;
+
+    /// <summary>Whether the output head shares the token embedding.</summary>
+    public bool TiedHead { get; init; }
+
+    /// <summary>Biases on the q, k, v projections (Qwen2; Llama with <c>attention_bias</c>).</summary>
+    public bool QkvBias { get; init; }
+
+    /// <summary>Bias on the attention output projection (Llama with <c>attention_bias</c>).</summary>
+    public bool OutputBias { get; init; }
+
+    /// <summary>Rotary embedding settings (Llama family).</summary>
+    public RopeScaling Rope { get; init; } = new(10000.0);
+
+    /// <summary>Beginning-of-sequence token id, if the checkpoint names one.</summary>
+    public int? BosTokenId { get; init; }
+
+    /// <summary>End-of-sequence token ids (Llama 3 lists several).</summary>
+    public IReadOnlyList<int> EosTokenIds { get; init; } = [];
+
+    /// <summary>Number of float parameters (the tied head counted once).</summary>
+    public long ParameterCount => Parameters.Layout(this).Sum(p => p.Count);
+
+    /// <summary>A GPT-2-family configuration (MLP width 4C, tied head).</summary>
+    public static ModelConfig Gpt2(int vocab, int hidden, int layers, int heads, int maxPositions) => new()
+    {
+        Family = ModelFamily.Gpt2,
+        ModelType = "gpt2",
+        VocabSize = vocab,
+        Hidden = hidden,
+        Layers = layers,
+        Heads = heads,
+        KvHeads = heads,
+        HeadDim = hidden / heads,
+        Intermediate = 4 * hidden,
+        MaxPositions = maxPositions,
+        TiedHead = true,
+    };
+
+    /// <summary>A Llama-family configuration.</summary>
+    public static ModelConfig Llama(int vocab, int hidden, int layers, int heads, int kvHeads, int intermediate, int maxPositions, bool tiedHead = false, double ropeTheta = 10000.0) => new()
+    {
+        Family = ModelFamily.Llama,
+        ModelType = "llama",
+        VocabSize = vocab,
+        Hidden = hidden,
+        Layers = layers,
+        Heads = heads,
+        KvHeads = kvHeads,
+        HeadDim = hidden / heads,
+        Intermediate = intermediate,
+        MaxPositions = maxPositions,
+        TiedHead = tiedHead,
+        Rope = new RopeScaling(ropeTheta),
+    };
+
+    /// <summary>Reads a Hugging Face <c>config.json</c>; errors name the file and the field.</summary>
+    public static ModelConfig Load(string path)
+    {
+        JsonObject json;
+        try
+        {
+            json = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException($"{path}: not a JSON object");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path}: not valid JSON: {e.Message}", e);
+        }
+
+        var config = Parse(json, path);
+        config.Validate(path);
+        return config;
+    }
+
+    /// <summary>Parses the fields of a Hugging Face config object (<paramref name="source"/> names it in errors).</summary>
+    public static ModelConfig Parse(JsonObject json, string source)
+    {
+        ArgumentNullException.ThrowIfNull(json);
+        var f = new Fields(json, source);
+        string type = f.Str("model_type");
+        int? bos = f.OptInt("bos_token_id");
+        int[] eos = f.IntList("eos_token_id");
+        switch (type)
+        {
+            case "gpt2":
+                {
+                    string act = f.OptStr("activation_function") ?? "gelu_new";
+                    if (act is not ("gelu_new" or "gelu_pytorch_tanh"))
+                    {
+                        throw f.Error("activation_function", $"'{act}' is not supported (GPT-2 family uses gelu_new)");
+                    }
+
+                    int hidden = f.Int("n_embd"), heads = f.Int("n_head");
+                    return new ModelConfig
+                    {
+                        Family = ModelFamily.Gpt2,
+                        ModelType = type,
+                        VocabSize = f.Int("vocab_size"),
+                        Hidden = hidden,
+                        Layers = f.Int("n_layer"),
+                        Heads = heads,
+                        KvHeads = heads,
+                        HeadDim = hidden / Math.Max(heads, 1),
+                        Intermediate = f.OptInt("n_inner") ?? (4 * hidden),
+                        MaxPositions = f.Int("n_positions"),
+                        NormEps = (float)(f.OptDouble("layer_norm_epsilon") ?? 1e-5),
+                        TiedHead = f.OptBool("tie_word_embeddings") ?? true,
+                        BosTokenId = bos,
+                        EosTokenIds = eos,
+                    };
+                }
+
+            case "llama" or "qwen2":
+                {
+                    string act = f.OptStr("hidden_act") ?? "silu";
+                    if (act != "silu")
+                    {
+                        throw f.Error("hidden_act", $"'{act}' is not supported (Llama family uses silu)");
+                    }
+
+                    if (f.OptBool("mlp_bias") == true)
+                    {
+                        throw f.Error("mlp_bias", "MLP biases are not supported");
+                    }
+
+                    if (type == "qwen2" && f.OptBool("use_sliding_window") == true)
+                    {
+                        throw f.Error("use_sliding_window", "sliding-window attention is not supported");
+                    }
+
+                    int hidden = f.Int("hidden_size"), heads = f.Int("num_attention_heads");
+                    bool attentionBias = f.OptBool("attention_bias") ?? false;
+                    return new ModelConfig
+                    {
+                        Family = ModelFamily.Llama,
+                        ModelType = type,
+                        VocabSize = f.Int("vocab_size"),
+                        Hidden = hidden,
+                        Layers = f.Int("num_hidden_layers"),
+                        Heads = heads,
+                        KvHeads = f.OptInt("num_key_value_heads") ?? heads,
+                        HeadDim = f.OptInt("head_dim") ?? (hidden / Math.Max(heads, 1)),
+                        Intermediate = f.Int("intermediate_size"),
+                        MaxPositions = f.Int("max_position_embeddings"),
+                        NormEps = (float)(f.OptDouble("rms_norm_eps") ?? 1e-6),
+                        TiedHead = f.OptBool("tie_word_embeddings") ?? false,
+                        QkvBias = type == "qwen2" || attentionBias,
+                        OutputBias = attentionBias,
+                        Rope = f.Rope(),
+                        BosTokenId = bos,
+                        EosTokenIds = eos,
+                    };
+                }
+
+            default:
+                throw f.Error("model_type", $"unknown architecture '{type}' (supported: gpt2, llama, qwen2)");
+        }
+    }
+
+    /// <summary>Checks that the sizes are positive and consistent; errors name <paramref name="source"/> and the field.</summary>
+    public void Validate(string source)
+    {
+        void Positive(int value, string field)
+        {
+            if (value <= 0)
+            {
+                throw new InvalidDataException($"{source}: {field} must be positive, got {value}");
+            }
+        }
+
+        Positive(VocabSize, "vocab_size");
+        Positive(Hidden, "hidden size");
+        Positive(Layers, "number of layers");
+        Positive(Heads, "number of heads");
+        Positive(KvHeads, "num_key_value_heads");
+        Positive(HeadDim, "head_dim");
+        Positive(Intermediate, "intermediate size");
+        Positive(MaxPositions, "maximum positions");
+        if (Heads % KvHeads != 0)
+        {
+            throw new InvalidDataException($"{source}: num_attention_heads {Heads} is not a multiple of num_key_value_heads {KvHeads}");
+        }
+
+        if (Family == ModelFamily.Gpt2 && Heads * HeadDim != Hidden)
+        {
+            throw new InvalidDataException($"{source}: n_embd {Hidden} is not divisible by n_head {Heads}");
+        }
+
+        if (Family == ModelFamily.Llama && HeadDim % 2 != 0)
+        {
+            throw new InvalidDataException($"{source}: head_dim {HeadDim} must be even for RoPE");
+        }
+    }
+
+    /// <summary>
+    /// The Hugging Face <c>config.json</c> for this model, loadable by <c>transformers</c> 4.x
+    /// and 5.x (RoPE settings both at the top level and under <c>rope_parameters</c>).
+    /// </summary>
+    public string ToHuggingFaceJson()
+    {
+        var j = new JsonObject();
+        if (Family == ModelFamily.Gpt2)
+        {
+            j["architectures"] = new JsonArray("GPT2LMHeadModel");
+            j["model_type"] = "gpt2";
+            j["activation_function"] = "gelu_new";
+            j["vocab_size"] = VocabSize;
+            j["n_embd"] = Hidden;
+            j["n_layer"] = Layers;
+            j["n_head"] = Heads;
+            j["n_inner"] = Intermediate;
+            j["n_positions"] = MaxPositions;
+            j["layer_norm_epsilon"] = NormEps;
+            j["attn_pdrop"] = 0.0;
+            j["embd_pdrop"] = 0.0;
+            j["resid_pdrop"] = 0.0;
+        }
+        else
+        {
+            j["architectures"] = new JsonArray(ModelType == "qwen2" ? "Qwen2ForCausalLM" : "LlamaForCausalLM");
+            j["model_type"] = ModelType;
+            j["hidden_act"] = "silu";
+            j["vocab_size"] = VocabSize;
+            j["hidden_size"] = Hidden;
+            j["num_hidden_layers"] = Layers;
+            j["num_attention_heads"] = Heads;
+            j["num_key_value_heads"] = KvHeads;
+            j["head_dim"] = HeadDim;
+            j["intermediate_size"] = Intermediate;
+            j["max_position_embeddings"] = MaxPositions;
+            j["rms_norm_eps"] = NormEps;
+            if (ModelType != "qwen2")
+            {
+                j["attention_bias"] = QkvBias;
+            }
+
+            j["rope_theta"] = Rope.Theta;
+            var rope = new JsonObject { ["rope_type"] = Rope.Type, ["rope_theta"] = Rope.Theta };
+            if (Rope.Type != "default")
+            {
+                rope["factor"] = Rope.Factor;
+            }
+
+            if (Rope.Type == "llama3")
+            {
+                rope["low_freq_factor"] = Rope.LowFreqFactor;
+                rope["high_freq_factor"] = Rope.HighFreqFactor;
+                rope["original_max_position_embeddings"] = Rope.OriginalMaxPositions;
+            }
+
+            j["rope_parameters"] = rope;
+        }
+
+        j["tie_word_embeddings"] = TiedHead;
+        j["torch_dtype"] = "float32";
+        if (BosTokenId is int bos)
+        {
+            j["bos_token_id"] = bos;
+        }
+
+        if (EosTokenIds.Count == 1)
+        {
+            j["eos_token_id"] = EosTokenIds[0];
+        }
+        else if (EosTokenIds.Count > 1)
+        {
+            j["eos_token_id"] = new JsonArray([.. EosTokenIds.Select(e => (JsonNode)e)]);
+        }
+
+        return j.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    /// <summary>Typed access to config fields with errors that name the file and the field.</summary>
+    private readonly struct Fields(JsonObject json, string source)
+    {
+        public InvalidDataException Error(string field, string what) => new($"{source}: field '{field}': {what}");
+
+        public string Str(string name) => OptStr(name) ?? throw Error(name, "missing");
+
+        public string? OptStr(string name) => Get(name) is JsonValue v && v.TryGetValue(out string? s) ? s : Get(name) is null ? null : throw Error(name, "must be a string");
+
+        public int Int(string name) => OptInt(name) ?? throw Error(name, "missing");
+
+        public int? OptInt(string name) => Get(name) switch
+        {
+            null => null,
+            JsonValue v when v.TryGetValue(out int i) => i,
+            JsonValue v when v.TryGetValue(out double d) && d == Math.Floor(d) && Math.Abs(d) < int.MaxValue => (int)d,
+            _ => throw Error(name, $"must be an integer, got {Get(name)!.ToJsonString()}"),
+        };
+
+        public double? OptDouble(string name) => Get(name) switch
+        {
+            null => null,
+            JsonValue v when v.TryGetValue(out double d) => d,
+            JsonValue v when v.TryGetValue(out string? s) && double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double d) => d,
+            _ => throw Error(name, $"must be a number, got {Get(name)!.ToJsonString()}"),
+        };
+
+        public bool? OptBool(string name) => Get(name) switch
+        {
+            null => null,
+            JsonValue v when v.TryGetValue(out bool b) => b,
+            _ => throw Error(name, $"must be true or false, got {Get(name)!.ToJsonString()}"),
+        };
+
+        public int[] IntList(string name) => Get(name) switch
+        {
+            null => [],
+            JsonArray a => ParseIds(a, name),
+            _ => [Int(name)],
+        };
+
+        private int[] ParseIds(JsonArray a, string name)
+        {
+            var ids = new int[a.Count];
+            for (int i = 0; i < ids.Length; i++)
+            {
+                ids[i] = a[i] is JsonValue v && v.TryGetValue(out int id) ? id : throw Error($"{name}[{i}]", "must be an integer");
+            }
+
+            return ids;
+        }
+
+        /// <summary>RoPE settings: 5.x <c>rope_parameters</c>, 4.x <c>rope_scaling</c> plus a top-level <c>rope_theta</c>.</summary>
+        public RopeScaling Rope()
+        {
+            var parameters = Get("rope_parameters") as JsonObject ?? Get("rope_scaling") as JsonObject;
+            string where = Get("rope_parameters") is JsonObject ? "rope_parameters" : "rope_scaling";
+            var inner = parameters is null ? this : new Fields(parameters, source);
+            double theta = inner.OptDouble("rope_theta") ?? OptDouble("rope_theta") ?? 10000.0;
+            string type = inner.OptStr("rope_type") ?? inner.OptStr("type") ?? "default";
+            if (!RopeScaling.Supported.Contains(type))
+            {
+                throw Error($"{where}.rope_type", $"'{type}' is not supported (supported: {string.Join(", ", RopeScaling.Supported)})");
+            }
+
+            return new RopeScaling(
+                theta,
+                type,
+                inner.OptDouble("factor") ?? 1.0,
+                inner.OptDouble("low_freq_factor") ?? 1.0,
+                inner.OptDouble("high_freq_factor") ?? 4.0,
+                inner.OptInt("original_max_position_embeddings") ?? 8192);
+        }
+
+        private JsonNode? Get(string name) => json.TryGetPropertyValue(name, out var node) ? node : null;
+    }
+}

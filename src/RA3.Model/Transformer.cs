@@ -1,0 +1,362 @@
+using RA3.Kernels.Ops;
+using RA3.Kernels.Tensors;
+using RA3.Model.Config;
+using RA3.Model.Generation;
+using RA3.Model.Layers;
+
+namespace RA3.Model;
+
+/// <summary>
+/// A decoder-only transformer (GPT-2 or Llama/Qwen2 family) written on the ops of
+/// <see cref="Backend"/>: forward, hand-written backward, and the prefill and decode passes
+/// generation uses. Weights live in one <see cref="ParameterStore"/> with Hugging Face names;
+/// gradients, when enabled, in a second store of the same layout.
+/// </summary>
+public sealed class Transformer : IDisposable
+{
+    private readonly Tensor? invFreq;
+    private Block[] blocks;
+    private Norm finalNorm;
+    private Linear head;
+
+    /// <summary>A zero-initialised model; load weights or call <see cref="InitializeRandom"/>.</summary>
+    public Transformer(Backend backend, ModelConfig config, bool trainable = false)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(config);
+        config.Validate("model config");
+        Backend = backend;
+        Config = config;
+        Weights = new ParameterStore(backend, config);
+        if (config.Family == ModelFamily.Llama)
+        {
+            invFreq = backend.FromArray(config.Rope.InverseFrequencies(config.HeadDim), config.HeadDim / 2);
+        }
+
+        (blocks, finalNorm, head) = Bind(null);
+        if (trainable)
+        {
+            EnableGradients();
+        }
+    }
+
+    /// <summary>The backend every op runs on.</summary>
+    public Backend Backend { get; }
+
+    /// <summary>The model's shape.</summary>
+    public ModelConfig Config { get; }
+
+    /// <summary>The parameters, with Hugging Face names.</summary>
+    public ParameterStore Weights { get; }
+
+    /// <summary>Parameter gradients (same layout as <see cref="Weights"/>), or null for an inference-only model.</summary>
+    public ParameterStore? Gradients { get; private set; }
+
+    /// <summary>Allocates the gradient store (zeroed) so <see cref="Backward"/> can run.</summary>
+    public void EnableGradients()
+    {
+        if (Gradients is null)
+        {
+            Gradients = new ParameterStore(Backend, Config);
+            (blocks, finalNorm, head) = Bind(Gradients);
+        }
+    }
+
+    /// <summary>An activation plan for batches of shape [<paramref name="batch"/>, <paramref name="time"/>].</summary>
+    public Activations Plan(int batch, int time, PassKind kind)
+    {
+        if (kind == PassKind.Train && Gradients is null)
+        {
+            throw new InvalidOperationException("a training plan needs gradients: create the model trainable or call EnableGradients()");
+        }
+
+        return new Activations(Backend, Config, batch, time, kind);
+    }
+
+    /// <summary>
+    /// Initialises the weights as GPT-2 does, from <paramref name="seed"/>: matrices and embeddings
+    /// N(0, 0.02²), the projections into the residual stream N(0, (0.02/√(2L))²), norms 1, biases 0.
+    /// </summary>
+    public void InitializeRandom(ulong seed)
+    {
+        var rng = new Rng(seed);
+        double residualStd = 0.02 / Math.Sqrt(2.0 * Config.Layers);
+        foreach (var spec in Weights.Specs)
+        {
+            var values = new float[spec.Count];
+            string name = spec.Name;
+            if (spec.Shape.Length == 2)
+            {
+                bool residual = name.EndsWith("c_proj.weight", StringComparison.Ordinal) || name.EndsWith("o_proj.weight", StringComparison.Ordinal) || name.EndsWith("down_proj.weight", StringComparison.Ordinal);
+                double std = residual ? residualStd : 0.02;
+                for (int i = 0; i < values.Length; i++)
+                {
+                    values[i] = (float)(rng.NextGaussian() * std);
+                }
+            }
+            else if (!name.EndsWith(".bias", StringComparison.Ordinal))
+            {
+                Array.Fill(values, 1f);
+            }
+
+            Weights[name].CopyFrom<float>(values);
+        }
+    }
+
+    /// <summary>
+    /// Forward over a full batch (<see cref="PassKind.Train"/> or <see cref="PassKind.Score"/>):
+    /// logits [N, V] and per-row losses; returns the mean loss over the rows with a target (NaN if none).
+    /// </summary>
+    public double Forward(Activations a)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        if (a.Kind is not (PassKind.Train or PassKind.Score))
+        {
+            throw new ArgumentException($"Forward runs Train or Score plans, got {a.Kind}");
+        }
+
+        Trunk(a, null);
+        head.Forward(Backend, a.FinalNorm, a.Logits);
+        Backend.CrossEntropy(a.Logits, a.Targets, a.Losses);
+        return a.TargetCount == 0 ? double.NaN : a.LossSum() / a.TargetCount;
+    }
+
+    /// <summary>
+    /// Backward of the mean loss times <paramref name="lossScale"/> (1/accumulation steps when
+    /// accumulating): adds into <see cref="Gradients"/>, which the caller zeroes once per step.
+    /// </summary>
+    public void Backward(Activations a, float lossScale = 1f)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        if (a.Kind != PassKind.Train || Gradients is null)
+        {
+            throw new ArgumentException("Backward needs a Train plan of a model with gradients, after Forward");
+        }
+
+        var b = Backend;
+        var g = a.Grad;
+        var c = Config;
+        a.FillLossGradient(a.TargetCount > 0 ? lossScale / a.TargetCount : 0f);
+
+        b.Zero(g.Logits);
+        b.CrossEntropyBackward(a.Logits, a.Targets, g.Losses, g.Logits);
+        head.Backward(b, a.FinalNorm, g.Logits, g.Norm, accumulate: false);
+        b.Zero(g.Residual);
+        finalNorm.Backward(b, a.Residual[c.Layers], a.FinalMean, a.FinalRstd, g.Norm, g.Residual);
+        for (int l = c.Layers - 1; l >= 0; l--)
+        {
+            var blk = blocks[l];
+            var x = a.Blocks[l];
+
+            // MLP half: the residual gradient flows straight through and into the MLP.
+            blk.Down.Backward(b, x.Activated, g.Residual, g.Activated, accumulate: false);
+            b.Zero(g.Hidden);
+            if (c.Family == ModelFamily.Gpt2)
+            {
+                b.GeluBackward(x.Hidden, g.Activated, g.Hidden);
+                blk.Hidden.Backward(b, x.Norm2, g.Hidden, g.Norm, accumulate: false);
+            }
+            else
+            {
+                b.Zero(g.Up);
+                b.SwiGluBackward(x.Hidden, x.Up!, g.Activated, g.Hidden, g.Up);
+                blk.Hidden.Backward(b, x.Norm2, g.Hidden, g.Norm, accumulate: false);
+                blk.Up!.Backward(b, x.Norm2, g.Up, g.Norm, accumulate: true);
+            }
+
+            blk.Norm2.Backward(b, x.Mid, x.Mean2, x.Rstd2, g.Norm, g.Residual);
+
+            // Attention half.
+            blk.Output.Backward(b, x.Attention, g.Residual, g.Attention, accumulate: false);
+            b.Zero(g.Q);
+            b.Zero(g.K);
+            b.Zero(g.V);
+            b.AttentionBackward(x.RotatedQ4, x.RotatedK4, x.V4, x.Probs!, g.Attention4, g.Q4, g.K4, g.V4);
+            if (c.Family == ModelFamily.Gpt2)
+            {
+                b.CopyColumns(g.Q, 0, g.Qkv!, 0, c.Hidden);
+                b.CopyColumns(g.K, 0, g.Qkv!, c.Hidden, c.Hidden);
+                b.CopyColumns(g.V, 0, g.Qkv!, 2 * c.Hidden, c.Hidden);
+                blk.Qkv!.Backward(b, x.Norm1, g.Qkv!, g.Norm, accumulate: false);
+            }
+            else
+            {
+                b.Zero(g.PreRopeQ);
+                b.Zero(g.PreRopeK);
+                b.RopeBackward(g.Q4, a.Positions, invFreq!, g.PreRopeQ4);
+                b.RopeBackward(g.K4, a.Positions, invFreq!, g.PreRopeK4);
+                blk.Q!.Backward(b, x.Norm1, g.PreRopeQ, g.Norm, accumulate: false);
+                blk.K!.Backward(b, x.Norm1, g.PreRopeK, g.Norm, accumulate: true);
+                blk.V!.Backward(b, x.Norm1, g.V, g.Norm, accumulate: true);
+            }
+
+            blk.Norm1.Backward(b, a.Residual[l], x.Mean1, x.Rstd1, g.Norm, g.Residual);
+        }
+
+        b.EmbeddingBackward(a.Ids, g.Residual, Gradients[Parameters.Embedding(c)]);
+        if (c.Family == ModelFamily.Gpt2)
+        {
+            b.EmbeddingBackward(a.PositionsFlat, g.Residual, Gradients["transformer.wpe.weight"]);
+        }
+    }
+
+    /// <summary>
+    /// Runs right-padded prompts [B, T] (a <see cref="PassKind.Prefill"/> plan whose ids are set)
+    /// and fills <paramref name="cache"/>; sequence b has <paramref name="lengths"/>[b] real tokens
+    /// (causal attention means padding after them changes nothing). Logits [B, V] are those of
+    /// each sequence's last prompt token.
+    /// </summary>
+    public void Prefill(Activations a, KvCache cache, ReadOnlySpan<int> lengths)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        ArgumentNullException.ThrowIfNull(cache);
+        if (a.Kind != PassKind.Prefill || cache.B != a.B || lengths.Length != a.B || a.T > cache.Capacity)
+        {
+            throw new ArgumentException($"prefill: plan {a.Kind} [{a.B}, {a.T}], cache [{cache.B}, {cache.Capacity}] and {lengths.Length} lengths disagree");
+        }
+
+        Span<int> rows = a.B <= 1024 ? stackalloc int[a.B] : new int[a.B];
+        for (int i = 0; i < a.B; i++)
+        {
+            if (lengths[i] < 1 || lengths[i] > a.T)
+            {
+                throw new ArgumentException($"prefill: lengths[{i}] = {lengths[i]} is outside [1, {a.T}]");
+            }
+
+            rows[i] = (i * a.T) + lengths[i] - 1;
+            cache.Lengths[i] = lengths[i];
+        }
+
+        a.LastRows.CopyFrom<int>(rows);
+        Trunk(a, cache);
+        Backend.Embedding(a.LastRows, a.FinalNorm, a.LastHidden);
+        head.Forward(Backend, a.LastHidden, a.Logits);
+    }
+
+    /// <summary>
+    /// One decode step: appends <paramref name="tokens"/> [B] at each sequence's current cache
+    /// length, advances the lengths, and leaves the next-token logits [B, V] in the plan.
+    /// </summary>
+    public void Decode(Activations a, KvCache cache, ReadOnlySpan<int> tokens)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        ArgumentNullException.ThrowIfNull(cache);
+        if (a.Kind != PassKind.Decode || cache.B != a.B || tokens.Length != a.B)
+        {
+            throw new ArgumentException($"decode: plan {a.Kind} [{a.B}, {a.T}], cache batch {cache.B} and {tokens.Length} tokens disagree");
+        }
+
+        foreach (int len in cache.Lengths)
+        {
+            if (len >= cache.Capacity || (Config.Family == ModelFamily.Gpt2 && len >= Config.MaxPositions))
+            {
+                throw new InvalidOperationException($"decode: a sequence has {len} positions, the cache holds {cache.Capacity} and the model {Config.MaxPositions}");
+            }
+        }
+
+        a.Ids.CopyFrom(tokens);
+        a.PositionsFlat.CopyFrom<int>(cache.Lengths);
+        Trunk(a, cache);
+        head.Forward(Backend, a.FinalNorm, a.Logits);
+        for (int i = 0; i < cache.B; i++)
+        {
+            cache.Lengths[i]++;
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        Weights.Dispose();
+        Gradients?.Dispose();
+        invFreq?.Dispose();
+    }
+
+    /// <summary>Embeddings, every block and the final norm: Residual[0] → FinalNorm.</summary>
+    private void Trunk(Activations a, KvCache? cache)
+    {
+        var b = Backend;
+        var c = Config;
+        b.Embedding(a.Ids, Weights[Parameters.Embedding(c)], a.Residual[0]);
+        if (c.Family == ModelFamily.Gpt2)
+        {
+            b.Embedding(a.PositionsFlat, Weights["transformer.wpe.weight"], a.Projection);
+            b.Add(a.Residual[0], a.Projection, a.Residual[0]);
+        }
+
+        for (int l = 0; l < c.Layers; l++)
+        {
+            BlockForward(l, a, a.Blocks[a.Kind == PassKind.Train ? l : 0], cache);
+        }
+
+        finalNorm.Forward(b, a.Residual[c.Layers], a.FinalNorm, a.FinalMean, a.FinalRstd);
+    }
+
+    private void BlockForward(int l, Activations a, BlockActivations x, KvCache? cache)
+    {
+        var b = Backend;
+        var c = Config;
+        var blk = blocks[l];
+        blk.Norm1.Forward(b, a.Residual[l], x.Norm1, x.Mean1, x.Rstd1);
+        if (c.Family == ModelFamily.Gpt2)
+        {
+            blk.Qkv!.Forward(b, x.Norm1, x.Qkv!);
+            b.CopyColumns(x.Qkv!, 0, x.Q, 0, c.Hidden);
+            b.CopyColumns(x.Qkv!, c.Hidden, x.K, 0, c.Hidden);
+            b.CopyColumns(x.Qkv!, 2 * c.Hidden, x.V, 0, c.Hidden);
+        }
+        else
+        {
+            blk.Q!.Forward(b, x.Norm1, x.Q);
+            blk.K!.Forward(b, x.Norm1, x.K);
+            blk.V!.Forward(b, x.Norm1, x.V);
+            b.Rope(x.Q4, a.Positions, invFreq!, x.RotatedQ4);
+            b.Rope(x.K4, a.Positions, invFreq!, x.RotatedK4);
+        }
+
+        if (a.Kind == PassKind.Decode)
+        {
+            b.AttentionDecode(x.RotatedQ3, x.RotatedK3, x.V3, cache!.Keys[l], cache.Values[l], a.Lengths, x.Attention3);
+        }
+        else
+        {
+            b.Attention(x.RotatedQ4, x.RotatedK4, x.V4, x.Attention4, x.Probs!);
+            if (cache is not null)
+            {
+                int width = a.T * c.KvHeads * c.HeadDim;
+                b.CopyColumns(x.KeyRows, 0, cache.KeyRows[l], 0, width);
+                b.CopyColumns(x.ValueRows, 0, cache.ValueRows[l], 0, width);
+            }
+        }
+
+        blk.Output.Forward(b, x.Attention, a.Projection);
+        b.Add(a.Residual[l], a.Projection, x.Mid);
+        blk.Norm2.Forward(b, x.Mid, x.Norm2, x.Mean2, x.Rstd2);
+        blk.Hidden.Forward(b, x.Norm2, x.Hidden);
+        if (c.Family == ModelFamily.Gpt2)
+        {
+            b.Gelu(x.Hidden, x.Activated);
+        }
+        else
+        {
+            blk.Up!.Forward(b, x.Norm2, x.Up!);
+            b.SwiGlu(x.Hidden, x.Up!, x.Activated);
+        }
+
+        blk.Down.Forward(b, x.Activated, a.Projection);
+        b.Add(x.Mid, a.Projection, a.Residual[l + 1]);
+    }
+
+    private (Block[] Blocks, Norm Final, Linear Head) Bind(ParameterStore? g)
+    {
+        var c = Config;
+        var w = Weights;
+        var blockViews = Enumerable.Range(0, c.Layers).Select(l => new Block(c, l, w, g)).ToArray();
+        bool gpt2 = c.Family == ModelFamily.Gpt2;
+        string final = gpt2 ? "transformer.ln_f" : "model.norm";
+        var norm = new Norm(w[final + ".weight"], gpt2 ? w[final + ".bias"] : null, g?[final + ".weight"], gpt2 ? g?[final + ".bias"] : null, rms: !gpt2, c.NormEps);
+        string headName = Parameters.Head(c);
+        var linear = new Linear(w[headName], null, outIn: true, g?[headName], null);
+        return (blockViews, norm, linear);
+    }
+}
