@@ -1,0 +1,66 @@
+using System.Text.Json.Nodes;
+using NUnit.Framework;
+using RA3.Model.Tokenizers;
+using RA3.Testing;
+
+namespace RA3.Model.Tests;
+
+/// <summary>Tokenizers against the ids Hugging Face <c>tokenizers</c> and GPT-2 give.</summary>
+public sealed class TokenizerTests
+{
+    [Test]
+    public void TokenizerJsonMatchesEveryReferenceCase()
+    {
+        string dir = Fixtures.SharedPath("fixtures", "hf", "tokenizer-bpe512");
+        var tokenizer = TokenizerLoader.Load(dir);
+        var cases = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "reference.json")))!["cases"]!.AsArray();
+        Assert.That(cases, Is.Not.Empty);
+        foreach (var c in cases)
+        {
+            string text = c!["text"]!.GetValue<string>();
+            int[] want = [.. c["ids"]!.AsArray().Select(i => i!.GetValue<int>())];
+            int[] got = tokenizer.Encode(text);
+            Assert.That(got, Is.EqualTo(want), $"ids of {text}");
+            Assert.That(tokenizer.Decode(got), Is.EqualTo(text), $"round trip of {text}");
+        }
+
+        Assert.That(tokenizer.EndOfText, Is.EqualTo(0));
+        Assert.That(tokenizer.VocabSize, Is.EqualTo(512));
+    }
+
+    [Test]
+    public void Gpt2BpeGivesTheKnownIds()
+    {
+        var tokenizer = new Gpt2Tokenizer();
+        Assert.That(tokenizer.Encode("Hello world"), Is.EqualTo(new[] { 15496, 995 }));
+        Assert.That(tokenizer.Encode("<|endoftext|>"), Is.EqualTo(new[] { 50256 }));
+        Assert.That(tokenizer.Decode(tokenizer.Encode("def f(x):\n    return x\n")), Is.EqualTo("def f(x):\n    return x\n"));
+    }
+
+    [Test]
+    public void BytesRoundTripAnyTextAndKeepEndOfText()
+    {
+        var tokenizer = new ByteTokenizer();
+        const string text = "héllo ✓ <|endoftext|>def";
+        int[] ids = tokenizer.Encode(text);
+        Assert.That(ids.Count(i => i == 256), Is.EqualTo(1));
+        Assert.That(ids.Max(), Is.LessThan(tokenizer.VocabSize));
+        Assert.That(tokenizer.Decode(ids), Is.EqualTo(text));
+    }
+
+    [Test]
+    public void UnsupportedTokenizerComponentsNameTheField()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"ra3-tok-{Guid.NewGuid():N}.json");
+        File.WriteAllText(path, """{"model": {"type": "Unigram", "vocab": []}, "added_tokens": []}""");
+        try
+        {
+            var ex = Assert.Throws<InvalidDataException>(() => HuggingFaceBpeTokenizer.Load(path));
+            Assert.That(ex!.Message, Does.Contain(path).And.Contain("model.type"));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+}
