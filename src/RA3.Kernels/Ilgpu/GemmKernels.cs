@@ -49,4 +49,23 @@ internal static class GemmKernels
             c[ci] = (g.Alpha * acc) + (g.Beta == 0f ? 0f : g.Beta * c[ci]) + (g.HasBias != 0 ? bias[col] : 0f);
         }
     }
+
+    /// <summary>
+    /// C = alpha·op(A)·op(B) + beta·C + bias with one thread per element of C and no shared memory
+    /// or barriers: idx = (column, row, batch). The CPU accelerator's choice, where every barrier
+    /// is a rendezvous of OS threads and costs far more than the loads it saves.
+    /// </summary>
+    public static void Direct(Index3D idx, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, ArrayView<float> bias, GemmParams g)
+    {
+        int col = idx.X, row = idx.Y, batch = idx.Z;
+        long ao = batch * g.StrideA, bo = batch * g.StrideB, co = batch * g.StrideC;
+        float acc = 0f;
+        for (int k = 0; k < g.K; k++)
+        {
+            acc += a[ao + (g.TransA != 0 ? ((long)k * g.M) + row : ((long)row * g.K) + k)] * b[bo + (g.TransB != 0 ? ((long)col * g.K) + k : ((long)k * g.N) + col)];
+        }
+
+        long ci = co + ((long)row * g.N) + col;
+        c[ci] = (g.Alpha * acc) + (g.Beta == 0f ? 0f : g.Beta * c[ci]) + (g.HasBias != 0 ? bias[col] : 0f);
+    }
 }

@@ -40,11 +40,14 @@ public sealed class IlgpuBackend : Backend
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, DecodeDims> decodeAttend;
     private readonly Action<Index2D, ArrayView<float>, int, int, ArrayView<float>, int, int> copyColumns;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams> gemm;
+    private readonly Action<Index3D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams> gemmDirect;
+    private readonly bool tiledGemm;
     private MemoryBuffer1D<float, Stride1D.Dense>? scratch;
     private MemoryBuffer1D<double, Stride1D.Dense>? partials;
 
-    private IlgpuBackend(Context context, Accelerator accelerator)
+    private IlgpuBackend(Context context, Accelerator accelerator, bool tiledGemm)
     {
+        this.tiledGemm = tiledGemm;
         this.context = context;
         acc = accelerator;
         dummy = acc.Allocate1D<float>(1);
@@ -76,6 +79,7 @@ public sealed class IlgpuBackend : Backend
         decodeAppend = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, DecodeDims>(DecodeAttentionKernels.Append);
         decodeAttend = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, DecodeDims>(DecodeAttentionKernels.Attend);
         copyColumns = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, int, int, ArrayView<float>, int, int>(DecodeAttentionKernels.CopyColumns);
+        gemmDirect = acc.LoadAutoGroupedStreamKernel<Index3D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams>(GemmKernels.Direct);
         gemm = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams>(GemmKernels.Tiled);
     }
 
@@ -86,21 +90,25 @@ public sealed class IlgpuBackend : Backend
     public string AcceleratorName => acc.Name;
 
     /// <summary>
-    /// A backend on ILGPU's CPU accelerator (runs anywhere; what the tests use), configured with
-    /// groups of up to 256 simulated threads (4 per warp, 64 warps) so the GEMM's 16×16 tiles fit,
-    /// on one simulated multiprocessor.
+    /// A backend on ILGPU's CPU accelerator (runs anywhere; what the tests use). Every simulated
+    /// thread is an OS thread, so by default groups are small (4 threads per warp, 4 warps) and the
+    /// GEMM is the barrier-free one-thread-per-output kernel; with <paramref name="tiledGemm"/> the
+    /// device has 256-thread groups and runs the shared-memory 16×16 tiled GEMM a GPU uses, so
+    /// tests can check that kernel too (slowly).
     /// </summary>
-    public static IlgpuBackend CreateCpu()
+    public static IlgpuBackend CreateCpu(bool tiledGemm = false)
     {
-        var context = Context.Create(b => b.CPU(new CPUDevice(numThreadsPerWarp: 4, numWarpsPerMultiprocessor: 64, numMultiprocessors: 1)).EnableAlgorithms());
-        return new IlgpuBackend(context, context.CreateCPUAccelerator(0));
+        var device = tiledGemm ? new CPUDevice(numThreadsPerWarp: 4, numWarpsPerMultiprocessor: 64, numMultiprocessors: 1) : new CPUDevice(numThreadsPerWarp: 4, numWarpsPerMultiprocessor: 4, numMultiprocessors: 1);
+        var context = Context.Create(b => b.CPU(device).EnableAlgorithms());
+        return new IlgpuBackend(context, context.CreateCPUAccelerator(0), tiledGemm);
     }
 
     /// <summary>A backend on the preferred accelerator: a CUDA GPU when one is present, else the CPU accelerator.</summary>
     public static IlgpuBackend CreatePreferred()
     {
         var context = Context.Create(b => b.Default().EnableAlgorithms());
-        return new IlgpuBackend(context, context.GetPreferredDevice(preferCPU: false).CreateAccelerator(context));
+        var accelerator = context.GetPreferredDevice(preferCPU: false).CreateAccelerator(context);
+        return new IlgpuBackend(context, accelerator, tiledGemm: accelerator.AcceleratorType != AcceleratorType.CPU);
     }
 
     /// <summary>Names of the ILGPU devices this machine offers (CPU accelerator included).</summary>
@@ -139,8 +147,23 @@ public sealed class IlgpuBackend : Backend
         }
     }
 
-    private protected override void GemmCore(in GemmArgs g, Tensor a, Tensor b, Tensor c, Tensor? bias) =>
-        gemm(GemmKernels.Config(g.Batch, g.M, g.N), F(a), F(b), F(c), bias is null ? dummy.View : F(bias), new GemmParams(g.M, g.N, g.K, g.TransA ? 1 : 0, g.TransB ? 1 : 0, g.Alpha, g.Beta, g.StrideA, g.StrideB, g.StrideC, bias is null ? 0 : 1));
+    private protected override void GemmCore(in GemmArgs g, Tensor a, Tensor b, Tensor c, Tensor? bias)
+    {
+        if (g.M == 0 || g.N == 0 || g.Batch == 0)
+        {
+            return;
+        }
+
+        var p = new GemmParams(g.M, g.N, g.K, g.TransA ? 1 : 0, g.TransB ? 1 : 0, g.Alpha, g.Beta, g.StrideA, g.StrideB, g.StrideC, bias is null ? 0 : 1);
+        if (tiledGemm)
+        {
+            gemm(GemmKernels.Config(g.Batch, g.M, g.N), F(a), F(b), F(c), bias is null ? dummy.View : F(bias), p);
+        }
+        else
+        {
+            gemmDirect(new Index3D(g.N, g.M, g.Batch), F(a), F(b), F(c), bias is null ? dummy.View : F(bias), p);
+        }
+    }
 
     private protected override void BiasBackwardCore(Tensor dOut, Tensor dBias) => biasBackward(dBias.Shape[0], F(dOut), F(dBias));
 

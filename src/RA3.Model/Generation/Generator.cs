@@ -1,0 +1,138 @@
+using System.Diagnostics;
+using RA3.Model.Config;
+using RA3.Model.Tokenizers;
+
+namespace RA3.Model.Generation;
+
+/// <summary>
+/// Batched generation with a KV cache: prompts of different lengths are right-padded and
+/// prefilled together (causal attention makes the padding invisible), then every step decodes
+/// one token for all sequences at their own positions. Greedy, temperature, top-k, top-p, stop
+/// tokens and stop strings; deterministic under a seed.
+/// </summary>
+public sealed class Generator(Transformer model, TextTokenizer? tokenizer = null)
+{
+    /// <summary>Timing of the last <see cref="Generate"/> call.</summary>
+    public GenerationStats? LastStats { get; private set; }
+
+    /// <summary>Continues each prompt (token ids, at least one each).</summary>
+    public IReadOnlyList<GeneratedSequence> Generate(IReadOnlyList<int[]> prompts, SamplingOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(prompts);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        if (prompts.Count == 0 || prompts.Any(p => p.Length == 0))
+        {
+            throw new ArgumentException("generation needs at least one prompt, each of at least one token");
+        }
+
+        if (options.StopStrings.Count > 0 && tokenizer is null)
+        {
+            throw new ArgumentException("stop strings need a tokenizer to decode the generated text");
+        }
+
+        var c = model.Config;
+        int batch = prompts.Count, longest = prompts.Max(p => p.Length), capacity = longest + options.MaxNewTokens;
+        if (c.Family == ModelFamily.Gpt2 && capacity > c.MaxPositions)
+        {
+            throw new ArgumentException($"prompt ({longest}) plus {options.MaxNewTokens} new tokens exceed the model's {c.MaxPositions} positions");
+        }
+
+        var stops = new HashSet<int>(options.StopTokens);
+        var eos = new HashSet<int>(options.StopAtEos ? c.EosTokenIds : []);
+        if (options.StopAtEos && tokenizer?.EndOfText is int eot)
+        {
+            eos.Add(eot);
+        }
+
+        var clock = Stopwatch.StartNew();
+        using var cache = new KvCache(model.Backend, c, batch, capacity);
+        using var prefill = model.Plan(batch, longest, PassKind.Prefill);
+        var ids = new int[batch * longest];
+        for (int b = 0; b < batch; b++)
+        {
+            prompts[b].CopyTo(ids, b * longest);
+        }
+
+        prefill.Ids.CopyFrom<int>(ids);
+        model.Prefill(prefill, cache, [.. prompts.Select(p => p.Length)]);
+        var logits = new float[batch * c.VocabSize];
+        prefill.Logits.CopyTo<float>(logits);
+        double prefillSeconds = clock.Elapsed.TotalSeconds;
+
+        var sampler = new Sampler(c.VocabSize);
+        var rngs = Enumerable.Range(0, batch).Select(i => new Rng(options.Seed ^ (0x9E3779B97F4A7C15UL * (ulong)(i + 1)))).ToArray();
+        var outputs = Enumerable.Range(0, batch).Select(_ => new List<int>(options.MaxNewTokens)).ToArray();
+        var reasons = new string?[batch];
+        var texts = new string?[batch];
+        var next = new int[batch];
+        long produced = 0;
+        using var decode = options.MaxNewTokens > 1 ? model.Plan(batch, 1, PassKind.Decode) : null;
+        for (int step = 0; step < options.MaxNewTokens; step++)
+        {
+            for (int b = 0; b < batch; b++)
+            {
+                if (reasons[b] is not null)
+                {
+                    continue;
+                }
+
+                int token = sampler.Next(logits.AsSpan(b * c.VocabSize, c.VocabSize), options, rngs[b]);
+                next[b] = token;
+                outputs[b].Add(token);
+                produced++;
+                reasons[b] = eos.Contains(token) ? "eos" : stops.Contains(token) ? "stop_token" : StopString(outputs[b], options, out texts[b]);
+                if (reasons[b] is null && outputs[b].Count == options.MaxNewTokens)
+                {
+                    reasons[b] = "length";
+                }
+            }
+
+            if (reasons.All(r => r is not null) || step == options.MaxNewTokens - 1)
+            {
+                break;
+            }
+
+            model.Decode(decode!, cache, next);
+            decode!.Logits.CopyTo<float>(logits);
+        }
+
+        LastStats = new GenerationStats(prompts.Sum(p => (long)p.Length), produced, prefillSeconds, clock.Elapsed.TotalSeconds - prefillSeconds);
+        return [.. Enumerable.Range(0, batch).Select(b => new GeneratedSequence(
+            [.. outputs[b]],
+            texts[b] ?? tokenizer?.Decode([.. outputs[b]]),
+            reasons[b] ?? "length"))];
+    }
+
+    /// <summary>
+    /// "stop_string" when the decoded text contains a stop string: the tokens are cut after the one
+    /// that completed it and the text before the string.
+    /// </summary>
+    private string? StopString(List<int> tokens, SamplingOptions o, out string? text)
+    {
+        text = null;
+        if (o.StopStrings.Count == 0)
+        {
+            return null;
+        }
+
+        string decoded = tokenizer!.Decode(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(tokens));
+        int cut = -1;
+        foreach (string s in o.StopStrings)
+        {
+            int at = decoded.IndexOf(s, StringComparison.Ordinal);
+            if (at >= 0 && (cut < 0 || at < cut))
+            {
+                cut = at;
+            }
+        }
+
+        if (cut < 0)
+        {
+            return null;
+        }
+
+        text = decoded[..cut];
+        return "stop_string";
+    }
+}

@@ -1,0 +1,94 @@
+namespace RA3.Model.Generation;
+
+/// <summary>
+/// Picks the next token from one row of logits: greedy arg max, or temperature, top-k and top-p
+/// (nucleus) sampling with a seeded <see cref="Rng"/>. Works in a reusable scratch buffer.
+/// </summary>
+internal sealed class Sampler(int vocab)
+{
+    private readonly float[] probs = new float[vocab];
+    private readonly int[] order = new int[vocab];
+
+    /// <summary>The next token for <paramref name="logits"/> [V].</summary>
+    public int Next(ReadOnlySpan<float> logits, SamplingOptions o, Rng rng)
+    {
+        if (o.Temperature == 0f)
+        {
+            return ArgMax(logits);
+        }
+
+        int v = logits.Length, keep = o.TopK > 0 ? Math.Min(o.TopK, v) : v;
+        for (int i = 0; i < v; i++)
+        {
+            order[i] = i;
+        }
+
+        var idx = order.AsSpan(0, v);
+        if (keep < v || o.TopP < 1f)
+        {
+            // Most likely first; ties by id so the order is deterministic.
+            var l = logits.ToArray();
+            idx.Sort((a, b) => l[b] != l[a] ? l[b].CompareTo(l[a]) : a.CompareTo(b));
+        }
+
+        float max = float.NegativeInfinity;
+        for (int i = 0; i < keep; i++)
+        {
+            max = Math.Max(max, logits[idx[i]]);
+        }
+
+        double sum = 0;
+        for (int i = 0; i < keep; i++)
+        {
+            probs[i] = MathF.Exp((logits[idx[i]] - max) / o.Temperature);
+            sum += probs[i];
+        }
+
+        if (o.TopP < 1f)
+        {
+            double cumulative = 0;
+            for (int i = 0; i < keep; i++)
+            {
+                cumulative += probs[i] / sum;
+                if (cumulative >= o.TopP)
+                {
+                    keep = i + 1;
+                    break;
+                }
+            }
+
+            sum = 0;
+            for (int i = 0; i < keep; i++)
+            {
+                sum += probs[i];
+            }
+        }
+
+        double u = rng.NextDouble() * sum, acc = 0;
+        for (int i = 0; i < keep; i++)
+        {
+            acc += probs[i];
+            if (u < acc)
+            {
+                return idx[i];
+            }
+        }
+
+        return idx[keep - 1];
+    }
+
+    /// <summary>Index of the first largest logit (torch.argmax's choice).</summary>
+    public static int ArgMax(ReadOnlySpan<float> logits)
+    {
+        int best = 0;
+        for (int i = 1; i < logits.Length; i++)
+        {
+            if (logits[i] > logits[best])
+            {
+                best = i;
+            }
+        }
+
+        return best;
+    }
+}

@@ -1,0 +1,114 @@
+using NUnit.Framework;
+using RA3.Kernels.Ops;
+using RA3.Model.Generation;
+using RA3.Model.IO;
+using RA3.Model.Tokenizers;
+using RA3.Testing;
+
+namespace RA3.Model.Tests;
+
+/// <summary>
+/// Generation with the KV cache: greedy output identical to transformers' on the fixtures, batched
+/// prompts of different lengths identical to recomputing every step without a cache, seeded
+/// sampling reproducible, stop strings cutting text and tokens.
+/// </summary>
+[TestFixtureSource(typeof(Backends), nameof(Backends.Names))]
+public sealed class GenerationTests(string backendName) : IDisposable
+{
+    private Backend backend = null!;
+
+    [OneTimeSetUp]
+    public void Open() => backend = Backends.Create(backendName);
+
+    [OneTimeTearDown]
+    public void Dispose() => backend?.Dispose();
+
+    [TestCase("gpt2-tiny")]
+    [TestCase("llama-tiny")]
+    public void GreedyMatchesTransformersTokenForToken(string fixture)
+    {
+        string dir = Fixtures.SharedPath("fixtures", "hf", fixture);
+        using var model = HuggingFaceCheckpoint.Load(dir, backend);
+        using var reference = SafeTensorsFile.Open(Path.Combine(dir, "reference.safetensors"));
+        int[] prompt = reference.ReadInts("generate.prompt");
+        int[] want = reference.ReadInts("generate.output");
+        var result = new Generator(model).Generate([prompt], new SamplingOptions { MaxNewTokens = want.Length - prompt.Length, StopAtEos = false });
+        Assert.That(prompt.Concat(result[0].Tokens), Is.EqualTo(want));
+    }
+
+    [TestCase("gpt2-tiny")]
+    [TestCase("llama-tiny")]
+    public void BatchedPromptsOfDifferentLengthsMatchRecomputingWithoutCache(string fixture)
+    {
+        using var model = HuggingFaceCheckpoint.Load(Fixtures.SharedPath("fixtures", "hf", fixture), backend);
+        var rng = new Rng(7);
+        int[][] prompts = [.. new[] { 3, 9, 5 }.Select(n => Enumerable.Range(0, n).Select(_ => rng.NextInt(model.Config.VocabSize)).ToArray())];
+        const int steps = 8;
+        var batched = new Generator(model).Generate(prompts, new SamplingOptions { MaxNewTokens = steps, StopAtEos = false });
+        for (int i = 0; i < prompts.Length; i++)
+        {
+            var sequence = prompts[i].ToList();
+            for (int s = 0; s < steps; s++)
+            {
+                using var plan = model.Plan(1, sequence.Count, PassKind.Score);
+                plan.SetBatch([.. sequence]);
+                model.Forward(plan);
+                float[] logits = plan.Logits.ToFloatArray();
+                int v = model.Config.VocabSize, last = (sequence.Count - 1) * v;
+                int best = 0;
+                for (int j = 1; j < v; j++)
+                {
+                    best = logits[last + j] > logits[last + best] ? j : best;
+                }
+
+                sequence.Add(best);
+            }
+
+            Assert.That(batched[i].Tokens, Is.EqualTo(sequence.Skip(prompts[i].Length)), $"prompt {i} (length {prompts[i].Length})");
+        }
+    }
+
+    [Test]
+    public void SeededSamplingIsReproducibleAndTopKOneIsGreedy()
+    {
+        using var model = HuggingFaceCheckpoint.Load(Fixtures.SharedPath("fixtures", "hf", "llama-tiny"), backend);
+        var generator = new Generator(model);
+        int[][] prompts = [[5, 6, 7], [9]];
+        var sampled = new SamplingOptions { MaxNewTokens = 12, Temperature = 1.3f, TopK = 50, TopP = 0.95f, Seed = 42, StopAtEos = false };
+        var a = generator.Generate(prompts, sampled);
+        var b = generator.Generate(prompts, sampled);
+        var c = generator.Generate(prompts, sampled with { Seed = 43 });
+        Assert.That(a.Select(g => g.Tokens), Is.EqualTo(b.Select(g => g.Tokens)));
+        Assert.That(a.Select(g => g.Tokens), Is.Not.EqualTo(c.Select(g => g.Tokens)));
+        var otherCompany = generator.Generate([prompts[0], [11, 12, 13, 14, 15]], sampled);
+        Assert.That(otherCompany[0].Tokens, Is.EqualTo(a[0].Tokens), "sequence i draws from stream (seed, i) whatever else is in the batch");
+
+        var greedy = generator.Generate(prompts, new SamplingOptions { MaxNewTokens = 12, StopAtEos = false });
+        var topOne = generator.Generate(prompts, sampled with { TopK = 1 });
+        Assert.That(topOne.Select(g => g.Tokens), Is.EqualTo(greedy.Select(g => g.Tokens)));
+        Assert.That(generator.LastStats!.NewTokens, Is.EqualTo(24));
+    }
+
+    [Test]
+    public void StopStringsCutTextAndTokens()
+    {
+        string dir = Fixtures.SharedPath("fixtures", "hf");
+        using var model = HuggingFaceCheckpoint.Load(Path.Combine(dir, "gpt2-tiny"), backend);
+        var tokenizer = TokenizerLoader.Load(Path.Combine(dir, "tokenizer-bpe512"));
+        var generator = new Generator(model, tokenizer);
+        int[] prompt = tokenizer.Encode("def add(a, b):\n");
+        var free = generator.Generate([prompt], new SamplingOptions { MaxNewTokens = 20, StopAtEos = false })[0];
+        Assert.That(free.FinishReason, Is.EqualTo("length"));
+        Assert.That(free.Text, Is.EqualTo(tokenizer.Decode(free.Tokens)));
+
+        // Stop at the text of generated tokens 5 and 6: where it first occurs, the text is cut.
+        string stop = tokenizer.Decode(free.Tokens.AsSpan(5, 2));
+        Assert.That(stop, Is.Not.Empty);
+        int at = free.Text!.IndexOf(stop, StringComparison.Ordinal);
+        var cut = generator.Generate([prompt], new SamplingOptions { MaxNewTokens = 20, StopAtEos = false, StopStrings = [stop] })[0];
+        Assert.That(cut.FinishReason, Is.EqualTo("stop_string"));
+        Assert.That(cut.Text, Is.EqualTo(free.Text[..at]));
+        Assert.That(cut.Tokens, Is.EqualTo(free.Tokens.Take(cut.Tokens.Length)), "the tokens are a prefix of the free run's");
+        Assert.That(cut.Tokens.Length, Is.LessThanOrEqualTo(7));
+    }
+}
