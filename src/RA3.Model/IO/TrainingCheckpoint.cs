@@ -1,0 +1,131 @@
+using System.Globalization;
+using RA3.Model.Optim;
+
+namespace RA3.Model.IO;
+
+/// <summary>What a training run needs besides weights and moments to continue exactly.</summary>
+/// <param name="Step">Optimizer steps taken.</param>
+/// <param name="Rng">The run's random state (<see cref="Model.Rng.State"/>).</param>
+/// <param name="DataPosition">Where the data loader is, in the loader's own text form.</param>
+/// <param name="Settings">The run's settings (JSON), so a resume can check it continues the same run.</param>
+public sealed record TrainingState(int Step, ulong[] Rng, string DataPosition, string Settings);
+
+/// <summary>
+/// Training checkpoints: a folder <c>step-NNNNNNNN</c> under <c>checkpoints/</c> holding a Hugging
+/// Face model (<c>config.json</c>, <c>model.safetensors</c> — loadable by transformers and by
+/// <c>ra3 score</c>) and <c>trainer.safetensors</c> (AdamW moments, step, RNG, data position,
+/// settings). Files carry SHA-256 checksums; the folder is written under a temporary name and
+/// renamed, then <c>latest</c> is replaced atomically, so a kill at any moment leaves the last
+/// complete checkpoint in place.
+/// </summary>
+public static class TrainingCheckpoint
+{
+    /// <summary>Name of the optimizer-state file.</summary>
+    public const string TrainerFile = "trainer.safetensors";
+
+    /// <summary>Writes a checkpoint for <paramref name="state"/> and keeps the newest <paramref name="keep"/>; returns its folder.</summary>
+    public static string Save(string runDir, Transformer model, AdamWOptimizer optimizer, TrainingState state, int keep = 3)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(optimizer);
+        ArgumentNullException.ThrowIfNull(state);
+        string root = Path.Combine(runDir, "checkpoints");
+        Directory.CreateDirectory(root);
+        string name = $"step-{state.Step:D8}", final = Path.Combine(root, name), temp = Path.Combine(root, $".{name}.{Environment.ProcessId}.tmp");
+        if (Directory.Exists(temp))
+        {
+            Directory.Delete(temp, recursive: true);
+        }
+
+        HuggingFaceCheckpoint.Save(model, temp);
+        var entries = HuggingFaceCheckpoint.WeightEntries(optimizer.M, "m.");
+        entries.AddRange(HuggingFaceCheckpoint.WeightEntries(optimizer.V, "v."));
+        SafeTensorsWriter.Write(Path.Combine(temp, TrainerFile), entries, new Dictionary<string, string>
+        {
+            ["step"] = state.Step.ToString(CultureInfo.InvariantCulture),
+            ["rng"] = string.Join(",", state.Rng.Select(w => w.ToString("x16", CultureInfo.InvariantCulture))),
+            ["data"] = state.DataPosition,
+            ["settings"] = state.Settings,
+        });
+        if (Directory.Exists(final))
+        {
+            Directory.Delete(final, recursive: true);
+        }
+
+        Directory.Move(temp, final);
+        AtomicFile.WriteAllText(Path.Combine(root, "latest"), name + "\n");
+        foreach (string old in Directory.GetDirectories(root, "step-*").Order(StringComparer.Ordinal).SkipLast(Math.Max(keep, 1)))
+        {
+            Directory.Delete(old, recursive: true);
+        }
+
+        return final;
+    }
+
+    /// <summary>The newest complete checkpoint of a run (by its <c>latest</c> pointer), or null if there is none.</summary>
+    public static string? Latest(string runDir)
+    {
+        string root = Path.Combine(runDir, "checkpoints"), pointer = Path.Combine(root, "latest");
+        if (!File.Exists(pointer))
+        {
+            return null;
+        }
+
+        string dir = Path.Combine(root, File.ReadAllText(pointer).Trim());
+        return Directory.Exists(dir) ? dir : throw new InvalidDataException($"{pointer} names {dir}, which does not exist");
+    }
+
+    /// <summary>
+    /// Restores weights and moments from <paramref name="dir"/> into <paramref name="model"/> and
+    /// <paramref name="optimizer"/> (whose configs must match the checkpoint's) and returns the run state.
+    /// Checksums, shapes and fields are verified; errors name the file and what is wrong.
+    /// </summary>
+    public static TrainingState Load(string dir, Transformer model, AdamWOptimizer optimizer)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(optimizer);
+        var config = Config.ModelConfig.Load(Path.Combine(dir, "config.json"));
+        if (config with { EosTokenIds = model.Config.EosTokenIds } != model.Config)
+        {
+            throw new InvalidDataException($"{dir}/config.json describes a different model than this run's");
+        }
+
+        HuggingFaceCheckpoint.LoadWeights(model.Weights, model.Config, dir);
+        string path = Path.Combine(dir, TrainerFile);
+        using var file = SafeTensorsFile.Open(path);
+        file.VerifyChecksum();
+        foreach (var (prefix, store) in new[] { ("m.", optimizer.M), ("v.", optimizer.V) })
+        {
+            foreach (var spec in store.Specs)
+            {
+                string name = prefix + spec.Name;
+                if (!file.Contains(name))
+                {
+                    throw new InvalidDataException($"{path}: tensor '{name}' is missing");
+                }
+
+                var info = file.Info(name);
+                if (!info.Shape.SequenceEqual(spec.Shape))
+                {
+                    throw new InvalidDataException($"{path}: tensor '{name}' has shape [{string.Join(", ", info.Shape)}], the config gives [{string.Join(", ", spec.Shape)}]");
+                }
+
+                store[spec.Name].CopyFrom<float>(file.ReadFloats(name));
+            }
+        }
+
+        string Field(string key) => file.Metadata.TryGetValue(key, out string? v) ? v : throw new InvalidDataException($"{path}: metadata field '{key}' is missing");
+        int step = int.TryParse(Field("step"), NumberStyles.None, CultureInfo.InvariantCulture, out int s) ? s : throw new InvalidDataException($"{path}: metadata field 'step' is not a number");
+        ulong[] rng;
+        try
+        {
+            rng = [.. Field("rng").Split(',').Select(w => ulong.Parse(w, NumberStyles.HexNumber, CultureInfo.InvariantCulture))];
+        }
+        catch (FormatException)
+        {
+            throw new InvalidDataException($"{path}: metadata field 'rng' is not four hex words");
+        }
+
+        return new TrainingState(step, rng, Field("data"), Field("settings"));
+    }
+}

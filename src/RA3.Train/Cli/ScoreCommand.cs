@@ -1,0 +1,79 @@
+using System.Globalization;
+using RA3.Model.IO;
+using RA3.Model.Tokenizers;
+using RA3.Train.Scoring;
+
+namespace RA3.Train.Cli;
+
+/// <summary><c>ra3 score</c>: mean next-token loss and per-token log-probabilities of text or token ids under a model.</summary>
+public static class ScoreCommand
+{
+    /// <summary>Usage text.</summary>
+    public const string Usage = """
+        usage: ra3 score --model DIR (--text FILE | --ids FILE) [options]
+
+          --model DIR        Hugging Face model folder, checkpoint folder, or run folder (latest checkpoint)
+          --text FILE        text to tokenize (with the model folder's tokenizer.json, or --tokenizer)
+          --ids FILE         safetensors with an int64 tensor input_ids [B, T]
+          --tokenizer SPEC   bytes | gpt2 | tokenizer.json | folder with one
+          --out FILE         safetensors written: logprobs [B, T-1], input_ids, and logits with --logits
+                             [<input>.scores.safetensors]
+          --logits           also write logits [B, T, V]
+          --backend NAME     cpu | native | ilgpu                                  [cpu]
+        """;
+
+    /// <summary>Runs the command.</summary>
+    public static int Run(IEnumerable<string> args, TextWriter stdout)
+    {
+        var o = new Options(args, new HashSet<string> { "logits" });
+        string model = o.String("model") ?? throw new UsageException("--model is required");
+        string? text = o.String("text"), idsPath = o.String("ids"), tokenizerSpec = o.String("tokenizer");
+        bool keepLogits = o.Has("logits");
+        string backendName = o.String("backend", "cpu")!;
+        if ((text is null) == (idsPath is null))
+        {
+            throw new UsageException("give exactly one of --text and --ids");
+        }
+
+        string output = o.String("out", (text ?? idsPath) + ".scores.safetensors")!;
+        o.Finish();
+
+        using var backend = BackendChoice.Create(backendName);
+        using var transformer = Scorer.LoadModel(model, backend);
+        int[] ids;
+        int batch, time;
+        if (idsPath is not null)
+        {
+            using var file = SafeTensorsFile.Open(idsPath);
+            var info = file.Info("input_ids");
+            if (info.Shape.Length != 2)
+            {
+                throw new InvalidDataException($"{idsPath}: input_ids must be [B, T], got [{string.Join(", ", info.Shape)}]");
+            }
+
+            (batch, time) = (info.Shape[0], info.Shape[1]);
+            ids = file.ReadInts("input_ids");
+        }
+        else
+        {
+            var tokenizer = TokenizerLoader.Load(tokenizerSpec ?? model);
+            ids = tokenizer.Encode(File.ReadAllText(text!));
+            (batch, time) = (1, ids.Length);
+        }
+
+        var scores = Scorer.Score(transformer, ids, batch, time, keepLogits);
+        var entries = new List<SafeTensorsWriter.Entry>
+        {
+            SafeTensorsWriter.Int64s("input_ids", ids, batch, time),
+            SafeTensorsWriter.Floats("logprobs", scores.LogProbs, batch, time - 1),
+        };
+        if (scores.Logits is not null)
+        {
+            entries.Add(SafeTensorsWriter.Floats("logits", scores.Logits, batch, time, transformer.Config.VocabSize));
+        }
+
+        SafeTensorsWriter.Write(output, entries, new Dictionary<string, string> { ["mean_loss"] = scores.MeanLoss.ToString("R", CultureInfo.InvariantCulture) });
+        stdout.WriteLine($"mean loss {scores.MeanLoss.ToString("F6", CultureInfo.InvariantCulture)} over {scores.Targets} targets ({batch} × {time} tokens); wrote {output}");
+        return 0;
+    }
+}

@@ -1,0 +1,190 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using RA3.Kernels.Ops;
+using RA3.Model;
+using RA3.Model.Config;
+using RA3.Model.IO;
+using RA3.Model.Optim;
+using RA3.Model.Tokenizers;
+using RA3.Train.Cli;
+using RA3.Train.Data;
+
+namespace RA3.Train.Pretraining;
+
+/// <summary>Summary of a finished (or stopped) run.</summary>
+/// <param name="Steps">Last step taken.</param>
+/// <param name="TrainLoss">Loss of the last step.</param>
+/// <param name="ValidationLoss">Last validation loss (NaN if none ran).</param>
+/// <param name="TokensPerSecond">Training throughput of this process.</param>
+/// <param name="FinalModel">Folder of the final Hugging Face model, when the run reached its last step.</param>
+public sealed record PretrainResult(int Steps, double TrainLoss, double ValidationLoss, double TokensPerSecond, string? FinalModel);
+
+/// <summary>
+/// Next-token pre-training: packed corpus, AdamW with warmup and cosine decay, gradient
+/// accumulation and clipping, periodic validation, atomic checkpoints, exact resume, metrics as
+/// jsonl (one object per step; validation steps add <c>val_loss</c>).
+/// </summary>
+public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool interactive)
+{
+    /// <summary>Runs (or resumes, when the run folder has a checkpoint and <paramref name="resume"/> is set) the training.</summary>
+    public PretrainResult Run(bool resume)
+    {
+        var s = settings;
+        Validate(s);
+        var tokenizer = TokenizerLoader.Load(s.Tokenizer);
+        string data = s.Data ?? StdlibCorpus.Ensure(Path.Combine(s.Out, "..", "cache", "python-stdlib-functions.jsonl"));
+        var dataset = new PackedDataset(Corpus.Read(data), tokenizer, s.SequenceLength, s.Seed);
+        log.WriteLine($"corpus {data}: {dataset.Documents:N0} documents, {dataset.TrainTokens:N0} train / {dataset.ValidationTokens:N0} validation tokens ({tokenizer.Name})");
+
+        using var backend = BackendChoice.Create(s.Backend);
+        using var model = s.Init is null ? new Transformer(backend, FreshConfig(s, tokenizer), trainable: true) : HuggingFaceCheckpoint.Load(s.Init, backend, trainable: true);
+        if (model.Config.VocabSize < tokenizer.VocabSize)
+        {
+            throw new InvalidDataException($"the model's vocabulary ({model.Config.VocabSize}) is smaller than the tokenizer's ({tokenizer.VocabSize})");
+        }
+
+        using var optimizer = new AdamWOptimizer(model, weightDecay: s.WeightDecay);
+        var schedule = new LearningRateSchedule(s.LearningRate, s.Warmup, s.Steps, s.MinLearningRateRatio);
+        int step = 0;
+        string metricsPath = Path.Combine(s.Out, "metrics.jsonl");
+        string? latest = resume ? TrainingCheckpoint.Latest(s.Out) : null;
+        if (latest is not null)
+        {
+            var state = TrainingCheckpoint.Load(latest, model, optimizer);
+            if (state.Settings != s.Identity())
+            {
+                throw new InvalidOperationException($"{latest} belongs to a run with other settings:\n  saved: {state.Settings}\n  now:   {s.Identity()}");
+            }
+
+            step = state.Step;
+            dataset.Seek(DataPosition.Parse(state.DataPosition));
+            TruncateMetrics(metricsPath, step);
+            log.WriteLine($"resumed from {latest} at step {step}");
+        }
+        else
+        {
+            if (s.Init is null)
+            {
+                model.InitializeRandom(s.Seed);
+            }
+
+            Directory.CreateDirectory(s.Out);
+            File.WriteAllText(metricsPath, string.Empty);
+        }
+
+        log.WriteLine($"model {model.Config.ModelType}: {model.Config.ParameterCount:N0} parameters, {model.Config.Layers} layers, width {model.Config.Hidden}; backend {backend.Name}; {s.Steps} steps of {s.BatchSize}×{s.Accumulation}×{s.SequenceLength} tokens");
+        using var plan = model.Plan(s.BatchSize, s.SequenceLength, PassKind.Train);
+        using var metrics = new StreamWriter(metricsPath, append: true);
+        var ids = new int[s.BatchSize * s.SequenceLength];
+        var progress = new Progress(log, s.Steps, step, interactive);
+        double loss = double.NaN, validation = double.NaN;
+        int stopAt = s.StopAfter > 0 ? Math.Min(s.Steps, step + s.StopAfter) : s.Steps;
+        while (step < stopAt)
+        {
+            step++;
+            backend.Zero(model.Gradients!.Buffer);
+            loss = 0;
+            for (int micro = 0; micro < s.Accumulation; micro++)
+            {
+                dataset.NextBatch(ids);
+                plan.SetBatch(ids);
+                loss += model.Forward(plan) / s.Accumulation;
+                model.Backward(plan, 1f / s.Accumulation);
+            }
+
+            double norm = backend.ClipGradNorm(model.Gradients.Buffer, s.Clip);
+            float lr = schedule.At(step);
+            optimizer.Step(lr, step);
+            var record = new JsonObject
+            {
+                ["step"] = step,
+                ["loss"] = loss,
+                ["lr"] = lr,
+                ["grad_norm"] = norm,
+                ["tokens"] = (long)step * ids.Length * s.Accumulation,
+                ["tokens_per_s"] = Math.Round(progress.TokensPerSecond),
+            };
+            string extra = string.Empty;
+            if (step % s.EvalEvery == 0 || step == s.Steps)
+            {
+                validation = Validate(model, dataset, s);
+                record["val_loss"] = validation;
+                extra = $"  val {validation:F4}";
+            }
+
+            metrics.WriteLine(record.ToJsonString());
+            progress.Step(step, loss, ids.Length * s.Accumulation, extra);
+            if (step % s.SaveEvery == 0 || step == s.Steps || step == stopAt)
+            {
+                metrics.Flush();
+                string dir = TrainingCheckpoint.Save(s.Out, model, optimizer, new TrainingState(step, dataset.Position.EpochRng, dataset.Position.ToString(), s.Identity()), s.Keep);
+                progress.Message($"checkpoint {dir}");
+            }
+        }
+
+        string? final = null;
+        if (step == s.Steps)
+        {
+            final = Path.Combine(s.Out, "final");
+            HuggingFaceCheckpoint.Save(model, final);
+            log.WriteLine($"final model (Hugging Face layout) in {final}");
+        }
+
+        return new PretrainResult(step, loss, validation, progress.TokensPerSecond, final);
+    }
+
+    /// <summary>The model config of a fresh run: vocabulary rounded up to a multiple of 64.</summary>
+    public static ModelConfig FreshConfig(PretrainSettings s, TextTokenizer tokenizer)
+    {
+        ArgumentNullException.ThrowIfNull(s);
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        int vocab = (tokenizer.VocabSize + 63) / 64 * 64;
+        var eos = tokenizer.EndOfText is int e ? new[] { e } : [];
+        return s.Family switch
+        {
+            "gpt2" => ModelConfig.Gpt2(vocab, s.Hidden, s.Layers, s.Heads, s.SequenceLength) with { EosTokenIds = eos },
+            "llama" => ModelConfig.Llama(vocab, s.Hidden, s.Layers, s.Heads, s.KvHeads, s.Intermediate, s.SequenceLength) with { EosTokenIds = eos },
+            _ => throw new UsageException($"--family: '{s.Family}' is not gpt2 or llama"),
+        };
+    }
+
+    private static void Validate(PretrainSettings s)
+    {
+        if (s.Steps <= 0 || s.BatchSize <= 0 || s.Accumulation <= 0 || s.SequenceLength <= 1 || s.EvalEvery <= 0 || s.SaveEvery <= 0 || s.LearningRate <= 0)
+        {
+            throw new UsageException("steps, batch size, accumulation, eval/save intervals and learning rate must be positive, sequence length above 1");
+        }
+    }
+
+    /// <summary>Mean next-token loss over the first validation sequences (the same ones every time).</summary>
+    private static double Validate(Transformer model, PackedDataset data, PretrainSettings s)
+    {
+        int count = Math.Min(s.EvalSequences, data.ValidationSequences);
+        if (count == 0)
+        {
+            return double.NaN;
+        }
+
+        using var plan = model.Plan(1, s.SequenceLength, PassKind.Score);
+        double sum = 0;
+        for (int i = 0; i < count; i++)
+        {
+            plan.SetBatch(data.ValidationSequence(i));
+            sum += model.Forward(plan);
+        }
+
+        return sum / count;
+    }
+
+    /// <summary>Drops metric lines of steps after <paramref name="step"/> (written after the checkpoint a resume starts from).</summary>
+    private static void TruncateMetrics(string path, int step)
+    {
+        if (!File.Exists(path))
+        {
+            return;
+        }
+
+        var kept = File.ReadLines(path).Where(l => l.Length > 0 && JsonNode.Parse(l)?["step"]?.GetValue<int>() <= step).ToList();
+        AtomicFile.WriteAllText(path, string.Concat(kept.Select(l => l + "\n")));
+    }
+}

@@ -1,0 +1,73 @@
+using RA3.Kernels.Ops;
+using RA3.Model;
+using RA3.Model.IO;
+
+namespace RA3.Train.Scoring;
+
+/// <summary>Scores of a batch: per-token log-probabilities and, when asked, the logits.</summary>
+/// <param name="MeanLoss">Mean next-token loss over all targets (Hugging Face causal-LM convention).</param>
+/// <param name="Targets">Number of targets.</param>
+/// <param name="LogProbs">[B, T−1]: log p(x[t+1] | x[..t]).</param>
+/// <param name="Logits">[B, T, V] when requested, else null.</param>
+public sealed record Scores(double MeanLoss, long Targets, float[] LogProbs, float[]? Logits);
+
+/// <summary>Next-token scoring of token batches with a model (the engine of <c>ra3 score</c>).</summary>
+public static class Scorer
+{
+    /// <summary>Loads a model from a Hugging Face folder, a checkpoint folder, or a run folder (its latest checkpoint).</summary>
+    public static Transformer LoadModel(string path, Backend backend)
+    {
+        if (!HuggingFaceCheckpoint.IsModelFolder(path) && TrainingCheckpoint.Latest(path) is string latest)
+        {
+            path = latest;
+        }
+
+        return HuggingFaceCheckpoint.IsModelFolder(path)
+            ? HuggingFaceCheckpoint.Load(path, backend)
+            : throw new FileNotFoundException($"{path}: not a model folder (config.json + model.safetensors) nor a run folder with checkpoints");
+    }
+
+    /// <summary>Scores <paramref name="ids"/> [B, T], one sequence at a time.</summary>
+    public static Scores Score(Transformer model, int[] ids, int batch, int time, bool keepLogits)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(ids);
+        if (time < 2 || ids.Length != batch * time)
+        {
+            throw new ArgumentException($"scoring needs [B, T] ids with T ≥ 2, got {ids.Length} ids for [{batch}, {time}]");
+        }
+
+        int v = model.Config.VocabSize;
+        foreach (int id in ids)
+        {
+            if (id < 0 || id >= v)
+            {
+                throw new ArgumentException($"token id {id} is outside the model's vocabulary [0, {v})");
+            }
+        }
+
+        var logProbs = new float[batch * (time - 1)];
+        float[]? logits = keepLogits ? new float[(long)batch * time * v] : null;
+        var losses = new float[time];
+        double sum = 0;
+        using var plan = model.Plan(1, time, PassKind.Score);
+        for (int b = 0; b < batch; b++)
+        {
+            plan.SetBatch(ids.AsSpan(b * time, time));
+            sum += model.Forward(plan) * (time - 1);
+            plan.CopyLosses(losses);
+            for (int t = 0; t < time - 1; t++)
+            {
+                logProbs[(b * (time - 1)) + t] = -losses[t];
+            }
+
+            if (logits is not null)
+            {
+                plan.Logits.CopyTo<float>(logits.AsSpan(b * time * v, time * v));
+            }
+        }
+
+        long targets = (long)batch * (time - 1);
+        return new Scores(sum / targets, targets, logProbs, logits);
+    }
+}

@@ -1,0 +1,107 @@
+using System.Text.Json.Nodes;
+using NUnit.Framework;
+using RA3.Train.Cli;
+using RA3.Train.Pretraining;
+
+namespace RA3.Train.Tests;
+
+/// <summary>
+/// Pre-training end to end on a small corpus: the loss falls, a run stopped mid-way and resumed
+/// produces exactly the losses of the uninterrupted run, and bad options or a damaged checkpoint
+/// give errors that say what is wrong.
+/// </summary>
+public sealed class PretrainTests
+{
+    private string root = null!;
+
+    [SetUp]
+    public void MakeFolder()
+    {
+        root = Path.Combine(Path.GetTempPath(), $"ra3-pretrain-{Guid.NewGuid():N}");
+        string corpus = Path.Combine(root, "corpus");
+        Directory.CreateDirectory(corpus);
+        for (int i = 0; i < 60; i++)
+        {
+            File.WriteAllText(Path.Combine(corpus, $"f{i:D2}.py"), $"def f{i}(x, y):\n    total = x * {i} + y\n    for k in range({i % 7 + 2}):\n        total += k\n    return total\n");
+        }
+    }
+
+    [TearDown]
+    public void RemoveFolder() => Directory.Delete(root, recursive: true);
+
+    [Test]
+    public void StoppedAndResumedRunMatchesTheUninterruptedRunExactly()
+    {
+        var whole = Settings("whole");
+        var result = new Pretrainer(whole, TextWriter.Null, false).Run(resume: false);
+        Assert.That(result.Steps, Is.EqualTo(whole.Steps));
+        var wholeLosses = Losses(whole.Out);
+        Assert.That(wholeLosses[^1], Is.LessThan(wholeLosses[0] - 0.5), "the loss falls");
+
+        var split = Settings("split");
+        var first = new Pretrainer(split with { StopAfter = 5 }, TextWriter.Null, false).Run(resume: false);
+        Assert.That(first.Steps, Is.EqualTo(5));
+        Assert.That(first.FinalModel, Is.Null);
+        var resumed = new Pretrainer(split, TextWriter.Null, false).Run(resume: true);
+        Assert.That(resumed.Steps, Is.EqualTo(split.Steps));
+        Assert.That(Losses(split.Out), Is.EqualTo(wholeLosses), "same losses, step for step");
+        Assert.That(File.ReadAllBytes(Path.Combine(split.Out, "final", "model.safetensors")), Is.EqualTo(File.ReadAllBytes(Path.Combine(whole.Out, "final", "model.safetensors"))));
+    }
+
+    [Test]
+    public void ResumingWithOtherSettingsIsRefused()
+    {
+        var s = Settings("run") with { Steps = 3 };
+        new Pretrainer(s, TextWriter.Null, false).Run(resume: false);
+        var ex = Assert.Throws<InvalidOperationException>(() => new Pretrainer(s with { LearningRate = 5e-3f }, TextWriter.Null, false).Run(resume: true));
+        Assert.That(ex!.Message, Does.Contain("other settings"));
+    }
+
+    [Test]
+    public void CorruptCheckpointNamesTheFile()
+    {
+        var s = Settings("corrupt") with { Steps = 3 };
+        new Pretrainer(s, TextWriter.Null, false).Run(resume: false);
+        string trainer = Path.Combine(s.Out, "checkpoints", "step-00000003", "trainer.safetensors");
+        byte[] bytes = File.ReadAllBytes(trainer);
+        bytes[^10] ^= 0x5A;
+        File.WriteAllBytes(trainer, bytes);
+        var ex = Assert.Throws<InvalidDataException>(() => new Pretrainer(s with { Steps = 4 }, TextWriter.Null, false).Run(resume: true));
+        Assert.That(ex!.Message, Does.Contain(trainer).And.Contain("checksum"));
+    }
+
+    [Test]
+    public void UnknownOptionIsAUsageError()
+    {
+        var err = new StringWriter();
+        int code = CommandLine.Run(["pretrain", "--lerning-rate", "1"], TextWriter.Null, err);
+        Assert.That(code, Is.EqualTo(2));
+        Assert.That(err.ToString(), Does.Contain("--lerning-rate"));
+    }
+
+    private PretrainSettings Settings(string name) => new()
+    {
+        Data = Path.Combine(root, "corpus"),
+        Out = Path.Combine(root, name),
+        Tokenizer = "bytes",
+        Family = "llama",
+        Hidden = 32,
+        Layers = 2,
+        Heads = 4,
+        KvHeads = 2,
+        Intermediate = 64,
+        SequenceLength = 32,
+        BatchSize = 4,
+        Accumulation = 2,
+        Steps = 12,
+        LearningRate = 1e-2f,
+        Warmup = 2,
+        EvalEvery = 4,
+        EvalSequences = 4,
+        SaveEvery = 100,
+        Seed = 99,
+    };
+
+    private static double[] Losses(string run) =>
+        [.. File.ReadLines(Path.Combine(run, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!["loss"]!.GetValue<double>())];
+}
