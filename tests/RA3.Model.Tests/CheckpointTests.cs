@@ -1,0 +1,139 @@
+using System.Text.Json.Nodes;
+using NUnit.Framework;
+using RA3.Kernels.Cpu;
+using RA3.Model.Config;
+using RA3.Model.IO;
+using RA3.Testing;
+
+namespace RA3.Model.Tests;
+
+/// <summary>Hugging Face folders and safetensors: byte-identical round trips, sharding, fixture names, and errors that name the file and the field.</summary>
+public sealed class CheckpointTests : IDisposable
+{
+    private readonly CpuBackend backend = new();
+    private string dir = null!;
+
+    [SetUp]
+    public void MakeFolder() => Directory.CreateDirectory(dir = Path.Combine(Path.GetTempPath(), $"ra3-ckpt-{Guid.NewGuid():N}"));
+
+    [TearDown]
+    public void RemoveFolder() => Directory.Delete(dir, recursive: true);
+
+    public void Dispose() => backend.Dispose();
+
+    [TestCase("gpt2-tiny")]
+    [TestCase("llama-tiny")]
+    public void SaveLoadSaveIsByteIdenticalAndKeepsTheFixtureNames(string fixture)
+    {
+        string source = Fixtures.SharedPath("fixtures", "hf", fixture);
+        using var model = HuggingFaceCheckpoint.Load(source, backend);
+        HuggingFaceCheckpoint.Save(model, Path.Combine(dir, "a"));
+        using (var again = HuggingFaceCheckpoint.Load(Path.Combine(dir, "a"), backend))
+        {
+            HuggingFaceCheckpoint.Save(again, Path.Combine(dir, "b"));
+        }
+
+        Assert.That(File.ReadAllBytes(Path.Combine(dir, "b", HuggingFaceCheckpoint.WeightsFile)), Is.EqualTo(File.ReadAllBytes(Path.Combine(dir, "a", HuggingFaceCheckpoint.WeightsFile))));
+        Assert.That(File.ReadAllText(Path.Combine(dir, "b", "config.json")), Is.EqualTo(File.ReadAllText(Path.Combine(dir, "a", "config.json"))));
+
+        using var theirs = SafeTensorsFile.Open(Path.Combine(source, HuggingFaceCheckpoint.WeightsFile));
+        using var ours = SafeTensorsFile.Open(Path.Combine(dir, "a", HuggingFaceCheckpoint.WeightsFile));
+        Assert.That(ours.Tensors.Select(t => t.Name).Order(), Is.EqualTo(theirs.Tensors.Select(t => t.Name).Where(n => !(model.Config.TiedHead && n == "lm_head.weight")).Order()));
+        foreach (var t in ours.Tensors)
+        {
+            Assert.That(ours.ReadFloats(t.Name), Is.EqualTo(theirs.ReadFloats(t.Name)), t.Name);
+            Assert.That(t.Shape, Is.EqualTo(theirs.Info(t.Name).Shape), t.Name);
+        }
+    }
+
+    [Test]
+    public void ShardedSaveLoadsBackIdentically()
+    {
+        using var model = HuggingFaceCheckpoint.Load(Fixtures.SharedPath("fixtures", "hf", "llama-tiny"), backend);
+        HuggingFaceCheckpoint.Save(model, Path.Combine(dir, "sharded"), maxShardBytes: 100_000);
+        Assert.That(Directory.GetFiles(Path.Combine(dir, "sharded"), "model-*-of-*.safetensors"), Has.Length.GreaterThan(1));
+        Assert.That(File.Exists(Path.Combine(dir, "sharded", HuggingFaceCheckpoint.IndexFile)));
+        using var back = HuggingFaceCheckpoint.Load(Path.Combine(dir, "sharded"), backend);
+        Assert.That(back.Weights.Buffer.ToFloatArray(), Is.EqualTo(model.Weights.Buffer.ToFloatArray()));
+    }
+
+    [Test]
+    public void TruncatedWeightsNameTheFile()
+    {
+        string copy = CopyFixture("gpt2-tiny");
+        string weights = Path.Combine(copy, HuggingFaceCheckpoint.WeightsFile);
+        byte[] bytes = File.ReadAllBytes(weights);
+        File.WriteAllBytes(weights, bytes[..(bytes.Length - 1000)]);
+        var ex = Assert.Throws<InvalidDataException>(() => HuggingFaceCheckpoint.Load(copy, backend).Dispose());
+        Assert.That(ex!.Message, Does.Contain(weights).And.Contain("truncated"));
+    }
+
+    [Test]
+    public void ShapeThatDisagreesWithTheConfigNamesTheTensor()
+    {
+        string copy = CopyFixture("llama-tiny");
+        Edit(Path.Combine(copy, "config.json"), j => j["intermediate_size"] = 100);
+        var ex = Assert.Throws<InvalidDataException>(() => HuggingFaceCheckpoint.Load(copy, backend).Dispose());
+        Assert.That(ex!.Message, Does.Contain("mlp.gate_proj.weight").And.Contain("[172, 64]").And.Contain("[100, 64]"));
+    }
+
+    [Test]
+    public void UnknownArchitectureNamesTheFieldAndFile()
+    {
+        string copy = CopyFixture("llama-tiny");
+        string config = Path.Combine(copy, "config.json");
+        Edit(config, j => j["model_type"] = "mamba");
+        var ex = Assert.Throws<InvalidDataException>(() => HuggingFaceCheckpoint.Load(copy, backend).Dispose());
+        Assert.That(ex!.Message, Does.Contain(config).And.Contain("model_type").And.Contain("mamba"));
+    }
+
+    [Test]
+    public void RopeThetaIsReadFromEitherTransformersLayout()
+    {
+        var v5 = ModelConfig.Load(Fixtures.SharedPath("fixtures", "hf", "llama-tiny", "config.json"));
+        var json = JsonNode.Parse(File.ReadAllText(Fixtures.SharedPath("fixtures", "hf", "llama-tiny", "config.json")))!.AsObject();
+        json.Remove("rope_parameters");
+        json["rope_theta"] = 10000.0;
+        var v4 = ModelConfig.Parse(json, "4.x config");
+        Assert.That(v4.Rope, Is.EqualTo(v5.Rope));
+        json["rope_theta"] = 500000.0;
+        json["rope_scaling"] = new JsonObject { ["rope_type"] = "llama3", ["factor"] = 8.0, ["low_freq_factor"] = 1.0, ["high_freq_factor"] = 4.0, ["original_max_position_embeddings"] = 8192 };
+        var llama3 = ModelConfig.Parse(json, "llama 3.1 config");
+        float[] plain = (llama3.Rope with { Type = "default" }).InverseFrequencies(128), scaled = llama3.Rope.InverseFrequencies(128);
+        Assert.That(scaled[0], Is.EqualTo(plain[0]), "high frequencies are kept");
+        Assert.That(scaled[^1], Is.EqualTo(plain[^1] / 8).Within(1e-12), "low frequencies are divided by the factor");
+        json["rope_scaling"]!["rope_type"] = "yarn";
+        Assert.That(() => ModelConfig.Parse(json, "cfg"), Throws.TypeOf<InvalidDataException>().With.Message.Contains("rope_scaling.rope_type"));
+    }
+
+    [Test]
+    public void Qwen2ConfigMeansLlamaWithQkvBiases()
+    {
+        var json = JsonNode.Parse(File.ReadAllText(Fixtures.SharedPath("fixtures", "hf", "llama-tiny", "config.json")))!.AsObject();
+        json["model_type"] = "qwen2";
+        json["tie_word_embeddings"] = true;
+        var c = ModelConfig.Parse(json, "qwen2 config");
+        Assert.That((c.Family, c.QkvBias, c.OutputBias, c.TiedHead), Is.EqualTo((ModelFamily.Llama, true, false, true)));
+        var names = Parameters.Layout(c).Select(p => p.Name).ToList();
+        Assert.That(names, Does.Contain("model.layers.0.self_attn.q_proj.bias").And.Not.Contain("model.layers.0.self_attn.o_proj.bias").And.Not.Contain("lm_head.weight"));
+    }
+
+    private static void Edit(string path, Action<JsonObject> change)
+    {
+        var json = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+        change(json);
+        File.WriteAllText(path, json.ToJsonString());
+    }
+
+    private string CopyFixture(string name)
+    {
+        string copy = Path.Combine(dir, name);
+        Directory.CreateDirectory(copy);
+        foreach (string f in Directory.GetFiles(Fixtures.SharedPath("fixtures", "hf", name)))
+        {
+            File.Copy(f, Path.Combine(copy, Path.GetFileName(f)));
+        }
+
+        return copy;
+    }
+}

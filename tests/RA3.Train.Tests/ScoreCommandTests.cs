@@ -1,0 +1,51 @@
+using System.Globalization;
+using NUnit.Framework;
+using RA3.Model.IO;
+using RA3.Testing;
+using RA3.Train.Cli;
+
+namespace RA3.Train.Tests;
+
+/// <summary><c>ra3 score</c> on the fixtures' ids: the printed loss is transformers' loss, the written log-probabilities and logits agree with it.</summary>
+public sealed class ScoreCommandTests
+{
+    [TestCase("gpt2-tiny")]
+    [TestCase("llama-tiny")]
+    public void ScoresFixtureIdsAsTransformersDoes(string fixture)
+    {
+        string dir = Fixtures.SharedPath("fixtures", "hf", fixture), reference = Path.Combine(dir, "reference.safetensors");
+        string output = Path.Combine(Path.GetTempPath(), $"ra3-score-{Guid.NewGuid():N}.safetensors");
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        try
+        {
+            int code = CommandLine.Run(["score", "--model", dir, "--ids", reference, "--out", output, "--logits"], stdout, stderr);
+            Assert.That(code, Is.EqualTo(0), stderr.ToString());
+            using var want = SafeTensorsFile.Open(reference);
+            using var got = SafeTensorsFile.Open(output);
+            float refLoss = want.ReadFloats("loss")[0];
+            double printed = double.Parse(stdout.ToString().Split(' ')[2], CultureInfo.InvariantCulture);
+            Assert.That(printed, Is.EqualTo(refLoss).Within(1e-5));
+            float[] logprobs = got.ReadFloats("logprobs");
+            Assert.That(got.Info("logprobs").Shape, Is.EqualTo(new[] { 2, 15 }));
+            Assert.That(-logprobs.Average(x => (double)x), Is.EqualTo(refLoss).Within(1e-5));
+            Assert.That(got.ReadInts("input_ids"), Is.EqualTo(want.ReadInts("input_ids")));
+            float[] logits = got.ReadFloats("logits"), refLogits = want.ReadFloats("logits");
+            double worst = logits.Zip(refLogits, (a, b) => Math.Abs(a - b)).Max(), scale = refLogits.Max(Math.Abs);
+            Assert.That(worst, Is.LessThanOrEqualTo(1e-4 * scale));
+        }
+        finally
+        {
+            File.Delete(output);
+        }
+    }
+
+    [Test]
+    public void MissingModelFolderIsAClearError()
+    {
+        var stderr = new StringWriter();
+        int code = CommandLine.Run(["score", "--model", "/nonexistent/model", "--ids", "x.safetensors"], TextWriter.Null, stderr);
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(stderr.ToString(), Does.Contain("/nonexistent/model"));
+    }
+}
