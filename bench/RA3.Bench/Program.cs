@@ -16,10 +16,19 @@ foreach (string line in BackendInfo.Describe())
 TorchSharp.torch.set_num_threads(Environment.ProcessorCount);
 var job = Job.Default.WithToolchain(InProcessEmitToolchain.Instance).WithWarmupCount(3).WithIterationCount(args.Contains("--quick") ? 3 : 10);
 var config = ManualConfig.Create(DefaultConfig.Instance).AddJob(job).WithOptions(ConfigOptions.DisableOptimizationsValidator);
-var summaries = new[]
+// --kernels: GEMM and attention only; --model: training step and generation only; default: all.
+bool kernels = !args.Contains("--model"), models = !args.Contains("--kernels");
+var summaries = new List<BenchmarkDotNet.Reports.Summary> { BenchmarkRunner.Run<FmaPeakBench>(config) };
+if (kernels)
 {
-    BenchmarkRunner.Run<FmaPeakBench>(config),
-    BenchmarkRunner.Run<GemmBench>(config),
-    BenchmarkRunner.Run<AttentionBench>(config),
-};
+    summaries.Add(BenchmarkRunner.Run<GemmBench>(config));
+    summaries.Add(BenchmarkRunner.Run<AttentionBench>(config));
+}
+
+if (models)
+{
+    summaries.Add(BenchmarkRunner.Run<TrainStepBench>(config));
+    summaries.Add(BenchmarkRunner.Run<GenerationBench>(config));
+}
+
 Console.WriteLine(RatioTable.Markdown(summaries));

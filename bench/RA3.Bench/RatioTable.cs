@@ -1,13 +1,18 @@
 using System.Globalization;
 using System.Text;
 using BenchmarkDotNet.Reports;
+using BenchmarkDotNet.Running;
 
 namespace RA3.Bench;
 
-/// <summary>Turns the run's summaries into the RESULTS.md table: GFLOP/s, ratio to TorchSharp, fraction of FMA peak.</summary>
+/// <summary>
+/// Turns the run's summaries into the RESULTS.md tables: kernels in GFLOP/s with the ratio to
+/// TorchSharp and the fraction of the measured FMA peak; model steps in tokens/s with the ratio
+/// to TorchSharp where it has a peer.
+/// </summary>
 public static class RatioTable
 {
-    /// <summary>A markdown table of every benchmark case of <paramref name="summaries"/>.</summary>
+    /// <summary>Markdown tables of every benchmark case of <paramref name="summaries"/>.</summary>
     public static string Markdown(IEnumerable<Summary> summaries)
     {
         var rows = summaries.SelectMany(s => s.Reports)
@@ -17,26 +22,54 @@ public static class RatioTable
         double peak = rows.Where(r => r.Case.Descriptor.Type == typeof(FmaPeakBench)).Select(r => FmaPeakBench.Flops / r.Ns).FirstOrDefault();
         var sb = new StringBuilder();
         sb.AppendLine(CultureInfo.InvariantCulture, $"Measured FMA peak: {peak:F1} GFLOP/s");
-        sb.AppendLine();
-        sb.AppendLine("| benchmark | shape | impl | median ms | GFLOP/s | × TorchSharp | of FMA peak |");
-        sb.AppendLine("|---|---|---|---:|---:|---:|---:|");
-        foreach (var group in rows.Where(r => r.Case.Descriptor.Type != typeof(FmaPeakBench)).GroupBy(r => (r.Case.Descriptor.Type.Name, Shape(r.Case))))
+        var kernels = rows.Where(r => r.Case.Descriptor.Type == typeof(GemmBench) || r.Case.Descriptor.Type == typeof(AttentionBench)).ToList();
+        if (kernels.Count > 0)
         {
-            double torchNs = group.Where(r => Impl(r.Case) == "torch").Select(r => r.Ns).FirstOrDefault();
-            foreach (var (c, ns) in group)
+            sb.AppendLine();
+            sb.AppendLine("| benchmark | shape | impl | median ms | GFLOP/s | × TorchSharp | of FMA peak |");
+            sb.AppendLine("|---|---|---|---:|---:|---:|---:|");
+            foreach (var group in kernels.GroupBy(r => (r.Case.Descriptor.Type.Name, Shape(r.Case))))
             {
-                double flops = c.Descriptor.Type == typeof(GemmBench) ? GemmBench.Flops(Shape(c)) : AttentionBench.Flops;
-                double gflops = flops / ns;
-                string ratio = torchNs > 0 ? (torchNs / ns).ToString("F2", CultureInfo.InvariantCulture) : "-";
-                sb.AppendLine(CultureInfo.InvariantCulture, $"| {group.Key.Name.Replace("Bench", string.Empty, StringComparison.Ordinal)} | {group.Key.Item2} | {Impl(c)} | {ns / 1e6:F2} | {gflops:F1} | {ratio} | {(peak > 0 ? gflops / peak : 0):P0} |");
+                double torchNs = TorchNs(group);
+                foreach (var (c, ns) in group)
+                {
+                    double flops = c.Descriptor.Type == typeof(GemmBench) ? GemmBench.Flops(Shape(c)) : AttentionBench.Flops;
+                    double gflops = flops / ns;
+                    sb.AppendLine(CultureInfo.InvariantCulture, $"| {Name(c)} | {group.Key.Item2} | {Impl(c)} | {ns / 1e6:F2} | {gflops:F1} | {Ratio(torchNs, ns)} | {(peak > 0 ? gflops / peak : 0):P0} |");
+                }
+            }
+        }
+
+        var models = rows.Where(r => r.Case.Descriptor.Type == typeof(TrainStepBench) || r.Case.Descriptor.Type == typeof(GenerationBench)).ToList();
+        if (models.Count > 0)
+        {
+            sb.AppendLine();
+            sb.AppendLine("| benchmark | model | impl | median ms | tokens/s | × TorchSharp |");
+            sb.AppendLine("|---|---|---|---:|---:|---:|");
+            foreach (var group in models.GroupBy(r => (r.Case.Descriptor.Type.Name, Shape(r.Case))))
+            {
+                double torchNs = TorchNs(group);
+                foreach (var (c, ns) in group)
+                {
+                    double tokens = c.Descriptor.Type == typeof(TrainStepBench) ? TrainStepBench.Tokens : GenerationBench.Tokens;
+                    sb.AppendLine(CultureInfo.InvariantCulture, $"| {Name(c)} | {group.Key.Item2} | {Impl(c)} | {ns / 1e6:F1} | {tokens / (ns / 1e9):N0} | {Ratio(torchNs, ns)} |");
+                }
             }
         }
 
         return sb.ToString();
     }
 
-    private static string Impl(BenchmarkDotNet.Running.BenchmarkCase c) => c.Parameters["Impl"]?.ToString() ?? "?";
+    private static double TorchNs(IEnumerable<(BenchmarkCase Case, double Ns)> group) => group.Where(r => Impl(r.Case) == "torch").Select(r => r.Ns).FirstOrDefault();
 
-    private static string Shape(BenchmarkDotNet.Running.BenchmarkCase c) =>
-        c.Parameters.Items.Any(p => p.Name == "Shape") ? c.Parameters["Shape"]!.ToString()! : "B4 H8 T256 D64";
+    private static string Ratio(double torchNs, double ns) => torchNs > 0 ? (torchNs / ns).ToString("F2", CultureInfo.InvariantCulture) : "-";
+
+    private static string Name(BenchmarkCase c) => c.Descriptor.Type.Name.Replace("Bench", string.Empty, StringComparison.Ordinal);
+
+    private static string Impl(BenchmarkCase c) => c.Parameters["Impl"]?.ToString() ?? "?";
+
+    private static string Shape(BenchmarkCase c) =>
+        c.Parameters.Items.Any(p => p.Name == "Shape") ? c.Parameters["Shape"]!.ToString()!
+        : c.Parameters.Items.Any(p => p.Name == "Family") ? c.Parameters["Family"]!.ToString()!
+        : c.Descriptor.Type == typeof(GenerationBench) ? "llama" : "B4 H8 T256 D64";
 }

@@ -1,13 +1,15 @@
+using RA3.Model;
 using RA3.Model.Config;
 using static TorchSharp.torch;
 using TTensor = TorchSharp.torch.Tensor;
 
-namespace RA3.Model.Tests;
+namespace RA3.Testing;
 
 /// <summary>
-/// The same two transformer families written independently with TorchSharp ops in float64
-/// (layer_norm, SDPA with is_causal, autograd), over a dictionary of Hugging Face-named weights —
-/// the oracle for whole-model gradient checks.
+/// The same two transformer families written independently with TorchSharp ops (layer_norm, SDPA
+/// with is_causal, autograd) over a dictionary of Hugging Face-named weights, in the weights'
+/// dtype: float64 as the oracle of the whole-model gradient tests, float32 as the TorchSharp peer
+/// in the training-step benchmark.
 /// </summary>
 internal static class TorchReferenceModel
 {
@@ -83,8 +85,8 @@ internal static class TorchReferenceModel
     /// <summary>Rotate-half RoPE on [B, H, T, D] with the config's inverse frequencies.</summary>
     private static TTensor Rope(ModelConfig c, TTensor x, long time)
     {
-        var inv = tensor(c.Rope.InverseFrequencies(c.HeadDim).Select(f => (double)f).ToArray(), float64);
-        var angle = arange(time, float64).unsqueeze(1) * inv.unsqueeze(0);      // [T, D/2]
+        var inv = tensor(c.Rope.InverseFrequencies(c.HeadDim).Select(f => (double)f).ToArray(), float64).to_type(x.dtype);
+        var angle = arange(time, x.dtype).unsqueeze(1) * inv.unsqueeze(0);      // [T, D/2]
         var cos = cat([angle.cos(), angle.cos()], 1);
         var sin = cat([angle.sin(), angle.sin()], 1);
         int half = c.HeadDim / 2;
