@@ -20,6 +20,7 @@ public static class PretrainCommand
           --hidden N --layers N --heads N --kv-heads N --intermediate N              [384 6 6 2 1024]
           --seq-len N --batch N --accum N --steps N                                  [256 8 1 300]
           --lr X --min-lr-ratio X --warmup N --weight-decay X --clip X               [2e-3 0.1 30 0.1 1]
+          --decay-all          weight decay on norms, biases and embeddings too (default: matrices only)
           --eval-every N --eval-sequences N --save-every N --keep N --seed N         [50 32 100 2 1234]
           --backend NAME       cpu | native | ilgpu                                  [cpu]
           --resume             continue from the run folder's latest checkpoint
@@ -29,7 +30,7 @@ public static class PretrainCommand
     /// <summary>Runs the command.</summary>
     public static int Run(IEnumerable<string> args, TextWriter stdout)
     {
-        var o = new Options(args, new HashSet<string> { "resume" });
+        var o = new Options(args, new HashSet<string> { "resume", "decay-all" });
         var d = new PretrainSettings();
         var s = new PretrainSettings
         {
@@ -52,6 +53,7 @@ public static class PretrainCommand
             Warmup = o.Int("warmup", d.Warmup),
             WeightDecay = o.Float("weight-decay", d.WeightDecay),
             Clip = o.Float("clip", d.Clip),
+            DecayAll = o.Has("decay-all"),
             EvalEvery = o.Int("eval-every", d.EvalEvery),
             EvalSequences = o.Int("eval-sequences", d.EvalSequences),
             SaveEvery = o.Int("save-every", d.SaveEvery),

@@ -59,6 +59,9 @@ public sealed record PretrainSettings
     /// <summary>AdamW decoupled weight decay (matrices only).</summary>
     public float WeightDecay { get; init; } = 0.1f;
 
+    /// <summary>Also decay norms, biases and embeddings.</summary>
+    public bool DecayAll { get; init; }
+
     /// <summary>Gradient-norm clip.</summary>
     public float Clip { get; init; } = 1f;
 

@@ -43,7 +43,7 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
             throw new InvalidDataException($"the model's vocabulary ({model.Config.VocabSize}) is smaller than the tokenizer's ({tokenizer.VocabSize})");
         }
 
-        using var optimizer = new AdamWOptimizer(model, weightDecay: s.WeightDecay);
+        using var optimizer = new AdamWOptimizer(model, weightDecay: s.WeightDecay) { DecayAll = s.DecayAll };
         var schedule = new LearningRateSchedule(s.LearningRate, s.Warmup, s.Steps, s.MinLearningRateRatio);
         int step = 0;
         string metricsPath = Path.Combine(s.Out, "metrics.jsonl");
