@@ -12,23 +12,14 @@ namespace RA3.Model.Tests;
 /// prompts of different lengths identical to recomputing every step without a cache, seeded
 /// sampling reproducible, stop strings cutting text and tokens.
 /// </summary>
-[TestFixtureSource(typeof(Backends), nameof(Backends.Names))]
-public sealed class GenerationTests(string backendName) : IDisposable
+public sealed class GenerationTests(string backendName) : BackendTest(backendName)
 {
-    private Backend backend = null!;
-
-    [OneTimeSetUp]
-    public void Open() => backend = Backends.Create(backendName);
-
-    [OneTimeTearDown]
-    public void Dispose() => backend?.Dispose();
-
     [TestCase("gpt2-tiny")]
     [TestCase("llama-tiny")]
     public void GreedyMatchesTransformersTokenForToken(string fixture)
     {
         string dir = Fixtures.SharedPath("fixtures", "hf", fixture);
-        using var model = HuggingFaceCheckpoint.Load(dir, backend);
+        using var model = HuggingFaceCheckpoint.Load(dir, Backend);
         using var reference = SafeTensorsFile.Open(Path.Combine(dir, "reference.safetensors"));
         int[] prompt = reference.ReadInts("generate.prompt");
         int[] want = reference.ReadInts("generate.output");
@@ -40,7 +31,7 @@ public sealed class GenerationTests(string backendName) : IDisposable
     [TestCase("llama-tiny")]
     public void BatchedPromptsOfDifferentLengthsMatchRecomputingWithoutCache(string fixture)
     {
-        using var model = HuggingFaceCheckpoint.Load(Fixtures.SharedPath("fixtures", "hf", fixture), backend);
+        using var model = HuggingFaceCheckpoint.Load(Fixtures.SharedPath("fixtures", "hf", fixture), Backend);
         var rng = new Rng(7);
         int[][] prompts = [.. new[] { 3, 9, 5 }.Select(n => Enumerable.Range(0, n).Select(_ => rng.NextInt(model.Config.VocabSize)).ToArray())];
         const int steps = 8;
@@ -71,7 +62,7 @@ public sealed class GenerationTests(string backendName) : IDisposable
     [Test]
     public void SeededSamplingIsReproducibleAndTopKOneIsGreedy()
     {
-        using var model = HuggingFaceCheckpoint.Load(Fixtures.SharedPath("fixtures", "hf", "llama-tiny"), backend);
+        using var model = HuggingFaceCheckpoint.Load(Fixtures.SharedPath("fixtures", "hf", "llama-tiny"), Backend);
         var generator = new Generator(model);
         int[][] prompts = [[5, 6, 7], [9]];
         var sampled = new SamplingOptions { MaxNewTokens = 12, Temperature = 1.3f, TopK = 50, TopP = 0.95f, Seed = 42, StopAtEos = false };
@@ -93,7 +84,7 @@ public sealed class GenerationTests(string backendName) : IDisposable
     public void StopStringsCutTextAndTokens()
     {
         string dir = Fixtures.SharedPath("fixtures", "hf");
-        using var model = HuggingFaceCheckpoint.Load(Path.Combine(dir, "gpt2-tiny"), backend);
+        using var model = HuggingFaceCheckpoint.Load(Path.Combine(dir, "gpt2-tiny"), Backend);
         var tokenizer = TokenizerLoader.Load(Path.Combine(dir, "tokenizer-bpe512"));
         var generator = new Generator(model, tokenizer);
         int[] prompt = tokenizer.Encode("def add(a, b):\n");

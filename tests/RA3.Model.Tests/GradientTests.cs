@@ -12,11 +12,8 @@ namespace RA3.Model.Tests;
 /// (TorchSharp float64 autograd, the same weights) on random configurations of both families:
 /// GQA, tied and untied heads, Qwen2's q/k/v biases, Llama's attention biases, odd sizes.
 /// </summary>
-[TestFixtureSource(typeof(Backends), nameof(Backends.Names))]
-public sealed class GradientTests(string backendName) : IDisposable
+public sealed class GradientTests(string backendName) : BackendTest(backendName)
 {
-    private Backend backend = null!;
-
     public static IEnumerable<TestCaseData> Configs()
     {
         yield return new TestCaseData(ModelConfig.Gpt2(vocab: 97, hidden: 48, layers: 2, heads: 4, maxPositions: 24)).SetArgDisplayNames("gpt2");
@@ -25,17 +22,11 @@ public sealed class GradientTests(string backendName) : IDisposable
         yield return new TestCaseData(ModelConfig.Llama(vocab: 64, hidden: 32, layers: 1, heads: 2, kvHeads: 2, intermediate: 48, maxPositions: 64) with { QkvBias = true, OutputBias = true, HeadDim = 10 }).SetArgDisplayNames("llama-attention-bias-headdim10");
     }
 
-    [OneTimeSetUp]
-    public void Open() => backend = Backends.Create(backendName);
-
-    [OneTimeTearDown]
-    public void Dispose() => backend?.Dispose();
-
     [TestCaseSource(nameof(Configs))]
     public void LossLogitsAndEveryGradientMatchTorchSharp(ModelConfig config)
     {
         const int batch = 2, time = 11;
-        using var model = new Transformer(backend, config, trainable: true);
+        using var model = new Transformer(Backend, config, trainable: true);
         model.InitializeRandom((ulong)TestContext.CurrentContext.Random.NextULong());
         foreach (var spec in model.Weights.Specs.Where(s => s.Shape.Length == 1))
         {
@@ -47,7 +38,7 @@ public sealed class GradientTests(string backendName) : IDisposable
         using var plan = model.Plan(batch, time, PassKind.Train);
         plan.SetBatch(ids);
         double loss = model.Forward(plan);
-        backend.Zero(model.Gradients!.Buffer);
+        Backend.Zero(model.Gradients!.Buffer);
         model.Backward(plan);
 
         var weights = model.Weights.Specs.ToDictionary(s => s.Name, s => T(model.Weights[s.Name].ToFloatArray(), s.Shape, requiresGrad: true));

@@ -9,25 +9,16 @@ namespace RA3.Model.Tests;
 /// <summary>
 /// The hand-written model against what Hugging Face <c>transformers</c> computed on the same
 /// checkpoints (<c>shared/fixtures/hf</c>): logits within 1e-4 relative, the loss within 1e-5,
-/// the listed gradients within 1e-3 relative, on every backend.
+/// the listed gradients within 1e-3 relative, on every Backend.
 /// </summary>
-[TestFixtureSource(typeof(Backends), nameof(Backends.Names))]
-public sealed class HuggingFaceParityTests(string backendName) : IDisposable
+public sealed class HuggingFaceParityTests(string backendName) : BackendTest(backendName)
 {
-    private Backend backend = null!;
-
-    [OneTimeSetUp]
-    public void Open() => backend = Backends.Create(backendName);
-
-    [OneTimeTearDown]
-    public void Dispose() => backend?.Dispose();
-
     [TestCase("gpt2-tiny")]
     [TestCase("llama-tiny")]
     public void LogitsLossAndGradientsMatchTransformers(string fixture)
     {
         string dir = Fixtures.SharedPath("fixtures", "hf", fixture);
-        using var model = HuggingFaceCheckpoint.Load(dir, backend, trainable: true);
+        using var model = HuggingFaceCheckpoint.Load(dir, Backend, trainable: true);
         using var reference = SafeTensorsFile.Open(Path.Combine(dir, "reference.safetensors"));
         var idsInfo = reference.Info("input_ids");
         int batch = idsInfo.Shape[0], time = idsInfo.Shape[1];

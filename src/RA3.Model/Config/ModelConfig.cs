@@ -100,17 +100,7 @@ public sealed record ModelConfig
     /// <summary>Reads a Hugging Face <c>config.json</c>; errors name the file and the field.</summary>
     public static ModelConfig Load(string path)
     {
-        JsonObject json;
-        try
-        {
-            json = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException($"{path}: not a JSON object");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{path}: not valid JSON: {e.Message}", e);
-        }
-
-        var config = Parse(json, path);
+        var config = Parse(IO.JsonFile.ReadObject(path), path);
         config.Validate(path);
         return config;
     }

@@ -170,15 +170,7 @@ public static class HuggingFaceCheckpoint
             throw new FileNotFoundException($"{folder}: neither {WeightsFile} nor {IndexFile} exists");
         }
 
-        JsonObject map;
-        try
-        {
-            map = JsonNode.Parse(File.ReadAllText(index))?["weight_map"] as JsonObject ?? throw new InvalidDataException($"{index}: no weight_map object");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{index}: not valid JSON ({e.Message})", e);
-        }
+        var map = JsonFile.ReadObject(index)["weight_map"] as JsonObject ?? throw new InvalidDataException($"{index}: no weight_map object");
 
         var files = new List<SafeTensorsFile>();
         try

@@ -105,20 +105,7 @@ public sealed class HuggingFaceBpeTokenizer : TextTokenizer
     public bool AddSpecialTokens { get; init; } = true;
 
     /// <summary>Reads a <c>tokenizer.json</c>; unsupported components are errors naming the file and field.</summary>
-    public static HuggingFaceBpeTokenizer Load(string path)
-    {
-        JsonObject json;
-        try
-        {
-            json = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException($"{path}: not a JSON object");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{path}: not valid JSON ({e.Message})", e);
-        }
-
-        return new HuggingFaceBpeTokenizer(path, json);
-    }
+    public static HuggingFaceBpeTokenizer Load(string path) => new(path, IO.JsonFile.ReadObject(path));
 
     /// <inheritdoc/>
     public override int[] Encode(string text)
