@@ -8,6 +8,7 @@ internal sealed class Sampler(int vocab)
 {
     private readonly float[] probs = new float[vocab];
     private readonly int[] order = new int[vocab];
+    private readonly float[] keys = new float[vocab];
 
     /// <summary>The next token for <paramref name="logits"/> [V].</summary>
     public int Next(ReadOnlySpan<float> logits, SamplingOptions o, Rng rng)
@@ -26,9 +27,14 @@ internal sealed class Sampler(int vocab)
         var idx = order.AsSpan(0, v);
         if (keep < v || o.TopP < 1f)
         {
-            // Most likely first; ties by id so the order is deterministic.
-            var l = logits.ToArray();
-            idx.Sort((a, b) => l[b] != l[a] ? l[b].CompareTo(l[a]) : a.CompareTo(b));
+            // Most likely first: sort ids by negated logit (the same input always sorts the same way).
+            var negated = keys.AsSpan(0, v);
+            for (int i = 0; i < v; i++)
+            {
+                negated[i] = -logits[i];
+            }
+
+            negated.Sort(idx);
         }
 
         float max = float.NegativeInfinity;
