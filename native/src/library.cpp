@@ -28,7 +28,7 @@ extern "C" {
 
 RA3_API const char* ra3_version(void) { return RA3_VERSION_STRING; }
 
-RA3_API int32_t ra3_abi_version(void) { return 1; }
+RA3_API int32_t ra3_abi_version(void) { return 2; }
 
 RA3_API const char* ra3_last_error(void) { return last_error.c_str(); }
 

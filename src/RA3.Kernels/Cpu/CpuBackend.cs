@@ -14,6 +14,8 @@ public unsafe class CpuBackend : Backend
     private readonly GemmKernel gemm = new();
     private double* partials;
     private int partialsLength;
+    private float* scratch;
+    private long scratchLength;
 
     /// <inheritdoc/>
     public override string Name => "cpu";
@@ -51,6 +53,12 @@ public unsafe class CpuBackend : Backend
         {
             NativeMemory.Free(partials);
             partials = null;
+        }
+
+        if (scratch != null)
+        {
+            NativeMemory.AlignedFree(scratch);
+            scratch = null;
         }
     }
 
@@ -266,6 +274,36 @@ public unsafe class CpuBackend : Backend
 
         return sum;
     }
+
+    private protected override void ElboForwardBackwardCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor logZ, Tensor thinkPosterior, Tensor lineMarginals) =>
+        WorkerPool.For(seg.Shape[0], Elbo(seg, priorThink, priorAct, lengths, maxSpan) with { LogZ = F(logZ), ThinkPosterior = F(thinkPosterior), Marginals = F(lineMarginals) });
+
+    private protected override void ElboViterbiCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor bestScore, Tensor abstraction) =>
+        WorkerPool.For(seg.Shape[0], Elbo(seg, priorThink, priorAct, lengths, maxSpan) with { LogZ = F(bestScore), Abstraction = I(abstraction), Viterbi = true });
+
+    /// <summary>Reusable 64-byte-aligned float scratch of at least <paramref name="floats"/> elements (kernels of one call share it).</summary>
+    private protected float* Scratch(long floats)
+    {
+        if (floats > scratchLength)
+        {
+            NativeMemory.AlignedFree(scratch);
+            scratch = (float*)NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
+            scratchLength = floats;
+        }
+
+        return scratch;
+    }
+
+    private ElboKernel.Body Elbo(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan) => new()
+    {
+        Seg = F(seg),
+        PriorThink = F(priorThink),
+        Lengths = I(lengths),
+        PriorAct = priorAct,
+        MaxSpan = maxSpan,
+        T = seg.Shape[2],
+        Scratch = Scratch(seg.Count),
+    };
 
     private static void Ew(ElementwiseKernel.Kind kind, Tensor x, Tensor y, Tensor? z = null) =>
         ElementwiseKernel.Run(new ElementwiseKernel.Body { Kind = kind, Count = x.Count, X = F(x), Y = F(y), Z = z is null ? null : F(z) });

@@ -39,6 +39,8 @@ public sealed class IlgpuBackend : Backend
     private readonly Action<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, DecodeDims> decodeAppend;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, DecodeDims> decodeAttend;
     private readonly Action<Index2D, ArrayView<float>, int, int, ArrayView<float>, int, int> copyColumns;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ElboParams> elbo;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ElboParams> viterbi;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams> gemm;
     private readonly Action<Index3D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams> gemmDirect;
     private readonly bool tiledGemm;
@@ -79,6 +81,8 @@ public sealed class IlgpuBackend : Backend
         decodeAppend = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, DecodeDims>(DecodeAttentionKernels.Append);
         decodeAttend = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, DecodeDims>(DecodeAttentionKernels.Attend);
         copyColumns = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, int, int, ArrayView<float>, int, int>(DecodeAttentionKernels.CopyColumns);
+        elbo = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ElboParams>(ElboKernels.ForwardBackward);
+        viterbi = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ElboParams>(ElboKernels.Viterbi);
         gemmDirect = acc.LoadAutoGroupedStreamKernel<Index3D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams>(GemmKernels.Direct);
         gemm = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams>(GemmKernels.Tiled);
     }
@@ -239,6 +243,12 @@ public sealed class IlgpuBackend : Backend
             copyColumns(new Index2D(Rows(src), width), F(src), src.Shape[-1], srcColumn, F(dst), dst.Shape[-1], dstColumn);
         }
     }
+
+    private protected override void ElboForwardBackwardCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor logZ, Tensor thinkPosterior, Tensor lineMarginals) =>
+        elbo(seg.Shape[0], F(seg), F(priorThink), I(lengths), Scratch(N(seg)), F(logZ), F(thinkPosterior), F(lineMarginals), new ElboParams(seg.Shape[2], priorAct, maxSpan));
+
+    private protected override void ElboViterbiCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor bestScore, Tensor abstraction) =>
+        viterbi(seg.Shape[0], F(seg), F(priorThink), I(lengths), Scratch(N(seg)), F(bestScore), I(abstraction), new ElboParams(seg.Shape[2], priorAct, maxSpan));
 
     private protected override void EmbeddingCore(Tensor ids, Tensor table, Tensor output)
     {

@@ -43,6 +43,12 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Lib, EntryPoint = "ra3_attention_backward_f32")]
     public static partial int AttentionBackward(int batch, int t, int hq, int hkv, int d, float* q, float* k, float* v, float* probs, float* dOutput, float* dq, float* dk, float* dv);
 
+    [LibraryImport(Lib, EntryPoint = "ra3_elbo_forward_backward_f32")]
+    public static partial int ElboForwardBackward(int batch, int t, float* seg, float* priorThink, float priorAct, int* lengths, int maxSpan, float* logZ, float* thinkPosterior, float* lineMarginals);
+
+    [LibraryImport(Lib, EntryPoint = "ra3_elbo_viterbi_f32")]
+    public static partial int ElboViterbi(int batch, int t, float* seg, float* priorThink, float priorAct, int* lengths, int maxSpan, float* bestScore, int* abstraction);
+
     /// <summary>Throws for a non-zero status, with the library's own message.</summary>
     public static void Check(int status)
     {
