@@ -275,6 +275,34 @@ public unsafe class CpuBackend : Backend
         return sum;
     }
 
+    private protected override void SegmentChunkForwardCore(Tensor logits, int c0, Tensor targets, Tensor state, bool first)
+    {
+        var body = new SegmentKernel.ChunkForward { Logits = F(logits), Targets = I(targets), State = F(state), Rows = logits.Shape[0], Vc = logits.Shape[1], C0 = c0, First = first };
+        WorkerPool.For(body.Tasks, body);
+    }
+
+    private protected override void SegmentFinishCore(Tensor state, Tensor lineIds, Tensor lse, Tensor scores) =>
+        WorkerPool.For(scores.Shape[0], new SegmentKernel.Finish { State = F(state), LineIds = I(lineIds), Lse = F(lse), Scores = F(scores), L = lineIds.Shape[1], Lines = scores.Shape[1] });
+
+    private protected override void SegmentChunkBackwardCore(Tensor logits, int c0, Tensor targets, Tensor lineIds, Tensor lse, Tensor dScores, int r0, int tokensPerSequence, int lines)
+    {
+        var body = new SegmentKernel.ChunkBackward
+        {
+            Logits = F(logits),
+            Targets = I(targets),
+            LineIds = I(lineIds),
+            Lse = F(lse),
+            DScores = F(dScores),
+            Rows = logits.Shape[0],
+            Vc = logits.Shape[1],
+            C0 = c0,
+            R0 = r0,
+            L = tokensPerSequence,
+            Lines = lines,
+        };
+        WorkerPool.For(body.Tasks, body);
+    }
+
     private protected override void ElboForwardBackwardCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor logZ, Tensor thinkPosterior, Tensor lineMarginals) =>
         WorkerPool.For(seg.Shape[0], Elbo(seg, priorThink, priorAct, lengths, maxSpan) with { LogZ = F(logZ), ThinkPosterior = F(thinkPosterior), Marginals = F(lineMarginals) });
 

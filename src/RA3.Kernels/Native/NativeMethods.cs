@@ -43,6 +43,12 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Lib, EntryPoint = "ra3_attention_backward_f32")]
     public static partial int AttentionBackward(int batch, int t, int hq, int hkv, int d, float* q, float* k, float* v, float* probs, float* dOutput, float* dq, float* dk, float* dv);
 
+    [LibraryImport(Lib, EntryPoint = "ra3_segment_scores_forward_f32")]
+    public static partial int SegmentScoresForward(int n, int l, int d, int v, int lines, float* h, float* w, int* targets, int* lineIds, float* scores, float* lse);
+
+    [LibraryImport(Lib, EntryPoint = "ra3_segment_scores_backward_f32")]
+    public static partial int SegmentScoresBackward(int n, int l, int d, int v, int lines, float* h, float* w, int* targets, int* lineIds, float* lse, float* dScores, float* dh, float* dw);
+
     [LibraryImport(Lib, EntryPoint = "ra3_elbo_forward_backward_f32")]
     public static partial int ElboForwardBackward(int batch, int t, float* seg, float* priorThink, float priorAct, int* lengths, int maxSpan, float* logZ, float* thinkPosterior, float* lineMarginals);
 

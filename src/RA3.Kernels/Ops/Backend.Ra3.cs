@@ -3,11 +3,49 @@ using RA3.Kernels.Tensors;
 namespace RA3.Kernels.Ops;
 
 /// <summary>
-/// The RA3-specific ops (<c>shared/docs/ra3-method.md</c> §4–5): the temporal-ELBO
+/// The RA3-specific ops (<c>shared/docs/ra3-method.md</c> §4–5): latent segment scoring (the
+/// fused linear + log-softmax + gather that never materialises the logits), the temporal-ELBO
 /// forward-backward pass and its Viterbi decode.
 /// </summary>
 public abstract partial class Backend
 {
+    /// <summary>Rows of hidden states per block of the chunked segment scoring.</summary>
+    private protected const int SegmentRowBlock = 256;
+
+    /// <summary>Vocabulary entries per chunk: a block's logits chunk is SegmentRowBlock × SegmentVocabChunk floats (2 MiB).</summary>
+    private protected const int SegmentVocabChunk = 2048;
+
+    /// <summary>
+    /// Latent segment scoring (spec §5): for hidden states h [N, L, d], unembedding w [V, d],
+    /// targets [N, L] and lineIds [N, L] (int32; −1 = padding, else a line index below M),
+    /// scores [N, M] receives Σ over the tokens of each (sequence, line) of
+    /// log softmax(h wᵀ)[target], and lse [N, L] the per-token log-sum-exp the backward needs. The
+    /// [N·L, V] logits are never stored: the vocabulary is processed in chunks with a running
+    /// maximum and sum. With lineIds = position it gives per-token log-probabilities; with one
+    /// line per sequence, the model's summed loss.
+    /// </summary>
+    public void SegmentScores(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor scores, Tensor lse)
+    {
+        SegmentArgs(h, w, targets, lineIds, scores, nameof(scores));
+        Own(lse, nameof(lse));
+        ShapeCheck.Same(targets, nameof(targets), lse, nameof(lse));
+        SegmentScoresCore(h, w, targets, lineIds, scores, lse);
+    }
+
+    /// <summary>
+    /// Backward of <see cref="SegmentScores"/> for an upstream gradient dScores [N, M]:
+    /// dH [N, L, d] and dW [V, d] are accumulated (+=), again without the full logits.
+    /// </summary>
+    public void SegmentScoresBackward(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor lse, Tensor dScores, Tensor dH, Tensor dW)
+    {
+        SegmentArgs(h, w, targets, lineIds, dScores, nameof(dScores));
+        Own(lse, nameof(lse));
+        ShapeCheck.Same(targets, nameof(targets), lse, nameof(lse));
+        Elementwise(h, nameof(h), dH, nameof(dH));
+        Elementwise(w, nameof(w), dW, nameof(dW));
+        SegmentScoresBackwardCore(h, w, targets, lineIds, lse, dScores, dH, dW);
+    }
+
     /// <summary>
     /// Temporal-ELBO forward-backward over B traces of up to T lines (spec §4), in log space.
     /// seg [B, T+1, T]: seg[b, j, t] = log π(line t+1 | abstraction j active), j = 0 for "no
@@ -47,9 +85,104 @@ public abstract partial class Backend
         ElboViterbiCore(seg, priorThink, priorAct, lengths, maxSpan, bestScore, abstraction);
     }
 
+    /// <summary>
+    /// The chunked algorithm on this backend's GEMM and three row kernels; a backend with a
+    /// whole fused kernel (the native library) overrides it. Per block of rows: for each
+    /// vocabulary chunk, logits chunk = h_block · w_chunkᵀ, then the running (max, sum, target
+    /// logit) of each row are updated; finally lse and the scores.
+    /// </summary>
+    private protected virtual void SegmentScoresCore(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor scores, Tensor lse)
+    {
+        int rows = checked((int)targets.Count), d = h.Shape[-1], v = w.Shape[0];
+        using var chunk = Empty(DType.Float32, Math.Min(SegmentRowBlock, rows) * Math.Min(SegmentVocabChunk, v));
+        using var state = Empty(DType.Float32, rows, 3);
+        var flatH = h.Reshape(rows, d);
+        for (int r0 = 0; r0 < rows; r0 += SegmentRowBlock)
+        {
+            int rb = Math.Min(SegmentRowBlock, rows - r0);
+            var hb = flatH.View((long)r0 * d, rb, d);
+            var tb = targets.Reshape(rows).View(r0, rb);
+            var sb = state.View((long)r0 * 3, rb, 3);
+            for (int c0 = 0; c0 < v; c0 += SegmentVocabChunk)
+            {
+                int vc = Math.Min(SegmentVocabChunk, v - c0);
+                var logits = chunk.View(0, rb, vc);
+                Gemm(hb, false, w.View((long)c0 * d, vc, d), true, logits);
+                SegmentChunkForwardCore(logits, c0, tb, sb, first: c0 == 0);
+            }
+        }
+
+        SegmentFinishCore(state, lineIds, lse, scores);
+    }
+
+    /// <summary>The backward of the chunked algorithm: recompute each logits chunk, turn it into dlogits in place, and take two GEMMs.</summary>
+    private protected virtual void SegmentScoresBackwardCore(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor lse, Tensor dScores, Tensor dH, Tensor dW)
+    {
+        int rows = checked((int)targets.Count), d = h.Shape[-1], v = w.Shape[0], lines = dScores.Shape[1];
+        using var chunk = Empty(DType.Float32, Math.Min(SegmentRowBlock, rows) * Math.Min(SegmentVocabChunk, v));
+        var flatH = h.Reshape(rows, d);
+        var flatDH = dH.Reshape(rows, d);
+        for (int r0 = 0; r0 < rows; r0 += SegmentRowBlock)
+        {
+            int rb = Math.Min(SegmentRowBlock, rows - r0);
+            var hb = flatH.View((long)r0 * d, rb, d);
+            var dhb = flatDH.View((long)r0 * d, rb, d);
+            var tb = targets.Reshape(rows).View(r0, rb);
+            var lb = lineIds.Reshape(rows).View(r0, rb);
+            var eb = lse.Reshape(rows).View(r0, rb);
+            for (int c0 = 0; c0 < v; c0 += SegmentVocabChunk)
+            {
+                int vc = Math.Min(SegmentVocabChunk, v - c0);
+                var logits = chunk.View(0, rb, vc);
+                var wc = w.View((long)c0 * d, vc, d);
+                Gemm(hb, false, wc, true, logits);
+                SegmentChunkBackwardCore(logits, c0, tb, lb, eb, dScores, r0, targets.Shape[1], lines);
+                Gemm(logits, false, wc, false, dhb, beta: 1f);
+                Gemm(logits, true, hb, false, dW.View((long)c0 * d, vc, d), beta: 1f);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Updates each row's running state (max, Σ exp(x − max), target logit) [rows, 3] with a
+    /// logits chunk [rows, vc] covering vocabulary ids c0..c0+vc−1 (<paramref name="first"/>: start afresh).
+    /// </summary>
+    private protected abstract void SegmentChunkForwardCore(Tensor logits, int c0, Tensor targets, Tensor state, bool first);
+
+    /// <summary>lse[r] = max + log sum; scores[n, line] = Σ (target logit − lse) over the rows of each (sequence, line) (scores overwritten).</summary>
+    private protected abstract void SegmentFinishCore(Tensor state, Tensor lineIds, Tensor lse, Tensor scores);
+
+    /// <summary>
+    /// Turns a logits chunk of rows r0.. into dlogits in place: g·(onehot(target) − exp(x − lse)),
+    /// g = dScores[row / L, lineIds[row]] (0 for padding).
+    /// </summary>
+    private protected abstract void SegmentChunkBackwardCore(Tensor logits, int c0, Tensor targets, Tensor lineIds, Tensor lse, Tensor dScores, int r0, int tokensPerSequence, int lines);
+
     private protected abstract void ElboForwardBackwardCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor logZ, Tensor thinkPosterior, Tensor lineMarginals);
 
     private protected abstract void ElboViterbiCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor bestScore, Tensor abstraction);
+
+    private void SegmentArgs(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor scores, string nameScores)
+    {
+        Own(h, nameof(h));
+        Own(w, nameof(w));
+        Own(targets, nameof(targets), DType.Int32);
+        Own(lineIds, nameof(lineIds), DType.Int32);
+        Own(scores, nameScores);
+        ShapeCheck.Rank(h, 3, nameof(h), "[N, L, d]");
+        ShapeCheck.Rank(w, 2, nameof(w), "[V, d]");
+        int n = h.Shape[0], l = h.Shape[1], d = h.Shape[2];
+        ShapeCheck.Require(w.Shape[1] == d, $"segment scores: h {h.Shape} and w {w.Shape} must agree on d");
+        ShapeCheck.Is(targets, nameof(targets), n, l);
+        ShapeCheck.Is(lineIds, nameof(lineIds), n, l);
+        ShapeCheck.Require(scores.Shape.Rank == 2 && scores.Shape[0] == n && scores.Shape[1] >= 1, $"segment scores: {nameScores} {scores.Shape} must be [{n}, M] with M >= 1");
+        int[] ids = lineIds.ToInt32Array(), ys = targets.ToInt32Array();
+        ShapeCheck.Ids(ids, -1, scores.Shape[1], nameof(lineIds), lineIds.Shape);
+        for (int i = 0; i < ids.Length; i++)
+        {
+            ShapeCheck.Require(ids[i] < 0 || (ys[i] >= 0 && ys[i] < w.Shape[0]), $"targets[{i}] = {ys[i]} is outside [0, {w.Shape[0]}) ({nameof(targets)} {targets.Shape})");
+        }
+    }
 
     private void ElboArgs(Tensor seg, Tensor priorThink, Tensor lengths, int maxSpan, out int b, out int t)
     {
