@@ -32,9 +32,10 @@ public sealed class Activations : IDisposable
     private readonly Tensor floats;
     private readonly Tensor ints;
     private readonly int[] hostTargets;
-    private readonly float[] hostLosses;
+    private readonly int[] hostLines;
+    private readonly float[] hostScores;
 
-    internal Activations(Backend backend, ModelConfig config, int batch, int time, PassKind kind)
+    internal Activations(Backend backend, ModelConfig config, int batch, int time, PassKind kind, bool withLogits)
     {
         if (batch <= 0 || time <= 0)
         {
@@ -52,6 +53,7 @@ public sealed class Activations : IDisposable
         }
 
         Kind = kind;
+        HasLogits = withLogits || kind is PassKind.Prefill or PassKind.Decode;
         B = batch;
         T = time;
         N = batch * time;
@@ -64,7 +66,8 @@ public sealed class Activations : IDisposable
         floats = f.Buffer!;
         ints = i.Buffer!;
         hostTargets = new int[N];
-        hostLosses = new float[N];
+        hostLines = new int[N];
+        hostScores = new float[N];
         if (kind != PassKind.Decode)
         {
             // Full passes see positions 0..T−1 in every sequence; decode rewrites them each step.
@@ -96,8 +99,11 @@ public sealed class Activations : IDisposable
     /// <summary>Decode: current cache lengths [B] (the same memory as <see cref="Positions"/>).</summary>
     internal Tensor Lengths { get; private set; } = null!;
 
-    /// <summary>Next-token targets [N] (int32, negative = no target), for the loss.</summary>
+    /// <summary>Next-token targets [B, T] (int32, negative = no target), for the loss.</summary>
     public Tensor Targets { get; private set; } = null!;
+
+    /// <summary>The segment-scoring line of each row [B, T]: its position t when it has a target, else −1.</summary>
+    internal Tensor LineIds { get; private set; } = null!;
 
     /// <summary>Prefill: the row b·T + (length_b − 1) of each sequence's last prompt token [B].</summary>
     internal Tensor LastRows { get; private set; } = null!;
@@ -114,6 +120,9 @@ public sealed class Activations : IDisposable
     /// <summary>Final norm output [N, C], mean and rstd [N].</summary>
     internal Tensor FinalNorm { get; private set; } = null!;
 
+    /// <summary>The final norm output as [B, T, C] (the fused loss's hidden states).</summary>
+    internal Tensor FinalNorm3 { get; private set; } = null!;
+
     internal Tensor FinalMean { get; private set; } = null!;
 
     internal Tensor FinalRstd { get; private set; } = null!;
@@ -121,11 +130,17 @@ public sealed class Activations : IDisposable
     /// <summary>Prefill: final-norm rows at each sequence's last prompt position [B, C].</summary>
     internal Tensor LastHidden { get; private set; } = null!;
 
-    /// <summary>Logits [N, V], or [B, V] for prefill and decode.</summary>
-    public Tensor Logits { get; private set; } = null!;
+    /// <summary>Whether the plan materialises logits (prefill, decode, or asked for).</summary>
+    public bool HasLogits { get; }
 
-    /// <summary>Per-row next-token loss −log p(target) [N] (0 where there is no target).</summary>
-    public Tensor Losses { get; private set; } = null!;
+    /// <summary>Logits [N, V] (when asked for), or [B, V] for prefill and decode; null otherwise.</summary>
+    public Tensor? Logits { get; private set; }
+
+    /// <summary>Per-token log p(target) [B, T] from the fused loss (0 where there is no target).</summary>
+    public Tensor TokenLogProbs { get; private set; } = null!;
+
+    /// <summary>Per-token log-sum-exp of the logits [B, T], kept for the fused loss's backward.</summary>
+    internal Tensor Lse { get; private set; } = null!;
 
     /// <summary>Training only: gradient buffers shared by all layers.</summary>
     internal Gradients Grad { get; private set; } = null!;
@@ -156,35 +171,34 @@ public sealed class Activations : IDisposable
         {
             bool has = r % T != T - 1 && (mask.IsEmpty || mask[r + 1]);
             hostTargets[r] = has ? ids[r + 1] : -1;
+            hostLines[r] = has ? r % T : -1;
             count += has ? 1 : 0;
         }
 
         Targets.CopyFrom<int>(hostTargets);
+        LineIds.CopyFrom<int>(hostLines);
         TargetCount = count;
     }
 
-    /// <summary>Sum of the per-row losses (read from the device), in double.</summary>
+    /// <summary>Sum of the per-token losses −Σ log p(target) (read from the device), in double.</summary>
     public double LossSum()
     {
-        Losses.CopyTo<float>(hostLosses);
+        TokenLogProbs.CopyTo<float>(hostScores);
         double sum = 0;
-        foreach (float l in hostLosses)
+        foreach (float l in hostScores)
         {
-            sum += l;
+            sum -= l;
         }
 
         return sum;
     }
 
-    /// <summary>Sets every row's ∂loss/∂(row loss) to <paramref name="value"/> (rows without a target are ignored by the kernel).</summary>
-    internal void FillLossGradient(float value)
+    /// <summary>Sets ∂loss/∂(log p) of every token to <paramref name="value"/> (tokens without a target are ignored by the kernel).</summary>
+    internal void FillScoreGradient(float value)
     {
-        Array.Fill(hostLosses, value);
-        Grad.Losses.CopyFrom<float>(hostLosses);
+        Array.Fill(hostScores, value);
+        Grad.Scores.CopyFrom<float>(hostScores);
     }
-
-    /// <summary>The per-row losses [N] (a copy into <paramref name="destination"/>).</summary>
-    public void CopyLosses(Span<float> destination) => Losses.CopyTo(destination);
 
     /// <inheritdoc/>
     public void Dispose()
@@ -198,7 +212,8 @@ public sealed class Activations : IDisposable
         int n = N;
         bool full = Kind != PassKind.Decode;
         Ids = i.Take(n);
-        Targets = i.Take(n);
+        Targets = i.Take(B, T);
+        LineIds = i.Take(B, T);
         var pos = i.Take(n);
         if (!i.Measuring)
         {
@@ -216,9 +231,14 @@ public sealed class Activations : IDisposable
         FinalRstd = f.Take(n);
         bool lastOnly = Kind is PassKind.Prefill;
         LastHidden = lastOnly ? f.Take(B, c.Hidden) : null!;
-        Logits = f.Take(lastOnly || Kind == PassKind.Decode ? B : n, c.VocabSize);
-        Losses = f.Take(n);
+        Logits = HasLogits ? f.Take(lastOnly || Kind == PassKind.Decode ? B : n, c.VocabSize) : null;
+        TokenLogProbs = f.Take(B, T);
+        Lse = f.Take(B, T);
         Grad = Kind == PassKind.Train ? new Gradients(c, f, B, T) : null!;
+        if (!f.Measuring)
+        {
+            FinalNorm3 = FinalNorm.Reshape(B, T, c.Hidden);
+        }
     }
 }
 
@@ -354,10 +374,10 @@ internal sealed class Gradients
         Hidden = f.Take(n, c.Intermediate);
         Up = f.Take(n, c.Intermediate);
         Activated = f.Take(n, c.Intermediate);
-        Logits = f.Take(n, c.VocabSize);
-        Losses = f.Take(n);
+        Scores = f.Take(batch, time);
         if (!f.Measuring)
         {
+            Norm3 = Norm.Reshape(batch, time, c.Hidden);
             Q4 = Q.Reshape(batch, time, c.Heads, c.HeadDim);
             K4 = K.Reshape(batch, time, c.KvHeads, c.HeadDim);
             V4 = V.Reshape(batch, time, c.KvHeads, c.HeadDim);
@@ -403,7 +423,9 @@ internal sealed class Gradients
 
     public Tensor Activated { get; }
 
-    public Tensor Logits { get; }
+    /// <summary>∂loss/∂(per-token log p) [B, T].</summary>
+    public Tensor Scores { get; }
 
-    public Tensor Losses { get; }
+    /// <summary>The norm gradient as [B, T, C].</summary>
+    public Tensor Norm3 { get; } = null!;
 }

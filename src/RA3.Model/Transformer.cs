@@ -62,15 +62,19 @@ public sealed class Transformer : IDisposable
         }
     }
 
-    /// <summary>An activation plan for batches of shape [<paramref name="batch"/>, <paramref name="time"/>].</summary>
-    public Activations Plan(int batch, int time, PassKind kind)
+    /// <summary>
+    /// An activation plan for batches of shape [<paramref name="batch"/>, <paramref name="time"/>].
+    /// Train and Score plans compute the loss with the fused segment-scoring kernel and hold no
+    /// [N, V] logits unless <paramref name="withLogits"/> asks for them.
+    /// </summary>
+    public Activations Plan(int batch, int time, PassKind kind, bool withLogits = false)
     {
         if (kind == PassKind.Train && Gradients is null)
         {
             throw new InvalidOperationException("a training plan needs gradients: create the model trainable or call EnableGradients()");
         }
 
-        return new Activations(Backend, Config, batch, time, kind);
+        return new Activations(Backend, Config, batch, time, kind, withLogits);
     }
 
     /// <summary>
@@ -105,7 +109,9 @@ public sealed class Transformer : IDisposable
 
     /// <summary>
     /// Forward over a full batch (<see cref="PassKind.Train"/> or <see cref="PassKind.Score"/>):
-    /// logits [N, V] and per-row losses; returns the mean loss over the rows with a target (NaN if none).
+    /// per-token log-probabilities of the targets through the fused head + log-softmax kernel
+    /// (<see cref="Backend.SegmentScores"/>, one "line" per token), logits [N, V] only when the plan
+    /// has them; returns the mean loss over the rows with a target (NaN if none).
     /// </summary>
     public double Forward(Activations a)
     {
@@ -116,8 +122,12 @@ public sealed class Transformer : IDisposable
         }
 
         Trunk(a, null);
-        head.Forward(Backend, a.FinalNorm, a.Logits);
-        Backend.CrossEntropy(a.Logits, a.Targets, a.Losses);
+        Backend.SegmentScores(a.FinalNorm3, Weights[Parameters.Head(Config)], a.Targets, a.LineIds, a.TokenLogProbs, a.Lse);
+        if (a.Logits is not null)
+        {
+            head.Forward(Backend, a.FinalNorm, a.Logits);
+        }
+
         return a.TargetCount == 0 ? double.NaN : a.LossSum() / a.TargetCount;
     }
 
@@ -136,11 +146,10 @@ public sealed class Transformer : IDisposable
         var b = Backend;
         var g = a.Grad;
         var c = Config;
-        a.FillLossGradient(a.TargetCount > 0 ? lossScale / a.TargetCount : 0f);
-
-        b.Zero(g.Logits);
-        b.CrossEntropyBackward(a.Logits, a.Targets, g.Losses, g.Logits);
-        head.Backward(b, a.FinalNorm, g.Logits, g.Norm, accumulate: false);
+        a.FillScoreGradient(a.TargetCount > 0 ? -lossScale / a.TargetCount : 0f);
+        b.Zero(g.Norm);
+        string headName = Parameters.Head(c);
+        b.SegmentScoresBackward(a.FinalNorm3, Weights[headName], a.Targets, a.LineIds, a.Lse, g.Scores, g.Norm3, Gradients[headName]);
         b.Zero(g.Residual);
         finalNorm.Backward(b, a.Residual[c.Layers], a.FinalMean, a.FinalRstd, g.Norm, g.Residual);
         for (int l = c.Layers - 1; l >= 0; l--)
@@ -230,7 +239,7 @@ public sealed class Transformer : IDisposable
         a.LastRows.CopyFrom<int>(rows);
         Trunk(a, cache);
         Backend.Embedding(a.LastRows, a.FinalNorm, a.LastHidden);
-        head.Forward(Backend, a.LastHidden, a.Logits);
+        head.Forward(Backend, a.LastHidden, a.Logits!);
     }
 
     /// <summary>
@@ -257,7 +266,7 @@ public sealed class Transformer : IDisposable
         a.Ids.CopyFrom(tokens);
         a.PositionsFlat.CopyFrom<int>(cache.Lengths);
         Trunk(a, cache);
-        head.Forward(Backend, a.FinalNorm, a.Logits);
+        head.Forward(Backend, a.FinalNorm, a.Logits!);
         for (int i = 0; i < cache.B; i++)
         {
             cache.Lengths[i]++;

@@ -41,10 +41,10 @@ public sealed class GenerationTests(string backendName) : BackendTest(backendNam
             var sequence = prompts[i].ToList();
             for (int s = 0; s < steps; s++)
             {
-                using var plan = model.Plan(1, sequence.Count, PassKind.Score);
+                using var plan = model.Plan(1, sequence.Count, PassKind.Score, withLogits: true);
                 plan.SetBatch([.. sequence]);
                 model.Forward(plan);
-                float[] logits = plan.Logits.ToFloatArray();
+                float[] logits = plan.Logits!.ToFloatArray();
                 int v = model.Config.VocabSize, last = (sequence.Count - 1) * v;
                 int best = 0;
                 for (int j = 1; j < v; j++)

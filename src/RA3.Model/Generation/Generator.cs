@@ -57,7 +57,7 @@ public sealed class Generator(Transformer model, TextTokenizer? tokenizer = null
         prefill.Ids.CopyFrom<int>(ids);
         model.Prefill(prefill, cache, [.. prompts.Select(p => p.Length)]);
         var logits = new float[batch * c.VocabSize];
-        prefill.Logits.CopyTo<float>(logits);
+        prefill.Logits!.CopyTo<float>(logits);
         double prefillSeconds = clock.Elapsed.TotalSeconds;
 
         var sampler = new Sampler(c.VocabSize);
@@ -94,7 +94,7 @@ public sealed class Generator(Transformer model, TextTokenizer? tokenizer = null
             }
 
             model.Decode(decode!, cache, next);
-            decode!.Logits.CopyTo<float>(logits);
+            decode!.Logits!.CopyTo<float>(logits);
         }
 
         LastStats = new GenerationStats(prompts.Sum(p => (long)p.Length), produced, prefillSeconds, clock.Elapsed.TotalSeconds - prefillSeconds);

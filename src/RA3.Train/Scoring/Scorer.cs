@@ -48,22 +48,18 @@ public static class Scorer
 
         var logProbs = new float[batch * (time - 1)];
         float[]? logits = keepLogits ? new float[(long)batch * time * v] : null;
-        var losses = new float[time];
+        var tokenLogProbs = new float[time];
         double sum = 0;
-        using var plan = model.Plan(1, time, PassKind.Score);
+        using var plan = model.Plan(1, time, PassKind.Score, withLogits: keepLogits);
         for (int b = 0; b < batch; b++)
         {
             plan.SetBatch(ids.AsSpan(b * time, time));
             sum += model.Forward(plan) * (time - 1);
-            plan.CopyLosses(losses);
-            for (int t = 0; t < time - 1; t++)
-            {
-                logProbs[(b * (time - 1)) + t] = -losses[t];
-            }
-
+            plan.TokenLogProbs.CopyTo<float>(tokenLogProbs);
+            tokenLogProbs.AsSpan(0, time - 1).CopyTo(logProbs.AsSpan(b * (time - 1), time - 1));
             if (logits is not null)
             {
-                plan.Logits.CopyTo<float>(logits.AsSpan(b * time * v, time * v));
+                plan.Logits!.CopyTo<float>(logits.AsSpan(b * time * v, time * v));
             }
         }
 
