@@ -188,6 +188,12 @@ public unsafe class CpuBackend : Backend
     private protected override void AttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor probs, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv) =>
         AttentionKernel.Run(AttentionBody(q, k, v, probs) with { DOut = F(dOutput), DQ = F(dq), DK = F(dk), DV = F(dv) });
 
+    private protected override void FlashAttentionCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse) =>
+        FlashAttentionKernel.Run(Flash(q, k, lengths, lse, backward: false) with { V = F(v), Out = F(output) });
+
+    private protected override void FlashAttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv) =>
+        FlashAttentionKernel.Run(Flash(q, k, lengths, lse, backward: true) with { V = F(v), Out = F(output), DOut = F(dOutput), DQ = F(dq), DK = F(dk), DV = F(dv) });
+
     private protected override void AttentionDecodeCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output) =>
         DecodeAttentionKernel.Run(
             new DecodeAttentionKernel.Body
@@ -320,6 +326,24 @@ public unsafe class CpuBackend : Backend
         }
 
         return scratch;
+    }
+
+    private FlashAttentionKernel.Body Flash(Tensor q, Tensor k, Tensor? lengths, Tensor lse, bool backward)
+    {
+        var body = new FlashAttentionKernel.Body
+        {
+            Q = F(q),
+            K = F(k),
+            Lengths = lengths is null ? null : I(lengths),
+            Lse = F(lse),
+            B = q.Shape[0],
+            T = q.Shape[1],
+            Hq = q.Shape[2],
+            Hkv = k.Shape[2],
+            D = q.Shape[3],
+        };
+        int tasks = backward ? body.B * body.Hkv : body.B * body.Hq;
+        return body with { Scratch = Scratch(tasks * body.ScratchPerTask) };
     }
 
     private ElboKernel.Body Elbo(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan) => new()

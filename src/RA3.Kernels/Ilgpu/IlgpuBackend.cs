@@ -44,10 +44,15 @@ public sealed class IlgpuBackend : Backend
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, SegmentDims> segForward;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, SegmentDims> segFinish;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, SegmentDims> segBackward;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, AttentionDims> flashF;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionDims> flashQ;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionDims> flashK;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams> gemm;
     private readonly Action<Index3D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams> gemmDirect;
     private readonly bool tiledGemm;
     private MemoryBuffer1D<float, Stride1D.Dense>? scratch;
+    private Tensor? fullLengths;
+    private int fullLengthsT;
     private MemoryBuffer1D<double, Stride1D.Dense>? partials;
 
     private IlgpuBackend(Context context, Accelerator accelerator, bool tiledGemm)
@@ -89,6 +94,9 @@ public sealed class IlgpuBackend : Backend
         segForward = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, SegmentDims>(SegmentKernels.ChunkForward);
         segFinish = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, SegmentDims>(SegmentKernels.Finish);
         segBackward = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, SegmentDims>(SegmentKernels.ChunkBackward);
+        flashF = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, AttentionDims>(FlashAttentionKernels.Forward);
+        flashQ = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionDims>(FlashAttentionKernels.BackwardQuery);
+        flashK = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionDims>(FlashAttentionKernels.BackwardKey);
         gemmDirect = acc.LoadAutoGroupedStreamKernel<Index3D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams>(GemmKernels.Direct);
         gemm = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams>(GemmKernels.Tiled);
     }
@@ -151,6 +159,7 @@ public sealed class IlgpuBackend : Backend
         {
             scratch?.Dispose();
             partials?.Dispose();
+            fullLengths?.Dispose();
             dummy.Dispose();
             acc.Dispose();
             context.Dispose();
@@ -235,6 +244,21 @@ public sealed class IlgpuBackend : Backend
         attnK(s.B * s.Hkv * s.T, F(q), F(v), F(probs), F(dOutput), rowDot, F(dk), F(dv), s);
     }
 
+    private protected override void FlashAttentionCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse)
+    {
+        var s = Dims(q, k);
+        flashF(s.B * s.Hq * s.T, F(q), F(k), F(v), lengths is null ? FullLengths(s) : I(lengths), F(output), F(lse), s);
+    }
+
+    private protected override void FlashAttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv)
+    {
+        var s = Dims(q, k);
+        var lens = lengths is null ? FullLengths(s) : I(lengths);
+        var rowDot = Scratch(s.B * s.Hq * s.T);
+        flashQ(s.B * s.Hq * s.T, F(q), F(k), F(v), lens, F(output), F(lse), F(dOutput), F(dq), rowDot, s);
+        flashK(s.B * s.Hkv * s.T, F(q), F(k), F(v), lens, F(lse), F(dOutput), rowDot, F(dk), F(dv), s);
+    }
+
     private protected override void AttentionDecodeCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output)
     {
         var s = new DecodeDims(q.Shape[0], kCache.Shape[1], q.Shape[1], kCache.Shape[2], q.Shape[2]);
@@ -317,6 +341,19 @@ public sealed class IlgpuBackend : Backend
         }
 
         return sum;
+    }
+
+    /// <summary>Lengths of T for every sequence (no padding), on the device; kept until B or T changes (kernels are queued asynchronously).</summary>
+    private ArrayView<int> FullLengths(AttentionDims s)
+    {
+        if (fullLengths is null || fullLengths.Count != s.B || fullLengthsT != s.T)
+        {
+            fullLengths?.Dispose();
+            fullLengths = FromArray(Enumerable.Repeat(s.T, s.B).ToArray(), s.B);
+            fullLengthsT = s.T;
+        }
+
+        return I(fullLengths);
     }
 
     private static int N(Tensor t) => checked((int)t.Count);

@@ -6,7 +6,7 @@ using RA3.Kernels.Tensors;
 namespace RA3.Kernels.Native;
 
 /// <summary>
-/// The native backend: GEMM, softmax, cross-entropy, attention, segment scoring and the temporal-ELBO pass run in <c>ra3_native</c>'s C++
+/// The native backend: GEMM, softmax, cross-entropy, plain and fused attention, segment scoring and the temporal-ELBO pass run in <c>ra3_native</c>'s C++
 /// (the same code a native host embeds through <c>ra3.h</c>), on the same aligned host memory
 /// as <see cref="CpuBackend"/>, whose managed kernels serve the remaining ops.
 /// </summary>
@@ -61,6 +61,12 @@ public sealed unsafe class NativeBackend : CpuBackend
 
     private protected override void AttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor probs, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv) =>
         NativeMethods.Check(NativeMethods.AttentionBackward(q.Shape[0], q.Shape[1], q.Shape[2], k.Shape[2], q.Shape[3], F(q), F(k), F(v), F(probs), F(dOutput), F(dq), F(dk), F(dv)));
+
+    private protected override void FlashAttentionCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse) =>
+        NativeMethods.Check(NativeMethods.FlashAttentionForward(q.Shape[0], q.Shape[1], q.Shape[2], k.Shape[2], q.Shape[3], F(q), F(k), F(v), lengths is null ? null : I(lengths), F(output), F(lse)));
+
+    private protected override void FlashAttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv) =>
+        NativeMethods.Check(NativeMethods.FlashAttentionBackward(q.Shape[0], q.Shape[1], q.Shape[2], k.Shape[2], q.Shape[3], F(q), F(k), F(v), lengths is null ? null : I(lengths), F(output), F(lse), F(dOutput), F(dq), F(dk), F(dv)));
 
     private protected override void SegmentScoresCore(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor scores, Tensor lse) =>
         NativeMethods.Check(NativeMethods.SegmentScoresForward(h.Shape[0], h.Shape[1], h.Shape[2], w.Shape[0], scores.Shape[1], F(h), F(w), I(targets), I(lineIds), F(scores), F(lse)));

@@ -43,6 +43,12 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Lib, EntryPoint = "ra3_attention_backward_f32")]
     public static partial int AttentionBackward(int batch, int t, int hq, int hkv, int d, float* q, float* k, float* v, float* probs, float* dOutput, float* dq, float* dk, float* dv);
 
+    [LibraryImport(Lib, EntryPoint = "ra3_flash_attention_forward_f32")]
+    public static partial int FlashAttentionForward(int batch, int t, int hq, int hkv, int d, float* q, float* k, float* v, int* lengths, float* output, float* lse);
+
+    [LibraryImport(Lib, EntryPoint = "ra3_flash_attention_backward_f32")]
+    public static partial int FlashAttentionBackward(int batch, int t, int hq, int hkv, int d, float* q, float* k, float* v, int* lengths, float* output, float* lse, float* dOutput, float* dq, float* dk, float* dv);
+
     [LibraryImport(Lib, EntryPoint = "ra3_segment_scores_forward_f32")]
     public static partial int SegmentScoresForward(int n, int l, int d, int v, int lines, float* h, float* w, int* targets, int* lineIds, float* scores, float* lse);
 

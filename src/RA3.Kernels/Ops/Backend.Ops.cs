@@ -235,6 +235,35 @@ public abstract partial class Backend
     }
 
     /// <summary>
+    /// Fused causal self-attention (flash style: keys in tiles with an online softmax, no T×T
+    /// matrix): q [B, T, Hq, D], k and v [B, T, Hkv, D] (Hq a multiple of Hkv), scale 1/√D,
+    /// output [B, T, Hq, D]; lse [B, Hq, T] receives each query row's log-sum-exp for the
+    /// backward. lengths [B] (int32, 0..T; null = all T) marks right padding: query rows at or past
+    /// a sequence's length get output 0 and lse 0 (causality already hides padded keys from real queries).
+    /// </summary>
+    public void FlashAttention(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse)
+    {
+        FlashArgs(q, k, v, lengths, lse);
+        Own(output, nameof(output));
+        ShapeCheck.Same(q, nameof(q), output, nameof(output));
+        FlashAttentionCore(q, k, v, lengths, output, lse);
+    }
+
+    /// <summary>
+    /// Backward of <see cref="FlashAttention"/> from its output and lse (probabilities are
+    /// recomputed, never stored): accumulates dq, dk, dv (shapes of q, k, v) for dOutput [B, T, Hq, D].
+    /// </summary>
+    public void FlashAttentionBackward(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv)
+    {
+        FlashArgs(q, k, v, lengths, lse);
+        Elementwise(q, nameof(q), output, nameof(output), dOutput, nameof(dOutput));
+        Elementwise(q, nameof(q), dq, nameof(dq));
+        Elementwise(k, nameof(k), dk, nameof(dk));
+        Elementwise(v, nameof(v), dv, nameof(dv));
+        FlashAttentionBackwardCore(q, k, v, lengths, output, lse, dOutput, dq, dk, dv);
+    }
+
+    /// <summary>
     /// Decode-step attention over a KV cache, for generation: appends this step's key and value
     /// (kNew, vNew [B, Hkv, D]) to the caches (kCache, vCache [B, S, Hkv, D]) at position
     /// lengths[b] (int32 [B], each below S), then attends q [B, Hq, D] over cache positions
@@ -393,6 +422,10 @@ public abstract partial class Backend
 
     private protected abstract void AttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor probs, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv);
 
+    private protected abstract void FlashAttentionCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse);
+
+    private protected abstract void FlashAttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv);
+
     private protected abstract void AttentionDecodeCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output);
 
     private protected abstract void CopyColumnsCore(Tensor src, int srcColumn, Tensor dst, int dstColumn, int width);
@@ -467,6 +500,28 @@ public abstract partial class Backend
             k.Shape[0] == b && k.Shape[1] == t && k.Shape[3] == d && hkv > 0 && hq % hkv == 0,
             $"attention: q {q.Shape} and k {k.Shape} must agree on B, T, D, with Hq a multiple of Hkv");
         ShapeCheck.Is(probs, nameof(probs), b, hq, t, t);
+    }
+
+    private void FlashArgs(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor lse)
+    {
+        Own(q, nameof(q));
+        Own(k, nameof(k));
+        Own(v, nameof(v));
+        Own(lse, nameof(lse));
+        ShapeCheck.Rank(q, 4, nameof(q), "[B, T, Hq, D]");
+        ShapeCheck.Rank(k, 4, nameof(k), "[B, T, Hkv, D]");
+        ShapeCheck.Same(k, nameof(k), v, nameof(v));
+        int b = q.Shape[0], t = q.Shape[1], hq = q.Shape[2], d = q.Shape[3], hkv = k.Shape[2];
+        ShapeCheck.Require(
+            k.Shape[0] == b && k.Shape[1] == t && k.Shape[3] == d && hkv > 0 && hq % hkv == 0,
+            $"flash attention: q {q.Shape} and k {k.Shape} must agree on B, T, D, with Hq a multiple of Hkv");
+        ShapeCheck.Is(lse, nameof(lse), b, hq, t);
+        if (lengths is not null)
+        {
+            Own(lengths, nameof(lengths), DType.Int32);
+            ShapeCheck.Is(lengths, nameof(lengths), b);
+            CheckLengths(lengths, t + 1);
+        }
     }
 
     private void EmbeddingArgs(Tensor ids, Tensor table, Tensor output, string nameOutput)
