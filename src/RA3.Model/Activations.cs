@@ -258,7 +258,7 @@ internal sealed class BlockActivations
         V = f.Take(n, kv);
         RotatedQ = gpt2 ? Q : f.Take(n, q);
         RotatedK = gpt2 ? K : f.Take(n, kv);
-        Probs = full ? f.Take(batch, c.Heads, time, time) : null;
+        Lse = full ? f.Take(batch, c.Heads, time) : null;
         Attention = f.Take(n, q);
         Mid = f.Take(n, c.Hidden);
         Norm2 = f.Take(n, c.Hidden);
@@ -307,8 +307,8 @@ internal sealed class BlockActivations
 
     public Tensor RotatedK { get; }
 
-    /// <summary>Attention weights [B, Hq, T, T] for the backward (null in decode).</summary>
-    public Tensor? Probs { get; }
+    /// <summary>Each query row's attention log-sum-exp [B, Hq, T], for the backward (null in decode).</summary>
+    public Tensor? Lse { get; }
 
     public Tensor Attention { get; }
 

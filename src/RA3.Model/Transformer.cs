@@ -180,7 +180,7 @@ public sealed class Transformer : IDisposable
             b.Zero(g.Q);
             b.Zero(g.K);
             b.Zero(g.V);
-            b.AttentionBackward(x.RotatedQ4, x.RotatedK4, x.V4, x.Probs!, g.Attention4, g.Q4, g.K4, g.V4);
+            b.FlashAttentionBackward(x.RotatedQ4, x.RotatedK4, x.V4, null, x.Attention4, x.Lse!, g.Attention4, g.Q4, g.K4, g.V4);
             if (c.Family == ModelFamily.Gpt2)
             {
                 b.CopyColumns(g.Q, 0, g.Qkv!, 0, c.Hidden);
@@ -329,7 +329,7 @@ public sealed class Transformer : IDisposable
         }
         else
         {
-            b.Attention(x.RotatedQ4, x.RotatedK4, x.V4, x.Attention4, x.Probs!);
+            b.FlashAttention(x.RotatedQ4, x.RotatedK4, x.V4, null, x.Attention4, x.Lse!);
             if (cache is not null)
             {
                 int width = a.T * c.KvHeads * c.HeadDim;
