@@ -2,35 +2,40 @@ using BenchmarkDotNet.Attributes;
 using RA3.Kernels.Cpu;
 using RA3.Kernels.Native;
 using RA3.Kernels.Ops;
-using DType = RA3.Kernels.Tensors.DType;
 using static TorchSharp.torch;
+using DType = RA3.Kernels.Tensors.DType;
 using KTensor = RA3.Kernels.Tensors.Tensor;
 
 namespace RA3.Bench;
 
 /// <summary>
-/// Causal attention forward + backward at B4 H8 T256 D64: our plain kernels (probabilities kept
-/// for the backward) against TorchSharp's scaled_dot_product_attention with autograd.
+/// Causal attention forward + backward at B4 H8 D64, T 256 and 1024: the fused (flash) kernels
+/// of the managed and native backends, the plain managed kernel (probabilities kept — the
+/// reference variant), and TorchSharp's scaled_dot_product_attention with autograd.
 /// </summary>
 public class AttentionBench
 {
-    private const int B = 4, H = 8, T = 256, D = 64;
+    private const int B = 4, H = 8, D = 64;
     private Backend? backend;
-    private KTensor? q, k, v, o, probs, dout, dq, dk, dv;
+    private KTensor? q, k, v, o, aux, dout, dq, dk, dv;
     private Tensor? tq, tk, tv, tdout;
 
-    /// <summary>cpu (managed), native (ra3_native) or torch.</summary>
-    [Params("cpu", "native", "torch")]
-    public string Impl { get; set; } = "cpu";
+    /// <summary>Sequence length.</summary>
+    [Params(256, 1024)]
+    public int T { get; set; } = 256;
+
+    /// <summary>flash-cpu, flash-native, plain-cpu, or torch.</summary>
+    [Params("flash-cpu", "flash-native", "plain-cpu", "torch")]
+    public string Impl { get; set; } = "flash-cpu";
 
     /// <summary>FLOPs counted as performance.md does: 4·B·H·T²·D/2 forward, 3.5× that forward+backward.</summary>
-    public static double Flops => 3.5 * 4.0 * B * H * T * T * D / 2;
+    public static double Flops(int t) => 3.5 * 4.0 * B * H * t * t * D / 2;
 
     [GlobalSetup]
     public void Setup()
     {
         var rng = new Random(2);
-        float[] Rand() => Enumerable.Range(0, B * T * H * D).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+        float[] Rand() => [.. Enumerable.Range(0, B * T * H * D).Select(_ => (float)(rng.NextDouble() - 0.5))];
         if (Impl == "torch")
         {
             tq = tensor(Rand(), [B, H, T, D], float32).requires_grad_(true);
@@ -40,11 +45,11 @@ public class AttentionBench
             return;
         }
 
-        backend = Impl == "native" ? NativeBackend.Create() : new CpuBackend();
+        backend = Impl == "flash-native" ? NativeBackend.Create() : new CpuBackend();
         KTensor Make(float[]? data) => data is null ? backend.Empty(DType.Float32, B, T, H, D) : backend.FromArray(data, B, T, H, D);
         (q, k, v, dout) = (Make(Rand()), Make(Rand()), Make(Rand()), Make(Rand()));
         (o, dq, dk, dv) = (Make(null), Make(null), Make(null), Make(null));
-        probs = backend.Empty(DType.Float32, B, H, T, T);
+        aux = Impl == "plain-cpu" ? backend.Empty(DType.Float32, B, H, T, T) : backend.Empty(DType.Float32, B, H, T);
     }
 
     [Benchmark]
@@ -60,14 +65,21 @@ public class AttentionBench
             return;
         }
 
-        backend.Attention(q!, k!, v!, o!, probs!);
-        backend.AttentionBackward(q!, k!, v!, probs!, dout!, dq!, dk!, dv!);
+        if (Impl == "plain-cpu")
+        {
+            backend.Attention(q!, k!, v!, o!, aux!);
+            backend.AttentionBackward(q!, k!, v!, aux!, dout!, dq!, dk!, dv!);
+            return;
+        }
+
+        backend.FlashAttention(q!, k!, v!, null, o!, aux!);
+        backend.FlashAttentionBackward(q!, k!, v!, null, o!, aux!, dout!, dq!, dk!, dv!);
     }
 
     [GlobalCleanup]
     public void Cleanup()
     {
-        foreach (var t in new[] { q, k, v, o, probs, dout, dq, dk, dv })
+        foreach (var t in new[] { q, k, v, o, aux, dout, dq, dk, dv })
         {
             t?.Dispose();
         }

@@ -16,13 +16,30 @@ foreach (string line in BackendInfo.Describe())
 TorchSharp.torch.set_num_threads(Environment.ProcessorCount);
 var job = Job.Default.WithToolchain(InProcessEmitToolchain.Instance).WithWarmupCount(3).WithIterationCount(args.Contains("--quick") ? 3 : 10);
 var config = ManualConfig.Create(DefaultConfig.Instance).AddJob(job).WithOptions(ConfigOptions.DisableOptimizationsValidator);
-// --kernels: GEMM and attention only; --model: training step and generation only; default: all.
-bool kernels = !args.Contains("--model"), models = !args.Contains("--kernels");
+// --kernels: GEMM, attention, segment scoring and the ELBO pass; --model: training step and
+// generation; --ra3: attention, segment scoring and the ELBO pass; default: all.
+// --only NAME runs one benchmark class (e.g. --only Attention) after the FMA peak.
+string? only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault();
+bool ra3Only = args.Contains("--ra3");
+bool kernels = !args.Contains("--model"), models = !args.Contains("--kernels") && !ra3Only;
 var summaries = new List<BenchmarkDotNet.Reports.Summary> { BenchmarkRunner.Run<FmaPeakBench>(config) };
+if (only is not null)
+{
+    var type = typeof(FmaPeakBench).Assembly.GetType($"RA3.Bench.{only}Bench") ?? throw new ArgumentException($"no benchmark RA3.Bench.{only}Bench");
+    summaries.Add(BenchmarkRunner.Run(type, config));
+    kernels = models = false;
+}
+
 if (kernels)
 {
-    summaries.Add(BenchmarkRunner.Run<GemmBench>(config));
+    if (!ra3Only)
+    {
+        summaries.Add(BenchmarkRunner.Run<GemmBench>(config));
+    }
+
     summaries.Add(BenchmarkRunner.Run<AttentionBench>(config));
+    summaries.Add(BenchmarkRunner.Run<SegmentScoreBench>(config));
+    summaries.Add(BenchmarkRunner.Run<ElboBench>(config));
 }
 
 if (models)

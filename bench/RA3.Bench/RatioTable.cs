@@ -22,7 +22,7 @@ public static class RatioTable
         double peak = rows.Where(r => r.Case.Descriptor.Type == typeof(FmaPeakBench)).Select(r => FmaPeakBench.Flops / r.Ns).FirstOrDefault();
         var sb = new StringBuilder();
         sb.AppendLine(CultureInfo.InvariantCulture, $"Measured FMA peak: {peak:F1} GFLOP/s");
-        var kernels = rows.Where(r => r.Case.Descriptor.Type == typeof(GemmBench) || r.Case.Descriptor.Type == typeof(AttentionBench)).ToList();
+        var kernels = rows.Where(r => r.Case.Descriptor.Type == typeof(GemmBench) || r.Case.Descriptor.Type == typeof(AttentionBench) || r.Case.Descriptor.Type == typeof(SegmentScoreBench)).ToList();
         if (kernels.Count > 0)
         {
             sb.AppendLine();
@@ -33,10 +33,25 @@ public static class RatioTable
                 double torchNs = TorchNs(group);
                 foreach (var (c, ns) in group)
                 {
-                    double flops = c.Descriptor.Type == typeof(GemmBench) ? GemmBench.Flops(Shape(c)) : AttentionBench.Flops;
-                    double gflops = flops / ns;
+                    double gflops = KernelFlops(c) / ns;
                     sb.AppendLine(CultureInfo.InvariantCulture, $"| {Name(c)} | {group.Key.Item2} | {Impl(c)} | {ns / 1e6:F2} | {gflops:F1} | {Ratio(torchNs, ns)} | {(peak > 0 ? gflops / peak : 0):P0} |");
                 }
+            }
+        }
+
+        var elbo = rows.Where(r => r.Case.Descriptor.Type == typeof(ElboBench)).ToList();
+        if (elbo.Count > 0)
+        {
+            double copyNs = elbo.Where(r => Impl(r.Case) == "copy").Select(r => r.Ns).FirstOrDefault(), torchNs = TorchNs(elbo);
+            sb.AppendLine();
+            sb.AppendLine(CultureInfo.InvariantCulture, $"ELBO forward-backward, B {ElboBench.B} T {ElboBench.T}: {ElboBench.Bytes / 1e6:F1} MB touched; copy = a memcpy of those bytes (the bandwidth limit).");
+            sb.AppendLine();
+            sb.AppendLine("| impl | median ms | GB/s | of copy bandwidth | × TorchSharp |");
+            sb.AppendLine("|---|---:|---:|---:|---:|");
+            foreach (var (c, ns) in elbo)
+            {
+                double gbs = ElboBench.Bytes / ns;
+                sb.AppendLine(CultureInfo.InvariantCulture, $"| {Impl(c)} | {ns / 1e6:F3} | {gbs:F1} | {(copyNs > 0 ? copyNs / ns : 0):P1} | {Ratio(torchNs, ns)} |");
             }
         }
 
@@ -60,6 +75,11 @@ public static class RatioTable
         return sb.ToString();
     }
 
+    private static double KernelFlops(BenchmarkCase c) =>
+        c.Descriptor.Type == typeof(GemmBench) ? GemmBench.Flops(Shape(c))
+        : c.Descriptor.Type == typeof(AttentionBench) ? AttentionBench.Flops((int)c.Parameters["T"]!)
+        : SegmentScoreBench.Flops((int)c.Parameters["V"]!);
+
     private static double TorchNs(IEnumerable<(BenchmarkCase Case, double Ns)> group) => group.Where(r => Impl(r.Case) == "torch").Select(r => r.Ns).FirstOrDefault();
 
     private static string Ratio(double torchNs, double ns) => torchNs > 0 ? (torchNs / ns).ToString("F2", CultureInfo.InvariantCulture) : "-";
@@ -71,5 +91,7 @@ public static class RatioTable
     private static string Shape(BenchmarkCase c) =>
         c.Parameters.Items.Any(p => p.Name == "Shape") ? c.Parameters["Shape"]!.ToString()!
         : c.Parameters.Items.Any(p => p.Name == "Family") ? c.Parameters["Family"]!.ToString()!
-        : c.Descriptor.Type == typeof(GenerationBench) ? "llama" : "B4 H8 T256 D64";
+        : c.Descriptor.Type == typeof(AttentionBench) ? $"B4 H8 T{c.Parameters["T"]} D64"
+        : c.Descriptor.Type == typeof(SegmentScoreBench) ? $"4096 tok, d 512, V {c.Parameters["V"]}"
+        : "llama";
 }

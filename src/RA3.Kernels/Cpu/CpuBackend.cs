@@ -188,11 +188,23 @@ public unsafe class CpuBackend : Backend
     private protected override void AttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor probs, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv) =>
         AttentionKernel.Run(AttentionBody(q, k, v, probs) with { DOut = F(dOutput), DQ = F(dq), DK = F(dk), DV = F(dv) });
 
-    private protected override void FlashAttentionCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse) =>
-        FlashAttentionKernel.Run(Flash(q, k, lengths, lse, backward: false) with { V = F(v), Out = F(output) });
+    private protected override void HeadsToBatchCore(Tensor x, Tensor dst, int hq) =>
+        WorkerPool.For(x.Shape[0] * x.Shape[1], new FlashTileKernel.Heads { X = F(x), Dst = F(dst), T = x.Shape[1], Hx = x.Shape[2], Hq = hq, D = x.Shape[3] });
 
-    private protected override void FlashAttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv) =>
-        FlashAttentionKernel.Run(Flash(q, k, lengths, lse, backward: true) with { V = F(v), Out = F(output), DOut = F(dOutput), DQ = F(dq), DK = F(dk), DV = F(dv) });
+    private protected override void BatchToHeadsCore(Tensor src, Tensor dst, int hq) =>
+        WorkerPool.For(dst.Shape[0] * dst.Shape[1], new FlashTileKernel.Heads { X = F(dst), Dst = F(src), T = dst.Shape[1], Hx = dst.Shape[2], Hq = hq, D = dst.Shape[3], Back = true });
+
+    private protected override void FlashTileForwardCore(Tensor scores, Tensor o, Tensor m, Tensor l, Tensor? lengths, FlashTile tile) =>
+        WorkerPool.For(m.Shape[0], new FlashTileKernel.Forward { S = F(scores), O = F(o), M = F(m), L = F(l), Lengths = lengths is null ? null : I(lengths), Tile = tile });
+
+    private protected override void FlashFinishForwardCore(Tensor o, Tensor m, Tensor l, Tensor? lengths, FlashTile tile) =>
+        WorkerPool.For(m.Shape[0], new FlashTileKernel.Finish { O = F(o), M = F(m), L = F(l), Lengths = lengths is null ? null : I(lengths), Tile = tile });
+
+    private protected override void FlashTileBackwardCore(Tensor p, Tensor ds, Tensor lse, Tensor rowDot, Tensor? lengths, FlashTile tile) =>
+        WorkerPool.For(lse.Shape[0], new FlashTileKernel.Backward { P = F(p), DS = F(ds), Lse = F(lse), RowDot = F(rowDot), Lengths = lengths is null ? null : I(lengths), Tile = tile });
+
+    private protected override void FlashRowDotCore(Tensor a, Tensor b, Tensor output) =>
+        WorkerPool.For(Chunks.Count(a.Shape[0], 256), new FlashTileKernel.RowDot { A = F(a), B = F(b), Out = F(output), Rows = a.Shape[0], D = a.Shape[1] });
 
     private protected override void AttentionDecodeCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output) =>
         DecodeAttentionKernel.Run(
@@ -326,24 +338,6 @@ public unsafe class CpuBackend : Backend
         }
 
         return scratch;
-    }
-
-    private FlashAttentionKernel.Body Flash(Tensor q, Tensor k, Tensor? lengths, Tensor lse, bool backward)
-    {
-        var body = new FlashAttentionKernel.Body
-        {
-            Q = F(q),
-            K = F(k),
-            Lengths = lengths is null ? null : I(lengths),
-            Lse = F(lse),
-            B = q.Shape[0],
-            T = q.Shape[1],
-            Hq = q.Shape[2],
-            Hkv = k.Shape[2],
-            D = q.Shape[3],
-        };
-        int tasks = backward ? body.B * body.Hkv : body.B * body.Hq;
-        return body with { Scratch = Scratch(tasks * body.ScratchPerTask) };
     }
 
     private ElboKernel.Body Elbo(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan) => new()

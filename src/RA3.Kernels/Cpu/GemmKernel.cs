@@ -24,8 +24,14 @@ public sealed unsafe class GemmKernel : IDisposable
     private static readonly int MR = Use512 ? 8 : 6;
     private static readonly int NR = Use512 ? 32 : 16;
 
+    /// <summary>Largest M·N·K run one product per task when batched (a 256×256×64 attention tile).</summary>
+    private const long SmallProduct = 1L << 22;
+
     [ThreadStatic]
     private static AlignedBuffer? packedA;
+
+    [ThreadStatic]
+    private static AlignedBuffer? threadPackedB;
 
     private readonly AlignedBuffer packedB = new();
 
@@ -37,41 +43,38 @@ public sealed unsafe class GemmKernel : IDisposable
     /// <summary>Frees the packing buffer.</summary>
     public void Dispose() => packedB.Dispose();
 
-    /// <summary>Runs the product described by <paramref name="g"/> on host pointers.</summary>
+    /// <summary>
+    /// Runs the product described by <paramref name="g"/> on host pointers. A batch of small
+    /// products (attention tiles) runs one product per task, each packing into its thread's own
+    /// buffers, instead of splitting every small product over all threads.
+    /// </summary>
     internal void Run(in GemmArgs g, float* a, float* b, float* c, float* bias)
     {
+        bool batchParallel = g.Batch >= 2 * WorkerPool.Threads && (long)g.M * g.N * g.K <= SmallProduct && (Use512 || Use256) && g.K > 0;
+        if (batchParallel)
+        {
+            WorkerPool.For(g.Batch, new BatchTask { G = g, A = a, B = b, C = c, Bias = bias });
+            return;
+        }
+
         for (int bi = 0; bi < g.Batch; bi++)
         {
-            var one = new Product
-            {
-                A = a + (bi * g.StrideA),
-                B = b + (bi * g.StrideB),
-                C = c + (bi * g.StrideC),
-                Bias = bias,
-                M = g.M,
-                N = g.N,
-                K = g.K,
-                Lda = g.TransA ? g.M : g.K,
-                Ldb = g.TransB ? g.K : g.N,
-                TransA = g.TransA,
-                TransB = g.TransB,
-                Alpha = g.Alpha,
-                Beta = g.Beta,
-            };
+            var one = Product.Of(g, a, b, c, bias, bi);
             if (g.K == 0 || !(Use512 || Use256))
             {
                 Reference(one);
             }
             else
             {
-                Blocked(one);
+                Blocked(one, packedB, parallel: true);
             }
         }
     }
 
-    private void Blocked(Product p)
+    /// <summary>The loop nest over K slices and column blocks; tasks run on the pool, or inline on this thread.</summary>
+    private static void Blocked(Product p, AlignedBuffer pack, bool parallel)
     {
-        int threads = WorkerPool.Threads;
+        int threads = parallel ? WorkerPool.Threads : 1;
         for (int j0 = 0; j0 < p.N; j0 += NC)
         {
             int nc = Math.Min(NC, p.N - j0);
@@ -79,15 +82,15 @@ public sealed unsafe class GemmKernel : IDisposable
             for (int p0 = 0; p0 < p.K; p0 += KC)
             {
                 int kc = Math.Min(KC, p.K - p0);
-                float* pb = packedB.Ensure((long)panels * NR * kc);
-                WorkerPool.For(panels, new PackB { P = p, Out = pb, P0 = p0, Kc = kc, J0 = j0, Nc = nc });
+                float* pb = pack.Ensure((long)panels * NR * kc);
+                For(parallel, panels, new PackB { P = p, Out = pb, P0 = p0, Kc = kc, J0 = j0, Nc = nc });
 
                 // Rows per task: at most MC, few enough tasks that none is tiny, enough to feed
                 // every thread; when rows run short, the column panels are split too.
                 int mcBlock = Math.Max(MR, Math.Min(MC, RoundUp((p.M + threads - 1) / threads, MR)));
                 int mBlocks = (p.M + mcBlock - 1) / mcBlock;
                 int nChunks = Math.Min(panels, Math.Max(1, (2 * threads) / mBlocks));
-                WorkerPool.For(mBlocks * nChunks, new Macro
+                For(parallel, mBlocks * nChunks, new Macro
                 {
                     P = p,
                     PackedB = pb,
@@ -101,6 +104,21 @@ public sealed unsafe class GemmKernel : IDisposable
                     First = p0 == 0,
                 });
             }
+        }
+    }
+
+    private static void For<T>(bool parallel, int count, T body)
+        where T : struct, IParallelBody
+    {
+        if (parallel)
+        {
+            WorkerPool.For(count, body);
+            return;
+        }
+
+        for (int i = 0; i < count; i++)
+        {
+            body.Run(i);
         }
     }
 
@@ -224,6 +242,36 @@ public sealed unsafe class GemmKernel : IDisposable
         public readonly float AAt(int i, int k) => TransA ? A[((long)k * Lda) + i] : A[((long)i * Lda) + k];
 
         public readonly float BAt(int k, int j) => TransB ? B[((long)j * Ldb) + k] : B[((long)k * Ldb) + j];
+
+        /// <summary>Product <paramref name="index"/> of the batch <paramref name="g"/>.</summary>
+        public static Product Of(in GemmArgs g, float* a, float* b, float* c, float* bias, int index) => new()
+        {
+            A = a + (index * g.StrideA),
+            B = b + (index * g.StrideB),
+            C = c + (index * g.StrideC),
+            Bias = bias,
+            M = g.M,
+            N = g.N,
+            K = g.K,
+            Lda = g.TransA ? g.M : g.K,
+            Ldb = g.TransB ? g.K : g.N,
+            TransA = g.TransA,
+            TransB = g.TransB,
+            Alpha = g.Alpha,
+            Beta = g.Beta,
+        };
+    }
+
+    /// <summary>One product of a batch on the calling worker thread, with that thread's packing buffers.</summary>
+    private struct BatchTask : IParallelBody
+    {
+        public GemmArgs G;
+        public float* A;
+        public float* B;
+        public float* C;
+        public float* Bias;
+
+        public readonly void Run(int index) => Blocked(Product.Of(G, A, B, C, Bias, index), threadPackedB ??= new AlignedBuffer(), parallel: false);
     }
 
     /// <summary>Packs column panel <c>index</c> of op(B)[p0:p0+kc, j0:j0+nc] as [kc][NR], zero-padded.</summary>

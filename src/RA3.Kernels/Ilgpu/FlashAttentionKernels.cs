@@ -1,123 +1,120 @@
 using ILGPU;
 using ILGPU.Algorithms;
+using RA3.Kernels.Ops;
 
 namespace RA3.Kernels.Ilgpu;
 
+/// <summary>A <see cref="FlashTile"/> as kernel parameters (ints only).</summary>
+internal readonly record struct FlashTileDims(int I0, int J0, int Br, int Bc, int T, int D, int Hq, float Scale, int First)
+{
+    public static FlashTileDims From(FlashTile t) => new(t.I0, t.J0, t.Br, t.Bc, t.T, t.D, t.Hq, t.Scale, t.First ? 1 : 0);
+}
+
 /// <summary>
-/// Fused causal attention on ILGPU: one thread per query row runs an online softmax over the
-/// keys (running max and sum, the output row rescaled in place), saving only the row's
-/// log-sum-exp; the backward recomputes p from it — one thread per query row for dq (and the
-/// row term dout·out), one per key row for dk and dv, so no atomics are needed.
-/// Lengths mark right padding (a length of T everywhere when absent).
+/// The row kernels of the tiled fused attention on ILGPU (the backend's GEMM computes the tiles):
+/// one thread per (plane, row) for the online-softmax update, the block finish and dS; one per
+/// element for the head layout changes. Same steps as the managed <see cref="Cpu.FlashTileKernel"/>.
 /// </summary>
 internal static class FlashAttentionKernels
 {
-    /// <summary>Output and lse of query row idx = (b·Hq + h)·T + i.</summary>
-    public static void Forward(Index1D idx, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<int> lengths, ArrayView<float> output, ArrayView<float> lse, AttentionDims s)
+    /// <summary>dst[b·Hq + h, t, c] = x[b, t, h / (Hq/Hx), c]; idx = ((b·T + t)·Hq + h, c).</summary>
+    public static void HeadsToBatch(Index2D idx, ArrayView<float> x, ArrayView<float> dst, int t1, int hx, int hq, int d)
     {
-        int i = idx % s.T, h = idx / s.T % s.Hq, b = idx / s.T / s.Hq, hk = h / (s.Hq / s.Hkv);
-        long qi = s.Q(b, i, h);
-        for (int c = 0; c < s.D; c++)
-        {
-            output[qi + c] = 0f;
-        }
-
-        if (i >= lengths[b])
-        {
-            lse[idx] = 0f;
-            return;
-        }
-
-        float scale = 1f / XMath.Sqrt(s.D), m = float.NegativeInfinity, l = 0f;
-        for (int j = 0; j <= i; j++)
-        {
-            long kj = s.Kv(b, j, hk);
-            float dot = 0f;
-            for (int c = 0; c < s.D; c++)
-            {
-                dot += q[qi + c] * k[kj + c];
-            }
-
-            dot *= scale;
-            float mNew = XMath.Max(m, dot), rescale = XMath.Exp(m - mNew), e = XMath.Exp(dot - mNew);
-            l = (l * rescale) + e;
-            for (int c = 0; c < s.D; c++)
-            {
-                output[qi + c] = (output[qi + c] * rescale) + (e * v[kj + c]);
-            }
-
-            m = mNew;
-        }
-
-        for (int c = 0; c < s.D; c++)
-        {
-            output[qi + c] /= l;
-        }
-
-        lse[idx] = m + XMath.Log(l);
+        int bt = idx.X / hq, h = idx.X % hq, b = bt / t1, t = bt % t1;
+        dst[((((long)b * hq) + h) * t1 + t) * d + idx.Y] = x[((((long)bt * hx) + (h / (hq / hx))) * d) + idx.Y];
     }
 
-    /// <summary>dq of query row idx, and rowDot[idx] = dout·out for the key pass.</summary>
-    public static void BackwardQuery(Index1D idx, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<int> lengths, ArrayView<float> output, ArrayView<float> lse, ArrayView<float> dOut, ArrayView<float> dq, ArrayView<float> rowDot, AttentionDims s)
+    /// <summary>dst[b, t, hx, c] += Σ_h in group src[b·Hq + h, t, c]; idx = ((b·T + t)·Hx + hx, c).</summary>
+    public static void BatchToHeads(Index2D idx, ArrayView<float> src, ArrayView<float> dst, int t1, int hx, int hq, int d)
     {
-        int i = idx % s.T, h = idx / s.T % s.Hq, b = idx / s.T / s.Hq, hk = h / (s.Hq / s.Hkv);
-        long qi = s.Q(b, i, h);
-        float di = 0f;
-        for (int c = 0; c < s.D; c++)
+        int bt = idx.X / hx, k = idx.X % hx, b = bt / t1, t = bt % t1, group = hq / hx;
+        float sum = 0f;
+        for (int h = k * group; h < (k + 1) * group; h++)
         {
-            di += dOut[qi + c] * output[qi + c];
+            sum += src[((((long)b * hq) + h) * t1 + t) * d + idx.Y];
         }
 
-        rowDot[idx] = di;
-        if (i >= lengths[b])
-        {
-            return;
-        }
+        dst[((long)idx.X * d) + idx.Y] += sum;
+    }
 
-        float scale = 1f / XMath.Sqrt(s.D);
-        for (int j = 0; j <= i; j++)
+    /// <summary>Online-softmax update of row r of plane p; idx = p·Br + r.</summary>
+    public static void TileForward(Index1D idx, ArrayView<float> s, ArrayView<float> o, ArrayView<float> m, ArrayView<float> l, ArrayView<int> lengths, FlashTileDims t)
+    {
+        int p = idx / t.Br, r = idx % t.Br, i = t.I0 + r, n = lengths[p / t.Hq];
+        long row = ((long)p * t.T) + i, so = (long)(int)idx * t.Bc, oo = row * t.D;
+        if (t.First != 0)
         {
-            long kj = s.Kv(b, j, hk);
-            float dot = 0f, dp = 0f;
-            for (int c = 0; c < s.D; c++)
+            m[row] = float.NegativeInfinity;
+            l[row] = 0f;
+            for (int c = 0; c < t.D; c++)
             {
-                dot += q[qi + c] * k[kj + c];
-                dp += dOut[qi + c] * v[kj + c];
+                o[oo + c] = 0f;
             }
+        }
 
-            float ds = XMath.Exp((dot * scale) - lse[idx]) * (dp - di) * scale;
-            for (int c = 0; c < s.D; c++)
+        int visible = i < n ? XMath.Min(t.Bc, i - t.J0 + 1) : 0;
+        float mx = m[row];
+        for (int j = 0; j < visible; j++)
+        {
+            mx = XMath.Max(mx, s[so + j] * t.Scale);
+        }
+
+        float rescale = visible > 0 ? XMath.Exp(m[row] - mx) : 1f, sum = 0f;
+        for (int j = 0; j < t.Bc; j++)
+        {
+            float e = j < visible ? XMath.Exp((s[so + j] * t.Scale) - mx) : 0f;
+            s[so + j] = e;
+            sum += e;
+        }
+
+        if (visible > 0)
+        {
+            l[row] = (l[row] * rescale) + sum;
+            m[row] = mx;
+            for (int c = 0; c < t.D; c++)
             {
-                dq[qi + c] += ds * k[kj + c];
+                o[oo + c] *= rescale;
             }
         }
     }
 
-    /// <summary>dk and dv of key row idx = (b·Hkv + hk)·T + j, over the query rows i ≥ j of its query heads.</summary>
-    public static void BackwardKey(Index1D idx, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<int> lengths, ArrayView<float> lse, ArrayView<float> dOut, ArrayView<float> rowDot, ArrayView<float> dk, ArrayView<float> dv, AttentionDims s)
+    /// <summary>End of a query block for row r of plane p: o /= l, m += log l (zeros for padded rows); idx = p·Br + r.</summary>
+    public static void Finish(Index1D idx, ArrayView<float> o, ArrayView<float> m, ArrayView<float> l, ArrayView<int> lengths, FlashTileDims t)
     {
-        int j = idx % s.T, hk = idx / s.T % s.Hkv, b = idx / s.T / s.Hkv, group = s.Hq / s.Hkv, n = lengths[b];
-        long kj = s.Kv(b, j, hk);
-        float scale = 1f / XMath.Sqrt(s.D);
-        for (int h = hk * group; h < (hk + 1) * group; h++)
+        int p = idx / t.Br, i = t.I0 + (idx % t.Br);
+        long row = ((long)p * t.T) + i;
+        bool real = i < lengths[p / t.Hq];
+        for (int c = 0; c < t.D; c++)
         {
-            for (int i = j; i < n; i++)
-            {
-                long qi = s.Q(b, i, h), row = ((((long)b * s.Hq) + h) * s.T) + i;
-                float dot = 0f, dp = 0f;
-                for (int c = 0; c < s.D; c++)
-                {
-                    dot += q[qi + c] * k[kj + c];
-                    dp += dOut[qi + c] * v[kj + c];
-                }
-
-                float p = XMath.Exp((dot * scale) - lse[row]), ds = p * (dp - rowDot[row]) * scale;
-                for (int c = 0; c < s.D; c++)
-                {
-                    dk[kj + c] += ds * q[qi + c];
-                    dv[kj + c] += p * dOut[qi + c];
-                }
-            }
+            o[(row * t.D) + c] = real ? o[(row * t.D) + c] / l[row] : 0f;
         }
+
+        m[row] = real ? m[row] + XMath.Log(l[row]) : 0f;
+    }
+
+    /// <summary>Row r of plane p of a backward tile: p = exp(scale·s − lse) masked, dS = scale·p·(dP − rowDot); idx = p·Br + r.</summary>
+    public static void TileBackward(Index1D idx, ArrayView<float> prob, ArrayView<float> ds, ArrayView<float> lse, ArrayView<float> rowDot, ArrayView<int> lengths, FlashTileDims t)
+    {
+        int p = idx / t.Br, i = t.I0 + (idx % t.Br), n = lengths[p / t.Hq];
+        long row = ((long)p * t.T) + i, so = (long)(int)idx * t.Bc;
+        int visible = i < n ? XMath.Clamp(i - t.J0 + 1, 0, t.Bc) : 0;
+        for (int j = 0; j < t.Bc; j++)
+        {
+            float e = j < visible ? XMath.Exp((prob[so + j] * t.Scale) - lse[row]) : 0f;
+            prob[so + j] = e;
+            ds[so + j] = j < visible ? t.Scale * e * (ds[so + j] - rowDot[row]) : 0f;
+        }
+    }
+
+    /// <summary>out[r] = a[r, :] · b[r, :].</summary>
+    public static void RowDot(Index1D r, ArrayView<float> a, ArrayView<float> b, ArrayView<float> output, int d)
+    {
+        float sum = 0f;
+        for (int c = 0; c < d; c++)
+        {
+            sum += a[((long)(int)r * d) + c] * b[((long)(int)r * d) + c];
+        }
+
+        output[r] = sum;
     }
 }

@@ -44,9 +44,10 @@ public sealed class IlgpuBackend : Backend
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, SegmentDims> segForward;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, SegmentDims> segFinish;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, SegmentDims> segBackward;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, AttentionDims> flashF;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionDims> flashQ;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionDims> flashK;
+    private readonly Action<Index2D, ArrayView<float>, ArrayView<float>, int, int, int, int> headsToBatch, batchToHeads;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, FlashTileDims> tileForward, tileBackward;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, FlashTileDims> tileFinish;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> rowDot;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams> gemm;
     private readonly Action<Index3D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams> gemmDirect;
     private readonly bool tiledGemm;
@@ -94,9 +95,12 @@ public sealed class IlgpuBackend : Backend
         segForward = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, SegmentDims>(SegmentKernels.ChunkForward);
         segFinish = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, SegmentDims>(SegmentKernels.Finish);
         segBackward = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, SegmentDims>(SegmentKernels.ChunkBackward);
-        flashF = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, AttentionDims>(FlashAttentionKernels.Forward);
-        flashQ = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionDims>(FlashAttentionKernels.BackwardQuery);
-        flashK = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionDims>(FlashAttentionKernels.BackwardKey);
+        headsToBatch = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, ArrayView<float>, int, int, int, int>(FlashAttentionKernels.HeadsToBatch);
+        batchToHeads = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, ArrayView<float>, int, int, int, int>(FlashAttentionKernels.BatchToHeads);
+        tileForward = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, FlashTileDims>(FlashAttentionKernels.TileForward);
+        tileBackward = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, FlashTileDims>(FlashAttentionKernels.TileBackward);
+        tileFinish = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, FlashTileDims>(FlashAttentionKernels.Finish);
+        rowDot = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(FlashAttentionKernels.RowDot);
         gemmDirect = acc.LoadAutoGroupedStreamKernel<Index3D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams>(GemmKernels.Direct);
         gemm = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams>(GemmKernels.Tiled);
     }
@@ -244,20 +248,22 @@ public sealed class IlgpuBackend : Backend
         attnK(s.B * s.Hkv * s.T, F(q), F(v), F(probs), F(dOutput), rowDot, F(dk), F(dv), s);
     }
 
-    private protected override void FlashAttentionCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse)
-    {
-        var s = Dims(q, k);
-        flashF(s.B * s.Hq * s.T, F(q), F(k), F(v), lengths is null ? FullLengths(s) : I(lengths), F(output), F(lse), s);
-    }
+    private protected override void HeadsToBatchCore(Tensor x, Tensor dst, int hq) =>
+        headsToBatch(new Index2D(x.Shape[0] * x.Shape[1] * hq, x.Shape[3]), F(x), F(dst), x.Shape[1], x.Shape[2], hq, x.Shape[3]);
 
-    private protected override void FlashAttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv)
-    {
-        var s = Dims(q, k);
-        var lens = lengths is null ? FullLengths(s) : I(lengths);
-        var rowDot = Scratch(s.B * s.Hq * s.T);
-        flashQ(s.B * s.Hq * s.T, F(q), F(k), F(v), lens, F(output), F(lse), F(dOutput), F(dq), rowDot, s);
-        flashK(s.B * s.Hkv * s.T, F(q), F(k), F(v), lens, F(lse), F(dOutput), rowDot, F(dk), F(dv), s);
-    }
+    private protected override void BatchToHeadsCore(Tensor src, Tensor dst, int hq) =>
+        batchToHeads(new Index2D(dst.Shape[0] * dst.Shape[1] * dst.Shape[2], dst.Shape[3]), F(src), F(dst), dst.Shape[1], dst.Shape[2], hq, dst.Shape[3]);
+
+    private protected override void FlashTileForwardCore(Tensor scores, Tensor o, Tensor m, Tensor l, Tensor? lengths, FlashTile tile) =>
+        tileForward(m.Shape[0] * tile.Br, F(scores), F(o), F(m), F(l), Lengths(lengths, m.Shape[0] / tile.Hq, tile.T), FlashTileDims.From(tile));
+
+    private protected override void FlashFinishForwardCore(Tensor o, Tensor m, Tensor l, Tensor? lengths, FlashTile tile) =>
+        tileFinish(m.Shape[0] * tile.Br, F(o), F(m), F(l), Lengths(lengths, m.Shape[0] / tile.Hq, tile.T), FlashTileDims.From(tile));
+
+    private protected override void FlashTileBackwardCore(Tensor p, Tensor ds, Tensor lse, Tensor rowDot, Tensor? lengths, FlashTile tile) =>
+        tileBackward(lse.Shape[0] * tile.Br, F(p), F(ds), F(lse), F(rowDot), Lengths(lengths, lse.Shape[0] / tile.Hq, tile.T), FlashTileDims.From(tile));
+
+    private protected override void FlashRowDotCore(Tensor a, Tensor b, Tensor output) => rowDot(a.Shape[0], F(a), F(b), F(output), a.Shape[1]);
 
     private protected override void AttentionDecodeCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output)
     {
@@ -343,14 +349,22 @@ public sealed class IlgpuBackend : Backend
         return sum;
     }
 
-    /// <summary>Lengths of T for every sequence (no padding), on the device; kept until B or T changes (kernels are queued asynchronously).</summary>
-    private ArrayView<int> FullLengths(AttentionDims s)
+    /// <summary>
+    /// The lengths tensor, or lengths of T for every sequence when there is no padding — kept
+    /// on the device until B or T changes (kernels are queued asynchronously).
+    /// </summary>
+    private ArrayView<int> Lengths(Tensor? lengths, int batch, int t)
     {
-        if (fullLengths is null || fullLengths.Count != s.B || fullLengthsT != s.T)
+        if (lengths is not null)
+        {
+            return I(lengths);
+        }
+
+        if (fullLengths is null || fullLengths.Count != batch || fullLengthsT != t)
         {
             fullLengths?.Dispose();
-            fullLengths = FromArray(Enumerable.Repeat(s.T, s.B).ToArray(), s.B);
-            fullLengthsT = s.T;
+            fullLengths = FromArray(Enumerable.Repeat(t, batch).ToArray(), batch);
+            fullLengthsT = t;
         }
 
         return I(fullLengths);

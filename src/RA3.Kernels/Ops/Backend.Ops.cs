@@ -422,10 +422,6 @@ public abstract partial class Backend
 
     private protected abstract void AttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor probs, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv);
 
-    private protected abstract void FlashAttentionCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse);
-
-    private protected abstract void FlashAttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv);
-
     private protected abstract void AttentionDecodeCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output);
 
     private protected abstract void CopyColumnsCore(Tensor src, int srcColumn, Tensor dst, int dstColumn, int width);

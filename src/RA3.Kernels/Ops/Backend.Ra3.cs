@@ -93,9 +93,10 @@ public abstract partial class Backend
     /// </summary>
     private protected virtual void SegmentScoresCore(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor scores, Tensor lse)
     {
-        int rows = checked((int)targets.Count), d = h.Shape[-1], v = w.Shape[0];
-        using var chunk = Empty(DType.Float32, Math.Min(SegmentRowBlock, rows) * Math.Min(SegmentVocabChunk, v));
-        using var state = Empty(DType.Float32, rows, 3);
+        int rows = checked((int)targets.Count), d = h.Shape[-1], v = w.Shape[0], chunkFloats = Math.Min(SegmentRowBlock, rows) * Math.Min(SegmentVocabChunk, v);
+        var work = Workspace(chunkFloats + (3L * rows));
+        var chunk = work.View(0, chunkFloats);
+        var state = work.View(chunkFloats, rows, 3);
         var flatH = h.Reshape(rows, d);
         for (int r0 = 0; r0 < rows; r0 += SegmentRowBlock)
         {
@@ -119,7 +120,7 @@ public abstract partial class Backend
     private protected virtual void SegmentScoresBackwardCore(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor lse, Tensor dScores, Tensor dH, Tensor dW)
     {
         int rows = checked((int)targets.Count), d = h.Shape[-1], v = w.Shape[0], lines = dScores.Shape[1];
-        using var chunk = Empty(DType.Float32, Math.Min(SegmentRowBlock, rows) * Math.Min(SegmentVocabChunk, v));
+        var chunk = Workspace((long)Math.Min(SegmentRowBlock, rows) * Math.Min(SegmentVocabChunk, v));
         var flatH = h.Reshape(rows, d);
         var flatDH = dH.Reshape(rows, d);
         for (int r0 = 0; r0 < rows; r0 += SegmentRowBlock)

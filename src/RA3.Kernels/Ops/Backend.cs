@@ -42,11 +42,32 @@ public abstract partial class Backend : IDisposable
         return t;
     }
 
+    private Tensor? workspace;
+
     /// <summary>Frees backend resources (accelerators, scratch buffers).</summary>
     public void Dispose()
     {
+        workspace?.Dispose();
+        workspace = null;
         Dispose(true);
         GC.SuppressFinalize(this);
+    }
+
+    /// <summary>
+    /// The backend's reusable float workspace, at least <paramref name="floats"/> long (grown on
+    /// demand, contents undefined): composite ops carve their scratch from it, because fresh memory
+    /// costs a page fault per page on first touch — on these VMs more than the op itself.
+    /// One op uses it at a time (a backend serves one thread of calls).
+    /// </summary>
+    private protected Tensor Workspace(long floats)
+    {
+        if (workspace is null || workspace.Count < floats)
+        {
+            workspace?.Dispose();
+            workspace = Empty(DType.Float32, checked((int)Math.Max(floats, 1)));
+        }
+
+        return workspace;
     }
 
     /// <summary>Allocates zeroed storage of <paramref name="byteLength"/> bytes.</summary>

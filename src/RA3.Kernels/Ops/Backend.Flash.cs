@@ -1,0 +1,133 @@
+using RA3.Kernels.Tensors;
+
+namespace RA3.Kernels.Ops;
+
+/// <summary>
+/// The fused attention as tiles of batched GEMMs (FlashAttention-2's schedule): q, k, v are
+/// brought to head-major [B·Hq, T, D] (kv heads repeated for their query group); for each block
+/// of query rows and each tile of keys up to the block's diagonal, S = Q Kᵀ comes from the
+/// backend's batched GEMM, a row kernel applies the causal mask and the online softmax (running
+/// max and sum, output rows rescaled), and O += P V is a second GEMM. Only a tile of scores
+/// exists at a time. The backward recomputes P from the saved lse, and takes dP = dO Vᵀ,
+/// dS = P ⊙ (dP − rowsum(dO ⊙ O)), dQ += dS K, dK += dSᵀ Q, dV += Pᵀ dO as GEMMs.
+/// </summary>
+public abstract partial class Backend
+{
+    /// <summary>Query rows per block.</summary>
+    private protected const int FlashQueryBlock = 256;
+
+    /// <summary>Keys per tile.</summary>
+    private protected const int FlashKeyTile = 256;
+
+    private protected virtual void FlashAttentionCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse)
+    {
+        int b = q.Shape[0], t = q.Shape[1], hq = q.Shape[2], d = q.Shape[3], bh = b * hq;
+        var work = Workspace((4L * bh * t * d) + ((long)bh * t) + ((long)bh * Math.Min(FlashQueryBlock, t) * Math.Min(FlashKeyTile, t)));
+        var (qh, kh, vh, oh) = (work.View(0, bh, t, d), work.View((long)bh * t * d, bh, t, d), work.View(2L * bh * t * d, bh, t, d), work.View(3L * bh * t * d, bh, t, d));
+        var l = work.View(4L * bh * t * d, bh, t);
+        var s = work.View((4L * bh * t * d) + ((long)bh * t), bh * Math.Min(FlashQueryBlock, t) * Math.Min(FlashKeyTile, t));
+        HeadsToBatchCore(q, qh, hq);
+        HeadsToBatchCore(k, kh, hq);
+        HeadsToBatchCore(v, vh, hq);
+        var m = lse.Reshape(bh, t);
+        for (int i0 = 0; i0 < t; i0 += FlashQueryBlock)
+        {
+            int br = Math.Min(FlashQueryBlock, t - i0), keys = i0 + br;
+            for (int j0 = 0; j0 < keys; j0 += FlashKeyTile)
+            {
+                int bc = Math.Min(FlashKeyTile, keys - j0);
+                var tile = new FlashTile(i0, j0, br, bc, t, d, hq, 1f / MathF.Sqrt(d), j0 == 0);
+                var scores = s.View(0, bh * br * bc);
+                long td = (long)t * d, rc = (long)br * bc;
+                TileGemm(bh, br, bc, d, false, true, (qh, (long)i0 * d, td), (kh, (long)j0 * d, td), (scores, 0, rc), 0f);
+                FlashTileForwardCore(scores, oh, m, l, lengths, tile);
+                TileGemm(bh, br, d, bc, false, false, (scores, 0, rc), (vh, (long)j0 * d, td), (oh, (long)i0 * d, td), 1f);
+            }
+
+            FlashFinishForwardCore(oh, m, l, lengths, new FlashTile(i0, 0, br, 0, t, d, hq, 0f, false));
+        }
+
+        Zero(output);
+        BatchToHeadsCore(oh, output, hq);
+    }
+
+    private protected virtual void FlashAttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv)
+    {
+        int b = q.Shape[0], t = q.Shape[1], hq = q.Shape[2], d = q.Shape[3], bh = b * hq;
+        long plane = (long)bh * t * d, tileFloats = (long)bh * Math.Min(FlashQueryBlock, t) * Math.Min(FlashKeyTile, t);
+        var work = Workspace((8 * plane) + ((long)bh * t) + (2 * tileFloats));
+        Tensor Plane(int i) => work.View(i * plane, bh, t, d);
+        var (qh, kh, vh, doh, oh, dqh, dkh, dvh) = (Plane(0), Plane(1), Plane(2), Plane(3), Plane(4), Plane(5), Plane(6), Plane(7));
+        var rowDot = work.View(8 * plane, bh, t);
+        var s = work.View((8 * plane) + ((long)bh * t), (int)tileFloats);
+        var dp = work.View((8 * plane) + ((long)bh * t) + tileFloats, (int)tileFloats);
+        Zero(work.View(5 * plane, checked((int)(3 * plane))));
+        HeadsToBatchCore(q, qh, hq);
+        HeadsToBatchCore(k, kh, hq);
+        HeadsToBatchCore(v, vh, hq);
+        HeadsToBatchCore(dOutput, doh, hq);
+        HeadsToBatchCore(output, oh, hq);
+        FlashRowDotCore(doh.Reshape(bh * t, d), oh.Reshape(bh * t, d), rowDot.Reshape(bh * t));
+        var lse2 = lse.Reshape(bh, t);
+        for (int i0 = 0; i0 < t; i0 += FlashQueryBlock)
+        {
+            int br = Math.Min(FlashQueryBlock, t - i0), keys = i0 + br;
+            for (int j0 = 0; j0 < keys; j0 += FlashKeyTile)
+            {
+                int bc = Math.Min(FlashKeyTile, keys - j0);
+                var tile = new FlashTile(i0, j0, br, bc, t, d, hq, 1f / MathF.Sqrt(d), j0 == 0);
+                var p = s.View(0, bh * br * bc);
+                var ds = dp.View(0, bh * br * bc);
+                long td = (long)t * d, rc = (long)br * bc;
+                TileGemm(bh, br, bc, d, false, true, (qh, (long)i0 * d, td), (kh, (long)j0 * d, td), (p, 0, rc), 0f);
+                TileGemm(bh, br, bc, d, false, true, (doh, (long)i0 * d, td), (vh, (long)j0 * d, td), (ds, 0, rc), 0f);
+                FlashTileBackwardCore(p, ds, lse2, rowDot, lengths, tile);
+                TileGemm(bh, br, d, bc, false, false, (ds, 0, rc), (kh, (long)j0 * d, td), (dqh, (long)i0 * d, td), 1f);
+                TileGemm(bh, bc, d, br, true, false, (ds, 0, rc), (qh, (long)i0 * d, td), (dkh, (long)j0 * d, td), 1f);
+                TileGemm(bh, bc, d, br, true, false, (p, 0, rc), (doh, (long)i0 * d, td), (dvh, (long)j0 * d, td), 1f);
+            }
+        }
+
+        BatchToHeadsCore(dqh, dq, hq);
+        BatchToHeadsCore(dkh, dk, hq);
+        BatchToHeadsCore(dvh, dv, hq);
+    }
+
+    /// <summary>dst[b·Hq + h, t, :] = x[b, t, h / (Hq / Hx), :] for x [B, T, Hx, D] (kv heads repeated over their query group).</summary>
+    private protected abstract void HeadsToBatchCore(Tensor x, Tensor dst, int hq);
+
+    /// <summary>dst[b, t, hx, :] += Σ over the query heads h of group hx of src[b·Hq + h, t, :], for dst [B, T, Hx, D].</summary>
+    private protected abstract void BatchToHeadsCore(Tensor src, Tensor dst, int hq);
+
+    /// <summary>
+    /// Online-softmax update of one tile: scores [B·Hq, Br, Bc] are scaled and masked (causal,
+    /// padded queries) and become P = exp(s − m_new) in place; m and l [B·Hq, T] are updated (reset
+    /// on the first tile) and the output rows o [B·Hq, T, D] of the block rescaled (zeroed on the first tile).
+    /// </summary>
+    private protected abstract void FlashTileForwardCore(Tensor scores, Tensor o, Tensor m, Tensor l, Tensor? lengths, FlashTile tile);
+
+    /// <summary>Ends a query block: o rows /= l, m becomes the lse m + log l; padded rows get o = 0, lse = 0.</summary>
+    private protected abstract void FlashFinishForwardCore(Tensor o, Tensor m, Tensor l, Tensor? lengths, FlashTile tile);
+
+    /// <summary>From a tile's raw scores and dP = dO Vᵀ: p = exp(scale·s − lse) (masked) in place, and dS = scale · p ⊙ (dP − rowDot) in place of dP.</summary>
+    private protected abstract void FlashTileBackwardCore(Tensor p, Tensor ds, Tensor lse, Tensor rowDot, Tensor? lengths, FlashTile tile);
+
+    /// <summary>out[r] = a[r, :] · b[r, :] for a, b [rows, D].</summary>
+    private protected abstract void FlashRowDotCore(Tensor a, Tensor b, Tensor output);
+
+    /// <summary>A flat view from <paramref name="offset"/> long enough for <paramref name="batch"/> blocks of <paramref name="block"/> floats <paramref name="stride"/> apart.</summary>
+    private static Tensor Span(Tensor plane, long offset, int batch, long block, long stride) =>
+        plane.Reshape(checked((int)plane.Count)).View(offset, checked((int)(((batch - 1) * stride) + block)));
+
+    /// <summary>
+    /// A batched GEMM on strided blocks of head-major planes: each operand is (tensor, offset of
+    /// the first block, stride between batch blocks). No shape checks: the driver's own sizes.
+    /// </summary>
+    private void TileGemm(int batch, int m, int n, int k, bool transA, bool transB, (Tensor T, long Offset, long Stride) a, (Tensor T, long Offset, long Stride) b, (Tensor T, long Offset, long Stride) c, float beta)
+    {
+        var av = Span(a.T, a.Offset, batch, (long)m * k, a.Stride);
+        var bv = Span(b.T, b.Offset, batch, (long)k * n, b.Stride);
+        var cv = Span(c.T, c.Offset, batch, (long)m * n, c.Stride);
+        GemmCore(new GemmArgs(batch, m, n, k, transA, transB, 1f, beta, a.Stride, b.Stride, c.Stride), av, bv, cv, null);
+    }
+}
