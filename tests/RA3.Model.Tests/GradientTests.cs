@@ -11,6 +11,9 @@ namespace RA3.Model.Tests;
 /// The whole model's loss, logits and every parameter gradient against <see cref="TorchReferenceModel"/>
 /// (TorchSharp float64 autograd, the same weights) on random configurations of both families:
 /// GQA, tied and untied heads, Qwen2's q/k/v biases, Llama's attention biases, odd sizes.
+/// Logits and loss within 1e-5; gradients within 1e-3 (the fixtures' bound: a parameter whose
+/// gradient is 10⁻⁵ of the others', like a deep q_proj at initialisation, carries float32 rounding
+/// of the larger terms it cancels).
 /// </summary>
 public sealed class GradientTests(string backendName) : BackendTest(backendName)
 {
@@ -49,7 +52,7 @@ public sealed class GradientTests(string backendName) : BackendTest(backendName)
         Close(loss, refLoss.item<double>(), "loss", 1e-5);
         foreach (var spec in model.Weights.Specs)
         {
-            Close(model.Gradients[spec.Name], weights[spec.Name].grad!, $"grad {spec.Name}", 1e-4);
+            Close(model.Gradients[spec.Name], weights[spec.Name].grad!, $"grad {spec.Name}", 1e-3);
         }
     }
 }
