@@ -98,6 +98,68 @@ RA3_API ra3_status ra3_attention_backward_f32(int32_t batch, int32_t t, int32_t 
                                               const float* v, const float* probs,
                                               const float* dout, float* dq, float* dk, float* dv);
 
+/**
+ * Fused causal attention (flash style: keys in tiles with an online softmax, no T x T matrix).
+ * q [B, T, Hq, D], k and v [B, T, Hkv, D], out [B, T, Hq, D], lse [B, Hq, T] (row log-sum-exp,
+ * kept for the backward); lengths [B] in [0, T] marks right padding (NULL = T everywhere):
+ * query rows at or past a length get out = 0 and lse = 0. Scale is 1/sqrt(D).
+ */
+RA3_API ra3_status ra3_flash_attention_forward_f32(int32_t batch, int32_t t, int32_t hq,
+                                                   int32_t hkv, int32_t d, const float* q,
+                                                   const float* k, const float* v,
+                                                   const int32_t* lengths, float* out, float* lse);
+
+/** Backward of ra3_flash_attention_forward_f32 from out and lse: accumulates into dq, dk, dv. */
+RA3_API ra3_status ra3_flash_attention_backward_f32(int32_t batch, int32_t t, int32_t hq,
+                                                    int32_t hkv, int32_t d, const float* q,
+                                                    const float* k, const float* v,
+                                                    const int32_t* lengths, const float* out,
+                                                    const float* lse, const float* dout, float* dq,
+                                                    float* dk, float* dv);
+
+/**
+ * Latent segment scoring (RA3 spec section 5) without the [n*l, v] logits: for hidden states
+ * h [n, l, d], unembedding w [v, d], targets [n, l] and line_ids [n, l] (-1 = padding, else
+ * below `lines`): scores [n, lines] = per-(sequence, line) sums of log softmax(h w^T)[target];
+ * lse [n, l] = per-token log-sum-exp, kept for the backward.
+ */
+RA3_API ra3_status ra3_segment_scores_forward_f32(int32_t n, int32_t l, int32_t d, int32_t v,
+                                                  int32_t lines, const float* h, const float* w,
+                                                  const int32_t* targets,
+                                                  const int32_t* line_ids, float* scores,
+                                                  float* lse);
+
+/** Backward of ra3_segment_scores_forward_f32 for dscores [n, lines]: accumulates dh [n, l, d] and dw [v, d]. */
+RA3_API ra3_status ra3_segment_scores_backward_f32(int32_t n, int32_t l, int32_t d, int32_t v,
+                                                   int32_t lines, const float* h, const float* w,
+                                                   const int32_t* targets,
+                                                   const int32_t* line_ids, const float* lse,
+                                                   const float* dscores, float* dh, float* dw);
+
+/**
+ * Temporal-ELBO forward-backward (RA3 spec section 4) over `batch` traces of up to `t` lines.
+ * seg [batch, t+1, t]: seg[b, j, i] = log pi(line i+1 | abstraction j), j = 0 "no rationale",
+ * j >= 1 the rationale of 1-based boundary j (entries with j > i+1 are not read);
+ * prior_think [batch, t]: log-prior of a think at boundary i+1; prior_act = log alpha;
+ * lengths [batch] in [1, t]; max_span > 0 limits an abstraction j >= 1 to lines j..j+max_span-1
+ * (0 = no limit). Outputs: log_z [batch]; think_posterior [batch, t] = d log_z / d prior_think;
+ * line_marginals [batch, t+1, t] = d log_z / d seg (0 for impossible states and past a length).
+ */
+RA3_API ra3_status ra3_elbo_forward_backward_f32(int32_t batch, int32_t t, const float* seg,
+                                                 const float* prior_think, float prior_act,
+                                                 const int32_t* lengths, int32_t max_span,
+                                                 float* log_z, float* think_posterior,
+                                                 float* line_marginals);
+
+/**
+ * MAP segmentation of the same model: best_score [batch] and abstraction [batch, t], the
+ * abstraction active at each line (0 = none, j = boundary j; -1 past a trace's length).
+ */
+RA3_API ra3_status ra3_elbo_viterbi_f32(int32_t batch, int32_t t, const float* seg,
+                                        const float* prior_think, float prior_act,
+                                        const int32_t* lengths, int32_t max_span,
+                                        float* best_score, int32_t* abstraction);
+
 #ifdef __cplusplus
 }
 #endif
