@@ -189,10 +189,10 @@ public unsafe class CpuBackend : Backend
         AttentionKernel.Run(AttentionBody(q, k, v, probs) with { DOut = F(dOutput), DQ = F(dq), DK = F(dk), DV = F(dv) });
 
     private protected override void HeadsToBatchCore(Tensor x, Tensor dst, int hq) =>
-        WorkerPool.For(x.Shape[0] * x.Shape[1], new FlashTileKernel.Heads { X = F(x), Dst = F(dst), T = x.Shape[1], Hx = x.Shape[2], Hq = hq, D = x.Shape[3] });
+        WorkerPool.For(x.Shape[0] * Chunks.Count(x.Shape[1], FlashTileKernel.Heads.RowsPerTask), new FlashTileKernel.Heads { X = F(x), Dst = F(dst), T = x.Shape[1], Hx = x.Shape[2], Hq = hq, D = x.Shape[3] });
 
-    private protected override void BatchToHeadsCore(Tensor src, Tensor dst, int hq) =>
-        WorkerPool.For(dst.Shape[0] * dst.Shape[1], new FlashTileKernel.Heads { X = F(dst), Dst = F(src), T = dst.Shape[1], Hx = dst.Shape[2], Hq = hq, D = dst.Shape[3], Back = true });
+    private protected override void BatchToHeadsCore(Tensor src, Tensor dst, int hq, bool accumulate) =>
+        WorkerPool.For(dst.Shape[0] * Chunks.Count(dst.Shape[1], FlashTileKernel.Heads.RowsPerTask), new FlashTileKernel.Heads { X = F(dst), Dst = F(src), T = dst.Shape[1], Hx = dst.Shape[2], Hq = hq, D = dst.Shape[3], Back = true, Accumulate = accumulate });
 
     private protected override void FlashTileForwardCore(Tensor scores, Tensor o, Tensor m, Tensor l, Tensor? lengths, FlashTile tile) =>
         WorkerPool.For(m.Shape[0], new FlashTileKernel.Forward { S = F(scores), O = F(o), M = F(m), L = F(l), Lengths = lengths is null ? null : I(lengths), Tile = tile });
@@ -203,8 +203,8 @@ public unsafe class CpuBackend : Backend
     private protected override void FlashTileBackwardCore(Tensor p, Tensor ds, Tensor lse, Tensor rowDot, Tensor? lengths, FlashTile tile) =>
         WorkerPool.For(lse.Shape[0], new FlashTileKernel.Backward { P = F(p), DS = F(ds), Lse = F(lse), RowDot = F(rowDot), Lengths = lengths is null ? null : I(lengths), Tile = tile });
 
-    private protected override void FlashRowDotCore(Tensor a, Tensor b, Tensor output) =>
-        WorkerPool.For(Chunks.Count(a.Shape[0], 256), new FlashTileKernel.RowDot { A = F(a), B = F(b), Out = F(output), Rows = a.Shape[0], D = a.Shape[1] });
+    private protected override void FlashRowDotCore(Tensor dOut, Tensor output, Tensor rowDot) =>
+        WorkerPool.For(dOut.Shape[0], new FlashTileKernel.RowDot { A = F(dOut), B = F(output), Out = F(rowDot), T = dOut.Shape[1], H = dOut.Shape[2], D = dOut.Shape[3] });
 
     private protected override void AttentionDecodeCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output) =>
         DecodeAttentionKernel.Run(

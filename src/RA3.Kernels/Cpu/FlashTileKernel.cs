@@ -1,3 +1,4 @@
+using System.Numerics;
 using RA3.Kernels.Ops;
 
 namespace RA3.Kernels.Cpu;
@@ -11,10 +12,14 @@ internal static unsafe class FlashTileKernel
 {
     /// <summary>
     /// [B, T, Hx, D] ↔ [B·Hq, T, D]: forward copies each kv head to every query head of its group;
-    /// <see cref="Back"/> adds each group's query heads into their kv head. One task per (b, t).
+    /// <see cref="Back"/> writes (or, with <see cref="Accumulate"/>, adds) the sum of each group's
+    /// query heads into their kv head. One task per (b, block of <see cref="RowsPerTask"/> time steps).
     /// </summary>
     public struct Heads : IParallelBody
     {
+        /// <summary>Time steps per task.</summary>
+        public const int RowsPerTask = 32;
+
         public float* X;
         public float* Dst;
         public int T;
@@ -22,27 +27,37 @@ internal static unsafe class FlashTileKernel
         public int Hq;
         public int D;
         public bool Back;
+        public bool Accumulate;
 
-        public readonly void Run(int bt)
+        public readonly void Run(int index)
         {
-            int b = bt / T, t = bt % T, group = Hq / Hx;
-            for (int h = 0; h < Hq; h++)
+            int blocks = Chunks.Count(T, RowsPerTask), b = index / blocks, t0 = index % blocks * RowsPerTask, group = Hq / Hx;
+            for (int t = t0; t < Math.Min(T, t0 + RowsPerTask); t++)
             {
-                var head = new Span<float>(X + ((((long)bt * Hx) + (h / group)) * D), D);
-                var plane = new Span<float>(Dst + ((((long)b * Hq) + h) * T + t) * D, D);
-                if (Back)
+                long bt = ((long)b * T) + t;
+                if (Back && !Accumulate)
                 {
-                    Simd.Axpy(1f, plane, head);
+                    new Span<float>(X + (bt * Hx * D), Hx * D).Clear();
                 }
-                else
+
+                for (int h = 0; h < Hq; h++)
                 {
-                    head.CopyTo(plane);
+                    var head = new Span<float>(X + (((bt * Hx) + (h / group)) * D), D);
+                    var plane = new Span<float>(Dst + ((((long)b * Hq) + h) * T + t) * D, D);
+                    if (Back)
+                    {
+                        Simd.Axpy(1f, plane, head);
+                    }
+                    else
+                    {
+                        head.CopyTo(plane);
+                    }
                 }
             }
         }
     }
 
-    /// <summary>Online softmax over one score tile of plane p: mask, scale, running max/sum, rescale the output rows.</summary>
+    /// <summary>Online softmax over one (scaled) score tile of plane p: mask, running max/sum, rescale the output rows.</summary>
     public struct Forward : IParallelBody
     {
         public float* S;
@@ -83,7 +98,6 @@ internal static unsafe class FlashTileKernel
                 }
 
                 var live = s[..visible];
-                Simd.Scale(live, t.Scale, live);
                 float mNew = MathF.Max(M[row], Simd.Max(live)), rescale = MathF.Exp(M[row] - mNew);
                 L[row] = (L[row] * rescale) + Simd.ExpShifted(live, mNew, live);
                 s[visible..].Clear();
@@ -127,7 +141,7 @@ internal static unsafe class FlashTileKernel
         }
     }
 
-    /// <summary>Tile of plane p: p = exp(scale·s − lse) masked, dS = scale · p ⊙ (dP − rowDot).</summary>
+    /// <summary>Tile of plane p: p = exp(s − lse) masked (s already scaled), dS = scale · p ⊙ (dP − rowDot).</summary>
     public struct Backward : IParallelBody
     {
         public float* P;
@@ -149,13 +163,20 @@ internal static unsafe class FlashTileKernel
                 var ds = new Span<float>(DS + offset, t.Bc);
                 int visible = i < n ? Math.Clamp(i - t.J0 + 1, 0, t.Bc) : 0;
                 var live = prob[..visible];
-                Simd.Scale(live, t.Scale, live);
                 Simd.ExpShifted(live, Lse[row], live);
                 prob[visible..].Clear();
-                float dot = RowDot[row];
-                for (int j = 0; j < visible; j++)
+                var dot = new Vector<float>(RowDot[row]);
+                var scale = new Vector<float>(t.Scale);
+                int j = 0;
+                for (; j + Vector<float>.Count <= visible; j += Vector<float>.Count)
                 {
-                    ds[j] = t.Scale * prob[j] * (ds[j] - dot);
+                    var grad = scale * new Vector<float>(prob[j..]) * (new Vector<float>(ds[j..]) - dot);
+                    grad.CopyTo(ds[j..]);
+                }
+
+                for (; j < visible; j++)
+                {
+                    ds[j] = t.Scale * prob[j] * (ds[j] - dot[0]);
                 }
 
                 ds[visible..].Clear();
@@ -163,21 +184,25 @@ internal static unsafe class FlashTileKernel
         }
     }
 
-    /// <summary>out[r] = a[r] · b[r], 256 rows per task.</summary>
+    /// <summary>Out[b·H + h, t] = A[b, t, h, :] · B[b, t, h, :]; one task per sequence b.</summary>
     public struct RowDot : IParallelBody
     {
         public float* A;
         public float* B;
         public float* Out;
-        public int Rows;
+        public int T;
+        public int H;
         public int D;
 
-        public readonly void Run(int index)
+        public readonly void Run(int b)
         {
-            (long r0, int n) = Chunks.Range(index, Rows, 256);
-            for (long r = r0; r < r0 + n; r++)
+            for (int t = 0; t < T; t++)
             {
-                Out[r] = Simd.Dot(new ReadOnlySpan<float>(A + (r * D), D), new ReadOnlySpan<float>(B + (r * D), D));
+                for (int h = 0; h < H; h++)
+                {
+                    long row = ((((long)b * T) + t) * H + h) * D;
+                    Out[((((long)b * H) + h) * T) + t] = Simd.Dot(new ReadOnlySpan<float>(A + row, D), new ReadOnlySpan<float>(B + row, D));
+                }
             }
         }
     }

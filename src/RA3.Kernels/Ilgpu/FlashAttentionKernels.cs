@@ -24,8 +24,8 @@ internal static class FlashAttentionKernels
         dst[((((long)b * hq) + h) * t1 + t) * d + idx.Y] = x[((((long)bt * hx) + (h / (hq / hx))) * d) + idx.Y];
     }
 
-    /// <summary>dst[b, t, hx, c] += Σ_h in group src[b·Hq + h, t, c]; idx = ((b·T + t)·Hx + hx, c).</summary>
-    public static void BatchToHeads(Index2D idx, ArrayView<float> src, ArrayView<float> dst, int t1, int hx, int hq, int d)
+    /// <summary>dst[b, t, hx, c] (+)= Σ_h in group src[b·Hq + h, t, c]; idx = ((b·T + t)·Hx + hx, c).</summary>
+    public static void BatchToHeads(Index2D idx, ArrayView<float> src, ArrayView<float> dst, int t1, int hx, int hq, int d, int accumulate)
     {
         int bt = idx.X / hx, k = idx.X % hx, b = bt / t1, t = bt % t1, group = hq / hx;
         float sum = 0f;
@@ -34,7 +34,8 @@ internal static class FlashAttentionKernels
             sum += src[((((long)b * hq) + h) * t1 + t) * d + idx.Y];
         }
 
-        dst[((long)idx.X * d) + idx.Y] += sum;
+        long o = ((long)idx.X * d) + idx.Y;
+        dst[o] = accumulate != 0 ? dst[o] + sum : sum;
     }
 
     /// <summary>Online-softmax update of row r of plane p; idx = p·Br + r.</summary>
@@ -56,13 +57,13 @@ internal static class FlashAttentionKernels
         float mx = m[row];
         for (int j = 0; j < visible; j++)
         {
-            mx = XMath.Max(mx, s[so + j] * t.Scale);
+            mx = XMath.Max(mx, s[so + j]);
         }
 
         float rescale = visible > 0 ? XMath.Exp(m[row] - mx) : 1f, sum = 0f;
         for (int j = 0; j < t.Bc; j++)
         {
-            float e = j < visible ? XMath.Exp((s[so + j] * t.Scale) - mx) : 0f;
+            float e = j < visible ? XMath.Exp(s[so + j] - mx) : 0f;
             s[so + j] = e;
             sum += e;
         }
@@ -92,7 +93,7 @@ internal static class FlashAttentionKernels
         m[row] = real ? m[row] + XMath.Log(l[row]) : 0f;
     }
 
-    /// <summary>Row r of plane p of a backward tile: p = exp(scale·s − lse) masked, dS = scale·p·(dP − rowDot); idx = p·Br + r.</summary>
+    /// <summary>Row r of plane p of a backward tile: p = exp(s − lse) masked (s already scaled), dS = scale·p·(dP − rowDot); idx = p·Br + r.</summary>
     public static void TileBackward(Index1D idx, ArrayView<float> prob, ArrayView<float> ds, ArrayView<float> lse, ArrayView<float> rowDot, ArrayView<int> lengths, FlashTileDims t)
     {
         int p = idx / t.Br, i = t.I0 + (idx % t.Br), n = lengths[p / t.Hq];
@@ -100,21 +101,22 @@ internal static class FlashAttentionKernels
         int visible = i < n ? XMath.Clamp(i - t.J0 + 1, 0, t.Bc) : 0;
         for (int j = 0; j < t.Bc; j++)
         {
-            float e = j < visible ? XMath.Exp((prob[so + j] * t.Scale) - lse[row]) : 0f;
+            float e = j < visible ? XMath.Exp(prob[so + j] - lse[row]) : 0f;
             prob[so + j] = e;
             ds[so + j] = j < visible ? t.Scale * e * (ds[so + j] - rowDot[row]) : 0f;
         }
     }
 
-    /// <summary>out[r] = a[r, :] · b[r, :].</summary>
-    public static void RowDot(Index1D r, ArrayView<float> a, ArrayView<float> b, ArrayView<float> output, int d)
+    /// <summary>rowDot[b·H + h, t] = a[b, t, h, :] · o[b, t, h, :]; idx = (b·T + t)·H + h; dims = (T, H, D).</summary>
+    public static void RowDot(Index1D idx, ArrayView<float> a, ArrayView<float> o, ArrayView<float> rowDot, Index3D dims)
     {
+        int t1 = dims.X, h1 = dims.Y, d = dims.Z, h = idx % h1, t = idx / h1 % t1, b = idx / h1 / t1;
         float sum = 0f;
         for (int c = 0; c < d; c++)
         {
-            sum += a[((long)(int)r * d) + c] * b[((long)(int)r * d) + c];
+            sum += a[((long)(int)idx * d) + c] * o[((long)(int)idx * d) + c];
         }
 
-        output[r] = sum;
+        rowDot[((((long)b * h1) + h) * t1) + t] = sum;
     }
 }

@@ -44,10 +44,11 @@ public sealed class IlgpuBackend : Backend
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, SegmentDims> segForward;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, SegmentDims> segFinish;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, SegmentDims> segBackward;
-    private readonly Action<Index2D, ArrayView<float>, ArrayView<float>, int, int, int, int> headsToBatch, batchToHeads;
+    private readonly Action<Index2D, ArrayView<float>, ArrayView<float>, int, int, int, int> headsToBatch;
+    private readonly Action<Index2D, ArrayView<float>, ArrayView<float>, int, int, int, int, int> batchToHeads;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, FlashTileDims> tileForward, tileBackward;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, FlashTileDims> tileFinish;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> rowDot;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, Index3D> rowDot;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams> gemm;
     private readonly Action<Index3D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams> gemmDirect;
     private readonly bool tiledGemm;
@@ -96,11 +97,11 @@ public sealed class IlgpuBackend : Backend
         segFinish = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, SegmentDims>(SegmentKernels.Finish);
         segBackward = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, SegmentDims>(SegmentKernels.ChunkBackward);
         headsToBatch = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, ArrayView<float>, int, int, int, int>(FlashAttentionKernels.HeadsToBatch);
-        batchToHeads = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, ArrayView<float>, int, int, int, int>(FlashAttentionKernels.BatchToHeads);
+        batchToHeads = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, ArrayView<float>, int, int, int, int, int>(FlashAttentionKernels.BatchToHeads);
         tileForward = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, FlashTileDims>(FlashAttentionKernels.TileForward);
         tileBackward = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, FlashTileDims>(FlashAttentionKernels.TileBackward);
         tileFinish = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, FlashTileDims>(FlashAttentionKernels.Finish);
-        rowDot = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(FlashAttentionKernels.RowDot);
+        rowDot = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, Index3D>(FlashAttentionKernels.RowDot);
         gemmDirect = acc.LoadAutoGroupedStreamKernel<Index3D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams>(GemmKernels.Direct);
         gemm = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams>(GemmKernels.Tiled);
     }
@@ -251,8 +252,8 @@ public sealed class IlgpuBackend : Backend
     private protected override void HeadsToBatchCore(Tensor x, Tensor dst, int hq) =>
         headsToBatch(new Index2D(x.Shape[0] * x.Shape[1] * hq, x.Shape[3]), F(x), F(dst), x.Shape[1], x.Shape[2], hq, x.Shape[3]);
 
-    private protected override void BatchToHeadsCore(Tensor src, Tensor dst, int hq) =>
-        batchToHeads(new Index2D(dst.Shape[0] * dst.Shape[1] * dst.Shape[2], dst.Shape[3]), F(src), F(dst), dst.Shape[1], dst.Shape[2], hq, dst.Shape[3]);
+    private protected override void BatchToHeadsCore(Tensor src, Tensor dst, int hq, bool accumulate) =>
+        batchToHeads(new Index2D(dst.Shape[0] * dst.Shape[1] * dst.Shape[2], dst.Shape[3]), F(src), F(dst), dst.Shape[1], dst.Shape[2], hq, dst.Shape[3], accumulate ? 1 : 0);
 
     private protected override void FlashTileForwardCore(Tensor scores, Tensor o, Tensor m, Tensor l, Tensor? lengths, FlashTile tile) =>
         tileForward(m.Shape[0] * tile.Br, F(scores), F(o), F(m), F(l), Lengths(lengths, m.Shape[0] / tile.Hq, tile.T), FlashTileDims.From(tile));
@@ -263,7 +264,8 @@ public sealed class IlgpuBackend : Backend
     private protected override void FlashTileBackwardCore(Tensor p, Tensor ds, Tensor lse, Tensor rowDot, Tensor? lengths, FlashTile tile) =>
         tileBackward(lse.Shape[0] * tile.Br, F(p), F(ds), F(lse), F(rowDot), Lengths(lengths, lse.Shape[0] / tile.Hq, tile.T), FlashTileDims.From(tile));
 
-    private protected override void FlashRowDotCore(Tensor a, Tensor b, Tensor output) => rowDot(a.Shape[0], F(a), F(b), F(output), a.Shape[1]);
+    private protected override void FlashRowDotCore(Tensor dOut, Tensor output, Tensor rowDot) =>
+        this.rowDot(dOut.Shape[0] * dOut.Shape[1] * dOut.Shape[2], F(dOut), F(output), F(rowDot), new Index3D(dOut.Shape[1], dOut.Shape[2], dOut.Shape[3]));
 
     private protected override void AttentionDecodeCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output)
     {

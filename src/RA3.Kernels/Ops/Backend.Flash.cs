@@ -39,7 +39,7 @@ public abstract partial class Backend
                 var tile = new FlashTile(i0, j0, br, bc, t, d, hq, 1f / MathF.Sqrt(d), j0 == 0);
                 var scores = s.View(0, bh * br * bc);
                 long td = (long)t * d, rc = (long)br * bc;
-                TileGemm(bh, br, bc, d, false, true, (qh, (long)i0 * d, td), (kh, (long)j0 * d, td), (scores, 0, rc), 0f);
+                TileGemm(bh, br, bc, d, false, true, (qh, (long)i0 * d, td), (kh, (long)j0 * d, td), (scores, 0, rc), 0f, tile.Scale);
                 FlashTileForwardCore(scores, oh, m, l, lengths, tile);
                 TileGemm(bh, br, d, bc, false, false, (scores, 0, rc), (vh, (long)j0 * d, td), (oh, (long)i0 * d, td), 1f);
             }
@@ -47,27 +47,25 @@ public abstract partial class Backend
             FlashFinishForwardCore(oh, m, l, lengths, new FlashTile(i0, 0, br, 0, t, d, hq, 0f, false));
         }
 
-        Zero(output);
-        BatchToHeadsCore(oh, output, hq);
+        BatchToHeadsCore(oh, output, hq, accumulate: false);
     }
 
     private protected virtual void FlashAttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv)
     {
         int b = q.Shape[0], t = q.Shape[1], hq = q.Shape[2], d = q.Shape[3], bh = b * hq;
         long plane = (long)bh * t * d, tileFloats = (long)bh * Math.Min(FlashQueryBlock, t) * Math.Min(FlashKeyTile, t);
-        var work = Workspace((8 * plane) + ((long)bh * t) + (2 * tileFloats));
+        var work = Workspace((7 * plane) + ((long)bh * t) + (2 * tileFloats));
         Tensor Plane(int i) => work.View(i * plane, bh, t, d);
-        var (qh, kh, vh, doh, oh, dqh, dkh, dvh) = (Plane(0), Plane(1), Plane(2), Plane(3), Plane(4), Plane(5), Plane(6), Plane(7));
-        var rowDot = work.View(8 * plane, bh, t);
-        var s = work.View((8 * plane) + ((long)bh * t), (int)tileFloats);
-        var dp = work.View((8 * plane) + ((long)bh * t) + tileFloats, (int)tileFloats);
-        Zero(work.View(5 * plane, checked((int)(3 * plane))));
+        var (qh, kh, vh, doh, dqh, dkh, dvh) = (Plane(0), Plane(1), Plane(2), Plane(3), Plane(4), Plane(5), Plane(6));
+        var rowDot = work.View(7 * plane, bh, t);
+        var s = work.View((7 * plane) + ((long)bh * t), (int)tileFloats);
+        var dp = work.View((7 * plane) + ((long)bh * t) + tileFloats, (int)tileFloats);
+        Zero(work.View(4 * plane, checked((int)(3 * plane))));
         HeadsToBatchCore(q, qh, hq);
         HeadsToBatchCore(k, kh, hq);
         HeadsToBatchCore(v, vh, hq);
         HeadsToBatchCore(dOutput, doh, hq);
-        HeadsToBatchCore(output, oh, hq);
-        FlashRowDotCore(doh.Reshape(bh * t, d), oh.Reshape(bh * t, d), rowDot.Reshape(bh * t));
+        FlashRowDotCore(dOutput, output, rowDot);
         var lse2 = lse.Reshape(bh, t);
         for (int i0 = 0; i0 < t; i0 += FlashQueryBlock)
         {
@@ -79,7 +77,7 @@ public abstract partial class Backend
                 var p = s.View(0, bh * br * bc);
                 var ds = dp.View(0, bh * br * bc);
                 long td = (long)t * d, rc = (long)br * bc;
-                TileGemm(bh, br, bc, d, false, true, (qh, (long)i0 * d, td), (kh, (long)j0 * d, td), (p, 0, rc), 0f);
+                TileGemm(bh, br, bc, d, false, true, (qh, (long)i0 * d, td), (kh, (long)j0 * d, td), (p, 0, rc), 0f, tile.Scale);
                 TileGemm(bh, br, bc, d, false, true, (doh, (long)i0 * d, td), (vh, (long)j0 * d, td), (ds, 0, rc), 0f);
                 FlashTileBackwardCore(p, ds, lse2, rowDot, lengths, tile);
                 TileGemm(bh, br, d, bc, false, false, (ds, 0, rc), (kh, (long)j0 * d, td), (dqh, (long)i0 * d, td), 1f);
@@ -88,19 +86,19 @@ public abstract partial class Backend
             }
         }
 
-        BatchToHeadsCore(dqh, dq, hq);
-        BatchToHeadsCore(dkh, dk, hq);
-        BatchToHeadsCore(dvh, dv, hq);
+        BatchToHeadsCore(dqh, dq, hq, accumulate: true);
+        BatchToHeadsCore(dkh, dk, hq, accumulate: true);
+        BatchToHeadsCore(dvh, dv, hq, accumulate: true);
     }
 
     /// <summary>dst[b·Hq + h, t, :] = x[b, t, h / (Hq / Hx), :] for x [B, T, Hx, D] (kv heads repeated over their query group).</summary>
     private protected abstract void HeadsToBatchCore(Tensor x, Tensor dst, int hq);
 
-    /// <summary>dst[b, t, hx, :] += Σ over the query heads h of group hx of src[b·Hq + h, t, :], for dst [B, T, Hx, D].</summary>
-    private protected abstract void BatchToHeadsCore(Tensor src, Tensor dst, int hq);
+    /// <summary>dst[b, t, hx, :] (+)= Σ over the query heads h of group hx of src[b·Hq + h, t, :], for dst [B, T, Hx, D].</summary>
+    private protected abstract void BatchToHeadsCore(Tensor src, Tensor dst, int hq, bool accumulate);
 
     /// <summary>
-    /// Online-softmax update of one tile: scores [B·Hq, Br, Bc] are scaled and masked (causal,
+    /// Online-softmax update of one tile: scores [B·Hq, Br, Bc] (already scaled by 1/√D) are masked (causal,
     /// padded queries) and become P = exp(s − m_new) in place; m and l [B·Hq, T] are updated (reset
     /// on the first tile) and the output rows o [B·Hq, T, D] of the block rescaled (zeroed on the first tile).
     /// </summary>
@@ -109,11 +107,11 @@ public abstract partial class Backend
     /// <summary>Ends a query block: o rows /= l, m becomes the lse m + log l; padded rows get o = 0, lse = 0.</summary>
     private protected abstract void FlashFinishForwardCore(Tensor o, Tensor m, Tensor l, Tensor? lengths, FlashTile tile);
 
-    /// <summary>From a tile's raw scores and dP = dO Vᵀ: p = exp(scale·s − lse) (masked) in place, and dS = scale · p ⊙ (dP − rowDot) in place of dP.</summary>
+    /// <summary>From a tile's scaled scores s and dP = dO Vᵀ: p = exp(s − lse) (masked) in place, and dS = scale · p ⊙ (dP − rowDot) in place of dP.</summary>
     private protected abstract void FlashTileBackwardCore(Tensor p, Tensor ds, Tensor lse, Tensor rowDot, Tensor? lengths, FlashTile tile);
 
-    /// <summary>out[r] = a[r, :] · b[r, :] for a, b [rows, D].</summary>
-    private protected abstract void FlashRowDotCore(Tensor a, Tensor b, Tensor output);
+    /// <summary>rowDot[b·Hq + h, t] = dOut[b, t, h, :] · out[b, t, h, :] (the backward's rowsum(dO ⊙ O), read in place).</summary>
+    private protected abstract void FlashRowDotCore(Tensor dOut, Tensor output, Tensor rowDot);
 
     /// <summary>A flat view from <paramref name="offset"/> long enough for <paramref name="batch"/> blocks of <paramref name="block"/> floats <paramref name="stride"/> apart.</summary>
     private static Tensor Span(Tensor plane, long offset, int batch, long block, long stride) =>
@@ -123,11 +121,11 @@ public abstract partial class Backend
     /// A batched GEMM on strided blocks of head-major planes: each operand is (tensor, offset of
     /// the first block, stride between batch blocks). No shape checks: the driver's own sizes.
     /// </summary>
-    private void TileGemm(int batch, int m, int n, int k, bool transA, bool transB, (Tensor T, long Offset, long Stride) a, (Tensor T, long Offset, long Stride) b, (Tensor T, long Offset, long Stride) c, float beta)
+    private void TileGemm(int batch, int m, int n, int k, bool transA, bool transB, (Tensor T, long Offset, long Stride) a, (Tensor T, long Offset, long Stride) b, (Tensor T, long Offset, long Stride) c, float beta, float alpha = 1f)
     {
         var av = Span(a.T, a.Offset, batch, (long)m * k, a.Stride);
         var bv = Span(b.T, b.Offset, batch, (long)k * n, b.Stride);
         var cv = Span(c.T, c.Offset, batch, (long)m * n, c.Stride);
-        GemmCore(new GemmArgs(batch, m, n, k, transA, transB, 1f, beta, a.Stride, b.Stride, c.Stride), av, bv, cv, null);
+        GemmCore(new GemmArgs(batch, m, n, k, transA, transB, alpha, beta, a.Stride, b.Stride, c.Stride), av, bv, cv, null);
     }
 }
