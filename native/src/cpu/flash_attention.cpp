@@ -2,12 +2,14 @@
 //
 // q [B, T, Hq, D], k, v [B, T, Hkv, D], out [B, T, Hq, D], lse [B, Hq, T]; lengths [B] (may be
 // NULL = T everywhere) marks right padding: query rows at or past a length get out = 0, lse = 0.
-// Forward, one task per (batch, query head): keys transposed to K^T [D, T] so a score row is D
-// broadcast-FMAs along the keys; keys in tiles of kTile with an online softmax (running max and
-// sum, output rescaled), so no T x T matrix exists; lse_i = m + log l is saved.
-// Backward, one task per (batch, kv head) over its query heads (dk, dv have a single writer):
-// p_ij = exp(s_ij - lse_i), dp_ij = dout_i . v_j, ds_ij = p_ij (dp_ij - dout_i . out_i);
-// dq_i += ds_ij k_j / sqrt(D); dk_j += ds_ij q_i / sqrt(D); dv_j += p_ij dout_i.
+// FlashAttention-2's schedule on tiles of GEMMs. Forward, one task per (batch, query head):
+// the head's q, k, v are gathered into contiguous [T, D] panels; for each block of kBlock query
+// rows and each tile of kBlock keys up to the diagonal, S = scale * Q K^T (ra3_gemm_f32, which
+// runs single-threaded inside the task), the causal mask and an online softmax (running max m and
+// sum l, output rows rescaled) turn S into P, and O += P V. lse = m + log l. No T x T matrix.
+// Backward, one task per (batch, kv head) over its query heads (dk, dv have one writer): with
+// P = exp(S - lse), dP = dO V^T, dS = scale * P (dP - rowsum(dO * O)): dQ += dS K, dK += dS^T Q,
+// dV += P^T dO, all GEMMs on the panels.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -18,7 +20,7 @@
 
 namespace {
 
-constexpr int64_t kTile = 128;
+constexpr int64_t kBlock = 256;
 
 struct Dims {
     int64_t b, t, hq, hkv, d;
@@ -36,21 +38,16 @@ Dims check(int32_t batch, int32_t t, int32_t hq, int32_t hkv, int32_t d, const i
     return Dims{batch, t, hq, hkv, d};
 }
 
-void transpose(const float* src, const Dims& s, int64_t b, int64_t hk, int64_t n, float* dst) {
-    for (int64_t j = 0; j < n; ++j) {
-        const float* row = src + s.kv(b, j, hk);
-        for (int64_t c = 0; c < s.d; ++c) dst[c * s.t + j] = row[c];
-    }
+// C [m, n] = alpha * op(A) op(B) + beta * C on contiguous panels (single-threaded inside a task).
+void gemm(int64_t m, int64_t n, int64_t k, bool ta, bool tb, float alpha, const float* a, const float* b, float beta, float* c) {
+    const ra3_status s = ra3_gemm_f32(1, static_cast<int32_t>(m), static_cast<int32_t>(n), static_cast<int32_t>(k), ta, tb, alpha, a,
+                                      0, b, 0, beta, c, 0, nullptr);
+    if (s != RA3_OK) throw std::runtime_error(std::string("gemm failed: ") + ra3_last_error());
 }
 
-// out[0..n) = scale * sum_c x[c] * kt[c, j0 + j]
-void scores(const float* x, const float* kt, const Dims& s, int64_t j0, int64_t n, float scale, float* out) {
-    std::fill(out, out + n, 0.0f);
-    for (int64_t c = 0; c < s.d; ++c) {
-        const float a = x[c] * scale;
-        const float* row = kt + c * s.t + j0;
-        for (int64_t j = 0; j < n; ++j) out[j] += a * row[j];
-    }
+// panel [n, D] = rows 0..n-1 of head h of x [B, T, H, D]
+void gather(const float* x, int64_t heads, const Dims& s, int64_t b, int64_t h, int64_t n, float* panel) {
+    for (int64_t t = 0; t < n; ++t) std::copy_n(x + ((b * s.t + t) * heads + h) * s.d, s.d, panel + t * s.d);
 }
 
 }  // namespace
@@ -66,32 +63,41 @@ RA3_API ra3_status ra3_flash_attention_forward_f32(int32_t batch, int32_t t, int
 #pragma omp parallel for schedule(dynamic, 1)
         for (int64_t task = 0; task < s.b * s.hq; ++task) {
             const int64_t b = task / s.hq, h = task % s.hq, hk = h / (s.hq / s.hkv), n = lengths ? lengths[b] : s.t;
-            std::vector<float> kt(static_cast<size_t>(s.d * s.t)), tile(kTile);
-            transpose(k, s, b, hk, n, kt.data());
+            std::vector<float> qp(s.t * s.d), kp(s.t * s.d), vp(s.t * s.d), op(s.t * s.d, 0.0f), tile(kBlock * kBlock), m(s.t), l(s.t);
+            gather(q, s.hq, s, b, h, n, qp.data());
+            gather(k, s.hkv, s, b, hk, n, kp.data());
+            gather(v, s.hkv, s, b, hk, n, vp.data());
+            for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
+                const int64_t br = std::min(kBlock, n - i0);
+                std::fill(m.begin() + i0, m.begin() + i0 + br, -INFINITY);
+                std::fill(l.begin() + i0, l.begin() + i0 + br, 0.0f);
+                for (int64_t j0 = 0; j0 < i0 + br; j0 += kBlock) {
+                    const int64_t bc = std::min(kBlock, i0 + br - j0);
+                    gemm(br, bc, s.d, false, true, scale, qp.data() + i0 * s.d, kp.data() + j0 * s.d, 0.0f, tile.data());
+                    for (int64_t r = 0; r < br; ++r) {
+                        const int64_t i = i0 + r, visible = std::clamp<int64_t>(i - j0 + 1, 0, bc);
+                        float* row = tile.data() + r * bc;
+                        float mx = m[i];
+                        for (int64_t j = 0; j < visible; ++j) mx = std::max(mx, row[j]);
+                        float sum = 0.0f;
+                        for (int64_t j = 0; j < bc; ++j) {
+                            row[j] = j < visible ? std::exp(row[j] - mx) : 0.0f;
+                            sum += row[j];
+                        }
+                        if (visible == 0) continue;
+                        const float rescale = std::exp(m[i] - mx);
+                        l[i] = l[i] * rescale + sum;
+                        m[i] = mx;
+                        for (int64_t c = 0; c < s.d; ++c) op[i * s.d + c] *= rescale;
+                    }
+                    gemm(br, s.d, bc, false, false, 1.0f, tile.data(), vp.data() + j0 * s.d, 1.0f, op.data() + i0 * s.d);
+                }
+            }
             for (int64_t i = 0; i < s.t; ++i) {
                 float* o = out + s.q(b, i, h);
-                std::fill(o, o + s.d, 0.0f);
-                float* row_lse = lse + (b * s.hq + h) * s.t + i;
-                if (i >= n) { *row_lse = 0.0f; continue; }
-                float m = -INFINITY, l = 0.0f;
-                for (int64_t j0 = 0; j0 <= i; j0 += kTile) {
-                    const int64_t w = std::min(kTile, i + 1 - j0);
-                    scores(q + s.q(b, i, h), kt.data(), s, j0, w, scale, tile.data());
-                    float m_new = m;
-                    for (int64_t j = 0; j < w; ++j) m_new = std::max(m_new, tile[j]);
-                    const float rescale = std::exp(m - m_new);
-                    l *= rescale;
-                    for (int64_t c = 0; c < s.d; ++c) o[c] *= rescale;
-                    for (int64_t j = 0; j < w; ++j) {
-                        const float p = std::exp(tile[j] - m_new);
-                        l += p;
-                        const float* vj = v + s.kv(b, j0 + j, hk);
-                        for (int64_t c = 0; c < s.d; ++c) o[c] += p * vj[c];
-                    }
-                    m = m_new;
-                }
-                for (int64_t c = 0; c < s.d; ++c) o[c] /= l;
-                *row_lse = m + std::log(l);
+                const bool real = i < n;
+                for (int64_t c = 0; c < s.d; ++c) o[c] = real ? op[i * s.d + c] / l[i] : 0.0f;
+                lse[(b * s.hq + h) * s.t + i] = real ? m[i] + std::log(l[i]) : 0.0f;
             }
         }
     });
@@ -108,33 +114,49 @@ RA3_API ra3_status ra3_flash_attention_backward_f32(int32_t batch, int32_t t, in
 #pragma omp parallel for schedule(dynamic, 1)
         for (int64_t task = 0; task < s.b * s.hkv; ++task) {
             const int64_t b = task / s.hkv, hk = task % s.hkv, n = lengths ? lengths[b] : s.t;
-            std::vector<float> kt(static_cast<size_t>(s.d * s.t)), vt(static_cast<size_t>(s.d * s.t)), p(s.t), dp(s.t);
-            transpose(k, s, b, hk, n, kt.data());
-            transpose(v, s, b, hk, n, vt.data());
+            const size_t panel = static_cast<size_t>(s.t * s.d);
+            std::vector<float> kp(panel), vp(panel), dkp(panel, 0.0f), dvp(panel, 0.0f), qp(panel), dop(panel), dqp(panel), rowdot(s.t);
+            std::vector<float> p(kBlock * kBlock), ds(kBlock * kBlock);
+            gather(k, s.hkv, s, b, hk, n, kp.data());
+            gather(v, s.hkv, s, b, hk, n, vp.data());
             for (int64_t h = hk * group; h < (hk + 1) * group; ++h) {
+                gather(q, s.hq, s, b, h, n, qp.data());
+                gather(dout, s.hq, s, b, h, n, dop.data());
+                std::fill(dqp.begin(), dqp.end(), 0.0f);
                 for (int64_t i = 0; i < n; ++i) {
-                    const float* qi = q + s.q(b, i, h);
-                    const float* doi = dout + s.q(b, i, h);
-                    const float* oi = out + s.q(b, i, h);
-                    const float row_lse = lse[(b * s.hq + h) * s.t + i];
-                    float di = 0.0f;
-                    for (int64_t c = 0; c < s.d; ++c) di += doi[c] * oi[c];
-                    scores(qi, kt.data(), s, 0, i + 1, scale, p.data());
-                    scores(doi, vt.data(), s, 0, i + 1, 1.0f, dp.data());
-                    float* dqi = dq + s.q(b, i, h);
-                    for (int64_t j = 0; j <= i; ++j) {
-                        const float pj = std::exp(p[j] - row_lse), ds = pj * (dp[j] - di) * scale;
-                        const float* kj = k + s.kv(b, j, hk);
-                        float* dkj = dk + s.kv(b, j, hk);
-                        float* dvj = dv + s.kv(b, j, hk);
-                        for (int64_t c = 0; c < s.d; ++c) {
-                            dqi[c] += ds * kj[c];
-                            dkj[c] += ds * qi[c];
-                            dvj[c] += pj * doi[c];
+                    const float* o = out + s.q(b, i, h);
+                    float acc = 0.0f;
+                    for (int64_t c = 0; c < s.d; ++c) acc += dop[i * s.d + c] * o[c];
+                    rowdot[i] = acc;
+                }
+                const float* row_lse = lse + (b * s.hq + h) * s.t;
+                for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
+                    const int64_t br = std::min(kBlock, n - i0);
+                    for (int64_t j0 = 0; j0 < i0 + br; j0 += kBlock) {
+                        const int64_t bc = std::min(kBlock, i0 + br - j0);
+                        gemm(br, bc, s.d, false, true, scale, qp.data() + i0 * s.d, kp.data() + j0 * s.d, 0.0f, p.data());
+                        gemm(br, bc, s.d, false, true, 1.0f, dop.data() + i0 * s.d, vp.data() + j0 * s.d, 0.0f, ds.data());
+                        for (int64_t r = 0; r < br; ++r) {
+                            const int64_t i = i0 + r, visible = std::clamp<int64_t>(i - j0 + 1, 0, bc);
+                            for (int64_t j = 0; j < bc; ++j) {
+                                const float pj = j < visible ? std::exp(p[r * bc + j] - row_lse[i]) : 0.0f;
+                                p[r * bc + j] = pj;
+                                ds[r * bc + j] = j < visible ? scale * pj * (ds[r * bc + j] - rowdot[i]) : 0.0f;
+                            }
                         }
+                        gemm(br, s.d, bc, false, false, 1.0f, ds.data(), kp.data() + j0 * s.d, 1.0f, dqp.data() + i0 * s.d);
+                        gemm(bc, s.d, br, true, false, 1.0f, ds.data(), qp.data() + i0 * s.d, 1.0f, dkp.data() + j0 * s.d);
+                        gemm(bc, s.d, br, true, false, 1.0f, p.data(), dop.data() + i0 * s.d, 1.0f, dvp.data() + j0 * s.d);
                     }
                 }
+                for (int64_t i = 0; i < n; ++i)
+                    for (int64_t c = 0; c < s.d; ++c) dq[s.q(b, i, h) + c] += dqp[i * s.d + c];
             }
+            for (int64_t j = 0; j < n; ++j)
+                for (int64_t c = 0; c < s.d; ++c) {
+                    dk[s.kv(b, j, hk) + c] += dkp[j * s.d + c];
+                    dv[s.kv(b, j, hk) + c] += dvp[j * s.d + c];
+                }
         }
     });
 }
