@@ -348,7 +348,7 @@ public unsafe class CpuBackend : Backend
         PriorAct = priorAct,
         MaxSpan = maxSpan,
         T = seg.Shape[2],
-        Scratch = Scratch(seg.Count),
+        Scratch = Scratch(seg.Shape[0] * ElboKernel.ScratchPerTrace(seg.Shape[2])),
     };
 
     private static void Ew(ElementwiseKernel.Kind kind, Tensor x, Tensor y, Tensor? z = null) =>

@@ -1,14 +1,23 @@
+using System.Numerics;
+
 namespace RA3.Kernels.Cpu;
 
 /// <summary>
-/// The temporal-ELBO semi-Markov recursion of one trace per task (spec §4), with the state
-/// tables in trace-local scratch laid out like seg, X[j, t] at j·T + t (t the 0-based line).
-/// F[j, t] is the log-weight of lines before t with abstraction j active at line t; B[j, t] the
-/// log-weight of lines t.. given that state. State (line t, abstraction j ≥ 1) exists for
-/// j ≤ t + 1 and, with a span limit, t + 1 − j &lt; maxSpan.
+/// The temporal-ELBO semi-Markov recursion (spec §4), one trace per task. The trace's seg
+/// [T+1, T] is first transposed into rows over abstractions (segᵀ[t, j], width W = T+1 rounded up
+/// to the vector width), so that each step of the scan is a few vector operations over j: F[t, j]
+/// (log-weight of lines before t with abstraction j active at line t) and B[t, j] (of lines t..
+/// given that state) are rows too. State (line t, abstraction j ≥ 1) exists for j ≤ t + 1 and, with
+/// a span limit, t + 1 − j &lt; maxSpan, i.e. j ≥ t + 2 − maxSpan.
 /// </summary>
 internal static unsafe class ElboKernel
 {
+    /// <summary>Row width for T lines: T + 1 abstractions rounded up to the vector width.</summary>
+    public static int Width(int t) => (t + 1 + Vector<float>.Count - 1) / Vector<float>.Count * Vector<float>.Count;
+
+    /// <summary>Scratch floats per trace: segᵀ, F and B, each [T, W].</summary>
+    public static long ScratchPerTrace(int t) => 3L * t * Width(t);
+
     /// <summary>Operands of a batch; <see cref="Viterbi"/> selects the max-product decode.</summary>
     public struct Body : IParallelBody
     {
@@ -18,170 +27,189 @@ internal static unsafe class ElboKernel
         public float PriorAct;
         public int MaxSpan;
         public int T;
-        public float* Scratch;          // [B, T+1, T] floats: F (the marginals reuse the output)
+        public float* Scratch;
         public float* LogZ;
         public float* ThinkPosterior;
-        public float* Marginals;        // [B, T+1, T]; holds F during the forward
+        public float* Marginals;
         public bool Viterbi;
-        public int* Abstraction;        // Viterbi: [B, T]; holds back-pointers during the pass
+        public int* Abstraction;
 
         public readonly void Run(int b)
         {
+            int w = Width(T), n = Lengths[b];
             long table = (long)(T + 1) * T;
             float* seg = Seg + (b * table), pt = PriorThink + ((long)b * T);
-            int n = Lengths[b];
+            float* segT = Scratch + (b * ScratchPerTrace(T)), f = segT + ((long)T * w), back = f + ((long)T * w);
+            for (int t = 0; t < n; t++)
+            {
+                var row = new Span<float>(segT + ((long)t * w), w);
+                row.Fill(float.NegativeInfinity);
+                for (int j = 0; j <= Math.Min(t + 1, T); j++)
+                {
+                    row[j] = seg[((long)j * T) + t];
+                }
+            }
+
             if (Viterbi)
             {
-                LogZ[b] = Decode(seg, pt, n, Scratch + (b * table), Abstraction + ((long)b * T));
+                LogZ[b] = Decode(segT, pt, n, w, f, Abstraction + ((long)b * T));
                 return;
             }
 
-            float* f = Marginals + (b * table), back = Scratch + (b * table);
-            float logZ = Forward(seg, pt, n, f);
-            Backward(seg, pt, n, back);
-            LogZ[b] = logZ;
-            float* post = ThinkPosterior + ((long)b * T);
+            float z = Forward(segT, pt, n, w, f, max: false, null);
+            Backward(segT, pt, n, w, back);
+            LogZ[b] = z;
+            float* marg = Marginals + (b * table), post = ThinkPosterior + ((long)b * T);
+            new Span<float>(marg, (int)table).Clear();
             new Span<float>(post, T).Clear();
-            for (int t = 0; t < T; t++)
+            var zv = new Vector<float>(z);
+            for (int t = 0; t < n; t++)
             {
-                for (int j = 0; j <= T; j++)
+                float* fr = f + ((long)t * w), br = back + ((long)t * w);
+                for (int j = 0; j < w; j += Vector<float>.Count)
                 {
-                    long i = ((long)j * T) + t;
-                    f[i] = t < n && Live(j, t) ? MathF.Exp(f[i] + back[i] - logZ) : 0f;
+                    var p = Vector.Exp(new Vector<float>(new ReadOnlySpan<float>(fr + j, Vector<float>.Count)) + new Vector<float>(new ReadOnlySpan<float>(br + j, Vector<float>.Count)) - zv);
+                    p.CopyTo(new Span<float>(fr + j, Vector<float>.Count));
                 }
 
-                if (t < n)
+                for (int j = 0; j <= t + 1; j++)
                 {
-                    post[t] = f[((long)(t + 1) * T) + t];
+                    marg[((long)j * T) + t] = fr[j];
                 }
+
+                post[t] = fr[t + 1];
             }
         }
 
-        private readonly bool Live(int j, int t) => j <= t + 1 && (j == 0 || MaxSpan == 0 || t + 1 - j < MaxSpan);
+        /// <summary>First abstraction j ≥ 1 alive at line t (the span limit).</summary>
+        private readonly int Lowest(int t) => MaxSpan == 0 ? 1 : Math.Max(1, t + 2 - MaxSpan);
 
-        /// <summary>Fills F and returns log Z.</summary>
-        private readonly float Forward(float* seg, float* pt, int n, float* f)
+        /// <summary>Row F[0]: act (j = 0) or think at boundary 1 (j = 1).</summary>
+        private readonly void Start(float* pt, int w, float* f)
         {
-            for (int j = 0; j <= T; j++)
-            {
-                f[(long)j * T] = j == 0 ? PriorAct : j == 1 ? pt[0] : float.NegativeInfinity;
-            }
+            new Span<float>(f, w).Fill(float.NegativeInfinity);
+            f[0] = PriorAct;
+            f[1] = pt[0];
+        }
 
+        /// <summary>
+        /// Fills F and returns log Z (or, with <paramref name="max"/>, the best score, writing the
+        /// arg max of each think transition to <paramref name="pointers"/>).
+        /// </summary>
+        private readonly float Forward(float* segT, float* pt, int n, int w, float* f, bool max, int* pointers)
+        {
+            Start(pt, w, f);
+            var act = new Vector<float>(PriorAct);
             for (int t = 1; t < n; t++)
             {
-                // Leaving line t−1 in state j: emit it, then stay (act) or start abstraction t+1 (think).
+                float* prev = f + ((long)(t - 1) * w), s = segT + ((long)(t - 1) * w), cur = f + ((long)t * w);
                 float m = float.NegativeInfinity;
-                for (int j = 0; j <= t; j++)
+                int arg = 0;
+                for (int j = 0; j < w; j += Vector<float>.Count)
                 {
-                    m = MathF.Max(m, f[((long)j * T) + t - 1] + seg[((long)j * T) + t - 1]);
+                    // emitted[j] = F[t−1, j] + seg[j, t−1] (−∞ beyond j = t, as both rows are there)
+                    var e = new Vector<float>(new ReadOnlySpan<float>(prev + j, Vector<float>.Count)) + new Vector<float>(new ReadOnlySpan<float>(s + j, Vector<float>.Count));
+                    e.CopyTo(new Span<float>(cur + j, Vector<float>.Count));
+                    m = MathF.Max(m, Vector.Max(e, new Vector<float>(float.NegativeInfinity)).ToScalarMax());
                 }
 
-                double sum = 0;
-                for (int j = 0; j <= T; j++)
+                float into;
+                if (max)
                 {
-                    long i = (long)j * T;
-                    float emitted = j <= t ? f[i + t - 1] + seg[i + t - 1] : float.NegativeInfinity;
-                    if (j <= t && m > float.NegativeInfinity)
+                    for (int j = 0; j <= t; j++)
                     {
-                        sum += Math.Exp(emitted - m);
+                        if (cur[j] == m)
+                        {
+                            arg = j;
+                            break;
+                        }
                     }
 
-                    f[i + t] = j <= t && Live(j, t) ? emitted + PriorAct : float.NegativeInfinity;
+                    pointers[t] = arg;
+                    into = m;
+                }
+                else
+                {
+                    into = m == float.NegativeInfinity ? m : m + MathF.Log(Simd.ExpShifted(new ReadOnlySpan<float>(cur, t + 1), m, default));
                 }
 
-                f[((long)(t + 1) * T) + t] = (sum > 0 ? m + (float)Math.Log(sum) : float.NegativeInfinity) + pt[t];
+                for (int j = 0; j < w; j += Vector<float>.Count)
+                {
+                    var v = new Vector<float>(new ReadOnlySpan<float>(cur + j, Vector<float>.Count)) + act;
+                    v.CopyTo(new Span<float>(cur + j, Vector<float>.Count));
+                }
+
+                new Span<float>(cur + 1, Math.Max(0, Math.Min(Lowest(t), t + 1) - 1)).Fill(float.NegativeInfinity);
+                new Span<float>(cur + t + 1, w - t - 1).Fill(float.NegativeInfinity);
+                cur[t + 1] = into + pt[t];
             }
 
-            return End(seg, f, n);
-        }
-
-        /// <summary>log Σ_j exp(F[j, n−1] + seg[j, n−1]).</summary>
-        private readonly float End(float* seg, float* f, int n)
-        {
-            float m = float.NegativeInfinity;
+            float* last = f + ((long)(n - 1) * w), sl = segT + ((long)(n - 1) * w);
+            float best = float.NegativeInfinity, sumMax = float.NegativeInfinity;
             for (int j = 0; j <= n; j++)
             {
-                m = MathF.Max(m, f[((long)j * T) + n - 1] + seg[((long)j * T) + n - 1]);
+                sumMax = MathF.Max(sumMax, last[j] + sl[j]);
             }
 
-            if (m == float.NegativeInfinity)
+            if (max || sumMax == float.NegativeInfinity)
             {
-                return m;
+                return sumMax;
             }
 
             double sum = 0;
             for (int j = 0; j <= n; j++)
             {
-                sum += Math.Exp(f[((long)j * T) + n - 1] + seg[((long)j * T) + n - 1] - m);
+                sum += MathF.Exp(last[j] + sl[j] - sumMax);
             }
 
-            return m + (float)Math.Log(sum);
+            best = sumMax + (float)Math.Log(sum);
+            return best;
         }
 
-        /// <summary>B[j, t] = seg[j, t] + log(exp(act + B[j, t+1]) + exp(think_{t+1} + B[t+2, t+1])).</summary>
-        private readonly void Backward(float* seg, float* pt, int n, float* back)
+        /// <summary>B[t, j] = seg[j, t] + logaddexp(log α + B[t+1, j], prior_think[t+1] + B[t+1, t+2]), vectorised over j.</summary>
+        private readonly void Backward(float* segT, float* pt, int n, int w, float* back)
         {
-            for (int j = 0; j <= T; j++)
-            {
-                long i = (long)j * T;
-                back[i + n - 1] = Live(j, n - 1) ? seg[i + n - 1] : float.NegativeInfinity;
-            }
-
+            float* last = back + ((long)(n - 1) * w);
+            new Span<float>(segT + ((long)(n - 1) * w), w).CopyTo(new Span<float>(last, w));
+            MaskDead(last, n - 1, w);
+            var act = new Vector<float>(PriorAct);
+            var negInf = new Vector<float>(float.NegativeInfinity);
             for (int t = n - 2; t >= 0; t--)
             {
-                float think = pt[t + 1] + back[((long)(t + 2) * T) + t + 1];
-                for (int j = 0; j <= T; j++)
+                float* next = back + ((long)(t + 1) * w), cur = back + ((long)t * w), s = segT + ((long)t * w);
+                var think = new Vector<float>(pt[t + 1] + next[t + 2]);
+                for (int j = 0; j < w; j += Vector<float>.Count)
                 {
-                    long i = (long)j * T;
-                    if (!Live(j, t))
-                    {
-                        back[i + t] = float.NegativeInfinity;
-                        continue;
-                    }
-
-                    float stay = Live(j, t + 1) ? PriorAct + back[i + t + 1] : float.NegativeInfinity;
-                    float m = MathF.Max(stay, think);
-                    back[i + t] = m == float.NegativeInfinity ? m : seg[i + t] + m + MathF.Log(MathF.Exp(stay - m) + MathF.Exp(think - m));
+                    var stay = new Vector<float>(new ReadOnlySpan<float>(next + j, Vector<float>.Count)) + act;
+                    var m = Vector.Max(stay, think);
+                    var add = m + Vector.Log(Vector.Exp(stay - m) + Vector.Exp(think - m));
+                    var v = Vector.ConditionalSelect(Vector.Equals(m, negInf), negInf, new Vector<float>(new ReadOnlySpan<float>(s + j, Vector<float>.Count)) + add);
+                    v.CopyTo(new Span<float>(cur + j, Vector<float>.Count));
                 }
+
+                MaskDead(cur, t, w);
             }
+        }
+
+        /// <summary>Sets row entries of states that do not exist at line t to −∞.</summary>
+        private readonly void MaskDead(float* row, int t, int w)
+        {
+            new Span<float>(row + 1, Math.Max(0, Math.Min(Lowest(t), t + 2) - 1)).Fill(float.NegativeInfinity);
+            new Span<float>(row + t + 2, Math.Max(0, w - t - 2)).Fill(float.NegativeInfinity);
         }
 
         /// <summary>Max-product pass with back-pointers for new abstractions; writes the abstraction per line; returns the best score.</summary>
-        private readonly float Decode(float* seg, float* pt, int n, float* f, int* abstraction)
+        private readonly float Decode(float* segT, float* pt, int n, int w, float* f, int* abstraction)
         {
-            for (int j = 0; j <= T; j++)
-            {
-                f[(long)j * T] = j == 0 ? PriorAct : j == 1 ? pt[0] : float.NegativeInfinity;
-            }
-
-            for (int t = 1; t < n; t++)
-            {
-                float best = float.NegativeInfinity;
-                int arg = 0;
-                for (int j = 0; j <= T; j++)
-                {
-                    long i = (long)j * T;
-                    float emitted = j <= t ? f[i + t - 1] + seg[i + t - 1] : float.NegativeInfinity;
-                    if (emitted > best)
-                    {
-                        (best, arg) = (emitted, j);
-                    }
-
-                    f[i + t] = j <= t && Live(j, t) ? emitted + PriorAct : float.NegativeInfinity;
-                }
-
-                f[((long)(t + 1) * T) + t] = best + pt[t];
-                abstraction[t] = arg;   // back-pointer: the abstraction of line t−1 when line t thinks
-            }
-
-            float score = float.NegativeInfinity;
+            float score = Forward(segT, pt, n, w, f, max: true, abstraction);
+            float* last = f + ((long)(n - 1) * w), sl = segT + ((long)(n - 1) * w);
             int state = 0;
             for (int j = 0; j <= n; j++)
             {
-                float v = f[((long)j * T) + n - 1] + seg[((long)j * T) + n - 1];
-                if (v > score)
+                if (last[j] + sl[j] == score)
                 {
-                    (score, state) = (v, j);
+                    state = j;
+                    break;
                 }
             }
 
@@ -202,5 +230,16 @@ internal static unsafe class ElboKernel
 
             return score;
         }
+    }
+
+    private static float ToScalarMax(this Vector<float> v)
+    {
+        float m = float.NegativeInfinity;
+        for (int i = 0; i < Vector<float>.Count; i++)
+        {
+            m = MathF.Max(m, v[i]);
+        }
+
+        return m;
     }
 }
