@@ -46,10 +46,10 @@ struct Trace {
                 if (e > m) { m = e; arg = static_cast<int32_t>(j); }
             }
             double sum = 0.0;
-            for (int64_t j = 0; j <= T; ++j) {
-                const float e = j <= t ? f[j * T + t - 1] + s(j, t - 1) : kNegInf;
-                if (!viterbi && j <= t && m > kNegInf) sum += std::exp(static_cast<double>(e - m));
-                f[j * T + t] = j <= t && live(j, t) ? e + act : kNegInf;
+            for (int64_t j = 0; j <= t; ++j) {  // states j > t + 1 are never read, so never written
+                const float e = f[j * T + t - 1] + s(j, t - 1);
+                if (!viterbi && m > kNegInf) sum += std::exp(static_cast<double>(e - m));
+                f[j * T + t] = live(j, t) ? e + act : kNegInf;
             }
             float into = viterbi ? m : (sum > 0.0 ? m + static_cast<float>(std::log(sum)) : kNegInf);
             f[(t + 1) * T + t] = into + pt[t];
@@ -72,14 +72,14 @@ struct Trace {
     }
 
     void backward(float* b) const {
-        for (int64_t j = 0; j <= T; ++j) b[j * T + n - 1] = live(j, n - 1) ? s(j, n - 1) : kNegInf;
+        for (int64_t j = 0; j <= n; ++j) b[j * T + n - 1] = live(j, n - 1) ? s(j, n - 1) : kNegInf;
         for (int64_t t = n - 2; t >= 0; --t) {
             const float think = pt[t + 1] + b[(t + 2) * T + t + 1];
-            for (int64_t j = 0; j <= T; ++j) {
+            for (int64_t j = 0; j <= t + 1; ++j) {
                 if (!live(j, t)) { b[j * T + t] = kNegInf; continue; }
                 const float stay = live(j, t + 1) ? act + b[j * T + t + 1] : kNegInf;
-                const float m = stay > think ? stay : think;
-                b[j * T + t] = m == kNegInf ? kNegInf : s(j, t) + m + std::log(std::exp(stay - m) + std::exp(think - m));
+                const float m = stay > think ? stay : think, lo = stay > think ? think : stay;
+                b[j * T + t] = m == kNegInf ? kNegInf : s(j, t) + m + std::log1p(std::exp(lo - m));  // logaddexp
             }
         }
     }

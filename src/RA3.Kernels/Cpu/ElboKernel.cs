@@ -15,6 +15,9 @@ internal static unsafe class ElboKernel
     /// <summary>Row width for T lines: T + 1 abstractions rounded up to the vector width.</summary>
     public static int Width(int t) => (t + 1 + Vector<float>.Count - 1) / Vector<float>.Count * Vector<float>.Count;
 
+    /// <summary>Floats covering abstractions 0..count−1, rounded up to whole vectors (rows are W wide, so this never overruns).</summary>
+    private static int Lanes(int count) => (count + Vector<float>.Count - 1) / Vector<float>.Count * Vector<float>.Count;
+
     /// <summary>Scratch floats per trace: segᵀ, F and B, each [T, W].</summary>
     public static long ScratchPerTrace(int t) => 3L * t * Width(t);
 
@@ -66,7 +69,7 @@ internal static unsafe class ElboKernel
             for (int t = 0; t < n; t++)
             {
                 float* fr = f + ((long)t * w), br = back + ((long)t * w);
-                for (int j = 0; j < w; j += Vector<float>.Count)
+                for (int j = 0; j < Lanes(t + 2); j += Vector<float>.Count)
                 {
                     var p = Vector.Exp(new Vector<float>(new ReadOnlySpan<float>(fr + j, Vector<float>.Count)) + new Vector<float>(new ReadOnlySpan<float>(br + j, Vector<float>.Count)) - zv);
                     p.CopyTo(new Span<float>(fr + j, Vector<float>.Count));
@@ -104,8 +107,8 @@ internal static unsafe class ElboKernel
             {
                 float* prev = f + ((long)(t - 1) * w), s = segT + ((long)(t - 1) * w), cur = f + ((long)t * w);
                 float m = float.NegativeInfinity;
-                int arg = 0;
-                for (int j = 0; j < w; j += Vector<float>.Count)
+                int arg = 0, lanes = Lanes(t + 2);
+                for (int j = 0; j < lanes; j += Vector<float>.Count)
                 {
                     // emitted[j] = F[t−1, j] + seg[j, t−1] (−∞ beyond j = t, as both rows are there)
                     var e = new Vector<float>(new ReadOnlySpan<float>(prev + j, Vector<float>.Count)) + new Vector<float>(new ReadOnlySpan<float>(s + j, Vector<float>.Count));
@@ -133,7 +136,7 @@ internal static unsafe class ElboKernel
                     into = m == float.NegativeInfinity ? m : m + MathF.Log(Simd.ExpShifted(new ReadOnlySpan<float>(cur, t + 1), m, default));
                 }
 
-                for (int j = 0; j < w; j += Vector<float>.Count)
+                for (int j = 0; j < lanes; j += Vector<float>.Count)
                 {
                     var v = new Vector<float>(new ReadOnlySpan<float>(cur + j, Vector<float>.Count)) + act;
                     v.CopyTo(new Span<float>(cur + j, Vector<float>.Count));
@@ -178,11 +181,12 @@ internal static unsafe class ElboKernel
             {
                 float* next = back + ((long)(t + 1) * w), cur = back + ((long)t * w), s = segT + ((long)t * w);
                 var think = new Vector<float>(pt[t + 1] + next[t + 2]);
-                for (int j = 0; j < w; j += Vector<float>.Count)
+                for (int j = 0; j < Lanes(t + 2); j += Vector<float>.Count)
                 {
+                    // logaddexp(stay, think) = max + log(1 + exp(−|stay − think|))
                     var stay = new Vector<float>(new ReadOnlySpan<float>(next + j, Vector<float>.Count)) + act;
                     var m = Vector.Max(stay, think);
-                    var add = m + Vector.Log(Vector.Exp(stay - m) + Vector.Exp(think - m));
+                    var add = m + Vector.Log(Vector<float>.One + Vector.Exp(Vector.Min(stay, think) - m));
                     var v = Vector.ConditionalSelect(Vector.Equals(m, negInf), negInf, new Vector<float>(new ReadOnlySpan<float>(s + j, Vector<float>.Count)) + add);
                     v.CopyTo(new Span<float>(cur + j, Vector<float>.Count));
                 }
