@@ -118,6 +118,17 @@ RA3_API ra3_status ra3_flash_attention_backward_f32(int32_t batch, int32_t t, in
                                                     float* dk, float* dv);
 
 /**
+ * One generation step over a KV cache: appends k_new, v_new [B, Hkv, D] to k_cache, v_cache
+ * [B, capacity, Hkv, D] at position lengths[b] (< capacity), then attends q [B, Hq, D] over cache
+ * positions 0..lengths[b] into out [B, Hq, D]. The caller advances lengths.
+ */
+RA3_API ra3_status ra3_attention_decode_f32(int32_t batch, int32_t capacity, int32_t hq,
+                                            int32_t hkv, int32_t d, const float* q,
+                                            const float* k_new, const float* v_new,
+                                            float* k_cache, float* v_cache,
+                                            const int32_t* lengths, float* out);
+
+/**
  * Latent segment scoring (RA3 spec section 5) without the [n*l, v] logits: for hidden states
  * h [n, l, d], unembedding w [v, d], targets [n, l] and line_ids [n, l] (-1 = padding, else
  * below `lines`): scores [n, lines] = per-(sequence, line) sums of log softmax(h w^T)[target];

@@ -162,3 +162,48 @@ RA3_API ra3_status ra3_flash_attention_backward_f32(int32_t batch, int32_t t, in
 }
 
 }  // extern "C"
+
+extern "C" {
+
+RA3_API ra3_status ra3_attention_decode_f32(int32_t batch, int32_t capacity, int32_t hq, int32_t hkv, int32_t d, const float* q,
+                                            const float* k_new, const float* v_new, float* k_cache, float* v_cache,
+                                            const int32_t* lengths, float* out) {
+    return ra3::guarded("ra3_attention_decode_f32", [&] {
+        ra3::require(batch >= 0 && capacity > 0 && hq > 0 && hkv > 0 && d > 0 && hq % hkv == 0,
+                     "expected batch >= 0, capacity, d > 0 and hq a positive multiple of hkv");
+        ra3::require(batch == 0 || (q && k_new && v_new && k_cache && v_cache && lengths && out), "an argument is null");
+        for (int32_t b = 0; b < batch; ++b)
+            ra3::require(lengths[b] >= 0 && lengths[b] < capacity, "lengths[" + std::to_string(b) + "] = " + std::to_string(lengths[b]) +
+                                                                       " leaves no room in a cache of " + std::to_string(capacity));
+        const int64_t row = static_cast<int64_t>(hkv) * d, group = hq / hkv;
+        for (int64_t b = 0; b < batch; ++b) {  // append this step's key and value first
+            std::copy_n(k_new + b * row, row, k_cache + (b * capacity + lengths[b]) * row);
+            std::copy_n(v_new + b * row, row, v_cache + (b * capacity + lengths[b]) * row);
+        }
+        const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+#pragma omp parallel for schedule(static)
+        for (int64_t task = 0; task < static_cast<int64_t>(batch) * hq; ++task) {
+            const int64_t b = task / hq, h = task % hq, hk = h / group, n = lengths[b] + 1;
+            const float* qi = q + task * d;
+            float* o = out + task * d;
+            std::vector<float> p(n);
+            float m = -INFINITY;
+            for (int64_t j = 0; j < n; ++j) {
+                const float* kj = k_cache + ((b * capacity + j) * hkv + hk) * d;
+                float dot = 0.0f;
+                for (int64_t c = 0; c < d; ++c) dot += qi[c] * kj[c];
+                p[j] = dot * scale;
+                m = std::max(m, p[j]);
+            }
+            float sum = 0.0f;
+            for (int64_t j = 0; j < n; ++j) sum += (p[j] = std::exp(p[j] - m));
+            std::fill(o, o + d, 0.0f);
+            for (int64_t j = 0; j < n; ++j) {
+                const float* vj = v_cache + ((b * capacity + j) * hkv + hk) * d;
+                for (int64_t c = 0; c < d; ++c) o[c] += p[j] / sum * vj[c];
+            }
+        }
+    });
+}
+
+}  // extern "C"

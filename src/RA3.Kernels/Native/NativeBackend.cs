@@ -6,7 +6,7 @@ using RA3.Kernels.Tensors;
 namespace RA3.Kernels.Native;
 
 /// <summary>
-/// The native backend: GEMM, softmax, cross-entropy, plain and fused attention, segment scoring and the temporal-ELBO pass run in <c>ra3_native</c>'s C++
+/// The native backend: GEMM, softmax, cross-entropy, plain, fused and decode attention, segment scoring and the temporal-ELBO pass run in <c>ra3_native</c>'s C++
 /// (the same code a native host embeds through <c>ra3.h</c>), on the same aligned host memory
 /// as <see cref="CpuBackend"/>, whose managed kernels serve the remaining ops.
 /// </summary>
@@ -67,6 +67,9 @@ public sealed unsafe class NativeBackend : CpuBackend
 
     private protected override void FlashAttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv) =>
         NativeMethods.Check(NativeMethods.FlashAttentionBackward(q.Shape[0], q.Shape[1], q.Shape[2], k.Shape[2], q.Shape[3], F(q), F(k), F(v), lengths is null ? null : I(lengths), F(output), F(lse), F(dOutput), F(dq), F(dk), F(dv)));
+
+    private protected override void AttentionDecodeCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output) =>
+        NativeMethods.Check(NativeMethods.AttentionDecode(q.Shape[0], kCache.Shape[1], q.Shape[1], kCache.Shape[2], q.Shape[2], F(q), F(kNew), F(vNew), F(kCache), F(vCache), I(lengths), F(output)));
 
     private protected override void SegmentScoresCore(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor scores, Tensor lse) =>
         NativeMethods.Check(NativeMethods.SegmentScoresForward(h.Shape[0], h.Shape[1], h.Shape[2], w.Shape[0], scores.Shape[1], F(h), F(w), I(targets), I(lineIds), F(scores), F(lse)));
