@@ -117,9 +117,9 @@ public sealed class ElboTests(string backendName) : IDisposable
             var rp = T(pt[(i * t)..((i + 1) * t)], [t], requiresGrad: true);
             var z = Recursion(rs, rp, pa, lengths[i], t, maxSpan);
             z.backward();
-            // Posteriors are exp(F + B − log Z) of float32 log-weights of size ~2T: their relative
-            // error grows with T (1e-4 at T ≤ 64, about 2e-3 at T = 512); log Z stays within 1e-5.
-            double tolerance = t <= 64 ? 1e-4 : 5e-3;
+            // The kernels keep F and B per line relative to their maxima (offsets in double); without
+            // that, float32 cancellation in exp(F + B − log Z) cost 2e-3 at T = 512.
+            const double tolerance = 1e-5;
             Close(r.LogZ[i], z.item<double>(), $"log Z {i}", 1e-5);
             Close(Array.ConvertAll(r.Marginals[(i * (t + 1) * t)..((i + 1) * (t + 1) * t)], x => (float)x), rs.grad!, $"line marginals {i}", tolerance);
             Close(Array.ConvertAll(r.Think[(i * t)..((i + 1) * t)], x => (float)x), rp.grad!, $"think posterior {i}", tolerance);

@@ -35,9 +35,22 @@ struct Trace {
         for (int64_t j = 0; j <= T; ++j) f[j * T] = j == 0 ? act : j == 1 ? pt[0] : kNegInf;
     }
 
-    // F; with viterbi, max instead of logsumexp and back-pointers in bp.
-    void forward(float* f, bool viterbi, int32_t* bp) const {
+    // Subtracts the maximum of column t (states j <= count - 1) and returns it (0 when all are -inf).
+    double normalise(float* x, int64_t t, int64_t count) const {
+        float m = kNegInf;
+        for (int64_t j = 0; j < count; ++j) m = std::max(m, x[j * T + t]);
+        if (m == kNegInf) return 0.0;
+        for (int64_t j = 0; j < count; ++j) x[j * T + t] -= m;
+        return m;
+    }
+
+    // F; with viterbi, max instead of logsumexp and back-pointers in bp. For log Z, each column is
+    // stored minus its maximum and the running sum of the maxima goes to off[t] (double), so the
+    // posteriors exp(F + B - log Z) never cancel two large numbers in float.
+    void forward(float* f, bool viterbi, int32_t* bp, double* off) const {
         start(f);
+        double offset = viterbi ? 0.0 : normalise(f, 0, 2);
+        if (!viterbi) off[0] = offset;
         for (int64_t t = 1; t < n; ++t) {
             float m = kNegInf;
             int32_t arg = 0;
@@ -54,6 +67,7 @@ struct Trace {
             float into = viterbi ? m : (sum > 0.0 ? m + static_cast<float>(std::log(sum)) : kNegInf);
             f[(t + 1) * T + t] = into + pt[t];
             if (viterbi) bp[t] = arg;
+            else off[t] = (offset += normalise(f, t, t + 2));
         }
     }
 
@@ -71,8 +85,10 @@ struct Trace {
         return m + static_cast<float>(std::log(sum));
     }
 
-    void backward(float* b) const {
+    void backward(float* b, double* off) const {
         for (int64_t j = 0; j <= n; ++j) b[j * T + n - 1] = live(j, n - 1) ? s(j, n - 1) : kNegInf;
+        double offset = normalise(b, n - 1, n + 1);
+        off[n - 1] = offset;
         for (int64_t t = n - 2; t >= 0; --t) {
             const float think = pt[t + 1] + b[(t + 2) * T + t + 1];
             for (int64_t j = 0; j <= t + 1; ++j) {
@@ -81,6 +97,7 @@ struct Trace {
                 const float m = stay > think ? stay : think, lo = stay > think ? think : stay;
                 b[j * T + t] = m == kNegInf ? kNegInf : s(j, t) + m + std::log1p(std::exp(lo - m));  // logaddexp
             }
+            off[t] = (offset += normalise(b, t, t + 2));
         }
     }
 };
@@ -112,15 +129,17 @@ RA3_API ra3_status ra3_elbo_forward_backward_f32(int32_t batch, int32_t t, const
             const Trace tr{seg + b * table, prior_think + static_cast<int64_t>(b) * t, t, lengths[b], prior_act, max_span};
             float* f = line_marginals + b * table;
             float* back = scratch.data() + b * table;
-            tr.forward(f, false, nullptr);
-            const float z = tr.finish(f, false, nullptr);
-            tr.backward(back);
-            log_z[b] = z;
+            std::vector<double> off_f(t), off_b(t);
+            tr.forward(f, false, nullptr, off_f.data());
+            const double z = off_f[tr.n - 1] + tr.finish(f, false, nullptr);
+            tr.backward(back, off_b.data());
+            log_z[b] = static_cast<float>(z);
             float* post = think_posterior + static_cast<int64_t>(b) * t;
             for (int64_t ti = 0; ti < t; ++ti) {
+                const float shift = ti < tr.n ? static_cast<float>(off_f[ti] + off_b[ti] - z) : 0.0f;
                 for (int64_t j = 0; j <= t; ++j) {
                     const int64_t i = j * t + ti;
-                    f[i] = ti < tr.n && tr.live(j, ti) ? std::exp(f[i] + back[i] - z) : 0.0f;
+                    f[i] = ti < tr.n && tr.live(j, ti) ? std::exp(f[i] + back[i] + shift) : 0.0f;
                 }
                 post[ti] = ti < tr.n ? f[(ti + 1) * t + ti] : 0.0f;
             }
@@ -139,7 +158,7 @@ RA3_API ra3_status ra3_elbo_viterbi_f32(int32_t batch, int32_t t, const float* s
         for (int32_t b = 0; b < batch; ++b) {
             const Trace tr{seg + b * table, prior_think + static_cast<int64_t>(b) * t, t, lengths[b], prior_act, max_span};
             int32_t* line = abstraction + static_cast<int64_t>(b) * t;
-            tr.forward(scratch.data() + b * table, true, line);
+            tr.forward(scratch.data() + b * table, true, line, nullptr);
             int32_t state = 0;
             best_score[b] = tr.finish(scratch.data() + b * table, true, &state);
             for (int64_t ti = tr.n; ti < t; ++ti) line[ti] = -1;

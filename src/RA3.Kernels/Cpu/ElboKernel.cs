@@ -59,19 +59,24 @@ internal static unsafe class ElboKernel
                 return;
             }
 
-            float z = Forward(segT, pt, n, w, f, max: false, null);
-            Backward(segT, pt, n, w, back);
-            LogZ[b] = z;
+            Span<double> offsets = T <= 2048 ? stackalloc double[2 * T] : new double[2 * T];
+            var fOffset = offsets[..T];
+            var bOffset = offsets[T..];
+            double z = Forward(segT, pt, n, w, f, max: false, null, fOffset);
+            Backward(segT, pt, n, w, back, bOffset);
+            LogZ[b] = (float)z;
             float* marg = Marginals + (b * table), post = ThinkPosterior + ((long)b * T);
             new Span<float>(marg, (int)table).Clear();
             new Span<float>(post, T).Clear();
-            var zv = new Vector<float>(z);
             for (int t = 0; t < n; t++)
             {
+                // F and B rows are stored relative to their line's offsets (kept in double), so the
+                // exponent is a small number computed without cancelling two large ones.
+                var shift = new Vector<float>((float)(fOffset[t] + bOffset[t] - z));
                 float* fr = f + ((long)t * w), br = back + ((long)t * w);
                 for (int j = 0; j < Lanes(t + 2); j += Vector<float>.Count)
                 {
-                    var p = Vector.Exp(new Vector<float>(new ReadOnlySpan<float>(fr + j, Vector<float>.Count)) + new Vector<float>(new ReadOnlySpan<float>(br + j, Vector<float>.Count)) - zv);
+                    var p = Vector.Exp(new Vector<float>(new ReadOnlySpan<float>(fr + j, Vector<float>.Count)) + new Vector<float>(new ReadOnlySpan<float>(br + j, Vector<float>.Count)) + shift);
                     p.CopyTo(new Span<float>(fr + j, Vector<float>.Count));
                 }
 
@@ -97,11 +102,19 @@ internal static unsafe class ElboKernel
 
         /// <summary>
         /// Fills F and returns log Z (or, with <paramref name="max"/>, the best score, writing the
-        /// arg max of each think transition to <paramref name="pointers"/>).
+        /// arg max of each think transition to <paramref name="pointers"/>). For log Z each row is
+        /// stored minus its maximum, the running sum of those maxima going to <paramref name="offsets"/>
+        /// (in double), so values stay small however long the trace.
         /// </summary>
-        private readonly float Forward(float* segT, float* pt, int n, int w, float* f, bool max, int* pointers)
+        private readonly double Forward(float* segT, float* pt, int n, int w, float* f, bool max, int* pointers, Span<double> offsets)
         {
             Start(pt, w, f);
+            double offset = max ? 0 : Normalise(f, 2, w);
+            if (!max)
+            {
+                offsets[0] = offset;
+            }
+
             var act = new Vector<float>(PriorAct);
             for (int t = 1; t < n; t++)
             {
@@ -145,10 +158,15 @@ internal static unsafe class ElboKernel
                 new Span<float>(cur + 1, Math.Max(0, Math.Min(Lowest(t), t + 1) - 1)).Fill(float.NegativeInfinity);
                 new Span<float>(cur + t + 1, w - t - 1).Fill(float.NegativeInfinity);
                 cur[t + 1] = into + pt[t];
+                if (!max)
+                {
+                    offset += Normalise(cur, t + 2, w);
+                    offsets[t] = offset;
+                }
             }
 
             float* last = f + ((long)(n - 1) * w), sl = segT + ((long)(n - 1) * w);
-            float best = float.NegativeInfinity, sumMax = float.NegativeInfinity;
+            float sumMax = float.NegativeInfinity;
             for (int j = 0; j <= n; j++)
             {
                 sumMax = MathF.Max(sumMax, last[j] + sl[j]);
@@ -165,16 +183,38 @@ internal static unsafe class ElboKernel
                 sum += MathF.Exp(last[j] + sl[j] - sumMax);
             }
 
-            best = sumMax + (float)Math.Log(sum);
-            return best;
+            return offset + sumMax + Math.Log(sum);
         }
 
-        /// <summary>B[t, j] = seg[j, t] + logaddexp(log α + B[t+1, j], prior_think[t+1] + B[t+1, t+2]), vectorised over j.</summary>
-        private readonly void Backward(float* segT, float* pt, int n, int w, float* back)
+        /// <summary>Subtracts the maximum of row[0..count) from the row (when finite) and returns it (0 otherwise).</summary>
+        private static double Normalise(float* row, int count, int w)
+        {
+            float m = Simd.Max(new ReadOnlySpan<float>(row, count));
+            if (m == float.NegativeInfinity)
+            {
+                return 0;
+            }
+
+            var mv = new Vector<float>(m);
+            for (int j = 0; j < w; j += Vector<float>.Count)
+            {
+                (new Vector<float>(new ReadOnlySpan<float>(row + j, Vector<float>.Count)) - mv).CopyTo(new Span<float>(row + j, Vector<float>.Count));
+            }
+
+            return m;
+        }
+
+        /// <summary>
+        /// B[t, j] = seg[j, t] + logaddexp(log α + B[t+1, j], prior_think[t+1] + B[t+1, t+2]), vectorised
+        /// over j; rows stored minus their maximum, the running sums of the maxima in <paramref name="offsets"/>.
+        /// </summary>
+        private readonly void Backward(float* segT, float* pt, int n, int w, float* back, Span<double> offsets)
         {
             float* last = back + ((long)(n - 1) * w);
             new Span<float>(segT + ((long)(n - 1) * w), w).CopyTo(new Span<float>(last, w));
             MaskDead(last, n - 1, w);
+            double offset = Normalise(last, n + 1, w);
+            offsets[n - 1] = offset;
             var act = new Vector<float>(PriorAct);
             var negInf = new Vector<float>(float.NegativeInfinity);
             for (int t = n - 2; t >= 0; t--)
@@ -192,6 +232,8 @@ internal static unsafe class ElboKernel
                 }
 
                 MaskDead(cur, t, w);
+                offset += Normalise(cur, t + 2, w);
+                offsets[t] = offset;
             }
         }
 
@@ -205,7 +247,7 @@ internal static unsafe class ElboKernel
         /// <summary>Max-product pass with back-pointers for new abstractions; writes the abstraction per line; returns the best score.</summary>
         private readonly float Decode(float* segT, float* pt, int n, int w, float* f, int* abstraction)
         {
-            float score = Forward(segT, pt, n, w, f, max: true, abstraction);
+            float score = (float)Forward(segT, pt, n, w, f, max: true, abstraction, default);
             float* last = f + ((long)(n - 1) * w), sl = segT + ((long)(n - 1) * w);
             int state = 0;
             for (int j = 0; j <= n; j++)

@@ -17,12 +17,19 @@ internal readonly record struct ElboParams(int T, float PriorAct, int MaxSpan)
 /// </summary>
 internal static class ElboKernels
 {
-    /// <summary>log Z, think posteriors and line marginals of trace b (F is built in the marginals' slot).</summary>
-    public static void ForwardBackward(Index1D b, ArrayView<float> seg, ArrayView<float> pt, ArrayView<int> lengths, ArrayView<float> back, ArrayView<float> logZ, ArrayView<float> post, ArrayView<float> f, ElboParams p)
+    /// <summary>
+    /// log Z, think posteriors and line marginals of trace b (F is built in the marginals' slot).
+    /// Each column of F and B is stored minus its maximum, the running sums of those maxima kept
+    /// in <paramref name="off"/> (double, 2T per trace), so exp(F + B − log Z) is computed from
+    /// small numbers.
+    /// </summary>
+    public static void ForwardBackward(Index1D b, ArrayView<float> seg, ArrayView<float> pt, ArrayView<int> lengths, ArrayView<float> back, ArrayView<float> logZ, ArrayView<float> post, ArrayView<float> f, ArrayView<double> off, ElboParams p)
     {
         int t1 = p.T, n = lengths[b];
-        long o = (long)(int)b * (t1 + 1) * t1, po = (long)(int)b * t1;
+        long o = (long)(int)b * (t1 + 1) * t1, po = (long)(int)b * t1, oo = (long)(int)b * 2 * t1;
         Start(f, pt, o, po, p);
+        double offset = Normalise(f, o, 0, 2, t1);
+        off[oo] = offset;
         for (int t = 1; t < n; t++)
         {
             float m = float.NegativeInfinity;
@@ -45,13 +52,18 @@ internal static class ElboKernels
             }
 
             f[o + ((long)(t + 1) * t1) + t] = (sum > 0f ? m + XMath.Log(sum) : float.NegativeInfinity) + pt[po + t];
+            offset += Normalise(f, o, t, t + 2, t1);
+            off[oo + t] = offset;
         }
 
-        float z = End(seg, f, o, n, t1, false, out _);
+        double z = off[oo + n - 1] + End(seg, f, o, n, t1, false, out _);
         for (int j = 0; j <= t1; j++)
         {
             back[o + ((long)j * t1) + n - 1] = p.Live(j, n - 1) ? seg[o + ((long)j * t1) + n - 1] : float.NegativeInfinity;
         }
+
+        offset = Normalise(back, o, n - 1, n + 1, t1);
+        off[oo + t1 + n - 1] = offset;
 
         for (int t = n - 2; t >= 0; t--)
         {
@@ -63,15 +75,19 @@ internal static class ElboKernels
                 float m = XMath.Max(stay, think);
                 back[i + t] = !p.Live(j, t) || m == float.NegativeInfinity ? float.NegativeInfinity : seg[i + t] + m + XMath.Log(XMath.Exp(stay - m) + XMath.Exp(think - m));
             }
+
+            offset += Normalise(back, o, t, t + 2, t1);
+            off[oo + t1 + t] = offset;
         }
 
-        logZ[b] = z;
+        logZ[b] = (float)z;
         for (int t = 0; t < t1; t++)
         {
+            float shift = t < n ? (float)(off[oo + t] + off[oo + t1 + t] - z) : 0f;
             for (int j = 0; j <= t1; j++)
             {
                 long i = o + ((long)j * t1) + t;
-                f[i] = t < n && p.Live(j, t) ? XMath.Exp(f[i] + back[i] - z) : 0f;
+                f[i] = t < n && p.Live(j, t) ? XMath.Exp(f[i] + back[i] + shift) : 0f;
             }
 
             post[po + t] = t < n ? f[o + ((long)(t + 1) * t1) + t] : 0f;
@@ -120,6 +136,28 @@ internal static class ElboKernels
                 state = pointer;
             }
         }
+    }
+
+    /// <summary>Subtracts the maximum of column t over states j &lt; count and returns it (0 when all are −∞).</summary>
+    private static double Normalise(ArrayView<float> x, long o, int t, int count, int t1)
+    {
+        float m = float.NegativeInfinity;
+        for (int j = 0; j < count; j++)
+        {
+            m = XMath.Max(m, x[o + ((long)j * t1) + t]);
+        }
+
+        if (m == float.NegativeInfinity)
+        {
+            return 0.0;
+        }
+
+        for (int j = 0; j < count; j++)
+        {
+            x[o + ((long)j * t1) + t] -= m;
+        }
+
+        return m;
     }
 
     private static void Start(ArrayView<float> f, ArrayView<float> pt, long o, long po, ElboParams p)

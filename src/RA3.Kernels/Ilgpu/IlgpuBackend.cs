@@ -39,7 +39,7 @@ public sealed class IlgpuBackend : Backend
     private readonly Action<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, DecodeDims> decodeAppend;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, DecodeDims> decodeAttend;
     private readonly Action<Index2D, ArrayView<float>, int, int, ArrayView<float>, int, int> copyColumns;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ElboParams> elbo;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<double>, ElboParams> elbo;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ElboParams> viterbi;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, SegmentDims> segForward;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, SegmentDims> segFinish;
@@ -91,7 +91,7 @@ public sealed class IlgpuBackend : Backend
         decodeAppend = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, DecodeDims>(DecodeAttentionKernels.Append);
         decodeAttend = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, DecodeDims>(DecodeAttentionKernels.Attend);
         copyColumns = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, int, int, ArrayView<float>, int, int>(DecodeAttentionKernels.CopyColumns);
-        elbo = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ElboParams>(ElboKernels.ForwardBackward);
+        elbo = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<double>, ElboParams>(ElboKernels.ForwardBackward);
         viterbi = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ElboParams>(ElboKernels.Viterbi);
         segForward = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, SegmentDims>(SegmentKernels.ChunkForward);
         segFinish = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, SegmentDims>(SegmentKernels.Finish);
@@ -292,7 +292,7 @@ public sealed class IlgpuBackend : Backend
         segBackward(logits.Shape[0], F(logits), I(targets), I(lineIds), F(lse), F(dScores), new SegmentDims(logits.Shape[1], c0, r0, tokensPerSequence, lines, 0));
 
     private protected override void ElboForwardBackwardCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor logZ, Tensor thinkPosterior, Tensor lineMarginals) =>
-        elbo(seg.Shape[0], F(seg), F(priorThink), I(lengths), Scratch(N(seg)), F(logZ), F(thinkPosterior), F(lineMarginals), new ElboParams(seg.Shape[2], priorAct, maxSpan));
+        elbo(seg.Shape[0], F(seg), F(priorThink), I(lengths), Scratch(N(seg)), F(logZ), F(thinkPosterior), F(lineMarginals), Partials(2 * seg.Shape[0] * seg.Shape[2]), new ElboParams(seg.Shape[2], priorAct, maxSpan));
 
     private protected override void ElboViterbiCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor bestScore, Tensor abstraction) =>
         viterbi(seg.Shape[0], F(seg), F(priorThink), I(lengths), Scratch(N(seg)), F(bestScore), I(abstraction), new ElboParams(seg.Shape[2], priorAct, maxSpan));
@@ -333,13 +333,7 @@ public sealed class IlgpuBackend : Backend
             return 0;
         }
 
-        if (partials is null || partials.Length < chunks)
-        {
-            partials?.Dispose();
-            partials = acc.Allocate1D<double>(chunks);
-        }
-
-        var view = partials.View.SubView(0, chunks);
+        var view = Partials(chunks);
         sumSquares(chunks, F(x), view, chunk);
         acc.Synchronize();
         double sum = 0;
@@ -391,6 +385,18 @@ public sealed class IlgpuBackend : Backend
 
     /// <summary>Validates ids on the host (a small device-to-host copy) so every backend rejects bad ids alike.</summary>
     private static void CheckIds(Tensor ids, int lo, int hi, string name) => ShapeCheck.Ids(ids.ToInt32Array(), lo, hi, name, ids.Shape);
+
+    /// <summary>Reusable double scratch of at least <paramref name="count"/> elements (sum-of-squares partials, ELBO offsets).</summary>
+    private ArrayView1D<double, Stride1D.Dense> Partials(int count)
+    {
+        if (partials is null || partials.Length < count)
+        {
+            partials?.Dispose();
+            partials = acc.Allocate1D<double>(count);
+        }
+
+        return partials.View.SubView(0, count);
+    }
 
     private ArrayView<float> Scratch(int floats)
     {
