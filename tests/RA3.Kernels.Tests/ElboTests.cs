@@ -14,25 +14,8 @@ namespace RA3.Kernels.Tests;
 /// segmentation), and the same recursion written with TorchSharp float64 ops whose autograd
 /// gradients must equal our marginals — with ragged lengths, span limits and −∞ entries.
 /// </summary>
-[TestFixtureSource(typeof(Backends), nameof(Backends.Names))]
-public sealed class ElboTests(string backendName) : IDisposable
+public sealed class ElboTests(string backendName) : KernelTest(backendName)
 {
-    private readonly List<KTensor> owned = [];
-    private Backend b = null!;
-
-    [OneTimeSetUp]
-    public void Open() => b = Backends.Create(backendName);
-
-    [OneTimeTearDown]
-    public void Dispose() => b?.Dispose();
-
-    [TearDown]
-    public void FreeTensors()
-    {
-        owned.ForEach(t => t.Dispose());
-        owned.Clear();
-    }
-
     [Test]
     public void OneLineByHand()
     {
@@ -209,22 +192,13 @@ public sealed class ElboTests(string backendName) : IDisposable
     private (double[] LogZ, double[] Think, double[] Marginals, double[] Best, int[] Abstraction) Run(float[] seg, float[] pt, float priorAct, int[] lengths, int t, int maxSpan)
     {
         int batch = lengths.Length;
-        KTensor Up(float[] data, params int[] shape)
-        {
-            var x = b.FromArray(data, shape);
-            owned.Add(x);
-            return x;
-        }
-
         var ks = Up(seg, batch, t + 1, t);
         var kp = Up(pt, batch, t);
-        var kl = b.FromArray(lengths, batch);
-        owned.Add(kl);
+        var kl = Ints(lengths, batch);
         KTensor z = Up(Random(batch), batch), post = Up(Random(batch * t), batch, t), marg = Up(Random(seg.Length), batch, t + 1, t), best = Up(Random(batch), batch);
-        var path = b.FromArray(new int[batch * t], batch, t);
-        owned.Add(path);
-        b.ElboForwardBackward(ks, kp, priorAct, kl, maxSpan, z, post, marg);
-        b.ElboViterbi(ks, kp, priorAct, kl, maxSpan, best, path);
+        var path = Ints(new int[batch * t], batch, t);
+        B.ElboForwardBackward(ks, kp, priorAct, kl, maxSpan, z, post, marg);
+        B.ElboViterbi(ks, kp, priorAct, kl, maxSpan, best, path);
         static double[] D(KTensor x) => [.. x.ToFloatArray().Select(v => (double)v)];
         return (D(z), D(post), D(marg), D(best), path.ToInt32Array());
     }

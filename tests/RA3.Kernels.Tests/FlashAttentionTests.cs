@@ -13,25 +13,8 @@ namespace RA3.Kernels.Tests;
 /// padding by per-sequence lengths (padded rows output 0 and pass no gradient); gradient
 /// buffers start random, so accumulation is checked.
 /// </summary>
-[TestFixtureSource(typeof(Backends), nameof(Backends.Names))]
-public sealed class FlashAttentionTests(string backendName) : IDisposable
+public sealed class FlashAttentionTests(string backendName) : KernelTest(backendName)
 {
-    private readonly List<KTensor> owned = [];
-    private Backend b = null!;
-
-    [OneTimeSetUp]
-    public void Open() => b = Backends.Create(backendName);
-
-    [OneTimeTearDown]
-    public void Dispose() => b?.Dispose();
-
-    [TearDown]
-    public void FreeTensors()
-    {
-        owned.ForEach(t => t.Dispose());
-        owned.Clear();
-    }
-
     [TestCase(2, 17, 4, 2, 32, false)]
     [TestCase(1, 150, 2, 1, 64, true)]
     [TestCase(2, 9, 3, 3, 128, true)]
@@ -53,17 +36,12 @@ public sealed class FlashAttentionTests(string backendName) : IDisposable
 
         KTensor kq = Up(q, batch, t, hq, d), kk = Up(k, batch, t, hkv, d), kv = Up(v, batch, t, hkv, d);
         KTensor output = Up(Random(q.Length), batch, t, hq, d), lse = Up(Random(batch * hq * t), batch, hq, t);
-        KTensor? lens = padded ? b.FromArray(lengths, batch) : null;
-        if (lens is not null)
-        {
-            owned.Add(lens);
-        }
-
-        b.FlashAttention(kq, kk, kv, lens, output, lse);
+        KTensor? lens = padded ? Ints(lengths, batch) : null;
+        B.FlashAttention(kq, kk, kv, lens, output, lse);
         Close(output, want, "output");
         Close(lse, scoresRef.logsumexp(-1) * mask.reshape(batch, 1, t), "lse");
         KTensor dq = Up(dq0, batch, t, hq, d), dk = Up(dk0, batch, t, hkv, d), dv = Up(dv0, batch, t, hkv, d);
-        b.FlashAttentionBackward(kq, kk, kv, lens, output, lse, Up(dout, batch, t, hq, d), dq, dk, dv);
+        B.FlashAttentionBackward(kq, kk, kv, lens, output, lse, Up(dout, batch, t, hq, d), dq, dk, dv);
         Close(dq, T(dq0, [batch, t, hq, d]) + rq.grad!, "dq");
         Close(dk, T(dk0, [batch, t, hkv, d]) + rk.grad!, "dk");
         Close(dv, T(dv0, [batch, t, hkv, d]) + rv.grad!, "dv");
@@ -73,16 +51,9 @@ public sealed class FlashAttentionTests(string backendName) : IDisposable
     public void LengthBeyondTIsNamed()
     {
         var q = Up(Random(2 * 3 * 2 * 4), 2, 3, 2, 4);
-        var lens = b.FromArray(new[] { 3, 4 }, 2);
-        owned.Add(lens);
-        var ex = Assert.Throws<ArgumentException>(() => b.FlashAttention(q, q, q, lens, Up(Random(q.Count), 2, 3, 2, 4), Up(Random(12), 2, 2, 3)));
+        var lens = Ints([3, 4], 2);
+        var ex = Assert.Throws<ArgumentException>(() => B.FlashAttention(q, q, q, lens, Up(Random(q.Count), 2, 3, 2, 4), Up(Random(12), 2, 2, 3)));
         Assert.That(ex!.Message, Does.Contain("lengths[1] = 4"));
     }
 
-    private KTensor Up(float[] data, params int[] shape)
-    {
-        var t = b.FromArray(data, shape);
-        owned.Add(t);
-        return t;
-    }
 }

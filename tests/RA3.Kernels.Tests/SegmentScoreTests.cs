@@ -12,25 +12,8 @@ namespace RA3.Kernels.Tests;
 /// gather, index_add, autograd): several row blocks and vocabulary chunks with ragged edges,
 /// padding tokens, empty lines and a fully padded sequence; gradient buffers start random.
 /// </summary>
-[TestFixtureSource(typeof(Backends), nameof(Backends.Names))]
-public sealed class SegmentScoreTests(string backendName) : IDisposable
+public sealed class SegmentScoreTests(string backendName) : KernelTest(backendName)
 {
-    private readonly List<KTensor> owned = [];
-    private Backend b = null!;
-
-    [OneTimeSetUp]
-    public void Open() => b = Backends.Create(backendName);
-
-    [OneTimeTearDown]
-    public void Dispose() => b?.Dispose();
-
-    [TearDown]
-    public void FreeTensors()
-    {
-        owned.ForEach(t => t.Dispose());
-        owned.Clear();
-    }
-
     [TestCase(3, 7, 19, 5003, 4)]
     [TestCase(5, 61, 33, 2100, 9)]
     [TestCase(2, 4, 8, 13, 1)]
@@ -52,17 +35,15 @@ public sealed class SegmentScoreTests(string backendName) : IDisposable
         want.backward([T(dScores, [n, lines])]);
 
         KTensor kh = Up(h, n, l, d), kw = Up(w, v, d), scores = Up(Random(n * lines), n, lines), lse = Up(Random(n * l), n, l);
-        var kt = b.FromArray(targets, n, l);
-        var kl = b.FromArray(lineIds, n, l);
-        owned.Add(kt);
-        owned.Add(kl);
-        b.SegmentScores(kh, kw, kt, kl, scores, lse);
+        var kt = Ints(targets, n, l);
+        var kl = Ints(lineIds, n, l);
+        B.SegmentScores(kh, kw, kt, kl, scores, lse);
         Close(scores, want, "scores");
         Close(lse, matmul(rh, rw.t()).logsumexp(-1), "lse");
 
         float[] dh0 = Random(h.Length), dw0 = Random(w.Length);
         KTensor dh = Up(dh0, n, l, d), dw = Up(dw0, v, d);
-        b.SegmentScoresBackward(kh, kw, kt, kl, lse, Up(dScores, n, lines), dh, dw);
+        B.SegmentScoresBackward(kh, kw, kt, kl, lse, Up(dScores, n, lines), dh, dw);
         Close(dh, T(dh0, [n, l, d]) + rh.grad!, "dH");
         Close(dw, T(dw0, [v, d]) + rw.grad!, "dW");
     }
@@ -70,21 +51,9 @@ public sealed class SegmentScoreTests(string backendName) : IDisposable
     [Test]
     public void TargetOutsideTheVocabularyIsNamed()
     {
-        var ex = Assert.Throws<ArgumentException>(() => b.SegmentScores(Up(Random(2 * 3), 1, 2, 3), Up(Random(5 * 3), 5, 3), Ints([1, 7], 1, 2), Ints([0, 0], 1, 2), Up(Random(1), 1, 1), Up(Random(2), 1, 2)));
+        var ex = Assert.Throws<ArgumentException>(() => B.SegmentScores(Up(Random(2 * 3), 1, 2, 3), Up(Random(5 * 3), 5, 3), Ints([1, 7], 1, 2), Ints([0, 0], 1, 2), Up(Random(1), 1, 1), Up(Random(2), 1, 2)));
         Assert.That(ex!.Message, Does.Contain("targets[1] = 7"));
     }
 
-    private KTensor Ints(int[] data, params int[] shape)
-    {
-        var t = b.FromArray(data, shape);
-        owned.Add(t);
-        return t;
-    }
 
-    private KTensor Up(float[] data, params int[] shape)
-    {
-        var t = b.FromArray(data, shape);
-        owned.Add(t);
-        return t;
-    }
 }

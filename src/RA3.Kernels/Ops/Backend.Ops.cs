@@ -484,33 +484,15 @@ public abstract partial class Backend
 
     private void AttentionArgs(Tensor q, Tensor k, Tensor v, Tensor probs)
     {
-        Own(q, nameof(q));
-        Own(k, nameof(k));
-        Own(v, nameof(v));
+        var (b, t, hq) = AttentionShapes(q, k, v, "attention");
         Own(probs, nameof(probs));
-        ShapeCheck.Rank(q, 4, nameof(q), "[B, T, Hq, D]");
-        ShapeCheck.Rank(k, 4, nameof(k), "[B, T, Hkv, D]");
-        ShapeCheck.Same(k, nameof(k), v, nameof(v));
-        int b = q.Shape[0], t = q.Shape[1], hq = q.Shape[2], d = q.Shape[3], hkv = k.Shape[2];
-        ShapeCheck.Require(
-            k.Shape[0] == b && k.Shape[1] == t && k.Shape[3] == d && hkv > 0 && hq % hkv == 0,
-            $"attention: q {q.Shape} and k {k.Shape} must agree on B, T, D, with Hq a multiple of Hkv");
         ShapeCheck.Is(probs, nameof(probs), b, hq, t, t);
     }
 
     private void FlashArgs(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor lse)
     {
-        Own(q, nameof(q));
-        Own(k, nameof(k));
-        Own(v, nameof(v));
+        var (b, t, hq) = AttentionShapes(q, k, v, "flash attention");
         Own(lse, nameof(lse));
-        ShapeCheck.Rank(q, 4, nameof(q), "[B, T, Hq, D]");
-        ShapeCheck.Rank(k, 4, nameof(k), "[B, T, Hkv, D]");
-        ShapeCheck.Same(k, nameof(k), v, nameof(v));
-        int b = q.Shape[0], t = q.Shape[1], hq = q.Shape[2], d = q.Shape[3], hkv = k.Shape[2];
-        ShapeCheck.Require(
-            k.Shape[0] == b && k.Shape[1] == t && k.Shape[3] == d && hkv > 0 && hq % hkv == 0,
-            $"flash attention: q {q.Shape} and k {k.Shape} must agree on B, T, D, with Hq a multiple of Hkv");
         ShapeCheck.Is(lse, nameof(lse), b, hq, t);
         if (lengths is not null)
         {
@@ -518,6 +500,22 @@ public abstract partial class Backend
             ShapeCheck.Is(lengths, nameof(lengths), b);
             CheckLengths(lengths, t + 1);
         }
+    }
+
+    /// <summary>Checks q [B, T, Hq, D] against k, v [B, T, Hkv, D] (Hq a multiple of Hkv); returns (B, T, Hq).</summary>
+    private (int B, int T, int Hq) AttentionShapes(Tensor q, Tensor k, Tensor v, string op)
+    {
+        Own(q, nameof(q));
+        Own(k, nameof(k));
+        Own(v, nameof(v));
+        ShapeCheck.Rank(q, 4, nameof(q), "[B, T, Hq, D]");
+        ShapeCheck.Rank(k, 4, nameof(k), "[B, T, Hkv, D]");
+        ShapeCheck.Same(k, nameof(k), v, nameof(v));
+        int b = q.Shape[0], t = q.Shape[1], hq = q.Shape[2], d = q.Shape[3], hkv = k.Shape[2];
+        ShapeCheck.Require(
+            k.Shape[0] == b && k.Shape[1] == t && k.Shape[3] == d && hkv > 0 && hq % hkv == 0,
+            $"{op}: q {q.Shape} and k {k.Shape} must agree on B, T, D, with Hq a multiple of Hkv");
+        return (b, t, hq);
     }
 
     private void EmbeddingArgs(Tensor ids, Tensor table, Tensor output, string nameOutput)

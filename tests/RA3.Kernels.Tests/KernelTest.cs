@@ -1,0 +1,48 @@
+using NUnit.Framework;
+using RA3.Kernels.Ops;
+using RA3.Testing;
+using KTensor = RA3.Kernels.Tensors.Tensor;
+
+namespace RA3.Kernels.Tests;
+
+/// <summary>
+/// Base of the kernel test fixtures: one backend per fixture (<see cref="Backends.Names"/>), and
+/// tensors made with <see cref="Up(float[], int[])"/> / <see cref="Ints"/> freed after each test.
+/// </summary>
+[TestFixtureSource(typeof(Backends), nameof(Backends.Names))]
+public abstract class KernelTest(string backendName) : IDisposable
+{
+    private readonly List<KTensor> owned = [];
+
+    /// <summary>The fixture's backend.</summary>
+    protected Backend B { get; private set; } = null!;
+
+    [OneTimeSetUp]
+    public void Open() => B = Backends.Create(backendName);
+
+    [OneTimeTearDown]
+    public void Dispose()
+    {
+        B?.Dispose();
+        GC.SuppressFinalize(this);
+    }
+
+    [TearDown]
+    public void FreeTensors()
+    {
+        owned.ForEach(t => t.Dispose());
+        owned.Clear();
+    }
+
+    /// <summary>A float tensor on the backend holding <paramref name="data"/>, freed after the test.</summary>
+    protected KTensor Up(float[] data, params int[] shape) => Keep(B.FromArray(data, shape));
+
+    /// <summary>An int32 tensor on the backend holding <paramref name="data"/>, freed after the test.</summary>
+    protected KTensor Ints(int[] data, params int[] shape) => Keep(B.FromArray(data, shape));
+
+    private KTensor Keep(KTensor t)
+    {
+        owned.Add(t);
+        return t;
+    }
+}
