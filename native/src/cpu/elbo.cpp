@@ -1,14 +1,19 @@
 // elbo.cpp - the temporal-ELBO forward-backward pass and its Viterbi decode (spec section 4).
 //
-// One trace per OpenMP task. Tables are laid out like seg: X[j, t] at j*T + t, t the 0-based
-// line, j = 0 (no rationale) or the 1-based boundary whose rationale is active. State (t, j)
-// exists for j <= t + 1 and, with a span limit, t + 1 - j < max_span (j >= 1).
-//   F[j, 0]  = log alpha (j = 0), prior_think[0] (j = 1)
-//   F[j, t]  = F[j, t-1] + seg[j, t-1] + log alpha                 (j <= t, stay)
-//   F[t+1,t] = logsumexp_j (F[j, t-1] + seg[j, t-1]) + prior_think[t]   (think)
-//   log Z    = logsumexp_j (F[j, n-1] + seg[j, n-1])
-//   B[j, n-1] = seg[j, n-1];  B[j, t] = seg[j, t] + logaddexp(log alpha + B[j, t+1], prior_think[t+1] + B[t+2, t+1])
-//   marginal[j, t] = exp(F + B - log Z) = d log Z / d seg[j, t];  think posterior[t] = marginal[t+1, t].
+// One trace per OpenMP task. Each trace's seg [t+1, t] is first transposed into rows over
+// abstractions, segT[i][j] (i the 0-based line), so every step of the scan reads and writes
+// contiguous rows: F[i][j] is the log-weight of lines before i with abstraction j active at line i,
+// B[i][j] that of lines i.. given that state. State (i, j) exists for j <= i + 1 and, with a span
+// limit, i + 1 - j < max_span (j >= 1).
+//   F[0][j]  = log alpha (j = 0), prior_think[0] (j = 1)
+//   F[i][j]  = F[i-1][j] + segT[i-1][j] + log alpha                 (j <= i, stay)
+//   F[i][i+1] = logsumexp_j (F[i-1][j] + segT[i-1][j]) + prior_think[i]   (think)
+//   log Z    = logsumexp_j (F[n-1][j] + segT[n-1][j])
+//   B[n-1][j] = segT[n-1][j];  B[i][j] = segT[i][j] + logaddexp(log alpha + B[i+1][j], prior_think[i+1] + B[i+1][i+2])
+//   marginal[j, i] = exp(F + B - log Z) = d log Z / d seg[j, i];  think posterior[i] = marginal[i+1, i].
+// For log Z, every row of F and B is stored minus its maximum, the running sums of those maxima in
+// double, so exp(F + B - log Z) never cancels two large numbers in float (T up to thousands).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -21,83 +26,115 @@ namespace {
 constexpr float kNegInf = -INFINITY;
 
 struct Trace {
-    const float* seg;
-    const float* pt;
-    int64_t T;
+    int64_t T, W;  // lines, row width (T + 2)
     int32_t n;
     float act;
     int32_t span;
+    const float* pt;
+    // Per-thread tables, reused across traces and calls: fresh pages cost a fault each on first touch.
+    std::vector<float>& seg_t;
+    std::vector<float>& f;
+    std::vector<float>& b;
+    std::vector<double>& off_f;
+    std::vector<double>& off_b;
 
-    bool live(int64_t j, int64_t t) const { return j <= t + 1 && (j == 0 || span == 0 || t + 1 - j < span); }
-    float s(int64_t j, int64_t t) const { return seg[j * T + t]; }
-
-    void start(float* f) const {
-        for (int64_t j = 0; j <= T; ++j) f[j * T] = j == 0 ? act : j == 1 ? pt[0] : kNegInf;
+    static std::vector<float>& table(int k) {
+        thread_local std::vector<float> tables[3];
+        return tables[k];
     }
 
-    // Subtracts the maximum of column t (states j <= count - 1) and returns it (0 when all are -inf).
-    double normalise(float* x, int64_t t, int64_t count) const {
+    static std::vector<double>& offsets(int k) {
+        thread_local std::vector<double> sums[2];
+        return sums[k];
+    }
+
+    Trace(const float* seg, const float* prior_think, int64_t t, int32_t length, float prior_act, int32_t max_span)
+        : T(t), W(t + 2), n(length), act(prior_act), span(max_span), pt(prior_think),
+          seg_t(table(0)), f(table(1)), b(table(2)), off_f(offsets(0)), off_b(offsets(1)) {
+        const size_t size = static_cast<size_t>(t * (t + 2));
+        for (auto* x : {&seg_t, &f, &b})
+            if (x->size() < size) x->resize(size);
+        off_f.resize(t);
+        off_b.resize(t);
+        for (int64_t i = 0; i < n; ++i) std::fill(seg_t.begin() + i * W, seg_t.begin() + (i + 1) * W, kNegInf);
+        for (int64_t j = 0; j <= T; ++j)
+            for (int64_t i = std::max<int64_t>(0, j - 1); i < n; ++i) seg_t[i * W + j] = seg[j * T + i];
+    }
+
+    int64_t lowest(int64_t i) const { return span == 0 ? 1 : std::max<int64_t>(1, i + 2 - span); }
+    bool live(int64_t j, int64_t i) const { return j <= i + 1 && (j == 0 || j >= lowest(i)); }
+    float* row(std::vector<float>& x, int64_t i) { return x.data() + i * W; }
+
+    // Subtracts the maximum of row[0..count) (when finite) and returns it.
+    static double normalise(float* r, int64_t count) {
         float m = kNegInf;
-        for (int64_t j = 0; j < count; ++j) m = std::max(m, x[j * T + t]);
+        for (int64_t j = 0; j < count; ++j) m = std::max(m, r[j]);
         if (m == kNegInf) return 0.0;
-        for (int64_t j = 0; j < count; ++j) x[j * T + t] -= m;
+        for (int64_t j = 0; j < count; ++j) r[j] -= m;
         return m;
     }
 
-    // F; with viterbi, max instead of logsumexp and back-pointers in bp. For log Z, each column is
-    // stored minus its maximum and the running sum of the maxima goes to off[t] (double), so the
-    // posteriors exp(F + B - log Z) never cancel two large numbers in float.
-    void forward(float* f, bool viterbi, int32_t* bp, double* off) const {
-        start(f);
-        double offset = viterbi ? 0.0 : normalise(f, 0, 2);
-        if (!viterbi) off[0] = offset;
-        for (int64_t t = 1; t < n; ++t) {
+    // F rows (normalised for log Z); returns log Z, or with viterbi the best score and back-pointers in bp.
+    double forward(bool viterbi, int32_t* bp, int32_t* best_state) {
+        float* f0 = row(f, 0);
+        std::fill(f0, f0 + W, kNegInf);
+        f0[0] = act;
+        f0[1] = pt[0];
+        double offset = viterbi ? 0.0 : normalise(f0, 2);
+        off_f[0] = offset;
+        for (int64_t i = 1; i < n; ++i) {
+            const float* prev = row(f, i - 1);
+            const float* s = row(seg_t, i - 1);
+            float* cur = row(f, i);
             float m = kNegInf;
             int32_t arg = 0;
-            for (int64_t j = 0; j <= t; ++j) {
-                const float e = f[j * T + t - 1] + s(j, t - 1);
-                if (e > m) { m = e; arg = static_cast<int32_t>(j); }
+            for (int64_t j = 0; j <= i; ++j) {
+                cur[j] = prev[j] + s[j];
+                if (cur[j] > m) { m = cur[j]; arg = static_cast<int32_t>(j); }
             }
-            double sum = 0.0;
-            for (int64_t j = 0; j <= t; ++j) {  // states j > t + 1 are never read, so never written
-                const float e = f[j * T + t - 1] + s(j, t - 1);
-                if (!viterbi && m > kNegInf) sum += std::exp(static_cast<double>(e - m));
-                f[j * T + t] = live(j, t) ? e + act : kNegInf;
+            float into = m;
+            if (!viterbi && m > kNegInf) {
+                double sum = 0.0;
+                for (int64_t j = 0; j <= i; ++j) sum += std::exp(cur[j] - m);
+                into = m + static_cast<float>(std::log(sum));
             }
-            float into = viterbi ? m : (sum > 0.0 ? m + static_cast<float>(std::log(sum)) : kNegInf);
-            f[(t + 1) * T + t] = into + pt[t];
-            if (viterbi) bp[t] = arg;
-            else off[t] = (offset += normalise(f, t, t + 2));
+            for (int64_t j = 0; j <= i; ++j) cur[j] = live(j, i) ? cur[j] + act : kNegInf;
+            std::fill(cur + i + 1, cur + W, kNegInf);
+            cur[i + 1] = into + pt[i];
+            if (viterbi) bp[i] = arg;
+            else off_f[i] = (offset += normalise(cur, i + 2));
         }
-    }
-
-    float finish(const float* f, bool viterbi, int32_t* best) const {
+        const float* last = row(f, n - 1);
+        const float* s = row(seg_t, n - 1);
         float m = kNegInf;
         int32_t arg = 0;
-        for (int64_t j = 0; j <= n; ++j) {
-            const float v = f[j * T + n - 1] + s(j, n - 1);
-            if (v > m) { m = v; arg = static_cast<int32_t>(j); }
-        }
-        if (best) *best = arg;
+        for (int64_t j = 0; j <= n; ++j)
+            if (last[j] + s[j] > m) { m = last[j] + s[j]; arg = static_cast<int32_t>(j); }
+        if (best_state) *best_state = arg;
         if (viterbi || m == kNegInf) return m;
         double sum = 0.0;
-        for (int64_t j = 0; j <= n; ++j) sum += std::exp(static_cast<double>(f[j * T + n - 1] + s(j, n - 1) - m));
-        return m + static_cast<float>(std::log(sum));
+        for (int64_t j = 0; j <= n; ++j) sum += std::exp(last[j] + s[j] - m);
+        return offset + m + std::log(sum);
     }
 
-    void backward(float* b, double* off) const {
-        for (int64_t j = 0; j <= n; ++j) b[j * T + n - 1] = live(j, n - 1) ? s(j, n - 1) : kNegInf;
-        double offset = normalise(b, n - 1, n + 1);
-        off[n - 1] = offset;
-        for (int64_t t = n - 2; t >= 0; --t) {
-            const float think = pt[t + 1] + b[(t + 2) * T + t + 1];
-            for (int64_t j = 0; j <= t + 1; ++j) {
-                if (!live(j, t)) { b[j * T + t] = kNegInf; continue; }
-                const float stay = live(j, t + 1) ? act + b[j * T + t + 1] : kNegInf;
-                const float m = stay > think ? stay : think, lo = stay > think ? think : stay;
-                b[j * T + t] = m == kNegInf ? kNegInf : s(j, t) + m + std::log1p(std::exp(lo - m));  // logaddexp
+    void backward() {
+        float* last = row(b, n - 1);
+        const float* sl = row(seg_t, n - 1);
+        for (int64_t j = 0; j < W; ++j) last[j] = j <= n && live(j, n - 1) ? sl[j] : kNegInf;
+        double offset = normalise(last, n + 1);
+        off_b[n - 1] = offset;
+        for (int64_t i = n - 2; i >= 0; --i) {
+            const float* next = row(b, i + 1);
+            const float* s = row(seg_t, i);
+            float* cur = row(b, i);
+            const float think = pt[i + 1] + next[i + 2];
+            for (int64_t j = 0; j <= i + 1; ++j) {
+                const float stay = live(j, i + 1) ? act + next[j] : kNegInf;
+                const float m = std::max(stay, think), lo = std::min(stay, think);
+                cur[j] = !live(j, i) || m == kNegInf ? kNegInf : s[j] + m + std::log1p(std::exp(lo - m));  // logaddexp
             }
-            off[t] = (offset += normalise(b, t, t + 2));
+            std::fill(cur + i + 2, cur + W, kNegInf);
+            off_b[i] = (offset += normalise(cur, i + 2));
         }
     }
 };
@@ -123,25 +160,22 @@ RA3_API ra3_status ra3_elbo_forward_backward_f32(int32_t batch, int32_t t, const
         check(batch, t, max_span, lengths, seg, prior_think);
         ra3::require(batch == 0 || (log_z && think_posterior && line_marginals), "an output is null");
         const int64_t table = static_cast<int64_t>(t + 1) * t;
-        std::vector<float> scratch(static_cast<size_t>(batch) * table);
 #pragma omp parallel for schedule(dynamic, 1)
         for (int32_t b = 0; b < batch; ++b) {
-            const Trace tr{seg + b * table, prior_think + static_cast<int64_t>(b) * t, t, lengths[b], prior_act, max_span};
-            float* f = line_marginals + b * table;
-            float* back = scratch.data() + b * table;
-            std::vector<double> off_f(t), off_b(t);
-            tr.forward(f, false, nullptr, off_f.data());
-            const double z = off_f[tr.n - 1] + tr.finish(f, false, nullptr);
-            tr.backward(back, off_b.data());
+            Trace tr(seg + b * table, prior_think + static_cast<int64_t>(b) * t, t, lengths[b], prior_act, max_span);
+            const double z = tr.forward(false, nullptr, nullptr);
+            tr.backward();
             log_z[b] = static_cast<float>(z);
+            float* marg = line_marginals + b * table;
             float* post = think_posterior + static_cast<int64_t>(b) * t;
-            for (int64_t ti = 0; ti < t; ++ti) {
-                const float shift = ti < tr.n ? static_cast<float>(off_f[ti] + off_b[ti] - z) : 0.0f;
-                for (int64_t j = 0; j <= t; ++j) {
-                    const int64_t i = j * t + ti;
-                    f[i] = ti < tr.n && tr.live(j, ti) ? std::exp(f[i] + back[i] + shift) : 0.0f;
-                }
-                post[ti] = ti < tr.n ? f[(ti + 1) * t + ti] : 0.0f;
+            std::fill(marg, marg + table, 0.0f);
+            std::fill(post, post + t, 0.0f);
+            for (int64_t i = 0; i < tr.n; ++i) {
+                const float shift = static_cast<float>(tr.off_f[i] + tr.off_b[i] - z);
+                const float* fr = tr.row(tr.f, i);
+                const float* br = tr.row(tr.b, i);
+                for (int64_t j = 0; j <= i + 1; ++j) marg[j * t + i] = std::exp(fr[j] + br[j] + shift);
+                post[i] = marg[(i + 1) * t + i];
             }
         }
     });
@@ -153,14 +187,12 @@ RA3_API ra3_status ra3_elbo_viterbi_f32(int32_t batch, int32_t t, const float* s
         check(batch, t, max_span, lengths, seg, prior_think);
         ra3::require(batch == 0 || (best_score && abstraction), "an output is null");
         const int64_t table = static_cast<int64_t>(t + 1) * t;
-        std::vector<float> scratch(static_cast<size_t>(batch) * table);
 #pragma omp parallel for schedule(dynamic, 1)
         for (int32_t b = 0; b < batch; ++b) {
-            const Trace tr{seg + b * table, prior_think + static_cast<int64_t>(b) * t, t, lengths[b], prior_act, max_span};
+            Trace tr(seg + b * table, prior_think + static_cast<int64_t>(b) * t, t, lengths[b], prior_act, max_span);
             int32_t* line = abstraction + static_cast<int64_t>(b) * t;
-            tr.forward(scratch.data() + b * table, true, line, nullptr);
             int32_t state = 0;
-            best_score[b] = tr.finish(scratch.data() + b * table, true, &state);
+            best_score[b] = static_cast<float>(tr.forward(true, line, &state));
             for (int64_t ti = tr.n; ti < t; ++ti) line[ti] = -1;
             for (int64_t ti = tr.n - 1; ti >= 0; --ti) {
                 const int32_t pointer = line[ti];
