@@ -17,7 +17,8 @@ public sealed class Transformer : IDisposable
     private readonly Tensor? invFreq;
     private Block[] blocks;
     private Norm finalNorm;
-    private Linear head;
+    /// <summary>The output head for logits (forward only: its gradient comes from the fused loss in <see cref="Backward"/>).</summary>
+    private readonly Linear head;
 
     /// <summary>A zero-initialised model; load weights or call <see cref="InitializeRandom"/>.</summary>
     public Transformer(Backend backend, ModelConfig config, bool trainable = false)
@@ -33,7 +34,8 @@ public sealed class Transformer : IDisposable
             invFreq = backend.FromArray(config.Rope.InverseFrequencies(config.HeadDim), config.HeadDim / 2);
         }
 
-        (blocks, finalNorm, head) = Bind(null);
+        head = new Linear(Weights[Parameters.Head(config)], null, outIn: true, null, null);
+        (blocks, finalNorm) = Bind(null);
         if (trainable)
         {
             EnableGradients();
@@ -58,7 +60,7 @@ public sealed class Transformer : IDisposable
         if (Gradients is null)
         {
             Gradients = new ParameterStore(Backend, Config);
-            (blocks, finalNorm, head) = Bind(Gradients);
+            (blocks, finalNorm) = Bind(Gradients);
         }
     }
 
@@ -356,7 +358,7 @@ public sealed class Transformer : IDisposable
         b.Add(x.Mid, a.Projection, a.Residual[l + 1]);
     }
 
-    private (Block[] Blocks, Norm Final, Linear Head) Bind(ParameterStore? g)
+    private (Block[] Blocks, Norm Final) Bind(ParameterStore? g)
     {
         var c = Config;
         var w = Weights;
@@ -364,8 +366,6 @@ public sealed class Transformer : IDisposable
         bool gpt2 = c.Family == ModelFamily.Gpt2;
         string final = gpt2 ? "transformer.ln_f" : "model.norm";
         var norm = new Norm(w[final + ".weight"], gpt2 ? w[final + ".bias"] : null, g?[final + ".weight"], gpt2 ? g?[final + ".bias"] : null, rms: !gpt2, c.NormEps);
-        string headName = Parameters.Head(c);
-        var linear = new Linear(w[headName], null, outIn: true, g?[headName], null);
-        return (blockViews, norm, linear);
+        return (blockViews, norm);
     }
 }

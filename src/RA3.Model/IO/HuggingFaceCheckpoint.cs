@@ -52,7 +52,7 @@ public static class HuggingFaceCheckpoint
         var files = OpenWeights(folder);
         try
         {
-            var where = new Dictionary<string, SafeTensorsFile>(StringComparer.Ordinal);
+            var where = new Dictionary<string, (SafeTensorsFile File, string Stored)>(StringComparer.Ordinal);
             foreach (var file in files)
             {
                 file.VerifyChecksum();
@@ -61,7 +61,7 @@ public static class HuggingFaceCheckpoint
                     string name = Canonical(config, t.Name);
                     if (store.Contains(name))
                     {
-                        where[name] = file;
+                        where[name] = (file, t.Name);
                     }
                     else if (!Ignorable(config, name))
                     {
@@ -72,21 +72,12 @@ public static class HuggingFaceCheckpoint
 
             foreach (var spec in store.Specs)
             {
-                if (!where.TryGetValue(spec.Name, out var file))
+                if (!where.TryGetValue(spec.Name, out var found))
                 {
                     throw new InvalidDataException($"{folder}: tensor '{spec.Name}' is missing from the checkpoint");
                 }
 
-                string stored = file.Contains(spec.Name) ? spec.Name : file.Tensors.First(t => Canonical(config, t.Name) == spec.Name).Name;
-                var info = file.Info(stored);
-                if (!info.Shape.SequenceEqual(spec.Shape))
-                {
-                    throw new InvalidDataException($"{file.Path}: tensor '{stored}' has shape [{string.Join(", ", info.Shape)}], the config gives [{string.Join(", ", spec.Shape)}]");
-                }
-
-                var values = new float[spec.Count];
-                file.ReadFloats(stored, values);
-                store[spec.Name].CopyFrom<float>(values);
+                ReadInto(found.File, found.Stored, spec, store[spec.Name]);
             }
         }
         finally
@@ -147,6 +138,18 @@ public static class HuggingFaceCheckpoint
             ["weight_map"] = map,
         };
         AtomicFile.WriteAllText(Path.Combine(folder, IndexFile), index.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    /// <summary>Copies tensor <paramref name="stored"/> of <paramref name="file"/> into <paramref name="destination"/> after checking it has <paramref name="spec"/>'s shape (the error names the file and the tensor).</summary>
+    internal static void ReadInto(SafeTensorsFile file, string stored, ParameterSpec spec, Kernels.Tensors.Tensor destination)
+    {
+        var info = file.Info(stored);
+        if (!info.Shape.SequenceEqual(spec.Shape))
+        {
+            throw new InvalidDataException($"{file.Path}: tensor '{stored}' has shape [{string.Join(", ", info.Shape)}], the config gives [{string.Join(", ", spec.Shape)}]");
+        }
+
+        destination.CopyFrom<float>(file.ReadFloats(stored));
     }
 
     /// <summary>safetensors entries for every tensor of a store (float32, its Hugging Face name).</summary>

@@ -5,15 +5,14 @@ namespace RA3.Model.IO;
 
 /// <summary>What a training run needs besides weights and moments to continue exactly.</summary>
 /// <param name="Step">Optimizer steps taken.</param>
-/// <param name="Rng">The run's random state (<see cref="Model.Rng.State"/>).</param>
-/// <param name="DataPosition">Where the data loader is, in the loader's own text form.</param>
+/// <param name="DataPosition">Where the data loader is, in the loader's own text form (it carries the loader's RNG state).</param>
 /// <param name="Settings">The run's settings (JSON), so a resume can check it continues the same run.</param>
-public sealed record TrainingState(int Step, ulong[] Rng, string DataPosition, string Settings);
+public sealed record TrainingState(int Step, string DataPosition, string Settings);
 
 /// <summary>
 /// Training checkpoints: a folder <c>step-NNNNNNNN</c> under <c>checkpoints/</c> holding a Hugging
 /// Face model (<c>config.json</c>, <c>model.safetensors</c> — loadable by transformers and by
-/// <c>ra3 score</c>) and <c>trainer.safetensors</c> (AdamW moments, step, RNG, data position,
+/// <c>ra3 score</c>) and <c>trainer.safetensors</c> (AdamW moments, step, data position with the loader's RNG,
 /// settings). Files carry SHA-256 checksums; the folder is written under a temporary name and
 /// renamed, then <c>latest</c> is replaced atomically, so a kill at any moment leaves the last
 /// complete checkpoint in place.
@@ -43,7 +42,6 @@ public static class TrainingCheckpoint
         SafeTensorsWriter.Write(Path.Combine(temp, TrainerFile), entries, new Dictionary<string, string>
         {
             ["step"] = state.Step.ToString(CultureInfo.InvariantCulture),
-            ["rng"] = string.Join(",", state.Rng.Select(w => w.ToString("x16", CultureInfo.InvariantCulture))),
             ["data"] = state.DataPosition,
             ["settings"] = state.Settings,
         });
@@ -104,28 +102,12 @@ public static class TrainingCheckpoint
                     throw new InvalidDataException($"{path}: tensor '{name}' is missing");
                 }
 
-                var info = file.Info(name);
-                if (!info.Shape.SequenceEqual(spec.Shape))
-                {
-                    throw new InvalidDataException($"{path}: tensor '{name}' has shape [{string.Join(", ", info.Shape)}], the config gives [{string.Join(", ", spec.Shape)}]");
-                }
-
-                store[spec.Name].CopyFrom<float>(file.ReadFloats(name));
+                HuggingFaceCheckpoint.ReadInto(file, name, spec, store[spec.Name]);
             }
         }
 
         string Field(string key) => file.Metadata.TryGetValue(key, out string? v) ? v : throw new InvalidDataException($"{path}: metadata field '{key}' is missing");
         int step = int.TryParse(Field("step"), NumberStyles.None, CultureInfo.InvariantCulture, out int s) ? s : throw new InvalidDataException($"{path}: metadata field 'step' is not a number");
-        ulong[] rng;
-        try
-        {
-            rng = [.. Field("rng").Split(',').Select(w => ulong.Parse(w, NumberStyles.HexNumber, CultureInfo.InvariantCulture))];
-        }
-        catch (FormatException)
-        {
-            throw new InvalidDataException($"{path}: metadata field 'rng' is not four hex words");
-        }
-
-        return new TrainingState(step, rng, Field("data"), Field("settings"));
+        return new TrainingState(step, Field("data"), Field("settings"));
     }
 }

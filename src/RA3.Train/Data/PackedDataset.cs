@@ -45,7 +45,6 @@ public sealed class PackedDataset
     private readonly int[] validation;
     private readonly Rng rng;
     private int[] order = [];
-    private ulong[] epochRng = [];
 
     /// <summary>Tokenises and packs <paramref name="documents"/>.</summary>
     public PackedDataset(IEnumerable<string> documents, TextTokenizer tokenizer, int sequenceLength, ulong seed)
@@ -127,7 +126,7 @@ public sealed class PackedDataset
 
     private DataPosition NewEpoch(int epoch)
     {
-        epochRng = rng.State;
+        ulong[] epochRng = rng.State;
         order = [.. Enumerable.Range(0, TrainSequences)];
         rng.Shuffle(order.AsSpan());
         return new DataPosition(epoch, 0, epochRng);

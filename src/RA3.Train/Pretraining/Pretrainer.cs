@@ -107,7 +107,7 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
             string extra = string.Empty;
             if (step % s.EvalEvery == 0 || step == s.Steps)
             {
-                validation = Validate(model, dataset, s);
+                validation = ValidationLoss(model, dataset, s);
                 record["val_loss"] = validation;
                 extra = $"  val {validation:F4}";
             }
@@ -117,7 +117,7 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
             if (step % s.SaveEvery == 0 || step == s.Steps || step == stopAt)
             {
                 metrics.Flush();
-                string dir = TrainingCheckpoint.Save(s.Out, model, optimizer, new TrainingState(step, dataset.Position.EpochRng, dataset.Position.ToString(), s.Identity()), s.Keep);
+                string dir = TrainingCheckpoint.Save(s.Out, model, optimizer, new TrainingState(step, dataset.Position.ToString(), s.Identity()), s.Keep);
                 progress.Message($"checkpoint {dir}");
             }
         }
@@ -157,7 +157,7 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
     }
 
     /// <summary>Mean next-token loss over the first validation sequences (the same ones every time).</summary>
-    private static double Validate(Transformer model, PackedDataset data, PretrainSettings s)
+    private static double ValidationLoss(Transformer model, PackedDataset data, PretrainSettings s)
     {
         int count = Math.Min(s.EvalSequences, data.ValidationSequences);
         if (count == 0)

@@ -38,14 +38,6 @@ public static class Scorer
         }
 
         int v = model.Config.VocabSize;
-        foreach (int id in ids)
-        {
-            if (id < 0 || id >= v)
-            {
-                throw new ArgumentException($"token id {id} is outside the model's vocabulary [0, {v})");
-            }
-        }
-
         var logProbs = new float[batch * (time - 1)];
         float[]? logits = keepLogits ? new float[(long)batch * time * v] : null;
         var tokenLogProbs = new float[time];
