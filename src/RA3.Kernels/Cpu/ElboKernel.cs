@@ -119,15 +119,15 @@ internal static unsafe class ElboKernel
             for (int t = 1; t < n; t++)
             {
                 float* prev = f + ((long)(t - 1) * w), s = segT + ((long)(t - 1) * w), cur = f + ((long)t * w);
-                float m = float.NegativeInfinity;
                 int arg = 0, lanes = Lanes(t + 2);
                 for (int j = 0; j < lanes; j += Vector<float>.Count)
                 {
                     // emitted[j] = F[t−1, j] + seg[j, t−1] (−∞ beyond j = t, as both rows are there)
                     var e = new Vector<float>(new ReadOnlySpan<float>(prev + j, Vector<float>.Count)) + new Vector<float>(new ReadOnlySpan<float>(s + j, Vector<float>.Count));
                     e.CopyTo(new Span<float>(cur + j, Vector<float>.Count));
-                    m = MathF.Max(m, Vector.Max(e, new Vector<float>(float.NegativeInfinity)).ToScalarMax());
                 }
+
+                float m = Simd.Max(new ReadOnlySpan<float>(cur, t + 1));
 
                 float into;
                 if (max)
@@ -276,16 +276,5 @@ internal static unsafe class ElboKernel
 
             return score;
         }
-    }
-
-    private static float ToScalarMax(this Vector<float> v)
-    {
-        float m = float.NegativeInfinity;
-        for (int i = 0; i < Vector<float>.Count; i++)
-        {
-            m = MathF.Max(m, v[i]);
-        }
-
-        return m;
     }
 }

@@ -61,8 +61,4 @@ internal static class DecodeAttentionKernels
             output[qi + c] /= sum;
         }
     }
-
-    /// <summary>dst[r, dstColumn + j] = src[r, srcColumn + j]; idx = (r, j).</summary>
-    public static void CopyColumns(Index2D idx, ArrayView<float> src, int srcColumns, int srcColumn, ArrayView<float> dst, int dstColumns, int dstColumn) =>
-        dst[((long)idx.X * dstColumns) + dstColumn + idx.Y] = src[((long)idx.X * srcColumns) + srcColumn + idx.Y];
 }

@@ -90,5 +90,9 @@ internal static class ElementwiseKernels
         dBias[col] += s;
     }
 
+    /// <summary>dst[r, dstColumn + j] = src[r, srcColumn + j]; idx = (r, j).</summary>
+    public static void CopyColumns(Index2D idx, ArrayView<float> src, int srcColumns, int srcColumn, ArrayView<float> dst, int dstColumns, int dstColumn) =>
+        dst[((long)idx.X * dstColumns) + dstColumn + idx.Y] = src[((long)idx.X * srcColumns) + srcColumn + idx.Y];
+
     private static float Sigmoid(float x) => 1f / (1f + XMath.Exp(-x));
 }
