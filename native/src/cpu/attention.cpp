@@ -12,24 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "../guard.h"
+#include "shared.h"
 
 namespace {
-
-struct Dims {
-    int64_t b, t, hq, hkv, d;
-    int64_t q_index(int64_t bi, int64_t ti, int64_t h) const { return ((bi * t + ti) * hq + h) * d; }
-    int64_t kv_index(int64_t bi, int64_t ti, int64_t h) const { return ((bi * t + ti) * hkv + h) * d; }
-    int64_t p_index(int64_t bi, int64_t h, int64_t ti) const { return ((bi * hq + h) * t + ti) * t; }
-};
-
-Dims check(int32_t batch, int32_t t, int32_t hq, int32_t hkv, int32_t d) {
-    ra3::require(batch >= 0 && t >= 0 && hq > 0 && hkv > 0 && d > 0 && hq % hkv == 0,
-                 "expected batch, t >= 0, d > 0 and hq a positive multiple of hkv; got batch=" + std::to_string(batch) +
-                     " t=" + std::to_string(t) + " hq=" + std::to_string(hq) + " hkv=" + std::to_string(hkv) +
-                     " d=" + std::to_string(d));
-    return Dims{batch, t, hq, hkv, d};
-}
 
 inline float dot(const float* a, const float* b, int64_t n) {
     float s = 0.0f;
@@ -45,7 +30,7 @@ RA3_API ra3_status ra3_attention_forward_f32(int32_t batch, int32_t t, int32_t h
                                              const float* q, const float* k, const float* v, float* out,
                                              float* probs) {
     return ra3::guarded("ra3_attention_forward_f32", [&] {
-        const Dims s = check(batch, t, hq, hkv, d);
+        const ra3::AttentionDims s = ra3::check_attention(batch, t, hq, hkv, d);
         ra3::require(batch == 0 || t == 0 || (q && k && v && out && probs), "an argument is null");
         const float scale = 1.0f / std::sqrt(static_cast<float>(d));
         const int64_t group = s.hq / s.hkv;
@@ -82,7 +67,7 @@ RA3_API ra3_status ra3_attention_backward_f32(int32_t batch, int32_t t, int32_t 
                                               const float* q, const float* k, const float* v, const float* probs,
                                               const float* dout, float* dq, float* dk, float* dv) {
     return ra3::guarded("ra3_attention_backward_f32", [&] {
-        const Dims s = check(batch, t, hq, hkv, d);
+        const ra3::AttentionDims s = ra3::check_attention(batch, t, hq, hkv, d);
         ra3::require(batch == 0 || t == 0 || (q && k && v && probs && dout && dq && dk && dv), "an argument is null");
         const float scale = 1.0f / std::sqrt(static_cast<float>(d));
         const int64_t group = s.hq / s.hkv;

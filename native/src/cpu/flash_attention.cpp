@@ -16,37 +16,22 @@
 #include <string>
 #include <vector>
 
-#include "../guard.h"
+#include "shared.h"
 
 namespace {
 
 constexpr int64_t kBlock = 256;
 
-struct Dims {
-    int64_t b, t, hq, hkv, d;
-    int64_t q(int64_t bi, int64_t ti, int64_t h) const { return ((bi * t + ti) * hq + h) * d; }
-    int64_t kv(int64_t bi, int64_t ti, int64_t h) const { return ((bi * t + ti) * hkv + h) * d; }
-};
-
-Dims check(int32_t batch, int32_t t, int32_t hq, int32_t hkv, int32_t d, const int32_t* lengths) {
-    ra3::require(batch >= 0 && t >= 0 && hq > 0 && hkv > 0 && d > 0 && hq % hkv == 0,
-                 "expected batch, t >= 0, d > 0 and hq a positive multiple of hkv; got batch=" + std::to_string(batch) +
-                     " t=" + std::to_string(t) + " hq=" + std::to_string(hq) + " hkv=" + std::to_string(hkv) + " d=" + std::to_string(d));
+ra3::AttentionDims check(int32_t batch, int32_t t, int32_t hq, int32_t hkv, int32_t d, const int32_t* lengths) {
+    const ra3::AttentionDims dims = ra3::check_attention(batch, t, hq, hkv, d);
     for (int32_t b = 0; lengths && b < batch; ++b)
         ra3::require(lengths[b] >= 0 && lengths[b] <= t,
                      "lengths[" + std::to_string(b) + "] = " + std::to_string(lengths[b]) + " is outside [0, " + std::to_string(t) + "]");
-    return Dims{batch, t, hq, hkv, d};
-}
-
-// C [m, n] = alpha * op(A) op(B) + beta * C on contiguous panels (single-threaded inside a task).
-void gemm(int64_t m, int64_t n, int64_t k, bool ta, bool tb, float alpha, const float* a, const float* b, float beta, float* c) {
-    const ra3_status s = ra3_gemm_f32(1, static_cast<int32_t>(m), static_cast<int32_t>(n), static_cast<int32_t>(k), ta, tb, alpha, a,
-                                      0, b, 0, beta, c, 0, nullptr);
-    if (s != RA3_OK) throw std::runtime_error(std::string("gemm failed: ") + ra3_last_error());
+    return dims;
 }
 
 // panel [n, D] = rows 0..n-1 of head h of x [B, T, H, D]
-void gather(const float* x, int64_t heads, const Dims& s, int64_t b, int64_t h, int64_t n, float* panel) {
+void gather(const float* x, int64_t heads, const ra3::AttentionDims& s, int64_t b, int64_t h, int64_t n, float* panel) {
     for (int64_t t = 0; t < n; ++t) std::copy_n(x + ((b * s.t + t) * heads + h) * s.d, s.d, panel + t * s.d);
 }
 
@@ -57,7 +42,7 @@ extern "C" {
 RA3_API ra3_status ra3_flash_attention_forward_f32(int32_t batch, int32_t t, int32_t hq, int32_t hkv, int32_t d, const float* q,
                                                    const float* k, const float* v, const int32_t* lengths, float* out, float* lse) {
     return ra3::guarded("ra3_flash_attention_forward_f32", [&] {
-        const Dims s = check(batch, t, hq, hkv, d, lengths);
+        const ra3::AttentionDims s = check(batch, t, hq, hkv, d, lengths);
         ra3::require(batch == 0 || t == 0 || (q && k && v && out && lse), "an argument is null");
         const float scale = 1.0f / std::sqrt(static_cast<float>(d));
 #pragma omp parallel for schedule(dynamic, 1)
@@ -73,7 +58,7 @@ RA3_API ra3_status ra3_flash_attention_forward_f32(int32_t batch, int32_t t, int
                 std::fill(l.begin() + i0, l.begin() + i0 + br, 0.0f);
                 for (int64_t j0 = 0; j0 < i0 + br; j0 += kBlock) {
                     const int64_t bc = std::min(kBlock, i0 + br - j0);
-                    gemm(br, bc, s.d, false, true, scale, qp.data() + i0 * s.d, kp.data() + j0 * s.d, 0.0f, tile.data());
+                    ra3::gemm(br, bc, s.d, false, true, scale, qp.data() + i0 * s.d, kp.data() + j0 * s.d, 0.0f, tile.data());
                     for (int64_t r = 0; r < br; ++r) {
                         const int64_t i = i0 + r, visible = std::clamp<int64_t>(i - j0 + 1, 0, bc);
                         float* row = tile.data() + r * bc;
@@ -90,11 +75,11 @@ RA3_API ra3_status ra3_flash_attention_forward_f32(int32_t batch, int32_t t, int
                         m[i] = mx;
                         for (int64_t c = 0; c < s.d; ++c) op[i * s.d + c] *= rescale;
                     }
-                    gemm(br, s.d, bc, false, false, 1.0f, tile.data(), vp.data() + j0 * s.d, 1.0f, op.data() + i0 * s.d);
+                    ra3::gemm(br, s.d, bc, false, false, 1.0f, tile.data(), vp.data() + j0 * s.d, 1.0f, op.data() + i0 * s.d);
                 }
             }
             for (int64_t i = 0; i < s.t; ++i) {
-                float* o = out + s.q(b, i, h);
+                float* o = out + s.q_index(b, i, h);
                 const bool real = i < n;
                 for (int64_t c = 0; c < s.d; ++c) o[c] = real ? op[i * s.d + c] / l[i] : 0.0f;
                 lse[(b * s.hq + h) * s.t + i] = real ? m[i] + std::log(l[i]) : 0.0f;
@@ -107,7 +92,7 @@ RA3_API ra3_status ra3_flash_attention_backward_f32(int32_t batch, int32_t t, in
                                                     const float* k, const float* v, const int32_t* lengths, const float* out,
                                                     const float* lse, const float* dout, float* dq, float* dk, float* dv) {
     return ra3::guarded("ra3_flash_attention_backward_f32", [&] {
-        const Dims s = check(batch, t, hq, hkv, d, lengths);
+        const ra3::AttentionDims s = check(batch, t, hq, hkv, d, lengths);
         ra3::require(batch == 0 || t == 0 || (q && k && v && out && lse && dout && dq && dk && dv), "an argument is null");
         const float scale = 1.0f / std::sqrt(static_cast<float>(d));
         const int64_t group = s.hq / s.hkv;
@@ -124,7 +109,7 @@ RA3_API ra3_status ra3_flash_attention_backward_f32(int32_t batch, int32_t t, in
                 gather(dout, s.hq, s, b, h, n, dop.data());
                 std::fill(dqp.begin(), dqp.end(), 0.0f);
                 for (int64_t i = 0; i < n; ++i) {
-                    const float* o = out + s.q(b, i, h);
+                    const float* o = out + s.q_index(b, i, h);
                     float acc = 0.0f;
                     for (int64_t c = 0; c < s.d; ++c) acc += dop[i * s.d + c] * o[c];
                     rowdot[i] = acc;
@@ -134,8 +119,8 @@ RA3_API ra3_status ra3_flash_attention_backward_f32(int32_t batch, int32_t t, in
                     const int64_t br = std::min(kBlock, n - i0);
                     for (int64_t j0 = 0; j0 < i0 + br; j0 += kBlock) {
                         const int64_t bc = std::min(kBlock, i0 + br - j0);
-                        gemm(br, bc, s.d, false, true, scale, qp.data() + i0 * s.d, kp.data() + j0 * s.d, 0.0f, p.data());
-                        gemm(br, bc, s.d, false, true, 1.0f, dop.data() + i0 * s.d, vp.data() + j0 * s.d, 0.0f, ds.data());
+                        ra3::gemm(br, bc, s.d, false, true, scale, qp.data() + i0 * s.d, kp.data() + j0 * s.d, 0.0f, p.data());
+                        ra3::gemm(br, bc, s.d, false, true, 1.0f, dop.data() + i0 * s.d, vp.data() + j0 * s.d, 0.0f, ds.data());
                         for (int64_t r = 0; r < br; ++r) {
                             const int64_t i = i0 + r, visible = std::clamp<int64_t>(i - j0 + 1, 0, bc);
                             for (int64_t j = 0; j < bc; ++j) {
@@ -144,18 +129,18 @@ RA3_API ra3_status ra3_flash_attention_backward_f32(int32_t batch, int32_t t, in
                                 ds[r * bc + j] = j < visible ? scale * pj * (ds[r * bc + j] - rowdot[i]) : 0.0f;
                             }
                         }
-                        gemm(br, s.d, bc, false, false, 1.0f, ds.data(), kp.data() + j0 * s.d, 1.0f, dqp.data() + i0 * s.d);
-                        gemm(bc, s.d, br, true, false, 1.0f, ds.data(), qp.data() + i0 * s.d, 1.0f, dkp.data() + j0 * s.d);
-                        gemm(bc, s.d, br, true, false, 1.0f, p.data(), dop.data() + i0 * s.d, 1.0f, dvp.data() + j0 * s.d);
+                        ra3::gemm(br, s.d, bc, false, false, 1.0f, ds.data(), kp.data() + j0 * s.d, 1.0f, dqp.data() + i0 * s.d);
+                        ra3::gemm(bc, s.d, br, true, false, 1.0f, ds.data(), qp.data() + i0 * s.d, 1.0f, dkp.data() + j0 * s.d);
+                        ra3::gemm(bc, s.d, br, true, false, 1.0f, p.data(), dop.data() + i0 * s.d, 1.0f, dvp.data() + j0 * s.d);
                     }
                 }
                 for (int64_t i = 0; i < n; ++i)
-                    for (int64_t c = 0; c < s.d; ++c) dq[s.q(b, i, h) + c] += dqp[i * s.d + c];
+                    for (int64_t c = 0; c < s.d; ++c) dq[s.q_index(b, i, h) + c] += dqp[i * s.d + c];
             }
             for (int64_t j = 0; j < n; ++j)
                 for (int64_t c = 0; c < s.d; ++c) {
-                    dk[s.kv(b, j, hk) + c] += dkp[j * s.d + c];
-                    dv[s.kv(b, j, hk) + c] += dvp[j * s.d + c];
+                    dk[s.kv_index(b, j, hk) + c] += dkp[j * s.d + c];
+                    dv[s.kv_index(b, j, hk) + c] += dvp[j * s.d + c];
                 }
         }
     });

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "../guard.h"
+#include "shared.h"
 
 namespace {
 
@@ -45,12 +45,6 @@ Problem check(int32_t n, int32_t l, int32_t d, int32_t v, int32_t lines, const f
     return p;
 }
 
-void gemm(int64_t m, int64_t n, int64_t k, bool ta, bool tb, const float* a, const float* b, float beta, float* c) {
-    const ra3_status s = ra3_gemm_f32(1, static_cast<int32_t>(m), static_cast<int32_t>(n), static_cast<int32_t>(k), ta, tb, 1.0f, a, 0,
-                                      b, 0, beta, c, 0, nullptr);
-    if (s != RA3_OK) throw std::runtime_error(std::string("gemm failed: ") + ra3_last_error());
-}
-
 }  // namespace
 
 extern "C" {
@@ -68,7 +62,7 @@ RA3_API ra3_status ra3_segment_scores_forward_f32(int32_t n, int32_t l, int32_t 
             const int64_t rb = std::min(kRows, rows - r0);
             for (int64_t c0 = 0; c0 < p.v; c0 += kVocab) {
                 const int64_t vc = std::min(kVocab, p.v - c0);
-                gemm(rb, vc, p.d, false, true, p.h + r0 * p.d, p.w + c0 * p.d, 0.0f, chunk.data());
+                ra3::gemm(rb, vc, p.d, false, true, 1.0f, p.h + r0 * p.d, p.w + c0 * p.d, 0.0f, chunk.data());
 #pragma omp parallel for schedule(static)
                 for (int64_t r = 0; r < rb; ++r) {
                     const float* x = chunk.data() + r * vc;
@@ -108,7 +102,7 @@ RA3_API ra3_status ra3_segment_scores_backward_f32(int32_t n, int32_t l, int32_t
             const int64_t rb = std::min(kRows, rows - r0);
             for (int64_t c0 = 0; c0 < p.v; c0 += kVocab) {
                 const int64_t vc = std::min(kVocab, p.v - c0);
-                gemm(rb, vc, p.d, false, true, p.h + r0 * p.d, p.w + c0 * p.d, 0.0f, chunk.data());
+                ra3::gemm(rb, vc, p.d, false, true, 1.0f, p.h + r0 * p.d, p.w + c0 * p.d, 0.0f, chunk.data());
 #pragma omp parallel for schedule(static)
                 for (int64_t r = 0; r < rb; ++r) {
                     float* x = chunk.data() + r * vc;
@@ -118,8 +112,8 @@ RA3_API ra3_status ra3_segment_scores_backward_f32(int32_t n, int32_t l, int32_t
                     for (int64_t i = 0; i < vc; ++i) x[i] = g == 0.0f ? 0.0f : -g * std::exp(x[i] - lse[row]);
                     if (g != 0.0f && t >= 0 && t < vc) x[t] += g;
                 }
-                gemm(rb, p.d, vc, false, false, chunk.data(), p.w + c0 * p.d, 1.0f, dh + r0 * p.d);
-                gemm(vc, p.d, rb, true, false, chunk.data(), p.h + r0 * p.d, 1.0f, dw + c0 * p.d);
+                ra3::gemm(rb, p.d, vc, false, false, 1.0f, chunk.data(), p.w + c0 * p.d, 1.0f, dh + r0 * p.d);
+                ra3::gemm(vc, p.d, rb, true, false, 1.0f, chunk.data(), p.h + r0 * p.d, 1.0f, dw + c0 * p.d);
             }
         }
     });
