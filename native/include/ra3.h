@@ -7,6 +7,12 @@
  *    argument and the values that were wrong. No C++ exception and no abort crosses this ABI.
  *  - Tensors are dense, row-major float32 arrays owned by the caller; shapes are given in the
  *    comments as [B, T, H, D] style lists.
+ *  - The ra3_cuda_* functions take device pointers (from ra3_cuda_malloc or any CUDA allocation of
+ *    the current device), enqueue on the calling thread's stream (ra3_cuda_set_stream) and return
+ *    without waiting; a build without CUDA returns RA3_ERR_UNSUPPORTED from each. bf16 tensors are
+ *    passed as uint16_t arrays holding the bf16 bit patterns. Index arrays in device memory
+ *    (lengths, targets, line ids) are not read by the host, so they are not validated: the CPU
+ *    kernels are the place to check untrusted ids.
  *  - Backward kernels ACCUMULATE into their gradient outputs (dx += ...), as llm.c does, so that
  *    a residual stream or a shared weight sums its gradients without extra buffers. Callers
  *    zero the gradient buffers once per step.
@@ -170,6 +176,92 @@ RA3_API ra3_status ra3_elbo_viterbi_f32(int32_t batch, int32_t t, const float* s
                                         const float* prior_think, float prior_act,
                                         const int32_t* lengths, int32_t max_span,
                                         float* best_score, int32_t* abstraction);
+
+/* ---------------------------------------------------------------------------------------------
+ * CUDA (RA3_ERR_UNSUPPORTED when the library was built without a CUDA toolkit)
+ * ------------------------------------------------------------------------------------------- */
+
+/** Name of CUDA device `device` into buffer (NUL-terminated, truncated to capacity). */
+RA3_API ra3_status ra3_cuda_device_name(int32_t device, char* buffer, int32_t capacity);
+
+/** Makes `device` current for this thread and keeps freed pool memory cached (no release to the driver). */
+RA3_API ra3_status ra3_cuda_set_device(int32_t device);
+
+/** The cudaStream_t this thread's ra3_cuda_* calls enqueue on (NULL = the legacy default stream). */
+RA3_API ra3_status ra3_cuda_set_stream(void* stream);
+
+/** Waits for the work enqueued on this thread's stream; reports an asynchronous kernel error. */
+RA3_API ra3_status ra3_cuda_synchronize(void);
+
+/** Device memory from the device's stream-ordered pool (cudaMallocAsync on this thread's stream). */
+RA3_API ra3_status ra3_cuda_malloc(int64_t bytes, void** ptr);
+
+/** Returns memory from ra3_cuda_malloc to the pool, ordered on this thread's stream. */
+RA3_API ra3_status ra3_cuda_free(void* ptr);
+
+/** Copies bytes between any host and device pointers (unified addressing); returns when done. */
+RA3_API ra3_status ra3_cuda_memcpy(void* dst, const void* src, int64_t bytes);
+
+/** Bytes the pool has handed out now and at most since the last reset (reset_peak != 0 resets it to now). */
+RA3_API ra3_status ra3_cuda_pool_usage(int64_t* current, int64_t* peak, int32_t reset_peak);
+
+/** y = bf16(x), round to nearest even, for count elements. */
+RA3_API ra3_status ra3_cuda_f32_to_bf16(int64_t count, const float* x, uint16_t* y);
+
+/** y = float(x) for count bf16 elements. */
+RA3_API ra3_status ra3_cuda_bf16_to_f32(int64_t count, const uint16_t* x, float* y);
+
+/**
+ * bf16 GEMM on the tensor cores (cuBLASLt, f32 accumulation), with ra3_gemm_f32's conventions
+ * (row-major, trans flags, strides in elements, 0 broadcasts), without bias. c is float
+ * (c_is_bf16 = 0) or bf16 (c_is_bf16 != 0).
+ */
+RA3_API ra3_status ra3_cuda_gemm_bf16(int32_t batch, int32_t m, int32_t n, int32_t k, int32_t trans_a,
+                                      int32_t trans_b, float alpha, const uint16_t* a, int64_t stride_a,
+                                      const uint16_t* b, int64_t stride_b, float beta, void* c,
+                                      int32_t c_is_bf16, int64_t stride_c);
+
+/**
+ * Fused causal attention on the tensor cores, the layouts and lengths of
+ * ra3_flash_attention_forward_f32 with bf16 q, k, v, out and f32 lse; head dim 64 or 128.
+ */
+RA3_API ra3_status ra3_cuda_flash_attention_forward_bf16(int32_t batch, int32_t t, int32_t hq,
+                                                         int32_t hkv, int32_t d, const uint16_t* q,
+                                                         const uint16_t* k, const uint16_t* v,
+                                                         const int32_t* lengths, uint16_t* out,
+                                                         float* lse);
+
+/** Backward of ra3_cuda_flash_attention_forward_bf16: accumulates into bf16 dq, dk, dv. */
+RA3_API ra3_status ra3_cuda_flash_attention_backward_bf16(
+    int32_t batch, int32_t t, int32_t hq, int32_t hkv, int32_t d, const uint16_t* q,
+    const uint16_t* k, const uint16_t* v, const int32_t* lengths, const uint16_t* out,
+    const float* lse, const uint16_t* dout, uint16_t* dq, uint16_t* dk, uint16_t* dv);
+
+/**
+ * Latent segment scoring of ra3_segment_scores_forward_f32 with bf16 h [n, l, d] and w [v, d];
+ * scores and lse f32. A target outside [0, v) on a scored row gives a NaN score.
+ */
+RA3_API ra3_status ra3_cuda_segment_scores_forward_bf16(int32_t n, int32_t l, int32_t d, int32_t v,
+                                                        int32_t lines, const uint16_t* h,
+                                                        const uint16_t* w, const int32_t* targets,
+                                                        const int32_t* line_ids, float* scores,
+                                                        float* lse);
+
+/** Backward of ra3_cuda_segment_scores_forward_bf16: accumulates into f32 dh [n, l, d] and dw [v, d]. */
+RA3_API ra3_status ra3_cuda_segment_scores_backward_bf16(
+    int32_t n, int32_t l, int32_t d, int32_t v, int32_t lines, const uint16_t* h, const uint16_t* w,
+    const int32_t* targets, const int32_t* line_ids, const float* lse, const float* dscores,
+    float* dh, float* dw);
+
+/**
+ * Temporal-ELBO forward-backward of ra3_elbo_forward_backward_f32 on the device (t < 4096); lengths
+ * are clamped to [1, t].
+ */
+RA3_API ra3_status ra3_cuda_elbo_forward_backward_f32(int32_t batch, int32_t t, const float* seg,
+                                                      const float* prior_think, float prior_act,
+                                                      const int32_t* lengths, int32_t max_span,
+                                                      float* log_z, float* think_posterior,
+                                                      float* line_marginals);
 
 #ifdef __cplusplus
 }

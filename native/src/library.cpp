@@ -28,7 +28,7 @@ extern "C" {
 
 RA3_API const char* ra3_version(void) { return RA3_VERSION_STRING; }
 
-RA3_API int32_t ra3_abi_version(void) { return 2; }
+RA3_API int32_t ra3_abi_version(void) { return 3; }
 
 RA3_API const char* ra3_last_error(void) { return last_error.c_str(); }
 
@@ -47,5 +47,37 @@ RA3_API int32_t ra3_cuda_device_count(void) {
     return 0;
 #endif
 }
+
+#ifndef RA3_WITH_CUDA
+// A build without a CUDA toolkit keeps the whole ABI: every CUDA entry point says why it cannot run.
+#define RA3_NO_CUDA(name, ...)                                                   \
+    RA3_API ra3_status name(__VA_ARGS__) {                                       \
+        ra3::set_last_error(#name ": this ra3_native was built without CUDA"); \
+        return RA3_ERR_UNSUPPORTED;                                              \
+    }
+RA3_NO_CUDA(ra3_cuda_device_name, int32_t, char*, int32_t)
+RA3_NO_CUDA(ra3_cuda_set_device, int32_t)
+RA3_NO_CUDA(ra3_cuda_set_stream, void*)
+RA3_NO_CUDA(ra3_cuda_synchronize, void)
+RA3_NO_CUDA(ra3_cuda_malloc, int64_t, void**)
+RA3_NO_CUDA(ra3_cuda_free, void*)
+RA3_NO_CUDA(ra3_cuda_memcpy, void*, const void*, int64_t)
+RA3_NO_CUDA(ra3_cuda_pool_usage, int64_t*, int64_t*, int32_t)
+RA3_NO_CUDA(ra3_cuda_f32_to_bf16, int64_t, const float*, uint16_t*)
+RA3_NO_CUDA(ra3_cuda_bf16_to_f32, int64_t, const uint16_t*, float*)
+RA3_NO_CUDA(ra3_cuda_gemm_bf16, int32_t, int32_t, int32_t, int32_t, int32_t, int32_t, float, const uint16_t*, int64_t, const uint16_t*,
+            int64_t, float, void*, int32_t, int64_t)
+RA3_NO_CUDA(ra3_cuda_flash_attention_forward_bf16, int32_t, int32_t, int32_t, int32_t, int32_t, const uint16_t*, const uint16_t*,
+            const uint16_t*, const int32_t*, uint16_t*, float*)
+RA3_NO_CUDA(ra3_cuda_flash_attention_backward_bf16, int32_t, int32_t, int32_t, int32_t, int32_t, const uint16_t*, const uint16_t*,
+            const uint16_t*, const int32_t*, const uint16_t*, const float*, const uint16_t*, uint16_t*, uint16_t*, uint16_t*)
+RA3_NO_CUDA(ra3_cuda_segment_scores_forward_bf16, int32_t, int32_t, int32_t, int32_t, int32_t, const uint16_t*, const uint16_t*,
+            const int32_t*, const int32_t*, float*, float*)
+RA3_NO_CUDA(ra3_cuda_segment_scores_backward_bf16, int32_t, int32_t, int32_t, int32_t, int32_t, const uint16_t*, const uint16_t*,
+            const int32_t*, const int32_t*, const float*, const float*, float*, float*)
+RA3_NO_CUDA(ra3_cuda_elbo_forward_backward_f32, int32_t, int32_t, const float*, const float*, float, const int32_t*, int32_t, float*,
+            float*, float*)
+#undef RA3_NO_CUDA
+#endif
 
 }  // extern "C"
