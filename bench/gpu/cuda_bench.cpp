@@ -1,7 +1,8 @@
 // cuda_bench.cpp - checks every CUDA kernel of ra3_native against the library's CPU kernels on fresh
 // random inputs, then times the CUDA kernels at the shapes of bench/gpu/README.md.
 //
-//   ra3_cuda_bench [--check] [--bench] [--out FILE.json] [--seed N]
+//   ra3_cuda_bench [--check] [--bench] [--only WORD] [--out FILE.json] [--seed N]
+//   (--only runs the checks and timings whose group is WORD: gemm, attention, segment or elbo)
 //
 // Checks: the bf16 kernels get inputs rounded to bf16, and the CPU reference (f32) gets the same
 // rounded values, so the error measured is the kernel's own (bf16 products and outputs). Outputs are
@@ -156,6 +157,16 @@ void check_gemm() {
             OK(ra3_cuda_gemm_bf16(batch, m, n, k, ta, tb, 0.5f, da.as<uint16_t>(), int64_t(m) * k, db.as<uint16_t>(), int64_t(k) * n, 1.0f,
                                   dc.as<void>(), 0, int64_t(m) * n));
             report_check("gemm bf16->f32 ta=" + std::to_string(ta) + " tb=" + std::to_string(tb), rel_error(dc.download<float>(), want), 1e-5);
+
+            // f32 on the TF32 tensor cores, with the bias epilogue, against unrounded inputs.
+            auto a32 = randn(size_t(batch) * m * k), b32 = randn(size_t(batch) * k * n), bias = randn(n);
+            std::vector<float> want32 = c;
+            OK(ra3_gemm_f32(batch, m, n, k, ta, tb, 0.5f, a32.data(), int64_t(m) * k, b32.data(), int64_t(k) * n, 1.0f, want32.data(),
+                            int64_t(m) * n, bias.data()));
+            Buffer ga(a32), gb(b32), gc(c), gbias(bias);
+            OK(ra3_cuda_gemm_f32(batch, m, n, k, ta, tb, 0.5f, ga.as<float>(), int64_t(m) * k, gb.as<float>(), int64_t(k) * n, 1.0f, gc.as<float>(),
+                                 int64_t(m) * n, gbias.as<float>()));
+            report_check("gemm tf32+bias ta=" + std::to_string(ta) + " tb=" + std::to_string(tb), rel_error(gc.download<float>(), want32), 2e-3);
         }
 }
 
@@ -369,7 +380,10 @@ void bench_elbo(int batch, int t, int span) {
         OK(ra3_cuda_elbo_forward_backward_f32(batch, t, gseg.as<float>(), gpt.as<float>(), std::log(0.9f), glen.as<int32_t>(), span,
                                               z.as<float>(), post.as<float>(), marg.as<float>()));
     });
-    record("elbo fwd+bwd B" + std::to_string(batch) + " T" + std::to_string(t) + " span" + std::to_string(span), ms, 0);
+    const char* knob = std::getenv("RA3_CUDA_ELBO_STATES_PER_THREAD");
+    record("elbo fwd+bwd B" + std::to_string(batch) + " T" + std::to_string(t) + " span" + std::to_string(span) +
+               (knob ? std::string(" per-thread ") + knob : std::string()),
+           ms, 0);
 }
 
 }  // namespace
@@ -377,6 +391,7 @@ void bench_elbo(int batch, int t, int span) {
 int main(int argc, char** argv) {
     bool do_check = false, do_bench = false;
     const char* out = nullptr;
+    std::string only;
     unsigned long long seed = std::random_device{}();
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
@@ -384,7 +399,8 @@ int main(int argc, char** argv) {
         else if (a == "--bench") do_bench = true;
         else if (a == "--out" && i + 1 < argc) out = argv[++i];
         else if (a == "--seed" && i + 1 < argc) seed = std::strtoull(argv[++i], nullptr, 10);
-        else fail("usage: ra3_cuda_bench [--check] [--bench] [--out FILE.json] [--seed N]");
+        else if (a == "--only" && i + 1 < argc) only = argv[++i];
+        else fail("usage: ra3_cuda_bench [--check] [--bench] [--only WORD] [--out FILE.json] [--seed N]");
     }
     if (!do_check && !do_bench) do_check = do_bench = true;
     rng.seed(seed);
@@ -395,26 +411,39 @@ int main(int argc, char** argv) {
     std::printf("ra3_native %s (ABI %d) on %s, seed %llu, %d CPU threads for the references\n", ra3_version(), ra3_abi_version(), name, seed,
                 ra3_cpu_threads());
 
+    auto group = [&](const char* name) { return only.empty() || only == name; };
     if (do_check) {
-        check_gemm();
-        check_attention(64, 2, 300, 4, 2, {300, 217});
-        check_attention(128, 2, 200, 2, 1, {133, 200});
-        check_attention(64, 1, 1024, 2, 2, {1024});
-        check_segment(3, 200, 64, 1000, 20);
-        check_segment(2, 300, 128, 40000, 16);
-        check_elbo(5, 300, 0);
-        check_elbo(4, 300, 16);
-        check_elbo(3, 1500, 0);
+        if (group("gemm")) check_gemm();
+        if (group("attention")) {
+            check_attention(64, 2, 300, 4, 2, {300, 217});
+            check_attention(128, 2, 200, 2, 1, {133, 200});
+            check_attention(64, 1, 1024, 2, 2, {1024});
+        }
+        if (group("segment")) {
+            check_segment(3, 200, 64, 1000, 20);
+            check_segment(2, 300, 128, 40000, 16);
+        }
+        if (group("elbo")) {
+            check_elbo(5, 300, 0);
+            check_elbo(4, 300, 16);
+            check_elbo(3, 1500, 0);
+        }
         std::printf("checks: %d failed\n", failures);
     }
     if (do_bench) {
-        bench_gemm();
-        bench_attention(8, 12, 1024, 64);
-        bench_attention(4, 16, 4096, 128);
-        bench_segment(4096, 512, 32000);
-        bench_segment(4096, 512, 50257);
-        bench_elbo(64, 256, 16);
-        bench_elbo(64, 256, 0);
+        if (group("gemm")) bench_gemm();
+        if (group("attention")) {
+            bench_attention(8, 12, 1024, 64);
+            bench_attention(4, 16, 4096, 128);
+        }
+        if (group("segment")) {
+            bench_segment(4096, 512, 32000);
+            bench_segment(4096, 512, 50257);
+        }
+        if (group("elbo")) {
+            bench_elbo(64, 256, 16);
+            bench_elbo(64, 256, 0);
+        }
     }
     if (out) {
         FILE* f = std::fopen(out, "w");

@@ -13,6 +13,20 @@ cmake --build build-gpu -j"$(nproc)" --target ra3_cuda_bench 2>&1 | tee "$OUT/bu
 test -x build-gpu/ra3_cuda_bench || { tail -40 "$OUT/build.log"; exit 1; }
 status=0
 build-gpu/ra3_cuda_bench "$@" --out "$OUT/ours.json" 2>&1 | tee "$OUT/ours.log" || status=$?
+# The .NET side: CudaBackend against CpuBackend through the public ops and the model code, and the
+# GPT-2 124M training step on the GPU. RA3_GPU_CHECK_DLL names a published RA3.GpuCheck.dll (a
+# machine with a .NET runtime but no SDK); with an SDK it is built here.
+if [[ $# -eq 0 ]]; then
+  export RA3_NATIVE_LIB="$PWD/build-gpu/libra3_native.so"
+  if [[ -n "${RA3_GPU_CHECK_DLL:-}" ]]; then
+    dotnet "$RA3_GPU_CHECK_DLL" 2>&1 | tee "$OUT/dotnet.log" || status=1
+  elif command -v dotnet > /dev/null && dotnet --list-sdks | grep -q .; then
+    dotnet run --project bench/gpu/RA3.GpuCheck -c Release 2>&1 | tee "$OUT/dotnet.log" || status=1
+  else
+    echo "NOT RUN: the CudaBackend check needs .NET (set RA3_GPU_CHECK_DLL; bench/gpu/README.md)" | tee "$OUT/dotnet.log"
+    status=1
+  fi
+fi
 if [[ " $* " != *" --check "* || " $* " == *" --bench "* ]]; then
   PYTHONUNBUFFERED=1 python3 bench/gpu/torch_reference.py --out "$OUT/torch.json" 2>&1 | tee "$OUT/torch.log"
   python3 bench/gpu/table.py "$OUT/ours.json" "$OUT/torch.json" | tee "$OUT/table.md"

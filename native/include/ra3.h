@@ -202,6 +202,9 @@ RA3_API ra3_status ra3_cuda_free(void* ptr);
 /** Copies bytes between any host and device pointers (unified addressing); returns when done. */
 RA3_API ra3_status ra3_cuda_memcpy(void* dst, const void* src, int64_t bytes);
 
+/** Sets bytes of device memory to value, ordered on this thread's stream. */
+RA3_API ra3_status ra3_cuda_memset(void* ptr, int32_t value, int64_t bytes);
+
 /** Bytes the pool has handed out now and at most since the last reset (reset_peak != 0 resets it to now). */
 RA3_API ra3_status ra3_cuda_pool_usage(int64_t* current, int64_t* peak, int32_t reset_peak);
 
@@ -210,6 +213,9 @@ RA3_API ra3_status ra3_cuda_f32_to_bf16(int64_t count, const float* x, uint16_t*
 
 /** y = float(x) for count bf16 elements. */
 RA3_API ra3_status ra3_cuda_bf16_to_f32(int64_t count, const uint16_t* x, float* y);
+
+/** y += float(x) for count bf16 elements x and f32 y (bf16 gradients into f32 ones). */
+RA3_API ra3_status ra3_cuda_accumulate_bf16(int64_t count, const uint16_t* x, float* y);
 
 /**
  * bf16 GEMM on the tensor cores (cuBLASLt, f32 accumulation), with ra3_gemm_f32's conventions
@@ -220,6 +226,15 @@ RA3_API ra3_status ra3_cuda_gemm_bf16(int32_t batch, int32_t m, int32_t n, int32
                                       int32_t trans_b, float alpha, const uint16_t* a, int64_t stride_a,
                                       const uint16_t* b, int64_t stride_b, float beta, void* c,
                                       int32_t c_is_bf16, int64_t stride_c);
+
+/**
+ * The product of ra3_gemm_f32 (same arguments, bias [n] or NULL) for f32 device matrices, on the
+ * tensor cores in TF32 (10-bit mantissa products, f32 accumulation).
+ */
+RA3_API ra3_status ra3_cuda_gemm_f32(int32_t batch, int32_t m, int32_t n, int32_t k, int32_t trans_a,
+                                     int32_t trans_b, float alpha, const float* a, int64_t stride_a,
+                                     const float* b, int64_t stride_b, float beta, float* c,
+                                     int64_t stride_c, const float* bias);
 
 /**
  * Fused causal attention on the tensor cores, the layouts and lengths of

@@ -62,11 +62,15 @@ RA3_NO_CUDA(ra3_cuda_synchronize, void)
 RA3_NO_CUDA(ra3_cuda_malloc, int64_t, void**)
 RA3_NO_CUDA(ra3_cuda_free, void*)
 RA3_NO_CUDA(ra3_cuda_memcpy, void*, const void*, int64_t)
+RA3_NO_CUDA(ra3_cuda_memset, void*, int32_t, int64_t)
 RA3_NO_CUDA(ra3_cuda_pool_usage, int64_t*, int64_t*, int32_t)
 RA3_NO_CUDA(ra3_cuda_f32_to_bf16, int64_t, const float*, uint16_t*)
 RA3_NO_CUDA(ra3_cuda_bf16_to_f32, int64_t, const uint16_t*, float*)
+RA3_NO_CUDA(ra3_cuda_accumulate_bf16, int64_t, const uint16_t*, float*)
 RA3_NO_CUDA(ra3_cuda_gemm_bf16, int32_t, int32_t, int32_t, int32_t, int32_t, int32_t, float, const uint16_t*, int64_t, const uint16_t*,
             int64_t, float, void*, int32_t, int64_t)
+RA3_NO_CUDA(ra3_cuda_gemm_f32, int32_t, int32_t, int32_t, int32_t, int32_t, int32_t, float, const float*, int64_t, const float*, int64_t,
+            float, float*, int64_t, const float*)
 RA3_NO_CUDA(ra3_cuda_flash_attention_forward_bf16, int32_t, int32_t, int32_t, int32_t, int32_t, const uint16_t*, const uint16_t*,
             const uint16_t*, const int32_t*, uint16_t*, float*)
 RA3_NO_CUDA(ra3_cuda_flash_attention_backward_bf16, int32_t, int32_t, int32_t, int32_t, int32_t, const uint16_t*, const uint16_t*,

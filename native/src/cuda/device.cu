@@ -15,6 +15,12 @@ __global__ void f32_to_bf16_kernel(int64_t count, const float* __restrict__ x, b
         y[i] = __float2bfloat16_rn(x[i]);
 }
 
+/** y[i] += float(x[i]). */
+__global__ void accumulate_bf16_kernel(int64_t count, const bf16* __restrict__ x, float* __restrict__ y) {
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x)
+        y[i] += __bfloat162float(x[i]);
+}
+
 /** y[i] = float(x[i]). */
 __global__ void bf16_to_f32_kernel(int64_t count, const bf16* __restrict__ x, float* __restrict__ y) {
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x)
@@ -104,6 +110,22 @@ RA3_API ra3_status ra3_cuda_memcpy(void* dst, const void* src, int64_t bytes) {
         if (bytes == 0) return;
         check(cudaMemcpyAsync(dst, src, static_cast<size_t>(bytes), cudaMemcpyDefault, current_stream()), "cudaMemcpyAsync");
         check(cudaStreamSynchronize(current_stream()), "cudaStreamSynchronize");
+    });
+}
+
+RA3_API ra3_status ra3_cuda_memset(void* ptr, int32_t value, int64_t bytes) {
+    return ra3::guarded("ra3_cuda_memset", [&] {
+        require_count(bytes, ptr, ptr);
+        if (bytes > 0) check(cudaMemsetAsync(ptr, value, static_cast<size_t>(bytes), current_stream()), "cudaMemsetAsync");
+    });
+}
+
+RA3_API ra3_status ra3_cuda_accumulate_bf16(int64_t count, const uint16_t* x, float* y) {
+    return ra3::guarded("ra3_cuda_accumulate_bf16", [&] {
+        require_count(count, x, y);
+        if (count == 0) return;
+        accumulate_bf16_kernel<<<grid_for(count), 256, 0, current_stream()>>>(count, reinterpret_cast<const bf16*>(x), y);
+        check_launch("accumulate_bf16_kernel");
     });
 }
 

@@ -1,17 +1,24 @@
 // elbo.cu - the temporal-ELBO forward-backward pass on the GPU (RA3 spec section 4); the same
 // recursion as native/src/cpu/elbo.cpp, whose header comment states it.
 //
-// One block per trace, one thread per abstraction state j (up to 4 per thread), the scan over lines
-// sequential. The pass is latency-bound (T dependent steps), so everything a step needs is on chip:
-//  - seg is staged in shared memory a chunk of C lines at a time (all states x C columns, copied
-//    asynchronously and twice buffered), so a step reads its column from shared memory;
-//  - forward: F lives in registers; the step's log-sum-exp is one block reduction (warp shuffles,
-//    then one barrier and every thread merging the warps' partial (max, sum) pairs); each F row is
-//    stored minus that log-sum-exp (offsets summed in double) to global scratch for the backward;
+// The scan over lines is sequential; the states j of a line are spread over the threads (state j on
+// thread j mod threads). Two variants of one kernel:
+//  1. a block per trace, one state per thread (up to 4 past 1024 states): the default;
+//  2. a warp per trace, up to 16 states per lane: no block barrier, a step's reduction is five
+//     shuffles, but one warp issues every instruction of the trace. Measured 3x slower than
+//     variant 1 at B64 T256 on an H200 (1.02 vs 0.36 ms), so only chosen through the knob below. The pass is latency-bound (T dependent steps), so everything a step reads is in shared
+// memory: seg a chunk of C lines at a time (all states x C columns) and, for the backward, the same
+// C rows of F, both copied asynchronously and twice buffered; prior_think and the F offsets whole.
+//  - forward: F lives in registers. A step's log-sum-exp is shifted by the column's state-0 entry,
+//    which every thread reads for itself, so it costs one exp per state, a warp sum, one barrier and
+//    a sum of the warps' partials; only when that sum leaves [1e-20, 1e20] (a pathological column)
+//    does the step redo it exactly with (max, sum) pairs. Each F row is stored minus that
+//    log-sum-exp (offsets summed in double) to global scratch for the backward.
 //  - backward: B rows live in shared memory (a step needs B[i+1][i+2] and B[i+1][0] of other
 //    threads); each row is stored minus its state-0 value, which every thread computes itself, so a
 //    step costs one barrier; marginals are staged per chunk and written out coalesced.
 #include <cmath>
+#include <cstdlib>
 
 #include "common.cuh"
 #include "mma.cuh"
@@ -21,76 +28,119 @@ namespace ra3::cuda {
 namespace {
 
 constexpr int kMaxPerThread = 4;
-constexpr size_t kSharedBudget = 200 * 1024;
 
 struct Shape {
-    int T, S, C;  // lines, states (T + 1), columns per staged chunk
+    int T, S, C, log_c;  // lines, states (T + 1), lines per staged chunk (a power of two) and its log2
     int threads, per_thread;
-    size_t shared_bytes() const { return (3 * size_t(S) * (C + 1) + 2 * size_t(S)) * sizeof(float) + 2 * 32 * sizeof(float2); }
+    /** red pairs, warp sums, pt, offsets, seg chunks, F chunks, staged marginals, B rows. */
+    static size_t bytes(int T, int S, int C) {
+        return 2 * 32 * sizeof(float2) + 2 * 32 * sizeof(float) + size_t(T) * (sizeof(float) + sizeof(double)) +
+               (2 * size_t(S) * (C + 1) + 2 * size_t(C) * S + size_t(S) * (C + 1) + 2 * size_t(S)) * sizeof(float);
+    }
+    size_t shared_bytes() const { return bytes(T, S, C); }
 };
 
 __device__ __forceinline__ bool live(int j, int i, int span) { return j <= i + 1 && (j == 0 || span == 0 || j >= i + 2 - span); }
 
 __device__ __forceinline__ float logaddexp(float a, float b) {
     const float m = fmaxf(a, b);
-    return m == -INFINITY ? -INFINITY : m + log1pf(expf(fminf(a, b) - m));
+    return m == -INFINITY ? -INFINITY : m + __logf(1.0f + __expf(fminf(a, b) - m));
 }
 
 /** Merges (max, sum of exp relative to max) pairs. */
 __device__ __forceinline__ float2 merge(float2 a, float2 b) {
     const float m = fmaxf(a.x, b.x);
     if (m == -INFINITY) return make_float2(-INFINITY, 0.0f);
-    return make_float2(m, a.y * expf(a.x - m) + b.y * expf(b.x - m));
+    return make_float2(m, a.y * __expf(a.x - m) + b.y * __expf(b.x - m));
 }
 
-/** Block-wide log-sum-exp of the threads' partial pairs; red is [2][32] pairs, parity alternates per call. */
-__device__ __forceinline__ float block_logsumexp(float2 part, float2* red, int parity) {
-    for (int offset = 16; offset > 0; offset /= 2) {
-        const float2 other = make_float2(__shfl_xor_sync(0xffffffffu, part.x, offset), __shfl_xor_sync(0xffffffffu, part.y, offset));
-        part = merge(part, other);
-    }
-    const int warp = threadIdx.x / 32, warps = blockDim.x / 32;
-    if (threadIdx.x % 32 == 0) red[parity * 32 + warp] = part;
+/** Barrier of the threads that share a trace: the warp, or the block. */
+template <bool ONE_WARP>
+__device__ __forceinline__ void sync_trace() {
+    if constexpr (ONE_WARP) __syncwarp();
+    else __syncthreads();
+}
+
+/** Exact log-sum-exp of x[0..PER) over the trace's threads, by (max, sum) pairs; red is [2][32] pairs. */
+template <int PER, bool ONE_WARP>
+__device__ __forceinline__ float block_logsumexp_exact(const float (&x)[PER], float2* red, int parity) {
+    float2 part = make_float2(-INFINITY, 0.0f);
+#pragma unroll
+    for (int k = 0; k < PER; ++k) part = merge(part, make_float2(x[k], 1.0f));
+    for (int offset = 16; offset > 0; offset /= 2)
+        part = merge(part, make_float2(__shfl_xor_sync(0xffffffffu, part.x, offset), __shfl_xor_sync(0xffffffffu, part.y, offset)));
+    if constexpr (ONE_WARP) return part.x + __logf(part.y);
+    if (threadIdx.x % 32 == 0) red[parity * 32 + threadIdx.x / 32] = part;
     __syncthreads();
     float2 all = red[parity * 32];
-    for (int w = 1; w < warps; ++w) all = merge(all, red[parity * 32 + w]);
-    return all.x + logf(all.y);
+    for (int w = 1; w < int(blockDim.x / 32); ++w) all = merge(all, red[parity * 32 + w]);
+    return all.x + __logf(all.y);
+}
+
+/**
+ * Block-wide log-sum-exp of x[0..PER) over all threads, shifted by `shift` (a value every thread
+ * knows, near the largest x): one exp per element, warp sums, one barrier. Falls back to the exact
+ * pairwise reduction when the shifted sum under- or overflows. sums is [2][32], red [2][32] pairs.
+ */
+template <int PER, bool ONE_WARP>
+__device__ __forceinline__ float block_logsumexp(const float (&x)[PER], float shift, float* sums, float2* red, int parity) {
+    float part = 0.0f;
+#pragma unroll
+    for (int k = 0; k < PER; ++k) part += __expf(x[k] - shift);
+    for (int offset = 16; offset > 0; offset /= 2) part += __shfl_xor_sync(0xffffffffu, part, offset);
+    float total = part;
+    if constexpr (!ONE_WARP) {
+        if (threadIdx.x % 32 == 0) sums[parity * 32 + threadIdx.x / 32] = part;
+        __syncthreads();
+        total = 0.0f;
+        for (int w = 0; w < int(blockDim.x / 32); ++w) total += sums[parity * 32 + w];
+    }
+    if (total >= 1e-20f && total <= 1e20f) return shift + __logf(total);
+    return block_logsumexp_exact<PER, ONE_WARP>(x, red, parity);  // uniform: every thread saw the same total
 }
 
 /** Copies seg columns [c0, c0 + C) (clipped to T) of every state into stage [S][C + 1]. */
 __device__ __forceinline__ void stage_columns(float* stage, const float* seg, const Shape& s, int c0) {
     const int cols = min(s.C, s.T - c0);
     for (int idx = threadIdx.x; idx < s.S * s.C; idx += blockDim.x) {
-        const int j = idx / s.C, col = idx % s.C;
+        const int j = idx >> s.log_c, col = idx & (s.C - 1);
         if (col < cols) cp_async_4(stage + j * (s.C + 1) + col, seg + int64_t(j) * s.T + c0 + col);
     }
-    cp_async_commit();
 }
 
-template <int PER>
-__global__ void __launch_bounds__(1024) elbo_kernel(Shape s, const float* __restrict__ seg_all, const float* __restrict__ prior_think,
-                                                    float act, const int32_t* __restrict__ lengths, int span, float* __restrict__ f_all,
-                                                    double* __restrict__ off_all, float* __restrict__ log_z, float* __restrict__ posterior_all,
-                                                    float* __restrict__ marg_all) {
-    extern __shared__ __align__(16) unsigned char shared[];
-    const int stride = s.C + 1;
-    float2* red = reinterpret_cast<float2*>(shared);       // [2][32], first: float2 needs 8-byte alignment
-    float* stage = reinterpret_cast<float*>(red + 2 * 32);  // [2][S][C + 1]
-    float* marg_stage = stage + 2 * s.S * stride;           // [S][C + 1]
-    float* brow = marg_stage + s.S * stride;                // [2][S]
+/** Copies F rows [r0, r0 + C) (clipped to rows) into stage [C][S]. */
+__device__ __forceinline__ void stage_rows(float* stage, const float* f, const Shape& s, int r0, int rows) {
+    const int count = min(s.C, rows - r0) * s.S;
+    for (int idx = threadIdx.x; idx < count; idx += blockDim.x) cp_async_4(stage + idx, f + int64_t(r0) * s.S + idx);
+}
 
-    const int b = blockIdx.x, tid = threadIdx.x, T = s.T, S = s.S;
+template <int PER, bool ONE_WARP>
+__global__ void __launch_bounds__(ONE_WARP ? 32 : 1024) elbo_kernel(Shape s, const float* __restrict__ seg_all, const float* __restrict__ prior_think,
+                                                    float act, const int32_t* __restrict__ lengths, int span, float* __restrict__ f_all,
+                                                    float* __restrict__ log_z, float* __restrict__ posterior_all, float* __restrict__ marg_all) {
+    extern __shared__ __align__(16) unsigned char shared[];
+    const int T = s.T, S = s.S, C = s.C, stride = C + 1;
+    float2* red = reinterpret_cast<float2*>(shared);                 // [2][32]
+    double* off_f = reinterpret_cast<double*>(red + 2 * 32);         // [T]
+    float* sums = reinterpret_cast<float*>(off_f + T);               // [2][32]
+    float* pt = sums + 2 * 32;                                       // [T]
+    float* seg_stage = pt + T;                                       // [2][S][C + 1]
+    float* f_stage = seg_stage + 2 * S * stride;                     // [2][C][S]
+    float* marg_stage = f_stage + 2 * C * S;                         // [S][C + 1]
+    float* brow = marg_stage + S * stride;                           // [2][S]
+
+    const int b = blockIdx.x, tid = threadIdx.x;
     const int n = min(max(lengths[b], 1), T);
     const float* seg = seg_all + int64_t(b) * S * T;
-    const float* pt = prior_think + int64_t(b) * T;
     float* fr = f_all + int64_t(b) * T * S;
-    double* off_f = off_all + int64_t(b) * T;
     float* marg = marg_all + int64_t(b) * S * T;
     float* post = posterior_all + int64_t(b) * T;
 
+    for (int i = tid; i < T; i += blockDim.x) pt[i] = prior_think[int64_t(b) * T + i];
     // Past the length everything is 0.
     for (int idx = tid; idx < S * (T - n); idx += blockDim.x) marg[int64_t(idx / (T - n)) * T + n + idx % (T - n)] = 0.0f;
     for (int i = n + tid; i < T; i += blockDim.x) post[i] = 0.0f;
+    sync_trace<ONE_WARP>();
 
     // ---- forward ----
     float f[PER];
@@ -102,28 +152,30 @@ __global__ void __launch_bounds__(1024) elbo_kernel(Shape s, const float* __rest
     }
     if (tid == 0) off_f[0] = 0.0;
     double offset = 0.0, z = 0.0;
-    stage_columns(stage, seg, s, 0);
+    stage_columns(seg_stage, seg, s, 0);
+    cp_async_commit();
+    int chunk = -1, in_chunk = C - 1;  // chunk of column col, and col's place in it (no division per step)
     for (int col = 0; col < n; ++col) {  // column col = line i - 1 feeds row i = col + 1
-        if (col % s.C == 0) {
-            const int chunk = col / s.C;
-            if ((chunk + 1) * s.C < n) {
-                stage_columns(stage + ((chunk + 1) & 1) * S * stride, seg, s, (chunk + 1) * s.C);
+        if (++in_chunk == C) {
+            in_chunk = 0;
+            ++chunk;
+            if ((chunk + 1) * C < n) {
+                stage_columns(seg_stage + ((chunk + 1) & 1) * S * stride, seg, s, (chunk + 1) * C);
+                cp_async_commit();
                 cp_async_wait<1>();
             } else {
                 cp_async_wait<0>();
             }
-            __syncthreads();
+            sync_trace<ONE_WARP>();
         }
-        const float* column = stage + ((col / s.C) & 1) * S * stride + col % s.C;
+        const float* column = seg_stage + (chunk & 1) * S * stride + in_chunk;
         float x[PER];
-        float2 part = make_float2(-INFINITY, 0.0f);
 #pragma unroll
         for (int k = 0; k < PER; ++k) {
             const int j = tid + k * blockDim.x;
             x[k] = j <= col + 1 && j < S ? f[k] + column[j * stride] : -INFINITY;
-            part = merge(part, make_float2(x[k], 1.0f));
         }
-        const float into = block_logsumexp(part, red, col & 1);
+        const float into = block_logsumexp<PER, ONE_WARP>(x, column[0], sums, red, col & 1);
         if (col == n - 1) {
             z = offset + into;
             break;
@@ -139,39 +191,36 @@ __global__ void __launch_bounds__(1024) elbo_kernel(Shape s, const float* __rest
         if (tid == 0) off_f[i] = offset;
     }
     if (tid == 0) log_z[b] = static_cast<float>(z);
-    __syncthreads();  // off_f and F rows written by other threads; the last staged chunk is read no more
+    sync_trace<ONE_WARP>();  // F rows and offsets written by other threads; the staged chunks are read no more
 
     // ---- backward ----
-    const int last_chunk = (n - 1) / s.C;
-    stage_columns(stage + (last_chunk & 1) * S * stride, seg, s, last_chunk * s.C);
-    float fnext[PER];
-#pragma unroll
-    for (int k = 0; k < PER; ++k) {
-        const int j = tid + k * blockDim.x;
-        fnext[k] = j < S ? fr[int64_t(n - 1) * S + j] : -INFINITY;
-    }
+    const int last_chunk = (n - 1) / C;
+    stage_columns(seg_stage + (last_chunk & 1) * S * stride, seg, s, last_chunk * C);
+    stage_rows(f_stage + (last_chunk & 1) * C * S, fr, s, last_chunk * C, n);
+    cp_async_commit();
     double offset_b = 0.0;
-    for (int i = n - 1; i >= 0; --i) {
-        const int chunk = i / s.C;
-        if (i == n - 1 || i % s.C == s.C - 1) {
+    chunk = last_chunk;  // line i's chunk and place in it
+    in_chunk = (n - 1) - last_chunk * C;
+    for (int i = n - 1; i >= 0; --i, --in_chunk) {
+        if (in_chunk < 0) {
+            in_chunk = C - 1;
+            --chunk;
+        }
+        if (i == n - 1 || in_chunk == C - 1) {
             if (chunk > 0) {
-                stage_columns(stage + ((chunk - 1) & 1) * S * stride, seg, s, (chunk - 1) * s.C);
+                stage_columns(seg_stage + ((chunk - 1) & 1) * S * stride, seg, s, (chunk - 1) * C);
+                stage_rows(f_stage + ((chunk - 1) & 1) * C * S, fr, s, (chunk - 1) * C, n);
+                cp_async_commit();
                 cp_async_wait<1>();
             } else {
                 cp_async_wait<0>();
             }
-            __syncthreads();
+            sync_trace<ONE_WARP>();
         }
-        const float* column = stage + (chunk & 1) * S * stride + i % s.C;
+        const float* column = seg_stage + (chunk & 1) * S * stride + in_chunk;
+        const float* f_row = f_stage + (chunk & 1) * C * S + in_chunk * S;
         const float* next = brow + ((i + 1) & 1) * S;
         float* cur = brow + (i & 1) * S;
-        float fi[PER];
-#pragma unroll
-        for (int k = 0; k < PER; ++k) {
-            const int j = tid + k * blockDim.x;
-            fi[k] = fnext[k];
-            if (i > 0) fnext[k] = j < S ? fr[int64_t(i - 1) * S + j] : -INFINITY;  // in flight while this step runs
-        }
         float ref;
         float bv[PER];
         if (i == n - 1) {
@@ -197,44 +246,80 @@ __global__ void __launch_bounds__(1024) elbo_kernel(Shape s, const float* __rest
             const int j = tid + k * blockDim.x;
             if (j >= S) continue;
             cur[j] = bv[k];
-            const float m = expf(fi[k] + bv[k] + shift);
-            marg_stage[j * stride + i % s.C] = m;
+            const float m = __expf(f_row[j] + bv[k] + shift);
+            marg_stage[j * stride + in_chunk] = m;
             if (j == i + 1) post[i] = m;
         }
-        __syncthreads();
-        if (i % s.C == 0) {  // the chunk's lowest column is done: write the staged marginals out
-            const int c0 = i, cols = min(s.C, n - c0);
-            for (int idx = tid; idx < S * s.C; idx += blockDim.x) {
-                const int j = idx / s.C, col = idx % s.C;
-                if (col < cols) marg[int64_t(j) * T + c0 + col] = marg_stage[j * stride + col];
+        sync_trace<ONE_WARP>();
+        if (in_chunk == 0) {  // the chunk's lowest line is done: write the staged marginals out
+            const int cols = min(C, n - i);
+            for (int idx = tid; idx < S * C; idx += blockDim.x) {
+                const int j = idx >> s.log_c, col = idx & (C - 1);
+                if (col < cols) marg[int64_t(j) * T + i + col] = marg_stage[j * stride + col];
             }
-            __syncthreads();
+            sync_trace<ONE_WARP>();
         }
     }
+}
+
+constexpr int kWarpMaxPerLane = 16;  // variant 2 serves t + 1 <= 16 * 32 states
+
+/**
+ * States per thread: 1 (variant 1, as few as the 1024-thread limit allows) unless
+ * RA3_CUDA_ELBO_STATES_PER_THREAD asks for more (a tuning knob for bench/gpu; a value that puts
+ * the whole trace in one warp selects variant 2).
+ */
+int states_per_thread(int states) {
+    const char* knob = std::getenv("RA3_CUDA_ELBO_STATES_PER_THREAD");
+    const int wanted = knob ? std::atoi(knob) : 1;
+    return static_cast<int>(std::max<int64_t>(ceil_div(states, 1024), std::max(wanted, 1)));
 }
 
 Shape plan(int32_t t) {
     Shape s{};
     s.T = t;
     s.S = t + 1;
-    s.threads = static_cast<int>(std::min<int64_t>(1024, ceil_div(s.S, 32) * 32));
+    const int per = states_per_thread(s.S);
+    s.threads = static_cast<int>(std::min<int64_t>(1024, ceil_div(ceil_div(s.S, per), 32) * 32));
     s.per_thread = static_cast<int>(ceil_div(s.S, s.threads));
-    const int64_t fixed = 2 * int64_t(s.S) * 4 + 2 * 32 * 8;
-    s.C = static_cast<int>(std::min<int64_t>(32, (int64_t(kSharedBudget) - fixed) / (12 * int64_t(s.S)) - 1));
-    ra3::require(s.per_thread <= kMaxPerThread && s.C >= 1,
-                 "t=" + std::to_string(t) + " lines is too many for the CUDA ELBO kernel (at most " + std::to_string(kMaxPerThread * 1024 - 1) + ")");
+    const bool one_warp = s.threads == 32;
+    int device = 0, optin = 0;
+    check(cudaGetDevice(&device), "cudaGetDevice");
+    check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device), "cudaDeviceGetAttribute");
+    for (s.C = 32, s.log_c = 5; s.C > 0 && Shape::bytes(s.T, s.S, s.C) > size_t(optin); s.C /= 2, --s.log_c) {
+    }
+    ra3::require(s.per_thread <= (one_warp ? kWarpMaxPerLane : kMaxPerThread),
+                 "t=" + std::to_string(t) + " needs " + std::to_string(s.per_thread) + " states per thread, more than the CUDA ELBO kernel holds (" +
+                     std::to_string(one_warp ? kWarpMaxPerLane : kMaxPerThread) + "; lower RA3_CUDA_ELBO_STATES_PER_THREAD)");
+    ra3::require(s.C >= 1, "t=" + std::to_string(t) + " lines is too many for the CUDA ELBO kernel on this device (its shared memory holds no chunk)");
     return s;
 }
 
-template <int PER>
-void launch(const Shape& s, int32_t batch, const float* seg, const float* prior_think, float prior_act, const int32_t* lengths, int32_t max_span,
-            float* f, double* off, float* log_z, float* think_posterior, float* line_marginals) {
+struct Args {
+    int32_t batch;
+    const float* seg;
+    const float* prior_think;
+    float prior_act;
+    const int32_t* lengths;
+    int32_t max_span;
+    float *f, *log_z, *think_posterior, *line_marginals;
+};
+
+template <int PER, bool ONE_WARP>
+void launch(const Shape& s, const Args& a) {
     const size_t bytes = s.shared_bytes();
-    check(cudaFuncSetAttribute(elbo_kernel<PER>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
+    check(cudaFuncSetAttribute(elbo_kernel<PER, ONE_WARP>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
           "cudaFuncSetAttribute(elbo_kernel)");
-    elbo_kernel<PER><<<batch, s.threads, bytes, current_stream()>>>(s, seg, prior_think, prior_act, lengths, max_span, f, off, log_z,
-                                                                    think_posterior, line_marginals);
+    elbo_kernel<PER, ONE_WARP><<<a.batch, s.threads, bytes, current_stream()>>>(s, a.seg, a.prior_think, a.prior_act, a.lengths, a.max_span,
+                                                                                a.f, a.log_z, a.think_posterior, a.line_marginals);
     check_launch("elbo_kernel");
+}
+
+/** Launches the one-warp variant compiled for exactly s.per_thread states per lane. */
+template <int PER>
+void launch_one_warp(const Shape& s, const Args& a) {
+    if (s.per_thread == PER) launch<PER, true>(s, a);
+    else if constexpr (PER < kWarpMaxPerLane) launch_one_warp<PER + 1>(s, a);
 }
 
 }  // namespace
@@ -255,12 +340,13 @@ RA3_API ra3_status ra3_cuda_elbo_forward_backward_f32(int32_t batch, int32_t t, 
         ra3::require(seg && prior_think && lengths && log_z && think_posterior && line_marginals, "an argument is null");
         const Shape s = plan(t);
         cudaStream_t stream = current_stream();
-        Scratch f(int64_t(batch) * t * s.S * sizeof(float), stream), off(int64_t(batch) * t * sizeof(double), stream);
-        switch (s.per_thread) {
-            case 1: launch<1>(s, batch, seg, prior_think, prior_act, lengths, max_span, f.as<float>(), off.as<double>(), log_z, think_posterior, line_marginals); break;
-            case 2: launch<2>(s, batch, seg, prior_think, prior_act, lengths, max_span, f.as<float>(), off.as<double>(), log_z, think_posterior, line_marginals); break;
-            default: launch<4>(s, batch, seg, prior_think, prior_act, lengths, max_span, f.as<float>(), off.as<double>(), log_z, think_posterior, line_marginals); break;
-        }
+        Scratch f(int64_t(batch) * t * s.S * sizeof(float), stream);
+        const Args a{batch, seg, prior_think, prior_act, lengths, max_span, f.as<float>(), log_z, think_posterior, line_marginals};
+        if (s.threads == 32) launch_one_warp<1>(s, a);
+        else if (s.per_thread == 1) launch<1, false>(s, a);
+        else if (s.per_thread == 2) launch<2, false>(s, a);
+        else if (s.per_thread == 3) launch<3, false>(s, a);
+        else launch<4, false>(s, a);
     });
 }
 

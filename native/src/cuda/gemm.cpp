@@ -28,7 +28,8 @@ cublasLtHandle_t handle() {
     return h;
 }
 
-using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, bool, bool, int, int64_t, int64_t, int64_t, bool>;
+// batch, m, n, k, trans_a, trans_b, input type, output type, stride_a, stride_b, stride_c, bias epilogue
+using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, bool, bool, int, int, int64_t, int64_t, int64_t, bool>;
 
 /** Descriptors and the heuristic's algorithm for one shape (never freed: a process has few shapes). */
 struct Plan {
@@ -54,16 +55,21 @@ Plan plan_for(const Key& key) {
     std::lock_guard<std::mutex> lock(mutex);
     auto found = plans.find(key);
     if (found != plans.end()) return found->second;
-    const auto [batch, m, n, k, ta, tb, ctype, sa, sb, sc, beta_zero] = key;
-    (void)beta_zero;
+    const auto [batch, m, n, k, ta, tb, in_type, ctype, sa, sb, sc, bias] = key;
+    const cudaDataType_t input = static_cast<cudaDataType_t>(in_type);
     Plan p{};
-    check_lt(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate");
+    check_lt(cublasLtMatmulDescCreate(&p.op, input == CUDA_R_32F ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUDA_R_32F),
+             "cublasLtMatmulDescCreate");
+    if (bias) {
+        const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;  // adds bias[row of column-major C] = bias[our column n]
+        check_lt(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)), "epilogue");
+    }
     const cublasOperation_t op_first = tb ? CUBLAS_OP_T : CUBLAS_OP_N, op_second = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
     check_lt(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &op_first, sizeof(op_first)), "transa");
     check_lt(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &op_second, sizeof(op_second)), "transb");
     // cuBLAS's A = our B^T: stored [k, n] row-major = column-major n x k (ld n), or [n, k] = k x n (ld k) when tb.
-    p.a = tb ? layout(CUDA_R_16BF, k, n, k, batch, sb) : layout(CUDA_R_16BF, n, k, n, batch, sb);
-    p.b = ta ? layout(CUDA_R_16BF, m, k, m, batch, sa) : layout(CUDA_R_16BF, k, m, k, batch, sa);
+    p.a = tb ? layout(input, k, n, k, batch, sb) : layout(input, n, k, n, batch, sb);
+    p.b = ta ? layout(input, m, k, m, batch, sa) : layout(input, k, m, k, batch, sa);
     p.c = layout(static_cast<cudaDataType_t>(ctype), n, m, n, batch, sc);
     cublasLtMatmulPreference_t pref;
     check_lt(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate");
@@ -82,14 +88,32 @@ Plan plan_for(const Key& key) {
 
 }  // namespace
 
+namespace {
+
+void matmul(cudaStream_t stream, const Key& key, float alpha, const void* a, const void* b, float beta, void* c, const float* bias) {
+    Plan p = plan_for(key);
+    if (bias) check_lt(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)), "bias pointer");
+    Scratch workspace(kWorkspace, stream);
+    check_lt(cublasLtMatmul(handle(), p.op, &alpha, b, p.a, a, p.b, &beta, c, p.c, c, p.c, &p.algo, workspace.as<void>(), kWorkspace, stream),
+             "cublasLtMatmul");
+}
+
+}  // namespace
+
 void gemm_bf16(cudaStream_t stream, int64_t batch, int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b, float alpha,
                const bf16* a, int64_t stride_a, const bf16* b, int64_t stride_b, float beta, void* c, cudaDataType_t c_type,
                int64_t stride_c) {
     if (batch == 0 || m == 0 || n == 0) return;
-    const Plan p = plan_for(Key{batch, m, n, k, trans_a, trans_b, static_cast<int>(c_type), stride_a, stride_b, stride_c, beta == 0.0f});
-    Scratch workspace(kWorkspace, stream);
-    check_lt(cublasLtMatmul(handle(), p.op, &alpha, b, p.a, a, p.b, &beta, c, p.c, c, p.c, &p.algo, workspace.as<void>(), kWorkspace, stream),
-             "cublasLtMatmul");
+    matmul(stream, Key{batch, m, n, k, trans_a, trans_b, CUDA_R_16BF, c_type, stride_a, stride_b, stride_c, false}, alpha, a, b, beta, c,
+           nullptr);
+}
+
+void gemm_tf32(cudaStream_t stream, int64_t batch, int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b, float alpha,
+               const float* a, int64_t stride_a, const float* b, int64_t stride_b, float beta, float* c, int64_t stride_c,
+               const float* bias) {
+    if (batch == 0 || m == 0 || n == 0) return;
+    matmul(stream, Key{batch, m, n, k, trans_a, trans_b, CUDA_R_32F, CUDA_R_32F, stride_a, stride_b, stride_c, bias != nullptr}, alpha, a, b,
+           beta, c, bias);
 }
 
 }  // namespace ra3::cuda
@@ -107,6 +131,17 @@ RA3_API ra3_status ra3_cuda_gemm_bf16(int32_t batch, int32_t m, int32_t n, int32
         ra3::require(batch == 0 || m == 0 || n == 0 || (a && b && c), "an argument is null");
         gemm_bf16(current_stream(), batch, m, n, k, trans_a != 0, trans_b != 0, alpha, reinterpret_cast<const bf16*>(a), stride_a,
                   reinterpret_cast<const bf16*>(b), stride_b, beta, c, c_is_bf16 ? CUDA_R_16BF : CUDA_R_32F, stride_c);
+    });
+}
+
+RA3_API ra3_status ra3_cuda_gemm_f32(int32_t batch, int32_t m, int32_t n, int32_t k, int32_t trans_a, int32_t trans_b, float alpha, const float* a,
+                                     int64_t stride_a, const float* b, int64_t stride_b, float beta, float* c, int64_t stride_c,
+                                     const float* bias) {
+    return ra3::guarded("ra3_cuda_gemm_f32", [&] {
+        ra3::require(batch >= 0 && m >= 0 && n >= 0 && k >= 0, "expected batch, m, n, k >= 0; got batch=" + std::to_string(batch) +
+                                                                    " m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k));
+        ra3::require(batch == 0 || m == 0 || n == 0 || (a && b && c), "an argument is null");
+        gemm_tf32(current_stream(), batch, m, n, k, trans_a != 0, trans_b != 0, alpha, a, stride_a, b, stride_b, beta, c, stride_c, bias);
     });
 }
 

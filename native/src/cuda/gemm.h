@@ -1,4 +1,5 @@
-// gemm.h - bf16 matrix products on the tensor cores through cuBLASLt (f32 accumulation).
+// gemm.h - matrix products on the tensor cores through cuBLASLt (f32 accumulation): bf16 inputs,
+// or f32 inputs through TF32.
 #pragma once
 
 #include <library_types.h>
@@ -17,5 +18,10 @@ namespace ra3::cuda {
 void gemm_bf16(cudaStream_t stream, int64_t batch, int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b, float alpha,
                const bf16* a, int64_t stride_a, const bf16* b, int64_t stride_b, float beta, void* c, cudaDataType_t c_type,
                int64_t stride_c);
+
+/** The same product for f32 A, B and C on the TF32 tensor cores, plus bias [n] on every row when bias is not null. */
+void gemm_tf32(cudaStream_t stream, int64_t batch, int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b, float alpha,
+               const float* a, int64_t stride_a, const float* b, int64_t stride_b, float beta, float* c, int64_t stride_c,
+               const float* bias);
 
 }  // namespace ra3::cuda

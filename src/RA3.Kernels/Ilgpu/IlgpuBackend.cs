@@ -10,8 +10,9 @@ namespace RA3.Kernels.Ilgpu;
 /// The ILGPU backend: every op as an ILGPU kernel. On ILGPU's CPU accelerator (the tests) it
 /// runs everywhere; unchanged, it runs on a CUDA accelerator. Kernels are compiled once, when the
 /// backend is created. Ops are queued on the accelerator's default stream; reads synchronise.
+/// <see cref="Cuda.CudaBackend"/> derives from it to put ra3_native's CUDA kernels in front.
 /// </summary>
-public sealed class IlgpuBackend : Backend
+public class IlgpuBackend : Backend
 {
     private readonly Context context;
     private readonly Accelerator acc;
@@ -57,7 +58,8 @@ public sealed class IlgpuBackend : Backend
     private int fullLengthsT;
     private MemoryBuffer1D<double, Stride1D.Dense>? partials;
 
-    private IlgpuBackend(Context context, Accelerator accelerator, bool tiledGemm)
+    /// <summary>Compiles every kernel for <paramref name="accelerator"/>; the backend owns the context and the accelerator.</summary>
+    private protected IlgpuBackend(Context context, Accelerator accelerator, bool tiledGemm)
     {
         this.tiledGemm = tiledGemm;
         this.context = context;
@@ -111,6 +113,9 @@ public sealed class IlgpuBackend : Backend
 
     /// <summary>The accelerator's name, e.g. "NVIDIA H200" or "CPUAccelerator".</summary>
     public string AcceleratorName => acc.Name;
+
+    /// <summary>The accelerator the kernels run on.</summary>
+    private protected Accelerator Accelerator => acc;
 
     /// <summary>
     /// A backend on ILGPU's CPU accelerator (runs anywhere; what the tests use). Every simulated

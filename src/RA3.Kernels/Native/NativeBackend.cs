@@ -19,7 +19,7 @@ public sealed unsafe class NativeBackend : CpuBackend
     public static int LibraryAbi => NativeMethods.AbiVersion();
 
     /// <summary>The ABI this assembly was written against.</summary>
-    public static int ExpectedAbi => 2;
+    public static int ExpectedAbi => 3;
 
     /// <summary>Worker threads of the native CPU kernels.</summary>
     public static int LibraryThreads => NativeMethods.CpuThreads();
