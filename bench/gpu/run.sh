@@ -19,16 +19,17 @@ build-gpu/ra3_cuda_bench "$@" --out "$OUT/ours.json" 2>&1 | tee "$OUT/ours.log" 
 if [[ $# -eq 0 ]]; then
   export RA3_NATIVE_LIB="$PWD/build-gpu/libra3_native.so"
   if [[ -n "${RA3_GPU_CHECK_DLL:-}" ]]; then
-    dotnet "$RA3_GPU_CHECK_DLL" 2>&1 | tee "$OUT/dotnet.log" || status=1
+    dotnet "$RA3_GPU_CHECK_DLL" --out "$OUT/gpucheck.json" 2>&1 | tee "$OUT/dotnet.log" || status=1
   elif command -v dotnet > /dev/null && dotnet --list-sdks | grep -q .; then
-    dotnet run --project bench/gpu/RA3.GpuCheck -c Release 2>&1 | tee "$OUT/dotnet.log" || status=1
+    dotnet run --project bench/gpu/RA3.GpuCheck -c Release -- --out "$OUT/gpucheck.json" 2>&1 | tee "$OUT/dotnet.log" || status=1
   else
     echo "NOT RUN: the CudaBackend check needs .NET (set RA3_GPU_CHECK_DLL; bench/gpu/README.md)" | tee "$OUT/dotnet.log"
     status=1
   fi
 fi
 if [[ " $* " != *" --check "* || " $* " == *" --bench "* ]]; then
-  PYTHONUNBUFFERED=1 python3 bench/gpu/torch_reference.py --out "$OUT/torch.json" 2>&1 | tee "$OUT/torch.log"
-  python3 bench/gpu/table.py "$OUT/ours.json" "$OUT/torch.json" | tee "$OUT/table.md"
+  PYTHONUNBUFFERED=1 python3 bench/gpu/torch_reference.py --out "$OUT/torch.json" 2>&1 | tee "$OUT/torch.log" || status=1
+  PYTHONUNBUFFERED=1 timeout 240 python3 bench/gpu/torch_gpt2.py --out "$OUT/torch_gpt2.json" 2>&1 | tee "$OUT/torch_gpt2.log" || status=1
+  python3 bench/gpu/table.py --ours "$OUT/ours.json" "$OUT/gpucheck.json" --peers "$OUT/torch.json" "$OUT/torch_gpt2.json" | tee "$OUT/table.md"
 fi
 exit $status

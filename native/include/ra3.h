@@ -236,6 +236,34 @@ RA3_API ra3_status ra3_cuda_gemm_f32(int32_t batch, int32_t m, int32_t n, int32_
                                      const float* b, int64_t stride_b, float beta, float* c,
                                      int64_t stride_c, const float* bias);
 
+/** Bias gradient of a linear layer: dbias [cols] += column sums of dout [rows, cols]. */
+RA3_API ra3_status ra3_cuda_bias_backward_f32(int64_t rows, int32_t cols, const float* dout,
+                                              float* dbias);
+
+/**
+ * LayerNorm over the last dimension of x [rows, cols]: y = (x - mean) rstd weight + bias (bias may be
+ * NULL), rstd = 1 / sqrt(var + eps); mean and rstd [rows] are kept for the backward.
+ */
+RA3_API ra3_status ra3_cuda_layernorm_forward_f32(int64_t rows, int32_t cols, const float* x,
+                                                  const float* weight, const float* bias, float* y,
+                                                  float* mean, float* rstd, float eps);
+
+/** Backward of ra3_cuda_layernorm_forward_f32: accumulates dx [rows, cols], dweight and dbias [cols] (dbias may be NULL). */
+RA3_API ra3_status ra3_cuda_layernorm_backward_f32(int64_t rows, int32_t cols, const float* x,
+                                                   const float* weight, const float* mean,
+                                                   const float* rstd, const float* dy, float* dx,
+                                                   float* dweight, float* dbias);
+
+/** RMSNorm: y = x rstd weight, rstd = 1 / sqrt(mean(x^2) + eps), rstd [rows] kept. */
+RA3_API ra3_status ra3_cuda_rmsnorm_forward_f32(int64_t rows, int32_t cols, const float* x,
+                                                const float* weight, float* y, float* rstd,
+                                                float eps);
+
+/** Backward of ra3_cuda_rmsnorm_forward_f32: accumulates dx and dweight. */
+RA3_API ra3_status ra3_cuda_rmsnorm_backward_f32(int64_t rows, int32_t cols, const float* x,
+                                                 const float* weight, const float* rstd,
+                                                 const float* dy, float* dx, float* dweight);
+
 /**
  * Fused causal attention on the tensor cores, the layouts and lengths of
  * ra3_flash_attention_forward_f32 with bf16 q, k, v, out and f32 lse; head dim 64 or 128.

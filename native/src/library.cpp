@@ -71,6 +71,12 @@ RA3_NO_CUDA(ra3_cuda_gemm_bf16, int32_t, int32_t, int32_t, int32_t, int32_t, int
             int64_t, float, void*, int32_t, int64_t)
 RA3_NO_CUDA(ra3_cuda_gemm_f32, int32_t, int32_t, int32_t, int32_t, int32_t, int32_t, float, const float*, int64_t, const float*, int64_t,
             float, float*, int64_t, const float*)
+RA3_NO_CUDA(ra3_cuda_bias_backward_f32, int64_t, int32_t, const float*, float*)
+RA3_NO_CUDA(ra3_cuda_layernorm_forward_f32, int64_t, int32_t, const float*, const float*, const float*, float*, float*, float*, float)
+RA3_NO_CUDA(ra3_cuda_layernorm_backward_f32, int64_t, int32_t, const float*, const float*, const float*, const float*, const float*, float*,
+            float*, float*)
+RA3_NO_CUDA(ra3_cuda_rmsnorm_forward_f32, int64_t, int32_t, const float*, const float*, float*, float*, float)
+RA3_NO_CUDA(ra3_cuda_rmsnorm_backward_f32, int64_t, int32_t, const float*, const float*, const float*, const float*, float*, float*)
 RA3_NO_CUDA(ra3_cuda_flash_attention_forward_bf16, int32_t, int32_t, int32_t, int32_t, int32_t, const uint16_t*, const uint16_t*,
             const uint16_t*, const int32_t*, uint16_t*, float*)
 RA3_NO_CUDA(ra3_cuda_flash_attention_backward_bf16, int32_t, int32_t, int32_t, int32_t, int32_t, const uint16_t*, const uint16_t*,

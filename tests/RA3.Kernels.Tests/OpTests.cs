@@ -33,7 +33,8 @@ public sealed class OpTests(string backendName) : KernelTest(backendName)
                 var ra = T(a, ta ? [k, m] : [m, k]);
                 var rb = T(bw, tb ? [n, k] : [k, n]);
                 var want = (0.7 * matmul(ta ? ra.t() : ra, tb ? rb.t() : rb)) + (0.3 * T(c0, [m, n])) + T(bias, [n]);
-                Close(c, want, $"gemm {m}x{n}x{k} transA={ta} transB={tb}");
+                var scale = (0.7 * matmul((ta ? ra.t() : ra).abs(), (tb ? rb.t() : rb).abs())) + (0.3 * T(c0, [m, n]).abs()) + T(bias, [n]).abs();
+                CloseToScale(c, want, scale, $"gemm {m}x{n}x{k} transA={ta} transB={tb}");
             }
         }
     }

@@ -74,6 +74,23 @@ internal static class Oracle
     public static void Close(KTensor ours, TTensor reference, string what, double tolerance = Tolerance) =>
         Close(ours.ToFloatArray(), reference, what, tolerance);
 
+    /// <summary>
+    /// Asserts ‖ours − reference‖ / ‖scale‖ below <paramref name="tolerance"/>, for a result that can
+    /// cancel: <paramref name="scale"/> is the same sum with every term taken absolutely, the quantity
+    /// floating-point error is proportional to (a 1×1 product whose terms nearly cancel has a tiny
+    /// ‖reference‖ but no larger error).
+    /// </summary>
+    public static void CloseToScale(KTensor ours, TTensor reference, TTensor scale, string what, double tolerance = Tolerance)
+    {
+        double[] got = Array.ConvertAll(ours.ToFloatArray(), x => (double)x);
+        double[] want = reference.detach().contiguous().to_type(float64).data<double>().ToArray();
+        double[] size = scale.detach().contiguous().to_type(float64).data<double>().ToArray();
+        Assert.That(got, Has.Length.EqualTo(want.Length), $"{what}: element count");
+        double num = got.Zip(want, (a, b) => (a - b) * (a - b)).Sum(), den = size.Sum(x => x * x);
+        double rel = Math.Sqrt(num / Math.Max(den, 1e-300));
+        Assert.That(rel, Is.LessThan(tolerance), $"{what}: error {rel:E2} relative to the sum of absolute terms (‖scale‖ = {Math.Sqrt(den):E3})");
+    }
+
     /// <summary>Asserts that <paramref name="ours"/> matches <paramref name="reference"/> within <paramref name="tolerance"/>.</summary>
     public static void Close(float[] ours, TTensor reference, string what, double tolerance = Tolerance)
     {

@@ -12,7 +12,11 @@ using KTensor = RA3.Kernels.Tensors.Tensor;
 // op it takes over from ILGPU, then a few training steps of a small Llama through the same model
 // code, then training-step throughput of GPT-2 124M on the GPU. Exit code 1 when a check fails.
 // Error = ||gpu - cpu|| / ||cpu||; bf16 paths (attention, segment scoring) get bf16 tolerances.
-var seed = args.Length > 0 ? int.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : Environment.TickCount;
+//   RA3.GpuCheck [--seed N] [--out FILE.json]   (FILE gets bench/gpu/table.py's result lines)
+var inv = System.Globalization.CultureInfo.InvariantCulture;
+string? Arg(string name) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault();
+var seed = Arg("--seed") is { } s0 ? int.Parse(s0, inv) : Environment.TickCount;
+var results = new List<string>();
 var rng = new Rng((ulong)seed);
 using var gpu = CudaBackend.Create();
 using var cpu = new CpuBackend();
@@ -34,6 +38,7 @@ void Report(string name, float[] got, float[] want, double tolerance)
     bool pass = error <= tolerance && !double.IsNaN(error);
     failures += pass ? 0 : 1;
     Console.WriteLine($"check {name,-50} rel.err {error:E3}  (tol {tolerance:E0})  {(pass ? "ok" : "FAIL")}");
+    results.Add(string.Create(inv, $"{{\"kind\":\"check\",\"name\":\"cuda backend: {name}\",\"error\":{(double.IsFinite(error) ? error : 1e30):E4},\"tolerance\":{tolerance:E1},\"pass\":{(pass ? "true" : "false")}}}"));
 }
 
 // Runs body on both backends with the same host inputs; returns each backend's outputs.
@@ -67,9 +72,36 @@ float[] Read(KTensor t) => t.ToFloatArray();
     var r = Both([Random(m * k), Random(k * n), Random(n), Random(m * n)], [[k, m], [n, k], [n], [m, n]], [], [], (b, f, _) =>
     {
         b.Gemm(f[0], true, f[1], true, f[3], alpha: 0.5f, beta: 1f, bias: f[2]);
-        return [Read(f[3])];
+        b.BiasBackward(f[3], f[2]);
+        return [Read(f[3]), Read(f[2])];
     });
     Report("gemm tf32 + bias, A^T B^T", r.Gpu[0], r.Cpu[0], 2e-3);
+    Report("bias backward (column sums)", r.Gpu[1], r.Cpu[1], 2e-3);
+}
+
+// LayerNorm and RMSNorm forward and backward (a warp per row).
+{
+    const int rows = 1000, cols = 768;
+    var r = Both([Random(rows * cols), Random(cols), Random(cols), Random(rows * cols), Random(rows * cols, 0.1f), Random(cols, 0.1f), Random(cols, 0.1f)], [[rows, cols], [cols], [cols], [rows, cols], [rows, cols], [cols], [cols]], [], [], (b, f, _) =>
+    {
+        using var y = b.Empty(DType.Float32, rows, cols);
+        using var mean = b.Empty(DType.Float32, rows);
+        using var rstd = b.Empty(DType.Float32, rows);
+        b.LayerNorm(f[0], f[1], f[2], y, mean, rstd);
+        b.LayerNormBackward(f[0], f[1], mean, rstd, f[3], f[4], f[5], f[6]);
+        float[] ln = Read(y), dx = Read(f[4]), dw = Read(f[5]), db = Read(f[6]);
+        using var y2 = b.Empty(DType.Float32, rows, cols);
+        b.RmsNorm(f[0], f[1], y2, rstd);
+        b.RmsNormBackward(f[0], f[1], rstd, f[3], f[4], f[5]);
+        return [ln, dx, dw, db, Read(y2), Read(f[4]), Read(f[5])];
+    });
+    Report("layernorm y", r.Gpu[0], r.Cpu[0], 1e-5);
+    Report("layernorm dx", r.Gpu[1], r.Cpu[1], 1e-5);
+    Report("layernorm dweight", r.Gpu[2], r.Cpu[2], 1e-5);
+    Report("layernorm dbias", r.Gpu[3], r.Cpu[3], 1e-5);
+    Report("rmsnorm y", r.Gpu[4], r.Cpu[4], 1e-5);
+    Report("rmsnorm dx (after the layernorm's)", r.Gpu[5], r.Cpu[5], 1e-5);
+    Report("rmsnorm dweight (after the layernorm's)", r.Gpu[6], r.Cpu[6], 1e-5);
 }
 
 // Fused attention forward and backward (bf16 tensor cores), GQA and right padding.
@@ -168,31 +200,44 @@ foreach (int d in new[] { 64, 128 })
 // GPT-2 124M training-step throughput on the GPU (forward, backward, AdamW), B 8 x T 1024.
 {
     var config = ModelConfig.Gpt2(vocab: 50257, hidden: 768, layers: 12, heads: 12, maxPositions: 1024);
-    const int batch = 8, t = 1024, steps = 4;
+    const int batch = 16, t = 1024, steps = 4;
     using var model = new Transformer(gpu, config, trainable: true);
     model.InitializeRandom(7);
     using var plan = model.Plan(batch, t, PassKind.Train);
     using var optimizer = new AdamWOptimizer(model, weightDecay: 0.1f);
     plan.SetBatch([.. Enumerable.Range(0, batch * t).Select(_ => rng.NextInt(config.VocabSize))]);
     var clock = new Stopwatch();
+    double forward = 0, backward = 0, update = 0;
     for (int s = 0; s <= steps; s++)
     {
-        if (s == 1)
-        {
-            gpu.Synchronize();
-            clock.Start();  // step 0 warms up (kernel compilation, cuBLASLt plans, pool growth)
-        }
-
+        gpu.Synchronize();
+        clock.Restart();
         gpu.Zero(model.Gradients!.Buffer);
         model.Forward(plan);
+        gpu.Synchronize();
+        double f = clock.Elapsed.TotalSeconds;
         model.Backward(plan);
+        gpu.Synchronize();
+        double fb = clock.Elapsed.TotalSeconds;
         optimizer.Step(1e-4f, s + 1);
+        gpu.Synchronize();
+        if (s > 0)  // step 0 warms up (kernel compilation, cuBLASLt plans, pool growth)
+        {
+            forward += f / steps;
+            backward += (fb - f) / steps;
+            update += (clock.Elapsed.TotalSeconds - fb) / steps;
+        }
     }
 
-    gpu.Synchronize();
-    double seconds = clock.Elapsed.TotalSeconds / steps;
-    Console.WriteLine($"time  gpt2-124M train step B{batch} T{t} (f32 weights, TF32 GEMMs, bf16 attention)   {seconds * 1e3:F1} ms  {batch * t / seconds:F0} tokens/s");
+    double seconds = forward + backward + update;
+    Console.WriteLine($"time  gpt2-124M train step B{batch} T{t} (f32 weights, TF32 GEMMs, bf16 attention)   {seconds * 1e3:F1} ms  {batch * t / seconds:F0} tokens/s  (forward {forward * 1e3:F1} ms, backward {backward * 1e3:F1} ms, AdamW {update * 1e3:F1} ms)");
+    results.Add(string.Create(inv, $"{{\"kind\":\"time\",\"impl\":\"ra3\",\"name\":\"gpt2-124M train step B{batch} T{t}\",\"ms\":{seconds * 1e3:F3},\"tflops\":0,\"extra_mb\":-1,\"tokens_per_s\":{batch * t / seconds:F0}}}"));
 }
 
 Console.WriteLine($"gpu checks: {failures} failed");
+if (Arg("--out") is { } outPath)
+{
+    File.WriteAllText(outPath, $"{{\"device\":\"{gpu.AcceleratorName}\",\"results\":[\n{string.Join(",\n", results)}\n]}}\n");
+}
+
 return failures == 0 ? 0 : 1;

@@ -11,8 +11,9 @@ namespace RA3.Kernels.Cuda;
 /// <summary>
 /// The GPU backend: ra3_native's CUDA kernels, called through P/Invoke on the device pointers of
 /// ILGPU's CUDA buffers and on ILGPU's stream, for the hot paths — GEMM (TF32 tensor cores, fused
-/// bias), fused attention (bf16 tensor cores, head dims 64 and 128), latent segment scoring (bf16)
-/// and the temporal-ELBO pass; ILGPU's CUDA accelerator serves every other op. Tensors stay f32:
+/// bias, column-sum bias gradient), LayerNorm and RMSNorm (a warp per row), fused attention (bf16 tensor cores, head dims 64
+/// and 128), latent segment scoring (bf16) and the temporal-ELBO pass; ILGPU's CUDA accelerator
+/// serves every other op. Tensors stay f32:
 /// the bf16 kernels get bf16 copies made on the device and their gradients are added back into the
 /// f32 tensors, so results carry bf16 rounding (about 1e-3 relative). Scratch memory comes from the
 /// device's stream-ordered pool.
@@ -61,6 +62,36 @@ public sealed class CudaBackend : IlgpuBackend
         Enter();
         int transA = g.TransA ? 1 : 0, transB = g.TransB ? 1 : 0;
         NativeMethods.Check(NativeMethods.CudaGemmF32(g.Batch, g.M, g.N, g.K, transA, transB, g.Alpha, P(a), g.StrideA, P(b), g.StrideB, g.Beta, P(c), g.StrideC, bias is null ? IntPtr.Zero : P(bias)));
+    }
+
+    private protected override void BiasBackwardCore(Tensor dOut, Tensor dBias)
+    {
+        Enter();
+        NativeMethods.Check(NativeMethods.CudaBiasBackward(dOut.Count / dBias.Count, checked((int)dBias.Count), P(dOut), P(dBias)));
+    }
+
+    private protected override void LayerNormCore(Tensor x, Tensor weight, Tensor? bias, Tensor y, Tensor mean, Tensor rstd, float eps)
+    {
+        Enter();
+        NativeMethods.Check(NativeMethods.CudaLayerNormForward(x.Shape.Rows, x.Shape[-1], P(x), P(weight), bias is null ? IntPtr.Zero : P(bias), P(y), P(mean), P(rstd), eps));
+    }
+
+    private protected override void LayerNormBackwardCore(Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dy, Tensor dx, Tensor dWeight, Tensor? dBias)
+    {
+        Enter();
+        NativeMethods.Check(NativeMethods.CudaLayerNormBackward(x.Shape.Rows, x.Shape[-1], P(x), P(weight), P(mean), P(rstd), P(dy), P(dx), P(dWeight), dBias is null ? IntPtr.Zero : P(dBias)));
+    }
+
+    private protected override void RmsNormCore(Tensor x, Tensor weight, Tensor y, Tensor rstd, float eps)
+    {
+        Enter();
+        NativeMethods.Check(NativeMethods.CudaRmsNormForward(x.Shape.Rows, x.Shape[-1], P(x), P(weight), P(y), P(rstd), eps));
+    }
+
+    private protected override void RmsNormBackwardCore(Tensor x, Tensor weight, Tensor rstd, Tensor dy, Tensor dx, Tensor dWeight)
+    {
+        Enter();
+        NativeMethods.Check(NativeMethods.CudaRmsNormBackward(x.Shape.Rows, x.Shape[-1], P(x), P(weight), P(rstd), P(dy), P(dx), P(dWeight)));
     }
 
     private protected override void FlashAttentionCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse)

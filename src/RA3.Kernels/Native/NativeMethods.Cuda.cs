@@ -47,6 +47,21 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Lib, EntryPoint = "ra3_cuda_gemm_f32")]
     public static partial int CudaGemmF32(int batch, int m, int n, int k, int transA, int transB, float alpha, IntPtr a, long strideA, IntPtr b, long strideB, float beta, IntPtr c, long strideC, IntPtr bias);
 
+    [LibraryImport(Lib, EntryPoint = "ra3_cuda_bias_backward_f32")]
+    public static partial int CudaBiasBackward(long rows, int cols, IntPtr dOutput, IntPtr dBias);
+
+    [LibraryImport(Lib, EntryPoint = "ra3_cuda_layernorm_forward_f32")]
+    public static partial int CudaLayerNormForward(long rows, int cols, IntPtr x, IntPtr weight, IntPtr bias, IntPtr y, IntPtr mean, IntPtr rstd, float eps);
+
+    [LibraryImport(Lib, EntryPoint = "ra3_cuda_layernorm_backward_f32")]
+    public static partial int CudaLayerNormBackward(long rows, int cols, IntPtr x, IntPtr weight, IntPtr mean, IntPtr rstd, IntPtr dy, IntPtr dx, IntPtr dWeight, IntPtr dBias);
+
+    [LibraryImport(Lib, EntryPoint = "ra3_cuda_rmsnorm_forward_f32")]
+    public static partial int CudaRmsNormForward(long rows, int cols, IntPtr x, IntPtr weight, IntPtr y, IntPtr rstd, float eps);
+
+    [LibraryImport(Lib, EntryPoint = "ra3_cuda_rmsnorm_backward_f32")]
+    public static partial int CudaRmsNormBackward(long rows, int cols, IntPtr x, IntPtr weight, IntPtr rstd, IntPtr dy, IntPtr dx, IntPtr dWeight);
+
     [LibraryImport(Lib, EntryPoint = "ra3_cuda_flash_attention_forward_bf16")]
     public static partial int CudaFlashAttentionForward(int batch, int t, int hq, int hkv, int d, IntPtr q, IntPtr k, IntPtr v, IntPtr lengths, IntPtr output, IntPtr lse);
 
