@@ -1,0 +1,215 @@
+using System.Globalization;
+using System.Text.Json;
+using RA3.Model.Generation;
+using RA3.Model.Tokenizers;
+using RA3.Train.Evaluation;
+using RA3.Train.Sandbox;
+using RA3.Train.Scoring;
+
+namespace RA3.Train.Cli;
+
+/// <summary><c>ra3 eval</c>: pass@k of completions on a problem set, every program run in the sandbox.</summary>
+public static class EvalCommand
+{
+    /// <summary>Usage text.</summary>
+    public const string Usage = """
+        usage: ra3 eval --problems FILE (--samples FILE.jsonl | --samples canonical | --model DIR -n N) [options]
+
+          --problems FILE     HumanEval (.jsonl[.gz]), HumanEval+ / MBPP+ (EvalPlus), mbpp.jsonl,
+                              sanitized-mbpp.json, or a jsonl of {task_id, prompt, tests}
+          --samples FILE      completions: jsonl of {"task_id", "completion"} ("solution" for whole programs);
+                              'canonical' scores the problems' own solutions
+          --model DIR -n N    generate N completions per problem with this model, then score them
+          -k LIST             pass@k to report, comma-separated                          [1]
+          --out FILE          JSON summary: pass@k per test variant, outcome counts, throughput
+          --outcomes FILE     per-sample outcomes, jsonl              [<out, else samples>.outcomes.jsonl]
+          --split NAME        keep one MBPP split: prompt | test | validation | train
+          --limit N           the first N problems only
+          --workers N         sandbox workers                                            [cores]
+          --timeout S         wall-clock seconds per program                             [20]
+          --memory MB         address-space limit per program                            [1024]
+          --strict            stop at the first malformed problem or sample
+          generation (--model): --max-new-tokens N [256] --temperature T [0.8] --top-p P [0.95]
+                              --seed N [1] --backend NAME [cpu]
+        """;
+
+    /// <summary>Runs the command.</summary>
+    public static int Run(IEnumerable<string> args, TextWriter stdout)
+    {
+        var o = new Options(args.Select(a => a is "-k" ? "--k" : a is "-n" ? "--n" : a), new HashSet<string> { "strict" });
+        string problemsPath = o.String("problems") ?? throw new UsageException("--problems is required");
+        string? samplesSpec = o.String("samples"), model = o.String("model");
+        int[] ks = ParseKs(o.String("k", "1")!);
+        string? outPath = o.String("out");
+        string outcomesPath = o.String("outcomes", (outPath ?? samplesSpec ?? problemsPath) + ".outcomes.jsonl")!;
+        string? split = o.String("split");
+        int limit = o.Int("limit", int.MaxValue), workers = o.Int("workers", 0), n = o.Int("n", 1);
+        bool strict = o.Has("strict");
+        var limits = new SandboxLimits
+        {
+            WallTime = TimeSpan.FromSeconds(o.Float("timeout", 20f)),
+            MemoryBytes = (long)o.Int("memory", 1024) << 20,
+        };
+        limits = limits with { CpuSeconds = Math.Max(1, (int)limits.WallTime.TotalSeconds - 2) };
+        var sampling = new SamplingOptions
+        {
+            MaxNewTokens = o.Int("max-new-tokens", 256),
+            Temperature = o.Float("temperature", 0.8f),
+            TopP = o.Float("top-p", 0.95f),
+            Seed = (ulong)o.Int("seed", 1),
+        };
+        string backendName = o.String("backend", "cpu")!;
+        o.Finish();
+        if ((samplesSpec is null) == (model is null))
+        {
+            throw new UsageException("give exactly one of --samples and --model");
+        }
+
+        var set = ProblemSetLoader.Load(problemsPath, strict);
+        var problems = set.Problems.Where(p => split is null || p.Split == split).Take(limit).ToList();
+        if (problems.Count == 0)
+        {
+            throw new UsageException(split is null ? "no problems selected" : $"no problems in split '{split}' (splits exist for MBPP files)");
+        }
+
+        var issues = new List<string>(set.Issues);
+        IReadOnlyList<Sample> samples;
+        if (samplesSpec == "canonical")
+        {
+            samples = [.. problems.Where(p => p.CanonicalSolution is not null).Select(p => new Sample(p.TaskId, p.CanonicalSolution!))];
+        }
+        else if (samplesSpec is not null)
+        {
+            var loaded = SampleLoader.Load(samplesSpec, strict);
+            samples = loaded.Samples;
+            issues.AddRange(loaded.Issues);
+        }
+        else
+        {
+            samples = Generate(problems, model!, backendName, n, sampling, stdout);
+        }
+
+        foreach (string issue in issues.Take(20))
+        {
+            stdout.WriteLine($"warning: {issue}");
+        }
+
+        if (issues.Count > 20)
+        {
+            stdout.WriteLine($"warning: ... and {issues.Count - 20} more");
+        }
+
+        using var sandbox = Sandbox.Sandbox.Create(limits);
+        stdout.WriteLine(sandbox.Description);
+        using var pool = new SandboxPool(sandbox, workers);
+        var report = new Evaluator(pool).EvaluateAsync(problems, samples, ks, line => stdout.WriteLine(line)).GetAwaiter().GetResult();
+        issues.AddRange(report.Issues);
+        WriteOutcomes(outcomesPath, report);
+        stdout.WriteLine();
+        stdout.WriteLine($"{problems.Count} problems ({set.Problems[0].Format}), {samples.Count} samples, {report.Programs} programs in {report.WallTime.TotalSeconds:0.0} s ({report.ProgramsPerSecond:0.0} programs/s, {pool.Workers} workers)");
+        stdout.WriteLine(Table(report, ks));
+        stdout.WriteLine("outcomes: " + string.Join(", ", report.OutcomeCounts.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key} {kv.Value}")));
+        stdout.WriteLine($"per-sample outcomes: {outcomesPath}");
+        if (outPath is not null)
+        {
+            File.WriteAllText(outPath, Summary(problemsPath, problems.Count, samples.Count, report, ks, issues));
+            stdout.WriteLine($"summary: {outPath}");
+        }
+
+        return 0;
+    }
+
+    private static int[] ParseKs(string text)
+    {
+        try
+        {
+            int[] ks = [.. text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(s => int.Parse(s, CultureInfo.InvariantCulture))];
+            return ks.Length > 0 && ks.All(k => k >= 1) ? ks : throw new UsageException($"-k: '{text}' must list positive integers");
+        }
+        catch (FormatException)
+        {
+            throw new UsageException($"-k: '{text}' must list positive integers, e.g. 1,5");
+        }
+    }
+
+    private static List<Sample> Generate(List<Problem> problems, string model, string backendName, int n, SamplingOptions sampling, TextWriter stdout)
+    {
+        if (n < 1)
+        {
+            throw new UsageException("-n must be at least 1");
+        }
+
+        using var backend = BackendChoice.Create(backendName);
+        using var transformer = Scorer.LoadModel(model, backend);
+        var tokenizer = TokenizerLoader.Load(model);
+        var generator = new Generator(transformer, tokenizer);
+        var samples = new List<Sample>();
+        foreach (var p in problems)
+        {
+            string context = p.Mode == CompletionMode.ContinuesPrompt ? p.Preamble + p.Prompt : $"\"\"\"\n{p.Prompt}\n\"\"\"\n";
+            var options = sampling with
+            {
+                StopStrings = p.Mode == CompletionMode.ContinuesPrompt ? ["\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\nassert "] : ["\nassert ", "\nif __name__", "\n\"\"\""],
+                Seed = sampling.Seed + (ulong)samples.Count,
+            };
+            int[] ids = tokenizer.Encode(context);
+            var generated = generator.Generate([.. Enumerable.Repeat(ids, n)], options);
+            samples.AddRange(generated.Select(g => new Sample(p.TaskId, Trim(g.Text ?? string.Empty, options.StopStrings))));
+            stdout.WriteLine($"generated {samples.Count}/{problems.Count * n} completions");
+        }
+
+        return samples;
+    }
+
+    private static string Trim(string text, IReadOnlyList<string> stops)
+    {
+        int cut = stops.Select(s => text.IndexOf(s, StringComparison.Ordinal)).Where(i => i >= 0).DefaultIfEmpty(text.Length).Min();
+        return text[..cut];
+    }
+
+    private static string Table(EvalReport report, int[] ks)
+    {
+        var lines = new List<string> { "| tests | " + string.Join(" | ", ks.Select(k => $"pass@{k}")) + " |", "|---|" + string.Concat(ks.Select(_ => "---:|")) };
+        foreach (var s in report.Scores)
+        {
+            lines.Add($"| {s.Variant} | " + string.Join(" | ", ks.Select(k => double.IsNaN(s.PassAtK[k]) ? "n/a" : $"{100 * s.PassAtK[k]:0.0}% ({s.ProblemsCounted[k]} problems)")) + " |");
+        }
+
+        return string.Join(Environment.NewLine, lines);
+    }
+
+    private static void WriteOutcomes(string path, EvalReport report)
+    {
+        using var writer = new StreamWriter(path);
+        foreach (var o in report.Outcomes)
+        {
+            writer.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
+            {
+                ["task_id"] = o.TaskId,
+                ["sample"] = o.Sample,
+                ["variant"] = o.Variant,
+                ["outcome"] = o.Run.OutcomeName,
+                ["type"] = o.Run.ExceptionType,
+                ["message"] = o.Run.Message,
+                ["wall_ms"] = Math.Round(o.Run.WallTime.TotalMilliseconds, 1),
+            }));
+        }
+    }
+
+    private static string Summary(string problems, int problemCount, int sampleCount, EvalReport report, int[] ks, List<string> issues) =>
+        JsonSerializer.Serialize(
+            new Dictionary<string, object>
+            {
+                ["problems_file"] = problems,
+                ["problems"] = problemCount,
+                ["samples"] = sampleCount,
+                ["pass_at_k"] = report.Scores.ToDictionary(s => s.Variant, s => ks.ToDictionary(k => $"pass@{k}", k => (object?)(double.IsNaN(s.PassAtK[k]) ? null : s.PassAtK[k]))),
+                ["outcomes"] = report.OutcomeCounts,
+                ["programs"] = report.Programs,
+                ["seconds"] = Math.Round(report.WallTime.TotalSeconds, 2),
+                ["programs_per_second"] = Math.Round(report.ProgramsPerSecond, 2),
+                ["sandbox"] = report.Isolation,
+                ["issues"] = issues,
+            },
+            new JsonSerializerOptions { WriteIndented = true });
+}

@@ -1,0 +1,216 @@
+using System.Net;
+using System.Net.Sockets;
+using NUnit.Framework;
+using RA3.Testing;
+using RA3.Train.Sandbox;
+
+namespace RA3.Train.Tests;
+
+/// <summary>
+/// The sandbox against hostile programs: each case asserts its outcome, and afterwards nothing
+/// outside the sandbox changed, no process of the sandbox's users is left, no run directory is left
+/// and this process holds no more file descriptors than before. Needs bubblewrap (test.sh installs
+/// it): without it the isolation tests fail and say so.
+/// </summary>
+public sealed class SandboxTests
+{
+    private static readonly SandboxLimits TestLimits = new()
+    {
+        WallTime = TimeSpan.FromSeconds(6),
+        CpuSeconds = 3,
+        MemoryBytes = 512L << 20,
+        MaxOutputBytes = 16 << 10,
+    };
+
+    private Sandbox.Sandbox sandbox = null!;
+    private string outside = null!;
+    private int descriptorsBefore;
+
+    [OneTimeSetUp]
+    public void Open()
+    {
+        descriptorsBefore = OpenDescriptors();
+        sandbox = Sandbox.Sandbox.Create(TestLimits);
+        outside = Directory.CreateTempSubdirectory("ra3-outside-").FullName;
+        File.WriteAllText(Path.Combine(outside, "keep.txt"), "untouched");
+        File.SetUnixFileMode(outside, (UnixFileMode)0x1FF);  // 0777: only the sandbox's walls protect it
+        File.SetUnixFileMode(Path.Combine(outside, "keep.txt"), (UnixFileMode)0x1B6);  // 0666
+    }
+
+    [OneTimeTearDown]
+    public void Close()
+    {
+        Directory.Delete(outside, recursive: true);
+        sandbox.Dispose();
+    }
+
+    [Test, Order(0)]
+    public void IsolatesWithNamespaces() =>
+        Assert.That(sandbox.Isolation, Is.EqualTo(Isolation.Namespaces), $"bubblewrap is missing or unusable here ({sandbox.Description}); test.sh installs the 'bubblewrap' package");
+
+    [TestCase("assert 1 + 1 == 2", RunOutcome.Passed, "")]
+    [TestCase("assert 1 == 2, 'nope'", RunOutcome.Failed, "AssertionError")]
+    [TestCase("raise ValueError('bad value')", RunOutcome.Error, "ValueError")]
+    [TestCase("import sys\nsys.exit(0)\nassert False", RunOutcome.Error, "SystemExit")]
+    [TestCase("import os\nos._exit(0)\nassert False", RunOutcome.Error, "NoReport")]
+    [TestCase("print('passed')\nprint('{\"outcome\": \"passed\"}')\nassert False", RunOutcome.Failed, "AssertionError")]
+    [TestCase("while True:\n    pass", RunOutcome.Timeout, "Timeout")]
+    [TestCase("import time\ntime.sleep(100)", RunOutcome.Timeout, "Timeout")]
+    [TestCase("x = bytearray(8 * 2**30)", RunOutcome.Memory, "MemoryError")]
+    [TestCase("a = []\nwhile True:\n    a.append(bytearray(2**20))", RunOutcome.Memory, "MemoryError")]
+    [TestCase("def f():\n    return f()\nf()", RunOutcome.Error, "RecursionError")]
+    [TestCase("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", RunOutcome.Killed, "Signal")]
+    [TestCase("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)", RunOutcome.Error, "PermissionError")]
+    [TestCase("open('/usr/pwned', 'w').write('x')", RunOutcome.Error, "OSError")]
+    [TestCase("import os\nos.remove('/etc/hostname')", RunOutcome.Error, "")]
+    [TestCase("print(open('/etc/shadow').read())", RunOutcome.Error, "PermissionError")]
+    public void EndsAsExpected(string program, RunOutcome expected, string type)
+    {
+        var r = sandbox.Run(program);
+        Assert.That(r.Outcome, Is.EqualTo(expected), $"{r.ExceptionType}: {r.Message}\nstdout: {r.Stdout}\nstderr: {r.Stderr}");
+        if (type.Length > 0)
+        {
+            Assert.That(r.ExceptionType, Is.EqualTo(type), r.Message);
+        }
+    }
+
+    [Test]
+    public void ForkBombStopsAtTheProcessLimit()
+    {
+        var r = sandbox.Run("import os\nwhile True:\n    os.fork()");
+        Assert.That(r.Outcome, Is.AnyOf(RunOutcome.Error, RunOutcome.Timeout, RunOutcome.Killed), r.Message);
+        Assert.That(r.Outcome, Is.Not.EqualTo(RunOutcome.Passed));
+        Assert.That(SandboxProcesses(), Is.Empty, "processes of the sandbox's users outlived the run");
+    }
+
+    [Test]
+    public void DeepCRecursionIsContained()
+    {
+        var r = sandbox.Run("import sys\nsys.setrecursionlimit(10**8)\ndef f(n):\n    return f(n + 1)\nf(0)");
+        // Python 3.11 keeps pure-Python frames off the C stack, so this runs into the CPU limit or the memory limit.
+        Assert.That(r.Outcome, Is.AnyOf(RunOutcome.Killed, RunOutcome.Error, RunOutcome.Memory, RunOutcome.Timeout), r.Message);
+    }
+
+    [Test]
+    public void HugeOutputIsCapped()
+    {
+        var r = sandbox.Run("import sys\nfor _ in range(64):\n    sys.stdout.write('x' * 2**20)\nassert True");
+        Assert.That(r.Outcome, Is.EqualTo(RunOutcome.Passed), r.Message);
+        Assert.That(r.Stdout.Length, Is.LessThan(TestLimits.MaxOutputBytes + 200));
+        Assert.That(r.Stdout, Does.Contain("more bytes; output capped"));
+    }
+
+    [Test]
+    public void CannotTouchFilesOutside()
+    {
+        string keep = Path.Combine(outside, "keep.txt");
+        string project = Path.Combine(Fixtures.RepoRoot, "README.md");
+        string before = File.ReadAllText(project);
+        foreach (string program in new[]
+        {
+            $"open({Py(keep)}, 'w').write('changed')",
+            $"import os\nos.remove({Py(keep)})",
+            $"open({Py(Path.Combine(outside, "new.txt"))}, 'w').write('x')",
+            $"open({Py(project)}, 'a').write('x')",
+            $"import shutil\nshutil.rmtree({Py(Fixtures.RepoRoot)})",
+        })
+        {
+            var r = sandbox.Run(program);
+            Assert.That(r.Outcome, Is.EqualTo(RunOutcome.Error), $"{program}: {r.Message}");
+        }
+
+        Assert.That(File.ReadAllText(keep), Is.EqualTo("untouched"));
+        Assert.That(Directory.GetFiles(outside), Has.Length.EqualTo(1));
+        Assert.That(File.ReadAllText(project), Is.EqualTo(before));
+    }
+
+    [Test]
+    public void WritesOnlyItsOwnFreshWorkingDirectory()
+    {
+        var first = sandbox.Run("import os\nopen('mine.txt', 'w').write('x' * 1000)\nassert os.listdir('.') == ['mine.txt'], os.listdir('.')");
+        Assert.That(first.Outcome, Is.EqualTo(RunOutcome.Passed), first.Message);
+        var second = sandbox.Run("import os\nassert os.listdir('.') == [], os.listdir('.')");
+        Assert.That(second.Outcome, Is.EqualTo(RunOutcome.Passed), "a run saw the previous run's files: " + second.Message);
+        var big = sandbox.Run($"with open('big.bin', 'wb') as f:\n    f.write(b'x' * {TestLimits.MaxFileBytes + 1})");
+        Assert.That(big.Outcome, Is.EqualTo(RunOutcome.Error), "the file-size limit did not hold: " + big.Message);
+        Assert.That(big.Message, Does.Contain("File too large"));
+    }
+
+    [Test]
+    public void HasNoNetwork()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        var r = sandbox.Run($"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)");
+        Assert.That(r.Outcome, Is.EqualTo(RunOutcome.Error), r.Message);
+        Assert.That(listener.Pending(), Is.False, "the sandboxed program reached a port of this machine");
+    }
+
+    [Test]
+    public void SeesNoSecretsInTheEnvironment()
+    {
+        Environment.SetEnvironmentVariable("RA3_TEST_SECRET", "hunter2");
+        try
+        {
+            var r = sandbox.Run("import os\nprint(sorted(os.environ))\nassert not any('hunter2' in v for v in os.environ.values())\nassert set(os.environ) <= {'PATH', 'LANG', 'HOME', 'PWD', 'LC_CTYPE'}, sorted(os.environ)");
+            Assert.That(r.Outcome, Is.EqualTo(RunOutcome.Passed), r.Message);
+            Assert.That(r.Stdout, Does.Not.Contain("hunter2"));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("RA3_TEST_SECRET", null);
+        }
+    }
+
+    [Test]
+    public void StandardInputIsClosed()
+    {
+        var r = sandbox.Run("import sys\nassert sys.stdin.read() == ''");
+        Assert.That(r.Outcome, Is.EqualTo(RunOutcome.Passed), r.Message);
+    }
+
+    [Test, Order(100)]
+    public async Task ManyRunsLeaveNothingBehind()
+    {
+        using var pool = new SandboxPool(sandbox, workers: 2, queueCapacity: 4);
+        var programs = Enumerable.Range(0, 200).Select(i => i % 10 == 9 ? "while True:\n    pass" : $"assert sum(range({i})) == {i * (i - 1) / 2}").ToArray();
+        var limits = sandbox.Limits;
+        var results = await pool.RunAllAsync(programs);
+        Assert.That(results.Count(r => r.Outcome == RunOutcome.Passed), Is.EqualTo(180));
+        Assert.That(results.Count(r => r.Outcome == RunOutcome.Timeout), Is.EqualTo(20));
+        Assert.That(Directory.GetFileSystemEntries(Path.Combine(sandbox.Root, "runs")), Is.Empty, "run directories were left behind");
+        Assert.That(SandboxProcesses(), Is.Empty, "processes of the sandbox's users outlived their runs");
+        Assert.That(OpenDescriptors(), Is.LessThan(descriptorsBefore + 32), "file descriptors leak");
+        Assert.That(limits, Is.EqualTo(TestLimits));
+    }
+
+    private static string Py(string s) => "'" + s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("'", "\\'", StringComparison.Ordinal) + "'";
+
+    private static int OpenDescriptors() => Directory.GetFileSystemEntries("/proc/self/fd").Length;
+
+    /// <summary>Processes whose real user id is one of the sandbox's per-slot users.</summary>
+    private static List<string> SandboxProcesses()
+    {
+        var found = new List<string>();
+        foreach (string dir in Directory.GetDirectories("/proc"))
+        {
+            try
+            {
+                string? uidLine = File.ReadLines(Path.Combine(dir, "status")).FirstOrDefault(l => l.StartsWith("Uid:", StringComparison.Ordinal));
+                if (uidLine is not null && int.TryParse(uidLine.Split('\t', StringSplitOptions.RemoveEmptyEntries)[1], out int uid) && uid >= Sandbox.Sandbox.FirstUid && uid < Sandbox.Sandbox.FirstUid + 64)
+                {
+                    found.Add($"{Path.GetFileName(dir)} (uid {uid})");
+                }
+            }
+            catch (IOException)
+            {
+            }
+            catch (UnauthorizedAccessException)
+            {
+            }
+        }
+
+        return found;
+    }
+}
