@@ -197,6 +197,25 @@ public sealed class EvaluationTests
         Assert.That(CommandLine.Run(["eval", "--problems", problems], TextWriter.Null, TextWriter.Null), Is.EqualTo(2));
     }
 
+    [Test]
+    public void EvalCommandGeneratesWithAModelThenScores()
+    {
+        string problems = Write("gen-problems.jsonl",
+            """{"task_id": "g1", "prompt": "def one():\n", "tests": "assert one() == 1"}""",
+            """{"task_id": "g2", "prompt": "def two():\n", "tests": "assert two() == 2"}""");
+        string summary = Path.Combine(dir, "gen-summary.json");
+        var stdout = new StringWriter();
+        int code = CommandLine.Run(
+            ["eval", "--problems", problems, "--model", Fixtures.SharedPath("fixtures", "hf", "llama-tiny"), "--tokenizer", Fixtures.SharedPath("fixtures", "hf", "tokenizer-bpe512"), "-n", "3", "-k", "1,3", "--max-new-tokens", "24", "--out", summary],
+            stdout,
+            TextWriter.Null);
+        Assert.That(code, Is.EqualTo(0), stdout.ToString());
+        Assert.That(stdout.ToString(), Does.Contain("generated 6/6 completions"));
+        using var json = JsonDocument.Parse(File.ReadAllText(summary));
+        Assert.That(json.RootElement.GetProperty("samples").GetInt32(), Is.EqualTo(6));
+        Assert.That(json.RootElement.GetProperty("outcomes").EnumerateObject().Sum(p => p.Value.GetInt32()), Is.EqualTo(6), "every generated completion ran and has an outcome");
+    }
+
     private EvalReport Evaluate(IReadOnlyList<Problem> problems, IReadOnlyList<Sample> samples) =>
         new Evaluator(pool).EvaluateAsync(problems, samples, [1]).GetAwaiter().GetResult();
 

@@ -29,8 +29,8 @@ public static class EvalCommand
           --timeout S         wall-clock seconds per program                             [20]
           --memory MB         address-space limit per program                            [1024]
           --strict            stop at the first malformed problem or sample
-          generation (--model): --max-new-tokens N [256] --temperature T [0.8] --top-p P [0.95]
-                              --seed N [1] --backend NAME [cpu]
+          generation (--model): --tokenizer SPEC [the model folder's] --max-new-tokens N [256]
+                              --temperature T [0.8] --top-p P [0.95] --seed N [1] --backend NAME [cpu]
         """;
 
     /// <summary>Runs the command.</summary>
@@ -59,6 +59,7 @@ public static class EvalCommand
             Seed = (ulong)o.Int("seed", 1),
         };
         string backendName = o.String("backend", "cpu")!;
+        string? tokenizerSpec = o.String("tokenizer");
         o.Finish();
         if ((samplesSpec is null) == (model is null))
         {
@@ -86,7 +87,7 @@ public static class EvalCommand
         }
         else
         {
-            samples = Generate(problems, model!, backendName, n, sampling, stdout);
+            samples = Generate(problems, model!, tokenizerSpec ?? model!, backendName, n, sampling, stdout);
         }
 
         foreach (string issue in issues.Take(20))
@@ -132,7 +133,7 @@ public static class EvalCommand
         }
     }
 
-    private static List<Sample> Generate(List<Problem> problems, string model, string backendName, int n, SamplingOptions sampling, TextWriter stdout)
+    private static List<Sample> Generate(List<Problem> problems, string model, string tokenizerSpec, string backendName, int n, SamplingOptions sampling, TextWriter stdout)
     {
         if (n < 1)
         {
@@ -141,7 +142,7 @@ public static class EvalCommand
 
         using var backend = BackendChoice.Create(backendName);
         using var transformer = Scorer.LoadModel(model, backend);
-        var tokenizer = TokenizerLoader.Load(model);
+        var tokenizer = TokenizerLoader.Load(tokenizerSpec);
         var generator = new Generator(transformer, tokenizer);
         var samples = new List<Sample>();
         foreach (var p in problems)
