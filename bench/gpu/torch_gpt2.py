@@ -12,6 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from torch_reference import time_ms
+
 
 class Block(nn.Module):
     def __init__(self, c, heads):
@@ -45,22 +47,6 @@ class Gpt2(nn.Module):
         return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), ids[:, 1:].reshape(-1))
 
 
-def time_steps(step, warmup=3, repeats=10):
-    for _ in range(warmup):
-        step()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        step()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop))
-    times.sort()
-    return times[repeats // 2]
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)
@@ -85,7 +71,7 @@ def main():
 
         began = time.time()
         try:
-            ms = time_steps(step)
+            ms = time_ms(step, repeats=10, warmup=3)
         except Exception as error:  # a compile failure is reported, not fatal to the eager number
             print(f"skip  {impl}: {str(error).splitlines()[0]}", flush=True)
             continue

@@ -107,6 +107,22 @@ Problem check_problem(int32_t n, int32_t l, int32_t d, int32_t v, int32_t lines)
 
 unsigned warps_grid(int64_t rows) { return static_cast<unsigned>(ceil_div(rows * 32, 256)); }
 
+/**
+ * For each block of rows and chunk of the vocabulary: logits [rb, vc] = h[r0 .. r0+rb] W[c0 .. c0+vc]^T
+ * into the scratch, then body(r0, rb, c0, vc) — the walk the forward and the backward share.
+ */
+template <typename Body>
+void for_each_logits_chunk(cudaStream_t stream, const Problem& p, const Plan& plan, const bf16* h, const bf16* w, float* logits, Body&& body) {
+    for (int64_t r0 = 0; r0 < p.rows(); r0 += plan.block_rows) {
+        const int64_t rb = std::min(plan.block_rows, p.rows() - r0);
+        for (int64_t c0 = 0; c0 < p.v; c0 += plan.chunk) {
+            const int64_t vc = std::min(plan.chunk, p.v - c0);
+            gemm_bf16(stream, 1, rb, vc, p.d, false, true, 1.0f, h + r0 * p.d, 0, w + c0 * p.d, 0, 0.0f, logits, CUDA_R_32F, 0);
+            body(r0, rb, c0, vc);
+        }
+    }
+}
+
 }  // namespace
 
 }  // namespace ra3::cuda
@@ -133,16 +149,11 @@ RA3_API ra3_status ra3_cuda_segment_scores_forward_bf16(int32_t n, int32_t l, in
         check(cudaMemsetAsync(scores, 0, p.n * p.lines * sizeof(float), stream), "cudaMemsetAsync");
         const bf16* hb = reinterpret_cast<const bf16*>(h);
         const bf16* wb = reinterpret_cast<const bf16*>(w);
-        for (int64_t r0 = 0; r0 < p.rows(); r0 += plan.block_rows) {
-            const int64_t rb = std::min(plan.block_rows, p.rows() - r0);
-            for (int64_t c0 = 0; c0 < p.v; c0 += plan.chunk) {
-                const int64_t vc = std::min(plan.chunk, p.v - c0);
-                gemm_bf16(stream, 1, rb, vc, p.d, false, true, 1.0f, hb + r0 * p.d, 0, wb + c0 * p.d, 0, 0.0f, logits.as<float>(), CUDA_R_32F, 0);
-                fold_chunk_kernel<<<warps_grid(rb), 256, 0, stream>>>(rb, vc, c0, logits.as<float>(), targets + r0, run_max + r0, run_sum + r0,
-                                                                      target_logit + r0);
-                check_launch("fold_chunk_kernel");
-            }
-        }
+        for_each_logits_chunk(stream, p, plan, hb, wb, logits.as<float>(), [&](int64_t r0, int64_t rb, int64_t c0, int64_t vc) {
+            fold_chunk_kernel<<<warps_grid(rb), 256, 0, stream>>>(rb, vc, c0, logits.as<float>(), targets + r0, run_max + r0, run_sum + r0,
+                                                                  target_logit + r0);
+            check_launch("fold_chunk_kernel");
+        });
         finish_kernel<<<static_cast<unsigned>(ceil_div(p.rows(), 256)), 256, 0, stream>>>(p.rows(), p.l, p.lines, line_ids, run_max, run_sum,
                                                                                            target_logit, lse, scores);
         check_launch("finish_kernel");
@@ -161,18 +172,13 @@ RA3_API ra3_status ra3_cuda_segment_scores_backward_bf16(int32_t n, int32_t l, i
         Scratch logits(plan.block_rows * plan.chunk * sizeof(float), stream), ds(plan.block_rows * plan.chunk * sizeof(bf16), stream);
         const bf16* hb = reinterpret_cast<const bf16*>(h);
         const bf16* wb = reinterpret_cast<const bf16*>(w);
-        for (int64_t r0 = 0; r0 < p.rows(); r0 += plan.block_rows) {
-            const int64_t rb = std::min(plan.block_rows, p.rows() - r0);
-            for (int64_t c0 = 0; c0 < p.v; c0 += plan.chunk) {
-                const int64_t vc = std::min(plan.chunk, p.v - c0);
-                gemm_bf16(stream, 1, rb, vc, p.d, false, true, 1.0f, hb + r0 * p.d, 0, wb + c0 * p.d, 0, 0.0f, logits.as<float>(), CUDA_R_32F, 0);
-                softmax_grad_kernel<<<warps_grid(rb), 256, 0, stream>>>(rb, r0, vc, c0, p.l, p.lines, logits.as<float>(), targets, line_ids, lse,
-                                                                        dscores, ds.as<bf16>());
-                check_launch("softmax_grad_kernel");
-                gemm_bf16(stream, 1, rb, p.d, vc, false, false, 1.0f, ds.as<bf16>(), 0, wb + c0 * p.d, 0, 1.0f, dh + r0 * p.d, CUDA_R_32F, 0);
-                gemm_bf16(stream, 1, vc, p.d, rb, true, false, 1.0f, ds.as<bf16>(), 0, hb + r0 * p.d, 0, 1.0f, dw + c0 * p.d, CUDA_R_32F, 0);
-            }
-        }
+        for_each_logits_chunk(stream, p, plan, hb, wb, logits.as<float>(), [&](int64_t r0, int64_t rb, int64_t c0, int64_t vc) {
+            softmax_grad_kernel<<<warps_grid(rb), 256, 0, stream>>>(rb, r0, vc, c0, p.l, p.lines, logits.as<float>(), targets, line_ids, lse,
+                                                                    dscores, ds.as<bf16>());
+            check_launch("softmax_grad_kernel");
+            gemm_bf16(stream, 1, rb, p.d, vc, false, false, 1.0f, ds.as<bf16>(), 0, wb + c0 * p.d, 0, 1.0f, dh + r0 * p.d, CUDA_R_32F, 0);
+            gemm_bf16(stream, 1, vc, p.d, rb, true, false, 1.0f, ds.as<bf16>(), 0, hb + r0 * p.d, 0, 1.0f, dw + c0 * p.d, CUDA_R_32F, 0);
+        });
     });
 }
 
