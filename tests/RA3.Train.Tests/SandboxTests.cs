@@ -170,6 +170,22 @@ public sealed class SandboxTests
         Assert.That(r.Outcome, Is.EqualTo(RunOutcome.Passed), r.Message);
     }
 
+    [Test]
+    public void LimitsOnlyModeStillEnforcesTheLimitsAndSaysWhatItLacks()
+    {
+        using var bare = Sandbox.Sandbox.Create(TestLimits, namespaces: false);
+        Assert.That(bare.Isolation, Is.EqualTo(Isolation.LimitsOnly));
+        Assert.That(bare.Description, Does.Contain("LIMITS ONLY").And.Contain("network"));
+        Assert.That(bare.Run("assert 1 + 1 == 2").Outcome, Is.EqualTo(RunOutcome.Passed));
+        Assert.That(bare.Run("assert False").Outcome, Is.EqualTo(RunOutcome.Failed));
+        Assert.That(bare.Run("while True:\n    pass").Outcome, Is.EqualTo(RunOutcome.Timeout));
+        Assert.That(bare.Run("x = bytearray(8 * 2**30)").Outcome, Is.EqualTo(RunOutcome.Memory));
+        Assert.That(bare.Run("import os\nos._exit(0)").Outcome, Is.EqualTo(RunOutcome.Error));
+        var env = bare.Run("import os\nassert 'RA3_TEST_SECRET' not in os.environ and set(os.environ) <= {'PATH', 'LANG', 'HOME', 'LC_CTYPE'}, sorted(os.environ)");
+        Assert.That(env.Outcome, Is.EqualTo(RunOutcome.Passed), env.Message);
+        Assert.That(Directory.GetFileSystemEntries(Path.Combine(bare.Root, "runs")), Is.Empty);
+    }
+
     [Test, Order(100)]
     public async Task ManyRunsLeaveNothingBehind()
     {
