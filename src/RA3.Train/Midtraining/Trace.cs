@@ -1,0 +1,86 @@
+namespace RA3.Train.Midtraining;
+
+/// <summary>
+/// An expert trace (spec §1): a code document split into lines, each line a primitive action.
+/// Line t (1-based) is preceded by boundary t, where a rationale may start; <see cref="Render"/>
+/// writes the code with rationales inserted as comment lines indented like the code they precede.
+/// </summary>
+public sealed class Trace
+{
+    private Trace(string id, string[] lines)
+    {
+        Id = id;
+        Lines = lines;
+    }
+
+    /// <summary>Where the trace came from (a file name, a task id).</summary>
+    public string Id { get; }
+
+    /// <summary>The lines, without their newlines (indentation kept).</summary>
+    public IReadOnlyList<string> Lines { get; }
+
+    /// <summary>Number of lines T.</summary>
+    public int Count => Lines.Count;
+
+    /// <summary>Splits <paramref name="code"/> into lines (\n or \r\n); one final newline ends the last line rather than starting an empty one.</summary>
+    public static Trace FromCode(string id, string code)
+    {
+        ArgumentNullException.ThrowIfNull(code);
+        string text = code.Replace("\r\n", "\n", StringComparison.Ordinal);
+        if (text.EndsWith('\n'))
+        {
+            text = text[..^1];
+        }
+
+        return new Trace(id, text.Split('\n'));
+    }
+
+    /// <summary>
+    /// The indentation a rationale before line <paramref name="line"/> (1-based) takes: that line's,
+    /// or for a blank line the next non-blank line's (comments do not change Python's indentation,
+    /// so this is for the reader and the model, not the parser).
+    /// </summary>
+    public string IndentBefore(int line)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(line, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(line, Count);
+        for (int t = line - 1; t < Count; t++)
+        {
+            string l = Lines[t];
+            if (l.Trim().Length > 0)
+            {
+                return l[..(l.Length - l.TrimStart().Length)];
+            }
+        }
+
+        return string.Empty;
+    }
+
+    /// <summary>
+    /// The code with a comment line "indent# rationale" before each line t that has a rationale
+    /// (keys are 1-based boundaries); every line, the last included, ends with a newline.
+    /// </summary>
+    public string Render(IReadOnlyDictionary<int, string>? rationales = null)
+    {
+        var text = new System.Text.StringBuilder();
+        for (int t = 1; t <= Count; t++)
+        {
+            if (rationales is not null && rationales.TryGetValue(t, out string? rationale))
+            {
+                text.Append(IndentBefore(t)).Append("# ").Append(CommentText(rationale)).Append('\n');
+            }
+
+            text.Append(Lines[t - 1]).Append('\n');
+        }
+
+        return text.ToString();
+    }
+
+    /// <summary>A rationale as the text of one comment line: first line only, a leading "#" the model wrote dropped, trimmed.</summary>
+    public static string CommentText(string rationale)
+    {
+        ArgumentNullException.ThrowIfNull(rationale);
+        string first = rationale.Split('\n', 2)[0].Trim();
+        return first.TrimStart('#').Trim();
+    }
+}
