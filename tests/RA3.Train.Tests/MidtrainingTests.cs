@@ -1,9 +1,12 @@
 using NUnit.Framework;
 using RA3.Kernels.Cpu;
+using RA3.Model.Tokenizers;
 using RA3.Testing;
 using RA3.Train.Evaluation;
 using RA3.Train.Midtraining;
 using RA3.Train.Sandbox;
+using RA3.Train.Scoring;
+using static TorchSharp.torch;
 
 namespace RA3.Train.Tests;
 
@@ -79,6 +82,61 @@ public sealed class MidtrainingTests
         int best = Array.IndexOf(all, all.Max());
         var expected = best switch { 0 => new int[0], 1 => [2], 2 => [1], _ => [1, 2] };
         Assert.That(r.KeptBoundaries, Is.EqualTo(expected));
+    }
+
+    [Test]
+    public void CandidateScoresAreTheLineSumsOfAnIndependentModel()
+    {
+        using var cpu = new CpuBackend();
+        using var model = Scorer.LoadModel(Fixtures.SharedPath("fixtures", "hf", "llama-tiny"), cpu);
+        var tokenizer = TokenizerLoader.Load(Fixtures.SharedPath("fixtures", "hf", "tokenizer-bpe512"));
+        var trace = Trace.FromCode("t", "def f(x):\n    y = x + 1\n\n    return y\n");
+        string?[] rationales = [null, "add one", "blank", "return it"];
+        var scored = CandidateScorer.Score(model, tokenizer, trace, rationales);
+
+        using var scope = NewDisposeScope();
+        var weights = model.Weights.Specs.ToDictionary(s => s.Name, s => tensor(model.Weights[s.Name].ToFloatArray(), [.. s.Shape.Select(d => (long)d)], float64));
+        int n = trace.Count;
+        for (int j = 0; j <= n; j++)
+        {
+            if (j > 0 && rationales[j - 1] is null)
+            {
+                Assert.That(scored.Seg.Skip(j * n).Take(n), Is.All.EqualTo(float.NegativeInfinity), $"boundary {j} has no candidate");
+                continue;
+            }
+
+            // The candidate sequence, built here on its own: prefix, lines, the comment before line j.
+            var pieces = new List<(string Text, int Line)> { (CandidateScorer.Prefix, -1) };
+            for (int t = 1; t <= n; t++)
+            {
+                if (t == j)
+                {
+                    pieces.Add(($"{trace.IndentBefore(t)}# {rationales[j - 1]}\n", 0));
+                }
+
+                pieces.Add((trace.Lines[t - 1] + "\n", t));
+            }
+
+            var tokens = pieces.Select(p => (Ids: tokenizer.Encode(p.Text), p.Line)).ToList();
+            long[] ids = [.. tokens.SelectMany(p => p.Ids.Select(i => (long)i))];
+            var logits = TorchReferenceModel.Forward(model.Config, weights, tensor(ids, [1, ids.Length], int64));
+            var logp = nn.functional.log_softmax(logits[0], 1);
+            double Range(int start, int count) => Enumerable.Range(start, count).Sum(p => logp[p - 1, ids[p]].item<double>());
+            int position = 0;
+            foreach (var (pieceIds, line) in tokens)
+            {
+                if (line > 0 && line >= j)
+                {
+                    Assert.That(scored.Seg[(j * n) + line - 1], Is.EqualTo(Range(position, pieceIds.Length)).Within(1e-3), $"seg[{j}, line {line}]");
+                }
+                else if (line == 0)
+                {
+                    Assert.That(scored.RationaleLogProbs[j - 1], Is.EqualTo(Range(position, pieceIds.Length)).Within(1e-3), $"rationale {j}");
+                }
+
+                position += pieceIds.Length;
+            }
+        }
     }
 
     [Test]
