@@ -188,6 +188,10 @@ public sealed class EvaluationTests
         Assert.That(pass.GetProperty("pass@1").GetDouble(), Is.EqualTo((0.5 + 1.0) / 2).Within(1e-12));
         Assert.That(pass.GetProperty("pass@2").GetDouble(), Is.EqualTo(1.0).Within(1e-12));
         Assert.That(json.RootElement.GetProperty("outcomes").GetProperty("passed").GetInt32(), Is.EqualTo(3));
+        var perProblem = json.RootElement.GetProperty("per_problem").GetProperty("tests").EnumerateArray().ToDictionary(e => e.GetProperty("task_id").GetString()!, e => e);
+        Assert.That(perProblem["t1"].GetProperty("c").GetInt32(), Is.EqualTo(1));
+        Assert.That(perProblem["t1"].GetProperty("pass_at_k").GetProperty("pass@1").GetDouble(), Is.EqualTo(0.5).Within(1e-12));
+        Assert.That(perProblem["t2"].GetProperty("pass_at_k").GetProperty("pass@2").GetDouble(), Is.EqualTo(1.0).Within(1e-12));
         Assert.That(json.RootElement.GetProperty("outcomes").GetProperty("failed").GetInt32(), Is.EqualTo(1));
         Assert.That(json.RootElement.GetProperty("issues").EnumerateArray().Select(e => e.GetString()), Has.Some.Contains("unknown task_id 'zz'"));
         Assert.That(File.ReadAllLines(summary + ".outcomes.jsonl"), Has.Length.EqualTo(4));

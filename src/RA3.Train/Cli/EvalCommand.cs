@@ -205,6 +205,13 @@ public static class EvalCommand
                 ["problems"] = problemCount,
                 ["samples"] = sampleCount,
                 ["pass_at_k"] = report.Scores.ToDictionary(s => s.Variant, s => ks.ToDictionary(k => $"pass@{k}", k => (object?)(double.IsNaN(s.PassAtK[k]) ? null : s.PassAtK[k]))),
+                ["per_problem"] = report.Scores.ToDictionary(s => s.Variant, s => s.PerProblem.Select(p => new Dictionary<string, object?>
+                {
+                    ["task_id"] = p.TaskId,
+                    ["n"] = p.Samples,
+                    ["c"] = p.Correct,
+                    ["pass_at_k"] = ks.Where(k => k <= p.Samples).ToDictionary(k => $"pass@{k}", k => PassAtK.Estimate(p.Samples, p.Correct, k)),
+                }).ToList()),
                 ["outcomes"] = report.OutcomeCounts,
                 ["programs"] = report.Programs,
                 ["seconds"] = Math.Round(report.WallTime.TotalSeconds, 2),

@@ -15,5 +15,8 @@ public static class InfoCommand
         {
             o.WriteLine(line);
         }
+
+        using var sandbox = Sandbox.Sandbox.Create();
+        o.WriteLine(sandbox.Description);
     }
 }
