@@ -92,6 +92,14 @@ public sealed class EvaluationTests
         var report = Evaluate(problems, [.. problems.Select(p => new Sample(p.TaskId, p.CanonicalSolution!))]);
         Assert.That(report.Outcomes.Where(o => !o.Passed).Select(o => $"{o.TaskId} {o.Variant}: {o.Run.ExceptionType} {o.Run.Message}"), Is.Empty);
         Assert.That(report.Outcomes, Has.Count.EqualTo(5), "mbpp 2 + mbpp+ base and plus + plain 1");
+
+        // The challenge asserts run only when asked: one that the canonical solution fails shows it.
+        var hard = m[0] with { ChallengeTests = "assert add(2, 2) == 5\n" };
+        var plainRun = new Evaluator(pool).EvaluateAsync([hard], [new Sample(hard.TaskId, hard.CanonicalSolution!)], [1]).GetAwaiter().GetResult();
+        var challengeRun = new Evaluator(pool, challengeTests: true).EvaluateAsync([hard], [new Sample(hard.TaskId, hard.CanonicalSolution!)], [1]).GetAwaiter().GetResult();
+        Assert.That(plainRun.Outcomes[0].Passed, Is.True);
+        Assert.That(challengeRun.Outcomes[0].Run.Outcome, Is.EqualTo(RunOutcome.Failed));
+        Assert.That(ProblemSetLoader.Load(Write("mbpp-challenge.jsonl", """{"task_id": 3, "text": "t", "code": "def f():\n    return 1", "test_setup_code": "", "test_list": ["assert f() == 1"], "challenge_test_list": ["assert f() + 1 == 2"]}""")).Problems[0].ChallengeTests, Is.EqualTo("assert f() + 1 == 2\n"));
     }
 
     [Test]

@@ -24,6 +24,7 @@ public static class EvalCommand
           --out FILE          JSON summary: pass@k per test variant, outcome counts, throughput
           --outcomes FILE     per-sample outcomes, jsonl              [<out, else samples>.outcomes.jsonl]
           --split NAME        keep one MBPP split: prompt | test | validation | train
+          --challenge         also run mbpp.jsonl's challenge_test_list
           --limit N           the first N problems only
           --workers N         sandbox workers                                            [cores]
           --timeout S         wall-clock seconds per program                             [20]
@@ -36,7 +37,7 @@ public static class EvalCommand
     /// <summary>Runs the command.</summary>
     public static int Run(IEnumerable<string> args, TextWriter stdout)
     {
-        var o = new Options(args.Select(a => a is "-k" ? "--k" : a is "-n" ? "--n" : a), new HashSet<string> { "strict" });
+        var o = new Options(args.Select(a => a is "-k" ? "--k" : a is "-n" ? "--n" : a), new HashSet<string> { "strict", "challenge" });
         string problemsPath = o.String("problems") ?? throw new UsageException("--problems is required");
         string? samplesSpec = o.String("samples"), model = o.String("model");
         int[] ks = ParseKs(o.String("k", "1")!);
@@ -44,7 +45,7 @@ public static class EvalCommand
         string outcomesPath = o.String("outcomes", (outPath ?? samplesSpec ?? problemsPath) + ".outcomes.jsonl")!;
         string? split = o.String("split");
         int limit = o.Int("limit", int.MaxValue), workers = o.Int("workers", 0), n = o.Int("n", 1);
-        bool strict = o.Has("strict");
+        bool strict = o.Has("strict"), challenge = o.Has("challenge");
         var limits = new SandboxLimits
         {
             WallTime = TimeSpan.FromSeconds(o.Float("timeout", 20f)),
@@ -103,7 +104,7 @@ public static class EvalCommand
         using var sandbox = Sandbox.Sandbox.Create(limits);
         stdout.WriteLine(sandbox.Description);
         using var pool = new SandboxPool(sandbox, workers);
-        var report = new Evaluator(pool).EvaluateAsync(problems, samples, ks, line => stdout.WriteLine(line)).GetAwaiter().GetResult();
+        var report = new Evaluator(pool, challenge).EvaluateAsync(problems, samples, ks, line => stdout.WriteLine(line)).GetAwaiter().GetResult();
         issues.AddRange(report.Issues);
         WriteOutcomes(outcomesPath, report);
         stdout.WriteLine();

@@ -33,8 +33,9 @@ public sealed record EvalReport(
 /// problem that computes the canonical solution's outputs (and sets that problem's time limit:
 /// at least three times the reference run's). Results do not depend on the number of
 /// workers: each program's result is its own, and they are gathered in the samples' order.
+/// <paramref name="challengeTests"/> adds the original MBPP's challenge asserts.
 /// </summary>
-public sealed class Evaluator(SandboxPool pool)
+public sealed class Evaluator(SandboxPool pool, bool challengeTests = false)
 {
     /// <summary>Limits of the reference runs (trusted canonical solutions over every input; their outputs can be large).</summary>
     public static SandboxLimits ReferenceLimits(SandboxLimits limits) =>
@@ -90,7 +91,7 @@ public sealed class Evaluator(SandboxPool pool)
         {
             if (p.Inputs is null)
             {
-                jobs.Add((p.TaskId, index, "tests", TestPrograms.WithTests(p, completion)));
+                jobs.Add((p.TaskId, index, "tests", TestPrograms.WithTests(p, completion, challengeTests)));
             }
             else
             {

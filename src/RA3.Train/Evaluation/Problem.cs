@@ -30,4 +30,8 @@ public sealed record Problem(
     string Tests,
     InputTests? Inputs,
     string Format,
-    string? Split);
+    string? Split)
+{
+    /// <summary>Extra asserts run only when asked (the original MBPP's <c>challenge_test_list</c>); empty for other formats.</summary>
+    public string ChallengeTests { get; init; } = string.Empty;
+}

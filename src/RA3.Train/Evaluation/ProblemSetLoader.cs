@@ -197,7 +197,11 @@ public static class ProblemSetLoader
             string[] tests = Strings(r, "test_list");
             string setup = r.TryGetProperty("test_setup_code", out _) ? Str(r, "test_setup_code") : string.Empty;
             string prompt = $"{Str(r, "text")}\nYour code should pass these tests:\n\n{string.Join("\n", tests)}\n";
-            return new Problem(id.ToString(System.Globalization.CultureInfo.InvariantCulture), prompt, CompletionMode.WholeProgram, Unix(Str(r, "code")), string.Empty, $"\n\n{Unix(setup)}\n{string.Join("\n", tests)}\n", null, "mbpp", MbppSplit(id));
+            string[] challenge = r.TryGetProperty("challenge_test_list", out _) ? Strings(r, "challenge_test_list") : [];
+            return new Problem(id.ToString(System.Globalization.CultureInfo.InvariantCulture), prompt, CompletionMode.WholeProgram, Unix(Str(r, "code")), string.Empty, $"\n\n{Unix(setup)}\n{string.Join("\n", tests)}\n", null, "mbpp", MbppSplit(id))
+            {
+                ChallengeTests = challenge.Length > 0 ? string.Join("\n", challenge) + "\n" : string.Empty,
+            };
         }
 
         if (r.TryGetProperty("test_list", out _) && r.TryGetProperty("code", out _))

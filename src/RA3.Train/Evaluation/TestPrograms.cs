@@ -18,8 +18,9 @@ public static class TestPrograms
     public static string Solution(Problem problem, string completion) =>
         problem.Preamble + (problem.Mode == CompletionMode.ContinuesPrompt ? problem.Prompt : string.Empty) + completion;
 
-    /// <summary>The program that checks <paramref name="completion"/> with the problem's asserts (not for EvalPlus problems).</summary>
-    public static string WithTests(Problem problem, string completion) => Solution(problem, completion) + "\n" + problem.Tests;
+    /// <summary>The program that checks <paramref name="completion"/> with the problem's asserts (and its challenge asserts when asked; not for EvalPlus problems).</summary>
+    public static string WithTests(Problem problem, string completion, bool challenge = false) =>
+        Solution(problem, completion) + "\n" + problem.Tests + (challenge ? problem.ChallengeTests : string.Empty);
 
     /// <summary>The program that prints the canonical solution's outputs on the base and plus inputs (EvalPlus problems).</summary>
     public static string ExpectedOutputs(Problem problem)
