@@ -106,7 +106,7 @@ public sealed class MidtrainingTests
             }
 
             // The candidate sequence, built here on its own: prefix, lines, the comment before line j.
-            var pieces = new List<(string Text, int Line)> { (CandidateScorer.Prefix, -1) };
+            var pieces = new List<(string Text, int Line)> { (LineTokens.Prefix, -1) };
             for (int t = 1; t <= n; t++)
             {
                 if (t == j)
@@ -137,6 +137,28 @@ public sealed class MidtrainingTests
                 position += pieceIds.Length;
             }
         }
+    }
+
+    [Test]
+    public void CodeTokenLossAgreesWithTheCandidateScoresAndKeepsRationalesApart()
+    {
+        using var cpu = new CpuBackend();
+        using var model = Scorer.LoadModel(Fixtures.SharedPath("fixtures", "hf", "llama-tiny"), cpu);
+        var tokenizer = TokenizerLoader.Load(Fixtures.SharedPath("fixtures", "hf", "tokenizer-bpe512"));
+        var trace = Trace.FromCode("t", "def g(a, b):\n    s = a * b\n    return s\n");
+        string?[] candidates = [null, "multiply", null];
+        var scored = CandidateScorer.Score(model, tokenizer, trace, candidates);
+
+        var plain = CodeTokenLoss.Measure(model, tokenizer, [(trace, null)]);
+        Assert.That(plain.RationaleTokens, Is.Zero);
+        Assert.That(plain.Code * plain.CodeTokens, Is.EqualTo(-scored.Seg.Take(3).Sum(x => (double)x)).Within(1e-3), "code loss = minus the no-rationale line scores");
+
+        var kept = new Segmentation(0, [0f, 1f, 0f], [2]).KeptRationales(candidates);
+        var withRationale = CodeTokenLoss.Measure(model, tokenizer, [(trace, kept)]);
+        Assert.That(withRationale.Rationale * withRationale.RationaleTokens, Is.EqualTo(-scored.RationaleLogProbs[1]).Within(1e-3));
+        Assert.That(withRationale.Code * withRationale.CodeTokens, Is.EqualTo(-(scored.Seg[0] + scored.Seg[(2 * 3) + 1] + scored.Seg[(2 * 3) + 2])).Within(1e-3));
+        Assert.That(withRationale.CodeTokens, Is.EqualTo(plain.CodeTokens));
+        Assert.Throws<InvalidOperationException>(() => new Segmentation(0, [1f, 0f, 0f], [1]).KeptRationales(candidates));
     }
 
     [Test]

@@ -20,7 +20,12 @@ public sealed record ScoredTrace(float[] Seg, float[] RationaleLogProbs, int Lin
 /// <param name="LogZ">The exact log-marginal over think/act decisions (the round's ELBO term).</param>
 /// <param name="ThinkPosterior">[T]: P(think at boundary t+1).</param>
 /// <param name="KeptBoundaries">1-based boundaries whose rationale the MAP segmentation uses: they enter the bootstrapped trace.</param>
-public sealed record Segmentation(double LogZ, float[] ThinkPosterior, IReadOnlyList<int> KeptBoundaries);
+public sealed record Segmentation(double LogZ, float[] ThinkPosterior, IReadOnlyList<int> KeptBoundaries)
+{
+    /// <summary>The kept rationales by boundary, taken from the candidates that were scored (what the bootstrapped trace inserts).</summary>
+    public IReadOnlyDictionary<int, string> KeptRationales(IReadOnlyList<string?> candidates) =>
+        KeptBoundaries.ToDictionary(b => b, b => candidates[b - 1] ?? throw new InvalidOperationException($"boundary {b} was kept but has no candidate rationale"));
+}
 
 /// <summary>
 /// Temporal-ELBO inference over sampled candidates (spec §3): for a batch of scored traces, the

@@ -1,0 +1,49 @@
+using RA3.Model;
+using RA3.Model.Tokenizers;
+using RA3.Train.Scoring;
+
+namespace RA3.Train.Midtraining;
+
+/// <summary>Mean next-token cross-entropy (nats) over code tokens and over rationale tokens, with their counts.</summary>
+public sealed record TokenLoss(double Code, long CodeTokens, double Rationale, long RationaleTokens);
+
+/// <summary>
+/// The figure RA3 is compared with NTP on (spec §3): cross-entropy of the code tokens of traces,
+/// reported apart from the rationale tokens, in the <see cref="LineTokens"/> layout.
+/// </summary>
+public static class CodeTokenLoss
+{
+    /// <summary>Measures <paramref name="documents"/> (traces with the rationales inserted in them, or none).</summary>
+    public static TokenLoss Measure(Transformer model, TextTokenizer tokenizer, IEnumerable<(Trace Trace, IReadOnlyDictionary<int, string>? Rationales)> documents)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(documents);
+        double code = 0, rationale = 0;
+        long codeTokens = 0, rationaleTokens = 0;
+        foreach (var (trace, rationales) in documents)
+        {
+            var (ids, owner) = LineTokens.Of(tokenizer, trace, rationales);
+            if (ids.Length > model.Config.MaxPositions)
+            {
+                throw new ArgumentException($"trace {trace.Id} is {ids.Length} tokens, more than the model's {model.Config.MaxPositions} positions");
+            }
+
+            var scores = Scorer.Score(model, ids, 1, ids.Length, keepLogits: false);
+            for (int p = 1; p < ids.Length; p++)
+            {
+                if (owner[p] >= 0)
+                {
+                    code -= scores.LogProbs[p - 1];
+                    codeTokens++;
+                }
+                else if (owner[p] == LineTokens.RationaleOwner)
+                {
+                    rationale -= scores.LogProbs[p - 1];
+                    rationaleTokens++;
+                }
+            }
+        }
+
+        return new TokenLoss(codeTokens > 0 ? code / codeTokens : double.NaN, codeTokens, rationaleTokens > 0 ? rationale / rationaleTokens : double.NaN, rationaleTokens);
+    }
+}
