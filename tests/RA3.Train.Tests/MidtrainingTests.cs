@@ -18,6 +18,26 @@ namespace RA3.Train.Tests;
 /// </summary>
 public sealed class MidtrainingTests
 {
+    private CpuBackend cpu = null!;
+    private RA3.Model.Transformer model = null!;
+    private TextTokenizer tokenizer = null!;
+
+    /// <summary>The Hugging Face llama fixture and its BPE tokenizer, for the tests that score with a model.</summary>
+    [OneTimeSetUp]
+    public void Open()
+    {
+        cpu = new CpuBackend();
+        model = Scorer.LoadModel(Fixtures.SharedPath("fixtures", "hf", "llama-tiny"), cpu);
+        tokenizer = TokenizerLoader.Load(Fixtures.SharedPath("fixtures", "hf", "tokenizer-bpe512"));
+    }
+
+    [OneTimeTearDown]
+    public void Close()
+    {
+        model.Dispose();
+        cpu.Dispose();
+    }
+
     [Test]
     public void SplitsLinesAndInsertsRationalesAsIndentedComments()
     {
@@ -74,7 +94,6 @@ public sealed class MidtrainingTests
         double ta = think + seg[2] + act + seg[3], tt = think + seg[2] + think + seg[5];
         double[] all = [aa, at, ta, tt];
         double max = all.Max(), z = max + Math.Log(all.Sum(v => Math.Exp(v - max)));
-        using var cpu = new CpuBackend();
         var r = SegmentationInference.Infer(cpu, [new ScoredTrace(seg, [0f, 0f], 2)], options)[0];
         Assert.That(r.LogZ, Is.EqualTo(z).Within(1e-5));
         Assert.That(r.ThinkPosterior[0], Is.EqualTo((Math.Exp(ta - z) + Math.Exp(tt - z))).Within(1e-5));
@@ -87,9 +106,6 @@ public sealed class MidtrainingTests
     [Test]
     public void CandidateScoresAreTheLineSumsOfAnIndependentModel()
     {
-        using var cpu = new CpuBackend();
-        using var model = Scorer.LoadModel(Fixtures.SharedPath("fixtures", "hf", "llama-tiny"), cpu);
-        var tokenizer = TokenizerLoader.Load(Fixtures.SharedPath("fixtures", "hf", "tokenizer-bpe512"));
         var trace = Trace.FromCode("t", "def f(x):\n    y = x + 1\n\n    return y\n");
         string?[] rationales = [null, "add one", "blank", "return it"];
         var scored = CandidateScorer.Score(model, tokenizer, trace, rationales);
@@ -142,9 +158,6 @@ public sealed class MidtrainingTests
     [Test]
     public void CodeTokenLossAgreesWithTheCandidateScoresAndKeepsRationalesApart()
     {
-        using var cpu = new CpuBackend();
-        using var model = Scorer.LoadModel(Fixtures.SharedPath("fixtures", "hf", "llama-tiny"), cpu);
-        var tokenizer = TokenizerLoader.Load(Fixtures.SharedPath("fixtures", "hf", "tokenizer-bpe512"));
         var trace = Trace.FromCode("t", "def g(a, b):\n    s = a * b\n    return s\n");
         string?[] candidates = [null, "multiply", null];
         var scored = CandidateScorer.Score(model, tokenizer, trace, candidates);
@@ -164,7 +177,6 @@ public sealed class MidtrainingTests
     [Test]
     public void InferenceSaysWhichTraceHasTheWrongShape()
     {
-        using var cpu = new CpuBackend();
         var e = Assert.Throws<ArgumentException>(() => SegmentationInference.Infer(cpu, [new ScoredTrace(new float[6], new float[2], 2), new ScoredTrace(new float[5], new float[2], 2)], new ElboOptions()))!;
         Assert.That(e.Message, Does.Contain("trace 1").And.Contain("seg [3, 2]").And.Contain("got 5"));
         Assert.Throws<ArgumentException>(() => SegmentationInference.Infer(cpu, [new ScoredTrace(new float[6], new float[2], 2)], new ElboOptions(Alpha: 1.0)));
