@@ -200,6 +200,22 @@ public sealed class Activations : IDisposable
         Grad.Scores.CopyFrom<float>(hostScores);
     }
 
+    /// <summary>Sets ∂loss/∂(log p) of row r to −<paramref name="weights"/>[r] (loss = −Σ w·log p).</summary>
+    internal void SetScoreGradient(ReadOnlySpan<float> weights)
+    {
+        if (weights.Length != N)
+        {
+            throw new ArgumentException($"expected {N} token weights for a [{B}, {T}] batch, got {weights.Length}");
+        }
+
+        for (int r = 0; r < N; r++)
+        {
+            hostScores[r] = -weights[r];
+        }
+
+        Grad.Scores.CopyFrom<float>(hostScores);
+    }
+
     /// <inheritdoc/>
     public void Dispose()
     {

@@ -17,7 +17,7 @@ public sealed class Transformer : IDisposable
     private readonly Tensor? invFreq;
     private Block[] blocks;
     private Norm finalNorm;
-    /// <summary>The output head for logits (forward only: its gradient comes from the fused loss in <see cref="Backward"/>).</summary>
+    /// <summary>The output head for logits (forward only: its gradient comes from the fused loss in <see cref="Backward(Activations, float)"/>).</summary>
     private readonly Linear head;
 
     /// <summary>A zero-initialised model; load weights or call <see cref="InitializeRandom"/>.</summary>
@@ -54,7 +54,7 @@ public sealed class Transformer : IDisposable
     /// <summary>Parameter gradients (same layout as <see cref="Weights"/>), or null for an inference-only model.</summary>
     public ParameterStore? Gradients { get; private set; }
 
-    /// <summary>Allocates the gradient store (zeroed) so <see cref="Backward"/> can run.</summary>
+    /// <summary>Allocates the gradient store (zeroed) so <see cref="Backward(Activations, float)"/> can run.</summary>
     public void EnableGradients()
     {
         if (Gradients is null)
@@ -139,19 +139,45 @@ public sealed class Transformer : IDisposable
     /// </summary>
     public void Backward(Activations a, float lossScale = 1f)
     {
+        var gradients = CheckBackward(a);
+        a.FillScoreGradient(a.TargetCount > 0 ? -lossScale / a.TargetCount : 0f);
+        BackwardFromScores(a, gradients);
+    }
+
+    /// <summary>
+    /// Backward of the weighted loss −Σ_r w[r]·log p(target of row r) over the plan's B·T rows
+    /// (rows without a target are ignored): the policy-gradient form, with w an advantage on
+    /// sampled tokens and 0 elsewhere; w = 1/targets everywhere is <see cref="Backward(Activations, float)"/>.
+    /// Adds into <see cref="Gradients"/>.
+    /// </summary>
+    public void Backward(Activations a, ReadOnlySpan<float> tokenWeights)
+    {
+        var gradients = CheckBackward(a);
+        a.SetScoreGradient(tokenWeights);
+        BackwardFromScores(a, gradients);
+    }
+
+    // The gradient store, after checking that a backward pass can run on this plan.
+    private ParameterStore CheckBackward(Activations a)
+    {
         ArgumentNullException.ThrowIfNull(a);
         if (a.Kind != PassKind.Train || Gradients is null)
         {
             throw new ArgumentException("Backward needs a Train plan of a model with gradients, after Forward");
         }
 
+        return Gradients;
+    }
+
+    // Everything after ∂loss/∂(log p) of each token is set in the plan's score gradient.
+    private void BackwardFromScores(Activations a, ParameterStore gradients)
+    {
         var b = Backend;
         var g = a.Grad;
         var c = Config;
-        a.FillScoreGradient(a.TargetCount > 0 ? -lossScale / a.TargetCount : 0f);
         b.Zero(g.Norm);
         string headName = Parameters.Head(c);
-        b.SegmentScoresBackward(a.FinalNorm3, Weights[headName], a.Targets, a.LineIds, a.Lse, g.Scores, g.Norm3, Gradients[headName]);
+        b.SegmentScoresBackward(a.FinalNorm3, Weights[headName], a.Targets, a.LineIds, a.Lse, g.Scores, g.Norm3, gradients[headName]);
         b.Zero(g.Residual);
         finalNorm.Backward(b, a.Residual[c.Layers], a.FinalMean, a.FinalRstd, g.Norm, g.Residual);
         for (int l = c.Layers - 1; l >= 0; l--)
@@ -204,10 +230,10 @@ public sealed class Transformer : IDisposable
             blk.Norm1.Backward(b, a.Residual[l], x.Mean1, x.Rstd1, g.Norm, g.Residual);
         }
 
-        b.EmbeddingBackward(a.Ids, g.Residual, Gradients[Parameters.Embedding(c)]);
+        b.EmbeddingBackward(a.Ids, g.Residual, gradients[Parameters.Embedding(c)]);
         if (c.Family == ModelFamily.Gpt2)
         {
-            b.EmbeddingBackward(a.PositionsFlat, g.Residual, Gradients["transformer.wpe.weight"]);
+            b.EmbeddingBackward(a.PositionsFlat, g.Residual, gradients["transformer.wpe.weight"]);
         }
     }
 

@@ -25,6 +25,43 @@ public sealed class GradientTests(string backendName) : BackendTest(backendName)
         yield return new TestCaseData(ModelConfig.Llama(vocab: 64, hidden: 32, layers: 1, heads: 2, kvHeads: 2, intermediate: 48, maxPositions: 64) with { QkvBias = true, OutputBias = true, HeadDim = 10 }).SetArgDisplayNames("llama-attention-bias-headdim10");
     }
 
+    [Test]
+    public void WeightedTokenBackwardIsThePolicyGradient()
+    {
+        // loss = −Σ_r w[r] log p(ids[r+1] | ids[..r]) with advantages on some rows and 0 elsewhere.
+        var config = ModelConfig.Llama(vocab: 61, hidden: 32, layers: 2, heads: 2, kvHeads: 1, intermediate: 40, maxPositions: 32);
+        const int batch = 2, time = 9;
+        using var model = new Transformer(Backend, config, trainable: true);
+        model.InitializeRandom(17);
+        int[] ids = RandomInts(batch * time, 0, config.VocabSize);
+        float[] w = [.. Enumerable.Range(0, batch * time).Select(r => r % time is 2 or 5 or 7 ? (float)((r % 3) - 1.3) : 0f)];
+        using var plan = model.Plan(batch, time, PassKind.Train);
+        plan.SetBatch(ids);
+        model.Forward(plan);
+        Backend.Zero(model.Gradients!.Buffer);
+        model.Backward(plan, w);
+
+        var weights = model.Weights.Specs.ToDictionary(s => s.Name, s => T(model.Weights[s.Name].ToFloatArray(), s.Shape, requiresGrad: true));
+        var logits = TorchReferenceModel.Forward(config, weights, Ids(ids, [batch, time]));
+        var logp = TorchSharp.torch.nn.functional.log_softmax(logits, 2);
+        TTensor loss = TorchSharp.torch.zeros(1, TorchSharp.torch.float64);
+        for (int r = 0; r < batch * time; r++)
+        {
+            if (w[r] != 0f && r % time != time - 1)
+            {
+                loss = loss - (w[r] * logp[r / time, r % time, ids[r + 1]]);
+            }
+        }
+
+        loss.sum().backward();
+        foreach (var spec in model.Weights.Specs)
+        {
+            Close(model.Gradients[spec.Name], weights[spec.Name].grad!, $"grad {spec.Name}", 1e-3);
+        }
+
+        Assert.Throws<ArgumentException>(() => model.Backward(plan, new float[3]));
+    }
+
     [TestCaseSource(nameof(Configs))]
     public void LossLogitsAndEveryGradientMatchTorchSharp(ModelConfig config)
     {
