@@ -45,6 +45,24 @@ Problem check(int32_t n, int32_t l, int32_t d, int32_t v, int32_t lines, const f
     return p;
 }
 
+/**
+ * For each block of rows and chunk of the vocabulary: chunk [rb, vc] = h[r0 .. r0+rb] W[c0 .. c0+vc]^T
+ * in a scratch buffer, then body(r0, rb, c0, vc, chunk) — the walk the forward and the backward share.
+ */
+template <typename Body>
+void for_each_logits_chunk(const Problem& p, Body&& body) {
+    const int64_t rows = p.rows();
+    std::vector<float> chunk(static_cast<size_t>(std::min(kRows, std::max<int64_t>(rows, 1)) * std::min(kVocab, p.v)));
+    for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
+        const int64_t rb = std::min(kRows, rows - r0);
+        for (int64_t c0 = 0; c0 < p.v; c0 += kVocab) {
+            const int64_t vc = std::min(kVocab, p.v - c0);
+            ra3::gemm(rb, vc, p.d, false, true, 1.0f, p.h + r0 * p.d, p.w + c0 * p.d, 0.0f, chunk.data());
+            body(r0, rb, c0, vc, chunk.data());
+        }
+    }
+}
+
 }  // namespace
 
 extern "C" {
@@ -56,28 +74,22 @@ RA3_API ra3_status ra3_segment_scores_forward_f32(int32_t n, int32_t l, int32_t 
         const Problem p = check(n, l, d, v, lines, h, w, targets, line_ids);
         ra3::require(p.rows() == 0 || (scores && lse), "an output is null");
         const int64_t rows = p.rows();
-        std::vector<float> chunk(static_cast<size_t>(std::min(kRows, std::max<int64_t>(rows, 1)) * std::min(kVocab, p.v)));
         std::vector<float> mx(rows, -INFINITY), sum(rows, 0.0f), tgt(rows, 0.0f);
-        for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
-            const int64_t rb = std::min(kRows, rows - r0);
-            for (int64_t c0 = 0; c0 < p.v; c0 += kVocab) {
-                const int64_t vc = std::min(kVocab, p.v - c0);
-                ra3::gemm(rb, vc, p.d, false, true, 1.0f, p.h + r0 * p.d, p.w + c0 * p.d, 0.0f, chunk.data());
+        for_each_logits_chunk(p, [&](int64_t r0, int64_t rb, int64_t c0, int64_t vc, const float* chunk) {
 #pragma omp parallel for schedule(static)
-                for (int64_t r = 0; r < rb; ++r) {
-                    const float* x = chunk.data() + r * vc;
-                    const int64_t row = r0 + r, t = targets[row] - c0;
-                    if (t >= 0 && t < vc) tgt[row] = x[t];
-                    float cm = -INFINITY;
-                    for (int64_t i = 0; i < vc; ++i) cm = std::max(cm, x[i]);
-                    const float m = std::max(mx[row], cm);
-                    float acc = 0.0f;
-                    for (int64_t i = 0; i < vc; ++i) acc += std::exp(x[i] - m);
-                    sum[row] = sum[row] * std::exp(mx[row] - m) + acc;
-                    mx[row] = m;
-                }
+            for (int64_t r = 0; r < rb; ++r) {
+                const float* x = chunk + r * vc;
+                const int64_t row = r0 + r, t = targets[row] - c0;
+                if (t >= 0 && t < vc) tgt[row] = x[t];
+                float cm = -INFINITY;
+                for (int64_t i = 0; i < vc; ++i) cm = std::max(cm, x[i]);
+                const float m = std::max(mx[row], cm);
+                float acc = 0.0f;
+                for (int64_t i = 0; i < vc; ++i) acc += std::exp(x[i] - m);
+                sum[row] = sum[row] * std::exp(mx[row] - m) + acc;
+                mx[row] = m;
             }
-        }
+        });
 #pragma omp parallel for schedule(static)
         for (int64_t s = 0; s < p.n; ++s) {
             float* out = scores + s * p.lines;
@@ -96,26 +108,19 @@ RA3_API ra3_status ra3_segment_scores_backward_f32(int32_t n, int32_t l, int32_t
     return ra3::guarded("ra3_segment_scores_backward_f32", [&] {
         const Problem p = check(n, l, d, v, lines, h, w, targets, line_ids);
         ra3::require(p.rows() == 0 || (lse && dscores && dh && dw), "an argument is null");
-        const int64_t rows = p.rows();
-        std::vector<float> chunk(static_cast<size_t>(std::min(kRows, std::max<int64_t>(rows, 1)) * std::min(kVocab, p.v)));
-        for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
-            const int64_t rb = std::min(kRows, rows - r0);
-            for (int64_t c0 = 0; c0 < p.v; c0 += kVocab) {
-                const int64_t vc = std::min(kVocab, p.v - c0);
-                ra3::gemm(rb, vc, p.d, false, true, 1.0f, p.h + r0 * p.d, p.w + c0 * p.d, 0.0f, chunk.data());
+        for_each_logits_chunk(p, [&](int64_t r0, int64_t rb, int64_t c0, int64_t vc, float* chunk) {
 #pragma omp parallel for schedule(static)
-                for (int64_t r = 0; r < rb; ++r) {
-                    float* x = chunk.data() + r * vc;
-                    const int64_t row = r0 + r, t = targets[row] - c0;
-                    const int32_t line = line_ids[row];
-                    const float g = line >= 0 ? dscores[(row / p.l) * p.lines + line] : 0.0f;
-                    for (int64_t i = 0; i < vc; ++i) x[i] = g == 0.0f ? 0.0f : -g * std::exp(x[i] - lse[row]);
-                    if (g != 0.0f && t >= 0 && t < vc) x[t] += g;
-                }
-                ra3::gemm(rb, p.d, vc, false, false, 1.0f, chunk.data(), p.w + c0 * p.d, 1.0f, dh + r0 * p.d);
-                ra3::gemm(vc, p.d, rb, true, false, 1.0f, chunk.data(), p.h + r0 * p.d, 1.0f, dw + c0 * p.d);
+            for (int64_t r = 0; r < rb; ++r) {
+                float* x = chunk + r * vc;
+                const int64_t row = r0 + r, t = targets[row] - c0;
+                const int32_t line = line_ids[row];
+                const float g = line >= 0 ? dscores[(row / p.l) * p.lines + line] : 0.0f;
+                for (int64_t i = 0; i < vc; ++i) x[i] = g == 0.0f ? 0.0f : -g * std::exp(x[i] - lse[row]);
+                if (g != 0.0f && t >= 0 && t < vc) x[t] += g;
             }
-        }
+            ra3::gemm(rb, p.d, vc, false, false, 1.0f, chunk, p.w + c0 * p.d, 1.0f, dh + r0 * p.d);
+            ra3::gemm(vc, p.d, rb, true, false, 1.0f, chunk, p.h + r0 * p.d, 1.0f, dw + c0 * p.d);
+        });
     });
 }
 
