@@ -156,17 +156,11 @@ public static class EvalCommand
             };
             int[] ids = tokenizer.Encode(context);
             var generated = generator.Generate([.. Enumerable.Repeat(ids, n)], options);
-            samples.AddRange(generated.Select(g => new Sample(p.TaskId, Trim(g.Text ?? string.Empty, options.StopStrings))));
+            samples.AddRange(generated.Select(g => new Sample(p.TaskId, g.Text ?? string.Empty)));  // the generator cuts the text before a stop string
             stdout.WriteLine($"generated {samples.Count}/{problems.Count * n} completions");
         }
 
         return samples;
-    }
-
-    private static string Trim(string text, IReadOnlyList<string> stops)
-    {
-        int cut = stops.Select(s => text.IndexOf(s, StringComparison.Ordinal)).Where(i => i >= 0).DefaultIfEmpty(text.Length).Min();
-        return text[..cut];
     }
 
     private static string Table(EvalReport report, int[] ks)

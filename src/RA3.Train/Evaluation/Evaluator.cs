@@ -62,7 +62,7 @@ public sealed class Evaluator(SandboxPool pool, bool challengeTests = false)
         }
 
         // Reference outputs of the EvalPlus problems that have samples.
-        var references = kept.Select(k => k.Problem).Where(p => p.Inputs is not null).Distinct().ToList();
+        var references = kept.Select(k => k.Problem).Where(p => p.Inputs is not null).DistinctBy(p => p.TaskId).ToList();
         var expected = new Dictionary<string, (string Base, string Plus)>(StringComparer.Ordinal);
         var referenceTime = new Dictionary<string, TimeSpan>(StringComparer.Ordinal);
         int programs = 0;

@@ -44,7 +44,7 @@ public static class ProblemSetLoader
         }
         else
         {
-            ReadLines(bytes, problems, Issue);
+            JsonLines.Read(bytes, (line, record) => Add(record, line, problems, Issue), Issue);
         }
 
         var seen = new HashSet<string>(StringComparer.Ordinal);
@@ -84,55 +84,11 @@ public static class ProblemSetLoader
         return memory.ToArray();
     }
 
-    private static readonly UTF8Encoding StrictUtf8 = new(false, throwOnInvalidBytes: true);
-
-    private static void ReadLines(byte[] bytes, List<Problem> problems, Action<int, string> issue)
-    {
-        int line = 0;
-        for (int start = 0; start < bytes.Length;)
-        {
-            int end = Array.IndexOf(bytes, (byte)'\n', start);
-            if (end < 0)
-            {
-                end = bytes.Length;
-            }
-
-            line++;
-            var span = bytes.AsSpan(start, end - start);
-            start = end + 1;
-            if (span.Trim((byte)'\r').IsEmpty || span.ToArray().All(b => b is (byte)' ' or (byte)'\t' or (byte)'\r'))
-            {
-                continue;
-            }
-
-            string text;
-            try
-            {
-                text = StrictUtf8.GetString(span);
-            }
-            catch (DecoderFallbackException)
-            {
-                issue(line, "not valid UTF-8");
-                continue;
-            }
-
-            try
-            {
-                using var json = JsonDocument.Parse(text);
-                Add(json.RootElement, line, problems, issue);
-            }
-            catch (JsonException e)
-            {
-                issue(line, $"not valid JSON ({e.Message})");
-            }
-        }
-    }
-
     private static void ReadArray(byte[] bytes, List<Problem> problems, Action<int, string> issue)
     {
         try
         {
-            StrictUtf8.GetString(bytes);
+            JsonLines.StrictUtf8.GetString(bytes);
         }
         catch (DecoderFallbackException e)
         {

@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 
 namespace RA3.Train.Evaluation;
@@ -19,67 +18,32 @@ public static class SampleLoader
 
         var samples = new List<Sample>();
         var issues = new List<string>();
-        var utf8 = new UTF8Encoding(false, throwOnInvalidBytes: true);
-        int line = 0;
-        foreach (byte[] raw in Lines(File.ReadAllBytes(path)))
+        void Issue(int line, string problem)
         {
-            line++;
-            string? problem = null;
-            try
+            string message = $"{path}:{line}: {problem}";
+            if (strict)
             {
-                string text = utf8.GetString(raw).Trim();
-                if (text.Length == 0)
-                {
-                    continue;
-                }
-
-                using var json = JsonDocument.Parse(text);
-                var r = json.RootElement;
-                if (r.ValueKind != JsonValueKind.Object || !r.TryGetProperty("task_id", out var id))
-                {
-                    problem = "expected an object with task_id";
-                }
-                else if ((r.TryGetProperty("completion", out var c) || r.TryGetProperty("solution", out c)) && c.ValueKind == JsonValueKind.String)
-                {
-                    samples.Add(new Sample(id.ValueKind == JsonValueKind.String ? id.GetString()! : id.GetRawText(), c.GetString()!));
-                }
-                else
-                {
-                    problem = "expected a string field 'completion' (or 'solution')";
-                }
-            }
-            catch (DecoderFallbackException)
-            {
-                problem = "not valid UTF-8";
-            }
-            catch (JsonException e)
-            {
-                problem = $"not valid JSON ({e.Message})";
+                throw new InvalidDataException(message);
             }
 
-            if (problem is not null)
-            {
-                string message = $"{path}:{line}: {problem}";
-                if (strict)
-                {
-                    throw new InvalidDataException(message);
-                }
-
-                issues.Add(message);
-            }
+            issues.Add(message);
         }
 
+        JsonLines.Read(File.ReadAllBytes(path), (line, r) =>
+        {
+            if (r.ValueKind != JsonValueKind.Object || !r.TryGetProperty("task_id", out var id))
+            {
+                Issue(line, "expected an object with task_id");
+            }
+            else if ((r.TryGetProperty("completion", out var c) || r.TryGetProperty("solution", out c)) && c.ValueKind == JsonValueKind.String)
+            {
+                samples.Add(new Sample(id.ValueKind == JsonValueKind.String ? id.GetString()! : id.GetRawText(), c.GetString()!));
+            }
+            else
+            {
+                Issue(line, "expected a string field 'completion' (or 'solution')");
+            }
+        }, Issue);
         return (samples, issues);
-    }
-
-    private static IEnumerable<byte[]> Lines(byte[] bytes)
-    {
-        for (int start = 0; start < bytes.Length;)
-        {
-            int end = Array.IndexOf(bytes, (byte)'\n', start);
-            end = end < 0 ? bytes.Length : end;
-            yield return bytes[start..end];
-            start = end + 1;
-        }
     }
 }

@@ -32,7 +32,7 @@ public sealed record LineTokens(int[] Ids, int[] Owner)
         {
             if (rationales is not null && rationales.TryGetValue(t, out string? rationale))
             {
-                int[] comment = tokenizer.Encode($"{trace.IndentBefore(t)}# {Trace.CommentText(rationale)}\n");
+                int[] comment = tokenizer.Encode(trace.CommentLine(t, rationale));
                 ids.AddRange(comment);
                 owner.AddRange(Enumerable.Repeat(RationaleOwner, comment.Length));
             }

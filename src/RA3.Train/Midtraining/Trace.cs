@@ -67,7 +67,7 @@ public sealed class Trace
         {
             if (rationales is not null && rationales.TryGetValue(t, out string? rationale))
             {
-                text.Append(IndentBefore(t)).Append("# ").Append(CommentText(rationale)).Append('\n');
+                text.Append(CommentLine(t, rationale));
             }
 
             text.Append(Lines[t - 1]).Append('\n');
@@ -75,6 +75,9 @@ public sealed class Trace
 
         return text.ToString();
     }
+
+    /// <summary>The comment line, newline included, that writes <paramref name="rationale"/> before line <paramref name="line"/> (1-based).</summary>
+    public string CommentLine(int line, string rationale) => $"{IndentBefore(line)}# {CommentText(rationale)}\n";
 
     /// <summary>A rationale as the text of one comment line: first line only, a leading "#" the model wrote dropped, trimmed.</summary>
     public static string CommentText(string rationale)

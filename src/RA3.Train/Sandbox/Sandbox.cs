@@ -46,7 +46,7 @@ public sealed class Sandbox : IDisposable
     {
         Limits = limits;
         this.bwrap = bwrap;
-        asRoot = Environment.UserName == "root" || GetEuid() == 0;
+        asRoot = GetEuid() == 0;
         root = Directory.CreateTempSubdirectory("ra3-sandbox-").FullName;
         harness = Path.Combine(root, "harness");
         runs = Path.Combine(root, "runs");
