@@ -46,18 +46,8 @@ public sealed class Generator(Transformer model, TextTokenizer? tokenizer = null
         }
 
         var clock = Stopwatch.StartNew();
-        using var cache = new KvCache(model.Backend, c, batch, capacity);
-        using var prefill = model.Plan(batch, longest, PassKind.Prefill);
-        var ids = new int[batch * longest];
-        for (int b = 0; b < batch; b++)
-        {
-            prompts[b].CopyTo(ids, b * longest);
-        }
-
-        prefill.Ids.CopyFrom<int>(ids);
-        model.Prefill(prefill, cache, [.. prompts.Select(p => p.Length)]);
-        var logits = new float[batch * c.VocabSize];
-        prefill.Logits!.CopyTo<float>(logits);
+        using var session = new DecodeSession(model, batch, capacity);
+        session.Start(prompts);
         double prefillSeconds = clock.Elapsed.TotalSeconds;
 
         var sampler = new Sampler(c.VocabSize);
@@ -67,7 +57,6 @@ public sealed class Generator(Transformer model, TextTokenizer? tokenizer = null
         var texts = new string?[batch];
         var next = new int[batch];
         long produced = 0;
-        using var decode = options.MaxNewTokens > 1 ? model.Plan(batch, 1, PassKind.Decode) : null;
         for (int step = 0; step < options.MaxNewTokens; step++)
         {
             for (int b = 0; b < batch; b++)
@@ -77,7 +66,7 @@ public sealed class Generator(Transformer model, TextTokenizer? tokenizer = null
                     continue;
                 }
 
-                int token = sampler.Next(logits.AsSpan(b * c.VocabSize, c.VocabSize), options, rngs[b]);
+                int token = sampler.Next(session.Logits(b), options, rngs[b]);
                 next[b] = token;
                 outputs[b].Add(token);
                 produced++;
@@ -93,14 +82,13 @@ public sealed class Generator(Transformer model, TextTokenizer? tokenizer = null
                 break;
             }
 
-            model.Decode(decode!, cache, next);
-            decode!.Logits!.CopyTo<float>(logits);
+            session.Feed(next);
         }
 
         LastStats = new GenerationStats(prompts.Sum(p => (long)p.Length), produced, prefillSeconds, clock.Elapsed.TotalSeconds - prefillSeconds);
         return [.. Enumerable.Range(0, batch).Select(b => new GeneratedSequence(
             [.. outputs[b]],
-            texts[b] ?? tokenizer?.Decode([.. outputs[b]]),
+            texts[b] ?? tokenizer?.Decode(reasons[b] == "eos" ? outputs[b].ToArray().AsSpan(0, outputs[b].Count - 1) : [.. outputs[b]]),
             reasons[b] ?? "length"))];
     }
 

@@ -4,7 +4,7 @@ namespace RA3.Model.Generation;
 /// Picks the next token from one row of logits: greedy arg max, or temperature, top-k and top-p
 /// (nucleus) sampling with a seeded <see cref="Rng"/>. Works in a reusable scratch buffer.
 /// </summary>
-internal sealed class Sampler(int vocab)
+public sealed class Sampler(int vocab)
 {
     private readonly float[] probs = new float[vocab];
     private readonly int[] order = new int[vocab];

@@ -39,7 +39,7 @@ public sealed record SamplingOptions
 
 /// <summary>One generated continuation.</summary>
 /// <param name="Tokens">The new tokens (without the prompt; cut at a stop string).</param>
-/// <param name="Text">Their decoded text (cut before a stop string), when a tokenizer was given.</param>
+/// <param name="Text">Their decoded text (cut before a stop string; an end-of-sequence token is not text), when a tokenizer was given.</param>
 /// <param name="FinishReason"><c>length</c>, <c>eos</c>, <c>stop_token</c> or <c>stop_string</c>.</param>
 public sealed record GeneratedSequence(int[] Tokens, string? Text, string FinishReason);
 

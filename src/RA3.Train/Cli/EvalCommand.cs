@@ -19,7 +19,8 @@ public static class EvalCommand
                               sanitized-mbpp.json, or a jsonl of {task_id, prompt, tests}
           --samples FILE      completions: jsonl of {"task_id", "completion"} ("solution" for whole programs);
                               'canonical' scores the problems' own solutions
-          --model DIR -n N    generate N completions per problem with this model, then score them
+          --model DIR -n N    generate N completions per problem with this model (kept in <out>.samples.jsonl),
+                              then score them
           -k LIST             pass@k to report, comma-separated                          [1]
           --out FILE          JSON summary: pass@k per test variant, outcome counts, throughput
           --outcomes FILE     per-sample outcomes, jsonl              [<out, else samples>.outcomes.jsonl]
@@ -89,6 +90,9 @@ public static class EvalCommand
         else
         {
             samples = Generate(problems, model!, tokenizerSpec ?? model!, backendName, n, sampling, stdout);
+            string samplesPath = (outPath ?? problemsPath) + ".samples.jsonl";
+            RA3.Model.IO.AtomicFile.WriteAllText(samplesPath, string.Concat(samples.Select(x => new System.Text.Json.Nodes.JsonObject { ["task_id"] = x.TaskId, ["completion"] = x.Completion }.ToJsonString() + "\n")));
+            stdout.WriteLine($"generated completions: {samplesPath}");
         }
 
         foreach (string issue in issues.Take(20))
@@ -145,21 +149,9 @@ public static class EvalCommand
         using var transformer = Scorer.LoadModel(model, backend);
         var tokenizer = TokenizerLoader.Load(tokenizerSpec);
         var generator = new Generator(transformer, tokenizer);
-        var samples = new List<Sample>();
-        foreach (var p in problems)
-        {
-            string context = p.Mode == CompletionMode.ContinuesPrompt ? p.Preamble + p.Prompt : $"\"\"\"\n{p.Prompt}\n\"\"\"\n";
-            var options = sampling with
-            {
-                StopStrings = p.Mode == CompletionMode.ContinuesPrompt ? ["\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\nassert "] : ["\nassert ", "\nif __name__", "\n\"\"\""],
-                Seed = sampling.Seed + (ulong)samples.Count,
-            };
-            int[] ids = tokenizer.Encode(context);
-            var generated = generator.Generate([.. Enumerable.Repeat(ids, n)], options);
-            samples.AddRange(generated.Select(g => new Sample(p.TaskId, g.Text ?? string.Empty)));  // the generator cuts the text before a stop string
-            stdout.WriteLine($"generated {samples.Count}/{problems.Count * n} completions");
-        }
-
+        var samples = Completions.Generate(generator, tokenizer, problems, n, sampling, done => stdout.WriteLine($"generated {done}/{problems.Count * n} completions"))
+            .Select(x => new Sample(x.Problem.TaskId, x.Sample.Text ?? string.Empty))  // the generator cuts the text before a stop string
+            .ToList();
         return samples;
     }
 

@@ -23,9 +23,9 @@ public static class CodeTokenLoss
         foreach (var (trace, rationales) in documents)
         {
             var (ids, owner) = LineTokens.Of(tokenizer, trace, rationales);
-            if (ids.Length > model.Config.MaxPositions)
+            if (model.Config.Family == RA3.Model.Config.ModelFamily.Gpt2 && ids.Length > model.Config.MaxPositions)
             {
-                throw new ArgumentException($"trace {trace.Id} is {ids.Length} tokens, more than the model's {model.Config.MaxPositions} positions");
+                throw new ArgumentException($"trace {trace.Id} is {ids.Length} tokens, more than the model's {model.Config.MaxPositions} learned positions");
             }
 
             var scores = Scorer.Score(model, ids, 1, ids.Length, keepLogits: false);

@@ -79,11 +79,15 @@ public sealed class Trace
     /// <summary>The comment line, newline included, that writes <paramref name="rationale"/> before line <paramref name="line"/> (1-based).</summary>
     public string CommentLine(int line, string rationale) => $"{IndentBefore(line)}# {CommentText(rationale)}\n";
 
-    /// <summary>A rationale as the text of one comment line: first line only, a leading "#" the model wrote dropped, trimmed.</summary>
+    /// <summary>
+    /// A rationale as the text of one comment line: first line only, control characters dropped (a
+    /// NUL byte alone would make the file unparsable), a leading "#" the model wrote dropped, trimmed.
+    /// </summary>
     public static string CommentText(string rationale)
     {
         ArgumentNullException.ThrowIfNull(rationale);
-        string first = rationale.Split('\n', 2)[0].Trim();
-        return first.TrimStart('#').Trim();
+        string first = rationale.Split('\n', 2)[0];
+        first = string.Concat(first.Where(ch => !char.IsControl(ch) || ch == '\t').Select(ch => ch == '\t' ? ' ' : ch));
+        return first.Trim().TrimStart('#').Trim();
     }
 }

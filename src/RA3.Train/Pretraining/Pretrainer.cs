@@ -108,8 +108,12 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
             if (step % s.EvalEvery == 0 || step == s.Steps)
             {
                 validation = ValidationLoss(model, dataset, s);
-                record["val_loss"] = validation;
-                extra = $"  val {validation:F4}";
+                if (double.IsFinite(validation))
+                {
+                    // A corpus too small for a validation sequence has none (JSON has no NaN).
+                    record["val_loss"] = validation;
+                    extra = $"  val {validation:F4}";
+                }
             }
 
             metrics.WriteLine(record.ToJsonString());
@@ -177,7 +181,7 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
     }
 
     /// <summary>Drops metric lines of steps after <paramref name="step"/> (written after the checkpoint a resume starts from).</summary>
-    private static void TruncateMetrics(string path, int step)
+    internal static void TruncateMetrics(string path, int step)
     {
         if (!File.Exists(path))
         {

@@ -58,4 +58,41 @@ public static class Scorer
         long targets = (long)batch * (time - 1);
         return new Scores(sum / targets, targets, logProbs, logits);
     }
+
+    /// <summary>
+    /// Per sequence, per token p ≥ 1: log p(token p | tokens before it) — index 0 is 0 — from
+    /// right-padded batches of up to <paramref name="batch"/> sequences of different lengths.
+    /// </summary>
+    public static float[][] SequenceLogProbs(Transformer model, IReadOnlyList<int[]> sequences, int batch = 16)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(sequences);
+        var result = new float[sequences.Count][];
+        for (int start = 0; start < sequences.Count; start += batch)
+        {
+            int b = Math.Min(batch, sequences.Count - start);
+            int time = Math.Max(2, (Enumerable.Range(start, b).Max(i => sequences[i].Length) + 15) / 16 * 16);
+            var ids = new int[b * time];
+            var mask = new bool[b * time];
+            for (int i = 0; i < b; i++)
+            {
+                sequences[start + i].CopyTo(ids, i * time);
+                mask.AsSpan(i * time, sequences[start + i].Length).Fill(true);
+            }
+
+            using var plan = model.Plan(b, time, PassKind.Score);
+            plan.SetBatch(ids, mask);
+            model.Forward(plan);
+            var logProbs = new float[b * time];
+            plan.TokenLogProbs.CopyTo<float>(logProbs);
+            for (int i = 0; i < b; i++)
+            {
+                int n = sequences[start + i].Length;
+                result[start + i] = new float[n];
+                logProbs.AsSpan(i * time, Math.Max(n - 1, 0)).CopyTo(result[start + i].AsSpan(1));
+            }
+        }
+
+        return result;
+    }
 }

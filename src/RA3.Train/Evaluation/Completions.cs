@@ -1,0 +1,49 @@
+using RA3.Model.Generation;
+using RA3.Model.Tokenizers;
+
+namespace RA3.Train.Evaluation;
+
+/// <summary>How a model is asked for a completion of a <see cref="Problem"/>: the context it continues and the strings that end it.</summary>
+public static class Completions
+{
+    /// <summary>The text the model continues: the prompt (HumanEval style), or the task in a docstring (MBPP style).</summary>
+    public static string Context(Problem problem)
+    {
+        ArgumentNullException.ThrowIfNull(problem);
+        return problem.Mode == CompletionMode.ContinuesPrompt ? problem.Preamble + problem.Prompt : $"\"\"\"\n{problem.Prompt}\n\"\"\"\n";
+    }
+
+    /// <summary>Strings after which the completion has left the function (the Codex paper's stop sequences).</summary>
+    public static IReadOnlyList<string> StopStrings(Problem problem)
+    {
+        ArgumentNullException.ThrowIfNull(problem);
+        return problem.Mode == CompletionMode.ContinuesPrompt ? ["\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\nassert "] : ["\nassert ", "\nif __name__", "\n\"\"\""];
+    }
+
+    /// <summary>
+    /// <paramref name="n"/> completions of each problem (one batched generation per problem), the
+    /// i-th problem's samples seeded from <paramref name="sampling"/>'s seed + i·n.
+    /// </summary>
+    public static List<(Problem Problem, GeneratedSequence Sample, int[] Context)> Generate(Generator generator, TextTokenizer tokenizer, IReadOnlyList<Problem> problems, int n, SamplingOptions sampling, Action<int>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(generator);
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        ArgumentNullException.ThrowIfNull(problems);
+        ArgumentNullException.ThrowIfNull(sampling);
+        var samples = new List<(Problem, GeneratedSequence, int[])>(problems.Count * n);
+        for (int i = 0; i < problems.Count; i++)
+        {
+            var p = problems[i];
+            int[] ids = tokenizer.Encode(Context(p));
+            var options = sampling with { StopStrings = StopStrings(p), Seed = sampling.Seed + (ulong)(i * n) };
+            foreach (var g in generator.Generate([.. Enumerable.Repeat(ids, n)], options))
+            {
+                samples.Add((p, g, ids));
+            }
+
+            progress?.Invoke(samples.Count);
+        }
+
+        return samples;
+    }
+}

@@ -1,0 +1,196 @@
+using RA3.Model;
+using RA3.Model.Optim;
+using RA3.Model.Tokenizers;
+using RA3.Train.Scoring;
+
+namespace RA3.Train.Midtraining;
+
+/// <summary>The E-step's settings (spec §3): the symbols c, k, G and latent_max_tokens, and the RL update's.</summary>
+/// <param name="ThinkCost">c, nats charged per rationale in the reward (the ELBO's cost is <see cref="ElboOptions.ThinkCost"/>; the midtrainer sets both from one option).</param>
+/// <param name="Horizon">k, expert lines after a boundary whose log-likelihood is its reward.</param>
+/// <param name="Rollouts">G, latent_max_tokens and the sampling of rationales.</param>
+/// <param name="Update">The policy-gradient update.</param>
+/// <param name="TracesPerStep">Traces per update (each with G rollouts).</param>
+/// <param name="Passes">Passes over the traces (every trace gets candidates on the last).</param>
+/// <param name="NormaliseAdvantages">Divide advantages by the group's standard deviation.</param>
+public sealed record EStepOptions(
+    double ThinkCost = 0.05,
+    int Horizon = 1,
+    RolloutOptions? Rollouts = null,
+    PolicyGradientOptions? Update = null,
+    int TracesPerStep = 4,
+    int Passes = 1,
+    bool NormaliseAdvantages = true)
+{
+    /// <summary>The rollout settings in force.</summary>
+    public RolloutOptions RolloutSettings => Rollouts ?? new RolloutOptions();
+
+    /// <summary>The update settings in force.</summary>
+    public PolicyGradientOptions UpdateSettings => Update ?? new PolicyGradientOptions();
+}
+
+/// <summary>One E-step update's figures.</summary>
+/// <param name="Step">Update number (1-based).</param>
+/// <param name="MeanReward">Mean per-boundary reward r_t over the batch's rollouts.</param>
+/// <param name="ThinkRate">Share of boundaries where the rollouts thought.</param>
+/// <param name="Update">The policy-gradient update's own figures.</param>
+/// <param name="RolloutTokensPerSecond">Tokens the rollouts walked per second.</param>
+public sealed record EStepProgress(int Step, double MeanReward, double ThinkRate, PolicyStepStats Update, double RolloutTokensPerSecond);
+
+/// <summary>What the E-step leaves: per trace the best sampled rationale of each boundary (null where no rollout thought).</summary>
+/// <param name="Candidates">Per trace, per boundary (0-based).</param>
+/// <param name="Progress">Per update.</param>
+/// <param name="RolloutTokens">Tokens walked by all rollouts.</param>
+/// <param name="RolloutSeconds">Time spent sampling.</param>
+public sealed record EStepResult(IReadOnlyList<string?[]> Candidates, IReadOnlyList<EStepProgress> Progress, long RolloutTokens, double RolloutSeconds);
+
+/// <summary>
+/// The E-step (spec §3): latent discovery by RL. The scorer — the round's M-step model, frozen —
+/// rewards each boundary with r_t = log π(a_t..a_{t+k−1} | s_t, z_t) − c·[think], measured by the
+/// model's fused segment-scoring loss on the rollout's own tokens; rollouts of one trace are
+/// compared boundary by boundary (the group-relative advantage of r_t over the G rollouts), and the
+/// advantage is credited to that boundary's decision token and rationale tokens; the policy
+/// update carries a KL penalty to the scorer (the policy at the start of the round).
+/// </summary>
+public sealed class EStep(Transformer policy, Transformer scorer, TextTokenizer tokenizer, EStepOptions options)
+{
+    /// <summary>Runs the E-step over <paramref name="traces"/>; <paramref name="progress"/> gets each update's figures.</summary>
+    public EStepResult Run(IReadOnlyList<Trace> traces, ulong seed, Action<EStepProgress>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(traces);
+        var candidates = traces.Select(t => new string?[t.Count]).ToArray();
+        var best = traces.Select(t => Enumerable.Repeat(double.NegativeInfinity, t.Count).ToArray()).ToArray();
+        var sampler = new RolloutSampler(policy, tokenizer);
+        var rollouts = options.RolloutSettings;
+        using var optimizer = new AdamWOptimizer(policy, weightDecay: 0f);
+        using var update = new PolicyGradient(policy, scorer, optimizer, options.UpdateSettings);
+        var log = new List<EStepProgress>();
+        long walked = 0;
+        double sampling = 0;
+        var order = Enumerable.Range(0, traces.Count).ToArray();
+        var rng = new Rng(seed);
+        int step = 0;
+        for (int pass = 0; pass < options.Passes; pass++)
+        {
+            rng.Shuffle(order.AsSpan());
+            for (int start = 0; start < order.Length; start += options.TracesPerStep)
+            {
+                step++;
+                var chosen = order.Skip(start).Take(options.TracesPerStep).ToArray();
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                var batch = sampler.Sample([.. chosen.Select(i => traces[i])], rollouts, seed ^ ((ulong)step * 0xD1B54A32D192ED03UL));
+                sampling += clock.Elapsed.TotalSeconds;
+                walked += batch.Sum(r => (long)r.Ids.Length);
+                var rewards = StepRewards(batch);
+                var sequences = new List<PolicySequence>(batch.Count);
+                double rewardSum = 0;
+                long boundaries = 0, thinks = 0;
+                for (int c = 0; c < chosen.Length; c++)
+                {
+                    int trace = chosen[c], lines = traces[trace].Count;
+                    var advantages = new double[rollouts.Group][];
+                    for (int g = 0; g < rollouts.Group; g++)
+                    {
+                        advantages[g] = new double[lines];
+                    }
+
+                    var group = new double[rollouts.Group];
+                    for (int t = 0; t < lines; t++)
+                    {
+                        for (int g = 0; g < rollouts.Group; g++)
+                        {
+                            group[g] = rewards[(c * rollouts.Group) + g][t];
+                        }
+
+                        var a = Rewards.GroupAdvantages(group, options.NormaliseAdvantages);
+                        for (int g = 0; g < rollouts.Group; g++)
+                        {
+                            advantages[g][t] = a[g];
+                            var r = batch[(c * rollouts.Group) + g];
+                            rewardSum += group[g];
+                            boundaries++;
+                            if (r.Thinks(t + 1))
+                            {
+                                thinks++;
+                                if (group[g] > best[trace][t])
+                                {
+                                    best[trace][t] = group[g];
+                                    candidates[trace][t] = r.Rationales[t];
+                                }
+                            }
+                        }
+                    }
+
+                    for (int g = 0; g < rollouts.Group; g++)
+                    {
+                        sequences.Add(ToPolicySequence(batch[(c * rollouts.Group) + g], advantages[g]));
+                    }
+                }
+
+                var stats = update.Step(sequences, step);
+                var p = new EStepProgress(step, rewardSum / Math.Max(boundaries, 1), thinks / (double)Math.Max(boundaries, 1), stats, sampler.LastTokensPerSecond);
+                log.Add(p);
+                progress?.Invoke(p);
+            }
+        }
+
+        return new EStepResult(candidates, log, walked, sampling);
+    }
+
+    /// <summary>Per rollout, per boundary: r_t under the scorer (one padded forward pass over the batch).</summary>
+    private double[][] StepRewards(IReadOnlyList<Rollout> batch)
+    {
+        var lineLogProbs = LineLogProbs(scorer, batch);
+        var rewards = new double[batch.Count][];
+        for (int i = 0; i < batch.Count; i++)
+        {
+            int lines = batch[i].Trace.Count;
+            rewards[i] = new double[lines];
+            for (int t = 1; t <= lines; t++)
+            {
+                rewards[i][t - 1] = Rewards.Step(lineLogProbs[i], t, options.Horizon, batch[i].Thinks(t), options.ThinkCost);
+            }
+        }
+
+        return rewards;
+    }
+
+    /// <summary>Per rollout, per line: log π(line | the rollout's context), the sum over the line's tokens.</summary>
+    public static double[][] LineLogProbs(Transformer model, IReadOnlyList<Rollout> batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        var logProbs = Scorer.SequenceLogProbs(model, [.. batch.Select(r => r.Ids)]);
+        var sums = new double[batch.Count][];
+        for (int i = 0; i < batch.Count; i++)
+        {
+            var r = batch[i];
+            sums[i] = new double[r.Trace.Count];
+            for (int p = 1; p < r.Ids.Length; p++)
+            {
+                if (r.Owner[p] >= 0)
+                {
+                    sums[i][r.Owner[p]] += logProbs[i][p];
+                }
+            }
+        }
+
+        return sums;
+    }
+
+    private static PolicySequence ToPolicySequence(Rollout r, double[] advantages)
+    {
+        int n = r.Ids.Length;
+        var acting = new bool[n];
+        var a = new float[n];
+        for (int p = 0; p < n; p++)
+        {
+            if (r.Boundary[p] > 0)
+            {
+                acting[p] = true;
+                a[p] = (float)advantages[r.Boundary[p] - 1];
+            }
+        }
+
+        return new PolicySequence(r.Ids, acting, a, r.OldLogProbs);
+    }
+}

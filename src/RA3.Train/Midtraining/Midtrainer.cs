@@ -1,0 +1,303 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using RA3.Kernels.Ops;
+using RA3.Model;
+using RA3.Model.IO;
+using RA3.Model.Tokenizers;
+using RA3.Train.Cli;
+using RA3.Train.Pretraining;
+using RA3.Train.Sandbox;
+using RA3.Train.Scoring;
+
+namespace RA3.Train.Midtraining;
+
+/// <summary>
+/// The EM loop of RA3 (spec §3) and its NTP baseline, as a resumable run. Each round r writes
+/// <c>round-r/</c>: for RA3 the E-step's policy and candidates (<c>estep/</c>), the temporal-ELBO
+/// inference and the bootstrapped corpus (<c>inference.json</c>, <c>corpus.jsonl</c>), then the
+/// M-step — a next-token run on that corpus (<c>mstep/</c>, checkpointed and resumable like any
+/// pre-training run) — and <c>summary.json</c>; NTP runs the same M-step budget on the raw traces.
+/// Every phase's output is written atomically and skipped when present, and every phase is
+/// deterministic under the run's seed, so a run killed anywhere resumes to the result the
+/// uninterrupted run would have had. <c>metrics.jsonl</c> holds one line per finished round.
+/// </summary>
+public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool interactive)
+{
+    /// <summary>Runs (or resumes) every round; returns the round summaries.</summary>
+    public IReadOnlyList<JsonObject> Run()
+    {
+        var s = settings;
+        s.Validate();
+        Directory.CreateDirectory(s.Out);
+        string identityPath = Path.Combine(s.Out, "settings.json");
+        if (File.Exists(identityPath) && File.ReadAllText(identityPath) != s.Identity())
+        {
+            throw new InvalidOperationException($"{s.Out} holds a run with other settings:\n  saved: {File.ReadAllText(identityPath)}\n  now:   {s.Identity()}\n(choose another --out, or delete it)");
+        }
+
+        AtomicFile.WriteAllText(identityPath, s.Identity());
+        var tokenizer = TokenizerLoader.Load(s.Tokenizer);
+        var traces = TraceSet.Load(s.Data, s.MaxLines, s.Seed);
+        if (traces.Train.Count == 0)
+        {
+            throw new InvalidDataException($"{s.Data}: no traces of 2 to {s.MaxLines} lines");
+        }
+
+        log.WriteLine($"{s.Method}: {traces.Train.Count} training traces ({traces.Train.Sum(t => t.Count)} lines), {traces.HeldOut.Count} held out; {s.Rounds} rounds of {s.MStepSteps} M-step steps × {s.MStepBatch} × {s.MStepSequenceLength} tokens");
+        using var backend = BackendChoice.Create(s.Backend);
+        using var sandbox = Sandbox.Sandbox.Create(new SandboxLimits { WallTime = TimeSpan.FromSeconds(20), CpuSeconds = 10 });
+        using var pool = new SandboxPool(sandbox);
+        var summaries = new List<JsonObject>();
+        string start = ResolveInit(s.Init);
+        for (int round = 1; round <= s.Rounds; round++)
+        {
+            string dir = Path.Combine(s.Out, $"round-{round}");
+            string summaryPath = Path.Combine(dir, "summary.json");
+            if (!File.Exists(summaryPath))
+            {
+                Directory.CreateDirectory(dir);
+                var summary = s.Method == "ra3" ? Ra3Round(round, dir, start, traces, tokenizer, backend, pool) : NtpRound(round, dir, start, traces, tokenizer);
+                summary["code_ce_heldout"] = Num(HeldOutCodeLoss(Path.Combine(dir, "mstep", "final"), traces, tokenizer, backend));
+                if (round == 1)
+                {
+                    summary["code_ce_heldout_init"] = Num(HeldOutCodeLoss(start, traces, tokenizer, backend));
+                }
+
+                AtomicFile.WriteAllText(summaryPath, summary.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            }
+
+            var done = JsonFile.ReadObject(summaryPath);
+            summaries.Add(done);
+            AtomicFile.WriteAllText(Path.Combine(s.Out, "metrics.jsonl"), string.Concat(summaries.Select(x => x.ToJsonString() + "\n")));
+            log.WriteLine($"round {round}: {string.Join(", ", done.Select(kv => $"{kv.Key} {(kv.Value is null ? "n/a" : Format(kv.Value))}"))}");
+            start = Path.Combine(dir, "mstep", "final");
+        }
+
+        string final = Path.Combine(s.Out, "final");
+        if (!HuggingFaceCheckpoint.IsModelFolder(final))
+        {
+            CopyFolder(start, final);
+        }
+
+        log.WriteLine($"final model in {final}; metrics in {Path.Combine(s.Out, "metrics.jsonl")}");
+        return summaries;
+    }
+
+    /// <summary>The model folder a spec names: a Hugging Face folder, or a run folder's <c>final/</c> or latest checkpoint.</summary>
+    public static string ResolveInit(string init)
+    {
+        ArgumentNullException.ThrowIfNull(init);
+        if (HuggingFaceCheckpoint.IsModelFolder(init))
+        {
+            return init;
+        }
+
+        string final = Path.Combine(init, "final");
+        return HuggingFaceCheckpoint.IsModelFolder(final) ? final
+            : TrainingCheckpoint.Latest(init) ?? throw new FileNotFoundException($"{init}: not a model folder (config.json + model.safetensors) nor a run folder with a final model or checkpoints");
+    }
+
+    private JsonObject Ra3Round(int round, string dir, string start, TraceSet traces, TextTokenizer tokenizer, Backend backend, SandboxPool pool)
+    {
+        var s = settings;
+        var summary = new JsonObject { ["round"] = round, ["method"] = "ra3" };
+
+        // E-step: RL on the rollouts; the policy moves, the scorer is the round's starting model.
+        string estep = Path.Combine(dir, "estep"), candidatesPath = Path.Combine(estep, "candidates.json");
+        if (!File.Exists(candidatesPath))
+        {
+            using var policy = HuggingFaceCheckpoint.Load(start, backend, trainable: true);
+            using var scorer = HuggingFaceCheckpoint.Load(start, backend);
+            var progress = new Progress(log, CountSteps(traces.Train.Count), 0, interactive, every: 5);
+            var metrics = new List<string>();
+            var result = new EStep(policy, scorer, tokenizer, s.EStep()).Run(traces.Train, s.Seed + (ulong)round, p =>
+            {
+                metrics.Add(JsonSerializer.Serialize(p));
+                progress.Step(p.Step, -p.MeanReward, 0, $"  think {p.ThinkRate:P0}  kl {p.Update.MeanKl:F4}  (loss column: −reward)");
+            });
+            Directory.CreateDirectory(estep);
+            string modelTemp = Path.Combine(estep, ".model.tmp");
+            if (Directory.Exists(modelTemp))
+            {
+                Directory.Delete(modelTemp, recursive: true);
+            }
+
+            HuggingFaceCheckpoint.Save(policy, modelTemp);
+            string model = Path.Combine(estep, "model");
+            if (Directory.Exists(model))
+            {
+                Directory.Delete(model, recursive: true);
+            }
+
+            Directory.Move(modelTemp, model);
+            AtomicFile.WriteAllText(Path.Combine(estep, "metrics.jsonl"), string.Concat(metrics.Select(m => m + "\n")));
+            var stats = new JsonObject
+            {
+                ["reward"] = Num(result.Progress.Count > 0 ? result.Progress.Average(p => p.MeanReward) : double.NaN),
+                ["rollout_think_rate"] = result.Progress.Count > 0 ? result.Progress.Average(p => p.ThinkRate) : 0,
+                ["rollout_tokens_per_s"] = result.RolloutTokens / Math.Max(result.RolloutSeconds, 1e-9),
+            };
+            AtomicFile.WriteAllText(Path.Combine(estep, "stats.json"), stats.ToJsonString());
+            AtomicFile.WriteAllText(candidatesPath, JsonSerializer.Serialize(result.Candidates));
+        }
+
+        foreach (var kv in JsonFile.ReadObject(Path.Combine(estep, "stats.json")))
+        {
+            summary[kv.Key] = kv.Value?.DeepClone();
+        }
+
+        var candidates = JsonSerializer.Deserialize<string?[][]>(File.ReadAllText(candidatesPath)) ?? throw new InvalidDataException($"{candidatesPath}: not a list of candidate lists");
+        if (candidates.Length != traces.Train.Count)
+        {
+            throw new InvalidDataException($"{candidatesPath}: {candidates.Length} traces of candidates, the run has {traces.Train.Count}");
+        }
+
+        // Temporal-ELBO inference with the scorer: the ELBO, think posteriors and the kept rationales.
+        string corpus = Path.Combine(dir, "corpus.jsonl"), inferencePath = Path.Combine(dir, "inference.json");
+        if (!File.Exists(inferencePath))
+        {
+            using var scorer = HuggingFaceCheckpoint.Load(start, backend);
+            var inference = Infer(scorer, tokenizer, backend, traces.Train, candidates);
+            var documents = traces.Train.Select((t, i) => t.Render(inference.Segmentations[i].KeptRationales(candidates[i]))).ToList();
+            var sample = documents.Where((_, i) => i % Math.Max(1, documents.Count / Math.Max(1, s.SyntaxSample)) == 0).Take(s.SyntaxSample).ToList();
+            var (_, rate) = SyntaxCheck.ParseAsync(pool, sample).GetAwaiter().GetResult();
+            WriteCorpus(corpus, documents);
+            inference.Summary["syntax_valid_rate"] = rate;
+            AtomicFile.WriteAllText(inferencePath, inference.Summary.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        }
+
+        foreach (var kv in JsonFile.ReadObject(inferencePath))
+        {
+            summary[kv.Key] = kv.Value?.DeepClone();
+        }
+
+        var mstep = MStep(round, dir, Path.Combine(estep, "model"), corpus, tokenizer);
+        summary["mstep_tokens"] = mstep.Tokens;
+        summary["mstep_tokens_per_s"] = mstep.TokensPerSecond;
+        summary["mstep_loss"] = Num(mstep.TrainLoss);
+
+        // The same candidates under the M-step's model: what the round did to the ELBO of its traces.
+        using (var after = HuggingFaceCheckpoint.Load(Path.Combine(dir, "mstep", "final"), backend))
+        {
+            summary["elbo_after_mstep"] = Infer(after, tokenizer, backend, traces.Train, candidates).Summary["elbo"]!.DeepClone();
+        }
+
+        return summary;
+    }
+
+    private JsonObject NtpRound(int round, string dir, string start, TraceSet traces, TextTokenizer tokenizer)
+    {
+        string corpus = Path.Combine(dir, "corpus.jsonl");
+        if (!File.Exists(corpus))
+        {
+            WriteCorpus(corpus, [.. traces.Train.Select(t => t.Render())]);
+        }
+
+        var mstep = MStep(round, dir, start, corpus, tokenizer);
+        return new JsonObject
+        {
+            ["round"] = round,
+            ["method"] = "ntp",
+            ["mstep_tokens"] = mstep.Tokens,
+            ["mstep_tokens_per_s"] = mstep.TokensPerSecond,
+            ["mstep_loss"] = Num(mstep.TrainLoss),
+        };
+    }
+
+    /// <summary>The round's ELBO figures over <paramref name="traces"/> with their candidates, under <paramref name="model"/>.</summary>
+    private (Segmentation[] Segmentations, JsonObject Summary) Infer(Transformer model, TextTokenizer tokenizer, Backend backend, IReadOnlyList<Trace> traces, string?[][] candidates)
+    {
+        var scored = traces.Select((t, i) => CandidateScorer.Score(model, tokenizer, t, candidates[i])).ToList();
+        var segmentations = SegmentationInference.Infer(backend, scored, settings.Elbo());
+        long lines = traces.Sum(t => (long)t.Count);
+        long kept = segmentations.Sum(x => (long)x.KeptBoundaries.Count);
+        long covered = 0;
+        foreach (var (seg, trace) in segmentations.Zip(traces))
+        {
+            covered += seg.KeptBoundaries.Count > 0 ? trace.Count - seg.KeptBoundaries[0] + 1 : 0;
+        }
+
+        var summary = new JsonObject
+        {
+            ["elbo"] = Num(segmentations.Average(x => x.LogZ)),
+            ["elbo_per_line"] = Num(segmentations.Sum(x => x.LogZ) / lines),
+            ["think_rate"] = kept / (double)lines,
+            ["posterior_think"] = segmentations.Sum(x => x.ThinkPosterior.Sum(p => (double)p)) / lines,
+            ["lines_per_abstraction"] = Num(kept > 0 ? covered / (double)kept : double.NaN),
+            ["candidate_rate"] = candidates.Sum(c => c.Count(x => x is not null)) / (double)lines,
+            ["rationales_kept"] = kept,
+        };
+        return (segmentations, summary);
+    }
+
+    private (long Tokens, double TokensPerSecond, double TrainLoss) MStep(int round, string dir, string init, string corpus, TextTokenizer tokenizer)
+    {
+        var s = settings;
+        var p = new PretrainSettings
+        {
+            Data = corpus,
+            Out = Path.Combine(dir, "mstep"),
+            Tokenizer = s.Tokenizer,
+            Init = init,
+            SequenceLength = s.MStepSequenceLength,
+            BatchSize = s.MStepBatch,
+            Steps = s.MStepSteps,
+            LearningRate = s.MStepLearningRate,
+            Warmup = Math.Max(1, s.MStepSteps / 10),
+            EvalEvery = s.MStepSteps,
+            SaveEvery = Math.Max(1, s.MStepSteps / 4),
+            Keep = 1,
+            Seed = s.Seed + (ulong)round,
+            Backend = s.Backend,
+        };
+        if (HuggingFaceCheckpoint.IsModelFolder(Path.Combine(p.Out, "final")))
+        {
+            var metrics = File.ReadLines(Path.Combine(p.Out, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!).ToList();
+            return ((long)p.Steps * p.BatchSize * p.SequenceLength, metrics.Average(m => m!["tokens_per_s"]!.GetValue<double>()), metrics[^1]!["loss"]!.GetValue<double>());
+        }
+
+        log.WriteLine($"M-step of round {round} on {corpus}");
+        var result = new Pretrainer(p, log, interactive).Run(resume: true);
+        return ((long)p.Steps * p.BatchSize * p.SequenceLength, result.TokensPerSecond, result.TrainLoss);
+    }
+
+    private static double HeldOutCodeLoss(string modelFolder, TraceSet traces, TextTokenizer tokenizer, Backend backend)
+    {
+        if (traces.HeldOut.Count == 0)
+        {
+            return double.NaN;
+        }
+
+        using var model = HuggingFaceCheckpoint.Load(modelFolder, backend);
+        return CodeTokenLoss.Measure(model, tokenizer, traces.HeldOut.Select(t => (t, (IReadOnlyDictionary<int, string>?)null))).Code;
+    }
+
+    private int CountSteps(int traces) => settings.EStepPasses * ((traces + settings.TracesPerStep - 1) / settings.TracesPerStep);
+
+    private static void WriteCorpus(string path, IReadOnlyList<string> documents) =>
+        AtomicFile.WriteAllText(path, string.Concat(documents.Select(d => new JsonObject { ["text"] = d }.ToJsonString() + "\n")));
+
+    private static void CopyFolder(string from, string to)
+    {
+        string temp = to + ".tmp";
+        if (Directory.Exists(temp))
+        {
+            Directory.Delete(temp, recursive: true);
+        }
+
+        Directory.CreateDirectory(temp);
+        foreach (string file in Directory.GetFiles(from))
+        {
+            File.Copy(file, Path.Combine(temp, Path.GetFileName(file)));
+        }
+
+        Directory.Move(temp, to);
+    }
+
+    /// <summary>A number for a JSON summary: null where it is not finite (no data to measure it on).</summary>
+    private static JsonNode? Num(double value) => double.IsFinite(value) ? JsonValue.Create(value) : null;
+
+    private static string Format(JsonNode value) =>
+        value.GetValueKind() == JsonValueKind.Number ? value.GetValue<double>().ToString("G4", CultureInfo.InvariantCulture) : value.ToString();
+}

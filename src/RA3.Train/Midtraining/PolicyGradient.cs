@@ -1,0 +1,140 @@
+using RA3.Model;
+using RA3.Model.Optim;
+
+namespace RA3.Train.Midtraining;
+
+/// <summary>Settings of one group-relative policy-gradient update (the E-step's and RLVR's).</summary>
+/// <param name="LearningRate">AdamW step size.</param>
+/// <param name="KlCoefficient">β of the KL penalty to the reference policy (k3 estimator on the sampled tokens).</param>
+/// <param name="ClipRange">ε of the clipped ratio objective (matters when a batch is reused for several updates).</param>
+/// <param name="GradClip">Gradient-norm clip.</param>
+public sealed record PolicyGradientOptions(float LearningRate = 1e-4f, double KlCoefficient = 0.05, double ClipRange = 0.2, float GradClip = 1f);
+
+/// <summary>
+/// One sequence of a policy-gradient batch: tokens, and for each token position p whether token p
+/// was the policy's action, its advantage and its log-probability under the sampling policy.
+/// </summary>
+/// <param name="Ids">Tokens.</param>
+/// <param name="Acting">Per token: chosen by the policy (sampled), not forced.</param>
+/// <param name="Advantages">Per token: the advantage credited to it (read where <paramref name="Acting"/>).</param>
+/// <param name="OldLogProbs">Per token: log π_old(token | before) at sampling time (read where acting).</param>
+public sealed record PolicySequence(int[] Ids, bool[] Acting, float[] Advantages, float[] OldLogProbs);
+
+/// <summary>What one update measured.</summary>
+/// <param name="ActionTokens">Tokens the update credited.</param>
+/// <param name="MeanKl">Mean k3 estimate of KL(π ‖ π_ref) over them.</param>
+/// <param name="ClippedFraction">Share of them whose ratio was clipped.</param>
+/// <param name="GradNorm">Gradient norm before clipping.</param>
+public sealed record PolicyStepStats(long ActionTokens, double MeanKl, double ClippedFraction, double GradNorm);
+
+/// <summary>
+/// The group-relative policy-gradient update (spec §3 E-step and §6 RLVR): per action token the
+/// clipped-ratio surrogate A·min(ρ, clip(ρ, 1 ± ε)) minus β·KL to the reference policy, averaged
+/// over the batch's action tokens; its gradient goes through the model's weighted backward
+/// (<see cref="Transformer.Backward(Activations, ReadOnlySpan{float})"/>), which needs only
+/// ∂loss/∂log π per token — computed here on the host.
+/// </summary>
+public sealed class PolicyGradient(Transformer policy, Transformer reference, AdamWOptimizer optimizer, PolicyGradientOptions options) : IDisposable
+{
+    private Activations? trainPlan;
+    private Activations? referencePlan;
+
+    /// <summary>
+    /// ∂(−objective)/∂log π(token) as the weight w of −w·log π: with ρ = exp(log π − log π_old),
+    /// the surrogate contributes A·ρ unless the ratio is clipped on the side A pushes it to (then
+    /// 0), and the k3 KL estimate exp(r) − r − 1 with r = log π_ref − log π contributes −β(1 − e^r).
+    /// </summary>
+    public static float TokenWeight(double advantage, double logProb, double oldLogProb, double referenceLogProb, double clipRange, double klCoefficient, out bool clipped)
+    {
+        double ratio = Math.Exp(logProb - oldLogProb);
+        clipped = (advantage > 0 && ratio > 1 + clipRange) || (advantage < 0 && ratio < 1 - clipRange);
+        double surrogate = clipped ? 0 : advantage * ratio;
+        double kl = klCoefficient * (1 - Math.Exp(referenceLogProb - logProb));
+        return (float)(surrogate - kl);
+    }
+
+    /// <summary>One update on <paramref name="batch"/> (padded to its longest sequence); <paramref name="step"/> counts the optimizer's steps from 1.</summary>
+    public PolicyStepStats Step(IReadOnlyList<PolicySequence> batch, int step)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        if (batch.Count == 0)
+        {
+            return new PolicyStepStats(0, 0, 0, 0);
+        }
+
+        int b = batch.Count, longest = batch.Max(s => s.Ids.Length);
+        int time = Math.Max(2, (longest + 15) / 16 * 16);  // a few shapes, so plans are reused
+        var ids = new int[b * time];
+        var mask = new bool[b * time];
+        for (int i = 0; i < b; i++)
+        {
+            var s = batch[i];
+            if (s.Acting.Length != s.Ids.Length || s.Advantages.Length != s.Ids.Length || s.OldLogProbs.Length != s.Ids.Length)
+            {
+                throw new ArgumentException($"policy sequence {i}: {s.Ids.Length} tokens but {s.Acting.Length} acting flags, {s.Advantages.Length} advantages, {s.OldLogProbs.Length} old log-probabilities");
+            }
+
+            s.Ids.CopyTo(ids, i * time);
+            mask.AsSpan(i * time, s.Ids.Length).Fill(true);
+        }
+
+        referencePlan = Reuse(referencePlan, reference, b, time, PassKind.Score);
+        referencePlan.SetBatch(ids, mask);
+        reference.Forward(referencePlan);
+        var referenceLogProbs = new float[b * time];
+        referencePlan.TokenLogProbs.CopyTo<float>(referenceLogProbs);
+
+        trainPlan = Reuse(trainPlan, policy, b, time, PassKind.Train);
+        trainPlan.SetBatch(ids, mask);
+        policy.Forward(trainPlan);
+        var logProbs = new float[b * time];
+        trainPlan.TokenLogProbs.CopyTo<float>(logProbs);
+
+        long acting = batch.Sum(s => (long)s.Acting.Count(a => a));
+        var weights = new float[b * time];
+        double kl = 0;
+        long clippedCount = 0;
+        for (int i = 0; i < b; i++)
+        {
+            var s = batch[i];
+            for (int p = 1; p < s.Ids.Length; p++)
+            {
+                if (!s.Acting[p])
+                {
+                    continue;
+                }
+
+                int row = (i * time) + p - 1;  // row p − 1 predicts token p
+                double lp = logProbs[row], r = referenceLogProbs[row] - lp;
+                weights[row] = TokenWeight(s.Advantages[p], lp, s.OldLogProbs[p], referenceLogProbs[row], options.ClipRange, options.KlCoefficient, out bool clipped) / acting;
+                kl += Math.Exp(r) - r - 1;
+                clippedCount += clipped ? 1 : 0;
+            }
+        }
+
+        var backend = policy.Backend;
+        backend.Zero(policy.Gradients!.Buffer);
+        policy.Backward(trainPlan, weights);
+        double norm = backend.ClipGradNorm(policy.Gradients.Buffer, options.GradClip);
+        optimizer.Step(options.LearningRate, step);
+        return new PolicyStepStats(acting, kl / Math.Max(acting, 1), clippedCount / (double)Math.Max(acting, 1), norm);
+    }
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        trainPlan?.Dispose();
+        referencePlan?.Dispose();
+    }
+
+    private static Activations Reuse(Activations? plan, Transformer model, int batch, int time, PassKind kind)
+    {
+        if (plan is not null && plan.B == batch && plan.T == time)
+        {
+            return plan;
+        }
+
+        plan?.Dispose();
+        return model.Plan(batch, time, kind);
+    }
+}

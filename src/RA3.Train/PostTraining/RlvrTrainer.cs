@@ -1,0 +1,205 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json.Nodes;
+using RA3.Model;
+using RA3.Model.Generation;
+using RA3.Model.IO;
+using RA3.Model.Optim;
+using RA3.Model.Tokenizers;
+using RA3.Train.Cli;
+using RA3.Train.Evaluation;
+using RA3.Train.Midtraining;
+using RA3.Train.Pretraining;
+using RA3.Train.Sandbox;
+using RA3.Train.Scoring;
+
+namespace RA3.Train.PostTraining;
+
+/// <summary>
+/// RLVR post-training (spec §6): GRPO on problems with unit tests. Each step samples G completions
+/// for a few prompts, runs each against the problem's tests in the sandbox (reward 1 when all
+/// pass, or the fraction of asserts passed), normalises rewards within each group, and takes the
+/// clipped-ratio policy-gradient step with a KL penalty to the initial model
+/// (<see cref="PolicyGradient"/>, the E-step's update). Held-out pass@1 is measured at step 0,
+/// every <see cref="RlvrSettings.EvalEvery"/> steps and at the end. Checkpoints are atomic; prompt
+/// choice and sampling depend only on (seed, step), so a resumed run continues exactly.
+/// <c>metrics.jsonl</c>: one object per step (reward, pass rate, KL …; <c>eval_pass_at_1</c> where measured).
+/// </summary>
+public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool interactive)
+{
+    private const string PartialMarker = "@@ra3-partial";
+
+    /// <summary>Runs (or resumes) the run; returns the last held-out pass@1 (NaN without held-out problems).</summary>
+    public double Run()
+    {
+        var s = settings;
+        s.Validate();
+        var problems = ProblemSetLoader.Load(s.Problems).Problems;
+        var held = s.EvalProblems is null ? [] : ProblemSetLoader.Load(s.EvalProblems).Problems.Take(s.EvalLimit).ToList();
+        var tokenizer = TokenizerLoader.Load(s.Tokenizer);
+        using var backend = BackendChoice.Create(s.Backend);
+        string init = Midtrainer.ResolveInit(s.Init);
+        using var model = HuggingFaceCheckpoint.Load(init, backend, trainable: true);
+        using var reference = HuggingFaceCheckpoint.Load(init, backend);
+        using var optimizer = new AdamWOptimizer(model, weightDecay: 0f);
+        using var update = new PolicyGradient(model, reference, optimizer, new PolicyGradientOptions(s.LearningRate, s.KlCoefficient, s.ClipRange));
+        using var sandbox = Sandbox.Sandbox.Create(new SandboxLimits { WallTime = TimeSpan.FromSeconds(10), CpuSeconds = 5, MemoryBytes = 512L << 20 });
+        using var pool = new SandboxPool(sandbox);
+        var generator = new Generator(model, tokenizer);
+        string metricsPath = Path.Combine(s.Out, "metrics.jsonl");
+        int step = 0;
+        if (TrainingCheckpoint.Latest(s.Out) is string latest)
+        {
+            var state = TrainingCheckpoint.Load(latest, model, optimizer);
+            if (state.Settings != s.Identity())
+            {
+                throw new InvalidOperationException($"{latest} belongs to a run with other settings:\n  saved: {state.Settings}\n  now:   {s.Identity()}");
+            }
+
+            step = state.Step;
+            Pretrainer.TruncateMetrics(metricsPath, step);
+            log.WriteLine($"resumed from {latest} at step {step}");
+        }
+        else
+        {
+            Directory.CreateDirectory(s.Out);
+            var first = new JsonObject { ["step"] = 0 };
+            if (held.Count > 0)
+            {
+                first["eval_pass_at_1"] = PassAtOne(generator, tokenizer, held, pool, 0);
+            }
+
+            File.WriteAllText(metricsPath, first.ToJsonString() + "\n");
+        }
+
+        log.WriteLine($"RLVR from {init}: {problems.Count} problems, {held.Count} held out; {s.Steps} steps of {s.PromptsPerStep} prompts × G {s.Group}; sandbox: {sandbox.Description}");
+        var progress = new Progress(log, s.Steps, step, interactive, every: 5);
+        double lastPass = double.NaN;
+        int stopAt = s.StopAfter > 0 ? Math.Min(s.Steps, step + s.StopAfter) : s.Steps;
+        while (step < stopAt)
+        {
+            step++;
+            var rng = new Rng(s.Seed ^ (0x9E3779B97F4A7C15UL * (ulong)step));
+            var chosen = Enumerable.Range(0, s.PromptsPerStep).Select(_ => problems[rng.NextInt(problems.Count)]).ToList();
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var samples = Completions.Generate(generator, tokenizer, chosen, s.Group, new SamplingOptions { Temperature = s.Temperature, MaxNewTokens = s.MaxNewTokens, Seed = rng.NextUInt64() });
+            double generationSeconds = clock.Elapsed.TotalSeconds;
+            var results = pool.RunAllAsync([.. samples.Select(x => TestProgram(x.Problem, x.Sample.Text ?? string.Empty, s.PartialCredit))]).GetAwaiter().GetResult();
+            var rewards = results.Select(r => Reward(r, s.PartialCredit)).ToArray();
+            var sequences = new List<PolicySequence>(samples.Count);
+            var ids = samples.Select(x => x.Context.Concat(x.Sample.Tokens).ToArray()).ToList();
+            var old = Scorer.SequenceLogProbs(model, ids);
+            for (int g = 0; g < chosen.Count; g++)
+            {
+                var advantages = Rewards.GroupAdvantages(rewards.AsSpan(g * s.Group, s.Group), normalise: true);
+                for (int i = 0; i < s.Group; i++)
+                {
+                    int k = (g * s.Group) + i, context = samples[k].Context.Length;
+                    var acting = new bool[ids[k].Length];
+                    acting.AsSpan(context).Fill(true);
+                    var a = new float[ids[k].Length];
+                    a.AsSpan(context).Fill((float)advantages[i]);
+                    sequences.Add(new PolicySequence(ids[k], acting, a, old[k]));
+                }
+            }
+
+            PolicyStepStats stats = new(0, 0, 0, 0);
+            for (int e = 0; e < s.Epochs; e++)
+            {
+                stats = update.Step(sequences, ((step - 1) * s.Epochs) + e + 1);
+            }
+
+            long newTokens = samples.Sum(x => (long)x.Sample.Tokens.Length);
+            var record = new JsonObject
+            {
+                ["step"] = step,
+                ["reward"] = rewards.Average(),
+                ["pass_rate"] = results.Count(r => r.Outcome == RunOutcome.Passed) / (double)results.Length,
+                ["kl"] = stats.MeanKl,
+                ["clipped"] = stats.ClippedFraction,
+                ["grad_norm"] = stats.GradNorm,
+                ["new_tokens"] = newTokens,
+                ["generation_tokens_per_s"] = newTokens / Math.Max(generationSeconds, 1e-9),
+            };
+            string extra = $"  reward {rewards.Average():F3}  kl {stats.MeanKl:F4}";
+            if (held.Count > 0 && (step % s.EvalEvery == 0 || step == s.Steps))
+            {
+                lastPass = PassAtOne(generator, tokenizer, held, pool, step);
+                record["eval_pass_at_1"] = lastPass;
+                extra += $"  held-out pass@1 {lastPass:P1}";
+            }
+
+            File.AppendAllText(metricsPath, record.ToJsonString() + "\n");
+            progress.Step(step, -rewards.Average(), newTokens, extra + "  (loss column: −reward)");
+            if (step % s.SaveEvery == 0 || step == s.Steps || step == stopAt)
+            {
+                TrainingCheckpoint.Save(s.Out, model, optimizer, new TrainingState(step, step.ToString(CultureInfo.InvariantCulture), s.Identity()), keep: 1);
+            }
+        }
+
+        if (step == s.Steps)
+        {
+            HuggingFaceCheckpoint.Save(model, Path.Combine(s.Out, "final"));
+            log.WriteLine($"final model in {Path.Combine(s.Out, "final")}; metrics in {metricsPath}");
+        }
+
+        return lastPass;
+    }
+
+    /// <summary>
+    /// The program whose run decides a completion's reward: the problem's tests, or with
+    /// <paramref name="partial"/> each assert line run on its own and the count printed last
+    /// (problems whose tests are not assert lines fall back to all-or-nothing).
+    /// </summary>
+    public static string TestProgram(Problem problem, string completion, bool partial)
+    {
+        ArgumentNullException.ThrowIfNull(problem);
+        var asserts = problem.Tests.Split('\n').Where(l => l.StartsWith("assert ", StringComparison.Ordinal)).ToList();
+        if (!partial || asserts.Count == 0)
+        {
+            return TestPrograms.WithTests(problem, completion);
+        }
+
+        var text = new StringBuilder(TestPrograms.Solution(problem, completion)).Append("\n\n_ra3_passed = 0\n");
+        foreach (string a in asserts)
+        {
+            text.Append("try:\n    ").Append(a).Append("\n    _ra3_passed += 1\nexcept Exception:\n    pass\n");
+        }
+
+        return text.Append(CultureInfo.InvariantCulture, $"print('{PartialMarker}', _ra3_passed, {asserts.Count})\nassert _ra3_passed == {asserts.Count}\n").ToString();
+    }
+
+    /// <summary>
+    /// 1 for a pass; with <paramref name="partial"/> credit, the fraction the last marker line
+    /// reports (0 when the program did not reach it). The marker is printed after the completion's
+    /// code has run, so it is the last one unless the completion replaces <c>print</c>: partial
+    /// credit trusts the completion not to game it, as any reward read from program output does.
+    /// </summary>
+    public static double Reward(RunResult r, bool partial)
+    {
+        ArgumentNullException.ThrowIfNull(r);
+        if (r.Outcome == RunOutcome.Passed)
+        {
+            return 1;
+        }
+
+        if (!partial || r.Outcome != RunOutcome.Failed)
+        {
+            return 0;
+        }
+
+        string? line = r.Stdout.Split('\n').LastOrDefault(l => l.StartsWith(PartialMarker, StringComparison.Ordinal));
+        string[] parts = line?.Split(' ') ?? [];
+        return parts.Length == 3 && int.TryParse(parts[1], out int passed) && int.TryParse(parts[2], out int total) && total > 0 ? passed / (double)total : 0;
+    }
+
+    /// <summary>Held-out pass@1: <see cref="RlvrSettings.EvalSamples"/> samples per problem at temperature 0.8, scored in the sandbox.</summary>
+    private double PassAtOne(Generator generator, TextTokenizer tokenizer, IReadOnlyList<Problem> held, SandboxPool pool, int step)
+    {
+        var samples = Completions.Generate(generator, tokenizer, held, settings.EvalSamples, new SamplingOptions { Temperature = 0.8f, TopP = 0.95f, MaxNewTokens = settings.MaxNewTokens, Seed = settings.Seed + 7 });
+        var report = new Evaluator(pool).EvaluateAsync(held, [.. samples.Select(x => new Sample(x.Problem.TaskId, x.Sample.Text ?? string.Empty))], [1]).GetAwaiter().GetResult();
+        double pass = report.Scores[0].PassAtK[1];
+        log.WriteLine($"step {step}: held-out pass@1 {pass:P1} ({held.Count} problems × {settings.EvalSamples})");
+        return pass;
+    }
+}

@@ -1,0 +1,224 @@
+using System.Text.Json.Nodes;
+using NUnit.Framework;
+using RA3.Kernels.Cpu;
+using RA3.Model;
+using RA3.Model.IO;
+using RA3.Model.Optim;
+using RA3.Model.Tokenizers;
+using RA3.Testing;
+using RA3.Train.Evaluation;
+using RA3.Train.Midtraining;
+using RA3.Train.PostTraining;
+using RA3.Train.Sandbox;
+using RA3.Train.Scoring;
+using RA3.Train.Tasks;
+
+namespace RA3.Train.Tests;
+
+/// <summary>
+/// RA3's EM loop end to end on the tiny Hugging Face llama fixture (with its BPE tokenizer, so the
+/// tokenizer-generic paths run): rollouts sampled through the KV cache agree with a full forward
+/// pass and keep every expert line; the policy-gradient token weights on hand cases and an update
+/// moving log-probabilities the way the advantage says; a whole EM round raising the ELBO of its
+/// traces, with parsable bootstrapped traces and a resume after a kill reproducing the
+/// uninterrupted run; RLVR steps with partial credit and exact resume.
+/// </summary>
+public sealed class EmLoopTests
+{
+    private static readonly string ModelDir = Fixtures.SharedPath("fixtures", "hf", "llama-tiny");
+    private static readonly string TokenizerDir = Fixtures.SharedPath("fixtures", "hf", "tokenizer-bpe512");
+    private CpuBackend cpu = null!;
+    private Transformer model = null!;
+    private TextTokenizer tokenizer = null!;
+    private string work = null!;
+
+    [OneTimeSetUp]
+    public void Open()
+    {
+        cpu = new CpuBackend();
+        model = HuggingFaceCheckpoint.Load(ModelDir, cpu, trainable: true);
+        tokenizer = TokenizerLoader.Load(TokenizerDir);
+        work = Directory.CreateTempSubdirectory("ra3-em-").FullName;
+    }
+
+    [OneTimeTearDown]
+    public void Close()
+    {
+        model.Dispose();
+        cpu.Dispose();
+        Directory.Delete(work, recursive: true);
+    }
+
+    [Test]
+    public void RolloutsKeepEveryExpertLineAndTheirLogProbsMatchAFullForwardPass()
+    {
+        var traces = ProceduralTasks.Generate(3, heldOut: false, 5).Select(t => Trace.FromCode(t.TaskId, t.Code)).ToList();
+        var sampler = new RolloutSampler(model, tokenizer);
+        var options = new RolloutOptions(Group: 3, LatentMaxTokens: 6, ThinkFloor: 0.6);
+        var rollouts = sampler.Sample(traces, options, seed: 42);
+        Assert.That(rollouts, Has.Count.EqualTo(9));
+        Assert.That(rollouts.Select(r => r.Trace), Is.EqualTo(traces.SelectMany(t => Enumerable.Repeat(t, 3))), "trace-major order");
+        Assert.That(rollouts.Sum(r => r.ThinkCount), Is.GreaterThan(0), "with a 60 % exploration floor some rollouts think");
+        var full = Scorer.SequenceLogProbs(model, [.. rollouts.Select(r => r.Ids)]);
+        for (int i = 0; i < rollouts.Count; i++)
+        {
+            var r = rollouts[i];
+            var code = Enumerable.Range(0, r.Ids.Length).Where(p => r.Owner[p] >= 0).Select(p => r.Ids[p]);
+            Assert.That(code, Is.EqualTo(r.Trace.Lines.SelectMany(l => tokenizer.Encode(l + "\n"))), "the expert lines' tokens, in order, whatever was thought");
+            for (int p = 0; p < r.Ids.Length; p++)
+            {
+                if (r.Boundary[p] > 0)
+                {
+                    Assert.That(r.OldLogProbs[p], Is.EqualTo(full[i][p]).Within(1e-4), $"rollout {i} token {p}: the KV-cache walk's log-probability vs a full forward pass");
+                }
+            }
+
+            for (int t = 1; t <= r.Trace.Count; t++)
+            {
+                bool hasTokens = Enumerable.Range(0, r.Ids.Length).Any(p => r.Boundary[p] == t && r.Owner[p] == LineTokens.RationaleOwner);
+                Assert.That(hasTokens, Is.EqualTo(r.Thinks(t)), $"rollout {i} boundary {t}: rationale tokens exactly where it thought");
+            }
+        }
+
+        var again = sampler.Sample(traces, options, seed: 42);
+        Assert.That(again.Select(r => r.Ids), Is.EqualTo(rollouts.Select(r => r.Ids)), "seeded");
+    }
+
+    [Test]
+    public void TokenWeightsFollowTheClippedSurrogateAndTheKlPenalty()
+    {
+        Assert.That(PolicyGradient.TokenWeight(0.7, -1, -1, -1, 0.2, 0.1, out bool c1), Is.EqualTo(0.7).Within(1e-6));
+        Assert.That(c1, Is.False);
+        Assert.That(PolicyGradient.TokenWeight(0.7, Math.Log(1.5), 0, Math.Log(1.5), 0.2, 0.1, out bool c2), Is.EqualTo(0).Within(1e-6), "ratio 1.5 > 1 + ε with A > 0: clipped, no gradient");
+        Assert.That(c2, Is.True);
+        Assert.That(PolicyGradient.TokenWeight(-0.7, Math.Log(1.5), 0, Math.Log(1.5), 0.2, 0, out bool c3), Is.EqualTo(-0.7 * 1.5).Within(1e-6), "A < 0 is not clipped above");
+        Assert.That(c3, Is.False);
+        Assert.That(PolicyGradient.TokenWeight(0, -2, -2, -2 + Math.Log(2), 0.2, 0.1, out _), Is.EqualTo(0.1).Within(1e-6), "k3 KL: −β(1 − π_ref/π) = +β when π_ref = 2π");
+    }
+
+    [Test]
+    public void AnUpdateRaisesTheLogProbabilityOfAdvantagedTokensAndLowersTheOthers()
+    {
+        using var policy = HuggingFaceCheckpoint.Load(ModelDir, cpu, trainable: true);
+        using var reference = HuggingFaceCheckpoint.Load(ModelDir, cpu);
+        using var optimizer = new AdamWOptimizer(policy, weightDecay: 0f);
+        using var update = new PolicyGradient(policy, reference, optimizer, new PolicyGradientOptions(LearningRate: 3e-3f, KlCoefficient: 0));
+        int[] good = tokenizer.Encode("\n    total += x\n"), bad = tokenizer.Encode("\n    count = 0\n");
+        var before = Scorer.SequenceLogProbs(policy, [good, bad]);
+        PolicySequence Seq(int[] ids, float a) => new(ids, [.. ids.Select((_, p) => p > 0)], [.. ids.Select(_ => a)], before[ids == good ? 0 : 1]);
+        for (int step = 1; step <= 3; step++)
+        {
+            update.Step([Seq(good, 1f), Seq(bad, -1f)], step);
+        }
+
+        var after = Scorer.SequenceLogProbs(policy, [good, bad]);
+        Assert.That(after[0].Sum(), Is.GreaterThan(before[0].Sum() + 0.1));
+        Assert.That(after[1].Sum(), Is.LessThan(before[1].Sum() - 0.1));
+    }
+
+    [Test]
+    public void AnEmRoundRaisesTheElboOfItsTracesAndResumesToTheSameResult()
+    {
+        var settings = new MidtrainSettings
+        {
+            Init = ModelDir,
+            Tokenizer = TokenizerDir,
+            Data = "procedural:12",
+            Out = Path.Combine(work, "ra3"),
+            Rounds = 1,
+            Group = 2,
+            LatentMaxTokens = 6,
+            ThinkFloor = 0.5,
+            TracesPerStep = 6,
+            MStepSteps = 8,
+            MStepBatch = 2,
+            MStepSequenceLength = 128,
+            MStepLearningRate = 3e-3f,
+            SyntaxSample = 12,
+        };
+        var round = new Midtrainer(settings, TextWriter.Null, false).Run().Single();
+        Assert.That(round["elbo_after_mstep"]!.GetValue<double>(), Is.GreaterThan(round["elbo"]!.GetValue<double>() + 1), "the M-step raises the ELBO of the traces it trained on");
+        Assert.That(round["syntax_valid_rate"]!.GetValue<double>(), Is.EqualTo(1.0), "bootstrapped traces parse");
+        Assert.That(round["candidate_rate"]!.GetValue<double>(), Is.GreaterThan(0));
+        Assert.That(round["code_ce_heldout"]!.GetValue<double>(), Is.LessThan(round["code_ce_heldout_init"]!.GetValue<double>()), "held-out code got likelier");
+        string dir = Path.Combine(settings.Out, "round-1");
+        var corpus = Data.Corpus.Read(Path.Combine(dir, "corpus.jsonl")).ToList();
+        var traces = TraceSet.Load(settings.Data, settings.MaxLines, settings.Seed).Train;
+        Assert.That(corpus, Has.Count.EqualTo(traces.Count));
+        for (int i = 0; i < traces.Count; i++)
+        {
+            // The procedural traces hold no comments of their own, so every comment line was inserted.
+            var uncommented = string.Concat(corpus[i].Split('\n').SkipLast(1).Where(l => !l.TrimStart().StartsWith('#')).Select(l => l + "\n"));
+            Assert.That(uncommented, Is.EqualTo(traces[i].Render()), $"trace {i}: the bootstrapped text is the trace with comment lines inserted");
+        }
+
+        // A kill after the E-step (during inference or before the M-step's first checkpoint): the resumed run ends where the uninterrupted one did.
+        byte[] weights = File.ReadAllBytes(Path.Combine(settings.Out, "final", "model.safetensors"));
+        foreach (string path in new[] { Path.Combine(dir, "summary.json"), Path.Combine(dir, "inference.json"), Path.Combine(dir, "corpus.jsonl"), Path.Combine(settings.Out, "metrics.jsonl") })
+        {
+            File.Delete(path);
+        }
+
+        Directory.Delete(Path.Combine(dir, "mstep"), recursive: true);
+        Directory.Delete(Path.Combine(settings.Out, "final"), recursive: true);
+        var resumed = new Midtrainer(settings, TextWriter.Null, false).Run().Single();
+        foreach (string key in new[] { "elbo", "elbo_after_mstep", "think_rate", "code_ce_heldout", "mstep_loss" })
+        {
+            Assert.That(resumed[key]!.GetValue<double>(), Is.EqualTo(round[key]!.GetValue<double>()), key);
+        }
+
+        Assert.That(File.ReadAllBytes(Path.Combine(settings.Out, "final", "model.safetensors")), Is.EqualTo(weights));
+        Assert.Throws<InvalidOperationException>(() => new Midtrainer(settings with { ThinkCost = 0.2 }, TextWriter.Null, false).Run(), "other settings in the same folder are refused");
+    }
+
+    [Test]
+    public void NtpSpendsTheSameMStepTokensOnTheRawTraces()
+    {
+        var settings = new MidtrainSettings { Method = "ntp", Init = ModelDir, Tokenizer = TokenizerDir, Data = "procedural:12", Out = Path.Combine(work, "ntp"), Rounds = 1, MStepSteps = 4, MStepBatch = 2, MStepSequenceLength = 128 };
+        var round = new Midtrainer(settings, TextWriter.Null, false).Run().Single();
+        Assert.That(round["mstep_tokens"]!.GetValue<long>(), Is.EqualTo(4L * 2 * 128));
+        var traces = TraceSet.Load(settings.Data, settings.MaxLines, settings.Seed).Train;
+        Assert.That(Data.Corpus.Read(Path.Combine(settings.Out, "round-1", "corpus.jsonl")), Is.EqualTo(traces.Select(t => t.Render())));
+    }
+
+    [Test]
+    public async Task PartialCreditCountsTheAssertsThatPass()
+    {
+        var problem = new Problem("p", "def f(x):\n", CompletionMode.ContinuesPrompt, null, string.Empty, "assert f(1) == 2\nassert f(2) == 4\nassert f(3) == 7\nassert f(0) == 1\n", null, "plain", null);
+        using var sandbox = Sandbox.Sandbox.Create();
+        string half = "    return 2 * x\n";
+        var partial = await Task.Run(() => sandbox.Run(RlvrTrainer.TestProgram(problem, half, partial: true)));
+        Assert.That(RlvrTrainer.Reward(partial, partial: true), Is.EqualTo(0.5));
+        Assert.That(RlvrTrainer.Reward(partial, partial: false), Is.EqualTo(0.0));
+        var binary = await Task.Run(() => sandbox.Run(RlvrTrainer.TestProgram(problem, half, partial: false)));
+        Assert.That(binary.Outcome, Is.EqualTo(RunOutcome.Failed));
+        var crash = await Task.Run(() => sandbox.Run(RlvrTrainer.TestProgram(problem, "    import os\n    os._exit(0)\n", partial: true)));
+        Assert.That(RlvrTrainer.Reward(crash, partial: true), Is.EqualTo(0.0), "a program that never reaches the count earns nothing");
+    }
+
+    [Test]
+    public void RlvrStepsWriteTheirCurvesAndResumeExactly()
+    {
+        string tasks = Path.Combine(work, "tasks.jsonl"), held = Path.Combine(work, "held.jsonl");
+        ProceduralTasks.Write(tasks, ProceduralTasks.Generate(10, heldOut: false, 1));
+        ProceduralTasks.Write(held, ProceduralTasks.Generate(3, heldOut: true, 2));
+        var s = new RlvrSettings
+        {
+            Init = ModelDir, Tokenizer = TokenizerDir, Problems = tasks, EvalProblems = held, Out = Path.Combine(work, "rlvr-a"),
+            Steps = 3, PromptsPerStep = 2, Group = 2, MaxNewTokens = 16, EvalEvery = 2, EvalSamples = 2, EvalLimit = 3, SaveEvery = 1, PartialCredit = true, LearningRate = 1e-3f,
+        };
+        new RlvrTrainer(s, TextWriter.Null, false).Run();
+        var a = File.ReadAllLines(Path.Combine(s.Out, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
+        Assert.That(a.Select(m => m["step"]!.GetValue<int>()), Is.EqualTo(new[] { 0, 1, 2, 3 }));
+        Assert.That(a.Where(m => m.ContainsKey("eval_pass_at_1")).Select(m => m["step"]!.GetValue<int>()), Is.EqualTo(new[] { 0, 2, 3 }));
+        Assert.That(a.Skip(1).Select(m => m["reward"]!.GetValue<double>()), Is.All.InRange(0.0, 1.0));
+
+        var b = s with { Out = Path.Combine(work, "rlvr-b") };
+        new RlvrTrainer(b with { StopAfter = 2 }, TextWriter.Null, false).Run();
+        new RlvrTrainer(b, TextWriter.Null, false).Run();
+        var resumed = File.ReadAllLines(Path.Combine(b.Out, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
+        Assert.That(resumed.Select(m => m["reward"]?.GetValue<double>()), Is.EqualTo(a.Select(m => m["reward"]?.GetValue<double>())));
+        Assert.That(resumed.Select(m => m["kl"]?.GetValue<double>()), Is.EqualTo(a.Select(m => m["kl"]?.GetValue<double>())));
+        Assert.That(File.ReadAllBytes(Path.Combine(b.Out, "final", "model.safetensors")), Is.EqualTo(File.ReadAllBytes(Path.Combine(s.Out, "final", "model.safetensors"))));
+    }
+}
