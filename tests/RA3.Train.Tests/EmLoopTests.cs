@@ -93,7 +93,8 @@ public sealed class EmLoopTests
         Assert.That(c2, Is.True);
         Assert.That(PolicyGradient.TokenWeight(-0.7, Math.Log(1.5), 0, Math.Log(1.5), 0.2, 0, out bool c3), Is.EqualTo(-0.7 * 1.5).Within(1e-6), "A < 0 is not clipped above");
         Assert.That(c3, Is.False);
-        Assert.That(PolicyGradient.TokenWeight(0, -2, -2, -2 + Math.Log(2), 0.2, 0.1, out _), Is.EqualTo(0.1).Within(1e-6), "k3 KL: −β(1 − π_ref/π) = +β when π_ref = 2π");
+        Assert.That(PolicyGradient.TokenWeight(0, -2, -2, -2 + Math.Log(2), 0.2, 0.1, out _), Is.EqualTo(0.1 * Math.Log(2)).Within(1e-6), "k2 KL: −β(log π − log π_ref) = β ln 2 when π_ref = 2π");
+        Assert.That(PolicyGradient.TokenWeight(0, -30, -30, -1, 0.2, 0.1, out _), Is.EqualTo(2.9).Within(1e-5), "linear, not exponential, in the log ratio");
     }
 
     [Test]

@@ -50,7 +50,9 @@ public sealed class Generator(Transformer model, TextTokenizer? tokenizer = null
         session.Start(prompts);
         double prefillSeconds = clock.Elapsed.TotalSeconds;
 
-        var sampler = new Sampler(c.VocabSize);
+        // Ids past the tokenizer's vocabulary (the model's is rounded up) are never sampled: they have no text.
+        int vocab = Math.Min(c.VocabSize, tokenizer?.VocabSize ?? c.VocabSize);
+        var sampler = new Sampler(vocab);
         var rngs = Enumerable.Range(0, batch).Select(i => new Rng(options.Seed ^ (0x9E3779B97F4A7C15UL * (ulong)(i + 1)))).ToArray();
         var outputs = Enumerable.Range(0, batch).Select(_ => new List<int>(options.MaxNewTokens)).ToArray();
         var reasons = new string?[batch];
@@ -66,7 +68,7 @@ public sealed class Generator(Transformer model, TextTokenizer? tokenizer = null
                     continue;
                 }
 
-                int token = sampler.Next(session.Logits(b), options, rngs[b]);
+                int token = sampler.Next(session.Logits(b)[..vocab], options, rngs[b]);
                 next[b] = token;
                 outputs[b].Add(token);
                 produced++;

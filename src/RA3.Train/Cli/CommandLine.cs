@@ -7,8 +7,10 @@ public static class CommandLine
         usage: ra3 <command>
 
         commands:
+          demo      the whole pipeline on the embedded default (about 15 minutes on 2 cores)
           pretrain  next-token pre-training (no options: the embedded default run)
           score     mean loss and per-token log-probabilities of text or ids under a model
+          report    rewrite the report (report.md and plots) of a demo run folder
           tasks     write the procedural task family (training and held-out compositions) as jsonl
           midtrain  RA3 mid-training (EM with rationales) or the NTP baseline
           rlvr      GRPO post-training with unit-test rewards run in the sandbox
@@ -25,7 +27,7 @@ public static class CommandLine
         var rest = args.Skip(1).ToArray();
         if (rest.Contains("--help") || rest.Contains("-h"))
         {
-            stdout.WriteLine(command switch { "pretrain" => PretrainCommand.Usage, "score" => ScoreCommand.Usage, "eval" => EvalCommand.Usage, "midtrain" => MidtrainCommand.Usage, "tasks" => TasksCommand.Usage, "rlvr" => RlvrCommand.Usage, _ => Usage });
+            stdout.WriteLine(command switch { "pretrain" => PretrainCommand.Usage, "score" => ScoreCommand.Usage, "eval" => EvalCommand.Usage, "midtrain" => MidtrainCommand.Usage, "tasks" => TasksCommand.Usage, "rlvr" => RlvrCommand.Usage, "demo" or "report" => DemoCommand.Usage, _ => Usage });
             return 0;
         }
 
@@ -36,7 +38,7 @@ public static class CommandLine
         catch (UsageException e)
         {
             stderr.WriteLine($"ra3 {command}: {e.Message}");
-            stderr.WriteLine(command switch { "pretrain" => PretrainCommand.Usage, "score" => ScoreCommand.Usage, "eval" => EvalCommand.Usage, "midtrain" => MidtrainCommand.Usage, "tasks" => TasksCommand.Usage, "rlvr" => RlvrCommand.Usage, _ => Usage });
+            stderr.WriteLine(command switch { "pretrain" => PretrainCommand.Usage, "score" => ScoreCommand.Usage, "eval" => EvalCommand.Usage, "midtrain" => MidtrainCommand.Usage, "tasks" => TasksCommand.Usage, "rlvr" => RlvrCommand.Usage, "demo" or "report" => DemoCommand.Usage, _ => Usage });
             return 2;
         }
         catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or InvalidOperationException or UnauthorizedAccessException)
@@ -58,6 +60,10 @@ public static class CommandLine
                 return EvalCommand.Run(rest, stdout);
             case "tasks":
                 return TasksCommand.Run(rest, stdout);
+            case "demo":
+                return DemoCommand.Run(rest, stdout);
+            case "report":
+                return DemoCommand.Report(rest, stdout);
             case "rlvr":
                 return RlvrCommand.Run(rest, stdout);
             case "midtrain":

@@ -12,10 +12,12 @@ public static class TasksCommand
         Writes DIR/train.jsonl (tasks of the training compositions) and DIR/heldout.jsonl (held-out
         compositions). Each line is a problem ({task_id, prompt, tests, canonical_solution}, for
         ra3 eval and ra3 rlvr) and a corpus document ({text}, for ra3 pretrain and ra3 midtrain).
+        DIR/pretrain.jsonl: other training-composition functions, every other one with plan comments.
 
           --out DIR        [runs/tasks]
           --train N        [2000]
           --heldout N      [100]
+          --pretrain N     [4000]
           --seed N         [1234]
         """;
 
@@ -24,14 +26,15 @@ public static class TasksCommand
     {
         var o = new Options(args, new HashSet<string>());
         string dir = o.String("out", "runs/tasks")!;
-        int train = o.Int("train", 2000), heldOut = o.Int("heldout", 100);
+        int train = o.Int("train", 2000), heldOut = o.Int("heldout", 100), pretrain = o.Int("pretrain", 4000);
         ulong seed = (ulong)o.Int("seed", 1234);
         o.Finish();
         Directory.CreateDirectory(dir);
         ProceduralTasks.Write(Path.Combine(dir, "train.jsonl"), ProceduralTasks.Generate(train, heldOut: false, seed));
         ProceduralTasks.Write(Path.Combine(dir, "heldout.jsonl"), ProceduralTasks.Generate(heldOut, heldOut: true, seed + 1));
+        ProceduralTasks.WritePretrainingCorpus(Path.Combine(dir, "pretrain.jsonl"), ProceduralTasks.Generate(pretrain, heldOut: false, seed + 2));
         int compositions = ProceduralTasks.Compositions().Count, held = ProceduralTasks.Compositions().Count(ProceduralTasks.IsHeldOut);
-        stdout.WriteLine($"{train} training tasks ({compositions - held} compositions) and {heldOut} held-out tasks ({held} compositions) in {dir}");
+        stdout.WriteLine($"{train} training tasks ({compositions - held} compositions), {heldOut} held-out tasks ({held} compositions) and {pretrain} pre-training functions in {dir}");
         return 0;
     }
 }

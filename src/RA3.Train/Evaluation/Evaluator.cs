@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using RA3.Model.Generation;
+using RA3.Model.Tokenizers;
 using RA3.Train.Sandbox;
 
 namespace RA3.Train.Evaluation;
@@ -133,6 +135,13 @@ public sealed class Evaluator(SandboxPool pool, bool challengeTests = false)
         var scores = outcomes.GroupBy(o => o.Variant).Select(g => Score(g.Key, g, baseRuns, ks)).ToList();
         var outcomeCounts = outcomes.GroupBy(o => o.Run.OutcomeName).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
         return new EvalReport(outcomes, scores, outcomeCounts, issues, programs, clock.Elapsed, pool.Sandbox.Description);
+    }
+
+    /// <summary>Generates <paramref name="n"/> completions per problem with <paramref name="generator"/> (see <see cref="Completions"/>) and scores them.</summary>
+    public Task<EvalReport> EvaluateModelAsync(Generator generator, TextTokenizer tokenizer, IReadOnlyList<Problem> problems, int n, IReadOnlyList<int> ks, SamplingOptions sampling)
+    {
+        var samples = Completions.Generate(generator, tokenizer, problems, n, sampling);
+        return EvaluateAsync(problems, [.. samples.Select(x => new Sample(x.Problem.TaskId, x.Sample.Text ?? string.Empty))], ks);
     }
 
     private static VariantScore Score(string variant, IEnumerable<SampleOutcome> outcomes, Dictionary<(string, int), bool> baseRuns, IReadOnlyList<int> ks)

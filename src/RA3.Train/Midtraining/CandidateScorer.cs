@@ -28,20 +28,18 @@ public static class CandidateScorer
         var rationaleLogProbs = new float[n];
         Array.Fill(seg, float.NegativeInfinity);
         Array.Fill(rationaleLogProbs, float.NegativeInfinity);
-        for (int j = 0; j <= n; j++)
+        var candidates = Enumerable.Range(0, n + 1).Where(j => j == 0 || rationales[j - 1] is not null).ToList();
+        var layouts = candidates.Select(j => LineTokens.Of(tokenizer, trace, j > 0 ? new Dictionary<int, string> { [j] = rationales[j - 1]! } : null)).ToList();
+        var logProbs = Scorer.SequenceLogProbs(model, [.. layouts.Select(l => l.Ids)]);  // all candidates of the trace in padded batches
+        for (int c = 0; c < candidates.Count; c++)
         {
-            if (j > 0 && rationales[j - 1] is null)
-            {
-                continue;
-            }
-
-            var (ids, owner) = LineTokens.Of(tokenizer, trace, j > 0 ? new Dictionary<int, string> { [j] = rationales[j - 1]! } : null);
-            var scores = Scorer.Score(model, ids, 1, ids.Length, keepLogits: false);
+            int j = candidates[c];
+            var (ids, owner) = layouts[c];
             var lineSums = new double[n];
             double commentSum = 0;
             for (int p = 1; p < ids.Length; p++)
             {
-                double lp = scores.LogProbs[p - 1];  // log p(ids[p] | ids[..p))
+                double lp = logProbs[c][p];  // log p(ids[p] | ids[..p))
                 if (owner[p] >= 0)
                 {
                     lineSums[owner[p]] += lp;

@@ -26,8 +26,8 @@ public sealed record MidtrainSettings
     /// <summary>c, nats per rationale (the reward's and the ELBO's).</summary>
     public double ThinkCost { get; init; } = 0.05;
 
-    /// <summary>α, the prior's persistence.</summary>
-    public double Alpha { get; init; } = 0.9;
+    /// <summary>α, the prior's persistence (0.5: neutral, c alone prices a rationale; see <see cref="ElboOptions.Alpha"/>).</summary>
+    public double Alpha { get; init; } = 0.5;
 
     /// <summary>k, lines in a boundary's reward.</summary>
     public int Horizon { get; init; } = 1;
@@ -35,8 +35,8 @@ public sealed record MidtrainSettings
     /// <summary>G, rollouts per trace.</summary>
     public int Group { get; init; } = 4;
 
-    /// <summary>latent_max_tokens.</summary>
-    public int LatentMaxTokens { get; init; } = 24;
+    /// <summary>latent_max_tokens (48 suits the byte tokenizer, where a token is a character).</summary>
+    public int LatentMaxTokens { get; init; } = 48;
 
     /// <summary>max_span, most lines per abstraction (0 = no limit).</summary>
     public int MaxSpan { get; init; }
@@ -51,7 +51,7 @@ public sealed record MidtrainSettings
     public int EStepPasses { get; init; } = 1;
 
     /// <summary>E-step learning rate.</summary>
-    public float EStepLearningRate { get; init; } = 1e-4f;
+    public float EStepLearningRate { get; init; } = 5e-5f;
 
     /// <summary>β, the E-step's KL penalty to the round's starting policy.</summary>
     public double KlCoefficient { get; init; } = 0.05;

@@ -70,7 +70,7 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
             var done = JsonFile.ReadObject(summaryPath);
             summaries.Add(done);
             AtomicFile.WriteAllText(Path.Combine(s.Out, "metrics.jsonl"), string.Concat(summaries.Select(x => x.ToJsonString() + "\n")));
-            log.WriteLine($"round {round}: {string.Join(", ", done.Select(kv => $"{kv.Key} {(kv.Value is null ? "n/a" : Format(kv.Value))}"))}");
+            log.WriteLine($"round {round}: {string.Join(", ", done.Where(kv => kv.Value is null or JsonValue).Select(kv => $"{kv.Key} {(kv.Value is null ? "n/a" : Format(kv.Value))}"))}");
             start = Path.Combine(dir, "mstep", "final");
         }
 
@@ -158,7 +158,7 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
         if (!File.Exists(inferencePath))
         {
             using var scorer = HuggingFaceCheckpoint.Load(start, backend);
-            var inference = Infer(scorer, tokenizer, backend, traces.Train, candidates);
+            var inference = Infer(scorer, tokenizer, backend, traces.Train, candidates, sweep: true);
             var documents = traces.Train.Select((t, i) => t.Render(inference.Segmentations[i].KeptRationales(candidates[i]))).ToList();
             var sample = documents.Where((_, i) => i % Math.Max(1, documents.Count / Math.Max(1, s.SyntaxSample)) == 0).Take(s.SyntaxSample).ToList();
             var (_, rate) = SyntaxCheck.ParseAsync(pool, sample).GetAwaiter().GetResult();
@@ -180,7 +180,7 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
         // The same candidates under the M-step's model: what the round did to the ELBO of its traces.
         using (var after = HuggingFaceCheckpoint.Load(Path.Combine(dir, "mstep", "final"), backend))
         {
-            summary["elbo_after_mstep"] = Infer(after, tokenizer, backend, traces.Train, candidates).Summary["elbo"]!.DeepClone();
+            summary["elbo_after_mstep"] = Infer(after, tokenizer, backend, traces.Train, candidates, sweep: false).Summary["elbo"]!.DeepClone();
         }
 
         return summary;
@@ -205,30 +205,62 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
         };
     }
 
-    /// <summary>The round's ELBO figures over <paramref name="traces"/> with their candidates, under <paramref name="model"/>.</summary>
-    private (Segmentation[] Segmentations, JsonObject Summary) Infer(Transformer model, TextTokenizer tokenizer, Backend backend, IReadOnlyList<Trace> traces, string?[][] candidates)
+    /// <summary>Costs c of the sweep that shows how the think rate and the abstractions' length follow c (same candidates, same scores).</summary>
+    public static readonly double[] CostSweep = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0];
+
+    /// <summary>
+    /// The round's ELBO figures over <paramref name="traces"/> with their candidates, under
+    /// <paramref name="model"/>; with <paramref name="sweep"/>, also the MAP segmentation's think rate
+    /// and lines per abstraction for each c of <see cref="CostSweep"/> (scoring once, inferring per c).
+    /// </summary>
+    private (Segmentation[] Segmentations, JsonObject Summary) Infer(Transformer model, TextTokenizer tokenizer, Backend backend, IReadOnlyList<Trace> traces, string?[][] candidates, bool sweep)
     {
         var scored = traces.Select((t, i) => CandidateScorer.Score(model, tokenizer, t, candidates[i])).ToList();
         var segmentations = SegmentationInference.Infer(backend, scored, settings.Elbo());
         long lines = traces.Sum(t => (long)t.Count);
-        long kept = segmentations.Sum(x => (long)x.KeptBoundaries.Count);
-        long covered = 0;
+        var summary = new JsonObject
+        {
+            ["elbo"] = Num(segmentations.Average(x => x.LogZ)),
+            ["elbo_per_line"] = Num(segmentations.Sum(x => x.LogZ) / lines),
+            ["posterior_think"] = segmentations.Sum(x => x.ThinkPosterior.Sum(p => (double)p)) / lines,
+            ["candidate_rate"] = candidates.Sum(c => c.Count(x => x is not null)) / (double)lines,
+        };
+        foreach (var kv in Abstractions(segmentations, traces))
+        {
+            summary[kv.Key] = kv.Value?.DeepClone();
+        }
+
+        if (sweep)
+        {
+            var points = new JsonArray();
+            foreach (double c in CostSweep)
+            {
+                var point = Abstractions(SegmentationInference.Infer(backend, scored, settings.Elbo() with { ThinkCost = c }), traces);
+                point["c"] = c;
+                points.Add(point);
+            }
+
+            summary["c_sweep"] = points;
+        }
+
+        return (segmentations, summary);
+    }
+
+    // Think rate of the MAP segmentations, rationales kept, and mean lines per abstraction (lines from a kept rationale to the next or the end).
+    private static JsonObject Abstractions(Segmentation[] segmentations, IReadOnlyList<Trace> traces)
+    {
+        long lines = traces.Sum(t => (long)t.Count), kept = segmentations.Sum(x => (long)x.KeptBoundaries.Count), covered = 0;
         foreach (var (seg, trace) in segmentations.Zip(traces))
         {
             covered += seg.KeptBoundaries.Count > 0 ? trace.Count - seg.KeptBoundaries[0] + 1 : 0;
         }
 
-        var summary = new JsonObject
+        return new JsonObject
         {
-            ["elbo"] = Num(segmentations.Average(x => x.LogZ)),
-            ["elbo_per_line"] = Num(segmentations.Sum(x => x.LogZ) / lines),
             ["think_rate"] = kept / (double)lines,
-            ["posterior_think"] = segmentations.Sum(x => x.ThinkPosterior.Sum(p => (double)p)) / lines,
-            ["lines_per_abstraction"] = Num(kept > 0 ? covered / (double)kept : double.NaN),
-            ["candidate_rate"] = candidates.Sum(c => c.Count(x => x is not null)) / (double)lines,
             ["rationales_kept"] = kept,
+            ["lines_per_abstraction"] = Num(kept > 0 ? covered / (double)kept : double.NaN),
         };
-        return (segmentations, summary);
     }
 
     private (long Tokens, double TokensPerSecond, double TrainLoss) MStep(int round, string dir, string init, string corpus, TextTokenizer tokenizer)

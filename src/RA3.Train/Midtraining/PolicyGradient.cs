@@ -5,10 +5,10 @@ namespace RA3.Train.Midtraining;
 
 /// <summary>Settings of one group-relative policy-gradient update (the E-step's and RLVR's).</summary>
 /// <param name="LearningRate">AdamW step size.</param>
-/// <param name="KlCoefficient">β of the KL penalty to the reference policy (k3 estimator on the sampled tokens).</param>
+/// <param name="KlCoefficient">β of the KL penalty to the reference policy (k2 estimator on the sampled tokens).</param>
 /// <param name="ClipRange">ε of the clipped ratio objective (matters when a batch is reused for several updates).</param>
 /// <param name="GradClip">Gradient-norm clip.</param>
-public sealed record PolicyGradientOptions(float LearningRate = 1e-4f, double KlCoefficient = 0.05, double ClipRange = 0.2, float GradClip = 1f);
+public sealed record PolicyGradientOptions(float LearningRate = 5e-5f, double KlCoefficient = 0.05, double ClipRange = 0.2, float GradClip = 1f);
 
 /// <summary>
 /// One sequence of a policy-gradient batch: tokens, and for each token position p whether token p
@@ -22,7 +22,7 @@ public sealed record PolicySequence(int[] Ids, bool[] Acting, float[] Advantages
 
 /// <summary>What one update measured.</summary>
 /// <param name="ActionTokens">Tokens the update credited.</param>
-/// <param name="MeanKl">Mean k3 estimate of KL(π ‖ π_ref) over them.</param>
+/// <param name="MeanKl">Mean k3 estimate (e^r − r − 1, r = log π_ref − log π) of KL(π ‖ π_ref) over them: an unbiased, non-negative value.</param>
 /// <param name="ClippedFraction">Share of them whose ratio was clipped.</param>
 /// <param name="GradNorm">Gradient norm before clipping.</param>
 public sealed record PolicyStepStats(long ActionTokens, double MeanKl, double ClippedFraction, double GradNorm);
@@ -42,15 +42,17 @@ public sealed class PolicyGradient(Transformer policy, Transformer reference, Ad
     /// <summary>
     /// ∂(−objective)/∂log π(token) as the weight w of −w·log π: with ρ = exp(log π − log π_old),
     /// the surrogate contributes A·ρ unless the ratio is clipped on the side A pushes it to (then
-    /// 0), and the k3 KL estimate exp(r) − r − 1 with r = log π_ref − log π contributes −β(1 − e^r).
+    /// 0); the KL penalty is β·½(log π − log π_ref)² (the k2 estimator, whose gradient on sampled
+    /// tokens is the reverse KL's), contributing −β(log π − log π_ref). Unlike the k3 estimator's
+    /// e^(log π_ref − log π) it stays linear when exploration samples a token the policy has made
+    /// unlikely.
     /// </summary>
     public static float TokenWeight(double advantage, double logProb, double oldLogProb, double referenceLogProb, double clipRange, double klCoefficient, out bool clipped)
     {
         double ratio = Math.Exp(logProb - oldLogProb);
         clipped = (advantage > 0 && ratio > 1 + clipRange) || (advantage < 0 && ratio < 1 - clipRange);
         double surrogate = clipped ? 0 : advantage * ratio;
-        double kl = klCoefficient * (1 - Math.Exp(referenceLogProb - logProb));
-        return (float)(surrogate - kl);
+        return (float)(surrogate - (klCoefficient * (logProb - referenceLogProb)));
     }
 
     /// <summary>One update on <paramref name="batch"/> (padded to its longest sequence); <paramref name="step"/> counts the optimizer's steps from 1.</summary>

@@ -13,7 +13,7 @@ namespace RA3.Train.Midtraining;
 /// Exploration: each decision is drawn from (1 − ε)·π(think | s) + ε/2 on both branches, so a
 /// model that rarely writes comments still tries rationales (0 = purely on-policy).
 /// </param>
-public sealed record RolloutOptions(int Group = 4, int LatentMaxTokens = 24, float Temperature = 1f, float TopP = 0.95f, double ThinkFloor = 0.1);
+public sealed record RolloutOptions(int Group = 4, int LatentMaxTokens = 48, float Temperature = 1f, float TopP = 0.95f, double ThinkFloor = 0.1);
 
 /// <summary>
 /// One rollout over a trace: the exact token sequence the policy walked (code lines forced, the
@@ -60,8 +60,8 @@ public sealed class RolloutSampler
         ArgumentNullException.ThrowIfNull(tokenizer);
         this.model = model;
         this.tokenizer = tokenizer;
-        endsLine = new bool[model.Config.VocabSize];
-        for (int v = 0; v < Math.Min(tokenizer.VocabSize, endsLine.Length); v++)
+        endsLine = new bool[Math.Min(model.Config.VocabSize, tokenizer.VocabSize)];  // also the ids a rationale may sample: those with text
+        for (int v = 0; v < endsLine.Length; v++)
         {
             endsLine[v] = tokenizer.Decode([v]).Contains('\n', StringComparison.Ordinal);
         }
@@ -103,7 +103,7 @@ public sealed class RolloutSampler
         int capacity = walks.Max(w => w.Bound(prefix.Length, options.LatentMaxTokens, newline.Length)) + prompts.Max(p => p.Length) + 1;
         using var session = new DecodeSession(model, walks.Count, capacity);
         session.Start(prompts);
-        var sampler = new Sampler(model.Config.VocabSize);
+        var sampler = new Sampler(endsLine.Length);
         var sampling = new SamplingOptions { Temperature = options.Temperature, TopP = options.TopP };
         var next = new int[walks.Count];
         long fed = 0;
@@ -279,8 +279,8 @@ public sealed class RolloutSampler
         // Samples one rationale token; a newline (or the length limit) ends the comment, then line t follows.
         private int RationaleToken(ReadOnlySpan<float> logits, Sampler sampler, SamplingOptions sampling, RolloutOptions options, bool[] endsLine, int[] newline)
         {
-            int token = sampler.Next(logits, sampling, rng);
-            bool ends = token < endsLine.Length && endsLine[token];
+            int token = sampler.Next(logits[..Math.Min(logits.Length, endsLine.Length)], sampling, rng);
+            bool ends = endsLine[token];
             Append(token, LineTokens.RationaleOwner, t, LogSoftmax(logits, token));
             rationaleTokens.Add(token);
             if (ends || rationaleTokens.Count >= options.LatentMaxTokens)

@@ -4,11 +4,11 @@ using RA3.Kernels.Tensors;
 namespace RA3.Train.Midtraining;
 
 /// <summary>The options of the temporal ELBO (spec §2, §4).</summary>
-/// <param name="Alpha">Probability that the current abstraction persists at a boundary (prior_act = log α).</param>
+/// <param name="Alpha">Probability that the current abstraction persists at a boundary (prior_act = log α, prior_think = log(1 − α) − c). The default 0.5 makes the switching prior neutral, so the cost c alone prices a rationale — the paper's practice, where the KL term becomes a fixed cost c; α = 0.9 would charge every rationale another log 9 ≈ 2.2 nats, more than most code lines cost a trained model.</param>
 /// <param name="ThinkCost">c, nats charged per rationale (paper default 0.05).</param>
 /// <param name="MaxSpan">Most lines one rationale may cover (0: no limit).</param>
 /// <param name="UseRationaleLogProb">Whether a rationale's own log-probability enters its prior.</param>
-public sealed record ElboOptions(double Alpha = 0.9, double ThinkCost = 0.05, int MaxSpan = 0, bool UseRationaleLogProb = false);
+public sealed record ElboOptions(double Alpha = 0.5, double ThinkCost = 0.05, int MaxSpan = 0, bool UseRationaleLogProb = false);
 
 /// <summary>One trace's scored candidates: seg[j, t] = log π(line t+1 | abstraction j), j = 0 none, j ≥ 1 the rationale sampled at boundary j.</summary>
 /// <param name="Seg">[T+1, T] row-major.</param>

@@ -196,8 +196,7 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
     /// <summary>Held-out pass@1: <see cref="RlvrSettings.EvalSamples"/> samples per problem at temperature 0.8, scored in the sandbox.</summary>
     private double PassAtOne(Generator generator, TextTokenizer tokenizer, IReadOnlyList<Problem> held, SandboxPool pool, int step)
     {
-        var samples = Completions.Generate(generator, tokenizer, held, settings.EvalSamples, new SamplingOptions { Temperature = 0.8f, TopP = 0.95f, MaxNewTokens = settings.MaxNewTokens, Seed = settings.Seed + 7 });
-        var report = new Evaluator(pool).EvaluateAsync(held, [.. samples.Select(x => new Sample(x.Problem.TaskId, x.Sample.Text ?? string.Empty))], [1]).GetAwaiter().GetResult();
+        var report = new Evaluator(pool).EvaluateModelAsync(generator, tokenizer, held, settings.EvalSamples, [1], new SamplingOptions { Temperature = 0.8f, TopP = 0.95f, MaxNewTokens = settings.MaxNewTokens, Seed = settings.Seed + 7 }).GetAwaiter().GetResult();
         double pass = report.Scores[0].PassAtK[1];
         log.WriteLine($"step {step}: held-out pass@1 {pass:P1} ({held.Count} problems × {settings.EvalSamples})");
         return pass;

@@ -13,6 +13,9 @@ namespace RA3.Train.Tasks;
 /// <param name="Tests">Asserts calling the function on concrete lists.</param>
 public sealed record GeneratedTask(string TaskId, string Composition, string Prompt, string Solution, string Tests)
 {
+    /// <summary>The solution with a plan comment before each of its lines, as a commenting programmer writes it.</summary>
+    public string AnnotatedSolution { get; init; } = string.Empty;
+
     /// <summary>The whole function: a code document for mid-training.</summary>
     public string Code => Prompt + Solution;
 
@@ -33,7 +36,8 @@ public sealed record GeneratedTask(string TaskId, string Composition, string Pro
 /// </summary>
 public static class ProceduralTasks
 {
-    private sealed record Idiom(string Name, bool UsesTransform, Func<string, string, string> Body, Func<string, string, string> Doc, Func<long[], Func<long, bool>, Func<long, long>, string> Expected);
+    // Body: the solution's lines, each with the plan comment an annotated copy writes before it (or null).
+    private sealed record Idiom(string Name, bool UsesTransform, Func<Predicate, Transform, (string Line, string? Comment)[]> Body, Func<string, string, string> Doc, Func<long[], Func<long, bool>, Func<long, long>, string> Expected);
 
     private sealed record Predicate(string Name, string Python, string Phrase, Func<long, bool> Test);
 
@@ -45,35 +49,35 @@ public static class ProceduralTasks
     private static readonly Idiom[] Idioms =
     [
         new("sum", true,
-            (p, f) => $"    total = 0\n    for x in xs:\n        if {p}:\n            total += {f}\n    return total\n",
+            (p, f) => [("    total = 0", "start the total at zero"), ("    for x in xs:", "look at each element"), ($"        if {p.Python}:", $"only when {p.Phrase}"), ($"            total += {f.Python}", $"add {f.Phrase} to the total"), ("    return total", "the total is the answer")],
             (p, f) => $"Return the sum of {f} for each x in xs where {p}.",
             (xs, p, f) => Py(xs.Where(p).Sum(f))),
         new("count", false,
-            (p, _) => $"    count = 0\n    for x in xs:\n        if {p}:\n            count += 1\n    return count\n",
+            (p, _) => [("    count = 0", "nothing counted yet"), ("    for x in xs:", "look at each element"), ($"        if {p.Python}:", $"only when {p.Phrase}"), ("            count += 1", "count this one"), ("    return count", "the count is the answer")],
             (p, _) => $"Return the number of x in xs where {p}.",
             (xs, p, _) => Py(xs.Count(p))),
         new("collect", true,
-            (p, f) => $"    result = []\n    for x in xs:\n        if {p}:\n            result.append({f})\n    return result\n",
+            (p, f) => [("    result = []", "an empty list to fill"), ("    for x in xs:", "look at each element"), ($"        if {p.Python}:", $"only when {p.Phrase}"), ($"            result.append({f.Python})", $"keep {f.Phrase}"), ("    return result", "the list is the answer")],
             (p, f) => $"Return the list of {f} for each x in xs where {p}, in order.",
             (xs, p, f) => "[" + string.Join(", ", xs.Where(p).Select(f).Select(Py)) + "]"),
         new("first", true,
-            (p, f) => $"    for x in xs:\n        if {p}:\n            return {f}\n    return None\n",
+            (p, f) => [("    for x in xs:", "search the elements in order"), ($"        if {p.Python}:", $"stop at the first where {p.Phrase}"), ($"            return {f.Python}", $"answer {f.Phrase}"), ("    return None", "no element matched")],
             (p, f) => $"Return {f} for the first x in xs where {p}, or None if there is none.",
             (xs, p, f) => xs.Where(p).Select(v => Py(f(v))).FirstOrDefault() ?? "None"),
         new("largest", true,
-            (p, f) => $"    best = None\n    for x in xs:\n        if {p}:\n            value = {f}\n            if best is None or value > best:\n                best = value\n    return best\n",
+            (p, f) => [("    best = None", "no best value yet"), ("    for x in xs:", "look at each element"), ($"        if {p.Python}:", $"only when {p.Phrase}"), ($"            value = {f.Python}", $"the value is {f.Phrase}"), ("            if best is None or value > best:", "is it the largest so far"), ("                best = value", "remember it"), ("    return best", "the largest value is the answer")],
             (p, f) => $"Return the largest {f} for x in xs where {p}, or None if there is none.",
             (xs, p, f) => xs.Where(p).Select(f).Select(v => (long?)v).Max() is long m ? Py(m) : "None"),
         new("position", false,
-            (p, _) => $"    for i, x in enumerate(xs):\n        if {p}:\n            return i\n    return -1\n",
+            (p, _) => [("    for i, x in enumerate(xs):", "search the elements with their index"), ($"        if {p.Python}:", $"stop at the first where {p.Phrase}"), ("            return i", "answer its index"), ("    return -1", "no element matched")],
             (p, _) => $"Return the index of the first x in xs where {p}, or -1 if there is none.",
             (xs, p, _) => Py(Array.FindIndex(xs, v => p(v)))),
         new("join", true,
-            (p, f) => $"    parts = []\n    for x in xs:\n        if {p}:\n            parts.append(str({f}))\n    return \",\".join(parts)\n",
+            (p, f) => [("    parts = []", "the pieces of the string"), ("    for x in xs:", "look at each element"), ($"        if {p.Python}:", $"only when {p.Phrase}"), ($"            parts.append(str({f.Python}))", $"write {f.Phrase} as text"), ("    return \",\".join(parts)", "join the pieces with commas")],
             (p, f) => $"Return the values {f} for each x in xs where {p}, as one string separated by commas.",
             (xs, p, f) => "'" + string.Join(",", xs.Where(p).Select(f).Select(Py)) + "'"),
         new("all", false,
-            (p, _) => $"    for x in xs:\n        if not ({p}):\n            return False\n    return True\n",
+            (p, _) => [("    for x in xs:", "check every element"), ($"        if not ({p.Python}):", $"fail unless {p.Phrase}"), ("            return False", "one element failed"), ("    return True", "every element passed")],
             (p, _) => $"Return True if {p} for every x in xs, else False.",
             (xs, p, _) => xs.All(p) ? "True" : "False"),
     ];
@@ -157,7 +161,9 @@ public static class ProceduralTasks
             var f = Transforms(m).Single(x => x.Name == parts[2]);
             string name = $"{idiom.Name}_{(idiom.UsesTransform && f.Name != "same" ? f.Name + "_" : string.Empty)}{p.Name}{(p.Python.Contains(k.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal) ? k.ToString(CultureInfo.InvariantCulture) : string.Empty)}";
             string prompt = $"def {name}(xs):\n    \"\"\"{idiom.Doc(p.Phrase, f.Python)}\"\"\"\n";
-            string solution = idiom.Body(p.Python, f.Python);
+            var body = idiom.Body(p, f);
+            string solution = string.Concat(body.Select(l => l.Line + "\n"));
+            string annotated = string.Concat(body.Select(l => (l.Comment is null ? string.Empty : l.Line[..(l.Line.Length - l.Line.TrimStart().Length)] + "# " + l.Comment + "\n") + l.Line + "\n"));
             var tests = new StringBuilder();
             for (int i = 0; i < 5; i++)
             {
@@ -165,7 +171,7 @@ public static class ProceduralTasks
                 tests.Append(CultureInfo.InvariantCulture, $"assert {name}([{string.Join(", ", xs.Select(Py))}]) == {idiom.Expected(xs, p.Test, f.Apply)}\n");
             }
 
-            tasks.Add(new GeneratedTask($"procedural/{composition}/{n}", composition, prompt, solution, tests.ToString()));
+            tasks.Add(new GeneratedTask($"procedural/{composition}/{n}", composition, prompt, solution, tests.ToString()) { AnnotatedSolution = annotated });
         }
 
         return tasks;
@@ -191,6 +197,23 @@ public static class ProceduralTasks
                 ["tests"] = t.Tests,
                 ["text"] = t.Code,
             }.ToJsonString(Readable)).Append('\n');
+        }
+
+        RA3.Model.IO.AtomicFile.WriteAllText(path, text.ToString());
+    }
+
+    /// <summary>
+    /// A pre-training corpus of the family: every other function written with its plan comments
+    /// (as a commenting programmer writes), the rest bare — so a pre-trained model knows that a
+    /// comment may precede a line and what it says there, which is what RA3's E-step samples from.
+    /// </summary>
+    public static void WritePretrainingCorpus(string path, IEnumerable<GeneratedTask> tasks)
+    {
+        ArgumentNullException.ThrowIfNull(tasks);
+        var text = new StringBuilder();
+        foreach (var (t, i) in tasks.Select((t, i) => (t, i)))
+        {
+            text.Append(new System.Text.Json.Nodes.JsonObject { ["text"] = i % 2 == 0 ? t.Prompt + t.AnnotatedSolution : t.Code }.ToJsonString(Readable)).Append('\n');
         }
 
         RA3.Model.IO.AtomicFile.WriteAllText(path, text.ToString());

@@ -1,0 +1,157 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using RA3.Model.Generation;
+using RA3.Model.IO;
+using RA3.Model.Tokenizers;
+using RA3.Train.Cli;
+using RA3.Train.Evaluation;
+using RA3.Train.Midtraining;
+using RA3.Train.PostTraining;
+using RA3.Train.Pretraining;
+using RA3.Train.Reporting;
+using RA3.Train.Sandbox;
+using RA3.Train.Scoring;
+using RA3.Train.Tasks;
+
+namespace RA3.Train.Demo;
+
+/// <summary>
+/// The whole pipeline on the procedural task family, in one resumable run folder: the tasks
+/// (<c>tasks/</c>), a small model pre-trained on functions of the training compositions, half of
+/// them with plan comments (<c>pretrain/</c>, reused when present), then per seed NTP and RA3
+/// mid-training with the same M-step budget on bare traces (<c>seed-N/ntp</c>, <c>seed-N/ra3</c>),
+/// held-out pass@1/pass@5 of the pre-trained, NTP and RA3 models (<c>seed-N/eval-*.json</c>), a
+/// short RLVR from each (<c>seed-N/rlvr-*</c>), and the report with its plots. Every stage is
+/// skipped when its output exists, so a killed demo continues where it stopped.
+/// </summary>
+public sealed class DemoRunner(DemoSettings settings, TextWriter log, bool interactive)
+{
+    private const string Tokenizer = "bytes";
+
+    /// <summary>Runs the demo; returns the report's path.</summary>
+    public string Run()
+    {
+        var s = settings;
+        var clock = Stopwatch.StartNew();
+        var timings = new JsonObject();
+        string tasks = Path.Combine(s.Out, "tasks");
+        string train = Path.Combine(tasks, "train.jsonl"), heldOut = Path.Combine(tasks, "heldout.jsonl"), pretrainCorpus = Path.Combine(tasks, "pretrain.jsonl");
+        if (!File.Exists(pretrainCorpus))
+        {
+            Directory.CreateDirectory(tasks);
+            ProceduralTasks.Write(train, ProceduralTasks.Generate(2000, heldOut: false, s.Seed));
+            ProceduralTasks.Write(heldOut, ProceduralTasks.Generate(s.HeldOutProblems, heldOut: true, s.Seed + 1));
+            ProceduralTasks.WritePretrainingCorpus(pretrainCorpus, ProceduralTasks.Generate(s.PretrainFunctions, heldOut: false, s.Seed + 2));
+        }
+
+        Stage("pretrain", timings, () =>
+        {
+            var p = new PretrainSettings
+            {
+                Data = pretrainCorpus, Out = Path.Combine(s.Out, "pretrain"), Tokenizer = Tokenizer, Hidden = 128, Layers = 4, Heads = 4, KvHeads = 2, Intermediate = 384,
+                Steps = s.PretrainSteps, EvalEvery = Math.Max(1, s.PretrainSteps / 5), SaveEvery = Math.Max(1, s.PretrainSteps / 5), Seed = s.Seed, Backend = s.Backend,
+            };
+            if (!HuggingFaceCheckpoint.IsModelFolder(Path.Combine(p.Out, "final")))
+            {
+                new Pretrainer(p, log, interactive).Run(resume: true);
+            }
+        });
+        string pretrained = Path.Combine(s.Out, "pretrain", "final");
+        var problems = ProblemSetLoader.Load(heldOut).Problems;
+        for (int i = 1; i <= s.Seeds; i++)
+        {
+            string dir = Path.Combine(s.Out, $"seed-{i}");
+            ulong seed = s.Seed + (ulong)(1000 * i);
+            foreach (string method in new[] { "ntp", "ra3" })
+            {
+                Stage($"seed-{i}/{method}", timings, () => new Midtrainer(Midtraining(method, dir, pretrained, seed), log, interactive).Run());
+            }
+
+            var models = new Dictionary<string, string> { ["base"] = pretrained, ["ntp"] = Path.Combine(dir, "ntp", "final"), ["ra3"] = Path.Combine(dir, "ra3", "final") };
+            Stage($"seed-{i}/eval", timings, () =>
+            {
+                foreach (var (name, model) in models)
+                {
+                    Evaluate(model, problems, Path.Combine(dir, $"eval-{name}.json"), seed);
+                }
+            });
+            foreach (var (name, model) in i <= s.RlvrSeeds ? models : [])
+            {
+                Stage($"seed-{i}/rlvr-{name}", timings, () => new RlvrTrainer(Rlvr(model, Path.Combine(dir, $"rlvr-{name}"), train, heldOut, seed), log, interactive).Run());
+            }
+        }
+
+        timings["total_s"] = clock.Elapsed.TotalSeconds;
+        AtomicFile.WriteAllText(Path.Combine(s.Out, "timings.json"), timings.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+        string report = DemoReport.Write(s.Out, string.Create(CultureInfo.InvariantCulture, $"Procedural task family; model: 0.87M-parameter Llama (C 128, 4 layers, bytes), pre-trained {s.PretrainSteps} steps; mid-training: {s.Traces} traces, {s.Rounds} rounds of {s.MStepSteps} M-step steps × 8 × 256 tokens, c = {s.ThinkCost}, G = {s.Group}; evaluation: {s.HeldOutProblems} held-out problems × {s.Samples} samples; RLVR: {s.RlvrSteps} steps from each model of the first {s.RlvrSeeds} seed(s). Wall time of this run: {clock.Elapsed.TotalMinutes:0.0} min ({s.Backend} backend)."));
+        log.WriteLine($"report: {Path.GetFullPath(report)}");
+        return report;
+    }
+
+    private MidtrainSettings Midtraining(string method, string dir, string init, ulong seed) => new()
+    {
+        Method = method,
+        Init = init,
+        Data = $"procedural:{settings.Traces}",
+        Out = Path.Combine(dir, method),
+        Tokenizer = Tokenizer,
+        Rounds = settings.Rounds,
+        ThinkCost = settings.ThinkCost,
+        Group = settings.Group,
+        MStepSteps = settings.MStepSteps,
+        Seed = seed,
+        Backend = settings.Backend,
+    };
+
+    private RlvrSettings Rlvr(string init, string dir, string train, string heldOut, ulong seed) => new()
+    {
+        Init = init,
+        Problems = train,
+        EvalProblems = heldOut,
+        Out = dir,
+        Tokenizer = Tokenizer,
+        Steps = settings.RlvrSteps,
+        Group = settings.Group,
+        EvalEvery = Math.Max(1, settings.RlvrSteps / 3),
+        EvalSamples = 2,
+        EvalLimit = settings.HeldOutProblems,
+        SaveEvery = Math.Max(1, settings.RlvrSteps / 3),
+        Seed = seed,
+        Backend = settings.Backend,
+    };
+
+    /// <summary>Held-out pass@1 and pass@5 of a model (n samples per problem at temperature 0.8), written to <paramref name="path"/> unless it exists.</summary>
+    private void Evaluate(string model, IReadOnlyList<Problem> problems, string path, ulong seed)
+    {
+        if (File.Exists(path))
+        {
+            return;
+        }
+
+        using var backend = BackendChoice.Create(settings.Backend);
+        using var transformer = Scorer.LoadModel(model, backend);
+        var tokenizer = TokenizerLoader.Load(Tokenizer);
+        using var sandbox = Sandbox.Sandbox.Create(new SandboxLimits { WallTime = TimeSpan.FromSeconds(10), CpuSeconds = 5, MemoryBytes = 512L << 20 });
+        using var pool = new SandboxPool(sandbox);
+        int[] ks = [1, settings.Samples];
+        var report = new Evaluator(pool).EvaluateModelAsync(new Generator(transformer, tokenizer), tokenizer, problems, settings.Samples, ks, new SamplingOptions { Temperature = 0.8f, TopP = 0.95f, MaxNewTokens = 200, Seed = seed }).GetAwaiter().GetResult();
+        var score = report.Scores[0];
+        var summary = new JsonObject { ["model"] = model, ["problems"] = problems.Count, ["samples"] = settings.Samples, ["pass_at_1"] = score.PassAtK[1], [$"pass_at_{settings.Samples}"] = score.PassAtK[settings.Samples] };
+        foreach (var (outcome, count) in report.OutcomeCounts)
+        {
+            summary[outcome] = count;
+        }
+
+        AtomicFile.WriteAllText(path, summary.ToJsonString());
+        log.WriteLine($"{model}: held-out pass@1 {score.PassAtK[1]:P1}, pass@{settings.Samples} {score.PassAtK[settings.Samples]:P1}");
+    }
+
+    private void Stage(string name, JsonObject timings, Action run)
+    {
+        var clock = Stopwatch.StartNew();
+        log.WriteLine($"== {name}");
+        run();
+        timings[name] = Math.Round(clock.Elapsed.TotalSeconds, 1);
+    }
+}

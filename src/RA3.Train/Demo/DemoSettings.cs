@@ -1,0 +1,50 @@
+namespace RA3.Train.Demo;
+
+/// <summary>The sizes of <c>ra3 demo</c>: the defaults fit 15 minutes on 2 cores.</summary>
+public sealed record DemoSettings
+{
+    /// <summary>Run folder.</summary>
+    public string Out { get; init; } = "runs/demo";
+
+    /// <summary>Mid-training seeds compared (each: NTP and RA3 from the same pre-trained model, then evaluation and RLVR).</summary>
+    public int Seeds { get; init; } = 2;
+
+    /// <summary>Pre-training steps of the small model (8 × 256 tokens each).</summary>
+    public int PretrainSteps { get; init; } = 400;
+
+    /// <summary>Functions in the pre-training corpus.</summary>
+    public int PretrainFunctions { get; init; } = 3000;
+
+    /// <summary>Mid-training traces (training compositions).</summary>
+    public int Traces { get; init; } = 60;
+
+    /// <summary>EM rounds (NTP: as many M-steps).</summary>
+    public int Rounds { get; init; } = 2;
+
+    /// <summary>M-step steps per round (8 × 256 tokens each).</summary>
+    public int MStepSteps { get; init; } = 40;
+
+    /// <summary>Held-out problems evaluated.</summary>
+    public int HeldOutProblems { get; init; } = 40;
+
+    /// <summary>Samples per held-out problem (pass@1 and pass@5).</summary>
+    public int Samples { get; init; } = 5;
+
+    /// <summary>RLVR steps from each initialisation.</summary>
+    public int RlvrSteps { get; init; } = 8;
+
+    /// <summary>Seeds (the first ones) that also run RLVR from each of their three models.</summary>
+    public int RlvrSeeds { get; init; } = 1;
+
+    /// <summary>c, cost per rationale.</summary>
+    public double ThinkCost { get; init; } = 0.05;
+
+    /// <summary>G, rollouts per trace (E-step) and samples per prompt (RLVR).</summary>
+    public int Group { get; init; } = 4;
+
+    /// <summary>Seed of the first mid-training seed (the others follow).</summary>
+    public ulong Seed { get; init; } = 1234;
+
+    /// <summary>Compute backend.</summary>
+    public string Backend { get; init; } = "cpu";
+}
