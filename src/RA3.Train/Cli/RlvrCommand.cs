@@ -19,7 +19,7 @@ public static class RlvrCommand
           --out DIR              run folder                                           [runs/rlvr]
           --tokenizer SPEC                                                            [bytes]
           --steps N --prompts N --G N                                                 [40 4 4]
-          --temperature X --max-new-tokens N                                          [1 160]
+          --temperature X --max-new-tokens N                                          [1 320]
           --lr X --kl X --clip X --epochs N                                           [5e-5 0.02 0.2 1]
           --partial              partial credit: the fraction of asserts passed
           --eval-every N --eval-samples N --eval-limit N                              [10 4 40]

@@ -3,20 +3,20 @@ namespace RA3.Train.Demo;
 /// <summary>The sizes of <c>ra3 demo</c>: the defaults fit 15 minutes on 2 cores.</summary>
 public sealed record DemoSettings
 {
-    /// <summary>Run folder.</summary>
+    /// <summary>Run folder (it remembers these settings and refuses others, so cached stages always match them).</summary>
     public string Out { get; init; } = "runs/demo";
 
     /// <summary>Mid-training seeds compared (each: NTP and RA3 from the same pre-trained model, then evaluation and RLVR).</summary>
     public int Seeds { get; init; } = 2;
 
     /// <summary>Pre-training steps of the small model (8 × 256 tokens each).</summary>
-    public int PretrainSteps { get; init; } = 400;
+    public int PretrainSteps { get; init; } = 900;
 
     /// <summary>Functions in the pre-training corpus.</summary>
     public int PretrainFunctions { get; init; } = 3000;
 
     /// <summary>Mid-training traces (training compositions).</summary>
-    public int Traces { get; init; } = 60;
+    public int Traces { get; init; } = 48;
 
     /// <summary>EM rounds (NTP: as many M-steps).</summary>
     public int Rounds { get; init; } = 2;
@@ -31,7 +31,7 @@ public sealed record DemoSettings
     public int Samples { get; init; } = 5;
 
     /// <summary>RLVR steps from each initialisation.</summary>
-    public int RlvrSteps { get; init; } = 8;
+    public int RlvrSteps { get; init; } = 6;
 
     /// <summary>Seeds (the first ones) that also run RLVR from each of their three models.</summary>
     public int RlvrSeeds { get; init; } = 1;

@@ -14,10 +14,12 @@ namespace RA3.Train.Midtraining;
 
 /// <summary>
 /// The EM loop of RA3 (spec §3) and its NTP baseline, as a resumable run. Each round r writes
-/// <c>round-r/</c>: for RA3 the E-step's policy and candidates (<c>estep/</c>), the temporal-ELBO
-/// inference and the bootstrapped corpus (<c>inference.json</c>, <c>corpus.jsonl</c>), then the
-/// M-step — a next-token run on that corpus (<c>mstep/</c>, checkpointed and resumable like any
-/// pre-training run) — and <c>summary.json</c>; NTP runs the same M-step budget on the raw traces.
+/// <c>round-r/</c>: for RA3 the E-step's rollout policy and candidates (<c>estep/</c>; the policy
+/// starts from the round's model θ_r and is kept only for inspection), the temporal-ELBO inference
+/// and the bootstrapped corpus (<c>inference.json</c>, <c>kept.json</c>, <c>corpus.jsonl</c>), then the
+/// M-step — a next-token run from θ_r on that corpus (<c>mstep/</c>, checkpointed and resumable like
+/// any pre-training run), whose final model is θ_{r+1} — and <c>summary.json</c>; NTP runs the same
+/// M-step budget on the raw traces.
 /// Every phase's output is written atomically and skipped when present, and every phase is
 /// deterministic under the run's seed, so a run killed anywhere resumes to the result the
 /// uninterrupted run would have had. <c>metrics.jsonl</c> holds one line per finished round.
@@ -154,15 +156,17 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
         }
 
         // Temporal-ELBO inference with the scorer: the ELBO, think posteriors and the kept rationales.
-        string corpus = Path.Combine(dir, "corpus.jsonl"), inferencePath = Path.Combine(dir, "inference.json");
+        string corpus = Path.Combine(dir, "corpus.jsonl"), inferencePath = Path.Combine(dir, "inference.json"), keptPath = Path.Combine(dir, "kept.json");
         if (!File.Exists(inferencePath))
         {
             using var scorer = HuggingFaceCheckpoint.Load(start, backend);
             var inference = Infer(scorer, tokenizer, backend, traces.Train, candidates, sweep: true);
-            var documents = traces.Train.Select((t, i) => t.Render(inference.Segmentations[i].KeptRationales(candidates[i]))).ToList();
+            var kept = traces.Train.Select((_, i) => inference.Segmentations[i].KeptRationales(candidates[i])).ToList();
+            var documents = traces.Train.Select((t, i) => t.Render(kept[i])).ToList();
             var sample = documents.Where((_, i) => i % Math.Max(1, documents.Count / Math.Max(1, s.SyntaxSample)) == 0).Take(s.SyntaxSample).ToList();
             var (_, rate) = SyntaxCheck.ParseAsync(pool, sample).GetAwaiter().GetResult();
             WriteCorpus(corpus, documents);
+            AtomicFile.WriteAllText(keptPath, JsonSerializer.Serialize(kept));
             inference.Summary["syntax_valid_rate"] = rate;
             AtomicFile.WriteAllText(inferencePath, inference.Summary.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         }
@@ -172,7 +176,9 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
             summary[kv.Key] = kv.Value?.DeepClone();
         }
 
-        var mstep = MStep(round, dir, Path.Combine(estep, "model"), corpus, tokenizer);
+        // The M-step trains the M-step model θ_r (spec §3): the E-step's rollout policy only proposes
+        // rationales; its RL drift stays out of the model that is fine-tuned.
+        var mstep = MStep(round, dir, start, corpus, tokenizer);
         summary["mstep_tokens"] = mstep.Tokens;
         summary["mstep_tokens_per_s"] = mstep.TokensPerSecond;
         summary["mstep_loss"] = Num(mstep.TrainLoss);
@@ -181,6 +187,12 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
         using (var after = HuggingFaceCheckpoint.Load(Path.Combine(dir, "mstep", "final"), backend))
         {
             summary["elbo_after_mstep"] = Infer(after, tokenizer, backend, traces.Train, candidates, sweep: false).Summary["elbo"]!.DeepClone();
+
+            // The M-step's own loss split (spec §3): code tokens apart from rationale tokens, on bootstrapped training traces.
+            var kept = JsonSerializer.Deserialize<Dictionary<int, string>[]>(File.ReadAllText(keptPath)) ?? throw new InvalidDataException($"{keptPath}: not a list of kept rationales");
+            var split = CodeTokenLoss.Measure(after, tokenizer, traces.Train.Take(32).Select((t, i) => (t, (IReadOnlyDictionary<int, string>?)kept[i])));
+            summary["mstep_code_ce"] = Num(split.Code);
+            summary["mstep_rationale_ce"] = Num(split.Rationale);
         }
 
         return summary;

@@ -32,8 +32,8 @@ public sealed record RlvrSettings
     /// <summary>Sampling temperature of the rollouts.</summary>
     public float Temperature { get; init; } = 1f;
 
-    /// <summary>Most tokens per completion.</summary>
-    public int MaxNewTokens { get; init; } = 160;
+    /// <summary>Most tokens per completion (320 fits the procedural family's longest solution in bytes).</summary>
+    public int MaxNewTokens { get; init; } = 320;
 
     /// <summary>AdamW step size.</summary>
     public float LearningRate { get; init; } = 5e-5f;

@@ -103,6 +103,7 @@ public static class DemoReport
             md.Append(CultureInfo.InvariantCulture, $"- {Label(method)}: {Stat(finals[method], 1, "0.0000", " nats/token")} after {rounds} rounds (start {Stat([.. perSeed.Select(r => Number(r[0], "code_ce_heldout_init"))], 1, "0.0000", "")})\n");
         }
 
+        IntegerTicks(plot);
         Finish(plot, "Held-out code-token cross-entropy per round (round 0: the pre-trained model)", "round", "nats per token", Path.Combine(root, "code_ce.png"));
         if (finals.TryGetValue("ra3", out var r3) && finals.TryGetValue("ntp", out var ntp))
         {
@@ -142,6 +143,8 @@ public static class DemoReport
             }
         }
 
+        IntegerTicks(elbo);
+        IntegerTicks(think);
         Finish(elbo, "Temporal ELBO of the training traces per round", "round", "mean log Z per trace (nats)", Path.Combine(root, "elbo.png"));
         Finish(think, "Think rate per round", "round", "rationales per line", Path.Combine(root, "think_rate.png"));
         md.Append('\n');
@@ -245,6 +248,9 @@ public static class DemoReport
     }
 
     private static string Label(string model) => model switch { "base" => "pre-trained", "ntp" => "NTP", "ra3" => "RA3", _ => model };
+
+    // Rounds are whole numbers: one tick each.
+    private static void IntegerTicks(Plot plot) => plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericFixedInterval(1);
 
     private static void Finish(Plot plot, string title, string x, string y, string path)
     {

@@ -1,0 +1,47 @@
+using NUnit.Framework;
+using RA3.Train.Demo;
+
+namespace RA3.Train.Tests;
+
+/// <summary>
+/// <c>ra3 demo</c> end to end at a toy size (a few steps of every stage): every stage leaves its
+/// output, the report names every section and its PNGs are real images, and a second run reuses
+/// everything (each stage skipped because its output exists).
+/// </summary>
+public sealed class DemoTests
+{
+    [Test]
+    public void TheWholePipelineRunsAndWritesItsReportWithPlots()
+    {
+        string dir = Directory.CreateTempSubdirectory("ra3-demo-").FullName;
+        try
+        {
+            var settings = new DemoSettings
+            {
+                Out = dir, Seeds = 2, PretrainSteps = 6, PretrainFunctions = 60, Traces = 6, Rounds = 2, MStepSteps = 2, HeldOutProblems = 3, Samples = 2, RlvrSteps = 2, Group = 2,
+            };
+            string report = new DemoRunner(settings, TextWriter.Null, false).Run();
+            string text = File.ReadAllText(report);
+            foreach (string section in new[] { "pass@k", "Code-token cross-entropy", "ELBO and think rate", "lines per abstraction versus c", "RLVR from each initialisation", "RA3 − NTP pass@1" })
+            {
+                Assert.That(text, Does.Contain(section));
+            }
+
+            foreach (string png in new[] { "pass_at_k", "code_ce", "elbo", "think_rate", "abstraction_vs_c", "rlvr", "rlvr_reward" })
+            {
+                byte[] bytes = File.ReadAllBytes(Path.Combine(dir, png + ".png"));
+                Assert.That(bytes.Take(8), Is.EqualTo(new byte[] { 0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A }), $"{png}.png is a PNG");
+                Assert.That(bytes.Length, Is.GreaterThan(10_000), $"{png}.png has a drawing in it");
+            }
+
+            Assert.That(Directory.Exists(Path.Combine(dir, "seed-2", "rlvr-ra3")), Is.False, "RLVR runs on the first seed only by default");
+            var stamp = File.GetLastWriteTimeUtc(Path.Combine(dir, "seed-1", "eval-ra3.json"));
+            new DemoRunner(settings, TextWriter.Null, false).Run();
+            Assert.That(File.GetLastWriteTimeUtc(Path.Combine(dir, "seed-1", "eval-ra3.json")), Is.EqualTo(stamp), "a finished stage is reused");
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+}
