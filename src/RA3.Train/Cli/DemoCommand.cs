@@ -19,7 +19,7 @@ public static class DemoCommand
           --out DIR             [runs/demo]
           --seeds N             [2]
           --pretrain-steps N    [900]      --traces N          [48]
-          --rounds N            [2]        --mstep-steps N     [40]
+          --rounds N            [2]        --mstep-steps N     [12]
           --heldout N           [40]       --samples N         [5]
           --rlvr-steps N        [6]        --rlvr-seeds N      [1]
           --c X                 [0.05]     --G N               [4]

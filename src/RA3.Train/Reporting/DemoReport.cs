@@ -77,8 +77,8 @@ public static class DemoReport
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual([1, 5], ["pass@1", "pass@5"]);
         plot.Axes.Margins(bottom: 0);
         Finish(plot, "Held-out compositions: pass@k (mean ± std over seeds)", string.Empty, "% of problems", Path.Combine(root, "pass_at_k.png"));
-        md.Append('\n').Append(Difference("pass@1", means[("ra3", 1)], means[("ntp", 1)], 100, "points")).Append(' ')
-          .Append(Difference("pass@5", means[("ra3", 5)], means[("ntp", 5)], 100, "points")).Append("\n\n");
+        md.Append('\n').Append(Difference("pass@1", means[("ra3", 1)], means[("ntp", 1)], 100, "points", "0.00")).Append(' ')
+          .Append(Difference("pass@5", means[("ra3", 5)], means[("ntp", 5)], 100, "points", "0.00")).Append("\n\n");
     }
 
     private static void CodeLoss(string root, List<string> seeds, StringBuilder md)
@@ -107,7 +107,7 @@ public static class DemoReport
         Finish(plot, "Held-out code-token cross-entropy per round (round 0: the pre-trained model)", "round", "nats per token", Path.Combine(root, "code_ce.png"));
         if (finals.TryGetValue("ra3", out var r3) && finals.TryGetValue("ntp", out var ntp))
         {
-            md.Append('\n').Append(Difference("code CE (lower is better)", r3, ntp, 1, "nats")).Append('\n');
+            md.Append('\n').Append(Difference("code CE (lower is better)", r3, ntp, 1, "nats per token", "0.0000")).Append('\n');
         }
 
         md.Append('\n');
@@ -139,7 +139,7 @@ public static class DemoReport
             sampled.LinePattern = LinePattern.Dashed;
             foreach (var r in rounds)
             {
-                md.Append(CultureInfo.InvariantCulture, $"| {Path.GetFileName(seed)} | {Number(r, "round"):0} | {Number(r, "elbo"):0.000} | {Number(r, "elbo_after_mstep"):0.000} | {Number(r, "think_rate"):0.000} | {Number(r, "rollout_think_rate"):0.000} | {Number(r, "lines_per_abstraction"):0.00} | {Number(r, "reward"):0.000} | {Number(r, "syntax_valid_rate"):0.00} |\n");
+                md.Append(CultureInfo.InvariantCulture, $"| {Path.GetFileName(seed)} | {Number(r, "round"):0} | {Number(r, "elbo"):0.000} | {Number(r, "elbo_after_mstep"):0.000} | {Number(r, "think_rate"):0.000} | {Number(r, "rollout_think_rate"):0.000} | {(double.IsFinite(Number(r, "lines_per_abstraction")) ? Number(r, "lines_per_abstraction").ToString("0.00", CultureInfo.InvariantCulture) : "n/a")} | {Number(r, "reward"):0.000} | {Number(r, "syntax_valid_rate"):0.00} |\n");
             }
         }
 
@@ -163,13 +163,19 @@ public static class DemoReport
             }
 
             var points = sweep.Select(p => p!.AsObject()).ToList();
-            var line = plot.Add.Scatter(points.Select(p => Math.Log10(Number(p, "c"))).ToArray(), points.Select(p => Number(p, "think_rate")).ToArray());
-            line.LegendText = $"{Path.GetFileName(seed)}: think rate";
-            md.Append(CultureInfo.InvariantCulture, $"| {Path.GetFileName(seed)} | {string.Join(" | ", points.Select(p => $"{Number(p, "lines_per_abstraction"):0.00} lines ({Number(p, "think_rate"):0.000} think)"))} |\n");
+            double[] xs = [.. points.Select(p => Math.Log10(Number(p, "c")))];
+            var lines = plot.Add.Scatter(xs, points.Select(p => Number(p, "lines_per_abstraction")).ToArray());
+            lines.LegendText = $"{Path.GetFileName(seed)}: lines per abstraction (left)";
+            var rate = plot.Add.Scatter(xs, points.Select(p => Number(p, "think_rate")).ToArray());
+            rate.LegendText = $"{Path.GetFileName(seed)}: think rate (right)";
+            rate.LinePattern = LinePattern.Dashed;
+            rate.Axes.YAxis = plot.Axes.Right;
+            md.Append(CultureInfo.InvariantCulture, $"| {Path.GetFileName(seed)} | {string.Join(" | ", points.Select(p => double.IsFinite(Number(p, "lines_per_abstraction")) ? $"{Number(p, "lines_per_abstraction"):0.00} lines ({Number(p, "think_rate"):0.000} think)" : "no rationale kept"))} |\n");
         }
 
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual([.. Midtraining.Midtrainer.CostSweep.Select(Math.Log10)], [.. Midtraining.Midtrainer.CostSweep.Select(c => c.ToString(CultureInfo.InvariantCulture))]);
-        Finish(plot, "Think rate of the MAP segmentation versus the cost c", "c (nats per rationale, log scale)", "rationales per line", Path.Combine(root, "abstraction_vs_c.png"));
+        plot.Axes.Right.Label.Text = "rationales per line";
+        Finish(plot, "Mean lines per abstraction (and think rate) of the MAP segmentation versus c", "c (nats per rationale, log scale)", "lines per abstraction", Path.Combine(root, "abstraction_vs_c.png"));
         md.Append('\n');
     }
 
@@ -191,6 +197,11 @@ public static class DemoReport
 
                 var rows = File.ReadLines(path).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
                 var evals = rows.Where(r => r["eval_pass_at_1"] is not null).ToList();
+                if (evals.Count == 0)
+                {
+                    continue;  // a run without held-out problems has no pass@1 curve
+                }
+
                 var line = pass.Add.Scatter(evals.Select(r => Number(r, "step")).ToArray(), evals.Select(r => 100 * Number(r, "eval_pass_at_1")).ToArray());
                 line.LegendText = $"{Label(Models[m])} ({Path.GetFileName(seed)})";
                 line.Color = palette.GetColor(m);
@@ -235,7 +246,7 @@ public static class DemoReport
     private static string Stat(double[] values, double scale, string format, string unit) => values.Length == 0 ? "n/a"
         : string.Create(CultureInfo.InvariantCulture, $"{(scale * values.Average()).ToString(format, CultureInfo.InvariantCulture)} ± {(scale * Std(values)).ToString(format, CultureInfo.InvariantCulture)}{unit} [{string.Join(", ", values.Select(v => (scale * v).ToString(format, CultureInfo.InvariantCulture)))}]");
 
-    private static string Difference(string what, double[] ra3, double[] ntp, double scale, string unit)
+    private static string Difference(string what, double[] ra3, double[] ntp, double scale, string unit, string format)
     {
         int n = Math.Min(ra3.Length, ntp.Length);
         if (n == 0)
@@ -244,7 +255,8 @@ public static class DemoReport
         }
 
         double[] d = [.. Enumerable.Range(0, n).Select(i => scale * (ra3[i] - ntp[i]))];
-        return string.Create(CultureInfo.InvariantCulture, $"RA3 − NTP {what}: {d.Average():+0.00;-0.00;0.00} ± {Std(d):0.00} {unit} over {n} seed(s) (per seed: {string.Join(", ", d.Select(x => x.ToString("+0.00;-0.00;0.00", CultureInfo.InvariantCulture)))}).");
+        string signed = $"+{format};-{format};{format}";
+        return string.Create(CultureInfo.InvariantCulture, $"RA3 − NTP {what}: {d.Average().ToString(signed, CultureInfo.InvariantCulture)} ± {Std(d).ToString(format, CultureInfo.InvariantCulture)} {unit} over {n} seed(s) (per seed: {string.Join(", ", d.Select(x => x.ToString(signed, CultureInfo.InvariantCulture)))}).");
     }
 
     private static string Label(string model) => model switch { "base" => "pre-trained", "ntp" => "NTP", "ra3" => "RA3", _ => model };

@@ -13,7 +13,7 @@ namespace RA3.Train.Tasks;
 /// <param name="Tests">Asserts calling the function on concrete lists.</param>
 public sealed record GeneratedTask(string TaskId, string Composition, string Prompt, string Solution, string Tests)
 {
-    /// <summary>The solution with a plan comment before each of its lines, as a commenting programmer writes it.</summary>
+    /// <summary>The solution with plan comments before its blocks (set-up, loop, answer), as a commenting programmer writes it.</summary>
     public string AnnotatedSolution { get; init; } = string.Empty;
 
     /// <summary>The whole function: a code document for mid-training.</summary>
@@ -46,38 +46,40 @@ public static class ProceduralTasks
     /// <summary>Every idiom name, in generation order.</summary>
     public static IReadOnlyList<string> IdiomNames => [.. Idioms.Select(i => i.Name)];
 
+    // The plan comments sit where a block starts — the set-up, the whole loop, the answer — so one
+    // comment covers the loop's lines: the abstractions a commenting programmer writes.
     private static readonly Idiom[] Idioms =
     [
         new("sum", true,
-            (p, f) => [("    total = 0", "start the total at zero"), ("    for x in xs:", "look at each element"), ($"        if {p.Python}:", $"only when {p.Phrase}"), ($"            total += {f.Python}", $"add {f.Phrase} to the total"), ("    return total", "the total is the answer")],
+            (p, f) => [("    total = 0", "start the total at zero"), ("    for x in xs:", $"add {f.Phrase} for each x where {p.Phrase}"), ($"        if {p.Python}:", null), ($"            total += {f.Python}", null), ("    return total", "the total is the answer")],
             (p, f) => $"Return the sum of {f} for each x in xs where {p}.",
             (xs, p, f) => Py(xs.Where(p).Sum(f))),
         new("count", false,
-            (p, _) => [("    count = 0", "nothing counted yet"), ("    for x in xs:", "look at each element"), ($"        if {p.Python}:", $"only when {p.Phrase}"), ("            count += 1", "count this one"), ("    return count", "the count is the answer")],
+            (p, _) => [("    count = 0", "nothing counted yet"), ("    for x in xs:", $"count each x where {p.Phrase}"), ($"        if {p.Python}:", null), ("            count += 1", null), ("    return count", "the count is the answer")],
             (p, _) => $"Return the number of x in xs where {p}.",
             (xs, p, _) => Py(xs.Count(p))),
         new("collect", true,
-            (p, f) => [("    result = []", "an empty list to fill"), ("    for x in xs:", "look at each element"), ($"        if {p.Python}:", $"only when {p.Phrase}"), ($"            result.append({f.Python})", $"keep {f.Phrase}"), ("    return result", "the list is the answer")],
+            (p, f) => [("    result = []", "an empty list to fill"), ("    for x in xs:", $"keep {f.Phrase} for each x where {p.Phrase}"), ($"        if {p.Python}:", null), ($"            result.append({f.Python})", null), ("    return result", "the list is the answer")],
             (p, f) => $"Return the list of {f} for each x in xs where {p}, in order.",
             (xs, p, f) => "[" + string.Join(", ", xs.Where(p).Select(f).Select(Py)) + "]"),
         new("first", true,
-            (p, f) => [("    for x in xs:", "search the elements in order"), ($"        if {p.Python}:", $"stop at the first where {p.Phrase}"), ($"            return {f.Python}", $"answer {f.Phrase}"), ("    return None", "no element matched")],
+            (p, f) => [("    for x in xs:", $"answer {f.Phrase} for the first x where {p.Phrase}"), ($"        if {p.Python}:", null), ($"            return {f.Python}", null), ("    return None", "no element matched")],
             (p, f) => $"Return {f} for the first x in xs where {p}, or None if there is none.",
             (xs, p, f) => xs.Where(p).Select(v => Py(f(v))).FirstOrDefault() ?? "None"),
         new("largest", true,
-            (p, f) => [("    best = None", "no best value yet"), ("    for x in xs:", "look at each element"), ($"        if {p.Python}:", $"only when {p.Phrase}"), ($"            value = {f.Python}", $"the value is {f.Phrase}"), ("            if best is None or value > best:", "is it the largest so far"), ("                best = value", "remember it"), ("    return best", "the largest value is the answer")],
+            (p, f) => [("    best = None", "no best value yet"), ("    for x in xs:", $"track the largest {f.Phrase} over each x where {p.Phrase}"), ($"        if {p.Python}:", null), ($"            value = {f.Python}", null), ("            if best is None or value > best:", null), ("                best = value", null), ("    return best", "the largest value is the answer")],
             (p, f) => $"Return the largest {f} for x in xs where {p}, or None if there is none.",
             (xs, p, f) => xs.Where(p).Select(f).Select(v => (long?)v).Max() is long m ? Py(m) : "None"),
         new("position", false,
-            (p, _) => [("    for i, x in enumerate(xs):", "search the elements with their index"), ($"        if {p.Python}:", $"stop at the first where {p.Phrase}"), ("            return i", "answer its index"), ("    return -1", "no element matched")],
+            (p, _) => [("    for i, x in enumerate(xs):", $"answer the index of the first x where {p.Phrase}"), ($"        if {p.Python}:", null), ("            return i", null), ("    return -1", "no element matched")],
             (p, _) => $"Return the index of the first x in xs where {p}, or -1 if there is none.",
             (xs, p, _) => Py(Array.FindIndex(xs, v => p(v)))),
         new("join", true,
-            (p, f) => [("    parts = []", "the pieces of the string"), ("    for x in xs:", "look at each element"), ($"        if {p.Python}:", $"only when {p.Phrase}"), ($"            parts.append(str({f.Python}))", $"write {f.Phrase} as text"), ("    return \",\".join(parts)", "join the pieces with commas")],
+            (p, f) => [("    parts = []", "the pieces of the string"), ("    for x in xs:", $"write {f.Phrase} as text for each x where {p.Phrase}"), ($"        if {p.Python}:", null), ($"            parts.append(str({f.Python}))", null), ("    return \",\".join(parts)", "join the pieces with commas")],
             (p, f) => $"Return the values {f} for each x in xs where {p}, as one string separated by commas.",
             (xs, p, f) => "'" + string.Join(",", xs.Where(p).Select(f).Select(Py)) + "'"),
         new("all", false,
-            (p, _) => [("    for x in xs:", "check every element"), ($"        if not ({p.Python}):", $"fail unless {p.Phrase}"), ("            return False", "one element failed"), ("    return True", "every element passed")],
+            (p, _) => [("    for x in xs:", $"fail at the first x where it is not so that {p.Phrase}"), ($"        if not ({p.Python}):", null), ("            return False", null), ("    return True", "every element passed")],
             (p, _) => $"Return True if {p} for every x in xs, else False.",
             (xs, p, _) => xs.All(p) ? "True" : "False"),
     ];
