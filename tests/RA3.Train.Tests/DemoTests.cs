@@ -18,7 +18,17 @@ public sealed class DemoTests
         {
             var settings = new DemoSettings
             {
-                Out = dir, Seeds = 2, PretrainSteps = 6, PretrainFunctions = 60, Traces = 6, Rounds = 2, MStepSteps = 2, HeldOutProblems = 3, Samples = 2, RlvrSteps = 2, Group = 2,
+                Out = dir,
+                Seeds = 2,
+                PretrainSteps = 6,
+                PretrainFunctions = 60,
+                Traces = 6,
+                Rounds = 2,
+                MStepSteps = 2,
+                HeldOutProblems = 3,
+                Samples = 2,
+                RlvrSteps = 2,
+                Group = 2,
             };
             string report = new DemoRunner(settings, TextWriter.Null, false).Run();
             string text = File.ReadAllText(report);

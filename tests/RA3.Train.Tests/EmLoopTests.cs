@@ -205,8 +205,21 @@ public sealed class EmLoopTests
         ProceduralTasks.Write(held, ProceduralTasks.Generate(3, heldOut: true, 2));
         var s = new RlvrSettings
         {
-            Init = ModelDir, Tokenizer = TokenizerDir, Problems = tasks, EvalProblems = held, Out = Path.Combine(work, "rlvr-a"),
-            Steps = 3, PromptsPerStep = 2, Group = 2, MaxNewTokens = 16, EvalEvery = 2, EvalSamples = 2, EvalLimit = 3, SaveEvery = 1, PartialCredit = true, LearningRate = 1e-3f,
+            Init = ModelDir,
+            Tokenizer = TokenizerDir,
+            Problems = tasks,
+            EvalProblems = held,
+            Out = Path.Combine(work, "rlvr-a"),
+            Steps = 3,
+            PromptsPerStep = 2,
+            Group = 2,
+            MaxNewTokens = 16,
+            EvalEvery = 2,
+            EvalSamples = 2,
+            EvalLimit = 3,
+            SaveEvery = 1,
+            PartialCredit = true,
+            LearningRate = 1e-3f,
         };
         new RlvrTrainer(s, TextWriter.Null, false).Run();
         var a = File.ReadAllLines(Path.Combine(s.Out, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();

@@ -57,8 +57,19 @@ public sealed class DemoRunner(DemoSettings settings, TextWriter log, bool inter
         {
             var p = new PretrainSettings
             {
-                Data = pretrainCorpus, Out = Path.Combine(s.Out, "pretrain"), Tokenizer = Tokenizer, Hidden = 128, Layers = 4, Heads = 4, KvHeads = 2, Intermediate = 384,
-                Steps = s.PretrainSteps, EvalEvery = Math.Max(1, s.PretrainSteps / 5), SaveEvery = Math.Max(1, s.PretrainSteps / 5), Seed = s.Seed, Backend = s.Backend,
+                Data = pretrainCorpus,
+                Out = Path.Combine(s.Out, "pretrain"),
+                Tokenizer = Tokenizer,
+                Hidden = 128,
+                Layers = 4,
+                Heads = 4,
+                KvHeads = 2,
+                Intermediate = 384,
+                Steps = s.PretrainSteps,
+                EvalEvery = Math.Max(1, s.PretrainSteps / 5),
+                SaveEvery = Math.Max(1, s.PretrainSteps / 5),
+                Seed = s.Seed,
+                Backend = s.Backend,
             };
             if (!HuggingFaceCheckpoint.IsModelFolder(Path.Combine(p.Out, "final")))
             {
