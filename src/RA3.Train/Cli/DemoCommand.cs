@@ -22,7 +22,7 @@ public static class DemoCommand
           --rounds N            [2]        --mstep-steps N     [12]
           --heldout N           [40]       --samples N         [5]
           --rlvr-steps N        [6]        --rlvr-seeds N      [1]
-          --c X                 [0.05]     --G N               [4]
+          --c X                 [0.05]     --k N               [1]        --G N     [4]
           --seed N              [1234]     --backend NAME      [cpu]
         """;
 
@@ -44,6 +44,7 @@ public static class DemoCommand
             RlvrSteps = o.Int("rlvr-steps", d.RlvrSteps),
             RlvrSeeds = o.Int("rlvr-seeds", d.RlvrSeeds),
             ThinkCost = o.Float("c", (float)d.ThinkCost),
+            Horizon = o.Int("k", d.Horizon),
             Group = o.Int("G", d.Group),
             Seed = (ulong)o.Int("seed", (int)d.Seed),
             Backend = o.String("backend", d.Backend)!,

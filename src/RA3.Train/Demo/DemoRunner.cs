@@ -103,7 +103,7 @@ public sealed class DemoRunner(DemoSettings settings, TextWriter log, bool inter
 
         timings["total_s"] = clock.Elapsed.TotalSeconds;
         AtomicFile.WriteAllText(Path.Combine(s.Out, "timings.json"), timings.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
-        string report = DemoReport.Write(s.Out, string.Create(CultureInfo.InvariantCulture, $"Procedural task family; model: 0.87M-parameter Llama (C 128, 4 layers, bytes), pre-trained {s.PretrainSteps} steps; mid-training: {s.Traces} traces, {s.Rounds} rounds of {s.MStepSteps} M-step steps × 8 × 256 tokens, c = {s.ThinkCost:G3}, G = {s.Group}; evaluation: {s.HeldOutProblems} held-out problems × {s.Samples} samples; RLVR: {s.RlvrSteps} steps from each model of the first {s.RlvrSeeds} seed(s). Wall time of this run: {clock.Elapsed.TotalMinutes:0.0} min ({s.Backend} backend)."));
+        string report = DemoReport.Write(s.Out, string.Create(CultureInfo.InvariantCulture, $"Procedural task family; model: 0.87M-parameter Llama (C 128, 4 layers, bytes), pre-trained {s.PretrainSteps} steps; mid-training: {s.Traces} traces, {s.Rounds} rounds of {s.MStepSteps} M-step steps × 8 × 256 tokens, c = {s.ThinkCost:G3}, k = {s.Horizon}, G = {s.Group}; evaluation: {s.HeldOutProblems} held-out problems × {s.Samples} samples; RLVR: {s.RlvrSteps} steps from each model of the first {s.RlvrSeeds} seed(s). Wall time of this run: {clock.Elapsed.TotalMinutes:0.0} min ({s.Backend} backend)."));
         log.WriteLine($"report: {Path.GetFullPath(report)}");
         return report;
     }
@@ -117,6 +117,7 @@ public sealed class DemoRunner(DemoSettings settings, TextWriter log, bool inter
         Tokenizer = Tokenizer,
         Rounds = settings.Rounds,
         ThinkCost = settings.ThinkCost,
+        Horizon = settings.Horizon,
         Group = settings.Group,
         MStepSteps = settings.MStepSteps,
         Seed = seed,

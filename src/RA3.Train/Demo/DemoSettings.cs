@@ -42,6 +42,9 @@ public sealed record DemoSettings
     /// <summary>c, cost per rationale.</summary>
     public double ThinkCost { get; init; } = 0.05;
 
+    /// <summary>k, expert lines in an E-step reward.</summary>
+    public int Horizon { get; init; } = 1;
+
     /// <summary>G, rollouts per trace (E-step) and samples per prompt (RLVR).</summary>
     public int Group { get; init; } = 4;
 
