@@ -41,7 +41,7 @@ public sealed record Rollout(Trace Trace, int[] Ids, int[] Owner, int[] Boundary
 /// <see cref="DecodeSession"/>: the walk feeds each expert line's tokens; at boundary t it feeds the
 /// tokens that the comment stub ("indent#") and line t share, then samples the decision between
 /// their first differing tokens — the policy's own probabilities of writing a comment or the code,
-/// renormalised over the two — and on think samples a rationale until a newline or
+/// renormalised over the two and mixed with the exploration floor — and on think samples a rationale until a newline or
 /// <see cref="RolloutOptions.LatentMaxTokens"/>, then feeds line t whole. Boundaries where the line
 /// itself starts with the stub (an expert comment) act.
 /// </summary>
