@@ -34,30 +34,15 @@ public static class CandidateScorer
         for (int c = 0; c < candidates.Count; c++)
         {
             int j = candidates[c];
-            var (ids, owner) = layouts[c];
-            var lineSums = new double[n];
-            double commentSum = 0;
-            for (int p = 1; p < ids.Length; p++)
-            {
-                double lp = logProbs[c][p];  // log p(ids[p] | ids[..p))
-                if (owner[p] >= 0)
-                {
-                    lineSums[owner[p]] += lp;
-                }
-                else if (owner[p] == LineTokens.RationaleOwner)
-                {
-                    commentSum += lp;
-                }
-            }
-
+            var sums = LineTokens.Sum(logProbs[c], layouts[c].Owner, n);
             for (int t = Math.Max(0, j - 1); t < n; t++)
             {
-                seg[(j * n) + t] = (float)lineSums[t];
+                seg[(j * n) + t] = (float)sums.Lines[t];
             }
 
             if (j > 0)
             {
-                rationaleLogProbs[j - 1] = (float)commentSum;
+                rationaleLogProbs[j - 1] = (float)sums.Rationale;
             }
         }
 

@@ -18,30 +18,25 @@ public static class CodeTokenLoss
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(documents);
+        var layouts = documents.Select(d => (d.Trace, Tokens: LineTokens.Of(tokenizer, d.Trace, d.Rationales))).ToList();
+        foreach (var (trace, tokens) in layouts)
+        {
+            if (model.Config.Family == RA3.Model.Config.ModelFamily.Gpt2 && tokens.Ids.Length > model.Config.MaxPositions)
+            {
+                throw new ArgumentException($"trace {trace.Id} is {tokens.Ids.Length} tokens, more than the model's {model.Config.MaxPositions} learned positions");
+            }
+        }
+
+        var logProbs = Scorer.SequenceLogProbs(model, [.. layouts.Select(l => l.Tokens.Ids)]);
         double code = 0, rationale = 0;
         long codeTokens = 0, rationaleTokens = 0;
-        foreach (var (trace, rationales) in documents)
+        for (int i = 0; i < layouts.Count; i++)
         {
-            var (ids, owner) = LineTokens.Of(tokenizer, trace, rationales);
-            if (model.Config.Family == RA3.Model.Config.ModelFamily.Gpt2 && ids.Length > model.Config.MaxPositions)
-            {
-                throw new ArgumentException($"trace {trace.Id} is {ids.Length} tokens, more than the model's {model.Config.MaxPositions} learned positions");
-            }
-
-            var scores = Scorer.Score(model, ids, 1, ids.Length, keepLogits: false);
-            for (int p = 1; p < ids.Length; p++)
-            {
-                if (owner[p] >= 0)
-                {
-                    code -= scores.LogProbs[p - 1];
-                    codeTokens++;
-                }
-                else if (owner[p] == LineTokens.RationaleOwner)
-                {
-                    rationale -= scores.LogProbs[p - 1];
-                    rationaleTokens++;
-                }
-            }
+            var sums = LineTokens.Sum(logProbs[i], layouts[i].Tokens.Owner, layouts[i].Trace.Count);
+            code -= sums.Lines.Sum();
+            codeTokens += sums.CodeTokens;
+            rationale -= sums.Rationale;
+            rationaleTokens += sums.RationaleTokens;
         }
 
         return new TokenLoss(codeTokens > 0 ? code / codeTokens : double.NaN, codeTokens, rationaleTokens > 0 ? rationale / rationaleTokens : double.NaN, rationaleTokens);

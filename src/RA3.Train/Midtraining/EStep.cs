@@ -156,25 +156,10 @@ public sealed class EStep(Transformer policy, Transformer scorer, TextTokenizer 
     }
 
     /// <summary>Per rollout, per line: log π(line | the rollout's context), the sum over the line's tokens.</summary>
-    public static double[][] LineLogProbs(Transformer model, IReadOnlyList<Rollout> batch)
+    private static double[][] LineLogProbs(Transformer model, IReadOnlyList<Rollout> batch)
     {
-        ArgumentNullException.ThrowIfNull(batch);
         var logProbs = Scorer.SequenceLogProbs(model, [.. batch.Select(r => r.Ids)]);
-        var sums = new double[batch.Count][];
-        for (int i = 0; i < batch.Count; i++)
-        {
-            var r = batch[i];
-            sums[i] = new double[r.Trace.Count];
-            for (int p = 1; p < r.Ids.Length; p++)
-            {
-                if (r.Owner[p] >= 0)
-                {
-                    sums[i][r.Owner[p]] += logProbs[i][p];
-                }
-            }
-        }
-
-        return sums;
+        return [.. batch.Select((r, i) => LineTokens.Sum(logProbs[i], r.Owner, r.Trace.Count).Lines)];
     }
 
     private static PolicySequence ToPolicySequence(Rollout r, double[] advantages)

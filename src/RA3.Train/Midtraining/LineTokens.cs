@@ -44,4 +44,38 @@ public sealed record LineTokens(int[] Ids, int[] Owner)
 
         return new LineTokens([.. ids], [.. owner]);
     }
+
+    /// <summary>
+    /// Sums <paramref name="logProbs"/> (per token p ≥ 1: log p(token p | before), as
+    /// <see cref="Scoring.Scorer.SequenceLogProbs"/> gives them) by <paramref name="owner"/>: per line
+    /// (0 .. <paramref name="lines"/> − 1) and over rationale tokens, with the token counts of each kind.
+    /// </summary>
+    public static OwnerSums Sum(ReadOnlySpan<float> logProbs, ReadOnlySpan<int> owner, int lines)
+    {
+        var sums = new double[lines];
+        double rationale = 0;
+        long code = 0, rationaleTokens = 0;
+        for (int p = 1; p < owner.Length; p++)
+        {
+            if (owner[p] >= 0)
+            {
+                sums[owner[p]] += logProbs[p];
+                code++;
+            }
+            else if (owner[p] == RationaleOwner)
+            {
+                rationale += logProbs[p];
+                rationaleTokens++;
+            }
+        }
+
+        return new OwnerSums(sums, code, rationale, rationaleTokens);
+    }
 }
+
+/// <summary>Log-probabilities summed by owner: per line, and over rationale tokens, with the token counts.</summary>
+/// <param name="Lines">Per line: the sum over its tokens.</param>
+/// <param name="CodeTokens">Tokens owned by lines.</param>
+/// <param name="Rationale">Sum over rationale tokens.</param>
+/// <param name="RationaleTokens">Rationale tokens.</param>
+public sealed record OwnerSums(double[] Lines, long CodeTokens, double Rationale, long RationaleTokens);
