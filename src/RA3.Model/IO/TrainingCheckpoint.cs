@@ -76,9 +76,11 @@ public static class TrainingCheckpoint
     /// <summary>
     /// Restores weights and moments from <paramref name="dir"/> into <paramref name="model"/> and
     /// <paramref name="optimizer"/> (whose configs must match the checkpoint's) and returns the run state.
-    /// Checksums, shapes and fields are verified; errors name the file and what is wrong.
+    /// Checksums, shapes and fields are verified; errors name the file and what is wrong. With
+    /// <paramref name="settings"/>, a checkpoint of a run with other settings is refused (a resume
+    /// must continue the same run).
     /// </summary>
-    public static TrainingState Load(string dir, Transformer model, AdamWOptimizer optimizer)
+    public static TrainingState Load(string dir, Transformer model, AdamWOptimizer optimizer, string? settings = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(optimizer);
@@ -108,6 +110,11 @@ public static class TrainingCheckpoint
 
         string Field(string key) => file.Metadata.TryGetValue(key, out string? v) ? v : throw new InvalidDataException($"{path}: metadata field '{key}' is missing");
         int step = int.TryParse(Field("step"), NumberStyles.None, CultureInfo.InvariantCulture, out int s) ? s : throw new InvalidDataException($"{path}: metadata field 'step' is not a number");
+        if (settings is not null && Field("settings") != settings)
+        {
+            throw new InvalidOperationException($"{dir} belongs to a run with other settings:\n  saved: {Field("settings")}\n  now:   {settings}");
+        }
+
         return new TrainingState(step, Field("data"), Field("settings"));
     }
 }

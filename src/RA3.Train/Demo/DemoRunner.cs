@@ -35,14 +35,7 @@ public sealed class DemoRunner(DemoSettings settings, TextWriter log, bool inter
         var s = settings;
         var clock = Stopwatch.StartNew();
         var timings = new JsonObject();
-        Directory.CreateDirectory(s.Out);
-        string identity = System.Text.Json.JsonSerializer.Serialize(s with { Backend = string.Empty }), identityPath = Path.Combine(s.Out, "settings.json");
-        if (File.Exists(identityPath) && File.ReadAllText(identityPath) != identity)
-        {
-            throw new InvalidOperationException($"{s.Out} holds a demo with other settings (its models would not match):\n  saved: {File.ReadAllText(identityPath)}\n  now:   {identity}\n(choose another --out, or delete it)");
-        }
-
-        AtomicFile.WriteAllText(identityPath, identity);
+        RunFolder.Claim(s.Out, System.Text.Json.JsonSerializer.Serialize(s with { Backend = string.Empty }));
         string tasks = Path.Combine(s.Out, "tasks");
         string train = Path.Combine(tasks, "train.jsonl"), heldOut = Path.Combine(tasks, "heldout.jsonl"), pretrainCorpus = Path.Combine(tasks, "pretrain.jsonl");
         if (!File.Exists(pretrainCorpus))
@@ -153,7 +146,7 @@ public sealed class DemoRunner(DemoSettings settings, TextWriter log, bool inter
         using var backend = BackendChoice.Create(settings.Backend);
         using var transformer = Scorer.LoadModel(model, backend);
         var tokenizer = TokenizerLoader.Load(Tokenizer);
-        using var sandbox = Sandbox.Sandbox.Create(new SandboxLimits { WallTime = TimeSpan.FromSeconds(10), CpuSeconds = 5, MemoryBytes = 512L << 20 });
+        using var sandbox = Sandbox.Sandbox.Create(RlvrTrainer.SampleLimits);
         using var pool = new SandboxPool(sandbox);
         int[] ks = [1, settings.Samples];
         var report = new Evaluator(pool).EvaluateModelAsync(new Generator(transformer, tokenizer), tokenizer, problems, settings.Samples, ks, new SamplingOptions { Temperature = 0.8f, TopP = 0.95f, MaxNewTokens = 320, Seed = seed }).GetAwaiter().GetResult();

@@ -31,14 +31,7 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
     {
         var s = settings;
         s.Validate();
-        Directory.CreateDirectory(s.Out);
-        string identityPath = Path.Combine(s.Out, "settings.json");
-        if (File.Exists(identityPath) && File.ReadAllText(identityPath) != s.Identity())
-        {
-            throw new InvalidOperationException($"{s.Out} holds a run with other settings:\n  saved: {File.ReadAllText(identityPath)}\n  now:   {s.Identity()}\n(choose another --out, or delete it)");
-        }
-
-        AtomicFile.WriteAllText(identityPath, s.Identity());
+        RunFolder.Claim(s.Out, s.Identity());
         var tokenizer = TokenizerLoader.Load(s.Tokenizer);
         var traces = TraceSet.Load(s.Data, s.MaxLines, s.Seed);
         if (traces.Train.Count == 0)
@@ -48,7 +41,7 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
 
         log.WriteLine($"{s.Method}: {traces.Train.Count} training traces ({traces.Train.Sum(t => t.Count)} lines), {traces.HeldOut.Count} held out; {s.Rounds} rounds of {s.MStepSteps} M-step steps × {s.MStepBatch} × {s.MStepSequenceLength} tokens");
         using var backend = BackendChoice.Create(s.Backend);
-        using var sandbox = Sandbox.Sandbox.Create(new SandboxLimits { WallTime = TimeSpan.FromSeconds(20), CpuSeconds = 10 });
+        using var sandbox = Sandbox.Sandbox.Create(new SandboxLimits { WallTime = TimeSpan.FromSeconds(20), CpuSeconds = 10 });  // ast.parse of whole traces
         using var pool = new SandboxPool(sandbox);
         var summaries = new List<JsonObject>();
         string start = ResolveInit(s.Init);

@@ -1,5 +1,6 @@
 using RA3.Model;
 using RA3.Model.Optim;
+using RA3.Train.Scoring;
 
 namespace RA3.Train.Midtraining;
 
@@ -17,8 +18,8 @@ public sealed record PolicyGradientOptions(float LearningRate = 5e-5f, double Kl
 /// <param name="Ids">Tokens.</param>
 /// <param name="Acting">Per token: chosen by the policy (sampled), not forced.</param>
 /// <param name="Advantages">Per token: the advantage credited to it (read where <paramref name="Acting"/>).</param>
-/// <param name="OldLogProbs">Per token: log π_old(token | before) at sampling time (read where acting).</param>
-public sealed record PolicySequence(int[] Ids, bool[] Acting, float[] Advantages, float[] OldLogProbs);
+/// <param name="OldLogProbs">Per token: log π_old(token | before) at sampling time (read where acting); null when the policy that sampled is the one about to be updated.</param>
+public sealed record PolicySequence(int[] Ids, bool[] Acting, float[] Advantages, float[]? OldLogProbs);
 
 /// <summary>What one update measured.</summary>
 /// <param name="ActionTokens">Tokens the update credited.</param>
@@ -55,31 +56,33 @@ public sealed class PolicyGradient(Transformer policy, Transformer reference, Ad
         return (float)(surrogate - (klCoefficient * (logProb - referenceLogProb)));
     }
 
-    /// <summary>One update on <paramref name="batch"/> (padded to its longest sequence); <paramref name="step"/> counts the optimizer's steps from 1.</summary>
-    public PolicyStepStats Step(IReadOnlyList<PolicySequence> batch, int step)
+    /// <summary>
+    /// <paramref name="epochs"/> updates (μ) on <paramref name="batch"/>, padded to its longest
+    /// sequence; <paramref name="batchIndex"/> counts batches from 1, so the optimizer's steps are
+    /// (batchIndex − 1)·μ + 1 .. batchIndex·μ. A sequence without old log-probabilities was sampled
+    /// by the policy as it stands: its old log-probabilities are read from the first update's forward
+    /// pass (ratio 1 there), which saves a separate scoring pass. Returns the last update's figures.
+    /// </summary>
+    public PolicyStepStats Step(IReadOnlyList<PolicySequence> batch, int batchIndex, int epochs = 1)
     {
         ArgumentNullException.ThrowIfNull(batch);
+        ArgumentOutOfRangeException.ThrowIfLessThan(epochs, 1);
         if (batch.Count == 0)
         {
             return new PolicyStepStats(0, 0, 0, 0);
         }
 
-        int b = batch.Count, longest = batch.Max(s => s.Ids.Length);
-        int time = Math.Max(2, (longest + 15) / 16 * 16);  // a few shapes, so plans are reused
-        var ids = new int[b * time];
-        var mask = new bool[b * time];
-        for (int i = 0; i < b; i++)
+        for (int i = 0; i < batch.Count; i++)
         {
             var s = batch[i];
-            if (s.Acting.Length != s.Ids.Length || s.Advantages.Length != s.Ids.Length || s.OldLogProbs.Length != s.Ids.Length)
+            if (s.Acting.Length != s.Ids.Length || s.Advantages.Length != s.Ids.Length || (s.OldLogProbs is not null && s.OldLogProbs.Length != s.Ids.Length))
             {
-                throw new ArgumentException($"policy sequence {i}: {s.Ids.Length} tokens but {s.Acting.Length} acting flags, {s.Advantages.Length} advantages, {s.OldLogProbs.Length} old log-probabilities");
+                throw new ArgumentException($"policy sequence {i}: {s.Ids.Length} tokens but {s.Acting.Length} acting flags, {s.Advantages.Length} advantages, {s.OldLogProbs?.Length} old log-probabilities");
             }
-
-            s.Ids.CopyTo(ids, i * time);
-            mask.AsSpan(i * time, s.Ids.Length).Fill(true);
         }
 
+        int b = batch.Count;
+        var (ids, mask, time) = Scorer.Pad([.. batch.Select(s => s.Ids)]);
         referencePlan = Reuse(referencePlan, reference, b, time, PassKind.Score);
         referencePlan.SetBatch(ids, mask);
         reference.Forward(referencePlan);
@@ -88,10 +91,32 @@ public sealed class PolicyGradient(Transformer policy, Transformer reference, Ad
 
         trainPlan = Reuse(trainPlan, policy, b, time, PassKind.Train);
         trainPlan.SetBatch(ids, mask);
-        policy.Forward(trainPlan);
         var logProbs = new float[b * time];
-        trainPlan.TokenLogProbs.CopyTo<float>(logProbs);
+        var old = batch.Select(s => s.OldLogProbs).ToArray();
+        PolicyStepStats stats = new(0, 0, 0, 0);
+        for (int e = 0; e < epochs; e++)
+        {
+            policy.Forward(trainPlan);
+            trainPlan.TokenLogProbs.CopyTo<float>(logProbs);
+            for (int i = 0; i < b; i++)
+            {
+                if (old[i] is null)
+                {
+                    old[i] = new float[batch[i].Ids.Length];
+                    logProbs.AsSpan(i * time, batch[i].Ids.Length - 1).CopyTo(old[i].AsSpan(1));  // row p − 1 predicts token p
+                }
+            }
 
+            stats = Update(batch, old!, logProbs, referenceLogProbs, time, ((batchIndex - 1) * epochs) + e + 1);
+        }
+
+        return stats;
+    }
+
+    // One update from the forward pass in the train plan: token weights, the weighted backward, clip, AdamW.
+    private PolicyStepStats Update(IReadOnlyList<PolicySequence> batch, float[][] old, float[] logProbs, float[] referenceLogProbs, int time, int step)
+    {
+        int b = batch.Count;
         long acting = batch.Sum(s => (long)s.Acting.Count(a => a));
         var weights = new float[b * time];
         double kl = 0;
@@ -108,7 +133,7 @@ public sealed class PolicyGradient(Transformer policy, Transformer reference, Ad
 
                 int row = (i * time) + p - 1;  // row p − 1 predicts token p
                 double lp = logProbs[row], r = referenceLogProbs[row] - lp;
-                weights[row] = TokenWeight(s.Advantages[p], lp, s.OldLogProbs[p], referenceLogProbs[row], options.ClipRange, options.KlCoefficient, out bool clipped) / acting;
+                weights[row] = TokenWeight(s.Advantages[p], lp, old[i][p], referenceLogProbs[row], options.ClipRange, options.KlCoefficient, out bool clipped) / acting;
                 kl += Math.Exp(r) - r - 1;
                 clippedCount += clipped ? 1 : 0;
             }
@@ -116,7 +141,7 @@ public sealed class PolicyGradient(Transformer policy, Transformer reference, Ad
 
         var backend = policy.Backend;
         backend.Zero(policy.Gradients!.Buffer);
-        policy.Backward(trainPlan, weights);
+        policy.Backward(trainPlan!, weights);
         double norm = backend.ClipGradNorm(policy.Gradients.Buffer, options.GradClip);
         optimizer.Step(options.LearningRate, step);
         return new PolicyStepStats(acting, kl / Math.Max(acting, 1), clippedCount / (double)Math.Max(acting, 1), norm);

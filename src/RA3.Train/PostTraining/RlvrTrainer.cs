@@ -29,6 +29,9 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
 {
     private const string PartialMarker = "@@ra3-partial";
 
+    /// <summary>Limits of a sampled completion's test run: short functions with a few asserts, so tighter than <c>ra3 eval</c>'s defaults.</summary>
+    public static SandboxLimits SampleLimits { get; } = new() { WallTime = TimeSpan.FromSeconds(10), CpuSeconds = 5, MemoryBytes = 512L << 20 };
+
     /// <summary>Runs (or resumes) the run; returns the last held-out pass@1 (NaN without held-out problems).</summary>
     public double Run()
     {
@@ -43,19 +46,14 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
         using var reference = HuggingFaceCheckpoint.Load(init, backend);
         using var optimizer = new AdamWOptimizer(model, weightDecay: 0f);
         using var update = new PolicyGradient(model, reference, optimizer, new PolicyGradientOptions(s.LearningRate, s.KlCoefficient, s.ClipRange));
-        using var sandbox = Sandbox.Sandbox.Create(new SandboxLimits { WallTime = TimeSpan.FromSeconds(10), CpuSeconds = 5, MemoryBytes = 512L << 20 });
+        using var sandbox = Sandbox.Sandbox.Create(SampleLimits);
         using var pool = new SandboxPool(sandbox);
         var generator = new Generator(model, tokenizer);
         string metricsPath = Path.Combine(s.Out, "metrics.jsonl");
         int step = 0;
         if (TrainingCheckpoint.Latest(s.Out) is string latest)
         {
-            var state = TrainingCheckpoint.Load(latest, model, optimizer);
-            if (state.Settings != s.Identity())
-            {
-                throw new InvalidOperationException($"{latest} belongs to a run with other settings:\n  saved: {state.Settings}\n  now:   {s.Identity()}");
-            }
-
+            var state = TrainingCheckpoint.Load(latest, model, optimizer, s.Identity());
             step = state.Step;
             Pretrainer.TruncateMetrics(metricsPath, step);
             log.WriteLine($"resumed from {latest} at step {step}");
@@ -88,7 +86,6 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
             var rewards = results.Select(r => Reward(r, s.PartialCredit)).ToArray();
             var sequences = new List<PolicySequence>(samples.Count);
             var ids = samples.Select(x => x.Context.Concat(x.Sample.Tokens).ToArray()).ToList();
-            var old = Scorer.SequenceLogProbs(model, ids);
             for (int g = 0; g < chosen.Count; g++)
             {
                 var advantages = Rewards.GroupAdvantages(rewards.AsSpan(g * s.Group, s.Group), normalise: true);
@@ -99,15 +96,11 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
                     acting.AsSpan(context).Fill(true);
                     var a = new float[ids[k].Length];
                     a.AsSpan(context).Fill((float)advantages[i]);
-                    sequences.Add(new PolicySequence(ids[k], acting, a, old[k]));
+                    sequences.Add(new PolicySequence(ids[k], acting, a, OldLogProbs: null));  // sampled by the model being updated
                 }
             }
 
-            PolicyStepStats stats = new(0, 0, 0, 0);
-            for (int e = 0; e < s.Epochs; e++)
-            {
-                stats = update.Step(sequences, ((step - 1) * s.Epochs) + e + 1);
-            }
+            var stats = update.Step(sequences, step, s.Epochs);
 
             long newTokens = samples.Sum(x => (long)x.Sample.Tokens.Length);
             var record = new JsonObject

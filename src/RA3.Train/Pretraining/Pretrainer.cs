@@ -50,12 +50,7 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
         string? latest = resume ? TrainingCheckpoint.Latest(s.Out) : null;
         if (latest is not null)
         {
-            var state = TrainingCheckpoint.Load(latest, model, optimizer);
-            if (state.Settings != s.Identity())
-            {
-                throw new InvalidOperationException($"{latest} belongs to a run with other settings:\n  saved: {state.Settings}\n  now:   {s.Identity()}");
-            }
-
+            var state = TrainingCheckpoint.Load(latest, model, optimizer, s.Identity());
             step = state.Step;
             dataset.Seek(DataPosition.Parse(state.DataPosition));
             TruncateMetrics(metricsPath, step);

@@ -71,15 +71,7 @@ public static class Scorer
         for (int start = 0; start < sequences.Count; start += batch)
         {
             int b = Math.Min(batch, sequences.Count - start);
-            int time = Math.Max(2, (Enumerable.Range(start, b).Max(i => sequences[i].Length) + 15) / 16 * 16);
-            var ids = new int[b * time];
-            var mask = new bool[b * time];
-            for (int i = 0; i < b; i++)
-            {
-                sequences[start + i].CopyTo(ids, i * time);
-                mask.AsSpan(i * time, sequences[start + i].Length).Fill(true);
-            }
-
+            var (ids, mask, time) = Pad([.. sequences.Skip(start).Take(b)]);
             using var plan = model.Plan(b, time, PassKind.Score);
             plan.SetBatch(ids, mask);
             model.Forward(plan);
@@ -94,5 +86,25 @@ public static class Scorer
         }
 
         return result;
+    }
+
+    /// <summary>
+    /// Sequences of different lengths as one right-padded [B, T] batch for
+    /// <see cref="Activations.SetBatch"/>: ids, the mask of real tokens, and T — the longest rounded
+    /// up to a multiple of 16, so a few shapes recur and their plans can be reused.
+    /// </summary>
+    public static (int[] Ids, bool[] Mask, int Time) Pad(IReadOnlyList<int[]> sequences)
+    {
+        ArgumentNullException.ThrowIfNull(sequences);
+        int time = Math.Max(2, (sequences.Max(s => s.Length) + 15) / 16 * 16);
+        var ids = new int[sequences.Count * time];
+        var mask = new bool[sequences.Count * time];
+        for (int i = 0; i < sequences.Count; i++)
+        {
+            sequences[i].CopyTo(ids, i * time);
+            mask.AsSpan(i * time, sequences[i].Length).Fill(true);
+        }
+
+        return (ids, mask, time);
     }
 }
