@@ -219,8 +219,13 @@ public sealed class Sandbox : IDisposable
         using var process = new Process { StartInfo = start };
         process.Start();
         process.StandardInput.Close();
-        var stdout = Drain(process.StandardOutput.BaseStream, limits.MaxOutputBytes);
-        var stderr = Drain(process.StandardError.BaseStream, limits.MaxOutputBytes);
+
+        // Once a redirected stream has been read, Process.Dispose leaves it to the caller (it closes
+        // only streams never touched), so without these two the pipes' descriptors would wait for
+        // a finaliser: two per run, an EMFILE after enough runs between collections.
+        using StreamReader outPipe = process.StandardOutput, errPipe = process.StandardError;
+        var stdout = Drain(outPipe.BaseStream, limits.MaxOutputBytes);
+        var stderr = Drain(errPipe.BaseStream, limits.MaxOutputBytes);
         bool timedOut = false, cancelled = false;
         using (var limit = CancellationTokenSource.CreateLinkedTokenSource(cancel))
         {
