@@ -1,4 +1,5 @@
 using BenchmarkDotNet.Attributes;
+using RA3.Kernels;
 using RA3.Kernels.Cpu;
 using RA3.Kernels.Native;
 using RA3.Kernels.Ops;
@@ -10,8 +11,7 @@ namespace RA3.Bench;
 
 /// <summary>
 /// Causal attention forward + backward at B4 H8 D64, T 256 and 1024: the fused (flash) kernels
-/// of the managed and native backends, the plain managed kernel (probabilities kept — the
-/// reference variant), and TorchSharp's scaled_dot_product_attention with autograd.
+/// of the managed and native backends, the native library's plain kernel (probabilities kept), and TorchSharp's scaled_dot_product_attention with autograd.
 /// </summary>
 public class AttentionBench
 {
@@ -24,8 +24,8 @@ public class AttentionBench
     [Params(256, 1024)]
     public int T { get; set; } = 256;
 
-    /// <summary>flash-cpu, flash-native, plain-cpu, or torch.</summary>
-    [Params("flash-cpu", "flash-native", "plain-cpu", "torch")]
+    /// <summary>flash-cpu, flash-native, plain-native, or torch.</summary>
+    [Params("flash-cpu", "flash-native", "plain-native", "torch")]
     public string Impl { get; set; } = "flash-cpu";
 
     /// <summary>FLOPs counted as performance.md does: 4·B·H·T²·D/2 forward, 3.5× that forward+backward.</summary>
@@ -45,11 +45,11 @@ public class AttentionBench
             return;
         }
 
-        backend = Impl == "flash-native" ? NativeBackend.Create() : new CpuBackend();
+        backend = BackendCatalog.Create(Impl[(Impl.IndexOf('-') + 1)..]);
         KTensor Make(float[]? data) => data is null ? backend.Empty(DType.Float32, B, T, H, D) : backend.FromArray(data, B, T, H, D);
         (q, k, v, dout) = (Make(Rand()), Make(Rand()), Make(Rand()), Make(Rand()));
         (o, dq, dk, dv) = (Make(null), Make(null), Make(null), Make(null));
-        aux = Impl == "plain-cpu" ? backend.Empty(DType.Float32, B, H, T, T) : backend.Empty(DType.Float32, B, H, T);
+        aux = Impl == "plain-native" ? backend.Empty(DType.Float32, B, H, T, T) : backend.Empty(DType.Float32, B, H, T);
     }
 
     [Benchmark]
@@ -65,7 +65,7 @@ public class AttentionBench
             return;
         }
 
-        if (Impl == "plain-cpu")
+        if (Impl == "plain-native")
         {
             backend.Attention(q!, k!, v!, o!, aux!);
             backend.AttentionBackward(q!, k!, v!, aux!, dout!, dq!, dk!, dv!);

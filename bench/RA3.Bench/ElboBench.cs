@@ -1,4 +1,5 @@
 using BenchmarkDotNet.Attributes;
+using RA3.Kernels;
 using RA3.Kernels.Cpu;
 using RA3.Kernels.Native;
 using RA3.Kernels.Ops;
@@ -49,7 +50,7 @@ public class ElboBench
                 return;
         }
 
-        backend = Impl == "native" ? NativeBackend.Create() : new CpuBackend();
+        backend = BackendCatalog.Create(Impl);
         seg = backend.FromArray(segData, B, T + 1, T);
         pt = backend.FromArray(ptData, B, T);
         lengths = backend.FromArray(Enumerable.Repeat(T, B).ToArray(), B);

@@ -1,4 +1,5 @@
 using BenchmarkDotNet.Attributes;
+using RA3.Kernels;
 using RA3.Kernels.Cpu;
 using RA3.Kernels.Native;
 using RA3.Kernels.Ops;
@@ -43,7 +44,7 @@ public class GemmBench
             return;
         }
 
-        backend = Impl == "native" ? NativeBackend.Create() : new CpuBackend();
+        backend = BackendCatalog.Create(Impl);
         a = backend.FromArray(Rand((long)m * k), m, k);
         b = backend.FromArray(Rand((long)k * n), k, n);
         c = backend.Empty(DType.Float32, m, n);

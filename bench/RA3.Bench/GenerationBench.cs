@@ -1,4 +1,5 @@
 using BenchmarkDotNet.Attributes;
+using RA3.Kernels;
 using RA3.Kernels.Cpu;
 using RA3.Kernels.Native;
 using RA3.Kernels.Ops;
@@ -35,7 +36,7 @@ public class GenerationBench
     [GlobalSetup]
     public void Setup()
     {
-        backend = Impl == "native" ? NativeBackend.Create() : new CpuBackend();
+        backend = BackendCatalog.Create(Impl);
         model = new Transformer(backend, TrainStepBench.Config("llama"));
         model.InitializeRandom(5);
         var rng = new Rng(9);

@@ -1,4 +1,5 @@
 using BenchmarkDotNet.Attributes;
+using RA3.Kernels;
 using RA3.Kernels.Cpu;
 using RA3.Kernels.Native;
 using RA3.Kernels.Ops;
@@ -53,7 +54,7 @@ public class SegmentScoreBench
             return;
         }
 
-        backend = Impl == "native" ? NativeBackend.Create() : new CpuBackend();
+        backend = BackendCatalog.Create(Impl);
         h = backend.FromArray(Rand(N * L * D, 1), N, L, D);
         w = backend.FromArray(Rand(V * D, 0.1), V, D);
         targets = backend.FromArray(ys, N, L);

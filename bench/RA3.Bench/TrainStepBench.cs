@@ -1,4 +1,5 @@
 using BenchmarkDotNet.Attributes;
+using RA3.Kernels;
 using RA3.Kernels.Cpu;
 using RA3.Kernels.Native;
 using RA3.Kernels.Ops;
@@ -55,7 +56,7 @@ public class TrainStepBench
         var config = Config(Family);
         var rng = new Rng(3);
         int[] ids = [.. Enumerable.Range(0, B * T).Select(_ => rng.NextInt(config.VocabSize))];
-        backend = Impl == "native" ? NativeBackend.Create() : new CpuBackend();
+        backend = BackendCatalog.Create(Impl);
         model = new Transformer(backend, config, trainable: true);
         model.InitializeRandom(11);
         if (Impl == "torch")

@@ -44,7 +44,12 @@ typedef enum ra3_status {
 /** Library version, "MAJOR.MINOR.PATCH". */
 RA3_API const char* ra3_version(void);
 
-/** ABI version: bumped whenever a signature in this header changes. */
+/** The ABI version of this header: bumped whenever a signature in it changes. The library returns it
+ *  from ra3_abi_version(), and the .NET side reads it from this line at build time (RA3.Kernels.csproj),
+ *  so this is the one place the number is written. */
+#define RA3_ABI_VERSION 3
+
+/** ABI version of the loaded library (RA3_ABI_VERSION of the header it was built from). */
 RA3_API int32_t ra3_abi_version(void);
 
 /** Message describing the last failed call on this thread ("" if none). */

@@ -28,7 +28,7 @@ extern "C" {
 
 RA3_API const char* ra3_version(void) { return RA3_VERSION_STRING; }
 
-RA3_API int32_t ra3_abi_version(void) { return 3; }
+RA3_API int32_t ra3_abi_version(void) { return RA3_ABI_VERSION; }
 
 RA3_API const char* ra3_last_error(void) { return last_error.c_str(); }
 

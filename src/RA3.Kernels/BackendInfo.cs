@@ -11,6 +11,7 @@ public static class BackendInfo
     /// <summary>Lines describing the CPU, native and ILGPU backends (a backend that fails to load says why).</summary>
     public static IEnumerable<string> Describe()
     {
+        yield return $"backends: {string.Join(", ", BackendCatalog.All.Select(e => e.Name))} (--backend NAME; the portable ones run anywhere)";
         string isa = Vector512.IsHardwareAccelerated ? "AVX-512" : Vector256.IsHardwareAccelerated ? "AVX2" : "scalar";
         yield return $"cpu:    managed SIMD {isa}, {Simd.Width} floats per vector, GEMM micro-kernel {GemmKernel.Variant}, {WorkerPool.Threads} threads";
         yield return Try("native", () =>

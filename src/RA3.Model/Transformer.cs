@@ -367,8 +367,7 @@ public sealed class Transformer : IDisposable
         }
 
         blk.Output.Forward(b, x.Attention, a.Projection);
-        b.Add(a.Residual[l], a.Projection, x.Mid);
-        blk.Norm2.Forward(b, x.Mid, x.Norm2, x.Mean2, x.Rstd2);
+        blk.Norm2.AddForward(b, a.Residual[l], a.Projection, x.Mid, x.Norm2, x.Mean2, x.Rstd2);
         blk.Hidden.Forward(b, x.Norm2, x.Hidden);
         if (c.Family == ModelFamily.Gpt2)
         {

@@ -1,4 +1,5 @@
 using NUnit.Framework;
+using RA3.Kernels;
 using RA3.Kernels.Ops;
 using RA3.Testing;
 using KTensor = RA3.Kernels.Tensors.Tensor;
@@ -6,10 +7,10 @@ using KTensor = RA3.Kernels.Tensors.Tensor;
 namespace RA3.Kernels.Tests;
 
 /// <summary>
-/// Base of the kernel test fixtures: one backend per fixture (<see cref="Backends.Names"/>), and
+/// Base of the kernel test fixtures: one backend per fixture (<see cref="BackendCatalog.PortableNames"/>), and
 /// tensors made with <see cref="Up(float[], int[])"/> / <see cref="Ints"/> freed after each test.
 /// </summary>
-[TestFixtureSource(typeof(Backends), nameof(Backends.Names))]
+[TestFixtureSource(typeof(BackendCatalog), nameof(BackendCatalog.PortableNames))]
 public abstract class KernelTest(string backendName) : IDisposable
 {
     private readonly List<KTensor> owned = [];
@@ -18,7 +19,7 @@ public abstract class KernelTest(string backendName) : IDisposable
     protected Backend B { get; private set; } = null!;
 
     [OneTimeSetUp]
-    public void Open() => B = Backends.Create(backendName);
+    public void Open() => B = BackendCatalog.Create(backendName);
 
     [OneTimeTearDown]
     public void Dispose()

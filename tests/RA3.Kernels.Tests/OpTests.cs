@@ -172,6 +172,38 @@ public sealed class OpTests(string backendName) : KernelTest(backendName)
         Close(dw, T(dw0, [c]) + rw.grad!, "dweight");
     }
 
+    [TestCase(false, true)]
+    [TestCase(false, false)]
+    [TestCase(true, false)]
+    public void AddNormIsTheResidualAddThenTheNorm(bool rms, bool withBias)
+    {
+        const int rows = 9, c = 71;
+        const float eps = 1e-5f;
+        float[] a = Random(rows * c, -2, 3), d = Random(rows * c), w = Random(c), bias = Random(c);
+        var sum = T(a, [rows, c]) + T(d, [rows, c]);
+        var want = rms
+            ? sum * rsqrt(sum.pow(2).mean([-1], keepdim: true) + eps) * T(w, [c])
+            : nn.functional.layer_norm(sum, [c], T(w, [c]), withBias ? T(bias, [c]) : null, eps);
+        var wantRstd = rms ? rsqrt(sum.pow(2).mean([-1]) + eps) : rsqrt(sum.var([-1], unbiased: false) + eps);
+        KTensor ka = Up(a, rows, c), kd = Up(d, rows, c), kw = Up(w, c), ksum = Up(Random(rows * c), rows, c), y = Up(Random(rows * c), rows, c);
+        KTensor mean = Up(Random(rows), rows), rstd = Up(Random(rows), rows);
+        if (rms)
+        {
+            B.AddRmsNorm(ka, kd, kw, ksum, y, rstd, eps);
+        }
+        else
+        {
+            B.AddLayerNorm(ka, kd, kw, withBias ? Up(bias, c) : null, ksum, y, mean, rstd, eps);
+            Close(mean, sum.mean([-1]), "mean");
+        }
+
+        Close(ksum, sum, "sum");
+        Close(y, want, "norm of the sum");
+        Close(rstd, wantRstd, "rstd");
+        var ex = Assert.Throws<ArgumentException>(() => B.AddRmsNorm(ka, Up(Random(c), 1, c), kw, ksum, y, rstd, eps))!;
+        Assert.That(ex.Message, Does.Contain($"[{rows}, {c}]").And.Contain($"[1, {c}]"));
+    }
+
     [TestCase(2, 9, 3, 6, 10000f)]
     [TestCase(1, 5, 2, 34, 500000f)]
     public void RopeRotateHalf(int batch, int t, int heads, int d, float theta)

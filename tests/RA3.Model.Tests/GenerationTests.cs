@@ -57,6 +57,8 @@ public sealed class GenerationTests(string backendName) : BackendTest(backendNam
 
             Assert.That(batched[i].Tokens, Is.EqualTo(sequence.Skip(prompts[i].Length)), $"prompt {i} (length {prompts[i].Length})");
         }
+
+        Assert.That(Backend.HostFallbacks, Is.Empty, "prefill, decode or scoring fell back to the reference tier");
     }
 
     [Test]

@@ -7,8 +7,10 @@ namespace RA3.Train.Tests;
 /// <summary><c>--backend</c>: every name creates its backend, and <c>cuda</c> without a GPU build says why as a usage error.</summary>
 public sealed class BackendChoiceTests
 {
+    [TestCase("reference")]
     [TestCase("cpu")]
     [TestCase("native")]
+    [TestCase("ilgpu-cpu")]
     [TestCase("ilgpu")]
     public void CreatesTheNamedBackend(string name)
     {

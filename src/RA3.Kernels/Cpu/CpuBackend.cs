@@ -9,7 +9,7 @@ namespace RA3.Kernels.Cpu;
 /// <see cref="WorkerPool"/>, no allocation inside an op. One backend instance serves one thread
 /// of calls at a time (its GEMM packing buffer is shared by its calls).
 /// </summary>
-public unsafe class CpuBackend : Backend
+public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
 {
     private readonly GemmKernel gemm = new();
     private double* partials;
@@ -29,17 +29,6 @@ public unsafe class CpuBackend : Backend
     /// <summary>Throws <see cref="ArgumentException"/> naming the index if an id is outside [lo, hi).</summary>
     protected static void CheckIds(Tensor ids, int lo, int hi, string name) =>
         ShapeCheck.Ids(new ReadOnlySpan<int>(I(ids), checked((int)ids.Count)), lo, hi, name, ids.Shape);
-
-    /// <inheritdoc/>
-    protected override TensorStorage Allocate(long byteLength) => new HostStorage(byteLength);
-
-    /// <inheritdoc/>
-    protected internal override void Write(Tensor tensor, ReadOnlySpan<byte> source) =>
-        source.CopyTo(new Span<byte>((byte*)((HostStorage)tensor.Storage).Pointer + (tensor.Offset * tensor.DType.SizeInBytes()), source.Length));
-
-    /// <inheritdoc/>
-    protected internal override void Read(Tensor tensor, Span<byte> destination) =>
-        new ReadOnlySpan<byte>((byte*)((HostStorage)tensor.Storage).Pointer + (tensor.Offset * tensor.DType.SizeInBytes()), destination.Length).CopyTo(destination);
 
     /// <inheritdoc/>
     protected override void Dispose(bool disposing)
@@ -78,8 +67,6 @@ public unsafe class CpuBackend : Backend
 
     private protected override void AddCore(Tensor a, Tensor b, Tensor y) => Ew(ElementwiseKernel.Kind.Add, a, b, y);
 
-    private protected override void AccumulateCore(Tensor dst, Tensor src) => Ew(ElementwiseKernel.Kind.Accumulate, dst, src);
-
     private protected override void ZeroCore(Tensor t) =>
         NativeMemory.Clear((byte*)((HostStorage)t.Storage).Pointer + (t.Offset * t.DType.SizeInBytes()), (nuint)(t.Count * t.DType.SizeInBytes()));
 
@@ -89,10 +76,6 @@ public unsafe class CpuBackend : Backend
     private protected override void GeluCore(Tensor x, Tensor y) => Ew(ElementwiseKernel.Kind.Gelu, x, y);
 
     private protected override void GeluBackwardCore(Tensor x, Tensor dy, Tensor dx) => Ew(ElementwiseKernel.Kind.GeluBackward, x, dy, dx);
-
-    private protected override void SiluCore(Tensor x, Tensor y) => Ew(ElementwiseKernel.Kind.Silu, x, y);
-
-    private protected override void SiluBackwardCore(Tensor x, Tensor dy, Tensor dx) => Ew(ElementwiseKernel.Kind.SiluBackward, x, dy, dx);
 
     private protected override void SwiGluCore(Tensor gate, Tensor up, Tensor y) => Ew(ElementwiseKernel.Kind.SwiGlu, gate, up, y);
 
@@ -137,6 +120,37 @@ public unsafe class CpuBackend : Backend
             C = x.Shape[-1],
         });
 
+    private protected override void AddLayerNormCore(Tensor a, Tensor b, Tensor weight, Tensor? bias, Tensor sum, Tensor y, Tensor mean, Tensor rstd, float eps) =>
+        NormalizationKernel.Forward(new NormalizationKernel.Rows
+        {
+            AddA = F(a),
+            AddB = F(b),
+            X = F(sum),
+            Weight = F(weight),
+            Bias = bias is null ? null : F(bias),
+            Y = F(y),
+            Mean = F(mean),
+            Rstd = F(rstd),
+            RowCount = sum.Shape.Rows,
+            C = sum.Shape[-1],
+            Eps = eps,
+        });
+
+    private protected override void AddRmsNormCore(Tensor a, Tensor b, Tensor weight, Tensor sum, Tensor y, Tensor rstd, float eps) =>
+        NormalizationKernel.Forward(new NormalizationKernel.Rows
+        {
+            AddA = F(a),
+            AddB = F(b),
+            X = F(sum),
+            Weight = F(weight),
+            Y = F(y),
+            Rstd = F(rstd),
+            RowCount = sum.Shape.Rows,
+            C = sum.Shape[-1],
+            Eps = eps,
+            Rms = true,
+        });
+
     private protected override void RmsNormCore(Tensor x, Tensor weight, Tensor y, Tensor rstd, float eps) =>
         NormalizationKernel.Forward(new NormalizationKernel.Rows
         {
@@ -164,46 +178,32 @@ public unsafe class CpuBackend : Backend
             Rms = true,
         });
 
-    private protected override void RopeCore(Tensor x, Tensor positions, Tensor invFreq, Tensor y, bool inverse) =>
-        WorkerPool.For(x.Shape[0] * x.Shape[1], new RopeKernel.Body
-        {
-            X = F(x),
-            Positions = I(positions),
-            InvFreq = F(invFreq),
-            Y = F(y),
-            Heads = x.Shape[2],
-            D = x.Shape[3],
-            Inverse = inverse,
-        });
+    private protected override void RopeCore(Tensor x, Tensor positions, Tensor invFreq, Tensor y) => Rope(x, positions, invFreq, y, inverse: false);
 
-    private protected override void SoftmaxCore(Tensor x, Tensor y) =>
-        SoftmaxKernel.Run(new SoftmaxKernel.Body { Kind = SoftmaxKernel.Kind.Forward, X = F(x), Y = F(y), Rows = x.Shape.Rows, C = x.Shape[-1] });
+    private protected override void RopeBackwardCore(Tensor dy, Tensor positions, Tensor invFreq, Tensor dx) => Rope(dy, positions, invFreq, dx, inverse: true);
 
-    private protected override void SoftmaxBackwardCore(Tensor y, Tensor dy, Tensor dx) =>
-        SoftmaxKernel.Run(new SoftmaxKernel.Body { Kind = SoftmaxKernel.Kind.Backward, X = F(y), Dy = F(dy), Dx = F(dx), Rows = y.Shape.Rows, C = y.Shape[-1] });
+    private protected override void FlashAttentionCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse) =>
+        TiledFlashAttention(this, q, k, v, lengths, output, lse);
 
-    private protected override void AttentionCore(Tensor q, Tensor k, Tensor v, Tensor output, Tensor probs) =>
-        AttentionKernel.Run(AttentionBody(q, k, v, probs) with { Out = F(output) });
+    private protected override void FlashAttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv) =>
+        TiledFlashAttentionBackward(this, q, k, v, lengths, output, lse, dOutput, dq, dk, dv);
 
-    private protected override void AttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor probs, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv) =>
-        AttentionKernel.Run(AttentionBody(q, k, v, probs) with { DOut = F(dOutput), DQ = F(dq), DK = F(dk), DV = F(dv) });
-
-    private protected override void HeadsToBatchCore(Tensor x, Tensor dst, int hq) =>
+    void IFlashTiles.HeadsToBatch(Tensor x, Tensor dst, int hq) =>
         WorkerPool.For(x.Shape[0] * Chunks.Count(x.Shape[1], FlashTileKernel.Heads.RowsPerTask), new FlashTileKernel.Heads { X = F(x), Dst = F(dst), T = x.Shape[1], Hx = x.Shape[2], Hq = hq, D = x.Shape[3] });
 
-    private protected override void BatchToHeadsCore(Tensor src, Tensor dst, int hq, bool accumulate) =>
+    void IFlashTiles.BatchToHeads(Tensor src, Tensor dst, int hq, bool accumulate) =>
         WorkerPool.For(dst.Shape[0] * Chunks.Count(dst.Shape[1], FlashTileKernel.Heads.RowsPerTask), new FlashTileKernel.Heads { X = F(dst), Dst = F(src), T = dst.Shape[1], Hx = dst.Shape[2], Hq = hq, D = dst.Shape[3], Back = true, Accumulate = accumulate });
 
-    private protected override void FlashTileForwardCore(Tensor scores, Tensor o, Tensor m, Tensor l, Tensor? lengths, FlashTile tile) =>
+    void IFlashTiles.TileForward(Tensor scores, Tensor o, Tensor m, Tensor l, Tensor? lengths, FlashTile tile) =>
         WorkerPool.For(m.Shape[0], new FlashTileKernel.Forward { S = F(scores), O = F(o), M = F(m), L = F(l), Lengths = lengths is null ? null : I(lengths), Tile = tile });
 
-    private protected override void FlashFinishForwardCore(Tensor o, Tensor m, Tensor l, Tensor? lengths, FlashTile tile) =>
+    void IFlashTiles.FinishForward(Tensor o, Tensor m, Tensor l, Tensor? lengths, FlashTile tile) =>
         WorkerPool.For(m.Shape[0], new FlashTileKernel.Finish { O = F(o), M = F(m), L = F(l), Lengths = lengths is null ? null : I(lengths), Tile = tile });
 
-    private protected override void FlashTileBackwardCore(Tensor p, Tensor ds, Tensor lse, Tensor rowDot, Tensor? lengths, FlashTile tile) =>
+    void IFlashTiles.TileBackward(Tensor p, Tensor ds, Tensor lse, Tensor rowDot, Tensor? lengths, FlashTile tile) =>
         WorkerPool.For(lse.Shape[0], new FlashTileKernel.Backward { P = F(p), DS = F(ds), Lse = F(lse), RowDot = F(rowDot), Lengths = lengths is null ? null : I(lengths), Tile = tile });
 
-    private protected override void FlashRowDotCore(Tensor dOut, Tensor output, Tensor rowDot) =>
+    void IFlashTiles.RowDot(Tensor dOut, Tensor output, Tensor rowDot) =>
         WorkerPool.For(dOut.Shape[0], new FlashTileKernel.RowDot { A = F(dOut), B = F(output), Out = F(rowDot), T = dOut.Shape[1], H = dOut.Shape[2], D = dOut.Shape[3] });
 
     private protected override void AttentionDecodeCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output) =>
@@ -249,18 +249,6 @@ public unsafe class CpuBackend : Backend
         EmbeddingKernel.Run(new EmbeddingKernel.Body { Ids = I(ids), Table = F(dTable), Rows = F(dOutput), N = ids.Count, C = dTable.Shape[1], Backward = true });
     }
 
-    private protected override void CrossEntropyCore(Tensor logits, Tensor targets, Tensor losses)
-    {
-        CheckIds(targets, int.MinValue, logits.Shape[-1], nameof(targets));
-        SoftmaxKernel.Run(new SoftmaxKernel.Body { Kind = SoftmaxKernel.Kind.CrossEntropy, X = F(logits), Targets = I(targets), Y = F(losses), Rows = logits.Shape.Rows, C = logits.Shape[-1] });
-    }
-
-    private protected override void CrossEntropyBackwardCore(Tensor logits, Tensor targets, Tensor dLosses, Tensor dLogits)
-    {
-        CheckIds(targets, int.MinValue, logits.Shape[-1], nameof(targets));
-        SoftmaxKernel.Run(new SoftmaxKernel.Body { Kind = SoftmaxKernel.Kind.CrossEntropyBackward, X = F(logits), Targets = I(targets), Dy = F(dLosses), Dx = F(dLogits), Rows = logits.Shape.Rows, C = logits.Shape[-1] });
-    }
-
     private protected override void AdamWCore(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWSettings settings, int step) =>
         WorkerPool.For(Chunks.Count(param.Count, Chunks.Elements), new OptimizerKernel.AdamW
         {
@@ -293,16 +281,22 @@ public unsafe class CpuBackend : Backend
         return sum;
     }
 
-    private protected override void SegmentChunkForwardCore(Tensor logits, int c0, Tensor targets, Tensor state, bool first)
+    private protected override void SegmentScoresCore(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor scores, Tensor lse) =>
+        ChunkedSegmentScores(this, h, w, targets, lineIds, scores, lse);
+
+    private protected override void SegmentScoresBackwardCore(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor lse, Tensor dScores, Tensor dH, Tensor dW) =>
+        ChunkedSegmentScoresBackward(this, h, w, targets, lineIds, lse, dScores, dH, dW);
+
+    void ISegmentChunks.ChunkForward(Tensor logits, int c0, Tensor targets, Tensor state, bool first)
     {
         var body = new SegmentKernel.ChunkForward { Logits = F(logits), Targets = I(targets), State = F(state), Rows = logits.Shape[0], Vc = logits.Shape[1], C0 = c0, First = first };
         WorkerPool.For(body.Tasks, body);
     }
 
-    private protected override void SegmentFinishCore(Tensor state, Tensor lineIds, Tensor lse, Tensor scores) =>
+    void ISegmentChunks.Finish(Tensor state, Tensor lineIds, Tensor lse, Tensor scores) =>
         WorkerPool.For(scores.Shape[0], new SegmentKernel.Finish { State = F(state), LineIds = I(lineIds), Lse = F(lse), Scores = F(scores), L = lineIds.Shape[1], Lines = scores.Shape[1] });
 
-    private protected override void SegmentChunkBackwardCore(Tensor logits, int c0, Tensor targets, Tensor lineIds, Tensor lse, Tensor dScores, int r0, int tokensPerSequence, int lines)
+    void ISegmentChunks.ChunkBackward(Tensor logits, int c0, Tensor targets, Tensor lineIds, Tensor lse, Tensor dScores, int r0, int tokensPerSequence, int lines)
     {
         var body = new SegmentKernel.ChunkBackward
         {
@@ -351,19 +345,18 @@ public unsafe class CpuBackend : Backend
         Scratch = Scratch(seg.Shape[0] * ElboKernel.ScratchPerTrace(seg.Shape[2])),
     };
 
+    private static void Rope(Tensor x, Tensor positions, Tensor invFreq, Tensor y, bool inverse) =>
+        WorkerPool.For(x.Shape[0] * x.Shape[1], new RopeKernel.Body
+        {
+            X = F(x),
+            Positions = I(positions),
+            InvFreq = F(invFreq),
+            Y = F(y),
+            Heads = x.Shape[2],
+            D = x.Shape[3],
+            Inverse = inverse,
+        });
+
     private static void Ew(ElementwiseKernel.Kind kind, Tensor x, Tensor y, Tensor? z = null) =>
         ElementwiseKernel.Run(new ElementwiseKernel.Body { Kind = kind, Count = x.Count, X = F(x), Y = F(y), Z = z is null ? null : F(z) });
-
-    private static AttentionKernel.Body AttentionBody(Tensor q, Tensor k, Tensor v, Tensor probs) => new()
-    {
-        Q = F(q),
-        K = F(k),
-        V = F(v),
-        Probs = F(probs),
-        B = q.Shape[0],
-        T = q.Shape[1],
-        Hq = q.Shape[2],
-        Hkv = k.Shape[2],
-        D = q.Shape[3],
-    };
 }

@@ -5,8 +5,7 @@ using System.Runtime.Intrinsics;
 namespace RA3.Kernels.Cpu;
 
 /// <summary>
-/// Elementwise kernels (residual add, accumulate, scale, GELU-tanh, SiLU, SwiGLU and their
-/// backwards) on 256-bit vectors with a scalar tail; <see cref="Body"/> splits a tensor into
+/// Elementwise kernels (residual add, scale, GELU-tanh, SwiGLU and their backwards) on 256-bit vectors with a scalar tail; <see cref="Body"/> splits a tensor into
 /// <see cref="Chunks.Elements"/>-sized tasks for the worker pool.
 /// </summary>
 internal static unsafe class ElementwiseKernel
@@ -23,9 +22,6 @@ internal static unsafe class ElementwiseKernel
         /// <summary>z = x + y.</summary>
         Add,
 
-        /// <summary>x += y.</summary>
-        Accumulate,
-
         /// <summary>x *= scalar.</summary>
         Scale,
 
@@ -34,12 +30,6 @@ internal static unsafe class ElementwiseKernel
 
         /// <summary>z += gelu'(x)·y, with y = dy.</summary>
         GeluBackward,
-
-        /// <summary>y = silu(x).</summary>
-        Silu,
-
-        /// <summary>z += silu'(x)·y, with y = dy.</summary>
-        SiluBackward,
 
         /// <summary>z = silu(x)·y (x = gate, y = up).</summary>
         SwiGlu,
@@ -67,14 +57,11 @@ internal static unsafe class ElementwiseKernel
             switch (Kind)
             {
                 case Kind.Add: Add(x, Slice(Y, s, n), Slice(Z, s, n)); break;
-                case Kind.Accumulate: Add(x, Slice(Y, s, n), x); break;
                 case Kind.Scale: Simd.Scale(x, Scalar, x); break;
                 case Kind.Gelu: Gelu(x, Slice(Y, s, n)); break;
                 case Kind.GeluBackward: GeluBackward(x, Slice(Y, s, n), Slice(Z, s, n)); break;
-                case Kind.Silu: Silu(x, Span<float>.Empty, Slice(Y, s, n)); break;
-                case Kind.SiluBackward: SiluBackward(x, Slice(Y, s, n), Span<float>.Empty, Slice(Z, s, n), Span<float>.Empty); break;
-                case Kind.SwiGlu: Silu(x, Slice(Y, s, n), Slice(Z, s, n)); break;
-                case Kind.SwiGluBackward: SiluBackward(x, Slice(Z, s, n), Slice(Y, s, n), Slice(W, s, n), Slice(V, s, n)); break;
+                case Kind.SwiGlu: SwiGlu(x, Slice(Y, s, n), Slice(Z, s, n)); break;
+                case Kind.SwiGluBackward: SwiGluBackward(x, Slice(Y, s, n), Slice(Z, s, n), Slice(W, s, n), Slice(V, s, n)); break;
                 default: throw new InvalidOperationException($"unknown elementwise kind {Kind}");
             }
         }
@@ -85,7 +72,8 @@ internal static unsafe class ElementwiseKernel
     /// <summary>Runs <paramref name="body"/> over its elements on all cores.</summary>
     public static void Run(in Body body) => WorkerPool.For(Chunks.Count(body.Count, Chunks.Elements), body);
 
-    private static void Add(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> y)
+    /// <summary>y = a + b (also the fused residual add of <see cref="NormalizationKernel"/>).</summary>
+    internal static void Add(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> y)
     {
         ref float pa = ref MemoryMarshal.GetReference(a);
         ref float pb = ref MemoryMarshal.GetReference(b);
@@ -163,50 +151,34 @@ internal static unsafe class ElementwiseKernel
         }
     }
 
-    // y = silu(x) · (up, or 1 when up is empty)
-    private static void Silu(ReadOnlySpan<float> x, ReadOnlySpan<float> up, Span<float> y)
+    // y = silu(gate) · up
+    private static void SwiGlu(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> y)
     {
-        bool gated = !up.IsEmpty;
-        ref float px = ref MemoryMarshal.GetReference(x);
+        ref float px = ref MemoryMarshal.GetReference(gate);
         ref float pu = ref MemoryMarshal.GetReference(up);
         ref float py = ref MemoryMarshal.GetReference(y);
         int i = 0;
-        for (; i <= x.Length - 8; i += 8)
+        for (; i <= gate.Length - 8; i += 8)
         {
             var v = Vector256.LoadUnsafe(ref px, (nuint)i);
-            var r = v * Sigmoid(v);
-            if (gated)
-            {
-                r *= Vector256.LoadUnsafe(ref pu, (nuint)i);
-            }
-
-            r.StoreUnsafe(ref py, (nuint)i);
+            (v * Sigmoid(v) * Vector256.LoadUnsafe(ref pu, (nuint)i)).StoreUnsafe(ref py, (nuint)i);
         }
 
-        for (; i < x.Length; i++)
+        for (; i < gate.Length; i++)
         {
             float v = Unsafe.Add(ref px, i);
-            Unsafe.Add(ref py, i) = v * Sigmoid(v) * (gated ? Unsafe.Add(ref pu, i) : 1f);
+            Unsafe.Add(ref py, i) = v * Sigmoid(v) * Unsafe.Add(ref pu, i);
         }
     }
 
-    // dx += silu'(x)·dy·(up or 1); dUp += silu(x)·dy when up is given.
-    private static void SiluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, ReadOnlySpan<float> up, Span<float> dx, Span<float> dUp)
+    // dGate += silu'(gate)·up·dy; dUp += silu(gate)·dy.
+    private static void SwiGluBackward(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, ReadOnlySpan<float> dy, Span<float> dGate, Span<float> dUp)
     {
-        bool gated = !up.IsEmpty;
-        for (int i = 0; i < x.Length; i++)
+        for (int i = 0; i < gate.Length; i++)
         {
-            float v = x[i], s = Sigmoid(v), g = dy[i];
-            float ds = s * (1f + (v * (1f - s)));
-            if (gated)
-            {
-                dx[i] += ds * up[i] * g;
-                dUp[i] += v * s * g;
-            }
-            else
-            {
-                dx[i] += ds * g;
-            }
+            float v = gate[i], s = Sigmoid(v), g = dy[i];
+            dGate[i] += s * (1f + (v * (1f - s))) * up[i] * g;
+            dUp[i] += v * s * g;
         }
     }
 }

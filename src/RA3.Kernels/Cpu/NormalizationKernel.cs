@@ -19,9 +19,15 @@ internal static unsafe class NormalizationKernel
         WorkerPool.For(Chunks.Count(body.C, ColumnsPerTask), new ParamGrads { R = body });
     }
 
-    /// <summary>Operands of one norm; <see cref="Mean"/> is null for RMSNorm, <see cref="Dy"/> null in the forward.</summary>
+    /// <summary>
+    /// Operands of one norm; <see cref="Mean"/> is null for RMSNorm, <see cref="Dy"/> null in the
+    /// forward. With <see cref="AddA"/> and <see cref="AddB"/> the forward first writes each row of
+    /// X as their sum (the fused residual add), while the row is in cache.
+    /// </summary>
     public struct Rows : IParallelBody
     {
+        public float* AddA;
+        public float* AddB;
         public float* X;
         public float* Weight;
         public float* Bias;
@@ -57,6 +63,11 @@ internal static unsafe class NormalizationKernel
 
         private readonly void ForwardRow(long r)
         {
+            if (AddA != null)
+            {
+                ElementwiseKernel.Add(new ReadOnlySpan<float>(AddA + (r * C), C), new ReadOnlySpan<float>(AddB + (r * C), C), new Span<float>(X + (r * C), C));
+            }
+
             var x = new ReadOnlySpan<float>(X + (r * C), C);
             var y = new Span<float>(Y + (r * C), C);
             float mean = 0f;

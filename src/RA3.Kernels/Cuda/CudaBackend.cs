@@ -76,6 +76,20 @@ public sealed class CudaBackend : IlgpuBackend
         NativeMethods.Check(NativeMethods.CudaLayerNormForward(x.Shape.Rows, x.Shape[-1], P(x), P(weight), bias is null ? IntPtr.Zero : P(bias), P(y), P(mean), P(rstd), eps));
     }
 
+    // The fused add + norm as ILGPU's add, then the CUDA norm: the CUDA norms run a warp per row,
+    // ILGPU's fused kernel a thread per row (not yet timed against each other on a GPU).
+    private protected override void AddLayerNormCore(Tensor a, Tensor b, Tensor weight, Tensor? bias, Tensor sum, Tensor y, Tensor mean, Tensor rstd, float eps)
+    {
+        AddCore(a, b, sum);
+        LayerNormCore(sum, weight, bias, y, mean, rstd, eps);
+    }
+
+    private protected override void AddRmsNormCore(Tensor a, Tensor b, Tensor weight, Tensor sum, Tensor y, Tensor rstd, float eps)
+    {
+        AddCore(a, b, sum);
+        RmsNormCore(sum, weight, y, rstd, eps);
+    }
+
     private protected override void LayerNormBackwardCore(Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dy, Tensor dx, Tensor dWeight, Tensor? dBias)
     {
         Enter();

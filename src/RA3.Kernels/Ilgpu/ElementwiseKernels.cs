@@ -13,9 +13,6 @@ internal static class ElementwiseKernels
     /// <summary>y = a + b.</summary>
     public static void Add(Index1D i, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y) => y[i] = a[i] + b[i];
 
-    /// <summary>dst += src.</summary>
-    public static void Accumulate(Index1D i, ArrayView<float> dst, ArrayView<float> src) => dst[i] += src[i];
-
     /// <summary>x *= s.</summary>
     public static void Scale(Index1D i, ArrayView<float> x, float s) => x[i] *= s;
 
@@ -32,16 +29,6 @@ internal static class ElementwiseKernels
         float v = x[i];
         float t = XMath.Tanh(GeluK * (v + (GeluC * v * v * v)));
         dx[i] += dy[i] * ((0.5f * (1f + t)) + (0.5f * v * (1f - (t * t)) * GeluK * (1f + (3f * GeluC * v * v))));
-    }
-
-    /// <summary>y = x·σ(x).</summary>
-    public static void Silu(Index1D i, ArrayView<float> x, ArrayView<float> y) => y[i] = x[i] * Sigmoid(x[i]);
-
-    /// <summary>dx += σ(x)(1 + x(1 − σ(x)))·dy.</summary>
-    public static void SiluBackward(Index1D i, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx)
-    {
-        float s = Sigmoid(x[i]);
-        dx[i] += s * (1f + (x[i] * (1f - s))) * dy[i];
     }
 
     /// <summary>y = silu(gate)·up.</summary>

@@ -7,36 +7,31 @@ using RA3.Kernels.Tensors;
 namespace RA3.Kernels.Ilgpu;
 
 /// <summary>
-/// The ILGPU backend: every op as an ILGPU kernel. On ILGPU's CPU accelerator (the tests) it
+/// The ILGPU backend: every op the model runs as an ILGPU kernel (the rest fall back to the
+/// reference tier through host copies, counted in <see cref="Backend.HostFallbacks"/>). On ILGPU's CPU accelerator (the tests) it
 /// runs everywhere; unchanged, it runs on a CUDA accelerator. Kernels are compiled once, when the
 /// backend is created. Ops are queued on the accelerator's default stream; reads synchronise.
 /// <see cref="Cuda.CudaBackend"/> derives from it to put ra3_native's CUDA kernels in front.
 /// </summary>
-public class IlgpuBackend : Backend
+public class IlgpuBackend : Backend, IFlashTiles, ISegmentChunks
 {
     private readonly Context context;
     private readonly Accelerator acc;
     private readonly MemoryBuffer1D<float, Stride1D.Dense> dummy;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> add, swiglu;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>> accumulate, geluF, siluF;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>> geluF;
     private readonly Action<Index1D, ArrayView<float>, float> scale;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> geluB, siluB;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> geluB;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> swigluB;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamWSettings, float, float> adamw;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<double>, int> sumSquares;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>> biasBackward;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int> normF;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int, int> normF;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int, int> addNormF;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> normRows;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> normCols;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int> softmaxF;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> softmaxB;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int> ceF;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int> ceB;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int> normCols;
     private readonly Action<Index2D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int> rope;
     private readonly Action<Index2D, ArrayView<int>, ArrayView<float>, ArrayView<float>, int> embedF, embedB;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionDims> attnF;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionDims> attnQ;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionDims> attnK;
     private readonly Action<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, DecodeDims> decodeAppend;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, DecodeDims> decodeAttend;
     private readonly Action<Index2D, ArrayView<float>, int, int, ArrayView<float>, int, int> copyColumns;
@@ -66,30 +61,21 @@ public class IlgpuBackend : Backend
         acc = accelerator;
         dummy = acc.Allocate1D<float>(1);
         add = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.Add);
-        accumulate = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.Accumulate);
         scale = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, float>(ElementwiseKernels.Scale);
         geluF = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.Gelu);
         geluB = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.GeluBackward);
-        siluF = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.Silu);
-        siluB = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.SiluBackward);
         swiglu = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.SwiGlu);
         swigluB = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.SwiGluBackward);
         adamw = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamWSettings, float, float>(ElementwiseKernels.AdamW);
         sumSquares = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<double>, int>(ElementwiseKernels.SumOfSquares);
         biasBackward = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.BiasBackward);
-        normF = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int>(RowKernels.NormForward);
+        normF = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int, int>(RowKernels.NormForward);
+        addNormF = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int, int>(RowKernels.AddNormForward);
         normRows = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(RowKernels.NormBackwardRows);
-        normCols = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(RowKernels.NormBackwardColumns);
-        softmaxF = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(RowKernels.Softmax);
-        softmaxB = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(RowKernels.SoftmaxBackward);
-        ceF = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>(RowKernels.CrossEntropy);
-        ceB = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int>(RowKernels.CrossEntropyBackward);
+        normCols = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(RowKernels.NormBackwardColumns);
         rope = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int>(RowKernels.Rope);
         embedF = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<int>, ArrayView<float>, ArrayView<float>, int>(RowKernels.Embedding);
         embedB = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<int>, ArrayView<float>, ArrayView<float>, int>(RowKernels.EmbeddingBackward);
-        attnF = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionDims>(AttentionKernels.Forward);
-        attnQ = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionDims>(AttentionKernels.BackwardQuery);
-        attnK = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionDims>(AttentionKernels.BackwardKey);
         decodeAppend = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, DecodeDims>(DecodeAttentionKernels.Append);
         decodeAttend = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, DecodeDims>(DecodeAttentionKernels.Attend);
         copyColumns = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, int, int, ArrayView<float>, int, int>(ElementwiseKernels.CopyColumns);
@@ -198,8 +184,6 @@ public class IlgpuBackend : Backend
 
     private protected override void AddCore(Tensor a, Tensor b, Tensor y) => add(N(a), F(a), F(b), F(y));
 
-    private protected override void AccumulateCore(Tensor dst, Tensor src) => accumulate(N(dst), F(dst), F(src));
-
     private protected override void ZeroCore(Tensor t) => Bytes(t).MemSetToZero();
 
     private protected override void ScaleCore(Tensor x, float factor) => scale(N(x), F(x), factor);
@@ -208,68 +192,61 @@ public class IlgpuBackend : Backend
 
     private protected override void GeluBackwardCore(Tensor x, Tensor dy, Tensor dx) => geluB(N(x), F(x), F(dy), F(dx));
 
-    private protected override void SiluCore(Tensor x, Tensor y) => siluF(N(x), F(x), F(y));
-
-    private protected override void SiluBackwardCore(Tensor x, Tensor dy, Tensor dx) => siluB(N(x), F(x), F(dy), F(dx));
-
     private protected override void SwiGluCore(Tensor gate, Tensor up, Tensor y) => swiglu(N(gate), F(gate), F(up), F(y));
 
     private protected override void SwiGluBackwardCore(Tensor gate, Tensor up, Tensor dy, Tensor dGate, Tensor dUp) =>
         swigluB(N(gate), F(gate), F(up), F(dy), F(dGate), F(dUp));
 
     private protected override void LayerNormCore(Tensor x, Tensor weight, Tensor? bias, Tensor y, Tensor mean, Tensor rstd, float eps) =>
-        normF(Rows(x), F(x), F(weight), bias is null ? dummy.View : F(bias), F(y), F(mean), F(rstd), x.Shape[-1], eps, bias is null ? 0 : 2);
+        normF(Rows(x), F(x), F(weight), bias is null ? dummy.View : F(bias), F(y), F(mean), F(rstd), x.Shape[-1], eps, 0, bias is null ? 0 : 1);
+
+    private protected override void AddLayerNormCore(Tensor a, Tensor b, Tensor weight, Tensor? bias, Tensor sum, Tensor y, Tensor mean, Tensor rstd, float eps) =>
+        addNormF(Rows(sum), F(a), F(b), F(sum), F(weight), bias is null ? dummy.View : F(bias), F(y), F(mean), F(rstd), sum.Shape[-1], eps, 0, bias is null ? 0 : 1);
 
     private protected override void LayerNormBackwardCore(Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dy, Tensor dx, Tensor dWeight, Tensor? dBias)
     {
         normRows(Rows(x), F(x), F(weight), F(mean), F(rstd), F(dy), F(dx), x.Shape[-1], 0);
-        normCols(x.Shape[-1], F(x), F(mean), F(rstd), F(dy), F(dWeight), dBias is null ? dummy.View : F(dBias), x.Shape[-1], dBias is null ? 0 : 2);
+        normCols(x.Shape[-1], F(x), F(mean), F(rstd), F(dy), F(dWeight), dBias is null ? dummy.View : F(dBias), x.Shape[-1], 0, dBias is null ? 0 : 1);
     }
 
     private protected override void RmsNormCore(Tensor x, Tensor weight, Tensor y, Tensor rstd, float eps) =>
-        normF(Rows(x), F(x), F(weight), dummy.View, F(y), dummy.View, F(rstd), x.Shape[-1], eps, 1);
+        normF(Rows(x), F(x), F(weight), dummy.View, F(y), dummy.View, F(rstd), x.Shape[-1], eps, 1, 0);
+
+    private protected override void AddRmsNormCore(Tensor a, Tensor b, Tensor weight, Tensor sum, Tensor y, Tensor rstd, float eps) =>
+        addNormF(Rows(sum), F(a), F(b), F(sum), F(weight), dummy.View, F(y), dummy.View, F(rstd), sum.Shape[-1], eps, 1, 0);
 
     private protected override void RmsNormBackwardCore(Tensor x, Tensor weight, Tensor rstd, Tensor dy, Tensor dx, Tensor dWeight)
     {
         normRows(Rows(x), F(x), F(weight), dummy.View, F(rstd), F(dy), F(dx), x.Shape[-1], 1);
-        normCols(x.Shape[-1], F(x), dummy.View, F(rstd), F(dy), F(dWeight), dummy.View, x.Shape[-1], 1);
+        normCols(x.Shape[-1], F(x), dummy.View, F(rstd), F(dy), F(dWeight), dummy.View, x.Shape[-1], 1, 0);
     }
 
-    private protected override void RopeCore(Tensor x, Tensor positions, Tensor invFreq, Tensor y, bool inverse) =>
-        rope(new Index2D(x.Shape[0] * x.Shape[1], x.Shape[3] / 2), F(x), I(positions), F(invFreq), F(y), x.Shape[2], x.Shape[3], inverse ? 1 : 0);
+    private protected override void RopeCore(Tensor x, Tensor positions, Tensor invFreq, Tensor y) => Rope(x, positions, invFreq, y, inverse: false);
 
-    private protected override void SoftmaxCore(Tensor x, Tensor y) => softmaxF(Rows(x), F(x), F(y), x.Shape[-1]);
+    private protected override void RopeBackwardCore(Tensor dy, Tensor positions, Tensor invFreq, Tensor dx) => Rope(dy, positions, invFreq, dx, inverse: true);
 
-    private protected override void SoftmaxBackwardCore(Tensor y, Tensor dy, Tensor dx) => softmaxB(Rows(y), F(y), F(dy), F(dx), y.Shape[-1]);
+    private protected override void FlashAttentionCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse) =>
+        TiledFlashAttention(this, q, k, v, lengths, output, lse);
 
-    private protected override void AttentionCore(Tensor q, Tensor k, Tensor v, Tensor output, Tensor probs) =>
-        attnF(q.Shape[0] * q.Shape[2] * q.Shape[1], F(q), F(k), F(v), F(output), F(probs), Dims(q, k));
+    private protected override void FlashAttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv) =>
+        TiledFlashAttentionBackward(this, q, k, v, lengths, output, lse, dOutput, dq, dk, dv);
 
-    private protected override void AttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor probs, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv)
-    {
-        var s = Dims(q, k);
-        int queryRows = s.B * s.Hq * s.T;
-        var rowDot = Scratch(queryRows);
-        attnQ(queryRows, F(k), F(v), F(probs), F(dOutput), F(dq), rowDot, s);
-        attnK(s.B * s.Hkv * s.T, F(q), F(v), F(probs), F(dOutput), rowDot, F(dk), F(dv), s);
-    }
-
-    private protected override void HeadsToBatchCore(Tensor x, Tensor dst, int hq) =>
+    void IFlashTiles.HeadsToBatch(Tensor x, Tensor dst, int hq) =>
         headsToBatch(new Index2D(x.Shape[0] * x.Shape[1] * hq, x.Shape[3]), F(x), F(dst), x.Shape[1], x.Shape[2], hq, x.Shape[3]);
 
-    private protected override void BatchToHeadsCore(Tensor src, Tensor dst, int hq, bool accumulate) =>
+    void IFlashTiles.BatchToHeads(Tensor src, Tensor dst, int hq, bool accumulate) =>
         batchToHeads(new Index2D(dst.Shape[0] * dst.Shape[1] * dst.Shape[2], dst.Shape[3]), F(src), F(dst), dst.Shape[1], dst.Shape[2], hq, dst.Shape[3], accumulate ? 1 : 0);
 
-    private protected override void FlashTileForwardCore(Tensor scores, Tensor o, Tensor m, Tensor l, Tensor? lengths, FlashTile tile) =>
+    void IFlashTiles.TileForward(Tensor scores, Tensor o, Tensor m, Tensor l, Tensor? lengths, FlashTile tile) =>
         tileForward(m.Shape[0] * tile.Br, F(scores), F(o), F(m), F(l), Lengths(lengths, m.Shape[0] / tile.Hq, tile.T), FlashTileDims.From(tile));
 
-    private protected override void FlashFinishForwardCore(Tensor o, Tensor m, Tensor l, Tensor? lengths, FlashTile tile) =>
+    void IFlashTiles.FinishForward(Tensor o, Tensor m, Tensor l, Tensor? lengths, FlashTile tile) =>
         tileFinish(m.Shape[0] * tile.Br, F(o), F(m), F(l), Lengths(lengths, m.Shape[0] / tile.Hq, tile.T), FlashTileDims.From(tile));
 
-    private protected override void FlashTileBackwardCore(Tensor p, Tensor ds, Tensor lse, Tensor rowDot, Tensor? lengths, FlashTile tile) =>
+    void IFlashTiles.TileBackward(Tensor p, Tensor ds, Tensor lse, Tensor rowDot, Tensor? lengths, FlashTile tile) =>
         tileBackward(lse.Shape[0] * tile.Br, F(p), F(ds), F(lse), F(rowDot), Lengths(lengths, lse.Shape[0] / tile.Hq, tile.T), FlashTileDims.From(tile));
 
-    private protected override void FlashRowDotCore(Tensor dOut, Tensor output, Tensor rowDot) =>
+    void IFlashTiles.RowDot(Tensor dOut, Tensor output, Tensor rowDot) =>
         this.rowDot(dOut.Shape[0] * dOut.Shape[1] * dOut.Shape[2], F(dOut), F(output), F(rowDot), new Index3D(dOut.Shape[1], dOut.Shape[2], dOut.Shape[3]));
 
     private protected override void AttentionDecodeCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output)
@@ -287,13 +264,19 @@ public class IlgpuBackend : Backend
         }
     }
 
-    private protected override void SegmentChunkForwardCore(Tensor logits, int c0, Tensor targets, Tensor state, bool first) =>
+    private protected override void SegmentScoresCore(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor scores, Tensor lse) =>
+        ChunkedSegmentScores(this, h, w, targets, lineIds, scores, lse);
+
+    private protected override void SegmentScoresBackwardCore(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor lse, Tensor dScores, Tensor dH, Tensor dW) =>
+        ChunkedSegmentScoresBackward(this, h, w, targets, lineIds, lse, dScores, dH, dW);
+
+    void ISegmentChunks.ChunkForward(Tensor logits, int c0, Tensor targets, Tensor state, bool first) =>
         segForward(logits.Shape[0], F(logits), I(targets), F(state), new SegmentDims(logits.Shape[1], c0, 0, 1, 1, first ? 1 : 0));
 
-    private protected override void SegmentFinishCore(Tensor state, Tensor lineIds, Tensor lse, Tensor scores) =>
+    void ISegmentChunks.Finish(Tensor state, Tensor lineIds, Tensor lse, Tensor scores) =>
         segFinish(scores.Shape[0], F(state), I(lineIds), F(lse), F(scores), new SegmentDims(0, 0, 0, lineIds.Shape[1], scores.Shape[1], 0));
 
-    private protected override void SegmentChunkBackwardCore(Tensor logits, int c0, Tensor targets, Tensor lineIds, Tensor lse, Tensor dScores, int r0, int tokensPerSequence, int lines) =>
+    void ISegmentChunks.ChunkBackward(Tensor logits, int c0, Tensor targets, Tensor lineIds, Tensor lse, Tensor dScores, int r0, int tokensPerSequence, int lines) =>
         segBackward(logits.Shape[0], F(logits), I(targets), I(lineIds), F(lse), F(dScores), new SegmentDims(logits.Shape[1], c0, r0, tokensPerSequence, lines, 0));
 
     private protected override void ElboForwardBackwardCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor logZ, Tensor thinkPosterior, Tensor lineMarginals) =>
@@ -312,18 +295,6 @@ public class IlgpuBackend : Backend
     {
         CheckIds(ids, 0, dTable.Shape[0], nameof(ids));
         embedB(new Index2D((int)ids.Count, dTable.Shape[1]), I(ids), F(dOutput), F(dTable), dTable.Shape[1]);
-    }
-
-    private protected override void CrossEntropyCore(Tensor logits, Tensor targets, Tensor losses)
-    {
-        CheckIds(targets, int.MinValue, logits.Shape[-1], nameof(targets));
-        ceF(Rows(logits), F(logits), I(targets), F(losses), logits.Shape[-1]);
-    }
-
-    private protected override void CrossEntropyBackwardCore(Tensor logits, Tensor targets, Tensor dLosses, Tensor dLogits)
-    {
-        CheckIds(targets, int.MinValue, logits.Shape[-1], nameof(targets));
-        ceB(Rows(logits), F(logits), I(targets), F(dLosses), F(dLogits), logits.Shape[-1]);
     }
 
     private protected override void AdamWCore(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWSettings settings, int step) =>
@@ -371,11 +342,12 @@ public class IlgpuBackend : Backend
         return I(fullLengths);
     }
 
+    private void Rope(Tensor x, Tensor positions, Tensor invFreq, Tensor y, bool inverse) =>
+        rope(new Index2D(x.Shape[0] * x.Shape[1], x.Shape[3] / 2), F(x), I(positions), F(invFreq), F(y), x.Shape[2], x.Shape[3], inverse ? 1 : 0);
+
     private static int N(Tensor t) => checked((int)t.Count);
 
     private static int Rows(Tensor t) => checked((int)t.Shape.Rows);
-
-    private static AttentionDims Dims(Tensor q, Tensor k) => new(q.Shape[0], q.Shape[1], q.Shape[2], k.Shape[2], q.Shape[3]);
 
     private static ArrayView<byte> Bytes(Tensor t)
     {

@@ -4,19 +4,33 @@ using ILGPU.Algorithms;
 namespace RA3.Kernels.Ilgpu;
 
 /// <summary>
-/// ILGPU kernels over rows of the last dimension C: norms, softmax, cross-entropy, RoPE and
-/// embedding. One thread per row (or per column for parameter gradients): simple and correct;
+/// ILGPU kernels over rows of the last dimension C: norms, RoPE and embedding. One thread per row (or per column for parameter gradients): simple and correct;
 /// the GPU-tuned versions (a warp per row) belong to the native CUDA path.
 /// </summary>
 internal static class RowKernels
 {
-    /// <summary>LayerNorm (rms = false) or RMSNorm (rms = true) of row r; mean is unused for RMSNorm.</summary>
-    public static void NormForward(Index1D r, ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, ArrayView<float> y, ArrayView<float> mean, ArrayView<float> rstd, int c, float eps, int flags)
+    /// <summary>LayerNorm (rms = 0) or RMSNorm (rms = 1) of row r, with bias when hasBias = 1; mean is unused for RMSNorm.</summary>
+    public static void NormForward(Index1D r, ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, ArrayView<float> y, ArrayView<float> mean, ArrayView<float> rstd, int c, float eps, int rms, int hasBias) =>
+        NormalizeRow(r, x, w, bias, y, mean, rstd, c, eps, rms, hasBias);
+
+    /// <summary>The fused residual add: sum = a + b for row r, then <see cref="NormForward"/> of sum.</summary>
+    public static void AddNormForward(Index1D r, ArrayView<float> a, ArrayView<float> b, ArrayView<float> sum, ArrayView<float> w, ArrayView<float> bias, ArrayView<float> y, ArrayView<float> mean, ArrayView<float> rstd, int c, float eps, int rms, int hasBias)
     {
-        bool rms = (flags & 1) != 0, hasBias = (flags & 2) != 0;
+        long o = (long)r.X * c;
+        for (int i = 0; i < c; i++)
+        {
+            sum[o + i] = a[o + i] + b[o + i];
+        }
+
+        NormalizeRow(r, sum, w, bias, y, mean, rstd, c, eps, rms, hasBias);
+    }
+
+    /// <summary>The forward of one row, shared by the plain and the fused kernel.</summary>
+    private static void NormalizeRow(Index1D r, ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, ArrayView<float> y, ArrayView<float> mean, ArrayView<float> rstd, int c, float eps, int rms, int hasBias)
+    {
         long o = (long)r.X * c;
         float mu = 0f;
-        if (!rms)
+        if (rms == 0)
         {
             double s = 0;
             for (int i = 0; i < c; i++)
@@ -39,7 +53,7 @@ internal static class RowKernels
         rstd[r] = rs;
         for (int i = 0; i < c; i++)
         {
-            y[o + i] = ((x[o + i] - mu) * rs * w[i]) + (hasBias ? bias[i] : 0f);
+            y[o + i] = ((x[o + i] - mu) * rs * w[i]) + (hasBias != 0 ? bias[i] : 0f);
         }
     }
 
@@ -63,90 +77,23 @@ internal static class RowKernels
         }
     }
 
-    /// <summary>dWeight[col] += Σ_rows dy·x̂; dBias[col] += Σ_rows dy when flags has bit 2.</summary>
-    public static void NormBackwardColumns(Index1D col, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> dy, ArrayView<float> dw, ArrayView<float> db, int c, int flags)
+    /// <summary>dWeight[col] += Σ_rows dy·x̂; dBias[col] += Σ_rows dy when hasBias = 1 (rms = 1: x̂ = x·rstd).</summary>
+    public static void NormBackwardColumns(Index1D col, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> rstd, ArrayView<float> dy, ArrayView<float> dw, ArrayView<float> db, int c, int rms, int hasBias)
     {
-        bool rms = (flags & 1) != 0, hasBias = (flags & 2) != 0;
         float sw = 0f, sb = 0f;
         for (long r = 0; r < rstd.Length; r++)
         {
             long o = (r * c) + col;
-            float mu = rms ? 0f : mean[r];
+            float mu = rms != 0 ? 0f : mean[r];
             sw += dy[o] * (x[o] - mu) * rstd[r];
             sb += dy[o];
         }
 
         dw[col] += sw;
-        if (hasBias)
+        if (hasBias != 0)
         {
             db[col] += sb;
         }
-    }
-
-    /// <summary>y = softmax(x) of row r.</summary>
-    public static void Softmax(Index1D r, ArrayView<float> x, ArrayView<float> y, int c)
-    {
-        long o = (long)r.X * c;
-        float m = float.NegativeInfinity;
-        for (int i = 0; i < c; i++)
-        {
-            m = XMath.Max(m, x[o + i]);
-        }
-
-        float s = 0f;
-        for (int i = 0; i < c; i++)
-        {
-            float e = XMath.Exp(x[o + i] - m);
-            y[o + i] = e;
-            s += e;
-        }
-
-        for (int i = 0; i < c; i++)
-        {
-            y[o + i] /= s;
-        }
-    }
-
-    /// <summary>dx += y ⊙ (dy − Σ dy ⊙ y) for row r.</summary>
-    public static void SoftmaxBackward(Index1D r, ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx, int c)
-    {
-        long o = (long)r.X * c;
-        float dot = 0f;
-        for (int i = 0; i < c; i++)
-        {
-            dot += y[o + i] * dy[o + i];
-        }
-
-        for (int i = 0; i < c; i++)
-        {
-            dx[o + i] += y[o + i] * (dy[o + i] - dot);
-        }
-    }
-
-    /// <summary>losses[r] = logsumexp(logits[r]) − logits[r, t] (0 for a negative target).</summary>
-    public static void CrossEntropy(Index1D r, ArrayView<float> logits, ArrayView<int> targets, ArrayView<float> losses, int v)
-    {
-        int t = targets[r];
-        losses[r] = t < 0 ? 0f : LogSumExp(logits, (long)r.X * v, v) - logits[((long)r.X * v) + t];
-    }
-
-    /// <summary>dLogits[r] += dLosses[r]·(softmax(logits[r]) − onehot(t)).</summary>
-    public static void CrossEntropyBackward(Index1D r, ArrayView<float> logits, ArrayView<int> targets, ArrayView<float> dLosses, ArrayView<float> dLogits, int v)
-    {
-        int t = targets[r];
-        if (t < 0)
-        {
-            return;
-        }
-
-        long o = (long)r.X * v;
-        float lse = LogSumExp(logits, o, v), g = dLosses[r];
-        for (int i = 0; i < v; i++)
-        {
-            dLogits[o + i] += g * XMath.Exp(logits[o + i] - lse);
-        }
-
-        dLogits[o + t] -= g;
     }
 
     /// <summary>RoPE of one (row, pair i) across all heads: forward y = R·x, inverse y += Rᵀ·x.</summary>
@@ -179,21 +126,4 @@ internal static class RowKernels
     /// <summary>dTable[ids[i], col] += dOutput[i, col] (atomic: ids repeat).</summary>
     public static void EmbeddingBackward(Index2D idx, ArrayView<int> ids, ArrayView<float> dOutput, ArrayView<float> dTable, int c) =>
         Atomic.Add(ref dTable[((long)ids[idx.X] * c) + idx.Y], dOutput[((long)idx.X * c) + idx.Y]);
-
-    private static float LogSumExp(ArrayView<float> x, long o, int n)
-    {
-        float m = float.NegativeInfinity;
-        for (int i = 0; i < n; i++)
-        {
-            m = XMath.Max(m, x[o + i]);
-        }
-
-        float s = 0f;
-        for (int i = 0; i < n; i++)
-        {
-            s += XMath.Exp(x[o + i] - m);
-        }
-
-        return m + XMath.Log(s);
-    }
 }

@@ -18,8 +18,8 @@ public sealed unsafe class NativeBackend : CpuBackend
     /// <summary>ABI version of the loaded library; must equal <see cref="ExpectedAbi"/>.</summary>
     public static int LibraryAbi => NativeMethods.AbiVersion();
 
-    /// <summary>The ABI this assembly was written against.</summary>
-    public static int ExpectedAbi => 3;
+    /// <summary>The ABI this assembly was written against: <c>RA3_ABI_VERSION</c> of <c>native/include/ra3.h</c>, read at build time.</summary>
+    public static int ExpectedAbi => AbiVersion.Header;
 
     /// <summary>Worker threads of the native CPU kernels.</summary>
     public static int LibraryThreads => NativeMethods.CpuThreads();

@@ -1,9 +1,10 @@
+using RA3.Kernels.Reference;
 using RA3.Kernels.Tensors;
 
 namespace RA3.Kernels.Ops;
 
 /// <summary>
-/// The fused attention as tiles of batched GEMMs (FlashAttention-2's schedule): q, k, v are
+/// The fused attention: the reference by default, and as tiles of batched GEMMs (FlashAttention-2's schedule): q, k, v are
 /// brought to head-major [B·Hq, T, D] (kv heads repeated for their query group); for each block
 /// of query rows and each tile of keys up to the block's diagonal, S = Q Kᵀ comes from the
 /// backend's batched GEMM, a row kernel applies the causal mask and the online softmax (running
@@ -21,14 +22,27 @@ public abstract partial class Backend
 
     private protected virtual void FlashAttentionCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse)
     {
+        using var h = Host(nameof(FlashAttention));
+        ReferenceKernels.FlashAttention(AttentionShape(q, k), h.In(q), h.In(k), h.In(v), h.Ints(lengths), h.Out(output), h.Out(lse));
+    }
+
+    private protected virtual void FlashAttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv)
+    {
+        using var h = Host(nameof(FlashAttentionBackward));
+        ReferenceKernels.FlashAttentionBackward(AttentionShape(q, k), h.In(q), h.In(k), h.In(v), h.Ints(lengths), h.In(lse), h.In(dOutput), h.Out(dq), h.Out(dk), h.Out(dv));
+    }
+
+    /// <summary>The tiled forward on a backend's batched GEMM and its <paramref name="tiles"/> primitives.</summary>
+    private protected void TiledFlashAttention(IFlashTiles tiles, Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse)
+    {
         int b = q.Shape[0], t = q.Shape[1], hq = q.Shape[2], d = q.Shape[3], bh = b * hq;
         var work = Workspace((4L * bh * t * d) + ((long)bh * t) + ((long)bh * Math.Min(FlashQueryBlock, t) * Math.Min(FlashKeyTile, t)));
         var (qh, kh, vh, oh) = (work.View(0, bh, t, d), work.View((long)bh * t * d, bh, t, d), work.View(2L * bh * t * d, bh, t, d), work.View(3L * bh * t * d, bh, t, d));
         var l = work.View(4L * bh * t * d, bh, t);
         var s = work.View((4L * bh * t * d) + ((long)bh * t), bh * Math.Min(FlashQueryBlock, t) * Math.Min(FlashKeyTile, t));
-        HeadsToBatchCore(q, qh, hq);
-        HeadsToBatchCore(k, kh, hq);
-        HeadsToBatchCore(v, vh, hq);
+        tiles.HeadsToBatch(q, qh, hq);
+        tiles.HeadsToBatch(k, kh, hq);
+        tiles.HeadsToBatch(v, vh, hq);
         var m = lse.Reshape(bh, t);
         for (int i0 = 0; i0 < t; i0 += FlashQueryBlock)
         {
@@ -40,17 +54,18 @@ public abstract partial class Backend
                 var scores = s.View(0, bh * br * bc);
                 long td = (long)t * d, rc = (long)br * bc;
                 TileGemm(bh, br, bc, d, false, true, (qh, (long)i0 * d, td), (kh, (long)j0 * d, td), (scores, 0, rc), 0f, tile.Scale);
-                FlashTileForwardCore(scores, oh, m, l, lengths, tile);
+                tiles.TileForward(scores, oh, m, l, lengths, tile);
                 TileGemm(bh, br, d, bc, false, false, (scores, 0, rc), (vh, (long)j0 * d, td), (oh, (long)i0 * d, td), 1f);
             }
 
-            FlashFinishForwardCore(oh, m, l, lengths, new FlashTile(i0, 0, br, 0, t, d, hq, 0f, false));
+            tiles.FinishForward(oh, m, l, lengths, new FlashTile(i0, 0, br, 0, t, d, hq, 0f, false));
         }
 
-        BatchToHeadsCore(oh, output, hq, accumulate: false);
+        tiles.BatchToHeads(oh, output, hq, accumulate: false);
     }
 
-    private protected virtual void FlashAttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv)
+    /// <summary>The tiled backward: recomputes each tile's P from lse.</summary>
+    private protected void TiledFlashAttentionBackward(IFlashTiles tiles, Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv)
     {
         int b = q.Shape[0], t = q.Shape[1], hq = q.Shape[2], d = q.Shape[3], bh = b * hq;
         long plane = (long)bh * t * d, tileFloats = (long)bh * Math.Min(FlashQueryBlock, t) * Math.Min(FlashKeyTile, t);
@@ -61,11 +76,11 @@ public abstract partial class Backend
         var s = work.View((7 * plane) + ((long)bh * t), (int)tileFloats);
         var dp = work.View((7 * plane) + ((long)bh * t) + tileFloats, (int)tileFloats);
         Zero(work.View(4 * plane, checked((int)(3 * plane))));
-        HeadsToBatchCore(q, qh, hq);
-        HeadsToBatchCore(k, kh, hq);
-        HeadsToBatchCore(v, vh, hq);
-        HeadsToBatchCore(dOutput, doh, hq);
-        FlashRowDotCore(dOutput, output, rowDot);
+        tiles.HeadsToBatch(q, qh, hq);
+        tiles.HeadsToBatch(k, kh, hq);
+        tiles.HeadsToBatch(v, vh, hq);
+        tiles.HeadsToBatch(dOutput, doh, hq);
+        tiles.RowDot(dOutput, output, rowDot);
         var lse2 = lse.Reshape(bh, t);
         for (int i0 = 0; i0 < t; i0 += FlashQueryBlock)
         {
@@ -79,39 +94,17 @@ public abstract partial class Backend
                 long td = (long)t * d, rc = (long)br * bc;
                 TileGemm(bh, br, bc, d, false, true, (qh, (long)i0 * d, td), (kh, (long)j0 * d, td), (p, 0, rc), 0f, tile.Scale);
                 TileGemm(bh, br, bc, d, false, true, (doh, (long)i0 * d, td), (vh, (long)j0 * d, td), (ds, 0, rc), 0f);
-                FlashTileBackwardCore(p, ds, lse2, rowDot, lengths, tile);
+                tiles.TileBackward(p, ds, lse2, rowDot, lengths, tile);
                 TileGemm(bh, br, d, bc, false, false, (ds, 0, rc), (kh, (long)j0 * d, td), (dqh, (long)i0 * d, td), 1f);
                 TileGemm(bh, bc, d, br, true, false, (ds, 0, rc), (qh, (long)i0 * d, td), (dkh, (long)j0 * d, td), 1f);
                 TileGemm(bh, bc, d, br, true, false, (p, 0, rc), (doh, (long)i0 * d, td), (dvh, (long)j0 * d, td), 1f);
             }
         }
 
-        BatchToHeadsCore(dqh, dq, hq, accumulate: true);
-        BatchToHeadsCore(dkh, dk, hq, accumulate: true);
-        BatchToHeadsCore(dvh, dv, hq, accumulate: true);
+        tiles.BatchToHeads(dqh, dq, hq, accumulate: true);
+        tiles.BatchToHeads(dkh, dk, hq, accumulate: true);
+        tiles.BatchToHeads(dvh, dv, hq, accumulate: true);
     }
-
-    /// <summary>dst[b·Hq + h, t, :] = x[b, t, h / (Hq / Hx), :] for x [B, T, Hx, D] (kv heads repeated over their query group).</summary>
-    private protected abstract void HeadsToBatchCore(Tensor x, Tensor dst, int hq);
-
-    /// <summary>dst[b, t, hx, :] (+)= Σ over the query heads h of group hx of src[b·Hq + h, t, :], for dst [B, T, Hx, D].</summary>
-    private protected abstract void BatchToHeadsCore(Tensor src, Tensor dst, int hq, bool accumulate);
-
-    /// <summary>
-    /// Online-softmax update of one tile: scores [B·Hq, Br, Bc] (already scaled by 1/√D) are masked (causal,
-    /// padded queries) and become P = exp(s − m_new) in place; m and l [B·Hq, T] are updated (reset
-    /// on the first tile) and the output rows o [B·Hq, T, D] of the block rescaled (zeroed on the first tile).
-    /// </summary>
-    private protected abstract void FlashTileForwardCore(Tensor scores, Tensor o, Tensor m, Tensor l, Tensor? lengths, FlashTile tile);
-
-    /// <summary>Ends a query block: o rows /= l, m becomes the lse m + log l; padded rows get o = 0, lse = 0.</summary>
-    private protected abstract void FlashFinishForwardCore(Tensor o, Tensor m, Tensor l, Tensor? lengths, FlashTile tile);
-
-    /// <summary>From a tile's scaled scores s and dP = dO Vᵀ: p = exp(s − lse) (masked) in place, and dS = scale · p ⊙ (dP − rowDot) in place of dP.</summary>
-    private protected abstract void FlashTileBackwardCore(Tensor p, Tensor ds, Tensor lse, Tensor rowDot, Tensor? lengths, FlashTile tile);
-
-    /// <summary>rowDot[b·Hq + h, t] = dOut[b, t, h, :] · out[b, t, h, :] (the backward's rowsum(dO ⊙ O), read in place).</summary>
-    private protected abstract void FlashRowDotCore(Tensor dOut, Tensor output, Tensor rowDot);
 
     /// <summary>A flat view from <paramref name="offset"/> long enough for <paramref name="batch"/> blocks of <paramref name="block"/> floats <paramref name="stride"/> apart.</summary>
     private static Tensor Span(Tensor plane, long offset, int batch, long block, long stride) =>

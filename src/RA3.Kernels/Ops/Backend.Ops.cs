@@ -1,3 +1,4 @@
+using RA3.Kernels.Reference;
 using RA3.Kernels.Tensors;
 
 namespace RA3.Kernels.Ops;
@@ -160,6 +161,28 @@ public abstract partial class Backend
         LayerNormBackwardCore(x, weight, mean, rstd, dy, dx, dWeight, dBias);
     }
 
+    /// <summary>
+    /// Residual add fused with the LayerNorm after it (a pre-norm block's second half):
+    /// <c>sum = a + b</c>, then <c>y = LayerNorm(sum)</c> as <see cref="LayerNorm"/>; a, b, sum,
+    /// y [.., C]. The backward is <see cref="LayerNormBackward"/> of sum.
+    /// </summary>
+    public void AddLayerNorm(Tensor a, Tensor b, Tensor weight, Tensor? bias, Tensor sum, Tensor y, Tensor mean, Tensor rstd, float eps = 1e-5f)
+    {
+        Elementwise(a, nameof(a), b, nameof(b), sum, nameof(sum));
+        Norm(sum, weight, bias, y, rstd, "add + layer norm");
+        Own(mean, nameof(mean));
+        ShapeCheck.Is(mean, nameof(mean), checked((int)sum.Shape.Rows));
+        AddLayerNormCore(a, b, weight, bias, sum, y, mean, rstd, eps);
+    }
+
+    /// <summary>Residual add fused with the RMSNorm after it: <c>sum = a + b</c>, <c>y = RmsNorm(sum)</c>; the backward is <see cref="RmsNormBackward"/> of sum.</summary>
+    public void AddRmsNorm(Tensor a, Tensor b, Tensor weight, Tensor sum, Tensor y, Tensor rstd, float eps = 1e-6f)
+    {
+        Elementwise(a, nameof(a), b, nameof(b), sum, nameof(sum));
+        Norm(sum, weight, null, y, rstd, "add + rms norm");
+        AddRmsNormCore(a, b, weight, sum, y, rstd, eps);
+    }
+
     /// <summary>RMSNorm over the last dimension: <c>y = x · rstd · weight</c>, rstd [rows] saved.</summary>
     public void RmsNorm(Tensor x, Tensor weight, Tensor y, Tensor rstd, float eps = 1e-6f)
     {
@@ -185,14 +208,14 @@ public abstract partial class Backend
     public void Rope(Tensor x, Tensor positions, Tensor invFreq, Tensor y)
     {
         RopeArgs(x, positions, invFreq, y, nameof(y));
-        RopeCore(x, positions, invFreq, y, inverse: false);
+        RopeCore(x, positions, invFreq, y);
     }
 
     /// <summary>RoPE backward: <c>dx += Rᵀ dy</c>, the rotation by the opposite angle.</summary>
     public void RopeBackward(Tensor dy, Tensor positions, Tensor invFreq, Tensor dx)
     {
         RopeArgs(dy, positions, invFreq, dx, nameof(dx));
-        RopeCore(dy, positions, invFreq, dx, inverse: true);
+        RopeBackwardCore(dy, positions, invFreq, dx);
     }
 
     /// <summary>Softmax over the last dimension: x, y [.., C].</summary>
@@ -380,67 +403,217 @@ public abstract partial class Backend
         return norm;
     }
 
-    private protected abstract void GemmCore(in GemmArgs args, Tensor a, Tensor b, Tensor c, Tensor? bias);
+    // The reference bodies (RA3.Kernels.Reference): a backend overrides the ops it accelerates.
+    private protected virtual void GemmCore(in GemmArgs args, Tensor a, Tensor b, Tensor c, Tensor? bias)
+    {
+        using var h = Host(nameof(Gemm));
+        ReferenceKernels.Gemm(args, h.In(a), h.In(b), h.Out(c), h.In(bias));
+    }
 
-    private protected abstract void BiasBackwardCore(Tensor dOut, Tensor dBias);
+    private protected virtual void BiasBackwardCore(Tensor dOut, Tensor dBias)
+    {
+        using var h = Host(nameof(BiasBackward));
+        ReferenceKernels.BiasBackward(h.In(dOut), h.Out(dBias));
+    }
 
-    private protected abstract void AddCore(Tensor a, Tensor b, Tensor y);
+    private protected virtual void AddCore(Tensor a, Tensor b, Tensor y)
+    {
+        using var h = Host(nameof(Add));
+        ReferenceKernels.Add(h.In(a), h.In(b), h.Out(y));
+    }
 
-    private protected abstract void AccumulateCore(Tensor dst, Tensor src);
+    private protected virtual void AccumulateCore(Tensor dst, Tensor src)
+    {
+        using var h = Host(nameof(Accumulate));
+        ReferenceKernels.Accumulate(h.Out(dst), h.In(src));
+    }
 
-    private protected abstract void ZeroCore(Tensor t);
+    private protected virtual void ZeroCore(Tensor t)
+    {
+        using var h = Host(nameof(Zero));
+        if (t.DType == DType.Int32)
+        {
+            h.OutInts(t).Clear();
+        }
+        else
+        {
+            h.Out(t).Clear();
+        }
+    }
 
-    private protected abstract void ScaleCore(Tensor x, float factor);
+    private protected virtual void ScaleCore(Tensor x, float factor)
+    {
+        using var h = Host(nameof(Scale));
+        ReferenceKernels.Scale(h.Out(x), factor);
+    }
 
-    private protected abstract void GeluCore(Tensor x, Tensor y);
+    private protected virtual void GeluCore(Tensor x, Tensor y)
+    {
+        using var h = Host(nameof(Gelu));
+        ReferenceKernels.Gelu(h.In(x), h.Out(y));
+    }
 
-    private protected abstract void GeluBackwardCore(Tensor x, Tensor dy, Tensor dx);
+    private protected virtual void GeluBackwardCore(Tensor x, Tensor dy, Tensor dx)
+    {
+        using var h = Host(nameof(GeluBackward));
+        ReferenceKernels.GeluBackward(h.In(x), h.In(dy), h.Out(dx));
+    }
 
-    private protected abstract void SiluCore(Tensor x, Tensor y);
+    private protected virtual void SiluCore(Tensor x, Tensor y)
+    {
+        using var h = Host(nameof(Silu));
+        ReferenceKernels.Silu(h.In(x), h.Out(y));
+    }
 
-    private protected abstract void SiluBackwardCore(Tensor x, Tensor dy, Tensor dx);
+    private protected virtual void SiluBackwardCore(Tensor x, Tensor dy, Tensor dx)
+    {
+        using var h = Host(nameof(SiluBackward));
+        ReferenceKernels.SiluBackward(h.In(x), h.In(dy), h.Out(dx));
+    }
 
-    private protected abstract void SwiGluCore(Tensor gate, Tensor up, Tensor y);
+    private protected virtual void SwiGluCore(Tensor gate, Tensor up, Tensor y)
+    {
+        using var h = Host(nameof(SwiGlu));
+        ReferenceKernels.SwiGlu(h.In(gate), h.In(up), h.Out(y));
+    }
 
-    private protected abstract void SwiGluBackwardCore(Tensor gate, Tensor up, Tensor dy, Tensor dGate, Tensor dUp);
+    private protected virtual void SwiGluBackwardCore(Tensor gate, Tensor up, Tensor dy, Tensor dGate, Tensor dUp)
+    {
+        using var h = Host(nameof(SwiGluBackward));
+        ReferenceKernels.SwiGluBackward(h.In(gate), h.In(up), h.In(dy), h.Out(dGate), h.Out(dUp));
+    }
 
-    private protected abstract void LayerNormCore(Tensor x, Tensor weight, Tensor? bias, Tensor y, Tensor mean, Tensor rstd, float eps);
+    private protected virtual void LayerNormCore(Tensor x, Tensor weight, Tensor? bias, Tensor y, Tensor mean, Tensor rstd, float eps)
+    {
+        using var h = Host(nameof(LayerNorm));
+        ReferenceKernels.LayerNorm(h.In(x), h.In(weight), h.In(bias), h.Out(y), h.Out(mean), h.Out(rstd), eps);
+    }
 
-    private protected abstract void LayerNormBackwardCore(Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dy, Tensor dx, Tensor dWeight, Tensor? dBias);
+    private protected virtual void LayerNormBackwardCore(Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dy, Tensor dx, Tensor dWeight, Tensor? dBias)
+    {
+        using var h = Host(nameof(LayerNormBackward));
+        ReferenceKernels.LayerNormBackward(h.In(x), h.In(weight), h.In(mean), h.In(rstd), h.In(dy), h.Out(dx), h.Out(dWeight), dBias is null ? [] : h.Out(dBias));
+    }
 
-    private protected abstract void RmsNormCore(Tensor x, Tensor weight, Tensor y, Tensor rstd, float eps);
+    private protected virtual void AddLayerNormCore(Tensor a, Tensor b, Tensor weight, Tensor? bias, Tensor sum, Tensor y, Tensor mean, Tensor rstd, float eps)
+    {
+        using var h = Host(nameof(AddLayerNorm));
+        ReferenceKernels.Add(h.In(a), h.In(b), h.Out(sum));
+        ReferenceKernels.LayerNorm(h.In(sum), h.In(weight), h.In(bias), h.Out(y), h.Out(mean), h.Out(rstd), eps);
+    }
 
-    private protected abstract void RmsNormBackwardCore(Tensor x, Tensor weight, Tensor rstd, Tensor dy, Tensor dx, Tensor dWeight);
+    private protected virtual void AddRmsNormCore(Tensor a, Tensor b, Tensor weight, Tensor sum, Tensor y, Tensor rstd, float eps)
+    {
+        using var h = Host(nameof(AddRmsNorm));
+        ReferenceKernels.Add(h.In(a), h.In(b), h.Out(sum));
+        ReferenceKernels.RmsNorm(h.In(sum), h.In(weight), h.Out(y), h.Out(rstd), eps);
+    }
 
-    private protected abstract void RopeCore(Tensor x, Tensor positions, Tensor invFreq, Tensor y, bool inverse);
+    private protected virtual void RmsNormCore(Tensor x, Tensor weight, Tensor y, Tensor rstd, float eps)
+    {
+        using var h = Host(nameof(RmsNorm));
+        ReferenceKernels.RmsNorm(h.In(x), h.In(weight), h.Out(y), h.Out(rstd), eps);
+    }
 
-    private protected abstract void SoftmaxCore(Tensor x, Tensor y);
+    private protected virtual void RmsNormBackwardCore(Tensor x, Tensor weight, Tensor rstd, Tensor dy, Tensor dx, Tensor dWeight)
+    {
+        using var h = Host(nameof(RmsNormBackward));
+        ReferenceKernels.RmsNormBackward(h.In(x), h.In(weight), h.In(rstd), h.In(dy), h.Out(dx), h.Out(dWeight));
+    }
 
-    private protected abstract void SoftmaxBackwardCore(Tensor y, Tensor dy, Tensor dx);
+    private protected virtual void RopeCore(Tensor x, Tensor positions, Tensor invFreq, Tensor y)
+    {
+        using var h = Host(nameof(Rope));
+        ReferenceKernels.Rope(h.In(x), h.Ints(positions), h.In(invFreq), h.Out(y), x.Shape[2], inverse: false);
+    }
 
-    private protected abstract void AttentionCore(Tensor q, Tensor k, Tensor v, Tensor output, Tensor probs);
+    private protected virtual void RopeBackwardCore(Tensor dy, Tensor positions, Tensor invFreq, Tensor dx)
+    {
+        using var h = Host(nameof(RopeBackward));
+        ReferenceKernels.Rope(h.In(dy), h.Ints(positions), h.In(invFreq), h.Out(dx), dy.Shape[2], inverse: true);
+    }
 
-    private protected abstract void AttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor probs, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv);
+    private protected virtual void SoftmaxCore(Tensor x, Tensor y)
+    {
+        using var h = Host(nameof(Softmax));
+        ReferenceKernels.Softmax(h.In(x), h.Out(y), x.Shape[-1]);
+    }
 
-    private protected abstract void AttentionDecodeCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output);
+    private protected virtual void SoftmaxBackwardCore(Tensor y, Tensor dy, Tensor dx)
+    {
+        using var h = Host(nameof(SoftmaxBackward));
+        ReferenceKernels.SoftmaxBackward(h.In(y), h.In(dy), h.Out(dx), y.Shape[-1]);
+    }
 
-    private protected abstract void CopyColumnsCore(Tensor src, int srcColumn, Tensor dst, int dstColumn, int width);
+    private protected virtual void AttentionCore(Tensor q, Tensor k, Tensor v, Tensor output, Tensor probs)
+    {
+        using var h = Host(nameof(Attention));
+        ReferenceKernels.Attention(AttentionShape(q, k), h.In(q), h.In(k), h.In(v), h.Out(output), h.Out(probs));
+    }
+
+    private protected virtual void AttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor probs, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv)
+    {
+        using var h = Host(nameof(AttentionBackward));
+        ReferenceKernels.AttentionBackward(AttentionShape(q, k), h.In(q), h.In(k), h.In(v), h.In(probs), h.In(dOutput), h.Out(dq), h.Out(dk), h.Out(dv));
+    }
+
+    private protected virtual void AttentionDecodeCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output)
+    {
+        using var h = Host(nameof(AttentionDecode));
+        ReferenceKernels.AttentionDecode(q.Shape[1], kCache.Shape[2], q.Shape[2], h.In(q), h.In(kNew), h.In(vNew), h.Out(kCache), h.Out(vCache), h.Ints(lengths), h.Out(output));
+    }
+
+    private protected virtual void CopyColumnsCore(Tensor src, int srcColumn, Tensor dst, int dstColumn, int width)
+    {
+        using var h = Host(nameof(CopyColumns));
+        ReferenceKernels.CopyColumns(h.In(src), src.Shape[-1], srcColumn, h.Out(dst), dst.Shape[-1], dstColumn, width);
+    }
 
     /// <summary>Checks that every decode length leaves room for one more cache position (a small read on a device backend).</summary>
     private protected virtual void CheckLengths(Tensor lengths, int capacity) =>
         ShapeCheck.Ids(lengths.ToInt32Array(), 0, capacity, nameof(lengths), lengths.Shape);
 
-    private protected abstract void EmbeddingCore(Tensor ids, Tensor table, Tensor output);
+    private protected virtual void EmbeddingCore(Tensor ids, Tensor table, Tensor output)
+    {
+        using var h = Host(nameof(Embedding));
+        ShapeCheck.Ids(h.Ints(ids), 0, table.Shape[0], nameof(ids), ids.Shape);
+        ReferenceKernels.Embedding(h.Ints(ids), h.In(table), table.Shape[1], h.Out(output));
+    }
 
-    private protected abstract void EmbeddingBackwardCore(Tensor ids, Tensor dOutput, Tensor dTable);
+    private protected virtual void EmbeddingBackwardCore(Tensor ids, Tensor dOutput, Tensor dTable)
+    {
+        using var h = Host(nameof(EmbeddingBackward));
+        ShapeCheck.Ids(h.Ints(ids), 0, dTable.Shape[0], nameof(ids), ids.Shape);
+        ReferenceKernels.EmbeddingBackward(h.Ints(ids), h.In(dOutput), dTable.Shape[1], h.Out(dTable));
+    }
 
-    private protected abstract void CrossEntropyCore(Tensor logits, Tensor targets, Tensor losses);
+    private protected virtual void CrossEntropyCore(Tensor logits, Tensor targets, Tensor losses)
+    {
+        using var h = Host(nameof(CrossEntropy));
+        ShapeCheck.Ids(h.Ints(targets), int.MinValue, logits.Shape[-1], nameof(targets), targets.Shape);
+        ReferenceKernels.CrossEntropy(h.In(logits), h.Ints(targets), h.Out(losses), logits.Shape[-1]);
+    }
 
-    private protected abstract void CrossEntropyBackwardCore(Tensor logits, Tensor targets, Tensor dLosses, Tensor dLogits);
+    private protected virtual void CrossEntropyBackwardCore(Tensor logits, Tensor targets, Tensor dLosses, Tensor dLogits)
+    {
+        using var h = Host(nameof(CrossEntropyBackward));
+        ShapeCheck.Ids(h.Ints(targets), int.MinValue, logits.Shape[-1], nameof(targets), targets.Shape);
+        ReferenceKernels.CrossEntropyBackward(h.In(logits), h.Ints(targets), h.In(dLosses), h.Out(dLogits), logits.Shape[-1]);
+    }
 
-    private protected abstract void AdamWCore(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWSettings settings, int step);
+    private protected virtual void AdamWCore(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWSettings settings, int step)
+    {
+        using var h = Host(nameof(AdamW));
+        ReferenceKernels.AdamW(h.Out(param), h.In(grad), h.Out(m), h.Out(v), settings, step);
+    }
 
-    private protected abstract double SumOfSquaresCore(Tensor x);
+    private protected virtual double SumOfSquaresCore(Tensor x)
+    {
+        using var h = Host(nameof(SumOfSquares));
+        return ReferenceKernels.SumOfSquares(h.In(x));
+    }
+
+    private static ReferenceKernels.AttentionShape AttentionShape(Tensor q, Tensor k) => new(q.Shape[0], q.Shape[1], q.Shape[2], k.Shape[2], q.Shape[3]);
 
     private void Elementwise(Tensor a, string nameA, Tensor b, string nameB)
     {

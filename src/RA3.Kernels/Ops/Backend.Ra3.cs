@@ -1,3 +1,4 @@
+using RA3.Kernels.Reference;
 using RA3.Kernels.Tensors;
 
 namespace RA3.Kernels.Ops;
@@ -85,13 +86,25 @@ public abstract partial class Backend
         ElboViterbiCore(seg, priorThink, priorAct, lengths, maxSpan, bestScore, abstraction);
     }
 
+    private protected virtual void SegmentScoresCore(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor scores, Tensor lse)
+    {
+        using var host = Host(nameof(SegmentScores));
+        ReferenceKernels.SegmentScores(host.In(h), host.In(w), host.Ints(targets), host.Ints(lineIds), targets.Shape[1], host.Out(scores), host.Out(lse));
+    }
+
+    private protected virtual void SegmentScoresBackwardCore(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor lse, Tensor dScores, Tensor dH, Tensor dW)
+    {
+        using var host = Host(nameof(SegmentScoresBackward));
+        ReferenceKernels.SegmentScoresBackward(host.In(h), host.In(w), host.Ints(targets), host.Ints(lineIds), targets.Shape[1], host.In(dScores), host.Out(dH), host.Out(dW));
+    }
+
     /// <summary>
-    /// The chunked algorithm on this backend's GEMM and three row kernels; a backend with a
-    /// whole fused kernel (the native library) overrides it. Per block of rows: for each
+    /// The chunked algorithm on a backend's GEMM and its <paramref name="chunks"/> row kernels (a
+    /// backend with a whole fused kernel, such as the native library, has no need of it). Per block of rows: for each
     /// vocabulary chunk, logits chunk = h_block · w_chunkᵀ, then the running (max, sum, target
     /// logit) of each row are updated; finally lse and the scores.
     /// </summary>
-    private protected virtual void SegmentScoresCore(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor scores, Tensor lse)
+    private protected void ChunkedSegmentScores(ISegmentChunks chunks, Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor scores, Tensor lse)
     {
         int rows = checked((int)targets.Count), d = h.Shape[-1], v = w.Shape[0], chunkFloats = Math.Min(SegmentRowBlock, rows) * Math.Min(SegmentVocabChunk, v);
         var work = Workspace(chunkFloats + (3L * rows));
@@ -109,15 +122,15 @@ public abstract partial class Backend
                 int vc = Math.Min(SegmentVocabChunk, v - c0);
                 var logits = chunk.View(0, rb, vc);
                 Gemm(hb, false, w.View((long)c0 * d, vc, d), true, logits);
-                SegmentChunkForwardCore(logits, c0, tb, sb, first: c0 == 0);
+                chunks.ChunkForward(logits, c0, tb, sb, first: c0 == 0);
             }
         }
 
-        SegmentFinishCore(state, lineIds, lse, scores);
+        chunks.Finish(state, lineIds, lse, scores);
     }
 
     /// <summary>The backward of the chunked algorithm: recompute each logits chunk, turn it into dlogits in place, and take two GEMMs.</summary>
-    private protected virtual void SegmentScoresBackwardCore(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor lse, Tensor dScores, Tensor dH, Tensor dW)
+    private protected void ChunkedSegmentScoresBackward(ISegmentChunks chunks, Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor lse, Tensor dScores, Tensor dH, Tensor dW)
     {
         int rows = checked((int)targets.Count), d = h.Shape[-1], v = w.Shape[0], lines = dScores.Shape[1];
         var chunk = Workspace((long)Math.Min(SegmentRowBlock, rows) * Math.Min(SegmentVocabChunk, v));
@@ -137,31 +150,24 @@ public abstract partial class Backend
                 var logits = chunk.View(0, rb, vc);
                 var wc = w.View((long)c0 * d, vc, d);
                 Gemm(hb, false, wc, true, logits);
-                SegmentChunkBackwardCore(logits, c0, tb, lb, eb, dScores, r0, targets.Shape[1], lines);
+                chunks.ChunkBackward(logits, c0, tb, lb, eb, dScores, r0, targets.Shape[1], lines);
                 Gemm(logits, false, wc, false, dhb, beta: 1f);
                 Gemm(logits, true, hb, false, dW.View((long)c0 * d, vc, d), beta: 1f);
             }
         }
     }
 
-    /// <summary>
-    /// Updates each row's running state (max, Σ exp(x − max), target logit) [rows, 3] with a
-    /// logits chunk [rows, vc] covering vocabulary ids c0..c0+vc−1 (<paramref name="first"/>: start afresh).
-    /// </summary>
-    private protected abstract void SegmentChunkForwardCore(Tensor logits, int c0, Tensor targets, Tensor state, bool first);
+    private protected virtual void ElboForwardBackwardCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor logZ, Tensor thinkPosterior, Tensor lineMarginals)
+    {
+        using var h = Host(nameof(ElboForwardBackward));
+        ReferenceKernels.ElboForwardBackward(h.In(seg), h.In(priorThink), priorAct, h.Ints(lengths), maxSpan, h.Out(logZ), h.Out(thinkPosterior), h.Out(lineMarginals));
+    }
 
-    /// <summary>lse[r] = max + log sum; scores[n, line] = Σ (target logit − lse) over the rows of each (sequence, line) (scores overwritten).</summary>
-    private protected abstract void SegmentFinishCore(Tensor state, Tensor lineIds, Tensor lse, Tensor scores);
-
-    /// <summary>
-    /// Turns a logits chunk of rows r0.. into dlogits in place: g·(onehot(target) − exp(x − lse)),
-    /// g = dScores[row / L, lineIds[row]] (0 for padding).
-    /// </summary>
-    private protected abstract void SegmentChunkBackwardCore(Tensor logits, int c0, Tensor targets, Tensor lineIds, Tensor lse, Tensor dScores, int r0, int tokensPerSequence, int lines);
-
-    private protected abstract void ElboForwardBackwardCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor logZ, Tensor thinkPosterior, Tensor lineMarginals);
-
-    private protected abstract void ElboViterbiCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor bestScore, Tensor abstraction);
+    private protected virtual void ElboViterbiCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor bestScore, Tensor abstraction)
+    {
+        using var h = Host(nameof(ElboViterbi));
+        ReferenceKernels.ElboViterbi(h.In(seg), h.In(priorThink), priorAct, h.Ints(lengths), maxSpan, h.Out(bestScore), h.OutInts(abstraction));
+    }
 
     private void SegmentArgs(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor scores, string nameScores)
     {

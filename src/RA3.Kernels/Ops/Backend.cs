@@ -70,15 +70,6 @@ public abstract partial class Backend : IDisposable
         return workspace;
     }
 
-    /// <summary>Allocates zeroed storage of <paramref name="byteLength"/> bytes.</summary>
-    protected abstract TensorStorage Allocate(long byteLength);
-
-    /// <summary>Copies raw bytes into the tensor's elements.</summary>
-    protected internal abstract void Write(Tensor tensor, ReadOnlySpan<byte> source);
-
-    /// <summary>Copies the tensor's elements out as raw bytes.</summary>
-    protected internal abstract void Read(Tensor tensor, Span<byte> destination);
-
     /// <summary>Releases resources; <paramref name="disposing"/> is false from a finaliser.</summary>
     protected virtual void Dispose(bool disposing)
     {

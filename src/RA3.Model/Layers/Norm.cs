@@ -19,6 +19,19 @@ internal sealed class Norm(Tensor weight, Tensor? bias, Tensor? dWeight, Tensor?
         }
     }
 
+    /// <summary>sum [N, C] = a + delta (the residual add), then y = norm(sum), in one pass over the rows; its backward is <see cref="Backward"/> of sum.</summary>
+    public void AddForward(Backend b, Tensor a, Tensor delta, Tensor sum, Tensor y, Tensor mean, Tensor rstd)
+    {
+        if (rms)
+        {
+            b.AddRmsNorm(a, delta, weight, sum, y, rstd, eps);
+        }
+        else
+        {
+            b.AddLayerNorm(a, delta, weight, bias, sum, y, mean, rstd, eps);
+        }
+    }
+
     /// <summary>dx += ∂/∂x, dWeight and dBias += their gradients.</summary>
     public void Backward(Backend b, Tensor x, Tensor mean, Tensor rstd, Tensor dy, Tensor dx)
     {

@@ -1,37 +1,25 @@
-using RA3.Kernels.Cpu;
-using RA3.Kernels.Cuda;
-using RA3.Kernels.Ilgpu;
-using RA3.Kernels.Native;
+using RA3.Kernels;
 using RA3.Kernels.Ops;
 
 namespace RA3.Train.Cli;
 
-/// <summary>Creates the compute backend a command asks for with <c>--backend</c>.</summary>
+/// <summary>Creates the compute backend a command asks for with <c>--backend</c>, from <see cref="BackendCatalog"/>.</summary>
 public static class BackendChoice
 {
-    /// <summary>The accepted names.</summary>
-    public const string Names = "cpu (managed SIMD), native (ra3_native C++), cuda (ra3_native's CUDA kernels on a GPU, ILGPU for the rest), ilgpu (CUDA GPU if present, else ILGPU's CPU accelerator)";
-
-    /// <summary>A new backend of that name.</summary>
-    public static Backend Create(string name) => name switch
-    {
-        "cpu" => new CpuBackend(),
-        "native" => NativeBackend.Create(),
-        "cuda" => CreateCuda(),
-        "ilgpu" => IlgpuBackend.CreatePreferred(),
-        _ => throw new UsageException($"--backend: '{name}' is not one of {Names}"),
-    };
-
-    // A machine without the CUDA build or a GPU is a usage problem of this command line, said as such.
-    private static CudaBackend CreateCuda()
+    /// <summary>A new backend of that name; a name not in the catalog, or one this machine cannot run, is a usage error of this command line.</summary>
+    public static Backend Create(string name)
     {
         try
         {
-            return CudaBackend.Create();
+            return BackendCatalog.Create(name);
+        }
+        catch (ArgumentException e)
+        {
+            throw new UsageException($"--backend: {e.Message}");
         }
         catch (InvalidOperationException e)
         {
-            throw new UsageException($"--backend cuda: {e.Message}");
+            throw new UsageException($"--backend {name}: {e.Message}");
         }
     }
 }

@@ -1,0 +1,123 @@
+using System.Collections.Concurrent;
+using System.Reflection;
+using RA3.Kernels.Tensors;
+
+namespace RA3.Kernels.Ops;
+
+/// <summary>
+/// The contract between <see cref="Backend"/> and a backend: every op's <c>…Core</c> is virtual
+/// and by default runs its <see cref="Reference.ReferenceKernels"/> body, so a backend overrides only the
+/// ops it accelerates (<see cref="Accelerates"/> says which). On host memory the reference reads
+/// and writes the tensors in place; on a device backend each fallback copies its tensors to the
+/// host and its outputs back, and is counted in <see cref="HostFallbacks"/> — explicit, never silent.
+/// </summary>
+public abstract partial class Backend
+{
+    private static readonly string[] OpNames = [.. typeof(Backend).GetMethods(BindingFlags.Instance | BindingFlags.NonPublic)
+        .Where(m => m.DeclaringType == typeof(Backend) && m.IsVirtual && m.Name.EndsWith("Core", StringComparison.Ordinal))
+        .Select(m => m.Name[..^"Core".Length]).Distinct().Order(StringComparer.Ordinal)];
+
+    private readonly ConcurrentDictionary<string, long> fallbacks = new(StringComparer.Ordinal);
+
+    /// <summary>Every op of the contract, by the name of its public method (<c>Gemm</c>, <c>RmsNormBackward</c>, …).</summary>
+    public static IReadOnlyList<string> AllOps => OpNames;
+
+    /// <summary>Ops this backend ran on the reference tier through host copies, with how often (always empty on host memory).</summary>
+    public IReadOnlyDictionary<string, long> HostFallbacks => fallbacks;
+
+    /// <summary>Whether this backend runs <paramref name="op"/> (a name from <see cref="AllOps"/>) with a kernel of its own rather than the reference body.</summary>
+    public bool Accelerates(string op)
+    {
+        if (!OpNames.Contains(op, StringComparer.Ordinal))
+        {
+            throw new ArgumentException($"no op '{op}'; the ops are {string.Join(", ", OpNames)}", nameof(op));
+        }
+
+        return GetType().GetMethod(op + "Core", BindingFlags.Instance | BindingFlags.NonPublic)!.DeclaringType != typeof(Backend);
+    }
+
+    /// <summary>Allocates zeroed storage of <paramref name="byteLength"/> bytes: host memory unless a device backend overrides this, <see cref="Write"/> and <see cref="Read"/>.</summary>
+    protected virtual TensorStorage Allocate(long byteLength) => new HostStorage(byteLength);
+
+    /// <summary>Copies raw bytes into the tensor's elements.</summary>
+    protected internal virtual unsafe void Write(Tensor tensor, ReadOnlySpan<byte> source) =>
+        source.CopyTo(new Span<byte>((byte*)((HostStorage)tensor.Storage).Pointer + (tensor.Offset * tensor.DType.SizeInBytes()), source.Length));
+
+    /// <summary>Copies the tensor's elements out as raw bytes.</summary>
+    protected internal virtual unsafe void Read(Tensor tensor, Span<byte> destination) =>
+        new ReadOnlySpan<byte>((byte*)((HostStorage)tensor.Storage).Pointer + (tensor.Offset * tensor.DType.SizeInBytes()), destination.Length).CopyTo(destination);
+
+    /// <summary>Host access for one reference call of <paramref name="op"/>.</summary>
+    private protected HostCall Host(string op) => new(this, op);
+
+    /// <summary>
+    /// The tensors of one reference call as host spans: host memory in place, device memory as
+    /// copies (outputs written back on <see cref="Dispose"/>). Outputs are read in first, since
+    /// backward ops accumulate into them.
+    /// </summary>
+    private protected sealed unsafe class HostCall(Backend backend, string op) : IDisposable
+    {
+        private readonly List<(Tensor Tensor, Array Copy)> outputs = [];
+        private bool copied;
+
+        /// <summary>An input's floats (empty for null).</summary>
+        public ReadOnlySpan<float> In(Tensor? t) => Floats(t, output: false);
+
+        /// <summary>An output's floats, read and written.</summary>
+        public Span<float> Out(Tensor t) => Floats(t, output: true);
+
+        /// <summary>An input's int32 elements (empty for null).</summary>
+        public ReadOnlySpan<int> Ints(Tensor? t) => Elements<int>(t, output: false);
+
+        /// <summary>An int32 output, read and written.</summary>
+        public Span<int> OutInts(Tensor t) => Elements<int>(t, output: true);
+
+        /// <summary>Writes device outputs back and counts the fallback.</summary>
+        public void Dispose()
+        {
+            foreach (var (tensor, copy) in outputs)
+            {
+                if (copy is float[] f)
+                {
+                    tensor.CopyFrom<float>(f);
+                }
+                else
+                {
+                    tensor.CopyFrom<int>((int[])copy);
+                }
+            }
+
+            if (copied)
+            {
+                backend.fallbacks.AddOrUpdate(op, 1, (_, n) => n + 1);
+            }
+        }
+
+        private Span<float> Floats(Tensor? t, bool output) => Elements<float>(t, output);
+
+        private Span<T> Elements<T>(Tensor? t, bool output)
+            where T : unmanaged
+        {
+            if (t is null)
+            {
+                return [];
+            }
+
+            int count = checked((int)t.Count);
+            if (t.Storage is HostStorage host)
+            {
+                return new Span<T>((T*)host.Pointer + t.Offset, count);
+            }
+
+            var copy = new T[count];
+            t.CopyTo<T>(copy);
+            copied = true;
+            if (output)
+            {
+                outputs.Add((t, copy));
+            }
+
+            return copy;
+        }
+    }
+}
