@@ -56,7 +56,7 @@ public class TrainStepBench
         var config = Config(Family);
         var rng = new Rng(3);
         int[] ids = [.. Enumerable.Range(0, B * T).Select(_ => rng.NextInt(config.VocabSize))];
-        backend = BackendCatalog.Create(Impl);
+        backend = BackendCatalog.Create(Impl == "torch" ? "cpu" : Impl);  // the torch peer copies its weights from a cpu model
         model = new Transformer(backend, config, trainable: true);
         model.InitializeRandom(11);
         if (Impl == "torch")

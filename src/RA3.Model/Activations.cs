@@ -47,10 +47,7 @@ public sealed class Activations : IDisposable
             throw new ArgumentException($"a decode plan has T = 1, got {time}");
         }
 
-        if (config.Family == ModelFamily.Gpt2 && time > config.MaxPositions)
-        {
-            throw new ArgumentException($"T = {time} exceeds the {config.MaxPositions} learned positions of this GPT-2 model");
-        }
+        config.CheckPositions(time, "T");
 
         Kind = kind;
         HasLogits = withLogits || kind is PassKind.Prefill or PassKind.Decode;
@@ -264,16 +261,16 @@ internal sealed class BlockActivations
     public BlockActivations(ModelConfig c, Arena f, int batch, int time, bool full)
     {
         int n = batch * time, q = c.Heads * c.HeadDim, kv = c.KvHeads * c.HeadDim;
-        bool gpt2 = c.Family == ModelFamily.Gpt2;
+        bool rotary = c.Family.Positions == PositionKind.Rotary;
         Norm1 = f.Take(n, c.Hidden);
         Mean1 = f.Take(n);
         Rstd1 = f.Take(n);
-        Qkv = gpt2 ? f.Take(n, 3 * c.Hidden) : null;
+        Qkv = c.Family.FusedQkv ? f.Take(n, q + (2 * kv)) : null;
         Q = f.Take(n, q);
         K = f.Take(n, kv);
         V = f.Take(n, kv);
-        RotatedQ = gpt2 ? Q : f.Take(n, q);
-        RotatedK = gpt2 ? K : f.Take(n, kv);
+        RotatedQ = rotary ? f.Take(n, q) : Q;
+        RotatedK = rotary ? f.Take(n, kv) : K;
         Lse = full ? f.Take(batch, c.Heads, time) : null;
         Attention = f.Take(n, q);
         Mid = f.Take(n, c.Hidden);
@@ -281,7 +278,7 @@ internal sealed class BlockActivations
         Mean2 = f.Take(n);
         Rstd2 = f.Take(n);
         Hidden = f.Take(n, c.Intermediate);
-        Up = gpt2 ? null : f.Take(n, c.Intermediate);
+        Up = c.Family.Mlp == MlpKind.SwiGlu ? f.Take(n, c.Intermediate) : null;
         Activated = f.Take(n, c.Intermediate);
         if (!f.Measuring)
         {
@@ -380,15 +377,16 @@ internal sealed class Gradients
         int n = batch * time, q = c.Heads * c.HeadDim, kv = c.KvHeads * c.HeadDim;
         Residual = f.Take(n, c.Hidden);
         Norm = f.Take(n, c.Hidden);
-        Qkv = c.Family == ModelFamily.Gpt2 ? f.Take(n, 3 * c.Hidden) : null;
+        bool rotary = c.Family.Positions == PositionKind.Rotary;
+        Qkv = c.Family.FusedQkv ? f.Take(n, q + (2 * kv)) : null;
         Q = f.Take(n, q);
         K = f.Take(n, kv);
         V = f.Take(n, kv);
-        PreRopeQ = f.Take(n, q);
-        PreRopeK = f.Take(n, kv);
+        PreRopeQ = rotary ? f.Take(n, q) : null;
+        PreRopeK = rotary ? f.Take(n, kv) : null;
         Attention = f.Take(n, q);
         Hidden = f.Take(n, c.Intermediate);
-        Up = f.Take(n, c.Intermediate);
+        Up = c.Family.Mlp == MlpKind.SwiGlu ? f.Take(n, c.Intermediate) : null;
         Activated = f.Take(n, c.Intermediate);
         Scores = f.Take(batch, time);
         if (!f.Measuring)
@@ -397,8 +395,8 @@ internal sealed class Gradients
             Q4 = Q.Reshape(batch, time, c.Heads, c.HeadDim);
             K4 = K.Reshape(batch, time, c.KvHeads, c.HeadDim);
             V4 = V.Reshape(batch, time, c.KvHeads, c.HeadDim);
-            PreRopeQ4 = PreRopeQ.Reshape(batch, time, c.Heads, c.HeadDim);
-            PreRopeK4 = PreRopeK.Reshape(batch, time, c.KvHeads, c.HeadDim);
+            PreRopeQ4 = PreRopeQ?.Reshape(batch, time, c.Heads, c.HeadDim);
+            PreRopeK4 = PreRopeK?.Reshape(batch, time, c.KvHeads, c.HeadDim);
             Attention4 = Attention.Reshape(batch, time, c.Heads, c.HeadDim);
         }
     }
@@ -409,9 +407,9 @@ internal sealed class Gradients
 
     public Tensor V4 { get; } = null!;
 
-    public Tensor PreRopeQ4 { get; } = null!;
+    public Tensor? PreRopeQ4 { get; }
 
-    public Tensor PreRopeK4 { get; } = null!;
+    public Tensor? PreRopeK4 { get; }
 
     public Tensor Attention4 { get; } = null!;
 
@@ -427,15 +425,17 @@ internal sealed class Gradients
 
     public Tensor V { get; }
 
-    public Tensor PreRopeQ { get; }
+    /// <summary>Gradients before the rotation (rotary models), or null.</summary>
+    public Tensor? PreRopeQ { get; }
 
-    public Tensor PreRopeK { get; }
+    public Tensor? PreRopeK { get; }
 
     public Tensor Attention { get; }
 
     public Tensor Hidden { get; }
 
-    public Tensor Up { get; }
+    /// <summary>The gated MLP's up-projection gradient (SwiGLU), or null.</summary>
+    public Tensor? Up { get; }
 
     public Tensor Activated { get; }
 

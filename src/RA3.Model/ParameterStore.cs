@@ -72,74 +72,80 @@ public static class Parameters
             offset += (spec.Count + Alignment - 1) / Alignment * Alignment;
         }
 
+        // One walk over the family's names and traits; Block binds the same names.
+        var f = c.Family;
+        var n = f.Names;
+        void Norm(string name)
+        {
+            Add(name + ".weight", false, c.Hidden);
+            if (f.Norm == NormKind.LayerNorm)
+            {
+                Add(name + ".bias", false, c.Hidden);
+            }
+        }
+
+        // A projection in → out, stored [in, out] (Conv1D) or [out, in] (nn.Linear).
+        void Projection(string name, int input, int output, bool bias)
+        {
+            Add(name + ".weight", true, f.WeightsInOut ? [input, output] : [output, input]);
+            if (bias)
+            {
+                Add(name + ".bias", false, output);
+            }
+        }
+
         int q = c.Heads * c.HeadDim, kv = c.KvHeads * c.HeadDim;
-        if (c.Family == ModelFamily.Gpt2)
+        Add(n.Embedding, false, c.VocabSize, c.Hidden);
+        if (n.Positions is not null)
         {
-            Add("transformer.wte.weight", false, c.VocabSize, c.Hidden);
-            Add("transformer.wpe.weight", false, c.MaxPositions, c.Hidden);
-            for (int l = 0; l < c.Layers; l++)
-            {
-                string p = $"transformer.h.{l}.";
-                Add(p + "ln_1.weight", false, c.Hidden);
-                Add(p + "ln_1.bias", false, c.Hidden);
-                Add(p + "attn.c_attn.weight", true, c.Hidden, 3 * c.Hidden);
-                Add(p + "attn.c_attn.bias", false, 3 * c.Hidden);
-                Add(p + "attn.c_proj.weight", true, c.Hidden, c.Hidden);
-                Add(p + "attn.c_proj.bias", false, c.Hidden);
-                Add(p + "ln_2.weight", false, c.Hidden);
-                Add(p + "ln_2.bias", false, c.Hidden);
-                Add(p + "mlp.c_fc.weight", true, c.Hidden, c.Intermediate);
-                Add(p + "mlp.c_fc.bias", false, c.Intermediate);
-                Add(p + "mlp.c_proj.weight", true, c.Intermediate, c.Hidden);
-                Add(p + "mlp.c_proj.bias", false, c.Hidden);
-            }
-
-            Add("transformer.ln_f.weight", false, c.Hidden);
-            Add("transformer.ln_f.bias", false, c.Hidden);
-        }
-        else
-        {
-            Add("model.embed_tokens.weight", false, c.VocabSize, c.Hidden);
-            for (int l = 0; l < c.Layers; l++)
-            {
-                string p = $"model.layers.{l}.";
-                Add(p + "input_layernorm.weight", false, c.Hidden);
-                Add(p + "self_attn.q_proj.weight", true, q, c.Hidden);
-                Add(p + "self_attn.k_proj.weight", true, kv, c.Hidden);
-                Add(p + "self_attn.v_proj.weight", true, kv, c.Hidden);
-                if (c.QkvBias)
-                {
-                    Add(p + "self_attn.q_proj.bias", false, q);
-                    Add(p + "self_attn.k_proj.bias", false, kv);
-                    Add(p + "self_attn.v_proj.bias", false, kv);
-                }
-
-                Add(p + "self_attn.o_proj.weight", true, c.Hidden, q);
-                if (c.OutputBias)
-                {
-                    Add(p + "self_attn.o_proj.bias", false, c.Hidden);
-                }
-
-                Add(p + "post_attention_layernorm.weight", false, c.Hidden);
-                Add(p + "mlp.gate_proj.weight", true, c.Intermediate, c.Hidden);
-                Add(p + "mlp.up_proj.weight", true, c.Intermediate, c.Hidden);
-                Add(p + "mlp.down_proj.weight", true, c.Hidden, c.Intermediate);
-            }
-
-            Add("model.norm.weight", false, c.Hidden);
+            Add(n.Positions, false, c.MaxPositions, c.Hidden);
         }
 
+        for (int l = 0; l < c.Layers; l++)
+        {
+            string p = n.Block(l);
+            Norm(p + n.Norm1);
+            if (n.Qkv is not null)
+            {
+                Projection(p + n.Qkv, c.Hidden, q + (2 * kv), f.LinearBiases);
+            }
+            else
+            {
+                // Weights first, then the biases: the layout (and so the checkpoint order) of Llama and Qwen2.
+                Projection(p + n.Q, c.Hidden, q, false);
+                Projection(p + n.K, c.Hidden, kv, false);
+                Projection(p + n.V, c.Hidden, kv, false);
+                if (c.QkvBias || f.LinearBiases)
+                {
+                    Add(p + n.Q + ".bias", false, q);
+                    Add(p + n.K + ".bias", false, kv);
+                    Add(p + n.V + ".bias", false, kv);
+                }
+            }
+
+            Projection(p + n.Output, q, c.Hidden, f.LinearBiases || c.OutputBias);
+            Norm(p + n.Norm2);
+            Projection(p + n.Hidden, c.Hidden, c.Intermediate, f.LinearBiases);
+            if (n.Up is not null)
+            {
+                Projection(p + n.Up, c.Hidden, c.Intermediate, f.LinearBiases);
+            }
+
+            Projection(p + n.Down, c.Intermediate, c.Hidden, f.LinearBiases);
+        }
+
+        Norm(n.FinalNorm);
         if (!c.TiedHead)
         {
-            Add("lm_head.weight", true, c.VocabSize, c.Hidden);
+            Add(n.Head, true, c.VocabSize, c.Hidden);
         }
 
         return specs;
     }
 
     /// <summary>The name of the token embedding (also the head when tied).</summary>
-    public static string Embedding(ModelConfig c) => c.Family == ModelFamily.Gpt2 ? "transformer.wte.weight" : "model.embed_tokens.weight";
+    public static string Embedding(ModelConfig c) => c.Family.Names.Embedding;
 
     /// <summary>The name of the output head's weight [V, C].</summary>
-    public static string Head(ModelConfig c) => c.TiedHead ? Embedding(c) : "lm_head.weight";
+    public static string Head(ModelConfig c) => c.TiedHead ? Embedding(c) : c.Family.Names.Head;
 }

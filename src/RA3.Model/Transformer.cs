@@ -29,7 +29,7 @@ public sealed class Transformer : IDisposable
         Backend = backend;
         Config = config;
         Weights = new ParameterStore(backend, config);
-        if (config.Family == ModelFamily.Llama)
+        if (config.Family.Positions == PositionKind.Rotary)
         {
             invFreq = backend.FromArray(config.Rope.InverseFrequencies(config.HeadDim), config.HeadDim / 2);
         }
@@ -180,6 +180,7 @@ public sealed class Transformer : IDisposable
         b.SegmentScoresBackward(a.FinalNorm3, Weights[headName], a.Targets, a.LineIds, a.Lse, g.Scores, g.Norm3, gradients[headName]);
         b.Zero(g.Residual);
         finalNorm.Backward(b, a.Residual[c.Layers], a.FinalMean, a.FinalRstd, g.Norm, g.Residual);
+        int q = c.Heads * c.HeadDim, kv = c.KvHeads * c.HeadDim;
         for (int l = c.Layers - 1; l >= 0; l--)
         {
             var blk = blocks[l];
@@ -188,17 +189,17 @@ public sealed class Transformer : IDisposable
             // MLP half: the residual gradient flows straight through and into the MLP.
             blk.Down.Backward(b, x.Activated, g.Residual, g.Activated, accumulate: false);
             b.Zero(g.Hidden);
-            if (c.Family == ModelFamily.Gpt2)
+            if (blk.Up is null)
             {
                 b.GeluBackward(x.Hidden, g.Activated, g.Hidden);
                 blk.Hidden.Backward(b, x.Norm2, g.Hidden, g.Norm, accumulate: false);
             }
             else
             {
-                b.Zero(g.Up);
-                b.SwiGluBackward(x.Hidden, x.Up!, g.Activated, g.Hidden, g.Up);
+                b.Zero(g.Up!);
+                b.SwiGluBackward(x.Hidden, x.Up!, g.Activated, g.Hidden, g.Up!);
                 blk.Hidden.Backward(b, x.Norm2, g.Hidden, g.Norm, accumulate: false);
-                blk.Up!.Backward(b, x.Norm2, g.Up, g.Norm, accumulate: true);
+                blk.Up.Backward(b, x.Norm2, g.Up!, g.Norm, accumulate: true);
             }
 
             blk.Norm2.Backward(b, x.Mid, x.Mean2, x.Rstd2, g.Norm, g.Residual);
@@ -209,21 +210,28 @@ public sealed class Transformer : IDisposable
             b.Zero(g.K);
             b.Zero(g.V);
             b.FlashAttentionBackward(x.RotatedQ4, x.RotatedK4, x.V4, null, x.Attention4, x.Lse!, g.Attention4, g.Q4, g.K4, g.V4);
-            if (c.Family == ModelFamily.Gpt2)
+            var (dq, dk) = (g.Q, g.K);
+            if (invFreq is not null)
             {
-                b.CopyColumns(g.Q, 0, g.Qkv!, 0, c.Hidden);
-                b.CopyColumns(g.K, 0, g.Qkv!, c.Hidden, c.Hidden);
-                b.CopyColumns(g.V, 0, g.Qkv!, 2 * c.Hidden, c.Hidden);
-                blk.Qkv!.Backward(b, x.Norm1, g.Qkv!, g.Norm, accumulate: false);
+                // Undo the rotation: the projections' gradients are Rᵀ of the rotated ones.
+                b.Zero(g.PreRopeQ!);
+                b.Zero(g.PreRopeK!);
+                b.RopeBackward(g.Q4, a.Positions, invFreq, g.PreRopeQ4!);
+                b.RopeBackward(g.K4, a.Positions, invFreq, g.PreRopeK4!);
+                (dq, dk) = (g.PreRopeQ!, g.PreRopeK!);
+            }
+
+            if (blk.Qkv is not null)
+            {
+                b.CopyColumns(dq, 0, g.Qkv!, 0, q);
+                b.CopyColumns(dk, 0, g.Qkv!, q, kv);
+                b.CopyColumns(g.V, 0, g.Qkv!, q + kv, kv);
+                blk.Qkv.Backward(b, x.Norm1, g.Qkv!, g.Norm, accumulate: false);
             }
             else
             {
-                b.Zero(g.PreRopeQ);
-                b.Zero(g.PreRopeK);
-                b.RopeBackward(g.Q4, a.Positions, invFreq!, g.PreRopeQ4);
-                b.RopeBackward(g.K4, a.Positions, invFreq!, g.PreRopeK4);
-                blk.Q!.Backward(b, x.Norm1, g.PreRopeQ, g.Norm, accumulate: false);
-                blk.K!.Backward(b, x.Norm1, g.PreRopeK, g.Norm, accumulate: true);
+                blk.Q!.Backward(b, x.Norm1, dq, g.Norm, accumulate: false);
+                blk.K!.Backward(b, x.Norm1, dk, g.Norm, accumulate: true);
                 blk.V!.Backward(b, x.Norm1, g.V, g.Norm, accumulate: true);
             }
 
@@ -231,9 +239,9 @@ public sealed class Transformer : IDisposable
         }
 
         b.EmbeddingBackward(a.Ids, g.Residual, gradients[Parameters.Embedding(c)]);
-        if (c.Family == ModelFamily.Gpt2)
+        if (c.Family.Names.Positions is { } positions)
         {
-            b.EmbeddingBackward(a.PositionsFlat, g.Residual, gradients["transformer.wpe.weight"]);
+            b.EmbeddingBackward(a.PositionsFlat, g.Residual, gradients[positions]);
         }
     }
 
@@ -285,10 +293,12 @@ public sealed class Transformer : IDisposable
 
         foreach (int len in cache.Lengths)
         {
-            if (len >= cache.Capacity || (Config.Family == ModelFamily.Gpt2 && len >= Config.MaxPositions))
+            if (len >= cache.Capacity)
             {
-                throw new InvalidOperationException($"decode: a sequence has {len} positions, the cache holds {cache.Capacity} and the model {Config.MaxPositions}");
+                throw new InvalidOperationException($"decode: a sequence has {len} positions and the cache holds {cache.Capacity}");
             }
+
+            Config.CheckPositions(len + 1, "decode");
         }
 
         a.Ids.CopyFrom(tokens);
@@ -315,9 +325,9 @@ public sealed class Transformer : IDisposable
         var b = Backend;
         var c = Config;
         b.Embedding(a.Ids, Weights[Parameters.Embedding(c)], a.Residual[0]);
-        if (c.Family == ModelFamily.Gpt2)
+        if (c.Family.Names.Positions is { } positions)
         {
-            b.Embedding(a.PositionsFlat, Weights["transformer.wpe.weight"], a.Projection);
+            b.Embedding(a.PositionsFlat, Weights[positions], a.Projection);
             b.Add(a.Residual[0], a.Projection, a.Residual[0]);
         }
 
@@ -335,20 +345,25 @@ public sealed class Transformer : IDisposable
         var c = Config;
         var blk = blocks[l];
         blk.Norm1.Forward(b, a.Residual[l], x.Norm1, x.Mean1, x.Rstd1);
-        if (c.Family == ModelFamily.Gpt2)
+        int q = c.Heads * c.HeadDim, kv = c.KvHeads * c.HeadDim;
+        if (blk.Qkv is not null)
         {
-            blk.Qkv!.Forward(b, x.Norm1, x.Qkv!);
-            b.CopyColumns(x.Qkv!, 0, x.Q, 0, c.Hidden);
-            b.CopyColumns(x.Qkv!, c.Hidden, x.K, 0, c.Hidden);
-            b.CopyColumns(x.Qkv!, 2 * c.Hidden, x.V, 0, c.Hidden);
+            blk.Qkv.Forward(b, x.Norm1, x.Qkv!);
+            b.CopyColumns(x.Qkv!, 0, x.Q, 0, q);
+            b.CopyColumns(x.Qkv!, q, x.K, 0, kv);
+            b.CopyColumns(x.Qkv!, q + kv, x.V, 0, kv);
         }
         else
         {
             blk.Q!.Forward(b, x.Norm1, x.Q);
             blk.K!.Forward(b, x.Norm1, x.K);
             blk.V!.Forward(b, x.Norm1, x.V);
-            b.Rope(x.Q4, a.Positions, invFreq!, x.RotatedQ4);
-            b.Rope(x.K4, a.Positions, invFreq!, x.RotatedK4);
+        }
+
+        if (invFreq is not null)
+        {
+            b.Rope(x.Q4, a.Positions, invFreq, x.RotatedQ4);
+            b.Rope(x.K4, a.Positions, invFreq, x.RotatedK4);
         }
 
         if (a.Kind == PassKind.Decode)
@@ -369,13 +384,13 @@ public sealed class Transformer : IDisposable
         blk.Output.Forward(b, x.Attention, a.Projection);
         blk.Norm2.AddForward(b, a.Residual[l], a.Projection, x.Mid, x.Norm2, x.Mean2, x.Rstd2);
         blk.Hidden.Forward(b, x.Norm2, x.Hidden);
-        if (c.Family == ModelFamily.Gpt2)
+        if (blk.Up is null)
         {
             b.Gelu(x.Hidden, x.Activated);
         }
         else
         {
-            blk.Up!.Forward(b, x.Norm2, x.Up!);
+            blk.Up.Forward(b, x.Norm2, x.Up!);
             b.SwiGlu(x.Hidden, x.Up!, x.Activated);
         }
 
@@ -388,9 +403,9 @@ public sealed class Transformer : IDisposable
         var c = Config;
         var w = Weights;
         var blockViews = Enumerable.Range(0, c.Layers).Select(l => new Block(c, l, w, g)).ToArray();
-        bool gpt2 = c.Family == ModelFamily.Gpt2;
-        string final = gpt2 ? "transformer.ln_f" : "model.norm";
-        var norm = new Norm(w[final + ".weight"], gpt2 ? w[final + ".bias"] : null, g?[final + ".weight"], gpt2 ? g?[final + ".bias"] : null, rms: !gpt2, c.NormEps);
+        string final = c.Family.Names.FinalNorm;
+        bool layerNorm = c.Family.Norm == NormKind.LayerNorm;
+        var norm = new Norm(w[final + ".weight"], layerNorm ? w[final + ".bias"] : null, g?[final + ".weight"], layerNorm ? g?[final + ".bias"] : null, rms: !layerNorm, c.NormEps);
         return (blockViews, norm);
     }
 }

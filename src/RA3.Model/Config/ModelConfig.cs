@@ -10,7 +10,7 @@ namespace RA3.Model.Config;
 /// </summary>
 public sealed record ModelConfig
 {
-    /// <summary>Which block layout the model uses.</summary>
+    /// <summary>The family's traits and parameter names (from <c>model_type</c>).</summary>
     public required ModelFamily Family { get; init; }
 
     /// <summary>The Hugging Face <c>model_type</c>: <c>gpt2</c>, <c>llama</c> or <c>qwen2</c>.</summary>
@@ -60,6 +60,19 @@ public sealed record ModelConfig
 
     /// <summary>End-of-sequence token ids (Llama 3 lists several).</summary>
     public IReadOnlyList<int> EosTokenIds { get; init; } = [];
+
+    /// <summary>
+    /// Throws <see cref="ArgumentException"/> when <paramref name="positions"/> exceed a learned
+    /// position table (rotary models take any length); <paramref name="what"/> names the caller's
+    /// quantity (e.g. "T", "a session", "trace 7").
+    /// </summary>
+    public void CheckPositions(long positions, string what)
+    {
+        if (Family.Positions == PositionKind.Learned && positions > MaxPositions)
+        {
+            throw new ArgumentException($"{what}: {positions} positions exceed the {MaxPositions} learned positions of this {ModelType} model");
+        }
+    }
 
     /// <summary>Number of float parameters (the tied head counted once).</summary>
     public long ParameterCount => Parameters.Layout(this).Sum(p => p.Count);
@@ -113,7 +126,8 @@ public sealed record ModelConfig
         string type = f.Str("model_type");
         int? bos = f.OptInt("bos_token_id");
         int[] eos = f.IntList("eos_token_id");
-        switch (type)
+        var family = ModelFamily.ForModelType(type) ?? throw f.Error("model_type", $"unknown architecture '{type}' (supported: {string.Join(", ", ModelFamily.ByModelType.Keys)})");
+        switch (family.Name)
         {
             case "gpt2":
                 {
@@ -126,7 +140,7 @@ public sealed record ModelConfig
                     int hidden = f.Int("n_embd"), heads = f.Int("n_head");
                     return new ModelConfig
                     {
-                        Family = ModelFamily.Gpt2,
+                        Family = family,
                         ModelType = type,
                         VocabSize = f.Int("vocab_size"),
                         Hidden = hidden,
@@ -143,7 +157,7 @@ public sealed record ModelConfig
                     };
                 }
 
-            case "llama" or "qwen2":
+            case "llama":
                 {
                     string act = f.OptStr("hidden_act") ?? "silu";
                     if (act != "silu")
@@ -165,7 +179,7 @@ public sealed record ModelConfig
                     bool attentionBias = f.OptBool("attention_bias") ?? false;
                     return new ModelConfig
                     {
-                        Family = ModelFamily.Llama,
+                        Family = family,
                         ModelType = type,
                         VocabSize = f.Int("vocab_size"),
                         Hidden = hidden,
@@ -186,7 +200,7 @@ public sealed record ModelConfig
                 }
 
             default:
-                throw f.Error("model_type", $"unknown architecture '{type}' (supported: gpt2, llama, qwen2)");
+                throw f.Error("model_type", $"'{type}' maps to the {family.Name} family, which has no config.json reader");
         }
     }
 
@@ -214,12 +228,12 @@ public sealed record ModelConfig
             throw new InvalidDataException($"{source}: num_attention_heads {Heads} is not a multiple of num_key_value_heads {KvHeads}");
         }
 
-        if (Family == ModelFamily.Gpt2 && Heads * HeadDim != Hidden)
+        if (Family.FusedQkv && Heads * HeadDim != Hidden)
         {
             throw new InvalidDataException($"{source}: n_embd {Hidden} is not divisible by n_head {Heads}");
         }
 
-        if (Family == ModelFamily.Llama && HeadDim % 2 != 0)
+        if (Family.Positions == PositionKind.Rotary && HeadDim % 2 != 0)
         {
             throw new InvalidDataException($"{source}: head_dim {HeadDim} must be even for RoPE");
         }
@@ -232,7 +246,7 @@ public sealed record ModelConfig
     public string ToHuggingFaceJson()
     {
         var j = new JsonObject();
-        if (Family == ModelFamily.Gpt2)
+        if (Family == ModelFamily.Gpt2)  // config.json's field names differ per family
         {
             j["architectures"] = new JsonArray("GPT2LMHeadModel");
             j["model_type"] = "gpt2";

@@ -21,10 +21,7 @@ public sealed class DecodeSession : IDisposable
     {
         ArgumentNullException.ThrowIfNull(model);
         var c = model.Config;
-        if (c.Family == ModelFamily.Gpt2 && capacity > c.MaxPositions)
-        {
-            throw new ArgumentException($"a session of {capacity} positions exceeds the model's {c.MaxPositions}");
-        }
+        c.CheckPositions(capacity, "a decode session");
 
         this.model = model;
         cache = new KvCache(model.Backend, c, batch, capacity);

@@ -33,10 +33,7 @@ public sealed class Generator(Transformer model, TextTokenizer? tokenizer = null
 
         var c = model.Config;
         int batch = prompts.Count, longest = prompts.Max(p => p.Length), capacity = longest + options.MaxNewTokens;
-        if (c.Family == ModelFamily.Gpt2 && capacity > c.MaxPositions)
-        {
-            throw new ArgumentException($"prompt ({longest}) plus {options.MaxNewTokens} new tokens exceed the model's {c.MaxPositions} positions");
-        }
+        c.CheckPositions(capacity, $"the longest prompt ({longest}) plus {options.MaxNewTokens} new tokens");
 
         var stops = new HashSet<int>(options.StopTokens);
         var eos = new HashSet<int>(options.StopAtEos ? c.EosTokenIds : []);

@@ -197,10 +197,10 @@ public static class HuggingFaceCheckpoint
         }
     }
 
-    /// <summary>Maps checkpoint names to ours: original GPT-2 checkpoints omit the <c>transformer.</c> prefix.</summary>
+    /// <summary>Maps checkpoint names to ours: a bare base-model checkpoint (the original GPT-2's) omits the family's <see cref="ParameterNames.BaseModelPrefix"/>.</summary>
     private static string Canonical(ModelConfig c, string name) =>
-        c.Family == ModelFamily.Gpt2 && !name.StartsWith("transformer.", StringComparison.Ordinal) && !name.StartsWith("lm_head.", StringComparison.Ordinal)
-            ? "transformer." + name
+        c.Family.Names.BaseModelPrefix is { } prefix && !name.StartsWith(prefix, StringComparison.Ordinal) && !name.StartsWith(c.Family.Names.Head, StringComparison.Ordinal)
+            ? prefix + name
             : name;
 
     /// <summary>Tensors checkpoints carry that are not parameters: causal-mask buffers, cached RoPE frequencies, a tied head's copy.</summary>

@@ -7,48 +7,46 @@ internal sealed class Block
 {
     public Block(ModelConfig c, int layer, ParameterStore w, ParameterStore? g)
     {
-        Norm Norm(string name, bool withBias) => new(
-            w[name + ".weight"],
-            withBias ? w[name + ".bias"] : null,
-            g?[name + ".weight"],
-            withBias ? g?[name + ".bias"] : null,
-            rms: !withBias,
+        var f = c.Family;
+        var n = f.Names;
+        string p = n.Block(layer);
+        bool layerNorm = f.Norm == NormKind.LayerNorm;
+        Norm MakeNorm(string name) => new(
+            w[p + name + ".weight"],
+            layerNorm ? w[p + name + ".bias"] : null,
+            g?[p + name + ".weight"],
+            layerNorm ? g?[p + name + ".bias"] : null,
+            rms: !layerNorm,
             c.NormEps);
-        Linear Lin(string name, bool withBias, bool outIn) => new(
-            w[name + ".weight"],
-            withBias ? w[name + ".bias"] : null,
-            outIn,
-            g?[name + ".weight"],
-            withBias ? g?[name + ".bias"] : null);
+        Linear Lin(string name, bool withBias) => new(
+            w[p + name + ".weight"],
+            withBias ? w[p + name + ".bias"] : null,
+            !f.WeightsInOut,
+            g?[p + name + ".weight"],
+            withBias ? g?[p + name + ".bias"] : null);
 
-        if (c.Family == ModelFamily.Gpt2)
+        Norm1 = MakeNorm(n.Norm1);
+        if (n.Qkv is not null)
         {
-            string p = $"transformer.h.{layer}.";
-            Norm1 = Norm(p + "ln_1", true);
-            Qkv = Lin(p + "attn.c_attn", true, false);
-            Output = Lin(p + "attn.c_proj", true, false);
-            Norm2 = Norm(p + "ln_2", true);
-            Hidden = Lin(p + "mlp.c_fc", true, false);
-            Down = Lin(p + "mlp.c_proj", true, false);
+            Qkv = Lin(n.Qkv, f.LinearBiases);
         }
         else
         {
-            string p = $"model.layers.{layer}.";
-            Norm1 = Norm(p + "input_layernorm", false);
-            Q = Lin(p + "self_attn.q_proj", c.QkvBias, true);
-            K = Lin(p + "self_attn.k_proj", c.QkvBias, true);
-            V = Lin(p + "self_attn.v_proj", c.QkvBias, true);
-            Output = Lin(p + "self_attn.o_proj", c.OutputBias, true);
-            Norm2 = Norm(p + "post_attention_layernorm", false);
-            Hidden = Lin(p + "mlp.gate_proj", false, true);
-            Up = Lin(p + "mlp.up_proj", false, true);
-            Down = Lin(p + "mlp.down_proj", false, true);
+            Q = Lin(n.Q, c.QkvBias || f.LinearBiases);
+            K = Lin(n.K, c.QkvBias || f.LinearBiases);
+            V = Lin(n.V, c.QkvBias || f.LinearBiases);
         }
+
+        Output = Lin(n.Output, f.LinearBiases || c.OutputBias);
+        Norm2 = MakeNorm(n.Norm2);
+        Hidden = Lin(n.Hidden, f.LinearBiases);
+        Up = n.Up is null ? null : Lin(n.Up, f.LinearBiases);
+        Down = Lin(n.Down, f.LinearBiases);
     }
 
     public Norm Norm1 { get; }
 
-    /// <summary>GPT-2's fused q, k, v projection [C, 3C].</summary>
+    /// <summary>The fused q, k, v projection [C, 3C] (GPT-2), or null.</summary>
     public Linear? Qkv { get; }
 
     public Linear? Q { get; }
@@ -61,10 +59,10 @@ internal sealed class Block
 
     public Norm Norm2 { get; }
 
-    /// <summary>GPT-2's c_fc, Llama's gate_proj.</summary>
+    /// <summary>The MLP's first projection: GPT-2's c_fc, Llama's gate_proj.</summary>
     public Linear Hidden { get; }
 
-    /// <summary>Llama's up_proj.</summary>
+    /// <summary>The gated MLP's up_proj (Llama), or null.</summary>
     public Linear? Up { get; }
 
     /// <summary>GPT-2's mlp.c_proj, Llama's down_proj.</summary>

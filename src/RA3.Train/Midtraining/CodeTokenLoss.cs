@@ -21,10 +21,7 @@ public static class CodeTokenLoss
         var layouts = documents.Select(d => (d.Trace, Tokens: LineTokens.Of(tokenizer, d.Trace, d.Rationales))).ToList();
         foreach (var (trace, tokens) in layouts)
         {
-            if (model.Config.Family == RA3.Model.Config.ModelFamily.Gpt2 && tokens.Ids.Length > model.Config.MaxPositions)
-            {
-                throw new ArgumentException($"trace {trace.Id} is {tokens.Ids.Length} tokens, more than the model's {model.Config.MaxPositions} learned positions");
-            }
+            model.Config.CheckPositions(tokens.Ids.Length, $"trace {trace.Id}");
         }
 
         var logProbs = Scorer.SequenceLogProbs(model, [.. layouts.Select(l => l.Tokens.Ids)]);
