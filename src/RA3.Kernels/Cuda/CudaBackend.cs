@@ -42,8 +42,8 @@ public sealed class CudaBackend : IlgpuBackend
         int devices = NativeBackend.CudaDevices;
         if (devices < 1)
         {
-            int status = NativeMethods.CudaSynchronize();
-            string why = status == 3 ? "it was built without CUDA (no toolkit where CMake ran)" : "it sees no CUDA device";
+            var status = (NativeStatus)NativeMethods.CudaSynchronize();
+            string why = status == NativeStatus.Unsupported ? "it was built without CUDA (no toolkit where CMake ran)" : "it sees no CUDA device";
             throw new InvalidOperationException($"no CUDA backend: ra3_native at {NativeLibraryLoader.LoadedFrom} reports {devices} CUDA devices; {why}");
         }
 

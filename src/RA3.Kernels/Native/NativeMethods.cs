@@ -64,15 +64,16 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Lib, EntryPoint = "ra3_elbo_viterbi_f32")]
     public static partial int ElboViterbi(int batch, int t, float* seg, float* priorThink, float priorAct, int* lengths, int maxSpan, float* bestScore, int* abstraction);
 
-    /// <summary>Throws for a non-zero status, with the library's own message.</summary>
+    /// <summary>Throws for any status but <see cref="NativeStatus.Ok"/>, with the library's own message.</summary>
     public static void Check(int status)
     {
-        if (status == 0)
+        var result = (NativeStatus)status;
+        if (result == NativeStatus.Ok)
         {
             return;
         }
 
         string message = Marshal.PtrToStringUTF8((IntPtr)LastError()) ?? "(no message)";
-        throw status == 1 ? new ArgumentException(message) : new InvalidOperationException($"ra3_native status {status}: {message}");
+        throw result == NativeStatus.InvalidArgument ? new ArgumentException(message) : new InvalidOperationException($"ra3_native status {result}: {message}");
     }
 }
