@@ -31,6 +31,7 @@ public sealed class Activations : IDisposable
 {
     private readonly Tensor floats;
     private readonly Tensor ints;
+    private readonly ModelConfig config;
     private readonly int[] hostTargets;
     private readonly int[] hostLines;
     private readonly float[] hostScores;
@@ -48,6 +49,7 @@ public sealed class Activations : IDisposable
         }
 
         config.CheckPositions(time, "T");
+        this.config = config;
 
         Kind = kind;
         HasLogits = withLogits || kind is PassKind.Prefill or PassKind.Decode;
@@ -137,10 +139,10 @@ public sealed class Activations : IDisposable
     public Tensor TokenLogProbs { get; private set; } = null!;
 
     /// <summary>Per-token log-sum-exp of the logits [B, T], kept for the fused loss's backward.</summary>
-    internal Tensor Lse { get; private set; } = null!;
+    internal Tensor HeadLse { get; private set; } = null!;
 
     /// <summary>Training only: gradient buffers shared by all layers.</summary>
-    internal Gradients Grad { get; private set; } = null!;
+    internal ActivationGradients Grad { get; private set; } = null!;
 
     /// <summary>Number of rows with a target, set by <see cref="SetBatch"/>.</summary>
     public int TargetCount { get; private set; }
@@ -162,6 +164,7 @@ public sealed class Activations : IDisposable
             throw new ArgumentException($"expected a mask of {N} for a [{B}, {T}] batch, got {mask.Length}");
         }
 
+        config.CheckTokenIds(ids, "ids");
         Ids.CopyFrom(ids);
         int count = 0;
         for (int r = 0; r < N; r++)
@@ -246,8 +249,8 @@ public sealed class Activations : IDisposable
         LastHidden = lastOnly ? f.Take(B, c.Hidden) : null!;
         Logits = HasLogits ? f.Take(lastOnly || Kind == PassKind.Decode ? B : n, c.VocabSize) : null;
         TokenLogProbs = f.Take(B, T);
-        Lse = f.Take(B, T);
-        Grad = Kind == PassKind.Train ? new Gradients(c, f, B, T) : null!;
+        HeadLse = f.Take(B, T);
+        Grad = Kind == PassKind.Train ? new ActivationGradients(c, f, B, T) : null!;
         if (!f.Measuring)
         {
             FinalNorm3 = FinalNorm.Reshape(B, T, c.Hidden);
@@ -271,7 +274,7 @@ internal sealed class BlockActivations
         V = f.Take(n, kv);
         RotatedQ = rotary ? f.Take(n, q) : Q;
         RotatedK = rotary ? f.Take(n, kv) : K;
-        Lse = full ? f.Take(batch, c.Heads, time) : null;
+        AttentionLse = full ? f.Take(batch, c.Heads, time) : null;
         Attention = f.Take(n, q);
         Mid = f.Take(n, c.Hidden);
         Norm2 = f.Take(n, c.Hidden);
@@ -321,7 +324,7 @@ internal sealed class BlockActivations
     public Tensor RotatedK { get; }
 
     /// <summary>Each query row's attention log-sum-exp [B, Hq, T], for the backward (null in decode).</summary>
-    public Tensor? Lse { get; }
+    public Tensor? AttentionLse { get; }
 
     public Tensor Attention { get; }
 
@@ -370,9 +373,9 @@ internal sealed class BlockActivations
 }
 
 /// <summary>Gradient buffers of the activations, shared by all layers (the backward walks them one block at a time).</summary>
-internal sealed class Gradients
+internal sealed class ActivationGradients
 {
-    public Gradients(ModelConfig c, Arena f, int batch, int time)
+    public ActivationGradients(ModelConfig c, Arena f, int batch, int time)
     {
         int n = batch * time, q = c.Heads * c.HeadDim, kv = c.KvHeads * c.HeadDim;
         Residual = f.Take(n, c.Hidden);

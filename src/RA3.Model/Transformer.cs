@@ -124,7 +124,7 @@ public sealed class Transformer : IDisposable
         }
 
         Trunk(a, null);
-        Backend.SegmentScores(a.FinalNorm3, Weights[Parameters.Head(Config)], a.Targets, a.LineIds, a.TokenLogProbs, a.Lse);
+        Backend.SegmentScores(a.FinalNorm3, Weights[Parameters.Head(Config)], a.Targets, a.LineIds, a.TokenLogProbs, a.HeadLse);
         if (a.Logits is not null)
         {
             head.Forward(Backend, a.FinalNorm, a.Logits);
@@ -177,7 +177,7 @@ public sealed class Transformer : IDisposable
         var c = Config;
         b.Zero(g.Norm);
         string headName = Parameters.Head(c);
-        b.SegmentScoresBackward(a.FinalNorm3, Weights[headName], a.Targets, a.LineIds, a.Lse, g.Scores, g.Norm3, gradients[headName]);
+        b.SegmentScoresBackward(a.FinalNorm3, Weights[headName], a.Targets, a.LineIds, a.HeadLse, g.Scores, g.Norm3, gradients[headName]);
         b.Zero(g.Residual);
         finalNorm.Backward(b, a.Residual[c.Layers], a.FinalMean, a.FinalRstd, g.Norm, g.Residual);
         int q = c.Heads * c.HeadDim, kv = c.KvHeads * c.HeadDim;
@@ -209,7 +209,7 @@ public sealed class Transformer : IDisposable
             b.Zero(g.Q);
             b.Zero(g.K);
             b.Zero(g.V);
-            b.FlashAttentionBackward(x.RotatedQ4, x.RotatedK4, x.V4, null, x.Attention4, x.Lse!, g.Attention4, g.Q4, g.K4, g.V4);
+            b.FlashAttentionBackward(x.RotatedQ4, x.RotatedK4, x.V4, null, x.Attention4, x.AttentionLse!, g.Attention4, g.Q4, g.K4, g.V4);
             var (dq, dk) = (g.Q, g.K);
             if (invFreq is not null)
             {
@@ -301,6 +301,7 @@ public sealed class Transformer : IDisposable
             Config.CheckPositions(len + 1, "decode");
         }
 
+        Config.CheckTokenIds(tokens, "tokens");
         a.Ids.CopyFrom(tokens);
         a.PositionsFlat.CopyFrom<int>(cache.Lengths);
         Trunk(a, cache);
@@ -372,7 +373,7 @@ public sealed class Transformer : IDisposable
         }
         else
         {
-            b.FlashAttention(x.RotatedQ4, x.RotatedK4, x.V4, null, x.Attention4, x.Lse!);
+            b.FlashAttention(x.RotatedQ4, x.RotatedK4, x.V4, null, x.Attention4, x.AttentionLse!);
             if (cache is not null)
             {
                 int width = a.T * c.KvHeads * c.HeadDim;

@@ -18,8 +18,14 @@ public abstract class KernelTest(string backendName) : IDisposable
     /// <summary>The fixture's backend.</summary>
     protected Backend B { get; private set; } = null!;
 
+    // Every op checks its index tensors on every backend here, devices included (through a copy):
+    // the model leaves that off and checks ids where it builds them (GradientTests).
     [OneTimeSetUp]
-    public void Open() => B = BackendCatalog.Create(backendName);
+    public void Open()
+    {
+        B = BackendCatalog.Create(backendName);
+        B.CheckDeviceIndices = true;
+    }
 
     [OneTimeTearDown]
     public void Dispose()

@@ -62,6 +62,19 @@ public sealed class GradientTests(string backendName) : BackendTest(backendName)
         Assert.Throws<ArgumentException>(() => model.Backward(plan, new float[3]));
     }
 
+    [Test]
+    public void TokenIdsAreCheckedWhereTheHostBuildsThem()
+    {
+        // The ops on a device do not copy ids back to check them (Backend.CheckDeviceIndices is off
+        // here): the plan checks them on the host, before the upload, on every backend.
+        var config = ModelConfig.Llama(vocab: 61, hidden: 16, layers: 1, heads: 2, kvHeads: 1, intermediate: 24, maxPositions: 16);
+        using var model = new Transformer(Backend, config, trainable: false);
+        using var plan = model.Plan(1, 4, PassKind.Score);
+        Assert.That(Backend.CheckDeviceIndices, Is.False);
+        var ex = Assert.Throws<ArgumentException>(() => plan.SetBatch([1, 2, 61, 3]))!;
+        Assert.That(ex.Message, Does.Contain("ids[2] = 61").And.Contain("[0, 61)"));
+    }
+
     [TestCaseSource(nameof(Configs))]
     public void LossLogitsAndEveryGradientMatchTorchSharp(ModelConfig config)
     {

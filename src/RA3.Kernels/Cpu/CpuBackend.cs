@@ -26,10 +26,6 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
     /// <summary>Address of a host int32 tensor's first element.</summary>
     protected static int* I(Tensor t) => (int*)((HostStorage)t.Storage).Pointer + t.Offset;
 
-    /// <summary>Throws <see cref="ArgumentException"/> naming the index if an id is outside [lo, hi).</summary>
-    protected static void CheckIds(Tensor ids, int lo, int hi, string name) =>
-        ShapeCheck.Ids(new ReadOnlySpan<int>(I(ids), checked((int)ids.Count)), lo, hi, name, ids.Shape);
-
     /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {
@@ -224,8 +220,6 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
             F(kNew),
             F(vNew));
 
-    private protected override void CheckLengths(Tensor lengths, int capacity) => CheckIds(lengths, 0, capacity, nameof(lengths));
-
     private protected override void CopyColumnsCore(Tensor src, int srcColumn, Tensor dst, int dstColumn, int width)
     {
         long rows = src.Shape.Rows;
@@ -239,13 +233,11 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
 
     private protected override void EmbeddingCore(Tensor ids, Tensor table, Tensor output)
     {
-        CheckIds(ids, 0, table.Shape[0], nameof(ids));
         EmbeddingKernel.Run(new EmbeddingKernel.Body { Ids = I(ids), Table = F(table), Rows = F(output), N = ids.Count, C = table.Shape[1] });
     }
 
     private protected override void EmbeddingBackwardCore(Tensor ids, Tensor dOutput, Tensor dTable)
     {
-        CheckIds(ids, 0, dTable.Shape[0], nameof(ids));
         EmbeddingKernel.Run(new EmbeddingKernel.Body { Ids = I(ids), Table = F(dTable), Rows = F(dOutput), N = ids.Count, C = dTable.Shape[1], Backward = true });
     }
 

@@ -313,7 +313,7 @@ public abstract partial class Backend
         ShapeCheck.Is(kNew, nameof(kNew), b, hkv, d);
         ShapeCheck.Is(vNew, nameof(vNew), b, hkv, d);
         ShapeCheck.Is(lengths, nameof(lengths), b);
-        CheckLengths(lengths, s);
+        CheckIndices(lengths, 0, s, nameof(lengths));
         AttentionDecodeCore(q, kNew, vNew, kCache, vCache, lengths, output);
     }
 
@@ -569,35 +569,27 @@ public abstract partial class Backend
         ReferenceKernels.CopyColumns(h.In(src), src.Shape[-1], srcColumn, h.Out(dst), dst.Shape[-1], dstColumn, width);
     }
 
-    /// <summary>Checks that every decode length leaves room for one more cache position (a small read on a device backend).</summary>
-    private protected virtual void CheckLengths(Tensor lengths, int capacity) =>
-        ShapeCheck.Ids(lengths.ToInt32Array(), 0, capacity, nameof(lengths), lengths.Shape);
-
     private protected virtual void EmbeddingCore(Tensor ids, Tensor table, Tensor output)
     {
         using var h = Host(nameof(Embedding));
-        ShapeCheck.Ids(h.Ints(ids), 0, table.Shape[0], nameof(ids), ids.Shape);
         ReferenceKernels.Embedding(h.Ints(ids), h.In(table), table.Shape[1], h.Out(output));
     }
 
     private protected virtual void EmbeddingBackwardCore(Tensor ids, Tensor dOutput, Tensor dTable)
     {
         using var h = Host(nameof(EmbeddingBackward));
-        ShapeCheck.Ids(h.Ints(ids), 0, dTable.Shape[0], nameof(ids), ids.Shape);
         ReferenceKernels.EmbeddingBackward(h.Ints(ids), h.In(dOutput), dTable.Shape[1], h.Out(dTable));
     }
 
     private protected virtual void CrossEntropyCore(Tensor logits, Tensor targets, Tensor losses)
     {
         using var h = Host(nameof(CrossEntropy));
-        ShapeCheck.Ids(h.Ints(targets), int.MinValue, logits.Shape[-1], nameof(targets), targets.Shape);
         ReferenceKernels.CrossEntropy(h.In(logits), h.Ints(targets), h.Out(losses), logits.Shape[-1]);
     }
 
     private protected virtual void CrossEntropyBackwardCore(Tensor logits, Tensor targets, Tensor dLosses, Tensor dLogits)
     {
         using var h = Host(nameof(CrossEntropyBackward));
-        ShapeCheck.Ids(h.Ints(targets), int.MinValue, logits.Shape[-1], nameof(targets), targets.Shape);
         ReferenceKernels.CrossEntropyBackward(h.In(logits), h.Ints(targets), h.In(dLosses), h.Out(dLogits), logits.Shape[-1]);
     }
 
@@ -671,7 +663,7 @@ public abstract partial class Backend
         {
             Own(lengths, nameof(lengths), DType.Int32);
             ShapeCheck.Is(lengths, nameof(lengths), b);
-            CheckLengths(lengths, t + 1);
+            CheckIndices(lengths, 0, t + 1, nameof(lengths));
         }
     }
 
@@ -700,6 +692,7 @@ public abstract partial class Backend
         ShapeCheck.Require(
             output.Shape.Rank == ids.Shape.Rank + 1 && output.Shape[-1] == table.Shape[1] && output.Count == ids.Count * table.Shape[1],
             $"embedding: {nameOutput} {output.Shape} must be ids {ids.Shape} + [{table.Shape[1]}] for table {table.Shape}");
+        CheckIndices(ids, 0, table.Shape[0], nameof(ids));
     }
 
     private void CrossEntropyArgs(Tensor logits, Tensor targets, Tensor losses, string nameLosses)
@@ -712,5 +705,6 @@ public abstract partial class Backend
             targets.Count == logits.Shape.Rows && targets.Shape.Rank == logits.Shape.Rank - 1,
             $"cross-entropy: targets {targets.Shape} must be logits {logits.Shape} without the last dimension");
         ShapeCheck.Same(targets, nameof(targets), losses, nameLosses);
+        CheckIndices(targets, int.MinValue, logits.Shape[-1], nameof(targets));
     }
 }

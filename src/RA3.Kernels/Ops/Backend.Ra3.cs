@@ -183,11 +183,13 @@ public abstract partial class Backend
         ShapeCheck.Is(targets, nameof(targets), n, l);
         ShapeCheck.Is(lineIds, nameof(lineIds), n, l);
         ShapeCheck.Require(scores.Shape.Rank == 2 && scores.Shape[0] == n && scores.Shape[1] >= 1, $"segment scores: {nameScores} {scores.Shape} must be [{n}, M] with M >= 1");
-        int[] ids = lineIds.ToInt32Array(), ys = targets.ToInt32Array();
-        ShapeCheck.Ids(ids, -1, scores.Shape[1], nameof(lineIds), lineIds.Shape);
-        for (int i = 0; i < ids.Length; i++)
+        if (IndicesToCheck(lineIds, out var ids) && IndicesToCheck(targets, out var ys))
         {
-            ShapeCheck.Require(ids[i] < 0 || (ys[i] >= 0 && ys[i] < w.Shape[0]), $"targets[{i}] = {ys[i]} is outside [0, {w.Shape[0]}) ({nameof(targets)} {targets.Shape})");
+            ShapeCheck.Ids(ids, -1, scores.Shape[1], nameof(lineIds), lineIds.Shape);
+            for (int i = 0; i < ids.Length; i++)
+            {
+                ShapeCheck.Require(ids[i] < 0 || (ys[i] >= 0 && ys[i] < w.Shape[0]), $"targets[{i}] = {ys[i]} is outside [0, {w.Shape[0]}) ({nameof(targets)} {targets.Shape})");
+            }
         }
     }
 
@@ -203,6 +205,6 @@ public abstract partial class Backend
         ShapeCheck.Is(priorThink, nameof(priorThink), b, t);
         ShapeCheck.Is(lengths, nameof(lengths), b);
         ShapeCheck.Require(maxSpan >= 0, $"elbo: maxSpan must be >= 0 (0 = no limit), got {maxSpan}");
-        ShapeCheck.Ids(lengths.ToInt32Array(), 1, t + 1, nameof(lengths), lengths.Shape);
+        CheckIndices(lengths, 1, t + 1, nameof(lengths));
     }
 }

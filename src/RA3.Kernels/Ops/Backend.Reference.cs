@@ -47,6 +47,36 @@ public abstract partial class Backend
     protected internal virtual unsafe void Read(Tensor tensor, Span<byte> destination) =>
         new ReadOnlySpan<byte>((byte*)((HostStorage)tensor.Storage).Pointer + (tensor.Offset * tensor.DType.SizeInBytes()), destination.Length).CopyTo(destination);
 
+    /// <summary>
+    /// Whether ops also check index tensors (ids, targets, line ids, lengths) on device memory,
+    /// through a copy to the host. Off by default: on a device the host code that fills those
+    /// tensors checks them before the upload (the model's plans do), so the hot path has no
+    /// device-to-host round trip. On host memory they are always checked, in place.
+    /// </summary>
+    public bool CheckDeviceIndices { get; set; }
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the element when an element of <paramref name="ids"/> is outside [lo, hi) (see <see cref="CheckDeviceIndices"/>).</summary>
+    private protected void CheckIndices(Tensor ids, int lo, int hi, string name)
+    {
+        if (IndicesToCheck(ids, out var span))
+        {
+            ShapeCheck.Ids(span, lo, hi, name, ids.Shape);
+        }
+    }
+
+    /// <summary>An index tensor's elements to check: in place on host memory, a copy on a device when <see cref="CheckDeviceIndices"/>; false when they are checked where the host built them.</summary>
+    private protected unsafe bool IndicesToCheck(Tensor ids, out ReadOnlySpan<int> span)
+    {
+        if (ids.Storage is HostStorage host)
+        {
+            span = new ReadOnlySpan<int>((int*)host.Pointer + ids.Offset, checked((int)ids.Count));
+            return true;
+        }
+
+        span = CheckDeviceIndices ? ids.ToInt32Array() : default;
+        return CheckDeviceIndices;
+    }
+
     /// <summary>Host access for one reference call of <paramref name="op"/>.</summary>
     private protected HostCall Host(string op) => new(this, op);
 

@@ -74,6 +74,22 @@ public sealed record ModelConfig
         }
     }
 
+    /// <summary>
+    /// Throws <see cref="ArgumentException"/> naming the first token id outside the vocabulary:
+    /// ids are checked here, where the host builds them, so the ops on a device need not copy
+    /// them back to check (<c>Backend.CheckDeviceIndices</c>).
+    /// </summary>
+    public void CheckTokenIds(ReadOnlySpan<int> ids, string what)
+    {
+        for (int i = 0; i < ids.Length; i++)
+        {
+            if ((uint)ids[i] >= (uint)VocabSize)
+            {
+                throw new ArgumentException($"{what}[{i}] = {ids[i]} is outside the vocabulary [0, {VocabSize})");
+            }
+        }
+    }
+
     /// <summary>Number of float parameters (the tied head counted once).</summary>
     public long ParameterCount => Parameters.Layout(this).Sum(p => p.Count);
 

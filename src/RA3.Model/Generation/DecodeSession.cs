@@ -60,6 +60,7 @@ public sealed class DecodeSession : IDisposable
             prompts[b].CopyTo(ids, b * longest);
         }
 
+        model.Config.CheckTokenIds(ids, "prompt ids");
         prefill.Ids.CopyFrom<int>(ids);
         model.Prefill(prefill, cache, [.. prompts.Select(p => p.Length)]);
         prefill.Logits!.CopyTo<float>(logits);
