@@ -1,10 +1,10 @@
 using NUnit.Framework;
 using RA3.Kernels.Native;
-using RA3.Train.Cli;
+using RA3.Train.Runs;
 
 namespace RA3.Train.Tests;
 
-/// <summary><c>--backend</c>: every name creates its backend, and <c>cuda</c> without a GPU build says why as a usage error.</summary>
+/// <summary><c>--backend</c>: every name creates its backend, and <c>cuda</c> without a GPU build says why as an error of that setting.</summary>
 public sealed class BackendChoiceTests
 {
     [TestCase("reference")]
@@ -19,7 +19,7 @@ public sealed class BackendChoiceTests
     }
 
     [Test]
-    public void CudaWorksOrSaysWhyAsAUsageError()
+    public void CudaWorksOrSaysWhyAsAnErrorOfTheSetting()
     {
         if (NativeBackend.CudaDevices > 0)
         {
@@ -28,14 +28,16 @@ public sealed class BackendChoiceTests
             return;
         }
 
-        var error = Assert.Throws<UsageException>(() => BackendChoice.Create("cuda").Dispose())!;
-        Assert.That(error.Message, Does.StartWith("--backend cuda: no CUDA backend"));
+        var error = Assert.Throws<SettingsException>(() => BackendChoice.Create("cuda").Dispose())!;
+        Assert.That(error.Option, Is.EqualTo("backend"));
+        Assert.That(error.Message, Does.StartWith("no CUDA backend"));
     }
 
     [Test]
     public void AnUnknownNameListsTheChoices()
     {
-        var error = Assert.Throws<UsageException>(() => BackendChoice.Create("tpu"))!;
+        var error = Assert.Throws<SettingsException>(() => BackendChoice.Create("tpu"))!;
+        Assert.That(error.Option, Is.EqualTo("backend"));
         Assert.That(error.Message, Does.Contain("'tpu'").And.Contain("cuda"));
     }
 }

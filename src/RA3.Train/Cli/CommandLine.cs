@@ -1,3 +1,5 @@
+using RA3.Train.Runs;
+
 namespace RA3.Train.Cli;
 
 /// <summary>The <c>ra3</c> program's commands.</summary>
@@ -27,7 +29,7 @@ public static class CommandLine
         var rest = args.Skip(1).ToArray();
         if (rest.Contains("--help") || rest.Contains("-h"))
         {
-            stdout.WriteLine(command switch { "pretrain" => PretrainCommand.Usage, "score" => ScoreCommand.Usage, "eval" => EvalCommand.Usage, "midtrain" => MidtrainCommand.Usage, "tasks" => TasksCommand.Usage, "rlvr" => RlvrCommand.Usage, "demo" or "report" => DemoCommand.Usage, _ => Usage });
+            stdout.WriteLine(UsageOf(command));
             return 0;
         }
 
@@ -35,10 +37,10 @@ public static class CommandLine
         {
             return Dispatch(command, rest, stdout, stderr);
         }
-        catch (UsageException e)
+        catch (Exception e) when (e is UsageException or SettingsException)
         {
-            stderr.WriteLine($"ra3 {command}: {e.Message}");
-            stderr.WriteLine(command switch { "pretrain" => PretrainCommand.Usage, "score" => ScoreCommand.Usage, "eval" => EvalCommand.Usage, "midtrain" => MidtrainCommand.Usage, "tasks" => TasksCommand.Usage, "rlvr" => RlvrCommand.Usage, "demo" or "report" => DemoCommand.Usage, _ => Usage });
+            stderr.WriteLine($"ra3 {command}: {(e is SettingsException s ? $"--{s.Option}: " : string.Empty)}{e.Message}");
+            stderr.WriteLine(UsageOf(command));
             return 2;
         }
         catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or InvalidOperationException or UnauthorizedAccessException)
@@ -47,6 +49,18 @@ public static class CommandLine
             return 1;
         }
     }
+
+    private static string UsageOf(string? command) => command switch
+    {
+        "pretrain" => PretrainCommand.Usage,
+        "score" => ScoreCommand.Usage,
+        "eval" => EvalCommand.Usage,
+        "midtrain" => MidtrainCommand.Usage,
+        "tasks" => TasksCommand.Usage,
+        "rlvr" => RlvrCommand.Usage,
+        "demo" or "report" => DemoCommand.Usage,
+        _ => Usage,
+    };
 
     private static int Dispatch(string? command, string[] rest, TextWriter stdout, TextWriter stderr)
     {

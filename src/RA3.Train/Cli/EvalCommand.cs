@@ -3,6 +3,7 @@ using System.Text.Json;
 using RA3.Model.Generation;
 using RA3.Model.Tokenizers;
 using RA3.Train.Evaluation;
+using RA3.Train.Runs;
 using RA3.Train.Sandbox;
 using RA3.Train.Scoring;
 

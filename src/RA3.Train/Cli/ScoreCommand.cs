@@ -1,6 +1,7 @@
 using System.Globalization;
 using RA3.Model.IO;
 using RA3.Model.Tokenizers;
+using RA3.Train.Runs;
 using RA3.Train.Scoring;
 
 namespace RA3.Train.Cli;

@@ -1,15 +1,16 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
+using RA3.Model.Config;
 using RA3.Model.Generation;
 using RA3.Model.IO;
 using RA3.Model.Tokenizers;
-using RA3.Train.Cli;
 using RA3.Train.Evaluation;
 using RA3.Train.Midtraining;
 using RA3.Train.PostTraining;
 using RA3.Train.Pretraining;
 using RA3.Train.Reporting;
+using RA3.Train.Runs;
 using RA3.Train.Sandbox;
 using RA3.Train.Scoring;
 using RA3.Train.Tasks;
@@ -35,7 +36,9 @@ public sealed class DemoRunner(DemoSettings settings, TextWriter log, bool inter
         var s = settings;
         var clock = Stopwatch.StartNew();
         var timings = new JsonObject();
+        Declared.Validate(s);
         RunFolder.Claim(s.Out, System.Text.Json.JsonSerializer.Serialize(s with { Backend = string.Empty }));
+        Declared.Save(s, s.Out);
         string tasks = Path.Combine(s.Out, "tasks");
         string train = Path.Combine(tasks, "train.jsonl"), heldOut = Path.Combine(tasks, "heldout.jsonl"), pretrainCorpus = Path.Combine(tasks, "pretrain.jsonl");
         if (!File.Exists(pretrainCorpus))
@@ -96,7 +99,9 @@ public sealed class DemoRunner(DemoSettings settings, TextWriter log, bool inter
 
         timings["total_s"] = clock.Elapsed.TotalSeconds;
         AtomicFile.WriteAllText(Path.Combine(s.Out, "timings.json"), timings.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
-        string report = DemoReport.Write(s.Out, string.Create(CultureInfo.InvariantCulture, $"Procedural task family; model: 0.87M-parameter Llama (C 128, 4 layers, bytes), pre-trained {s.PretrainSteps} steps; mid-training: {s.Traces} traces, {s.Rounds} rounds of {s.MStepSteps} M-step steps × 8 × 256 tokens, c = {s.ThinkCost:G3}, k = {s.Horizon}, G = {s.Group}; evaluation: {s.HeldOutProblems} held-out problems × {s.Samples} samples; RLVR: {s.RlvrSteps} steps from each model of the first {s.RlvrSeeds} seed(s). Wall time of this run: {clock.Elapsed.TotalMinutes:0.0} min ({s.Backend} backend)."));
+        var m = ModelConfig.Load(Path.Combine(pretrained, "config.json"));
+        string modelLine = string.Create(CultureInfo.InvariantCulture, $"{m.ParameterCount / 1e6:0.00}M-parameter {m.ModelType} (C {m.Hidden}, {m.Layers} layers, {Tokenizer} tokenizer)");
+        string report = DemoReport.Write(s.Out, string.Create(CultureInfo.InvariantCulture, $"Procedural task family; model: {modelLine}, pre-trained {s.PretrainSteps} steps; mid-training: {s.Traces} traces, {s.Rounds} rounds of {s.MStepSteps} M-step steps × 8 × 256 tokens, c = {s.ThinkCost:G3}, k = {s.Horizon}, G = {s.Group}; evaluation: {s.HeldOutProblems} held-out problems × {s.Samples} samples; RLVR: {s.RlvrSteps} steps from each model of the first {s.RlvrSeeds} seed(s). Wall time of this run: {clock.Elapsed.TotalMinutes:0.0} min ({s.Backend} backend)."));
         log.WriteLine($"report: {Path.GetFullPath(report)}");
         return report;
     }

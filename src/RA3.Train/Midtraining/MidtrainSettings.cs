@@ -1,4 +1,5 @@
 using System.Text.Json;
+using RA3.Train.Runs;
 
 namespace RA3.Train.Midtraining;
 
@@ -6,101 +7,107 @@ namespace RA3.Train.Midtraining;
 public sealed record MidtrainSettings
 {
     /// <summary><c>ra3</c> (EM with rationales) or <c>ntp</c> (the same M-step budget on the raw traces).</summary>
+    [Option("method", "ra3 (EM with rationales) or ntp (the same M-step budget on the raw traces)", Choices = "ra3|ntp")]
     public string Method { get; init; } = "ra3";
 
     /// <summary>The starting model: a Hugging Face folder or a run folder (its final model or latest checkpoint).</summary>
+    [Option("init", "starting model: Hugging Face folder or run folder", Value = "DIR")]
     public string Init { get; init; } = "runs/pretrain/final";
 
     /// <summary>Traces (see <see cref="TraceSet.Load"/>).</summary>
+    [Option("data", "traces: procedural:N | problems:FILE | folder | jsonl", Value = "SPEC")]
     public string Data { get; init; } = "procedural:400";
 
     /// <summary>Run folder.</summary>
+    [Option("out", "run folder", Value = "DIR")]
     public string Out { get; init; } = "runs/midtrain";
 
     /// <summary>Tokenizer spec (as <c>ra3 pretrain</c>).</summary>
+    [Option("tokenizer", "bytes | gpt2 | tokenizer.json | folder", Value = "SPEC")]
     public string Tokenizer { get; init; } = "bytes";
 
     /// <summary>EM rounds (iterations).</summary>
+    [Option("rounds", "EM iterations", Min = 1)]
     public int Rounds { get; init; } = 2;
 
     /// <summary>c, nats per rationale (the reward's and the ELBO's).</summary>
+    [Option("c", "cost per rationale, in nats", Min = 0)]
     public double ThinkCost { get; init; } = 0.05;
 
     /// <summary>α, the prior's persistence (0.5: neutral, c alone prices a rationale; see <see cref="ElboOptions.Alpha"/>).</summary>
+    [Option("alpha", "prior persistence", Min = 0, MinExclusive = true, Max = 1, MaxExclusive = true)]
     public double Alpha { get; init; } = 0.5;
 
     /// <summary>k, lines in a boundary's reward.</summary>
+    [Option("k", "reward horizon, in lines", Min = 1)]
     public int Horizon { get; init; } = 1;
 
     /// <summary>G, rollouts per trace.</summary>
+    [Option("G", "rollouts per trace", Min = 1)]
     public int Group { get; init; } = 4;
 
     /// <summary>latent_max_tokens (48 suits the byte tokenizer, where a token is a character).</summary>
+    [Option("latent-max-tokens", "most tokens per rationale", Min = 1)]
     public int LatentMaxTokens { get; init; } = 48;
 
     /// <summary>max_span, most lines per abstraction (0 = no limit).</summary>
+    [Option("max-span", "most lines per abstraction (0: no limit)", Min = 0)]
     public int MaxSpan { get; init; }
 
     /// <summary>Exploration share of the think/act decision (<see cref="RolloutOptions.ThinkFloor"/>).</summary>
+    [Option("think-floor", "exploration share of think/act decisions", Min = 0, Max = 1)]
     public double ThinkFloor { get; init; } = 0.1;
 
     /// <summary>E-step traces per update.</summary>
+    [Option("traces-per-step", "E-step traces per update", Min = 1)]
     public int TracesPerStep { get; init; } = 4;
 
     /// <summary>E-step passes over the training traces.</summary>
+    [Option("estep-passes", "E-step passes over the traces", Min = 1)]
     public int EStepPasses { get; init; } = 1;
 
     /// <summary>E-step learning rate.</summary>
+    [Option("estep-lr", "E-step learning rate", Min = 0)]
     public float EStepLearningRate { get; init; } = 5e-5f;
 
     /// <summary>β, the E-step's KL penalty to the round's starting policy.</summary>
+    [Option("kl", "E-step KL penalty to the round's starting policy", Min = 0)]
     public double KlCoefficient { get; init; } = 0.05;
 
     /// <summary>M-step optimizer steps per round (NTP: the same).</summary>
+    [Option("mstep-steps", "M-step optimizer steps per round", Min = 1)]
     public int MStepSteps { get; init; } = 100;
 
     /// <summary>M-step sequences per step.</summary>
+    [Option("mstep-batch", "M-step sequences per step", Min = 1)]
     public int MStepBatch { get; init; } = 8;
 
     /// <summary>M-step tokens per sequence.</summary>
+    [Option("mstep-seq-len", "M-step tokens per sequence", Min = 2)]
     public int MStepSequenceLength { get; init; } = 256;
 
     /// <summary>M-step peak learning rate.</summary>
+    [Option("mstep-lr", "M-step peak learning rate", Min = 0, MinExclusive = true)]
     public float MStepLearningRate { get; init; } = 5e-4f;
 
     /// <summary>Longest trace kept, in lines.</summary>
+    [Option("max-lines", "longest trace kept, in lines", Min = 2)]
     public int MaxLines { get; init; } = 40;
 
     /// <summary>Bootstrapped traces syntax-checked in the sandbox each round.</summary>
+    [Option("syntax-sample", "bootstrapped traces syntax-checked per round", Min = 0)]
     public int SyntaxSample { get; init; } = 32;
 
     /// <summary>Seed of traces, rollouts and data order.</summary>
+    [Option("seed", "seed of traces, rollouts and data order")]
     public ulong Seed { get; init; } = 1234;
 
     /// <summary>Compute backend.</summary>
+    [Option("backend", "compute backend (ra3 info lists them)", Value = "NAME")]
     public string Backend { get; init; } = "cpu";
 
     /// <summary>The settings as JSON, without the fields a resume may change.</summary>
     public string Identity() => JsonSerializer.Serialize(this with { Backend = string.Empty });
-
-    /// <summary>Throws on settings that cannot work.</summary>
-    public void Validate()
-    {
-        if (Method is not ("ra3" or "ntp"))
-        {
-            throw new ArgumentException($"method '{Method}' is not ra3 or ntp");
-        }
-
-        if (Rounds < 1 || Group < 1 || Horizon < 1 || LatentMaxTokens < 1 || MStepSteps < 1 || MStepBatch < 1 || MStepSequenceLength < 2 || TracesPerStep < 1 || EStepPasses < 1 || MaxLines < 2)
-        {
-            throw new ArgumentException("rounds, G, k, latent_max_tokens, M-step steps/batch, traces per step and passes must be positive, sequence length and max lines above 1");
-        }
-
-        if (Alpha is <= 0 or >= 1 || ThinkCost < 0 || ThinkFloor is < 0 or > 1)
-        {
-            throw new ArgumentException($"alpha {Alpha} must lie in (0, 1), c {ThinkCost} be non-negative, the think floor {ThinkFloor} in [0, 1]");
-        }
-    }
 
     /// <summary>The E-step options these settings define.</summary>
     public EStepOptions EStep() => new(

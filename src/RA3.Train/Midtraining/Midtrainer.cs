@@ -2,11 +2,11 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using RA3.Kernels.Ops;
-using RA3.Model;
 using RA3.Model.IO;
 using RA3.Model.Tokenizers;
-using RA3.Train.Cli;
+using RA3.Model;
 using RA3.Train.Pretraining;
+using RA3.Train.Runs;
 using RA3.Train.Sandbox;
 using RA3.Train.Scoring;
 
@@ -30,8 +30,9 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
     public IReadOnlyList<JsonObject> Run()
     {
         var s = settings;
-        s.Validate();
+        Declared.Validate(s);
         RunFolder.Claim(s.Out, s.Identity());
+        Declared.Save(s, s.Out);
         var tokenizer = TokenizerLoader.Load(s.Tokenizer);
         var traces = TraceSet.Load(s.Data, s.MaxLines, s.Seed);
         if (traces.Train.Count == 0)

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using RA3.Train.Runs;
 
 namespace RA3.Train.PostTraining;
 
@@ -6,80 +7,93 @@ namespace RA3.Train.PostTraining;
 public sealed record RlvrSettings
 {
     /// <summary>Starting (and KL reference) model: a Hugging Face folder or a run folder.</summary>
+    [Option("init", "starting (and KL reference) model: Hugging Face folder or run folder", Value = "DIR")]
     public string Init { get; init; } = "runs/midtrain/final";
 
     /// <summary>Training problems (any format <c>ra3 eval</c> reads, with asserts: MBPP, the plain jsonl, procedural tasks).</summary>
+    [Option("problems", "training problems (MBPP, plain jsonl, ra3 tasks)", Value = "FILE")]
     public string Problems { get; init; } = "runs/tasks/train.jsonl";
 
     /// <summary>Held-out problems for pass@1 (null: none).</summary>
+    [Option("eval-problems", "held-out problems for pass@1", Value = "FILE")]
     public string? EvalProblems { get; init; }
 
     /// <summary>Run folder.</summary>
+    [Option("out", "run folder", Value = "DIR")]
     public string Out { get; init; } = "runs/rlvr";
 
     /// <summary>Tokenizer spec.</summary>
+    [Option("tokenizer", "bytes | gpt2 | tokenizer.json | folder", Value = "SPEC")]
     public string Tokenizer { get; init; } = "bytes";
 
     /// <summary>Updates.</summary>
+    [Option("steps", "updates", Min = 1)]
     public int Steps { get; init; } = 40;
 
     /// <summary>Prompts per update.</summary>
+    [Option("prompts", "prompts per update", Min = 1)]
     public int PromptsPerStep { get; init; } = 4;
 
     /// <summary>G, samples per prompt.</summary>
+    [Option("G", "samples per prompt (a group needs a baseline)", Min = 2)]
     public int Group { get; init; } = 4;
 
     /// <summary>Sampling temperature of the rollouts.</summary>
+    [Option("temperature", "sampling temperature", Min = 0)]
     public float Temperature { get; init; } = 1f;
 
     /// <summary>Most tokens per completion (320 fits the procedural family's longest solution in bytes).</summary>
+    [Option("max-new-tokens", "most tokens per completion", Min = 1)]
     public int MaxNewTokens { get; init; } = 320;
 
     /// <summary>AdamW step size.</summary>
+    [Option("lr", "AdamW step size", Min = 0, MinExclusive = true)]
     public float LearningRate { get; init; } = 5e-5f;
 
     /// <summary>β, KL to the initial model.</summary>
+    [Option("kl", "KL penalty to the initial model", Min = 0)]
     public double KlCoefficient { get; init; } = 0.02;
 
     /// <summary>ε of the clipped ratio.</summary>
+    [Option("clip", "epsilon of the clipped ratio", Min = 0)]
     public double ClipRange { get; init; } = 0.2;
 
     /// <summary>Updates per batch of samples (μ; the ratio is 1 on the first).</summary>
+    [Option("epochs", "updates per batch of samples", Min = 1)]
     public int Epochs { get; init; } = 1;
 
     /// <summary>Reward the fraction of asserts passed instead of all-or-nothing (assert-line tests only).</summary>
+    [Option("partial", "reward the fraction of asserts passed instead of all-or-nothing")]
     public bool PartialCredit { get; init; }
 
     /// <summary>Steps between held-out pass@1 measurements (and at 0 and the end).</summary>
+    [Option("eval-every", "steps between held-out pass@1 measurements", Min = 1)]
     public int EvalEvery { get; init; } = 10;
 
     /// <summary>Samples per held-out problem for pass@1.</summary>
+    [Option("eval-samples", "samples per held-out problem", Min = 1)]
     public int EvalSamples { get; init; } = 4;
 
     /// <summary>Held-out problems used (the first N).</summary>
+    [Option("eval-limit", "held-out problems used (the first N)", Min = 1)]
     public int EvalLimit { get; init; } = 40;
 
     /// <summary>Steps between checkpoints.</summary>
+    [Option("save-every", "steps between checkpoints", Min = 1)]
     public int SaveEvery { get; init; } = 10;
 
     /// <summary>Seed of prompt order and sampling.</summary>
+    [Option("seed", "seed of prompt order and sampling")]
     public ulong Seed { get; init; } = 1234;
 
     /// <summary>Compute backend.</summary>
+    [Option("backend", "compute backend (ra3 info lists them)", Value = "NAME")]
     public string Backend { get; init; } = "cpu";
 
     /// <summary>Stop after this many steps of this process (simulates a kill in tests); 0 = run to the end.</summary>
+    [Option("stop-after", "stop after N steps of this process, checkpointing first (0: run to the end)", Min = 0, InConfig = false)]
     public int StopAfter { get; init; }
 
     /// <summary>The settings as JSON, without the fields a resume may change.</summary>
     public string Identity() => JsonSerializer.Serialize(this with { Backend = string.Empty, StopAfter = 0 });
-
-    /// <summary>Throws on settings that cannot work.</summary>
-    public void Validate()
-    {
-        if (Steps < 1 || PromptsPerStep < 1 || Group < 2 || MaxNewTokens < 1 || Epochs < 1 || EvalEvery < 1 || EvalSamples < 1 || EvalLimit < 1 || SaveEvery < 1 || LearningRate <= 0)
-        {
-            throw new ArgumentException("steps, prompts per step, new tokens, epochs, eval and save intervals and the learning rate must be positive; G at least 2 (a group needs a baseline)");
-        }
-    }
 }

@@ -1,15 +1,15 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
-using RA3.Model;
 using RA3.Model.Generation;
 using RA3.Model.IO;
 using RA3.Model.Optim;
 using RA3.Model.Tokenizers;
-using RA3.Train.Cli;
+using RA3.Model;
 using RA3.Train.Evaluation;
 using RA3.Train.Midtraining;
 using RA3.Train.Pretraining;
+using RA3.Train.Runs;
 using RA3.Train.Sandbox;
 using RA3.Train.Scoring;
 
@@ -36,7 +36,7 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
     public double Run()
     {
         var s = settings;
-        s.Validate();
+        Declared.Validate(s);
         var problems = ProblemSetLoader.Load(s.Problems).Problems;
         var held = s.EvalProblems is null ? [] : ProblemSetLoader.Load(s.EvalProblems).Problems.Take(s.EvalLimit).ToList();
         var tokenizer = TokenizerLoader.Load(s.Tokenizer);
@@ -69,6 +69,8 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
 
             File.WriteAllText(metricsPath, first.ToJsonString() + "\n");
         }
+
+        Declared.Save(s, s.Out);  // after the resume check: a refused resume leaves the run's own config
 
         log.WriteLine($"RLVR from {init}: {problems.Count} problems, {held.Count} held out; {s.Steps} steps of {s.PromptsPerStep} prompts × G {s.Group}; sandbox: {sandbox.Description}");
         var progress = new Progress(log, s.Steps, step, interactive, every: 5);

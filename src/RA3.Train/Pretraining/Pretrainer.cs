@@ -1,13 +1,13 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using RA3.Kernels.Ops;
-using RA3.Model;
 using RA3.Model.Config;
 using RA3.Model.IO;
 using RA3.Model.Optim;
 using RA3.Model.Tokenizers;
-using RA3.Train.Cli;
+using RA3.Model;
 using RA3.Train.Data;
+using RA3.Train.Runs;
 
 namespace RA3.Train.Pretraining;
 
@@ -30,7 +30,7 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
     public PretrainResult Run(bool resume)
     {
         var s = settings;
-        Validate(s);
+        Declared.Validate(s);
         var tokenizer = TokenizerLoader.Load(s.Tokenizer);
         string data = s.Data ?? StdlibCorpus.Ensure(Path.Combine(s.Out, "..", "cache", "python-stdlib-functions.jsonl"));
         var dataset = new PackedDataset(Corpus.Read(data), tokenizer, s.SequenceLength, s.Seed);
@@ -67,6 +67,8 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
             File.WriteAllText(metricsPath, string.Empty);
         }
 
+        Declared.Save(s, s.Out);  // after the resume check: a refused resume leaves the run's own config
+
         log.WriteLine($"model {model.Config.ModelType}: {model.Config.ParameterCount:N0} parameters, {model.Config.Layers} layers, width {model.Config.Hidden}; backend {backend.Name}; {s.Steps} steps of {s.BatchSize}×{s.Accumulation}×{s.SequenceLength} tokens");
         using var plan = model.Plan(s.BatchSize, s.SequenceLength, PassKind.Train);
         using var metrics = new StreamWriter(metricsPath, append: true);
@@ -87,7 +89,7 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
                 model.Backward(plan, 1f / s.Accumulation);
             }
 
-            double norm = backend.ClipGradNorm(model.Gradients.Buffer, s.Clip);
+            double norm = s.Clip > 0 ? backend.ClipGradNorm(model.Gradients.Buffer, s.Clip) : Math.Sqrt(backend.SumOfSquares(model.Gradients.Buffer));
             float lr = schedule.At(step);
             optimizer.Step(lr, step);
             var record = new JsonObject
@@ -143,16 +145,8 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
         {
             "gpt2" => ModelConfig.Gpt2(vocab, s.Hidden, s.Layers, s.Heads, s.SequenceLength) with { EosTokenIds = eos },
             "llama" => ModelConfig.Llama(vocab, s.Hidden, s.Layers, s.Heads, s.KvHeads, s.Intermediate, s.SequenceLength) with { EosTokenIds = eos },
-            _ => throw new UsageException($"--family: '{s.Family}' is not gpt2 or llama"),
+            _ => throw new SettingsException("family", $"'{s.Family}' is not gpt2 or llama"),
         };
-    }
-
-    private static void Validate(PretrainSettings s)
-    {
-        if (s.Steps <= 0 || s.BatchSize <= 0 || s.Accumulation <= 0 || s.SequenceLength <= 1 || s.EvalEvery <= 0 || s.SaveEvery <= 0 || s.LearningRate <= 0)
-        {
-            throw new UsageException("steps, batch size, accumulation, eval/save intervals and learning rate must be positive, sequence length above 1");
-        }
     }
 
     /// <summary>Mean next-token loss over the first validation sequences (the same ones every time).</summary>

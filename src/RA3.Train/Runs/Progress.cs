@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace RA3.Train.Cli;
+namespace RA3.Train.Runs;
 
 /// <summary>
 /// A one-line progress display: step, loss, tokens/s and ETA, redrawn in place on a terminal and

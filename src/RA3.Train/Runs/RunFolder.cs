@@ -1,6 +1,6 @@
 using RA3.Model.IO;
 
-namespace RA3.Train.Cli;
+namespace RA3.Train.Runs;
 
 /// <summary>A run folder that remembers the settings it was made with, so resumed or cached stages always match them.</summary>
 public static class RunFolder

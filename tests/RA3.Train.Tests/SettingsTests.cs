@@ -1,0 +1,101 @@
+using System.Reflection;
+using NUnit.Framework;
+using RA3.Train.Cli;
+using RA3.Train.Demo;
+using RA3.Train.Midtraining;
+using RA3.Train.PostTraining;
+using RA3.Train.Pretraining;
+using RA3.Train.Runs;
+
+namespace RA3.Train.Tests;
+
+/// <summary>
+/// Each setting is declared once (<see cref="OptionAttribute"/> on its record): the command line,
+/// the usage text, the bounds and the run's config file all come from that declaration.
+/// </summary>
+public sealed class SettingsTests
+{
+    private string root = null!;
+
+    [SetUp]
+    public void Open() => root = Directory.CreateTempSubdirectory("ra3-settings-").FullName;
+
+    [TearDown]
+    public void Close() => Directory.Delete(root, recursive: true);
+
+    [Test]
+    public void UsageListsEveryDeclaredOptionWithItsDefault()
+    {
+        Check<PretrainSettings>(PretrainCommand.Usage);
+        Check<MidtrainSettings>(MidtrainCommand.Usage);
+        Check<RlvrSettings>(RlvrCommand.Usage);
+        Check<DemoSettings>(DemoCommand.Usage);
+        Assert.That(PretrainCommand.Usage, Does.Match(@"--lr X +peak learning rate +\[0\.002\]"));
+        Assert.That(MidtrainCommand.Usage, Does.Match(@"--method ra3\|ntp +.*\[ra3\]"));
+
+        static void Check<T>(string usage)
+        {
+            foreach (var (property, option) in Declared.Options<T>())
+            {
+                Assert.That(usage, Does.Contain($"--{option.Name}"), $"{typeof(T).Name}.{property.Name}");
+            }
+
+            Assert.That(Declared.Options<T>(), Has.Count.EqualTo(typeof(T).GetProperties(BindingFlags.Public | BindingFlags.Instance).Count(p => p.CanWrite)), $"every settable property of {typeof(T).Name} is an option");
+        }
+    }
+
+    [TestCase("pretrain", "--steps", "0", "--steps: 0 must be at least 1")]
+    [TestCase("pretrain", "--lr", "0", "--lr: 0 must be above 0")]
+    [TestCase("pretrain", "--family", "mamba", "--family: 'mamba' is not one of llama, gpt2")]
+    [TestCase("midtrain", "--alpha", "1", "--alpha: 1 must be above 0 and below 1")]
+    [TestCase("rlvr", "--G", "1", "--G: 1 must be at least 2")]
+    [TestCase("demo", "--seeds", "x", "--seeds: 'x' is not a valid integer")]
+    public void AValueItsDeclarationRefusesIsOneLineNamingTheOption(string command, string option, string value, string message)
+    {
+        var err = new StringWriter();
+        int code = CommandLine.Run([command, option, value], TextWriter.Null, err);
+        Assert.That(code, Is.EqualTo(2));
+        Assert.That(err.ToString().Split('\n')[0], Is.EqualTo($"ra3 {command}: {message}"));
+    }
+
+    [Test]
+    public void AConfigFileSetsWhatTheCommandLineDoesNotOverride()
+    {
+        string config = Path.Combine(root, "run.json");
+        File.WriteAllText(config, """{ "steps": 7, "lr": 0.01, "family": "gpt2", "decay-all": true }""");
+        var (s, flags) = SettingsCommandLine.Parse<PretrainSettings>(["--config", config, "--steps", "9", "--resume"], "resume");
+        Assert.That((s.Steps, s.LearningRate, s.Family, s.DecayAll, s.Hidden), Is.EqualTo((9, 0.01f, "gpt2", true, new PretrainSettings().Hidden)));
+        Assert.That(flags, Is.EquivalentTo(new[] { "resume" }));
+
+        File.WriteAllText(config, """{ "stepz": 7 }""");
+        var unknown = Assert.Throws<UsageException>(() => SettingsCommandLine.Parse<PretrainSettings>(["--config", config]))!;
+        Assert.That(unknown.Message, Is.EqualTo($"{config}: unknown setting 'stepz'"));
+        File.WriteAllText(config, """{ "steps": "many" }""");
+        var wrong = Assert.Throws<UsageException>(() => SettingsCommandLine.Parse<PretrainSettings>(["--config", config]))!;
+        Assert.That(wrong.Message, Does.StartWith($"{config}: setting 'steps'").And.Contain("integer"));
+        File.WriteAllText(config, """{ "steps": -3 }""");
+        var bound = Assert.Throws<SettingsException>(() => SettingsCommandLine.Parse<PretrainSettings>(["--config", config]))!;
+        Assert.That((bound.Option, bound.Message), Is.EqualTo(("steps", "-3 must be at least 1")));
+    }
+
+    [Test]
+    public void ASavedConfigReproducesTheRunsSettings()
+    {
+        var settings = new MidtrainSettings { Method = "ntp", ThinkCost = 0.2, Group = 8, Seed = 99, Out = Path.Combine(root, "mid") };
+        Declared.Save(settings, settings.Out);
+        var (again, _) = SettingsCommandLine.Parse<MidtrainSettings>(["--config", Path.Combine(settings.Out, Declared.ConfigFileName)]);
+        Assert.That(again, Is.EqualTo(settings));
+
+        var rlvr = new RlvrSettings { StopAfter = 3, PartialCredit = true, EvalProblems = "held.jsonl" };
+        string json = Declared.ConfigJson(rlvr);
+        Assert.That(json, Does.Not.Contain("stop-after"), "what only steers this process is not part of the run's config");
+        Assert.That(json, Does.Contain("\"partial\": true").And.Contain("\"eval-problems\": \"held.jsonl\""));
+    }
+
+    [Test]
+    public void SettingsBuiltInCodeAreHeldToTheSameBounds()
+    {
+        var e = Assert.Throws<SettingsException>(() => new Pretrainer(new PretrainSettings { Steps = 0, Out = Path.Combine(root, "p") }, TextWriter.Null, false).Run(resume: false))!;
+        Assert.That((e.Option, e.Message), Is.EqualTo(("steps", "0 must be at least 1")));
+    }
+}
