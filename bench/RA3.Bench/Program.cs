@@ -5,6 +5,12 @@ using BenchmarkDotNet.Toolchains.InProcess.Emit;
 using RA3.Bench;
 using RA3.Kernels;
 
+// `variant [OP [N]]`: the numbered kernel variants of one op, checked against the reference and timed (Variants.cs).
+if (args.FirstOrDefault() == "variant")
+{
+    return Variants.Run(args[1..]);
+}
+
 // One run, every comparison side by side: our backends and TorchSharp on the same machine, in
 // the same process, then a table of GFLOP/s, the ratio to TorchSharp and the fraction of the
 // measured FMA peak. In-process so that the native libraries resolve as in the tests.
@@ -49,3 +55,4 @@ if (models)
 }
 
 Console.WriteLine(RatioTable.Markdown(summaries));
+return 0;

@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using RA3.Kernels.Ops;
+using RA3.Kernels.Reference;
 
 namespace RA3.Kernels.Cpu;
 
@@ -57,17 +58,22 @@ public sealed unsafe class GemmKernel : IDisposable
             return;
         }
 
+        if (g.K == 0 || !(Use512 || Use256))
+        {
+            // No vector unit to pack for (or nothing to sum): the reference tier's scalar GEMM.
+            static int Span(int batch, long stride, long block) => checked((int)(((batch - 1) * stride) + block));
+            ReferenceKernels.Gemm(
+                g,
+                new ReadOnlySpan<float>(a, Span(g.Batch, g.StrideA, (long)g.M * g.K)),
+                new ReadOnlySpan<float>(b, Span(g.Batch, g.StrideB, (long)g.K * g.N)),
+                new Span<float>(c, Span(g.Batch, g.StrideC, (long)g.M * g.N)),
+                bias == null ? [] : new ReadOnlySpan<float>(bias, g.N));
+            return;
+        }
+
         for (int bi = 0; bi < g.Batch; bi++)
         {
-            var one = Product.Of(g, a, b, c, bias, bi);
-            if (g.K == 0 || !(Use512 || Use256))
-            {
-                Reference(one);
-            }
-            else
-            {
-                Blocked(one, packedB, parallel: true);
-            }
+            Blocked(Product.Of(g, a, b, c, bias, bi), packedB, parallel: true);
         }
     }
 
@@ -123,24 +129,6 @@ public sealed unsafe class GemmKernel : IDisposable
     }
 
     private static int RoundUp(int x, int m) => (x + m - 1) / m * m;
-
-    private static void Reference(in Product p)
-    {
-        for (int i = 0; i < p.M; i++)
-        {
-            for (int j = 0; j < p.N; j++)
-            {
-                float s = 0f;
-                for (int k = 0; k < p.K; k++)
-                {
-                    s += p.AAt(i, k) * p.BAt(k, j);
-                }
-
-                float* cij = p.C + ((long)i * p.N) + j;
-                *cij = (p.Beta == 0f ? 0f : p.Beta * *cij) + (p.Bias == null ? 0f : p.Bias[j]) + (p.Alpha * s);
-            }
-        }
-    }
 
     // acc tile (MR×NR, row-major) = Σ_p ap[p, :] ⊗ bp[p, :]
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
