@@ -107,6 +107,11 @@ internal static class Variants
         var (run, outputs) = op.Prepare(backend, inputs);
         run();
         float[] output = [.. outputs.SelectMany(t => t.ToFloatArray())];
+        for (int i = 0; time && v.Backend != "reference" && i < 3; i++)
+        {
+            run();  // warm-up: JIT tiers, first-touch pages, workspaces
+        }
+
         double ms = double.NaN;
         if (time)
         {
