@@ -20,13 +20,17 @@ public abstract partial class Backend
     /// <summary>Keys per tile.</summary>
     private protected const int FlashKeyTile = 256;
 
-    private protected virtual void FlashAttentionCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse)
+    private protected virtual void FlashAttentionCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse) => FlashAttentionReference(q, k, v, lengths, output, lse);
+
+    private void FlashAttentionReference(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse)
     {
         using var h = Host(nameof(FlashAttention));
         ReferenceKernels.FlashAttention(AttentionShape(q, k), h.In(q), h.In(k), h.In(v), h.Ints(lengths), h.Out(output), h.Out(lse));
     }
 
-    private protected virtual void FlashAttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv)
+    private protected virtual void FlashAttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv) => FlashAttentionBackwardReference(q, k, v, lengths, output, lse, dOutput, dq, dk, dv);
+
+    private void FlashAttentionBackwardReference(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv)
     {
         using var h = Host(nameof(FlashAttentionBackward));
         ReferenceKernels.FlashAttentionBackward(AttentionShape(q, k), h.In(q), h.In(k), h.In(v), h.Ints(lengths), h.In(lse), h.In(dOutput), h.Out(dq), h.Out(dk), h.Out(dv));

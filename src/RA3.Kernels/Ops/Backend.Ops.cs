@@ -54,7 +54,30 @@ public abstract partial class Backend
         }
 
         long strideB = b.Shape.Rank == 3 ? (long)k * n : 0;
-        GemmCore(new GemmArgs(batch, m, n, k, transA, transB, alpha, beta, (long)m * k, strideB, (long)m * n), a, b, c, bias);
+        var args = new GemmArgs(batch, m, n, k, transA, transB, alpha, beta, (long)m * k, strideB, (long)m * n);
+        if (LowPrecision(a, b, c, bias))
+        {
+            GemmReference(args, a, b, c, bias);
+            return;
+        }
+
+        GemmCore(args, a, b, c, bias);
+    }
+
+    /// <summary>
+    /// Copies <paramref name="src"/> into <paramref name="dst"/> of the same shape, converting between
+    /// float storage types (float32 ↔ bfloat16): widening is exact, narrowing rounds to nearest even.
+    /// </summary>
+    public void Convert(Tensor src, Tensor dst)
+    {
+        Elementwise(src, nameof(src), dst, nameof(dst));
+        if (LowPrecision(src, dst))
+        {
+            ConvertReference(src, dst);
+            return;
+        }
+
+        ConvertCore(src, dst);
     }
 
     /// <summary>Bias gradient: <c>dBias[n] += Σ_rows dOut[row, n]</c> for dOut [.., N], dBias [N].</summary>
@@ -63,6 +86,12 @@ public abstract partial class Backend
         Own(dOut, nameof(dOut));
         Own(dBias, nameof(dBias));
         ShapeCheck.Require(dOut.Shape.Rank >= 1 && dBias.Shape.Rank == 1 && dBias.Shape[0] == dOut.Shape[-1], $"bias backward: dBias {dBias.Shape} must be [{(dOut.Shape.Rank >= 1 ? dOut.Shape[-1] : 0)}] for dOut {dOut.Shape}");
+        if (LowPrecision(dOut, dBias))
+        {
+            BiasBackwardReference(dOut, dBias);
+            return;
+        }
+
         BiasBackwardCore(dOut, dBias);
     }
 
@@ -70,6 +99,12 @@ public abstract partial class Backend
     public void Add(Tensor a, Tensor b, Tensor y)
     {
         Elementwise(a, nameof(a), b, nameof(b), y, nameof(y));
+        if (LowPrecision(a, b, y))
+        {
+            AddReference(a, b, y);
+            return;
+        }
+
         AddCore(a, b, y);
     }
 
@@ -77,6 +112,12 @@ public abstract partial class Backend
     public void Accumulate(Tensor dst, Tensor src)
     {
         Elementwise(dst, nameof(dst), src, nameof(src));
+        if (LowPrecision(dst, src))
+        {
+            AccumulateReference(dst, src);
+            return;
+        }
+
         AccumulateCore(dst, src);
     }
 
@@ -85,6 +126,12 @@ public abstract partial class Backend
     {
         ArgumentNullException.ThrowIfNull(t);
         Own(t, nameof(t), t.DType);
+        if (LowPrecision(t))
+        {
+            ZeroReference(t);
+            return;
+        }
+
         ZeroCore(t);
     }
 
@@ -92,6 +139,12 @@ public abstract partial class Backend
     public void Scale(Tensor x, float factor)
     {
         Own(x, nameof(x));
+        if (LowPrecision(x))
+        {
+            ScaleReference(x, factor);
+            return;
+        }
+
         ScaleCore(x, factor);
     }
 
@@ -99,6 +152,12 @@ public abstract partial class Backend
     public void Gelu(Tensor x, Tensor y)
     {
         Elementwise(x, nameof(x), y, nameof(y));
+        if (LowPrecision(x, y))
+        {
+            GeluReference(x, y);
+            return;
+        }
+
         GeluCore(x, y);
     }
 
@@ -106,6 +165,12 @@ public abstract partial class Backend
     public void GeluBackward(Tensor x, Tensor dy, Tensor dx)
     {
         Elementwise(x, nameof(x), dy, nameof(dy), dx, nameof(dx));
+        if (LowPrecision(x, dy, dx))
+        {
+            GeluBackwardReference(x, dy, dx);
+            return;
+        }
+
         GeluBackwardCore(x, dy, dx);
     }
 
@@ -113,6 +178,12 @@ public abstract partial class Backend
     public void Silu(Tensor x, Tensor y)
     {
         Elementwise(x, nameof(x), y, nameof(y));
+        if (LowPrecision(x, y))
+        {
+            SiluReference(x, y);
+            return;
+        }
+
         SiluCore(x, y);
     }
 
@@ -120,6 +191,12 @@ public abstract partial class Backend
     public void SiluBackward(Tensor x, Tensor dy, Tensor dx)
     {
         Elementwise(x, nameof(x), dy, nameof(dy), dx, nameof(dx));
+        if (LowPrecision(x, dy, dx))
+        {
+            SiluBackwardReference(x, dy, dx);
+            return;
+        }
+
         SiluBackwardCore(x, dy, dx);
     }
 
@@ -127,6 +204,12 @@ public abstract partial class Backend
     public void SwiGlu(Tensor gate, Tensor up, Tensor y)
     {
         Elementwise(gate, nameof(gate), up, nameof(up), y, nameof(y));
+        if (LowPrecision(gate, up, y))
+        {
+            SwiGluReference(gate, up, y);
+            return;
+        }
+
         SwiGluCore(gate, up, y);
     }
 
@@ -135,6 +218,12 @@ public abstract partial class Backend
     {
         Elementwise(gate, nameof(gate), up, nameof(up), dy, nameof(dy));
         Elementwise(gate, nameof(gate), dGate, nameof(dGate), dUp, nameof(dUp));
+        if (LowPrecision(gate, up, dy, dGate, dUp))
+        {
+            SwiGluBackwardReference(gate, up, dy, dGate, dUp);
+            return;
+        }
+
         SwiGluBackwardCore(gate, up, dy, dGate, dUp);
     }
 
@@ -147,6 +236,12 @@ public abstract partial class Backend
         Norm(x, weight, bias, y, rstd, "layer norm");
         Own(mean, nameof(mean));
         ShapeCheck.Is(mean, nameof(mean), checked((int)x.Shape.Rows));
+        if (LowPrecision(x, weight, bias, y, mean, rstd))
+        {
+            LayerNormReference(x, weight, bias, y, mean, rstd, eps);
+            return;
+        }
+
         LayerNormCore(x, weight, bias, y, mean, rstd, eps);
     }
 
@@ -158,6 +253,12 @@ public abstract partial class Backend
         ShapeCheck.Same(mean, nameof(mean), rstd, nameof(rstd));
         Elementwise(x, nameof(x), dx, nameof(dx));
         Elementwise(weight, nameof(weight), dWeight, nameof(dWeight));
+        if (LowPrecision(x, weight, mean, rstd, dy, dx, dWeight, dBias))
+        {
+            LayerNormBackwardReference(x, weight, mean, rstd, dy, dx, dWeight, dBias);
+            return;
+        }
+
         LayerNormBackwardCore(x, weight, mean, rstd, dy, dx, dWeight, dBias);
     }
 
@@ -172,6 +273,12 @@ public abstract partial class Backend
         Norm(sum, weight, bias, y, rstd, "add + layer norm");
         Own(mean, nameof(mean));
         ShapeCheck.Is(mean, nameof(mean), checked((int)sum.Shape.Rows));
+        if (LowPrecision(a, b, weight, bias, sum, y, mean, rstd))
+        {
+            AddLayerNormReference(a, b, weight, bias, sum, y, mean, rstd, eps);
+            return;
+        }
+
         AddLayerNormCore(a, b, weight, bias, sum, y, mean, rstd, eps);
     }
 
@@ -180,6 +287,12 @@ public abstract partial class Backend
     {
         Elementwise(a, nameof(a), b, nameof(b), sum, nameof(sum));
         Norm(sum, weight, null, y, rstd, "add + rms norm");
+        if (LowPrecision(a, b, weight, sum, y, rstd))
+        {
+            AddRmsNormReference(a, b, weight, sum, y, rstd, eps);
+            return;
+        }
+
         AddRmsNormCore(a, b, weight, sum, y, rstd, eps);
     }
 
@@ -187,6 +300,12 @@ public abstract partial class Backend
     public void RmsNorm(Tensor x, Tensor weight, Tensor y, Tensor rstd, float eps = 1e-6f)
     {
         Norm(x, weight, null, y, rstd, "rms norm");
+        if (LowPrecision(x, weight, y, rstd))
+        {
+            RmsNormReference(x, weight, y, rstd, eps);
+            return;
+        }
+
         RmsNormCore(x, weight, y, rstd, eps);
     }
 
@@ -196,6 +315,12 @@ public abstract partial class Backend
         Norm(x, weight, null, dy, rstd, "rms norm backward");
         Elementwise(x, nameof(x), dx, nameof(dx));
         Elementwise(weight, nameof(weight), dWeight, nameof(dWeight));
+        if (LowPrecision(x, weight, rstd, dy, dx, dWeight))
+        {
+            RmsNormBackwardReference(x, weight, rstd, dy, dx, dWeight);
+            return;
+        }
+
         RmsNormBackwardCore(x, weight, rstd, dy, dx, dWeight);
     }
 
@@ -208,6 +333,12 @@ public abstract partial class Backend
     public void Rope(Tensor x, Tensor positions, Tensor invFreq, Tensor y)
     {
         RopeArgs(x, positions, invFreq, y, nameof(y));
+        if (LowPrecision(x, positions, invFreq, y))
+        {
+            RopeReference(x, positions, invFreq, y);
+            return;
+        }
+
         RopeCore(x, positions, invFreq, y);
     }
 
@@ -215,6 +346,12 @@ public abstract partial class Backend
     public void RopeBackward(Tensor dy, Tensor positions, Tensor invFreq, Tensor dx)
     {
         RopeArgs(dy, positions, invFreq, dx, nameof(dx));
+        if (LowPrecision(dy, positions, invFreq, dx))
+        {
+            RopeBackwardReference(dy, positions, invFreq, dx);
+            return;
+        }
+
         RopeBackwardCore(dy, positions, invFreq, dx);
     }
 
@@ -223,6 +360,12 @@ public abstract partial class Backend
     {
         Elementwise(x, nameof(x), y, nameof(y));
         ShapeCheck.Require(x.Shape.Rank >= 1 && x.Shape[-1] > 0, $"softmax: x {x.Shape} needs a non-empty last dimension");
+        if (LowPrecision(x, y))
+        {
+            SoftmaxReference(x, y);
+            return;
+        }
+
         SoftmaxCore(x, y);
     }
 
@@ -231,6 +374,12 @@ public abstract partial class Backend
     {
         Elementwise(y, nameof(y), dy, nameof(dy), dx, nameof(dx));
         ShapeCheck.Require(y.Shape.Rank >= 1 && y.Shape[-1] > 0, $"softmax backward: y {y.Shape} needs a non-empty last dimension");
+        if (LowPrecision(y, dy, dx))
+        {
+            SoftmaxBackwardReference(y, dy, dx);
+            return;
+        }
+
         SoftmaxBackwardCore(y, dy, dx);
     }
 
@@ -244,6 +393,12 @@ public abstract partial class Backend
         AttentionArgs(q, k, v, probs);
         Own(output, nameof(output));
         ShapeCheck.Same(q, nameof(q), output, nameof(output));
+        if (LowPrecision(q, k, v, output, probs))
+        {
+            AttentionReference(q, k, v, output, probs);
+            return;
+        }
+
         AttentionCore(q, k, v, output, probs);
     }
 
@@ -254,6 +409,12 @@ public abstract partial class Backend
         Elementwise(q, nameof(q), dOutput, nameof(dOutput), dq, nameof(dq));
         Elementwise(k, nameof(k), dk, nameof(dk));
         Elementwise(v, nameof(v), dv, nameof(dv));
+        if (LowPrecision(q, k, v, probs, dOutput, dq, dk, dv))
+        {
+            AttentionBackwardReference(q, k, v, probs, dOutput, dq, dk, dv);
+            return;
+        }
+
         AttentionBackwardCore(q, k, v, probs, dOutput, dq, dk, dv);
     }
 
@@ -269,6 +430,12 @@ public abstract partial class Backend
         FlashArgs(q, k, v, lengths, lse);
         Own(output, nameof(output));
         ShapeCheck.Same(q, nameof(q), output, nameof(output));
+        if (LowPrecision(q, k, v, lengths, output, lse))
+        {
+            FlashAttentionReference(q, k, v, lengths, output, lse);
+            return;
+        }
+
         FlashAttentionCore(q, k, v, lengths, output, lse);
     }
 
@@ -283,6 +450,12 @@ public abstract partial class Backend
         Elementwise(q, nameof(q), dq, nameof(dq));
         Elementwise(k, nameof(k), dk, nameof(dk));
         Elementwise(v, nameof(v), dv, nameof(dv));
+        if (LowPrecision(q, k, v, lengths, output, lse, dOutput, dq, dk, dv))
+        {
+            FlashAttentionBackwardReference(q, k, v, lengths, output, lse, dOutput, dq, dk, dv);
+            return;
+        }
+
         FlashAttentionBackwardCore(q, k, v, lengths, output, lse, dOutput, dq, dk, dv);
     }
 
@@ -314,6 +487,12 @@ public abstract partial class Backend
         ShapeCheck.Is(vNew, nameof(vNew), b, hkv, d);
         ShapeCheck.Is(lengths, nameof(lengths), b);
         CheckIndices(lengths, 0, s, nameof(lengths));
+        if (LowPrecision(q, kNew, vNew, kCache, vCache, lengths, output))
+        {
+            AttentionDecodeReference(q, kNew, vNew, kCache, vCache, lengths, output);
+            return;
+        }
+
         AttentionDecodeCore(q, kNew, vNew, kCache, vCache, lengths, output);
     }
 
@@ -332,6 +511,12 @@ public abstract partial class Backend
         ShapeCheck.Require(
             width >= 0 && srcColumn >= 0 && dstColumn >= 0 && srcColumn + width <= src.Shape[-1] && dstColumn + width <= dst.Shape[-1],
             $"copy columns: columns [{srcColumn}, {srcColumn + width}) of src {src.Shape} into [{dstColumn}, {dstColumn + width}) of dst {dst.Shape} are out of range");
+        if (LowPrecision(src, dst))
+        {
+            CopyColumnsReference(src, srcColumn, dst, dstColumn, width);
+            return;
+        }
+
         CopyColumnsCore(src, srcColumn, dst, dstColumn, width);
     }
 
@@ -339,6 +524,12 @@ public abstract partial class Backend
     public void Embedding(Tensor ids, Tensor table, Tensor output)
     {
         EmbeddingArgs(ids, table, output, nameof(output));
+        if (LowPrecision(ids, table, output))
+        {
+            EmbeddingReference(ids, table, output);
+            return;
+        }
+
         EmbeddingCore(ids, table, output);
     }
 
@@ -346,6 +537,12 @@ public abstract partial class Backend
     public void EmbeddingBackward(Tensor ids, Tensor dOutput, Tensor dTable)
     {
         EmbeddingArgs(ids, dTable, dOutput, nameof(dOutput));
+        if (LowPrecision(ids, dOutput, dTable))
+        {
+            EmbeddingBackwardReference(ids, dOutput, dTable);
+            return;
+        }
+
         EmbeddingBackwardCore(ids, dOutput, dTable);
     }
 
@@ -356,6 +553,12 @@ public abstract partial class Backend
     public void CrossEntropy(Tensor logits, Tensor targets, Tensor losses)
     {
         CrossEntropyArgs(logits, targets, losses, nameof(losses));
+        if (LowPrecision(logits, targets, losses))
+        {
+            CrossEntropyReference(logits, targets, losses);
+            return;
+        }
+
         CrossEntropyCore(logits, targets, losses);
     }
 
@@ -364,6 +567,12 @@ public abstract partial class Backend
     {
         CrossEntropyArgs(logits, targets, dLosses, nameof(dLosses));
         Elementwise(logits, nameof(logits), dLogits, nameof(dLogits));
+        if (LowPrecision(logits, targets, dLosses, dLogits))
+        {
+            CrossEntropyBackwardReference(logits, targets, dLosses, dLogits);
+            return;
+        }
+
         CrossEntropyBackwardCore(logits, targets, dLosses, dLogits);
     }
 
@@ -377,6 +586,12 @@ public abstract partial class Backend
         Elementwise(param, nameof(param), v, nameof(v));
         ShapeCheck.Require(step >= 1, $"adamw: step must be >= 1, got {step}");
         ShapeCheck.Require(settings.LearningRate >= 0 && settings.Beta1 is >= 0 and < 1 && settings.Beta2 is >= 0 and < 1 && settings.Epsilon > 0, $"adamw: invalid settings {settings}");
+        if (LowPrecision(param, grad, m, v))
+        {
+            AdamWReference(param, grad, m, v, settings, step);
+            return;
+        }
+
         AdamWCore(param, grad, m, v, settings, step);
     }
 
@@ -384,7 +599,7 @@ public abstract partial class Backend
     public double SumOfSquares(Tensor x)
     {
         Own(x, nameof(x));
-        return SumOfSquaresCore(x);
+        return LowPrecision(x) ? SumOfSquaresReference(x) : SumOfSquaresCore(x);
     }
 
     /// <summary>
@@ -404,31 +619,49 @@ public abstract partial class Backend
     }
 
     // The reference bodies (RA3.Kernels.Reference): a backend overrides the ops it accelerates.
-    private protected virtual void GemmCore(in GemmArgs args, Tensor a, Tensor b, Tensor c, Tensor? bias)
+    private protected virtual void GemmCore(in GemmArgs args, Tensor a, Tensor b, Tensor c, Tensor? bias) => GemmReference(in args, a, b, c, bias);
+
+    private void GemmReference(in GemmArgs args, Tensor a, Tensor b, Tensor c, Tensor? bias)
     {
         using var h = Host(nameof(Gemm));
         ReferenceKernels.Gemm(args, h.In(a), h.In(b), h.Out(c), h.In(bias));
     }
 
-    private protected virtual void BiasBackwardCore(Tensor dOut, Tensor dBias)
+    private protected virtual void ConvertCore(Tensor src, Tensor dst) => ConvertReference(src, dst);
+
+    private void ConvertReference(Tensor src, Tensor dst)
+    {
+        using var h = Host(nameof(Convert));
+        h.In(src).CopyTo(h.Out(dst));
+    }
+
+    private protected virtual void BiasBackwardCore(Tensor dOut, Tensor dBias) => BiasBackwardReference(dOut, dBias);
+
+    private void BiasBackwardReference(Tensor dOut, Tensor dBias)
     {
         using var h = Host(nameof(BiasBackward));
         ReferenceKernels.BiasBackward(h.In(dOut), h.Out(dBias));
     }
 
-    private protected virtual void AddCore(Tensor a, Tensor b, Tensor y)
+    private protected virtual void AddCore(Tensor a, Tensor b, Tensor y) => AddReference(a, b, y);
+
+    private void AddReference(Tensor a, Tensor b, Tensor y)
     {
         using var h = Host(nameof(Add));
         ReferenceKernels.Add(h.In(a), h.In(b), h.Out(y));
     }
 
-    private protected virtual void AccumulateCore(Tensor dst, Tensor src)
+    private protected virtual void AccumulateCore(Tensor dst, Tensor src) => AccumulateReference(dst, src);
+
+    private void AccumulateReference(Tensor dst, Tensor src)
     {
         using var h = Host(nameof(Accumulate));
         ReferenceKernels.Accumulate(h.Out(dst), h.In(src));
     }
 
-    private protected virtual void ZeroCore(Tensor t)
+    private protected virtual void ZeroCore(Tensor t) => ZeroReference(t);
+
+    private void ZeroReference(Tensor t)
     {
         using var h = Host(nameof(Zero));
         if (t.DType == DType.Int32)
@@ -441,165 +674,219 @@ public abstract partial class Backend
         }
     }
 
-    private protected virtual void ScaleCore(Tensor x, float factor)
+    private protected virtual void ScaleCore(Tensor x, float factor) => ScaleReference(x, factor);
+
+    private void ScaleReference(Tensor x, float factor)
     {
         using var h = Host(nameof(Scale));
         ReferenceKernels.Scale(h.Out(x), factor);
     }
 
-    private protected virtual void GeluCore(Tensor x, Tensor y)
+    private protected virtual void GeluCore(Tensor x, Tensor y) => GeluReference(x, y);
+
+    private void GeluReference(Tensor x, Tensor y)
     {
         using var h = Host(nameof(Gelu));
         ReferenceKernels.Gelu(h.In(x), h.Out(y));
     }
 
-    private protected virtual void GeluBackwardCore(Tensor x, Tensor dy, Tensor dx)
+    private protected virtual void GeluBackwardCore(Tensor x, Tensor dy, Tensor dx) => GeluBackwardReference(x, dy, dx);
+
+    private void GeluBackwardReference(Tensor x, Tensor dy, Tensor dx)
     {
         using var h = Host(nameof(GeluBackward));
         ReferenceKernels.GeluBackward(h.In(x), h.In(dy), h.Out(dx));
     }
 
-    private protected virtual void SiluCore(Tensor x, Tensor y)
+    private protected virtual void SiluCore(Tensor x, Tensor y) => SiluReference(x, y);
+
+    private void SiluReference(Tensor x, Tensor y)
     {
         using var h = Host(nameof(Silu));
         ReferenceKernels.Silu(h.In(x), h.Out(y));
     }
 
-    private protected virtual void SiluBackwardCore(Tensor x, Tensor dy, Tensor dx)
+    private protected virtual void SiluBackwardCore(Tensor x, Tensor dy, Tensor dx) => SiluBackwardReference(x, dy, dx);
+
+    private void SiluBackwardReference(Tensor x, Tensor dy, Tensor dx)
     {
         using var h = Host(nameof(SiluBackward));
         ReferenceKernels.SiluBackward(h.In(x), h.In(dy), h.Out(dx));
     }
 
-    private protected virtual void SwiGluCore(Tensor gate, Tensor up, Tensor y)
+    private protected virtual void SwiGluCore(Tensor gate, Tensor up, Tensor y) => SwiGluReference(gate, up, y);
+
+    private void SwiGluReference(Tensor gate, Tensor up, Tensor y)
     {
         using var h = Host(nameof(SwiGlu));
         ReferenceKernels.SwiGlu(h.In(gate), h.In(up), h.Out(y));
     }
 
-    private protected virtual void SwiGluBackwardCore(Tensor gate, Tensor up, Tensor dy, Tensor dGate, Tensor dUp)
+    private protected virtual void SwiGluBackwardCore(Tensor gate, Tensor up, Tensor dy, Tensor dGate, Tensor dUp) => SwiGluBackwardReference(gate, up, dy, dGate, dUp);
+
+    private void SwiGluBackwardReference(Tensor gate, Tensor up, Tensor dy, Tensor dGate, Tensor dUp)
     {
         using var h = Host(nameof(SwiGluBackward));
         ReferenceKernels.SwiGluBackward(h.In(gate), h.In(up), h.In(dy), h.Out(dGate), h.Out(dUp));
     }
 
-    private protected virtual void LayerNormCore(Tensor x, Tensor weight, Tensor? bias, Tensor y, Tensor mean, Tensor rstd, float eps)
+    private protected virtual void LayerNormCore(Tensor x, Tensor weight, Tensor? bias, Tensor y, Tensor mean, Tensor rstd, float eps) => LayerNormReference(x, weight, bias, y, mean, rstd, eps);
+
+    private void LayerNormReference(Tensor x, Tensor weight, Tensor? bias, Tensor y, Tensor mean, Tensor rstd, float eps)
     {
         using var h = Host(nameof(LayerNorm));
         ReferenceKernels.LayerNorm(h.In(x), h.In(weight), h.In(bias), h.Out(y), h.Out(mean), h.Out(rstd), eps);
     }
 
-    private protected virtual void LayerNormBackwardCore(Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dy, Tensor dx, Tensor dWeight, Tensor? dBias)
+    private protected virtual void LayerNormBackwardCore(Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dy, Tensor dx, Tensor dWeight, Tensor? dBias) => LayerNormBackwardReference(x, weight, mean, rstd, dy, dx, dWeight, dBias);
+
+    private void LayerNormBackwardReference(Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dy, Tensor dx, Tensor dWeight, Tensor? dBias)
     {
         using var h = Host(nameof(LayerNormBackward));
         ReferenceKernels.LayerNormBackward(h.In(x), h.In(weight), h.In(mean), h.In(rstd), h.In(dy), h.Out(dx), h.Out(dWeight), dBias is null ? [] : h.Out(dBias));
     }
 
-    private protected virtual void AddLayerNormCore(Tensor a, Tensor b, Tensor weight, Tensor? bias, Tensor sum, Tensor y, Tensor mean, Tensor rstd, float eps)
+    private protected virtual void AddLayerNormCore(Tensor a, Tensor b, Tensor weight, Tensor? bias, Tensor sum, Tensor y, Tensor mean, Tensor rstd, float eps) => AddLayerNormReference(a, b, weight, bias, sum, y, mean, rstd, eps);
+
+    private void AddLayerNormReference(Tensor a, Tensor b, Tensor weight, Tensor? bias, Tensor sum, Tensor y, Tensor mean, Tensor rstd, float eps)
     {
         using var h = Host(nameof(AddLayerNorm));
         ReferenceKernels.Add(h.In(a), h.In(b), h.Out(sum));
         ReferenceKernels.LayerNorm(h.In(sum), h.In(weight), h.In(bias), h.Out(y), h.Out(mean), h.Out(rstd), eps);
     }
 
-    private protected virtual void AddRmsNormCore(Tensor a, Tensor b, Tensor weight, Tensor sum, Tensor y, Tensor rstd, float eps)
+    private protected virtual void AddRmsNormCore(Tensor a, Tensor b, Tensor weight, Tensor sum, Tensor y, Tensor rstd, float eps) => AddRmsNormReference(a, b, weight, sum, y, rstd, eps);
+
+    private void AddRmsNormReference(Tensor a, Tensor b, Tensor weight, Tensor sum, Tensor y, Tensor rstd, float eps)
     {
         using var h = Host(nameof(AddRmsNorm));
         ReferenceKernels.Add(h.In(a), h.In(b), h.Out(sum));
         ReferenceKernels.RmsNorm(h.In(sum), h.In(weight), h.Out(y), h.Out(rstd), eps);
     }
 
-    private protected virtual void RmsNormCore(Tensor x, Tensor weight, Tensor y, Tensor rstd, float eps)
+    private protected virtual void RmsNormCore(Tensor x, Tensor weight, Tensor y, Tensor rstd, float eps) => RmsNormReference(x, weight, y, rstd, eps);
+
+    private void RmsNormReference(Tensor x, Tensor weight, Tensor y, Tensor rstd, float eps)
     {
         using var h = Host(nameof(RmsNorm));
         ReferenceKernels.RmsNorm(h.In(x), h.In(weight), h.Out(y), h.Out(rstd), eps);
     }
 
-    private protected virtual void RmsNormBackwardCore(Tensor x, Tensor weight, Tensor rstd, Tensor dy, Tensor dx, Tensor dWeight)
+    private protected virtual void RmsNormBackwardCore(Tensor x, Tensor weight, Tensor rstd, Tensor dy, Tensor dx, Tensor dWeight) => RmsNormBackwardReference(x, weight, rstd, dy, dx, dWeight);
+
+    private void RmsNormBackwardReference(Tensor x, Tensor weight, Tensor rstd, Tensor dy, Tensor dx, Tensor dWeight)
     {
         using var h = Host(nameof(RmsNormBackward));
         ReferenceKernels.RmsNormBackward(h.In(x), h.In(weight), h.In(rstd), h.In(dy), h.Out(dx), h.Out(dWeight));
     }
 
-    private protected virtual void RopeCore(Tensor x, Tensor positions, Tensor invFreq, Tensor y)
+    private protected virtual void RopeCore(Tensor x, Tensor positions, Tensor invFreq, Tensor y) => RopeReference(x, positions, invFreq, y);
+
+    private void RopeReference(Tensor x, Tensor positions, Tensor invFreq, Tensor y)
     {
         using var h = Host(nameof(Rope));
         ReferenceKernels.Rope(h.In(x), h.Ints(positions), h.In(invFreq), h.Out(y), x.Shape[2], inverse: false);
     }
 
-    private protected virtual void RopeBackwardCore(Tensor dy, Tensor positions, Tensor invFreq, Tensor dx)
+    private protected virtual void RopeBackwardCore(Tensor dy, Tensor positions, Tensor invFreq, Tensor dx) => RopeBackwardReference(dy, positions, invFreq, dx);
+
+    private void RopeBackwardReference(Tensor dy, Tensor positions, Tensor invFreq, Tensor dx)
     {
         using var h = Host(nameof(RopeBackward));
         ReferenceKernels.Rope(h.In(dy), h.Ints(positions), h.In(invFreq), h.Out(dx), dy.Shape[2], inverse: true);
     }
 
-    private protected virtual void SoftmaxCore(Tensor x, Tensor y)
+    private protected virtual void SoftmaxCore(Tensor x, Tensor y) => SoftmaxReference(x, y);
+
+    private void SoftmaxReference(Tensor x, Tensor y)
     {
         using var h = Host(nameof(Softmax));
         ReferenceKernels.Softmax(h.In(x), h.Out(y), x.Shape[-1]);
     }
 
-    private protected virtual void SoftmaxBackwardCore(Tensor y, Tensor dy, Tensor dx)
+    private protected virtual void SoftmaxBackwardCore(Tensor y, Tensor dy, Tensor dx) => SoftmaxBackwardReference(y, dy, dx);
+
+    private void SoftmaxBackwardReference(Tensor y, Tensor dy, Tensor dx)
     {
         using var h = Host(nameof(SoftmaxBackward));
         ReferenceKernels.SoftmaxBackward(h.In(y), h.In(dy), h.Out(dx), y.Shape[-1]);
     }
 
-    private protected virtual void AttentionCore(Tensor q, Tensor k, Tensor v, Tensor output, Tensor probs)
+    private protected virtual void AttentionCore(Tensor q, Tensor k, Tensor v, Tensor output, Tensor probs) => AttentionReference(q, k, v, output, probs);
+
+    private void AttentionReference(Tensor q, Tensor k, Tensor v, Tensor output, Tensor probs)
     {
         using var h = Host(nameof(Attention));
         ReferenceKernels.Attention(AttentionShape(q, k), h.In(q), h.In(k), h.In(v), h.Out(output), h.Out(probs));
     }
 
-    private protected virtual void AttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor probs, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv)
+    private protected virtual void AttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor probs, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv) => AttentionBackwardReference(q, k, v, probs, dOutput, dq, dk, dv);
+
+    private void AttentionBackwardReference(Tensor q, Tensor k, Tensor v, Tensor probs, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv)
     {
         using var h = Host(nameof(AttentionBackward));
         ReferenceKernels.AttentionBackward(AttentionShape(q, k), h.In(q), h.In(k), h.In(v), h.In(probs), h.In(dOutput), h.Out(dq), h.Out(dk), h.Out(dv));
     }
 
-    private protected virtual void AttentionDecodeCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output)
+    private protected virtual void AttentionDecodeCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output) => AttentionDecodeReference(q, kNew, vNew, kCache, vCache, lengths, output);
+
+    private void AttentionDecodeReference(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output)
     {
         using var h = Host(nameof(AttentionDecode));
         ReferenceKernels.AttentionDecode(q.Shape[1], kCache.Shape[2], q.Shape[2], h.In(q), h.In(kNew), h.In(vNew), h.Out(kCache), h.Out(vCache), h.Ints(lengths), h.Out(output));
     }
 
-    private protected virtual void CopyColumnsCore(Tensor src, int srcColumn, Tensor dst, int dstColumn, int width)
+    private protected virtual void CopyColumnsCore(Tensor src, int srcColumn, Tensor dst, int dstColumn, int width) => CopyColumnsReference(src, srcColumn, dst, dstColumn, width);
+
+    private void CopyColumnsReference(Tensor src, int srcColumn, Tensor dst, int dstColumn, int width)
     {
         using var h = Host(nameof(CopyColumns));
         ReferenceKernels.CopyColumns(h.In(src), src.Shape[-1], srcColumn, h.Out(dst), dst.Shape[-1], dstColumn, width);
     }
 
-    private protected virtual void EmbeddingCore(Tensor ids, Tensor table, Tensor output)
+    private protected virtual void EmbeddingCore(Tensor ids, Tensor table, Tensor output) => EmbeddingReference(ids, table, output);
+
+    private void EmbeddingReference(Tensor ids, Tensor table, Tensor output)
     {
         using var h = Host(nameof(Embedding));
         ReferenceKernels.Embedding(h.Ints(ids), h.In(table), table.Shape[1], h.Out(output));
     }
 
-    private protected virtual void EmbeddingBackwardCore(Tensor ids, Tensor dOutput, Tensor dTable)
+    private protected virtual void EmbeddingBackwardCore(Tensor ids, Tensor dOutput, Tensor dTable) => EmbeddingBackwardReference(ids, dOutput, dTable);
+
+    private void EmbeddingBackwardReference(Tensor ids, Tensor dOutput, Tensor dTable)
     {
         using var h = Host(nameof(EmbeddingBackward));
         ReferenceKernels.EmbeddingBackward(h.Ints(ids), h.In(dOutput), dTable.Shape[1], h.Out(dTable));
     }
 
-    private protected virtual void CrossEntropyCore(Tensor logits, Tensor targets, Tensor losses)
+    private protected virtual void CrossEntropyCore(Tensor logits, Tensor targets, Tensor losses) => CrossEntropyReference(logits, targets, losses);
+
+    private void CrossEntropyReference(Tensor logits, Tensor targets, Tensor losses)
     {
         using var h = Host(nameof(CrossEntropy));
         ReferenceKernels.CrossEntropy(h.In(logits), h.Ints(targets), h.Out(losses), logits.Shape[-1]);
     }
 
-    private protected virtual void CrossEntropyBackwardCore(Tensor logits, Tensor targets, Tensor dLosses, Tensor dLogits)
+    private protected virtual void CrossEntropyBackwardCore(Tensor logits, Tensor targets, Tensor dLosses, Tensor dLogits) => CrossEntropyBackwardReference(logits, targets, dLosses, dLogits);
+
+    private void CrossEntropyBackwardReference(Tensor logits, Tensor targets, Tensor dLosses, Tensor dLogits)
     {
         using var h = Host(nameof(CrossEntropyBackward));
         ReferenceKernels.CrossEntropyBackward(h.In(logits), h.Ints(targets), h.In(dLosses), h.Out(dLogits), logits.Shape[-1]);
     }
 
-    private protected virtual void AdamWCore(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWSettings settings, int step)
+    private protected virtual void AdamWCore(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWSettings settings, int step) => AdamWReference(param, grad, m, v, settings, step);
+
+    private void AdamWReference(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWSettings settings, int step)
     {
         using var h = Host(nameof(AdamW));
         ReferenceKernels.AdamW(h.Out(param), h.In(grad), h.Out(m), h.Out(v), settings, step);
     }
 
-    private protected virtual double SumOfSquaresCore(Tensor x)
+    private protected virtual double SumOfSquaresCore(Tensor x) => SumOfSquaresReference(x);
+
+    private double SumOfSquaresReference(Tensor x)
     {
         using var h = Host(nameof(SumOfSquares));
         return ReferenceKernels.SumOfSquares(h.In(x));

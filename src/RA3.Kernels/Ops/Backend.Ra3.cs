@@ -30,6 +30,12 @@ public abstract partial class Backend
         SegmentArgs(h, w, targets, lineIds, scores, nameof(scores));
         Own(lse, nameof(lse));
         ShapeCheck.Same(targets, nameof(targets), lse, nameof(lse));
+        if (LowPrecision(h, w, targets, lineIds, scores, lse))
+        {
+            SegmentScoresReference(h, w, targets, lineIds, scores, lse);
+            return;
+        }
+
         SegmentScoresCore(h, w, targets, lineIds, scores, lse);
     }
 
@@ -44,6 +50,12 @@ public abstract partial class Backend
         ShapeCheck.Same(targets, nameof(targets), lse, nameof(lse));
         Elementwise(h, nameof(h), dH, nameof(dH));
         Elementwise(w, nameof(w), dW, nameof(dW));
+        if (LowPrecision(h, w, targets, lineIds, lse, dScores, dH, dW))
+        {
+            SegmentScoresBackwardReference(h, w, targets, lineIds, lse, dScores, dH, dW);
+            return;
+        }
+
         SegmentScoresBackwardCore(h, w, targets, lineIds, lse, dScores, dH, dW);
     }
 
@@ -67,6 +79,12 @@ public abstract partial class Backend
         ShapeCheck.Is(logZ, nameof(logZ), b);
         ShapeCheck.Is(thinkPosterior, nameof(thinkPosterior), b, t);
         ShapeCheck.Is(lineMarginals, nameof(lineMarginals), b, t + 1, t);
+        if (LowPrecision(seg, priorThink, lengths, logZ, thinkPosterior, lineMarginals))
+        {
+            ElboForwardBackwardReference(seg, priorThink, priorAct, lengths, maxSpan, logZ, thinkPosterior, lineMarginals);
+            return;
+        }
+
         ElboForwardBackwardCore(seg, priorThink, priorAct, lengths, maxSpan, logZ, thinkPosterior, lineMarginals);
     }
 
@@ -83,16 +101,26 @@ public abstract partial class Backend
         Own(abstraction, nameof(abstraction), DType.Int32);
         ShapeCheck.Is(bestScore, nameof(bestScore), b);
         ShapeCheck.Is(abstraction, nameof(abstraction), b, t);
+        if (LowPrecision(seg, priorThink, lengths, bestScore, abstraction))
+        {
+            ElboViterbiReference(seg, priorThink, priorAct, lengths, maxSpan, bestScore, abstraction);
+            return;
+        }
+
         ElboViterbiCore(seg, priorThink, priorAct, lengths, maxSpan, bestScore, abstraction);
     }
 
-    private protected virtual void SegmentScoresCore(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor scores, Tensor lse)
+    private protected virtual void SegmentScoresCore(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor scores, Tensor lse) => SegmentScoresReference(h, w, targets, lineIds, scores, lse);
+
+    private void SegmentScoresReference(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor scores, Tensor lse)
     {
         using var host = Host(nameof(SegmentScores));
         ReferenceKernels.SegmentScores(host.In(h), host.In(w), host.Ints(targets), host.Ints(lineIds), targets.Shape[1], host.Out(scores), host.Out(lse));
     }
 
-    private protected virtual void SegmentScoresBackwardCore(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor lse, Tensor dScores, Tensor dH, Tensor dW)
+    private protected virtual void SegmentScoresBackwardCore(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor lse, Tensor dScores, Tensor dH, Tensor dW) => SegmentScoresBackwardReference(h, w, targets, lineIds, lse, dScores, dH, dW);
+
+    private void SegmentScoresBackwardReference(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor lse, Tensor dScores, Tensor dH, Tensor dW)
     {
         using var host = Host(nameof(SegmentScoresBackward));
         ReferenceKernels.SegmentScoresBackward(host.In(h), host.In(w), host.Ints(targets), host.Ints(lineIds), targets.Shape[1], host.In(dScores), host.Out(dH), host.Out(dW));
@@ -157,13 +185,17 @@ public abstract partial class Backend
         }
     }
 
-    private protected virtual void ElboForwardBackwardCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor logZ, Tensor thinkPosterior, Tensor lineMarginals)
+    private protected virtual void ElboForwardBackwardCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor logZ, Tensor thinkPosterior, Tensor lineMarginals) => ElboForwardBackwardReference(seg, priorThink, priorAct, lengths, maxSpan, logZ, thinkPosterior, lineMarginals);
+
+    private void ElboForwardBackwardReference(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor logZ, Tensor thinkPosterior, Tensor lineMarginals)
     {
         using var h = Host(nameof(ElboForwardBackward));
         ReferenceKernels.ElboForwardBackward(h.In(seg), h.In(priorThink), priorAct, h.Ints(lengths), maxSpan, h.Out(logZ), h.Out(thinkPosterior), h.Out(lineMarginals));
     }
 
-    private protected virtual void ElboViterbiCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor bestScore, Tensor abstraction)
+    private protected virtual void ElboViterbiCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor bestScore, Tensor abstraction) => ElboViterbiReference(seg, priorThink, priorAct, lengths, maxSpan, bestScore, abstraction);
+
+    private void ElboViterbiReference(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor bestScore, Tensor abstraction)
     {
         using var h = Host(nameof(ElboViterbi));
         ReferenceKernels.ElboViterbi(h.In(seg), h.In(priorThink), priorAct, h.Ints(lengths), maxSpan, h.Out(bestScore), h.OutInts(abstraction));

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Reflection;
+using RA3.Kernels.Reference;
 using RA3.Kernels.Tensors;
 
 namespace RA3.Kernels.Ops;
@@ -11,6 +12,14 @@ namespace RA3.Kernels.Ops;
 /// and writes the tensors in place; on a device backend each fallback copies its tensors to the
 /// host and its outputs back, and is counted in <see cref="HostFallbacks"/> — explicit, never silent.
 /// </summary>
+/// <remarks>
+/// Mixed precision: a float argument may be float32 or bfloat16 storage. Every op computes in f32
+/// (sums in f32 or wider) and rounds each bf16 output once, to nearest even
+/// (<c>ReferenceKernels.ToBFloat16</c> defines it). A backend's <c>…Core</c> sees float32 tensors
+/// only: an op with a bf16 argument runs its reference body (widening bf16 inputs exactly,
+/// rounding bf16 outputs), counted in <see cref="HostFallbacks"/>, until a backend declares bf16
+/// kernels of its own.
+/// </remarks>
 public abstract partial class Backend
 {
     private static readonly string[] OpNames = [.. typeof(Backend).GetMethods(BindingFlags.Instance | BindingFlags.NonPublic)
@@ -77,13 +86,28 @@ public abstract partial class Backend
         return CheckDeviceIndices;
     }
 
+    /// <summary>Whether any tensor is stored in a 16-bit float type, which the backends' float32 kernels do not take.</summary>
+    private static bool LowPrecision(params ReadOnlySpan<Tensor?> tensors)
+    {
+        foreach (var t in tensors)
+        {
+            if (t is not null && t.DType != DType.Float32 && t.DType != DType.Int32)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>Host access for one reference call of <paramref name="op"/>.</summary>
     private protected HostCall Host(string op) => new(this, op);
 
     /// <summary>
-    /// The tensors of one reference call as host spans: host memory in place, device memory as
-    /// copies (outputs written back on <see cref="Dispose"/>). Outputs are read in first, since
-    /// backward ops accumulate into them.
+    /// The tensors of one reference call as host spans: float32 and int32 host memory in place,
+    /// device memory as copies (outputs written back on <see cref="Dispose"/>), bfloat16 widened to
+    /// float32 copies whose outputs are rounded back to nearest even. Outputs are read in first,
+    /// since backward ops accumulate into them.
     /// </summary>
     private protected sealed unsafe class HostCall(Backend backend, string op) : IDisposable
     {
@@ -107,7 +131,13 @@ public abstract partial class Backend
         {
             foreach (var (tensor, copy) in outputs)
             {
-                if (copy is float[] f)
+                if (tensor.DType == DType.BFloat16)
+                {
+                    var rounded = new ushort[copy.Length];
+                    ReferenceKernels.ToBFloat16((float[])copy, rounded);
+                    tensor.CopyFrom<ushort>(rounded);
+                }
+                else if (copy is float[] f)
                 {
                     tensor.CopyFrom<float>(f);
                 }
@@ -123,7 +153,30 @@ public abstract partial class Backend
             }
         }
 
-        private Span<float> Floats(Tensor? t, bool output) => Elements<float>(t, output);
+        private Span<float> Floats(Tensor? t, bool output)
+        {
+            if (t is null || t.DType == DType.Float32)
+            {
+                return Elements<float>(t, output);
+            }
+
+            if (t.DType != DType.BFloat16)
+            {
+                throw new NotSupportedException($"{op}: no op computes on {t.DType} storage yet ({t})");
+            }
+
+            var stored = new ushort[checked((int)t.Count)];
+            t.CopyTo<ushort>(stored);
+            var wide = new float[stored.Length];
+            ReferenceKernels.FromBFloat16(stored, wide);
+            copied = true;
+            if (output)
+            {
+                outputs.Add((t, wide));
+            }
+
+            return wide;
+        }
 
         private Span<T> Elements<T>(Tensor? t, bool output)
             where T : unmanaged

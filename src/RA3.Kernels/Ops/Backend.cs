@@ -75,9 +75,18 @@ public abstract partial class Backend : IDisposable
     {
     }
 
-    /// <summary>Checks that <paramref name="t"/> is a live float32 tensor of this backend.</summary>
+    /// <summary>
+    /// Checks that <paramref name="t"/> is a tensor of this backend holding <paramref name="dtype"/>;
+    /// a float argument (the default) may be float32 or bfloat16 storage (the mixed-precision contract).
+    /// </summary>
     private void Own(Tensor t, string name, DType dtype = DType.Float32)
     {
+        ArgumentNullException.ThrowIfNull(t, name);
+        if (dtype == DType.Float32 && t.DType == DType.BFloat16)
+        {
+            dtype = DType.BFloat16;
+        }
+
         ShapeCheck.Type(t, dtype, name);
         if (!ReferenceEquals(t.Backend, this))
         {

@@ -2,9 +2,9 @@ namespace RA3.Kernels.Tensors;
 
 /// <summary>Element type of a tensor's storage.</summary>
 /// <remarks>
-/// Float32 is what every op computes in today. The 16-bit floating types are storage formats
-/// for the GPU path (bf16 weights and activations with float32 accumulation); an op that
-/// does not support a type rejects it with an <see cref="ArgumentException"/>.
+/// Every op computes in float32. BFloat16 is a storage format every op accepts for its float
+/// arguments (the mixed-precision contract of <see cref="Ops.Backend"/>: bf16 outputs rounded to
+/// nearest even once); Float16 is not taken by any op yet.
 /// </remarks>
 public enum DType
 {
