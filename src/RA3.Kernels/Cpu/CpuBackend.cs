@@ -61,30 +61,30 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
         }
     }
 
-    private protected override void AddCore(Tensor a, Tensor b, Tensor y) => Ew(ElementwiseKernel.Kind.Add, a, b, y);
+    private protected override void AddCore(Tensor a, Tensor b, Tensor y) => Binary(ElementwiseKernel.Kind.Add, a, b, y);
 
     private protected override void ZeroCore(Tensor t) =>
         NativeMemory.Clear((byte*)((HostStorage)t.Storage).Pointer + (t.Offset * t.DType.SizeInBytes()), (nuint)(t.Count * t.DType.SizeInBytes()));
 
     private protected override void ScaleCore(Tensor x, float factor) =>
-        ElementwiseKernel.Run(new ElementwiseKernel.Body { Kind = ElementwiseKernel.Kind.Scale, Count = x.Count, X = F(x), Scalar = factor });
+        ElementwiseKernel.Run(new ElementwiseKernel.Body { Kind = ElementwiseKernel.Kind.Scale, Count = x.Count, Out0 = F(x), Scalar = factor });
 
-    private protected override void GeluCore(Tensor x, Tensor y) => Ew(ElementwiseKernel.Kind.Gelu, x, y);
+    private protected override void GeluCore(Tensor x, Tensor y) => Unary(ElementwiseKernel.Kind.Gelu, x, y);
 
-    private protected override void GeluBackwardCore(Tensor x, Tensor dy, Tensor dx) => Ew(ElementwiseKernel.Kind.GeluBackward, x, dy, dx);
+    private protected override void GeluBackwardCore(Tensor x, Tensor dy, Tensor dx) => Binary(ElementwiseKernel.Kind.GeluBackward, x, dy, dx);
 
-    private protected override void SwiGluCore(Tensor gate, Tensor up, Tensor y) => Ew(ElementwiseKernel.Kind.SwiGlu, gate, up, y);
+    private protected override void SwiGluCore(Tensor gate, Tensor up, Tensor y) => Binary(ElementwiseKernel.Kind.SwiGlu, gate, up, y);
 
     private protected override void SwiGluBackwardCore(Tensor gate, Tensor up, Tensor dy, Tensor dGate, Tensor dUp) =>
         ElementwiseKernel.Run(new ElementwiseKernel.Body
         {
             Kind = ElementwiseKernel.Kind.SwiGluBackward,
             Count = gate.Count,
-            X = F(gate),
-            Y = F(up),
-            Z = F(dy),
-            W = F(dGate),
-            V = F(dUp),
+            In0 = F(gate),
+            In1 = F(up),
+            In2 = F(dy),
+            Out0 = F(dGate),
+            Out1 = F(dUp),
         });
 
     private protected override void LayerNormCore(Tensor x, Tensor weight, Tensor? bias, Tensor y, Tensor mean, Tensor rstd, float eps) =>
@@ -349,6 +349,9 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
             Inverse = inverse,
         });
 
-    private static void Ew(ElementwiseKernel.Kind kind, Tensor x, Tensor y, Tensor? z = null) =>
-        ElementwiseKernel.Run(new ElementwiseKernel.Body { Kind = kind, Count = x.Count, X = F(x), Y = F(y), Z = z is null ? null : F(z) });
+    private static void Unary(ElementwiseKernel.Kind kind, Tensor input, Tensor output) =>
+        ElementwiseKernel.Run(new ElementwiseKernel.Body { Kind = kind, Count = input.Count, In0 = F(input), Out0 = F(output) });
+
+    private static void Binary(ElementwiseKernel.Kind kind, Tensor in0, Tensor in1, Tensor output) =>
+        ElementwiseKernel.Run(new ElementwiseKernel.Body { Kind = kind, Count = in0.Count, In0 = F(in0), In1 = F(in1), Out0 = F(output) });
 }

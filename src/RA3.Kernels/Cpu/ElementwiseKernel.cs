@@ -16,52 +16,51 @@ internal static unsafe class ElementwiseKernel
     /// <summary>The cubic coefficient of GELU-tanh.</summary>
     private const float GeluC = 0.044715f;
 
-    /// <summary>Which elementwise kernel a task runs.</summary>
+    /// <summary>Which elementwise kernel a task runs, and what its inputs and outputs are.</summary>
     public enum Kind
     {
-        /// <summary>z = x + y.</summary>
+        /// <summary>Out0 = In0 + In1 (a, b → y).</summary>
         Add,
 
-        /// <summary>x *= scalar.</summary>
+        /// <summary>Out0 *= Scalar (x, in place).</summary>
         Scale,
 
-        /// <summary>y = gelu(x).</summary>
+        /// <summary>Out0 = gelu(In0) (x → y).</summary>
         Gelu,
 
-        /// <summary>z += gelu'(x)·y, with y = dy.</summary>
+        /// <summary>Out0 += gelu'(In0)·In1 (x, dy → dx).</summary>
         GeluBackward,
 
-        /// <summary>z = silu(x)·y (x = gate, y = up).</summary>
+        /// <summary>Out0 = silu(In0)·In1 (gate, up → y).</summary>
         SwiGlu,
 
-        /// <summary>z = dy, w = dGate, v = dUp: w += silu'(x)·y·z, v += silu(x)·z.</summary>
+        /// <summary>Out0 += silu'(In0)·In1·In2, Out1 += silu(In0)·In2 (gate, up, dy → dGate, dUp).</summary>
         SwiGluBackward,
     }
 
-    /// <summary>One elementwise op over <see cref="Count"/> elements of up to five operands.</summary>
+    /// <summary>One elementwise op over <see cref="Count"/> elements: up to three inputs and two outputs, in the order <see cref="Kind"/> gives.</summary>
     public struct Body : IParallelBody
     {
         public Kind Kind;
         public long Count;
-        public float* X;
-        public float* Y;
-        public float* Z;
-        public float* W;
-        public float* V;
+        public float* In0;
+        public float* In1;
+        public float* In2;
+        public float* Out0;
+        public float* Out1;
         public float Scalar;
 
         public readonly void Run(int index)
         {
             (long s, int n) = Chunks.Range(index, Count, Chunks.Elements);
-            var x = new Span<float>(X + s, n);
             switch (Kind)
             {
-                case Kind.Add: Add(x, Slice(Y, s, n), Slice(Z, s, n)); break;
-                case Kind.Scale: Simd.Scale(x, Scalar, x); break;
-                case Kind.Gelu: Gelu(x, Slice(Y, s, n)); break;
-                case Kind.GeluBackward: GeluBackward(x, Slice(Y, s, n), Slice(Z, s, n)); break;
-                case Kind.SwiGlu: SwiGlu(x, Slice(Y, s, n), Slice(Z, s, n)); break;
-                case Kind.SwiGluBackward: SwiGluBackward(x, Slice(Y, s, n), Slice(Z, s, n), Slice(W, s, n), Slice(V, s, n)); break;
+                case Kind.Add: Add(Slice(In0, s, n), Slice(In1, s, n), Slice(Out0, s, n)); break;
+                case Kind.Scale: Simd.Scale(Slice(Out0, s, n), Scalar, Slice(Out0, s, n)); break;
+                case Kind.Gelu: Gelu(Slice(In0, s, n), Slice(Out0, s, n)); break;
+                case Kind.GeluBackward: GeluBackward(Slice(In0, s, n), Slice(In1, s, n), Slice(Out0, s, n)); break;
+                case Kind.SwiGlu: SwiGlu(Slice(In0, s, n), Slice(In1, s, n), Slice(Out0, s, n)); break;
+                case Kind.SwiGluBackward: SwiGluBackward(Slice(In0, s, n), Slice(In1, s, n), Slice(In2, s, n), Slice(Out0, s, n), Slice(Out1, s, n)); break;
                 default: throw new InvalidOperationException($"unknown elementwise kind {Kind}");
             }
         }
