@@ -2,10 +2,13 @@ using System.Reflection;
 using NUnit.Framework;
 using RA3.Train.Cli;
 using RA3.Train.Demo;
+using RA3.Train.Evaluation;
 using RA3.Train.Midtraining;
 using RA3.Train.PostTraining;
 using RA3.Train.Pretraining;
 using RA3.Train.Runs;
+using RA3.Train.Scoring;
+using RA3.Train.Tasks;
 
 namespace RA3.Train.Tests;
 
@@ -30,6 +33,9 @@ public sealed class SettingsTests
         Check<MidtrainSettings>(MidtrainCommand.Usage);
         Check<RlvrSettings>(RlvrCommand.Usage);
         Check<DemoSettings>(DemoCommand.Usage);
+        Check<TasksSettings>(TasksCommand.Usage);
+        Check<ScoreSettings>(ScoreCommand.Usage);
+        Check<EvalSettings>(EvalCommand.Usage);
         Assert.That(PretrainCommand.Usage, Does.Match(@"--lr X +peak learning rate +\[0\.002\]"));
         Assert.That(MidtrainCommand.Usage, Does.Match(@"--method ra3\|ntp +.*\[ra3\]"));
 
@@ -50,6 +56,9 @@ public sealed class SettingsTests
     [TestCase("midtrain", "--alpha", "1", "--alpha: 1 must be above 0 and below 1")]
     [TestCase("rlvr", "--G", "1", "--G: 1 must be at least 2")]
     [TestCase("demo", "--seeds", "x", "--seeds: 'x' is not a valid integer")]
+    [TestCase("score", "--text", "a.txt", "--model: is required")]
+    [TestCase("eval", "--split", "dev", "--problems: is required")]
+    [TestCase("tasks", "--train", "-1", "--train: -1 must be at least 0")]
     public void AValueItsDeclarationRefusesIsOneLineNamingTheOption(string command, string option, string value, string message)
     {
         var err = new StringWriter();

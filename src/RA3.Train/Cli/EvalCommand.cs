@@ -12,63 +12,29 @@ namespace RA3.Train.Cli;
 /// <summary><c>ra3 eval</c>: pass@k of completions on a problem set, every program run in the sandbox.</summary>
 public static class EvalCommand
 {
-    /// <summary>Usage text.</summary>
-    public const string Usage = """
-        usage: ra3 eval --problems FILE (--samples FILE.jsonl | --samples canonical | --model DIR -n N) [options]
-
-          --problems FILE     HumanEval (.jsonl[.gz]), HumanEval+ / MBPP+ (EvalPlus), mbpp.jsonl,
-                              sanitized-mbpp.json, or a jsonl of {task_id, prompt, tests}
-          --samples FILE      completions: jsonl of {"task_id", "completion"} ("solution" for whole programs);
-                              'canonical' scores the problems' own solutions
-          --model DIR -n N    generate N completions per problem with this model (kept in <out>.samples.jsonl),
-                              then score them
-          -k LIST             pass@k to report, comma-separated                          [1]
-          --out FILE          JSON summary: pass@k per test variant, outcome counts, throughput
-          --outcomes FILE     per-sample outcomes, jsonl              [<out, else samples>.outcomes.jsonl]
-          --split NAME        keep one MBPP split: prompt | test | validation | train
-          --challenge         also run mbpp.jsonl's challenge_test_list
-          --limit N           the first N problems only
-          --workers N         sandbox workers                                            [cores]
-          --timeout S         wall-clock seconds per program                             [20]
-          --memory MB         address-space limit per program                            [1024]
-          --strict            stop at the first malformed problem or sample
-          generation (--model): --tokenizer SPEC [the model folder's] --max-new-tokens N [256]
-                              --temperature T [0.8] --top-p P [0.95] --seed N [1] --backend NAME [cpu]
-        """;
+    /// <summary>Usage text: every option of <see cref="EvalSettings"/> with its default.</summary>
+    public static string Usage { get; } = SettingsCommandLine.Usage<EvalSettings>("usage: ra3 eval --problems FILE (--samples FILE.jsonl | --samples canonical | --model DIR -n N) [options]");
 
     /// <summary>Runs the command.</summary>
     public static int Run(IEnumerable<string> args, TextWriter stdout)
     {
-        var o = new Options(args.Select(a => a is "-k" ? "--k" : a is "-n" ? "--n" : a), new HashSet<string> { "strict", "challenge" });
-        string problemsPath = o.String("problems") ?? throw new UsageException("--problems is required");
-        string? samplesSpec = o.String("samples"), model = o.String("model");
-        int[] ks = ParseKs(o.String("k", "1")!);
-        string? outPath = o.String("out");
-        string outcomesPath = o.String("outcomes", (outPath ?? samplesSpec ?? problemsPath) + ".outcomes.jsonl")!;
-        string? split = o.String("split");
-        int limit = o.Int("limit", int.MaxValue), workers = o.Int("workers", 0), n = o.Int("n", 1);
-        bool strict = o.Has("strict"), challenge = o.Has("challenge");
-        var limits = new SandboxLimits
+        var (s, _) = SettingsCommandLine.Parse<EvalSettings>(args.Select(a => a is "-k" ? "--k" : a is "-n" ? "--n" : a));
+        if ((s.Samples is null) == (s.Model is null))
         {
-            WallTime = TimeSpan.FromSeconds(o.Float("timeout", 20f)),
-            MemoryBytes = (long)o.Int("memory", 1024) << 20,
-        };
-        limits = limits with { CpuSeconds = Math.Max(1, (int)limits.WallTime.TotalSeconds - 2) };
-        var sampling = new SamplingOptions
-        {
-            MaxNewTokens = o.Int("max-new-tokens", 256),
-            Temperature = o.Float("temperature", 0.8f),
-            TopP = o.Float("top-p", 0.95f),
-            Seed = (ulong)o.Int("seed", 1),
-        };
-        string backendName = o.String("backend", "cpu")!;
-        string? tokenizerSpec = o.String("tokenizer");
-        o.Finish();
-        if ((samplesSpec is null) == (model is null))
-        {
-            throw new UsageException("give exactly one of --samples and --model");
+            throw new SettingsException("samples", "give exactly one of --samples and --model");
         }
 
+        string problemsPath = s.Problems!;
+        string? samplesSpec = s.Samples, model = s.Model, outPath = s.Out, split = s.Split;
+        int[] ks = ParseKs(s.K);
+        string outcomesPath = s.Outcomes ?? (outPath ?? samplesSpec ?? problemsPath) + ".outcomes.jsonl";
+        int limit = s.Limit > 0 ? s.Limit : int.MaxValue, workers = s.Workers, n = s.N;
+        bool strict = s.Strict, challenge = s.Challenge;
+        var limits = new SandboxLimits { WallTime = TimeSpan.FromSeconds(s.Timeout), MemoryBytes = (long)s.Memory << 20 };
+        limits = limits with { CpuSeconds = Math.Max(1, (int)limits.WallTime.TotalSeconds - 2) };
+        var sampling = new SamplingOptions { MaxNewTokens = s.MaxNewTokens, Temperature = s.Temperature, TopP = s.TopP, Seed = s.Seed };
+        string backendName = s.Backend;
+        string? tokenizerSpec = s.Tokenizer;
         var set = ProblemSetLoader.Load(problemsPath, strict);
         var problems = set.Problems.Where(p => split is null || p.Split == split).Take(limit).ToList();
         if (problems.Count == 0)
@@ -141,11 +107,6 @@ public static class EvalCommand
 
     private static List<Sample> Generate(List<Problem> problems, string model, string tokenizerSpec, string backendName, int n, SamplingOptions sampling, TextWriter stdout)
     {
-        if (n < 1)
-        {
-            throw new UsageException("-n must be at least 1");
-        }
-
         using var backend = BackendChoice.Create(backendName);
         using var transformer = Scorer.LoadModel(model, backend);
         var tokenizer = TokenizerLoader.Load(tokenizerSpec);

@@ -9,35 +9,18 @@ namespace RA3.Train.Cli;
 /// <summary><c>ra3 score</c>: mean next-token loss and per-token log-probabilities of text or token ids under a model.</summary>
 public static class ScoreCommand
 {
-    /// <summary>Usage text.</summary>
-    public const string Usage = """
-        usage: ra3 score --model DIR (--text FILE | --ids FILE) [options]
-
-          --model DIR        Hugging Face model folder, checkpoint folder, or run folder (latest checkpoint)
-          --text FILE        text to tokenize (with the model folder's tokenizer.json, or --tokenizer)
-          --ids FILE         safetensors with an int64 tensor input_ids [B, T]
-          --tokenizer SPEC   bytes | gpt2 | tokenizer.json | folder with one
-          --out FILE         safetensors written: logprobs [B, T-1], input_ids, and logits with --logits
-                             [<input>.scores.safetensors]
-          --logits           also write logits [B, T, V]
-          --backend NAME     cpu | native | ilgpu                                  [cpu]
-        """;
+    /// <summary>Usage text: every option of <see cref="ScoreSettings"/> with its default.</summary>
+    public static string Usage { get; } = SettingsCommandLine.Usage<ScoreSettings>("usage: ra3 score --model DIR (--text FILE | --ids FILE) [options]");
 
     /// <summary>Runs the command.</summary>
     public static int Run(IEnumerable<string> args, TextWriter stdout)
     {
-        var o = new Options(args, new HashSet<string> { "logits" });
-        string model = o.String("model") ?? throw new UsageException("--model is required");
-        string? text = o.String("text"), idsPath = o.String("ids"), tokenizerSpec = o.String("tokenizer");
-        bool keepLogits = o.Has("logits");
-        string backendName = o.String("backend", "cpu")!;
-        if ((text is null) == (idsPath is null))
-        {
-            throw new UsageException("give exactly one of --text and --ids");
-        }
-
-        string output = o.String("out", (text ?? idsPath) + ".scores.safetensors")!;
-        o.Finish();
+        var (s, _) = SettingsCommandLine.Parse<ScoreSettings>(args);
+        s.CheckInput();
+        string model = s.Model!, backendName = s.Backend;
+        string? text = s.Text, idsPath = s.Ids, tokenizerSpec = s.Tokenizer;
+        bool keepLogits = s.Logits;
+        string output = s.Out ?? (text ?? idsPath) + ".scores.safetensors";
 
         using var backend = BackendChoice.Create(backendName);
         using var transformer = Scorer.LoadModel(model, backend);

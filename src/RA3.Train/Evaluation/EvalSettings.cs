@@ -1,0 +1,87 @@
+using RA3.Train.Runs;
+
+namespace RA3.Train.Evaluation;
+
+/// <summary>What <c>ra3 eval</c> scores: the problems, the completions (given, canonical, or generated), the sandbox's limits.</summary>
+public sealed record EvalSettings
+{
+    /// <summary>The problem set.</summary>
+    [Option("problems", "HumanEval (.jsonl[.gz]), HumanEval+ / MBPP+ (EvalPlus), mbpp.jsonl, sanitized-mbpp.json, or a jsonl of {task_id, prompt, tests}", Value = "FILE", Required = true)]
+    public string? Problems { get; init; }
+
+    /// <summary>Completions: a jsonl of {task_id, completion} (or solution), or <c>canonical</c>; exactly one of this and <see cref="Model"/>.</summary>
+    [Option("samples", "completions: jsonl of {\"task_id\", \"completion\"} (\"solution\" for whole programs); 'canonical' scores the problems' own solutions", Value = "FILE")]
+    public string? Samples { get; init; }
+
+    /// <summary>A model whose completions are generated, kept in <c>&lt;out&gt;.samples.jsonl</c> and scored.</summary>
+    [Option("model", "generate -n completions per problem with this model (kept in <out>.samples.jsonl), then score them", Value = "DIR")]
+    public string? Model { get; init; }
+
+    /// <summary>Completions generated per problem.</summary>
+    [Option("n", "completions per problem with --model (also -n)", Min = 1)]
+    public int N { get; init; } = 1;
+
+    /// <summary>The k of pass@k, comma-separated.</summary>
+    [Option("k", "pass@k to report, comma-separated (also -k)", Value = "LIST")]
+    public string K { get; init; } = "1";
+
+    /// <summary>JSON summary written: pass@k per test variant, outcome counts, throughput.</summary>
+    [Option("out", "JSON summary: pass@k per test variant, outcome counts, throughput", Value = "FILE")]
+    public string? Out { get; init; }
+
+    /// <summary>Per-sample outcomes written; null: beside the summary, else beside the samples.</summary>
+    [Option("outcomes", "per-sample outcomes, jsonl (default: <out, else samples>.outcomes.jsonl)", Value = "FILE")]
+    public string? Outcomes { get; init; }
+
+    /// <summary>One MBPP split.</summary>
+    [Option("split", "keep one MBPP split", Choices = "prompt|test|validation|train")]
+    public string? Split { get; init; }
+
+    /// <summary>Also run mbpp.jsonl's challenge_test_list.</summary>
+    [Option("challenge", "also run mbpp.jsonl's challenge_test_list")]
+    public bool Challenge { get; init; }
+
+    /// <summary>The first N problems only (0: all).</summary>
+    [Option("limit", "the first N problems only (0: all)", Min = 0)]
+    public int Limit { get; init; }
+
+    /// <summary>Sandbox workers (0: one per core).</summary>
+    [Option("workers", "sandbox workers (0: one per core)", Min = 0)]
+    public int Workers { get; init; }
+
+    /// <summary>Wall-clock seconds per program (the CPU limit is two seconds less, at least one).</summary>
+    [Option("timeout", "wall-clock seconds per program", Min = 0, MinExclusive = true)]
+    public float Timeout { get; init; } = 20f;
+
+    /// <summary>Address-space limit per program, MiB.</summary>
+    [Option("memory", "address-space limit per program, MiB", Min = 16)]
+    public int Memory { get; init; } = 1024;
+
+    /// <summary>Stop at the first malformed problem or sample instead of warning.</summary>
+    [Option("strict", "stop at the first malformed problem or sample")]
+    public bool Strict { get; init; }
+
+    /// <summary>Tokenizer of <see cref="Model"/>; null: the model folder's.</summary>
+    [Option("tokenizer", "generation: tokenizer (default: the model folder's)", Value = "SPEC")]
+    public string? Tokenizer { get; init; }
+
+    /// <summary>Most tokens per generated completion.</summary>
+    [Option("max-new-tokens", "generation: most tokens per completion", Min = 1)]
+    public int MaxNewTokens { get; init; } = 256;
+
+    /// <summary>Sampling temperature.</summary>
+    [Option("temperature", "generation: temperature", Min = 0)]
+    public float Temperature { get; init; } = 0.8f;
+
+    /// <summary>Nucleus sampling mass.</summary>
+    [Option("top-p", "generation: top-p", Min = 0, MinExclusive = true, Max = 1)]
+    public float TopP { get; init; } = 0.95f;
+
+    /// <summary>Seed of the sampling.</summary>
+    [Option("seed", "generation: seed")]
+    public ulong Seed { get; init; } = 1;
+
+    /// <summary>Compute backend of the generation.</summary>
+    [Option("backend", "generation: compute backend (ra3 info lists them)", Value = "NAME")]
+    public string Backend { get; init; } = "cpu";
+}
