@@ -23,12 +23,10 @@ public sealed class DemoTests
                 PretrainSteps = 6,
                 PretrainFunctions = 60,
                 Traces = 6,
-                Rounds = 2,
-                MStepSteps = 2,
                 HeldOutProblems = 3,
                 Samples = 2,
-                RlvrSteps = 2,
-                Group = 2,
+                Midtrain = new DemoSettings().Midtrain with { Rounds = 2, MStepSteps = 2, Group = 2 },
+                Rlvr = new DemoSettings().Rlvr with { Steps = 2, Group = 2, EvalEvery = 1, SaveEvery = 1 },
             };
             string report = new DemoRunner(settings, TextWriter.Null, false).Run();
             string text = File.ReadAllText(report);

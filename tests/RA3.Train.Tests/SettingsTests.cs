@@ -41,12 +41,14 @@ public sealed class SettingsTests
 
         static void Check<T>(string usage)
         {
-            foreach (var (property, option) in Declared.Options<T>())
+            foreach (var d in Declared.Options<T>())
             {
-                Assert.That(usage, Does.Contain($"--{option.Name}"), $"{typeof(T).Name}.{property.Name}");
+                Assert.That(usage, Does.Contain($"--{d.Name} "), $"{typeof(T).Name}.{string.Join(".", d.Path.Select(p => p.Name))}");
             }
 
-            Assert.That(Declared.Options<T>(), Has.Count.EqualTo(typeof(T).GetProperties(BindingFlags.Public | BindingFlags.Instance).Count(p => p.CanWrite)), $"every settable property of {typeof(T).Name} is an option");
+            var undeclared = typeof(T).GetProperties(BindingFlags.Public | BindingFlags.Instance)
+                .Where(p => p.CanWrite && p.GetCustomAttribute<OptionAttribute>() is null && p.GetCustomAttribute<NestedOptionsAttribute>() is null);
+            Assert.That(undeclared.Select(p => p.Name), Is.Empty, $"every settable property of {typeof(T).Name} is an option or a nested record of options");
         }
     }
 
@@ -56,6 +58,7 @@ public sealed class SettingsTests
     [TestCase("midtrain", "--alpha", "1", "--alpha: 1 must be above 0 and below 1")]
     [TestCase("rlvr", "--G", "1", "--G: 1 must be at least 2")]
     [TestCase("demo", "--seeds", "x", "--seeds: 'x' is not a valid integer")]
+    [TestCase("demo", "--midtrain.alpha", "0", "--midtrain.alpha: 0 must be above 0 and below 1")]
     [TestCase("score", "--text", "a.txt", "--model: is required")]
     [TestCase("eval", "--split", "dev", "--problems: is required")]
     [TestCase("tasks", "--train", "-1", "--train: -1 must be at least 0")]
@@ -99,6 +102,24 @@ public sealed class SettingsTests
         string json = Declared.ConfigJson(rlvr);
         Assert.That(json, Does.Not.Contain("stop-after"), "what only steers this process is not part of the run's config");
         Assert.That(json, Does.Contain("\"partial\": true").And.Contain("\"eval-problems\": \"held.jsonl\""));
+    }
+
+    [Test]
+    public void TheDemoComposesTheMidtrainingAndRlvrSettings()
+    {
+        var (s, _) = SettingsCommandLine.Parse<DemoSettings>(["--midtrain.c", "0.2", "--midtrain.G", "8", "--rlvr.steps", "10", "--seeds", "3"]);
+        Assert.That((s.Midtrain.ThinkCost, s.Midtrain.Group, s.Midtrain.MStepSteps, s.Rlvr.Steps, s.Rlvr.PartialCredit, s.Seeds), Is.EqualTo((0.2, 8, 12, 10, true, 3)));
+        Assert.That(new DemoSettings().Midtrain, Is.EqualTo(new MidtrainSettings { Rounds = 2, MStepSteps = 12 }), "parsing wrote into its own record, not the defaults");
+        Assert.That(DemoCommand.Usage, Does.Contain("--midtrain.c X").And.Contain("--rlvr.partial").And.Not.Contain("--midtrain.init").And.Not.Contain("--rlvr.out"));
+        var refused = Assert.Throws<UsageException>(() => SettingsCommandLine.Parse<DemoSettings>(["--midtrain.out", "x"]))!;
+        Assert.That(refused.Message, Does.Contain("--midtrain.out"), "the demo sets each stage's folder itself");
+        var bound = Assert.Throws<SettingsException>(() => SettingsCommandLine.Parse<DemoSettings>(["--rlvr.G", "1"]))!;
+        Assert.That((bound.Option, bound.Message), Is.EqualTo(("rlvr.G", "1 must be at least 2")));
+
+        string folder = Path.Combine(root, "demo");
+        Declared.Save(s, folder);
+        var (again, _) = SettingsCommandLine.Parse<DemoSettings>(["--config", Path.Combine(folder, Declared.ConfigFileName)]);
+        Assert.That(again, Is.EqualTo(s));
     }
 
     [Test]

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Reflection;
 using System.Text;
 using System.Text.Json;
 using RA3.Model.IO;
@@ -23,26 +22,26 @@ public static class SettingsCommandLine
         where T : new()
     {
         var declared = Declared.Options<T>();
-        var flags = new HashSet<string>(declared.Where(d => d.Property.PropertyType == typeof(bool)).Select(d => d.Option.Name).Concat(commandFlags), StringComparer.Ordinal);
+        var flags = new HashSet<string>(declared.Where(d => d.Type == typeof(bool)).Select(d => d.Name).Concat(commandFlags), StringComparer.Ordinal);
         var o = new Options(args, flags);
-        object settings = new T();
+        object settings = new T();  // a fresh record, nested records included: Set may write into them
         if (o.String("config") is { } config)
         {
             ApplyConfig(settings, declared, config);
         }
 
-        foreach (var (property, option) in declared)
+        foreach (var d in declared)
         {
-            if (property.PropertyType == typeof(bool))
+            if (d.Type == typeof(bool))
             {
-                if (o.Has(option.Name))
+                if (o.Has(d.Name))
                 {
-                    property.SetValue(settings, true);
+                    d.Set(settings, true);
                 }
             }
-            else if (o.String(option.Name) is { } text)
+            else if (o.String(d.Name) is { } text)
             {
-                property.SetValue(settings, Convert(property, option, text, $"--{option.Name}"));
+                d.Set(settings, Convert(d, text, $"--{d.Name}"));
             }
         }
 
@@ -61,8 +60,8 @@ public static class SettingsCommandLine
     {
         var defaults = new T();
         var rows = Declared.Options<T>().Select(d => (
-            Left: $"--{d.Option.Name}{(d.Property.PropertyType == typeof(bool) ? string.Empty : " " + Placeholder(d.Property, d.Option))}",
-            Right: d.Option.Help + Default(d.Property, d.Property.GetValue(defaults))))
+            Left: $"--{d.Name}{(d.Type == typeof(bool) ? string.Empty : " " + Placeholder(d))}",
+            Right: d.Option.Help + Default(d.Get(defaults!))))
             .Concat([(Left: "--config FILE", Right: $"settings from a JSON file (a run folder's {Declared.ConfigFileName}); options given here override it")])
             .Concat(extra.Select(e => (Left: e.Option, Right: e.Help)))
             .ToList();
@@ -76,31 +75,26 @@ public static class SettingsCommandLine
         return text.ToString().TrimEnd();
     }
 
-    private static void ApplyConfig(object settings, IReadOnlyList<(PropertyInfo Property, OptionAttribute Option)> declared, string path)
+    private static void ApplyConfig(object settings, IReadOnlyList<DeclaredOption> declared, string path)
     {
         var json = JsonFile.ReadObject(path);
         foreach (var (key, node) in json)
         {
-            var match = declared.FirstOrDefault(d => d.Option.Name == key);
-            if (match.Option is null)
-            {
-                throw new UsageException($"{path}: unknown setting '{key}'");
-            }
-
+            var match = declared.FirstOrDefault(d => d.Name == key) ?? throw new UsageException($"{path}: unknown setting '{key}'");
             try
             {
-                match.Property.SetValue(settings, node?.Deserialize(match.Property.PropertyType));
+                match.Set(settings, node?.Deserialize(match.Type));
             }
             catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
             {
-                throw new UsageException($"{path}: setting '{key}': {node?.ToJsonString()} is not a valid {TypeName(match.Property)}");
+                throw new UsageException($"{path}: setting '{key}': {node?.ToJsonString()} is not a valid {TypeName(match.Type)}");
             }
         }
     }
 
-    private static object? Convert(PropertyInfo property, OptionAttribute option, string text, string where)
+    private static object? Convert(DeclaredOption d, string text, string where)
     {
-        var type = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
+        var type = Nullable.GetUnderlyingType(d.Type) ?? d.Type;
         try
         {
             // Each branch boxed on its own: a conditional chain would unify the numbers to double.
@@ -131,23 +125,23 @@ public static class SettingsCommandLine
 
             return type == typeof(double)
                 ? double.Parse(text, NumberStyles.Float, CultureInfo.InvariantCulture)
-                : throw new InvalidOperationException($"option --{option.Name} has an unsupported type {type.Name}");
+                : throw new InvalidOperationException($"option --{d.Name} has an unsupported type {type.Name}");
         }
         catch (Exception e) when (e is FormatException or OverflowException)
         {
-            throw new UsageException($"{where}: '{text}' is not a valid {TypeName(property)}");
+            throw new UsageException($"{where}: '{text}' is not a valid {TypeName(d.Type)}");
         }
     }
 
-    private static string Placeholder(PropertyInfo property, OptionAttribute option) =>
-        option.Value ?? option.Choices ?? (Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType) switch
+    private static string Placeholder(DeclaredOption d) =>
+        d.Option.Value ?? d.Option.Choices ?? (Nullable.GetUnderlyingType(d.Type) ?? d.Type) switch
         {
             var t when t == typeof(int) || t == typeof(long) || t == typeof(ulong) => "N",
             var t when t == typeof(float) || t == typeof(double) => "X",
             _ => "VALUE",
         };
 
-    private static string Default(PropertyInfo property, object? value) => value switch
+    private static string Default(object? value) => value switch
     {
         null or false => string.Empty,
         true => "  [on]",
@@ -160,8 +154,8 @@ public static class SettingsCommandLine
     private static string Number(double x) =>
         x != 0 && Math.Abs(x) < 1e-3 ? x.ToString("0.###e-0", CultureInfo.InvariantCulture) : x.ToString("0.######", CultureInfo.InvariantCulture);
 
-    private static string TypeName(PropertyInfo property) =>
-        (Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType) switch
+    private static string TypeName(Type type) =>
+        (Nullable.GetUnderlyingType(type) ?? type) switch
         {
             var t when t == typeof(int) || t == typeof(long) || t == typeof(ulong) => "integer",
             var t when t == typeof(float) || t == typeof(double) => "number",

@@ -101,41 +101,31 @@ public sealed class DemoRunner(DemoSettings settings, TextWriter log, bool inter
         AtomicFile.WriteAllText(Path.Combine(s.Out, "timings.json"), timings.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
         var m = ModelConfig.Load(Path.Combine(pretrained, "config.json"));
         string modelLine = string.Create(CultureInfo.InvariantCulture, $"{m.ParameterCount / 1e6:0.00}M-parameter {m.ModelType} (C {m.Hidden}, {m.Layers} layers, {Tokenizer} tokenizer)");
-        string report = DemoReport.Write(s.Out, string.Create(CultureInfo.InvariantCulture, $"Procedural task family; model: {modelLine}, pre-trained {s.PretrainSteps} steps; mid-training: {s.Traces} traces, {s.Rounds} rounds of {s.MStepSteps} M-step steps × 8 × 256 tokens, c = {s.ThinkCost:G3}, k = {s.Horizon}, G = {s.Group}; evaluation: {s.HeldOutProblems} held-out problems × {s.Samples} samples; RLVR: {s.RlvrSteps} steps from each model of the first {s.RlvrSeeds} seed(s). Wall time of this run: {clock.Elapsed.TotalMinutes:0.0} min ({s.Backend} backend)."));
+        string report = DemoReport.Write(s.Out, string.Create(CultureInfo.InvariantCulture, $"Procedural task family; model: {modelLine}, pre-trained {s.PretrainSteps} steps; mid-training: {s.Traces} traces, {s.Midtrain.Rounds} rounds of {s.Midtrain.MStepSteps} M-step steps × {s.Midtrain.MStepBatch} × {s.Midtrain.MStepSequenceLength} tokens, c = {s.Midtrain.ThinkCost:G3}, k = {s.Midtrain.Horizon}, G = {s.Midtrain.Group}; evaluation: {s.HeldOutProblems} held-out problems × {s.Samples} samples; RLVR: {s.Rlvr.Steps} steps (G = {s.Rlvr.Group}) from each model of the first {s.RlvrSeeds} seed(s). Wall time of this run: {clock.Elapsed.TotalMinutes:0.0} min ({s.Backend} backend)."));
         log.WriteLine($"report: {Path.GetFullPath(report)}");
         return report;
     }
 
-    private MidtrainSettings Midtraining(string method, string dir, string init, ulong seed) => new()
+    // The demo's mid-training and RLVR settings with what each stage sets itself.
+    private MidtrainSettings Midtraining(string method, string dir, string init, ulong seed) => settings.Midtrain with
     {
         Method = method,
         Init = init,
         Data = $"procedural:{settings.Traces}",
         Out = Path.Combine(dir, method),
         Tokenizer = Tokenizer,
-        Rounds = settings.Rounds,
-        ThinkCost = settings.ThinkCost,
-        Horizon = settings.Horizon,
-        Group = settings.Group,
-        MStepSteps = settings.MStepSteps,
         Seed = seed,
         Backend = settings.Backend,
     };
 
-    private RlvrSettings Rlvr(string init, string dir, string train, string heldOut, ulong seed) => new()
+    private RlvrSettings Rlvr(string init, string dir, string train, string heldOut, ulong seed) => settings.Rlvr with
     {
         Init = init,
         Problems = train,
         EvalProblems = heldOut,
         Out = dir,
         Tokenizer = Tokenizer,
-        Steps = settings.RlvrSteps,
-        Group = settings.Group,
-        EvalEvery = Math.Max(1, settings.RlvrSteps / 2),
-        PartialCredit = true,  // small models rarely pass every assert at first: the fraction passed is the signal
-        EvalSamples = 2,
         EvalLimit = settings.HeldOutProblems,
-        SaveEvery = Math.Max(1, settings.RlvrSteps / 2),
         Seed = seed,
         Backend = settings.Backend,
     };

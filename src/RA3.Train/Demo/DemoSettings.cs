@@ -1,3 +1,5 @@
+using RA3.Train.Midtraining;
+using RA3.Train.PostTraining;
 using RA3.Train.Runs;
 
 namespace RA3.Train.Demo;
@@ -25,17 +27,6 @@ public sealed record DemoSettings
     [Option("traces", "mid-training traces", Min = 1)]
     public int Traces { get; init; } = 48;
 
-    /// <summary>EM rounds (NTP: as many M-steps).</summary>
-    [Option("rounds", "EM rounds (NTP: as many M-steps)", Min = 1)]
-    public int Rounds { get; init; } = 2;
-
-    /// <summary>
-    /// M-step steps per round (8 × 256 tokens each): 12 is about two passes over the 48 traces; 40
-    /// (eight passes) over-fitted them — held-out code CE rose from 0.123 to 0.16 for NTP.
-    /// </summary>
-    [Option("mstep-steps", "M-step steps per round", Min = 1)]
-    public int MStepSteps { get; init; } = 12;
-
     /// <summary>Held-out problems evaluated.</summary>
     [Option("heldout", "held-out problems evaluated", Min = 1)]
     public int HeldOutProblems { get; init; } = 40;
@@ -44,25 +35,9 @@ public sealed record DemoSettings
     [Option("samples", "samples per held-out problem", Min = 1)]
     public int Samples { get; init; } = 5;
 
-    /// <summary>RLVR steps from each initialisation.</summary>
-    [Option("rlvr-steps", "RLVR steps from each model", Min = 1)]
-    public int RlvrSteps { get; init; } = 6;
-
     /// <summary>Seeds (the first ones) that also run RLVR from each of their three models.</summary>
     [Option("rlvr-seeds", "seeds that also run RLVR", Min = 0)]
     public int RlvrSeeds { get; init; } = 1;
-
-    /// <summary>c, cost per rationale.</summary>
-    [Option("c", "cost per rationale, in nats", Min = 0)]
-    public double ThinkCost { get; init; } = 0.05;
-
-    /// <summary>k, expert lines in an E-step reward.</summary>
-    [Option("k", "reward horizon, in lines", Min = 1)]
-    public int Horizon { get; init; } = 1;
-
-    /// <summary>G, rollouts per trace (E-step) and samples per prompt (RLVR).</summary>
-    [Option("G", "rollouts per trace and RLVR samples per prompt", Min = 2)]
-    public int Group { get; init; } = 4;
 
     /// <summary>Seed of the first mid-training seed (the others follow).</summary>
     [Option("seed", "seed of the first mid-training seed")]
@@ -71,4 +46,21 @@ public sealed record DemoSettings
     /// <summary>Compute backend.</summary>
     [Option("backend", "compute backend (ra3 info lists them)", Value = "NAME")]
     public string Backend { get; init; } = "cpu";
+
+    /// <summary>
+    /// The mid-training of every seed (NTP and RA3 alike), as <c>ra3 midtrain</c>'s settings with
+    /// the demo's sizes: <c>--midtrain.NAME</c> sets any of its options but those the demo sets per
+    /// stage. 12 M-step steps per round (8 × 256 tokens each) are about two passes over the 48
+    /// traces; 40 (eight passes) over-fitted them — held-out code CE rose from 0.123 to 0.16 for NTP.
+    /// </summary>
+    [NestedOptions("midtrain", Except = "method|init|data|out|tokenizer|seed|backend")]
+    public MidtrainSettings Midtrain { get; init; } = new() { Rounds = 2, MStepSteps = 12 };
+
+    /// <summary>
+    /// The RLVR from each model of the first <see cref="RlvrSeeds"/> seeds, as <c>ra3 rlvr</c>'s
+    /// settings with the demo's sizes (<c>--rlvr.NAME</c>); partial credit, because small models
+    /// rarely pass every assert at first and the fraction passed is the signal.
+    /// </summary>
+    [NestedOptions("rlvr", Except = "init|problems|eval-problems|out|tokenizer|eval-limit|seed|backend|stop-after")]
+    public RlvrSettings Rlvr { get; init; } = new() { Steps = 6, PartialCredit = true, EvalSamples = 2, EvalEvery = 3, SaveEvery = 3 };
 }

@@ -13,23 +13,22 @@ namespace RA3.Train.Runs;
 /// </summary>
 public static class Declared
 {
-    /// <summary>The declared options of <typeparamref name="T"/>, in declaration order.</summary>
-    public static IReadOnlyList<(PropertyInfo Property, OptionAttribute Option)> Options<T>() =>
-        [.. typeof(T).GetProperties(BindingFlags.Public | BindingFlags.Instance)
-            .Select(p => (Property: p, Option: p.GetCustomAttribute<OptionAttribute>()!))
-            .Where(d => d.Option is not null)];
+    /// <summary>The declared options of <typeparamref name="T"/> in declaration order, nested records' options included (<c>prefix.name</c>).</summary>
+    public static IReadOnlyList<DeclaredOption> Options<T>() => Of(typeof(T), string.Empty, [], []);
 
     /// <summary>Throws <see cref="SettingsException"/> naming the first option whose value its declaration does not allow.</summary>
     public static void Validate<T>(T settings)
     {
-        foreach (var (property, option) in Options<T>())
+        ArgumentNullException.ThrowIfNull(settings);
+        foreach (var d in Options<T>())
         {
-            object? value = property.GetValue(settings);
+            var option = d.Option;
+            object? value = d.Get(settings);
             if (value is null)
             {
                 if (option.Required)
                 {
-                    throw new SettingsException(option.Name, "is required");
+                    throw new SettingsException(d.Name, "is required");
                 }
 
                 continue;
@@ -37,7 +36,7 @@ public static class Declared
 
             if (option.Choices is { } choices && value is string s && !choices.Split('|').Contains(s, StringComparer.Ordinal))
             {
-                throw new SettingsException(option.Name, $"'{s}' is not one of {choices.Replace("|", ", ", StringComparison.Ordinal)}");
+                throw new SettingsException(d.Name, $"'{s}' is not one of {choices.Replace("|", ", ", StringComparison.Ordinal)}");
             }
 
             if (value is IConvertible number && value is not string and not bool)
@@ -56,7 +55,7 @@ public static class Declared
                         (true, false) => max,
                         _ => "finite",
                     };
-                    throw new SettingsException(option.Name, $"{Text(x)} must be {range}");
+                    throw new SettingsException(d.Name, $"{Text(x)} must be {range}");
                 }
             }
         }
@@ -68,10 +67,11 @@ public static class Declared
     /// <summary>Every saved option's value, keyed by option name: what <c>--config</c> reads.</summary>
     public static string ConfigJson<T>(T settings)
     {
+        ArgumentNullException.ThrowIfNull(settings);
         var json = new JsonObject();
-        foreach (var (property, option) in Options<T>().Where(d => d.Option.InConfig))
+        foreach (var d in Options<T>().Where(d => d.Option.InConfig))
         {
-            json[option.Name] = JsonSerializer.SerializeToNode(property.GetValue(settings), property.PropertyType);
+            json[d.Name] = JsonSerializer.SerializeToNode(d.Get(settings), d.Type);
         }
 
         return json.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
@@ -84,5 +84,57 @@ public static class Declared
         AtomicFile.WriteAllText(Path.Combine(folder, ConfigFileName), ConfigJson(settings));
     }
 
+    private static List<DeclaredOption> Of(Type type, string prefix, PropertyInfo[] path, HashSet<string> except)
+    {
+        var found = new List<DeclaredOption>();
+        foreach (var p in type.GetProperties(BindingFlags.Public | BindingFlags.Instance))
+        {
+            if (p.GetCustomAttribute<OptionAttribute>() is { } option && !except.Contains(option.Name))
+            {
+                found.Add(new DeclaredOption(prefix + option.Name, option, [.. path, p]));
+            }
+            else if (p.GetCustomAttribute<NestedOptionsAttribute>() is { } nested)
+            {
+                found.AddRange(Of(p.PropertyType, prefix + nested.Prefix + ".", [.. path, p], [.. nested.Except.Split('|', StringSplitOptions.RemoveEmptyEntries)]));
+            }
+        }
+
+        return found;
+    }
+
     private static string Text(double x) => x.ToString("G6", CultureInfo.InvariantCulture);
+}
+
+/// <summary>One declared option: its full name, its declaration, and the properties that lead to it from the settings record.</summary>
+/// <param name="Name">The option's name (<c>prefix.name</c> inside a nested record).</param>
+/// <param name="Option">Its declaration.</param>
+/// <param name="Path">The property chain from the record to the value.</param>
+public sealed record DeclaredOption(string Name, OptionAttribute Option, IReadOnlyList<PropertyInfo> Path)
+{
+    /// <summary>The value's type.</summary>
+    public Type Type => Path[^1].PropertyType;
+
+    /// <summary>The value in <paramref name="settings"/>.</summary>
+    public object? Get(object settings)
+    {
+        object? value = settings;
+        foreach (var p in Path)
+        {
+            value = p.GetValue(value);
+        }
+
+        return value;
+    }
+
+    /// <summary>Sets the value in <paramref name="settings"/> (a record this parse owns, nested records included).</summary>
+    public void Set(object settings, object? value)
+    {
+        object owner = settings;
+        foreach (var p in Path.Take(Path.Count - 1))
+        {
+            owner = p.GetValue(owner)!;
+        }
+
+        Path[^1].SetValue(owner, value);
+    }
 }
