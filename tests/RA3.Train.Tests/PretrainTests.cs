@@ -58,7 +58,29 @@ public sealed class PretrainTests
     }
 
     [Test]
-    public void CorruptCheckpointNamesTheFile()
+    public void ACorruptLatestCheckpointResumesFromTheNewestIntactOneAndSaysSo()
+    {
+        var whole = Settings("whole");
+        new Pretrainer(whole, TextWriter.Null, false).Run(resume: false);
+
+        // Checkpoints at steps 4 and 8 (and 12 would follow); the newest is damaged after a stop at 8.
+        var s = Settings("corrupt") with { SaveEvery = 4 };
+        new Pretrainer(s with { StopAfter = 8 }, TextWriter.Null, false).Run(resume: false);
+        string trainer = Path.Combine(s.Out, "checkpoints", "step-00000008", "trainer.safetensors");
+        byte[] bytes = File.ReadAllBytes(trainer);
+        bytes[^10] ^= 0x5A;
+        File.WriteAllBytes(trainer, bytes);
+
+        var log = new StringWriter();
+        var result = new Pretrainer(s, log, false).Run(resume: true);
+        Assert.That(log.ToString(), Does.Contain($"checkpoint {Path.GetDirectoryName(trainer)} is corrupt").And.Contain("checksum")
+            .And.Contain($"continuing from {Path.Combine(s.Out, "checkpoints", "step-00000004")}"));
+        Assert.That(result.Steps, Is.EqualTo(s.Steps));
+        Assert.That(Losses(s.Out), Is.EqualTo(Losses(whole.Out)), "resumed from step 4, the run still ends where the uninterrupted one does");
+    }
+
+    [Test]
+    public void WhenEveryCheckpointIsCorruptTheErrorNamesEachFile()
     {
         var s = Settings("corrupt") with { Steps = 3 };
         new Pretrainer(s, TextWriter.Null, false).Run(resume: false);
@@ -67,7 +89,19 @@ public sealed class PretrainTests
         bytes[^10] ^= 0x5A;
         File.WriteAllBytes(trainer, bytes);
         var ex = Assert.Throws<InvalidDataException>(() => new Pretrainer(s with { Steps = 4 }, TextWriter.Null, false).Run(resume: true));
-        Assert.That(ex!.Message, Does.Contain(trainer).And.Contain("checksum"));
+        Assert.That(ex!.Message, Does.Contain("no intact checkpoint").And.Contain(trainer).And.Contain("checksum"));
+    }
+
+    [Test]
+    public void ResumingAFinishedRunSaysItIsCompleteWithItsFinalFigures()
+    {
+        var s = Settings("done") with { Steps = 4 };
+        var first = new Pretrainer(s, TextWriter.Null, false).Run(resume: false);
+        var stdout = new StringWriter();
+        Assert.That(CommandLine.Run(["pretrain", "--config", Path.Combine(s.Out, "ra3-config.json"), "--resume"], stdout, TextWriter.Null), Is.EqualTo(0));
+        string text = stdout.ToString();
+        Assert.That(text, Does.Contain("is complete (4 of 4 steps)").And.Contain($"already complete: step 4, train loss {first.TrainLoss:F4}, validation loss {first.ValidationLoss:F4}"));
+        Assert.That(text, Does.Not.Contain("NaN").And.Not.Contain("0 tok/s"));
     }
 
     [Test]

@@ -74,6 +74,41 @@ public static class TrainingCheckpoint
     }
 
     /// <summary>
+    /// Resumes a run from its newest intact checkpoint: each <c>step-*</c> folder, newest first, is
+    /// loaded into <paramref name="model"/> and <paramref name="optimizer"/> until one passes every
+    /// check; a corrupt one is reported through <paramref name="warn"/> (naming it and what is wrong)
+    /// and the one before it tried. Returns null when the run has no checkpoint; throws when it has
+    /// some and none is intact (naming each), or when one belongs to a run with other settings.
+    /// </summary>
+    public static (string Dir, TrainingState State)? LoadNewestIntact(string runDir, Transformer model, AdamWOptimizer optimizer, string? settings, Action<string> warn)
+    {
+        ArgumentNullException.ThrowIfNull(warn);
+        string root = Path.Combine(runDir, "checkpoints");
+        string[] candidates = Directory.Exists(root) ? [.. Directory.GetDirectories(root, "step-*").Order(StringComparer.Ordinal).Reverse()] : [];
+        var corrupt = new List<string>();
+        foreach (string dir in candidates)
+        {
+            try
+            {
+                var state = Load(dir, model, optimizer, settings);
+                if (corrupt.Count > 0)
+                {
+                    warn($"continuing from {dir}, the newest intact checkpoint");
+                }
+
+                return (dir, state);
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException)
+            {
+                corrupt.Add($"{dir}: {e.Message}");
+                warn($"checkpoint {dir} is corrupt ({e.Message}); trying the one before it");
+            }
+        }
+
+        return corrupt.Count == 0 ? null : throw new InvalidDataException($"{runDir}: no intact checkpoint to resume from:\n  {string.Join("\n  ", corrupt)}");
+    }
+
+    /// <summary>
     /// Restores weights and moments from <paramref name="dir"/> into <paramref name="model"/> and
     /// <paramref name="optimizer"/> (whose configs must match the checkpoint's) and returns the run state.
     /// Checksums, shapes and fields are verified; errors name the file and what is wrong. With

@@ -20,7 +20,10 @@ public static class PretrainCommand
     {
         var (s, flags) = SettingsCommandLine.Parse<PretrainSettings>(args, "resume");
         var result = new Pretrainer(s, stdout, interactive: !Console.IsOutputRedirected).Run(flags.Contains("resume"));
-        stdout.WriteLine($"done: step {result.Steps}, train loss {result.TrainLoss:F4}, validation loss {result.ValidationLoss:F4}, {result.TokensPerSecond:N0} tok/s");
+        string figures = $"train loss {result.TrainLoss:F4}, validation loss {result.ValidationLoss:F4}";
+        stdout.WriteLine(result.AlreadyComplete
+            ? $"already complete: step {result.Steps}, {figures} (the run's last figures); nothing was trained"
+            : $"done: step {result.Steps}, {figures}, {result.TokensPerSecond:N0} tok/s");
         return 0;
     }
 }

@@ -51,9 +51,8 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
         var generator = new Generator(model, tokenizer);
         string metricsPath = Path.Combine(s.Out, "metrics.jsonl");
         int step = 0;
-        if (TrainingCheckpoint.Latest(s.Out) is string latest)
+        if (TrainingCheckpoint.LoadNewestIntact(s.Out, model, optimizer, s.Identity(), log.WriteLine) is var (latest, state))
         {
-            var state = TrainingCheckpoint.Load(latest, model, optimizer, s.Identity());
             step = state.Step;
             Pretrainer.TruncateMetrics(metricsPath, step);
             log.WriteLine($"resumed from {latest} at step {step}");

@@ -17,7 +17,11 @@ namespace RA3.Train.Pretraining;
 /// <param name="ValidationLoss">Last validation loss (NaN if none ran).</param>
 /// <param name="TokensPerSecond">Training throughput of this process.</param>
 /// <param name="FinalModel">Folder of the final Hugging Face model, when the run reached its last step.</param>
-public sealed record PretrainResult(int Steps, double TrainLoss, double ValidationLoss, double TokensPerSecond, string? FinalModel);
+public sealed record PretrainResult(int Steps, double TrainLoss, double ValidationLoss, double TokensPerSecond, string? FinalModel)
+{
+    /// <summary>Whether the run was already complete when this process started (the figures are the run's last, from its metrics).</summary>
+    public bool AlreadyComplete { get; init; }
+}
 
 /// <summary>
 /// Next-token pre-training: packed corpus, AdamW with warmup and cosine decay, gradient
@@ -47,10 +51,8 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
         var schedule = new LearningRateSchedule(s.LearningRate, s.Warmup, s.Steps, s.MinLearningRateRatio);
         int step = 0;
         string metricsPath = Path.Combine(s.Out, "metrics.jsonl");
-        string? latest = resume ? TrainingCheckpoint.Latest(s.Out) : null;
-        if (latest is not null)
+        if (resume && TrainingCheckpoint.LoadNewestIntact(s.Out, model, optimizer, s.Identity(), log.WriteLine) is var (latest, state))
         {
-            var state = TrainingCheckpoint.Load(latest, model, optimizer, s.Identity());
             step = state.Step;
             dataset.Seek(DataPosition.Parse(state.DataPosition));
             TruncateMetrics(metricsPath, step);
@@ -68,6 +70,13 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
         }
 
         Declared.Save(s, s.Out);  // after the resume check: a refused resume leaves the run's own config
+        if (step >= s.Steps)
+        {
+            // Resuming a finished run: nothing to train; its figures are the last ones it logged.
+            var last = LastFigures(metricsPath);
+            log.WriteLine($"the run in {s.Out} is complete ({step} of {s.Steps} steps); its final model is {Path.Combine(s.Out, "final")}");
+            return new PretrainResult(step, last.Loss, last.Validation, last.TokensPerSecond, Path.Combine(s.Out, "final")) { AlreadyComplete = true };
+        }
 
         log.WriteLine($"model {model.Config.ModelType}: {model.Config.ParameterCount:N0} parameters, {model.Config.Layers} layers, width {model.Config.Hidden}; backend {backend.Name}; {s.Steps} steps of {s.BatchSize}×{s.Accumulation}×{s.SequenceLength} tokens");
         using var plan = model.Plan(s.BatchSize, s.SequenceLength, PassKind.Train);
@@ -167,6 +176,23 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
         }
 
         return sum / count;
+    }
+
+    /// <summary>The last train loss, validation loss and throughput a run's metrics.jsonl records (NaN where none).</summary>
+    private static (double Loss, double Validation, double TokensPerSecond) LastFigures(string path)
+    {
+        double loss = double.NaN, validation = double.NaN, rate = double.NaN;
+        foreach (string line in File.Exists(path) ? File.ReadLines(path) : [])
+        {
+            if (JsonNode.Parse(line) is JsonObject record)
+            {
+                loss = record["loss"]?.GetValue<double>() ?? loss;
+                validation = record["val_loss"]?.GetValue<double>() ?? validation;
+                rate = record["tokens_per_s"]?.GetValue<double>() ?? rate;
+            }
+        }
+
+        return (loss, validation, rate);
     }
 
     /// <summary>Drops metric lines of steps after <paramref name="step"/> (written after the checkpoint a resume starts from).</summary>
