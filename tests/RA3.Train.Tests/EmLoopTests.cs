@@ -9,6 +9,7 @@ using RA3.Testing;
 using RA3.Train.Evaluation;
 using RA3.Train.Midtraining;
 using RA3.Train.PostTraining;
+using RA3.Train.Runs;
 using RA3.Train.Sandbox;
 using RA3.Train.Scoring;
 using RA3.Train.Tasks;
@@ -115,6 +116,26 @@ public sealed class EmLoopTests
         var after = Scorer.SequenceLogProbs(policy, [good, bad]);
         Assert.That(after[0].Sum(), Is.GreaterThan(before[0].Sum() + 0.1));
         Assert.That(after[1].Sum(), Is.LessThan(before[1].Sum() - 0.1));
+    }
+
+    [Test]
+    public void ANonFinitePolicyUpdateIsNotAppliedAndStopsTheRun()
+    {
+        using var policy = HuggingFaceCheckpoint.Load(ModelDir, cpu, trainable: true);
+        using var reference = HuggingFaceCheckpoint.Load(ModelDir, cpu);
+        using var optimizer = new AdamWOptimizer(policy, weightDecay: 0f);
+        var log = new StringWriter();
+        using var update = new PolicyGradient(policy, reference, optimizer, new PolicyGradientOptions(LearningRate: 3e-3f), new NonFiniteGuard(1, () => "ckpt/step-00000007", log));
+        int[] ids = tokenizer.Encode("\n    total += x\n");
+        var sequence = new PolicySequence(ids, [.. ids.Select((_, p) => p > 0)], [.. ids.Select(_ => float.NaN)], null);  // a NaN advantage poisons the gradient
+        float[] weights = policy.Weights.Buffer.ToFloatArray();
+
+        update.Step([sequence], 1);
+        Assert.That(log.ToString(), Does.Contain("step 1: the gradient norm is NaN; the update was skipped (1 of the 1"));
+        var e = Assert.Throws<DivergenceException>(() => update.Step([sequence], 2))!;
+        Assert.That(e.Step, Is.EqualTo(2));
+        Assert.That(e.Message, Does.Contain("the last good checkpoint is ckpt/step-00000007"));
+        Assert.That(policy.Weights.Buffer.ToFloatArray(), Is.EqualTo(weights), "neither non-finite update touched the weights");
     }
 
     [Test]

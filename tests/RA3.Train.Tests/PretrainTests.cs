@@ -1,7 +1,9 @@
 using System.Text.Json.Nodes;
 using NUnit.Framework;
 using RA3.Train.Cli;
+using RA3.Model.IO;
 using RA3.Train.Pretraining;
+using RA3.Train.Runs;
 
 namespace RA3.Train.Tests;
 
@@ -102,6 +104,38 @@ public sealed class PretrainTests
         string text = stdout.ToString();
         Assert.That(text, Does.Contain("is complete (4 of 4 steps)").And.Contain($"already complete: step 4, train loss {first.TrainLoss:F4}, validation loss {first.ValidationLoss:F4}"));
         Assert.That(text, Does.Not.Contain("NaN").And.Not.Contain("0 tok/s"));
+    }
+
+    [Test]
+    public void ADivergingRunStopsAtTheStepWithOneLineAndValidMetrics()
+    {
+        var s = Settings("diverge") with { LearningRate = 1e4f, Clip = 0, SaveEvery = 1 };
+        Declared.Save(s, s.Out);
+        var stderr = new StringWriter();
+        int code = CommandLine.Run(["pretrain", "--config", Path.Combine(s.Out, Declared.ConfigFileName)], TextWriter.Null, stderr);
+        Assert.That(code, Is.EqualTo(1));
+        string[] lines = stderr.ToString().TrimEnd().Split('\n');
+        Assert.That(lines, Has.Length.EqualTo(1), stderr.ToString());
+        Assert.That(lines[0], Does.Match(@"^ra3 pretrain: step \d+: the (loss|gradient norm) is (NaN|∞|-∞|Infinity|-Infinity); the update was not applied and the run stops: the last good checkpoint is .*step-\d{8}"));
+        int stopped = int.Parse(lines[0].Split("step ")[1].Split(':')[0], System.Globalization.CultureInfo.InvariantCulture);
+
+        var records = File.ReadLines(Path.Combine(s.Out, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!).ToList();
+        Assert.That(records, Has.Count.EqualTo(stopped - 1), "the diverged step logs nothing: the run stopped inside it");
+        Assert.That(records.All(r => r["loss"] is not null && double.IsFinite(r["loss"]!.GetValue<double>())), Is.True);
+        Assert.That(TrainingCheckpoint.Latest(s.Out), Does.EndWith($"step-{stopped - 1:D8}"), "the last good step's checkpoint is the one named");
+    }
+
+    [Test]
+    public void SkipNonFiniteSkipsThatManyStepsThenStops()
+    {
+        var s = Settings("skip") with { LearningRate = 1e4f, Clip = 0, SkipNonFinite = 2 };
+        var log = new StringWriter();
+        var e = Assert.Throws<DivergenceException>(() => new Pretrainer(s, log, false).Run(resume: false))!;
+        Assert.That(e.Message, Does.Contain("2 steps were skipped before"));
+        Assert.That(log.ToString(), Does.Contain("the update was skipped (1 of the 2 --skip-nonfinite allows)").And.Contain("(2 of the 2"));
+        var skipped = File.ReadLines(Path.Combine(s.Out, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!).Where(r => r["skipped"] is not null).ToList();
+        Assert.That(skipped, Has.Count.EqualTo(2), "a skipped step is a valid JSON line with skipped: true");
+        Assert.That(skipped.Select(r => r["step"]!.GetValue<int>()), Is.All.LessThan(e.Step));
     }
 
     [Test]

@@ -43,7 +43,7 @@ public static class CommandLine
             stderr.WriteLine(UsageOf(command));
             return 2;
         }
-        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or InvalidOperationException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or InvalidOperationException or UnauthorizedAccessException or DivergenceException)
         {
             stderr.WriteLine($"ra3 {command}: {e.Message}");
             return 1;

@@ -1,6 +1,7 @@
-using RA3.Model;
 using RA3.Model.Optim;
 using RA3.Model.Tokenizers;
+using RA3.Model;
+using RA3.Train.Runs;
 using RA3.Train.Scoring;
 
 namespace RA3.Train.Midtraining;
@@ -52,7 +53,7 @@ public sealed record EStepResult(IReadOnlyList<string?[]> Candidates, IReadOnlyL
 /// advantage is credited to that boundary's decision token and rationale tokens; the policy
 /// update carries a KL penalty to the scorer (the policy at the start of the round).
 /// </summary>
-public sealed class EStep(Transformer policy, Transformer scorer, TextTokenizer tokenizer, EStepOptions options)
+public sealed class EStep(Transformer policy, Transformer scorer, TextTokenizer tokenizer, EStepOptions options, NonFiniteGuard? guard = null)
 {
     /// <summary>Runs the E-step over <paramref name="traces"/>; <paramref name="progress"/> gets each update's figures.</summary>
     public EStepResult Run(IReadOnlyList<Trace> traces, ulong seed, Action<EStepProgress>? progress = null)
@@ -63,7 +64,7 @@ public sealed class EStep(Transformer policy, Transformer scorer, TextTokenizer 
         var sampler = new RolloutSampler(policy, tokenizer);
         var rollouts = options.RolloutSettings;
         using var optimizer = new AdamWOptimizer(policy, weightDecay: 0f);
-        using var update = new PolicyGradient(policy, scorer, optimizer, options.UpdateSettings);
+        using var update = new PolicyGradient(policy, scorer, optimizer, options.UpdateSettings, guard);
         var log = new List<EStepProgress>();
         long walked = 0;
         double sampling = 0;

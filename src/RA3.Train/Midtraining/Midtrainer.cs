@@ -107,7 +107,9 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
             using var scorer = HuggingFaceCheckpoint.Load(start, backend);
             var progress = new Progress(log, CountSteps(traces.Train.Count), 0, interactive, every: 5);
             var metrics = new List<string>();
-            var result = new EStep(policy, scorer, tokenizer, s.EStep()).Run(traces.Train, s.Seed + (ulong)round, p =>
+            // No checkpoint inside an E-step: a divergence there loses only this phase, the finished ones stay.
+            var guard = new NonFiniteGuard(0, () => $"{dir}'s finished phases (ra3 midtrain resumes after them)", log);
+            var result = new EStep(policy, scorer, tokenizer, s.EStep(), guard).Run(traces.Train, s.Seed + (ulong)round, p =>
             {
                 metrics.Add(JsonSerializer.Serialize(p));
                 progress.Step(p.Step, -p.MeanReward, 0, $"  think {p.ThinkRate:P0}  kl {p.Update.MeanKl:F4}  (loss column: −reward)");

@@ -1,5 +1,6 @@
 using RA3.Model;
 using RA3.Model.Optim;
+using RA3.Train.Runs;
 using RA3.Train.Scoring;
 
 namespace RA3.Train.Midtraining;
@@ -35,7 +36,7 @@ public sealed record PolicyStepStats(long ActionTokens, double MeanKl, double Cl
 /// (<see cref="Transformer.Backward(Activations, ReadOnlySpan{float})"/>), which needs only
 /// ∂loss/∂log π per token — computed here on the host.
 /// </summary>
-public sealed class PolicyGradient(Transformer policy, Transformer reference, AdamWOptimizer optimizer, PolicyGradientOptions options) : IDisposable
+public sealed class PolicyGradient(Transformer policy, Transformer reference, AdamWOptimizer optimizer, PolicyGradientOptions options, NonFiniteGuard? guard = null) : IDisposable
 {
     private Activations? trainPlan;
     private Activations? referencePlan;
@@ -143,9 +144,16 @@ public sealed class PolicyGradient(Transformer policy, Transformer reference, Ad
         backend.Zero(policy.Gradients!.Buffer);
         policy.Backward(trainPlan!, weights);
         double norm = backend.ClipGradNorm(policy.Gradients.Buffer, options.GradClip);
-        optimizer.Step(options.LearningRate, step);
+        if ((guard ?? StopAtFirst).Admit(step, kl, norm))
+        {
+            optimizer.Step(options.LearningRate, step);
+        }
+
         return new PolicyStepStats(acting, kl / Math.Max(acting, 1), clippedCount / (double)Math.Max(acting, 1), norm);
     }
+
+    /// <summary>Without a run's guard: stop at the first non-finite update, with no checkpoint to name.</summary>
+    private static NonFiniteGuard StopAtFirst { get; } = new(0, () => null, TextWriter.Null);
 
     /// <inheritdoc/>
     public void Dispose()

@@ -78,6 +78,10 @@ public sealed record RlvrSettings
     [Option("eval-limit", "held-out problems used (the first N)", Min = 1)]
     public int EvalLimit { get; init; } = 40;
 
+    /// <summary>Updates with a non-finite gradient norm that are skipped before the run stops (0: stop at the first).</summary>
+    [Option("skip-nonfinite", "skip up to N updates whose gradient norm is not finite (0: stop at the first)", Min = 0)]
+    public int SkipNonFinite { get; init; }
+
     /// <summary>Steps between checkpoints.</summary>
     [Option("save-every", "steps between checkpoints", Min = 1)]
     public int SaveEvery { get; init; } = 10;

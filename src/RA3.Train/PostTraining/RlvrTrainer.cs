@@ -45,7 +45,7 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
         using var model = HuggingFaceCheckpoint.Load(init, backend, trainable: true);
         using var reference = HuggingFaceCheckpoint.Load(init, backend);
         using var optimizer = new AdamWOptimizer(model, weightDecay: 0f);
-        using var update = new PolicyGradient(model, reference, optimizer, new PolicyGradientOptions(s.LearningRate, s.KlCoefficient, s.ClipRange));
+        using var update = new PolicyGradient(model, reference, optimizer, new PolicyGradientOptions(s.LearningRate, s.KlCoefficient, s.ClipRange), new NonFiniteGuard(s.SkipNonFinite, () => TrainingCheckpoint.Latest(s.Out), log));
         using var sandbox = Sandbox.Sandbox.Create(SampleLimits);
         using var pool = new SandboxPool(sandbox);
         var generator = new Generator(model, tokenizer);
@@ -109,9 +109,9 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
                 ["step"] = step,
                 ["reward"] = rewards.Average(),
                 ["pass_rate"] = results.Count(r => r.Outcome == RunOutcome.Passed) / (double)results.Length,
-                ["kl"] = stats.MeanKl,
+                ["kl"] = NonFiniteGuard.Metric(stats.MeanKl),
                 ["clipped"] = stats.ClippedFraction,
-                ["grad_norm"] = stats.GradNorm,
+                ["grad_norm"] = NonFiniteGuard.Metric(stats.GradNorm),
                 ["new_tokens"] = newTokens,
                 ["generation_tokens_per_s"] = newTokens / Math.Max(generationSeconds, 1e-9),
             };

@@ -86,6 +86,10 @@ public sealed record PretrainSettings
     [Option("clip", "gradient-norm clip (0: no clipping)", Min = 0)]
     public float Clip { get; init; } = 1f;
 
+    /// <summary>Steps with a non-finite loss or gradient norm that are skipped before the run stops (0: stop at the first).</summary>
+    [Option("skip-nonfinite", "skip up to N steps whose loss or gradient norm is not finite (0: stop at the first)", Min = 0)]
+    public int SkipNonFinite { get; init; }
+
     /// <summary>Steps between validation passes.</summary>
     [Option("eval-every", "steps between validation passes", Min = 1)]
     public int EvalEvery { get; init; } = 50;

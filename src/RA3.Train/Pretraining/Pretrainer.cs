@@ -85,6 +85,7 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
         var progress = new Progress(log, s.Steps, step, interactive);
         double loss = double.NaN, validation = double.NaN;
         int stopAt = s.StopAfter > 0 ? Math.Min(s.Steps, step + s.StopAfter) : s.Steps;
+        var guard = new NonFiniteGuard(s.SkipNonFinite, () => TrainingCheckpoint.Latest(s.Out), log);
         while (step < stopAt)
         {
             step++;
@@ -100,17 +101,27 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
 
             double norm = s.Clip > 0 ? backend.ClipGradNorm(model.Gradients.Buffer, s.Clip) : Math.Sqrt(backend.SumOfSquares(model.Gradients.Buffer));
             float lr = schedule.At(step);
-            optimizer.Step(lr, step);
+            bool applied = guard.Admit(step, loss, norm);
+            if (applied)
+            {
+                optimizer.Step(lr, step);
+            }
+
             var record = new JsonObject
             {
                 ["step"] = step,
-                ["loss"] = loss,
+                ["loss"] = NonFiniteGuard.Metric(loss),
                 ["lr"] = lr,
-                ["grad_norm"] = norm,
+                ["grad_norm"] = NonFiniteGuard.Metric(norm),
                 ["tokens"] = (long)step * ids.Length * s.Accumulation,
                 ["tokens_per_s"] = Math.Round(progress.TokensPerSecond),
             };
             string extra = string.Empty;
+            if (!applied)
+            {
+                record["skipped"] = true;
+            }
+
             if (step % s.EvalEvery == 0 || step == s.Steps)
             {
                 validation = ValidationLoss(model, dataset, s);
