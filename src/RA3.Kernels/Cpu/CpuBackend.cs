@@ -88,18 +88,7 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
         });
 
     private protected override void LayerNormCore(Tensor x, Tensor weight, Tensor? bias, Tensor y, Tensor mean, Tensor rstd, float eps) =>
-        NormalizationKernel.Forward(new NormalizationKernel.Rows
-        {
-            X = F(x),
-            Weight = F(weight),
-            Bias = bias is null ? null : F(bias),
-            Y = F(y),
-            Mean = F(mean),
-            Rstd = F(rstd),
-            RowCount = x.Shape.Rows,
-            C = x.Shape[-1],
-            Eps = eps,
-        });
+        NormalizationKernel.Forward(LayerNormRows(x, weight, bias, y, mean, rstd, eps));
 
     private protected override void LayerNormBackwardCore(Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dy, Tensor dx, Tensor dWeight, Tensor? dBias) =>
         NormalizationKernel.Backward(new NormalizationKernel.Rows
@@ -117,48 +106,13 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
         });
 
     private protected override void AddLayerNormCore(Tensor a, Tensor b, Tensor weight, Tensor? bias, Tensor sum, Tensor y, Tensor mean, Tensor rstd, float eps) =>
-        NormalizationKernel.Forward(new NormalizationKernel.Rows
-        {
-            AddA = F(a),
-            AddB = F(b),
-            X = F(sum),
-            Weight = F(weight),
-            Bias = bias is null ? null : F(bias),
-            Y = F(y),
-            Mean = F(mean),
-            Rstd = F(rstd),
-            RowCount = sum.Shape.Rows,
-            C = sum.Shape[-1],
-            Eps = eps,
-        });
+        NormalizationKernel.Forward(LayerNormRows(sum, weight, bias, y, mean, rstd, eps) with { AddA = F(a), AddB = F(b) });
 
     private protected override void AddRmsNormCore(Tensor a, Tensor b, Tensor weight, Tensor sum, Tensor y, Tensor rstd, float eps) =>
-        NormalizationKernel.Forward(new NormalizationKernel.Rows
-        {
-            AddA = F(a),
-            AddB = F(b),
-            X = F(sum),
-            Weight = F(weight),
-            Y = F(y),
-            Rstd = F(rstd),
-            RowCount = sum.Shape.Rows,
-            C = sum.Shape[-1],
-            Eps = eps,
-            Rms = true,
-        });
+        NormalizationKernel.Forward(RmsNormRows(sum, weight, y, rstd, eps) with { AddA = F(a), AddB = F(b) });
 
     private protected override void RmsNormCore(Tensor x, Tensor weight, Tensor y, Tensor rstd, float eps) =>
-        NormalizationKernel.Forward(new NormalizationKernel.Rows
-        {
-            X = F(x),
-            Weight = F(weight),
-            Y = F(y),
-            Rstd = F(rstd),
-            RowCount = x.Shape.Rows,
-            C = x.Shape[-1],
-            Eps = eps,
-            Rms = true,
-        });
+        NormalizationKernel.Forward(RmsNormRows(x, weight, y, rstd, eps));
 
     private protected override void RmsNormBackwardCore(Tensor x, Tensor weight, Tensor rstd, Tensor dy, Tensor dx, Tensor dWeight) =>
         NormalizationKernel.Backward(new NormalizationKernel.Rows
@@ -335,6 +289,32 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
         MaxSpan = maxSpan,
         T = seg.Shape[2],
         Scratch = Scratch(seg.Shape[0] * ElboKernel.ScratchPerTrace(seg.Shape[2])),
+    };
+
+    // The forward operands of a norm; the fused add + norm sets AddA and AddB on top.
+    private static NormalizationKernel.Rows LayerNormRows(Tensor x, Tensor weight, Tensor? bias, Tensor y, Tensor mean, Tensor rstd, float eps) => new()
+    {
+        X = F(x),
+        Weight = F(weight),
+        Bias = bias is null ? null : F(bias),
+        Y = F(y),
+        Mean = F(mean),
+        Rstd = F(rstd),
+        RowCount = x.Shape.Rows,
+        C = x.Shape[-1],
+        Eps = eps,
+    };
+
+    private static NormalizationKernel.Rows RmsNormRows(Tensor x, Tensor weight, Tensor y, Tensor rstd, float eps) => new()
+    {
+        X = F(x),
+        Weight = F(weight),
+        Y = F(y),
+        Rstd = F(rstd),
+        RowCount = x.Shape.Rows,
+        C = x.Shape[-1],
+        Eps = eps,
+        Rms = true,
     };
 
     private static void Rope(Tensor x, Tensor positions, Tensor invFreq, Tensor y, bool inverse) =>
