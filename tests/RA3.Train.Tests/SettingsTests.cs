@@ -67,7 +67,7 @@ public sealed class SettingsTests
         var err = new StringWriter();
         int code = CommandLine.Run([command, option, value], TextWriter.Null, err);
         Assert.That(code, Is.EqualTo(2));
-        Assert.That(err.ToString().Split('\n')[0], Is.EqualTo($"ra3 {command}: {message}"));
+        Assert.That(err.ToString().TrimEnd(), Is.EqualTo($"ra3 {command}: {message} (ra3 {command} --help lists the options)"), "one line");
     }
 
     [Test]

@@ -21,10 +21,18 @@ public static class CommandLine
           help      this text (ra3 <command> --help for a command's options)
         """;
 
-    /// <summary>Runs the command named by <paramref name="args"/>; returns the exit code (2 for bad usage).</summary>
+    /// <summary>
+    /// Runs the command named by <paramref name="args"/>; returns the exit code: 0, 2 for bad usage
+    /// or a setting out of bounds, 1 for anything else that fails. A failure is one line on
+    /// <paramref name="stderr"/>, <c>ra3 &lt;command&gt;: what is wrong</c>; its stack trace only with
+    /// <c>--debug</c> (anywhere on the line) or <c>RA3_DEBUG=1</c>.
+    /// </summary>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
         ArgumentNullException.ThrowIfNull(args);
+        ArgumentNullException.ThrowIfNull(stderr);
+        bool debug = args.Contains("--debug") || Environment.GetEnvironmentVariable("RA3_DEBUG") is "1" or "true";
+        args = [.. args.Where(a => a != "--debug")];
         string? command = args.FirstOrDefault();
         var rest = args.Skip(1).ToArray();
         if (rest.Contains("--help") || rest.Contains("-h"))
@@ -39,13 +47,19 @@ public static class CommandLine
         }
         catch (Exception e) when (e is UsageException or SettingsException)
         {
-            stderr.WriteLine($"ra3 {command}: {(e is SettingsException s ? $"--{s.Option}: " : string.Empty)}{e.Message}");
-            stderr.WriteLine(UsageOf(command));
+            stderr.WriteLine($"ra3 {command}: {(e is SettingsException s ? $"--{s.Option}: " : string.Empty)}{e.Message} (ra3 {command} --help lists the options)");
             return 2;
         }
-        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or InvalidOperationException or UnauthorizedAccessException or DivergenceException)
+        catch (Exception e)
         {
-            stderr.WriteLine($"ra3 {command}: {e.Message}");
+            // Expected failures say what is wrong in their message; anything else is named by its type.
+            bool expected = e is IOException or InvalidDataException or ArgumentException or InvalidOperationException or UnauthorizedAccessException or DivergenceException or NotSupportedException;
+            stderr.WriteLine($"ra3 {command}: {(expected ? string.Empty : e.GetType().Name + ": ")}{e.Message}{(expected || debug ? string.Empty : " (an unexpected error: --debug or RA3_DEBUG=1 shows where)")}");
+            if (debug)
+            {
+                stderr.WriteLine(e);
+            }
+
             return 1;
         }
     }
