@@ -139,6 +139,41 @@ public sealed class PretrainTests
     }
 
     [Test]
+    public void ACheckpointOfAnotherFormatIsRefusedWithOneLine()
+    {
+        var s = Settings("old") with { Steps = 2 };
+        new Pretrainer(s, TextWriter.Null, false).Run(resume: false);
+
+        // Rewrite the trainer state as a format-1 ra3 wrote it: the same tensors, no "format" field.
+        string trainer = Path.Combine(s.Out, "checkpoints", "step-00000002", "trainer.safetensors");
+        List<SafeTensorsWriter.Entry> entries;
+        Dictionary<string, string> metadata;
+        using (var file = SafeTensorsFile.Open(trainer))
+        {
+            entries = [.. file.Tensors.Select(t => SafeTensorsWriter.Floats(t.Name, file.ReadFloats(t.Name), t.Shape))];
+            metadata = file.Metadata.Where(kv => kv.Key != "format" && kv.Key != SafeTensorsFile.ChecksumKey).ToDictionary(kv => kv.Key, kv => kv.Value);
+        }
+
+        SafeTensorsWriter.Write(trainer, entries, metadata);
+        var e = Assert.Throws<NotSupportedException>(() => new Pretrainer(s with { Steps = 3 }, TextWriter.Null, false).Run(resume: true))!;
+        Assert.That(e.Message, Is.EqualTo($"checkpoint {Path.GetDirectoryName(trainer)} was written by an older ra3 (format 1; this one reads format {FormatVersion.Current}): start a new run in another folder, or delete it"));
+    }
+
+    [Test]
+    public void ARunFolderOfAnotherFormatIsRefused()
+    {
+        string folder = Path.Combine(root, "demo");
+        Directory.CreateDirectory(folder);
+        File.WriteAllText(Path.Combine(folder, "settings.json"), "{}");  // an unversioned folder: format 1
+        var e = Assert.Throws<NotSupportedException>(() => RunFolder.Claim(folder, "{}"))!;
+        Assert.That(e.Message, Does.Contain("older ra3 (format 1"));
+        File.WriteAllText(Path.Combine(folder, "format"), $"{FormatVersion.Current + 1}\n");
+        Assert.That(Assert.Throws<NotSupportedException>(() => RunFolder.Claim(folder, "{}"))!.Message, Does.Contain("a newer ra3"));
+        File.WriteAllText(Path.Combine(folder, "format"), $"{FormatVersion.Current}\n");
+        Assert.DoesNotThrow(() => RunFolder.Claim(folder, "{}"));
+    }
+
+    [Test]
     public void UnknownOptionIsAUsageError()
     {
         var err = new StringWriter();

@@ -41,6 +41,7 @@ public static class TrainingCheckpoint
         entries.AddRange(HuggingFaceCheckpoint.WeightEntries(optimizer.V, "v."));
         SafeTensorsWriter.Write(Path.Combine(temp, TrainerFile), entries, new Dictionary<string, string>
         {
+            ["format"] = FormatVersion.Current.ToString(CultureInfo.InvariantCulture),
             ["step"] = state.Step.ToString(CultureInfo.InvariantCulture),
             ["data"] = state.DataPosition,
             ["settings"] = state.Settings,
@@ -129,6 +130,12 @@ public static class TrainingCheckpoint
         string path = Path.Combine(dir, TrainerFile);
         using var file = SafeTensorsFile.Open(path);
         file.VerifyChecksum();
+        int format = file.Metadata.TryGetValue("format", out string? f) && int.TryParse(f, NumberStyles.None, CultureInfo.InvariantCulture, out int n) ? n : 1;
+        if (format != FormatVersion.Current)
+        {
+            throw new NotSupportedException(FormatVersion.Refusal($"checkpoint {dir}", format));
+        }
+
         foreach (var (prefix, store) in new[] { ("m.", optimizer.M), ("v.", optimizer.V) })
         {
             foreach (var spec in store.Specs)

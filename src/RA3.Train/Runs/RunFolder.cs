@@ -13,12 +13,23 @@ public static class RunFolder
     {
         ArgumentNullException.ThrowIfNull(identity);
         Directory.CreateDirectory(folder);
-        string path = Path.Combine(folder, "settings.json");
-        if (File.Exists(path) && File.ReadAllText(path) != identity)
+        string path = Path.Combine(folder, "settings.json"), formatPath = Path.Combine(folder, "format");
+        if (File.Exists(path))
         {
-            throw new InvalidOperationException($"{folder} holds a run with other settings:\n  saved: {File.ReadAllText(path)}\n  now:   {identity}\n(choose another --out, or delete it)");
+            // A folder from before format versions has settings but no format file: format 1.
+            int format = File.Exists(formatPath) && int.TryParse(File.ReadAllText(formatPath).Trim(), System.Globalization.CultureInfo.InvariantCulture, out int f) ? f : 1;
+            if (format != FormatVersion.Current)
+            {
+                throw new NotSupportedException(FormatVersion.Refusal($"the run folder {folder}", format));
+            }
+
+            if (File.ReadAllText(path) != identity)
+            {
+                throw new InvalidOperationException($"{folder} holds a run with other settings:\n  saved: {File.ReadAllText(path)}\n  now:   {identity}\n(choose another --out, or delete it)");
+            }
         }
 
+        AtomicFile.WriteAllText(formatPath, FormatVersion.Current.ToString(System.Globalization.CultureInfo.InvariantCulture) + "\n");
         AtomicFile.WriteAllText(path, identity);
     }
 }
