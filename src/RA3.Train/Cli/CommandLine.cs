@@ -45,6 +45,11 @@ public static class CommandLine
         {
             return Dispatch(command, rest, stdout, stderr);
         }
+        catch (StoppedBySignalException e)
+        {
+            stderr.WriteLine($"ra3 {command}: {e.Message}");
+            return StopSignal.ExitCode;
+        }
         catch (Exception e) when (e is UsageException or SettingsException)
         {
             stderr.WriteLine($"ra3 {command}: {(e is SettingsException s ? $"--{s.Option}: " : string.Empty)}{e.Message} (ra3 {command} --help lists the options)");

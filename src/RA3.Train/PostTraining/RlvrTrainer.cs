@@ -125,9 +125,13 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
 
             File.AppendAllText(metricsPath, record.ToJsonString() + "\n");
             progress.Step(step, -rewards.Average(), newTokens, extra + "  (loss column: −reward)");
-            if (step % s.SaveEvery == 0 || step == s.Steps || step == stopAt)
+            if (step % s.SaveEvery == 0 || step == s.Steps || step == stopAt || StopSignal.Requested)
             {
-                TrainingCheckpoint.Save(s.Out, model, optimizer, new TrainingState(step, step.ToString(CultureInfo.InvariantCulture), s.Identity()), keep: 1);
+                string dir = TrainingCheckpoint.Save(s.Out, model, optimizer, new TrainingState(step, step.ToString(CultureInfo.InvariantCulture), s.Identity()), keep: 1);
+                if (StopSignal.Requested && step < s.Steps)
+                {
+                    throw new StoppedBySignalException($"stopped by {StopSignal.Name} at step {step} of {s.Steps} after writing {dir}; resume with: ra3 rlvr --config {Path.Combine(s.Out, Declared.ConfigFileName)}");
+                }
             }
         }
 

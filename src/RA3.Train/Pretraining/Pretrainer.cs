@@ -135,11 +135,15 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
 
             metrics.WriteLine(record.ToJsonString());
             progress.Step(step, loss, ids.Length * s.Accumulation, extra);
-            if (step % s.SaveEvery == 0 || step == s.Steps || step == stopAt)
+            if (step % s.SaveEvery == 0 || step == s.Steps || step == stopAt || StopSignal.Requested)
             {
                 metrics.Flush();
                 string dir = TrainingCheckpoint.Save(s.Out, model, optimizer, new TrainingState(step, dataset.Position.ToString(), s.Identity()), s.Keep);
                 progress.Message($"checkpoint {dir}");
+                if (StopSignal.Requested && step < s.Steps)
+                {
+                    throw new StoppedBySignalException($"stopped by {StopSignal.Name} at step {step} of {s.Steps} after writing {dir}; resume with: ra3 pretrain --config {Path.Combine(s.Out, Declared.ConfigFileName)} --resume");
+                }
             }
         }
 

@@ -1,0 +1,106 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using NUnit.Framework;
+using RA3.Train.Pretraining;
+using RA3.Train.Runs;
+
+namespace RA3.Train.Tests;
+
+/// <summary>
+/// SIGTERM, sent to a real ra3 process in the middle of pre-training, makes it write a checkpoint at
+/// the next step boundary, say how to resume and exit with 143; the resumed run ends exactly where
+/// an uninterrupted one does.
+/// </summary>
+public sealed partial class StopSignalTests
+{
+    private const int Sigterm = 15;
+
+    private string root = null!;
+
+    [SetUp]
+    public void Open()
+    {
+        root = Directory.CreateTempSubdirectory("ra3-signal-").FullName;
+        string corpus = Path.Combine(root, "corpus");
+        Directory.CreateDirectory(corpus);
+        for (int i = 0; i < 40; i++)
+        {
+            File.WriteAllText(Path.Combine(corpus, $"f{i:D2}.py"), $"def f{i}(x):\n    return x * {i} + {i % 5}\n");
+        }
+    }
+
+    [TearDown]
+    public void Close() => Directory.Delete(root, recursive: true);
+
+    [Test]
+    public void SigtermCheckpointsAtTheNextStepAndTheResumeMatchesAnUninterruptedRun()
+    {
+        var whole = Settings("whole");
+        new Pretrainer(whole, TextWriter.Null, false).Run(resume: false);
+
+        var split = Settings("split");
+        Declared.Save(split, split.Out);
+        var start = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "ra3"))
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (string a in (string[])["pretrain", "--config", Path.Combine(split.Out, Declared.ConfigFileName)])
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        using var child = Process.Start(start)!;
+        var stderr = child.StandardError.ReadToEndAsync();
+        var running = new TaskCompletionSource();
+        var stdout = Task.Run(async () =>
+        {
+            while (await child.StandardOutput.ReadLineAsync() is { } line)
+            {
+                if (line.Contains("step 20/", StringComparison.Ordinal))
+                {
+                    running.TrySetResult();
+                }
+            }
+        });
+        Assert.That(running.Task.Wait(TimeSpan.FromSeconds(120)), Is.True, "the child never reached step 20");
+        Assert.That(Kill(child.Id, Sigterm), Is.EqualTo(0));
+        Assert.That(child.WaitForExit(TimeSpan.FromSeconds(120)), Is.True, "the child did not stop after SIGTERM");
+        stdout.Wait(TimeSpan.FromSeconds(10));
+        string said = stderr.Result;
+
+        Assert.That(child.ExitCode, Is.EqualTo(143), said);
+        Assert.That(said, Does.Match(@"ra3 pretrain: stopped by SIGTERM at step (\d+) of 3000 after writing .*step-\d{8}; resume with: ra3 pretrain --config .* --resume"));
+        int stoppedAt = int.Parse(said.Split("at step ")[1].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.That(stoppedAt, Is.InRange(20, 2999));
+        Assert.That(Directory.Exists(Path.Combine(split.Out, "checkpoints", $"step-{stoppedAt:D8}")), Is.True);
+
+        var resumed = new Pretrainer(split, TextWriter.Null, false).Run(resume: true);
+        Assert.That(resumed.Steps, Is.EqualTo(3000));
+        Assert.That(File.ReadAllBytes(Path.Combine(split.Out, "final", "model.safetensors")), Is.EqualTo(File.ReadAllBytes(Path.Combine(whole.Out, "final", "model.safetensors"))), "bit-identical final weights");
+    }
+
+    [LibraryImport("libc", EntryPoint = "kill")]
+    private static partial int Kill(int pid, int signal);
+
+    private PretrainSettings Settings(string name) => new()
+    {
+        Data = Path.Combine(root, "corpus"),
+        Out = Path.Combine(root, name),
+        Family = "llama",
+        Hidden = 16,
+        Layers = 1,
+        Heads = 2,
+        KvHeads = 1,
+        Intermediate = 32,
+        SequenceLength = 16,
+        BatchSize = 2,
+        Steps = 3000,
+        Warmup = 2,
+        EvalEvery = 1000,
+        EvalSequences = 2,
+        SaveEvery = 1000,
+        Seed = 5,
+    };
+}
