@@ -158,7 +158,7 @@ public sealed class SandboxTests
         Environment.SetEnvironmentVariable("RA3_TEST_SECRET", "hunter2");
         try
         {
-            var r = sandbox.Run("import os\nprint(sorted(os.environ))\nassert not any('hunter2' in v for v in os.environ.values())\nassert set(os.environ) <= {'PATH', 'LANG', 'HOME', 'PWD', 'LC_CTYPE'}, sorted(os.environ)");
+            var r = sandbox.Run("import os\nprint(sorted(os.environ))\nassert not any('hunter2' in v for v in os.environ.values())\nassert set(os.environ) <= {'PATH', 'LANG', 'HOME', 'PWD', 'LC_CTYPE', 'PYTHONHASHSEED'}, sorted(os.environ)");
             Assert.That(r.Outcome, Is.EqualTo(RunOutcome.Passed), r.Message);
             Assert.That(r.Stdout, Does.Not.Contain("hunter2"));
         }
@@ -186,9 +186,21 @@ public sealed class SandboxTests
         Assert.That(bare.Run("while True:\n    pass").Outcome, Is.EqualTo(RunOutcome.Timeout));
         Assert.That(bare.Run("x = bytearray(8 * 2**30)").Outcome, Is.EqualTo(RunOutcome.Memory));
         Assert.That(bare.Run("import os\nos._exit(0)").Outcome, Is.EqualTo(RunOutcome.Error));
-        var env = bare.Run("import os\nassert 'RA3_TEST_SECRET' not in os.environ and set(os.environ) <= {'PATH', 'LANG', 'HOME', 'LC_CTYPE'}, sorted(os.environ)");
+        var env = bare.Run("import os\nassert 'RA3_TEST_SECRET' not in os.environ and set(os.environ) <= {'PATH', 'LANG', 'HOME', 'LC_CTYPE', 'PYTHONHASHSEED'}, sorted(os.environ)");
         Assert.That(env.Outcome, Is.EqualTo(RunOutcome.Passed), env.Message);
         Assert.That(Directory.GetFileSystemEntries(Path.Combine(bare.Root, "runs")), Is.Empty);
+    }
+
+    [Test]
+    public void ASetIteratesInTheSameOrderInEveryRun()
+    {
+        // EvalPlus compares a sample's output with the canonical solution's, computed in another
+        // process: a tuple built from a set must not depend on that process's string-hash seed.
+        const string program = "print(list({'apple', 'banana', 'cherry', 'date', 'elder', 'fig', 'grape', 'honeydew'}))";
+        var outputs = Enumerable.Range(0, 6).Select(_ => sandbox.Run(program)).ToList();
+        Assert.That(outputs.Select(r => r.Outcome), Is.All.EqualTo(RunOutcome.Passed));
+        Assert.That(outputs.Select(r => r.Stdout).Distinct().Count(), Is.EqualTo(1), string.Join("\n", outputs.Select(r => r.Stdout)));
+        Assert.That(sandbox.Run("import os\nassert os.environ['PYTHONHASHSEED'] == '0'").Outcome, Is.EqualTo(RunOutcome.Passed));
     }
 
     [Test, Order(100)]

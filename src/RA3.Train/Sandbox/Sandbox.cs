@@ -27,8 +27,8 @@ public enum Isolation
 /// <summary>
 /// Runs untrusted Python programs (model-written code and its tests) one process tree each:
 /// wall-clock and CPU-time limits, address-space, process-count, file-size and open-file limits,
-/// output capped, a fresh working directory removed afterwards, an environment of PATH, LANG and
-/// HOME only, standard input closed. <see cref="Run"/> never throws: every failure is an outcome.
+/// output capped, a fresh working directory removed afterwards, an environment of PATH, LANG,
+/// HOME and a fixed PYTHONHASHSEED only, standard input closed. <see cref="Run"/> never throws: every failure is an outcome.
 /// Thread-safe; give concurrent runs distinct <c>slot</c>s (a slot is a user id when run as root).
 /// </summary>
 public sealed class Sandbox : IDisposable
@@ -37,6 +37,16 @@ public sealed class Sandbox : IDisposable
     public const int FirstUid = 60000;
 
     private const int TailBytes = 4096;
+
+    /// <summary>
+    /// Python's string-hash seed in every run: a set's iteration order then does not change from
+    /// one process to the next, so an expected output computed in one run (EvalPlus's, from the
+    /// canonical solution) compares equal to a sample's computed in another, as evaluation
+    /// harnesses fix it. Python reads it only from the environment, so the interpreter runs with
+    /// <c>-s</c> (no user site) rather than <c>-I</c>, which would ignore it: the environment is
+    /// ours anyway (cleared, then PATH, LANG, HOME and this).
+    /// </summary>
+    private const string HashSeed = "0";
     private const int SigXcpu = 24;
     private readonly string root, harness, runs;
     private readonly string? bwrap;
@@ -172,7 +182,7 @@ public sealed class Sandbox : IDisposable
                 "--ro-bind", harness, "/harness", "--ro-bind", dir, "/box",
                 "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
                 "--die-with-parent", "--new-session", "--clearenv",
-                "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "LANG", "C.UTF-8", "--setenv", "HOME", "/tmp", "--chdir", "/tmp"])
+                "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "LANG", "C.UTF-8", "--setenv", "HOME", "/tmp", "--setenv", "PYTHONHASHSEED", HashSeed, "--chdir", "/tmp"])
             {
                 a.Add(arg);
             }
@@ -192,6 +202,7 @@ public sealed class Sandbox : IDisposable
             start.Environment["PATH"] = "/usr/bin:/bin";
             start.Environment["LANG"] = "C.UTF-8";
             start.Environment["HOME"] = dir;
+            start.Environment["PYTHONHASHSEED"] = HashSeed;
             programPath = Path.Combine(dir, "program.py");
         }
 
@@ -206,7 +217,7 @@ public sealed class Sandbox : IDisposable
 
         foreach (string arg in (string[])["prlimit", $"--as={limits.MemoryBytes}", $"--cpu={limits.CpuSeconds}:{limits.CpuSeconds + 1}", $"--nproc={limits.MaxProcesses}",
             $"--fsize={limits.MaxFileBytes}", $"--nofile={limits.MaxOpenFiles}", "--core=0", "--",
-            limits.Python, "-I", "-B", bwrap is null ? Path.Combine(harness, "driver.py") : "/harness/driver.py", nonce, programPath])
+            limits.Python, "-s", "-B", bwrap is null ? Path.Combine(harness, "driver.py") : "/harness/driver.py", nonce, programPath])
         {
             a.Add(arg);
         }
