@@ -53,9 +53,12 @@ public sealed record EvalSettings
     [Option("timeout", "wall-clock seconds per program", Min = 0, MinExclusive = true)]
     public float Timeout { get; init; } = 20f;
 
-    /// <summary>Address-space limit per program, MiB.</summary>
-    [Option("memory", "address-space limit per program, MiB", Min = 16)]
-    public int Memory { get; init; } = 1024;
+    /// <summary>
+    /// Address-space limit per program, MiB: as EvalPlus gives samples, min(4 GiB, this machine's
+    /// memory) — 1 GiB made canonical solutions such as MBPP+'s Mbpp/255 run out of memory.
+    /// </summary>
+    [Option("memory", "address-space limit per program, MiB (default: min(4 GiB, this machine's memory))", Min = 16)]
+    public int Memory { get; init; } = (int)Math.Min(4096, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes >> 20);
 
     /// <summary>Stop at the first malformed problem or sample instead of warning.</summary>
     [Option("strict", "stop at the first malformed problem or sample")]
