@@ -36,16 +36,28 @@ public static class TrainingCheckpoint
             Directory.Delete(temp, recursive: true);
         }
 
-        HuggingFaceCheckpoint.Save(model, temp);
-        var entries = HuggingFaceCheckpoint.WeightEntries(optimizer.M, "m.");
-        entries.AddRange(HuggingFaceCheckpoint.WeightEntries(optimizer.V, "v."));
-        SafeTensorsWriter.Write(Path.Combine(temp, TrainerFile), entries, new Dictionary<string, string>
+        try
         {
-            ["format"] = FormatVersion.Current.ToString(CultureInfo.InvariantCulture),
-            ["step"] = state.Step.ToString(CultureInfo.InvariantCulture),
-            ["data"] = state.DataPosition,
-            ["settings"] = state.Settings,
-        });
+            HuggingFaceCheckpoint.Save(model, temp);
+            var entries = HuggingFaceCheckpoint.WeightEntries(optimizer.M, "m.");
+            entries.AddRange(HuggingFaceCheckpoint.WeightEntries(optimizer.V, "v."));
+            SafeTensorsWriter.Write(Path.Combine(temp, TrainerFile), entries, new Dictionary<string, string>
+            {
+                ["format"] = FormatVersion.Current.ToString(CultureInfo.InvariantCulture),
+                ["step"] = state.Step.ToString(CultureInfo.InvariantCulture),
+                ["data"] = state.DataPosition,
+                ["settings"] = state.Settings,
+            });
+        }
+        catch (IOException e)
+        {
+            // A full disk (or any write error) before the rename: the previous checkpoint and the
+            // latest pointer are untouched; the partial folder goes.
+            TryDelete(temp);
+            string previous = File.Exists(Path.Combine(root, "latest")) ? Path.Combine(root, File.ReadAllText(Path.Combine(root, "latest")).Trim()) : "none";
+            throw new IOException($"could not write checkpoint {name} in {root} ({e.Message}); the previous checkpoint ({previous}) and the latest pointer are unchanged", e);
+        }
+
         if (Directory.Exists(final))
         {
             Directory.Delete(final, recursive: true);
@@ -59,6 +71,17 @@ public static class TrainingCheckpoint
         }
 
         return final;
+    }
+
+    private static void TryDelete(string dir)
+    {
+        try
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
     }
 
     /// <summary>The newest complete checkpoint of a run (by its <c>latest</c> pointer), or null if there is none.</summary>
