@@ -31,7 +31,7 @@ public abstract partial class Backend
     /// <summary>Every op of the contract, by the name of its public method (<c>Gemm</c>, <c>RmsNormBackward</c>, …).</summary>
     public static IReadOnlyList<string> AllOps => OpNames;
 
-    /// <summary>Ops this backend ran on the reference tier through host copies, with how often (always empty on host memory).</summary>
+    /// <summary>Ops this backend ran on the reference tier through host copies, with how often: device tensors, or bf16 ones on any backend (float32 host tensors are read in place and not counted).</summary>
     public IReadOnlyDictionary<string, long> HostFallbacks => fallbacks;
 
     /// <summary>Whether this backend runs <paramref name="op"/> (a name from <see cref="AllOps"/>) with a kernel of its own rather than the reference body.</summary>

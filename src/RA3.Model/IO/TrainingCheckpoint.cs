@@ -54,7 +54,7 @@ public static class TrainingCheckpoint
             // A full disk (or any write error) before the rename: the previous checkpoint and the
             // latest pointer are untouched; the partial folder goes.
             TryDelete(temp);
-            string previous = File.Exists(Path.Combine(root, "latest")) ? Path.Combine(root, File.ReadAllText(Path.Combine(root, "latest")).Trim()) : "none";
+            string previous = Latest(runDir) ?? "none";
             throw new IOException($"could not write checkpoint {name} in {root} ({e.Message}); the previous checkpoint ({previous}) and the latest pointer are unchanged", e);
         }
 
