@@ -77,7 +77,7 @@ public sealed class EvaluationTests
             """{"task_id": 2, "text": "Add two numbers.", "code": "def add(a, b):\r\n    return a + b", "test_setup_code": "", "test_list": ["assert add(1, 2) == 3"], "challenge_test_list": []}""",
             """{"task_id": 927, "text": "Height of a tree.", "code": "class Node:\r\n    def __init__(self, left=None):\r\n        self.left = left\r\ndef height(n):\r\n    return 0 if n is None else 1 + height(n.left)", "test_setup_code": "root = Node(Node())", "test_list": ["assert height(root) == 2"], "challenge_test_list": []}""");
         string mbppPlus = Write("MbppPlus.jsonl",
-            """{"task_id": "Mbpp/2", "prompt": "Write a function to add.\nassert add(1, 2) == 3", "entry_point": "add", "canonical_solution": "def add(a, b):\n    return a + b", "base_input": [[1, 2], [3, 4]], "plus_input": [[10, -3]], "atol": 0, "contract": "", "assertion": "assert add(1, 2) == 3"}""");
+            """{"task_id": "Mbpp/17", "prompt": "Write a function to add.\nassert add(1, 2) == 3", "entry_point": "add", "canonical_solution": "def add(a, b):\n    return a + b", "base_input": [[1, 2], [3, 4]], "plus_input": [[10, -3]], "atol": 0, "contract": "", "assertion": "assert add(1, 2) == 3"}""");
         string plain = Write("mine.jsonl", """{"task_id": "t1", "prompt": "def double(x):\n", "tests": ["assert double(2) == 4"], "canonical_solution": "    return 2 * x\n"}""");
         var m = ProblemSetLoader.Load(mbpp, strict: true).Problems;
         var mp = ProblemSetLoader.Load(mbppPlus, strict: true).Problems;
@@ -100,6 +100,58 @@ public sealed class EvaluationTests
         Assert.That(plainRun.Outcomes[0].Passed, Is.True);
         Assert.That(challengeRun.Outcomes[0].Run.Outcome, Is.EqualTo(RunOutcome.Failed));
         Assert.That(ProblemSetLoader.Load(Write("mbpp-challenge.jsonl", """{"task_id": 3, "text": "t", "code": "def f():\n    return 1", "test_setup_code": "", "test_list": ["assert f() == 1"], "challenge_test_list": ["assert f() + 1 == 2"]}""")).Problems[0].ChallengeTests, Is.EqualTo("assert f() + 1 == 2\n"));
+    }
+
+    /// <summary>
+    /// Synthetic MBPP+ records for each case the real v0.2 release holds that plain JSON and plain
+    /// equality cannot: arguments EvalPlus rebuilds as tuples, nested tuples or complex numbers
+    /// (Mbpp/106, 124, 252, 580, 720), regex matches compared only as None or not (787), outputs
+    /// compared as sets (2), Python's bare NaN / Infinity literals, and an empty-object plus_input.
+    /// Each canonical solution must pass and a sabotaged one fail; without the rebuilding the
+    /// first five end with "the canonical solution's outputs are missing".
+    /// </summary>
+    [Test]
+    public void MbppPlusRecordsThatJsonCannotCarryPass()
+    {
+        static string Record(string id, string entry, string code, string baseInput, string plusInput) =>
+            $$"""{"task_id": "{{id}}", "prompt": "\"\"\"\nSay NaN or Infinity.\n\"\"\"\n", "entry_point": "{{entry}}", "canonical_solution": {{JsonSerializer.Serialize(code)}}, "base_input": {{baseInput}}, "plus_input": {{plusInput}}, "atol": 0, "assertion": ""}""";
+        string path = Write("MbppPlusHard.jsonl",
+            Record("Mbpp/106", "add_lists", "def add_lists(test_list, test_tup):\n    return test_tup + tuple(test_list)\n", "[[[5, 6, 7], [9, 10]]]", "[[[1], [2, 3]]]"),
+            Record("Mbpp/124", "angle_complex", "import cmath\ndef angle_complex(a, b):\n    return cmath.phase(a + b)\n", """[["0.0", "1j"], ["2.0", "1j"]]""", """[["0.0", "(2+1j)"]]"""),
+            Record("Mbpp/252", "convert", "import cmath\ndef convert(numbers):\n    return cmath.polar(numbers)\n", """[["1"], ["(4+3j)"]]""", """[["-2j"]]"""),
+            Record("Mbpp/580", "extract_even", "def extract_even(t):\n    return tuple(extract_even(x) if isinstance(x, tuple) else x for x in t if isinstance(x, tuple) or x % 2 == 0)\n", "[[[4, 5, [7, 6, [2, 4]], 6, 8]]]", "[[[1, [2, 3]]]]"),
+            Record("Mbpp/720", "add_dict_to_tuple", "def add_dict_to_tuple(test_tup, test_dict):\n    return test_tup + (test_dict,)\n", """[[[4, 5, 6], {"MSAM": 1, "is": 2}]]""", """[[[], {}]]"""),
+            Record("Mbpp/787", "text_match_three", "import re\ndef text_match_three(text):\n    return re.search('ab{3}', text)\n", """[["ac"], ["abbbba"]]""", """[["dc"], ["xabbb"]]"""),
+            Record("Mbpp/2", "similar_elements", "def similar_elements(a, b):\n    return tuple(set(a) & set(b))\n", "[[[3, 4, 5, 6], [5, 7, 4, 10]]]", "[[[1, 2, 3, 4, 5, 6, 7, 8, 9], [9, 8, 7, 6, 5, 4, 3, 2, 1]]]"),
+            Record("Mbpp/900", "kind", "def kind(x):\n    return 'nan' if x != x else ('inf' if abs(x) == float('inf') else 'finite')\n", "[[1.5]]", "[[NaN], [Infinity], [-Infinity]]"),
+            Record("Mbpp/901", "one", "def one():\n    return 1\n", "[[]]", "{}"),
+            Record("Mbpp/902", "two", "def two():\n    return 2\n", "[[]]", """{"a": [1]}"""));
+        var set = ProblemSetLoader.Load(path);
+        Assert.That(set.Issues, Is.EqualTo(new[] { $"{path}:10: field 'plus_input' must be an array of argument lists, got a non-empty object" }));
+        var problems = set.Problems;
+        Assert.That(problems, Has.Count.EqualTo(9));
+        Assert.That(problems.Single(p => p.TaskId == "Mbpp/900").Inputs!.PlusInputsJson, Is.EqualTo("[[NaN], [Infinity], [-Infinity]]"));
+        Assert.That(problems.Single(p => p.TaskId == "Mbpp/900").Prompt, Does.Contain("Say NaN or Infinity."), "literals inside strings stay text");
+        Assert.That(problems.Single(p => p.TaskId == "Mbpp/901").Inputs!.PlusCount, Is.Zero);
+
+        var samples = problems.SelectMany(p => new[] { new Sample(p.TaskId, p.CanonicalSolution!), new Sample(p.TaskId, p.CanonicalSolution + Sabotage) }).ToList();
+        var report = Evaluate(problems, samples);
+        Assert.That(report.Issues, Is.Empty);
+        Assert.That(report.Outcomes.Where(o => o.Sample == 0 && !o.Passed).Select(o => $"{o.TaskId} {o.Variant}: {o.Run.ExceptionType} {o.Run.Message}"), Is.Empty);
+        var wrongBase = report.Outcomes.Where(o => o.Sample == 1 && o.Variant == "base" && o.Passed).Select(o => o.TaskId);
+        Assert.That(wrongBase, Is.Empty, "sabotaged solutions that passed");
+
+        // Set-compared outputs pass in any order; elsewhere the order counts.
+        var similar = problems.Single(p => p.TaskId == "Mbpp/2");
+        var common = similar with { TaskId = "Mbpp/3", Inputs = similar.Inputs! with { EntryPoint = "common" }, CanonicalSolution = "def common(a, b):\n    return tuple(sorted(set(a) & set(b)))\n" };
+        string Reversed(string entry) => $"def {entry}(a, b):\n    return tuple(sorted(set(a) & set(b), reverse=True))\n";
+        var reordered = Evaluate([similar, common], [new Sample("Mbpp/2", Reversed("similar_elements")), new Sample("Mbpp/3", Reversed("common"))]);
+        Assert.That(reordered.Outcomes.Where(o => o.Variant == "base").Select(o => (o.TaskId, o.Passed)), Is.EqualTo(new[] { ("Mbpp/2", true), ("Mbpp/3", false) }));
+
+        // A regex task's sample may return a bool or a match; None where a match was expected fails.
+        var regex = problems.Single(p => p.TaskId == "Mbpp/787");
+        var matches = Evaluate([regex], [new Sample(regex.TaskId, "import re\ndef text_match_three(text):\n    return bool(re.search('ab{3}', text))\n"), new Sample(regex.TaskId, "def text_match_three(text):\n    return None\n")]);
+        Assert.That(matches.Outcomes.Where(o => o.Variant == "base").Select(o => o.Passed), Is.EqualTo(new[] { true, false }));
     }
 
     [Test]

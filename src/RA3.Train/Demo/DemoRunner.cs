@@ -141,7 +141,7 @@ public sealed class DemoRunner(DemoSettings settings, TextWriter log, bool inter
         using var backend = BackendChoice.Create(settings.Backend);
         using var transformer = Scorer.LoadModel(model, backend);
         var tokenizer = TokenizerLoader.Load(Tokenizer);
-        using var sandbox = Sandbox.Sandbox.Create(RlvrTrainer.SampleLimits);
+        using var sandbox = Sandbox.Sandbox.Create(settings.Rlvr.SampleLimits());
         using var pool = new SandboxPool(sandbox);
         int[] ks = [1, settings.Samples];
         var report = new Evaluator(pool).EvaluateModelAsync(new Generator(transformer, tokenizer), tokenizer, problems, settings.Samples, ks, new SamplingOptions { Temperature = 0.8f, TopP = 0.95f, MaxNewTokens = 320, Seed = seed }).GetAwaiter().GetResult();

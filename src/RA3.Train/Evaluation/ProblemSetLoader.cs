@@ -97,6 +97,7 @@ public static class ProblemSetLoader
             return;
         }
 
+        bytes = Encoding.UTF8.GetBytes(PythonNumbers.Standardize(Encoding.UTF8.GetString(bytes)));
         var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip });
         try
         {
@@ -137,7 +138,9 @@ public static class ProblemSetLoader
         {
             string id = Str(r, "task_id");
             bool mbpp = id.StartsWith("Mbpp/", StringComparison.Ordinal) || r.TryGetProperty("assertion", out _);
-            var inputs = new InputTests(Str(r, "entry_point"), ArrayField(r, "base_input").GetRawText(), r.TryGetProperty("plus_input", out _) ? ArrayField(r, "plus_input").GetRawText() : "[]", Number(r, "atol"), ArrayField(r, "base_input").GetArrayLength(), r.TryGetProperty("plus_input", out _) ? ArrayField(r, "plus_input").GetArrayLength() : 0);
+            var (baseJson, baseCount) = InputLists(r, "base_input");
+            var (plusJson, plusCount) = r.TryGetProperty("plus_input", out _) ? InputLists(r, "plus_input") : ("[]", 0);
+            var inputs = new InputTests(Str(r, "entry_point"), baseJson, plusJson, Number(r, "atol"), baseCount, plusCount);
             return new Problem(id, Str(r, "prompt"), mbpp ? CompletionMode.WholeProgram : CompletionMode.ContinuesPrompt, Str(r, "canonical_solution"), string.Empty, string.Empty, inputs, mbpp ? "mbpp+" : "humaneval+", null);
         }
 
@@ -215,6 +218,19 @@ public static class ProblemSetLoader
     {
         var v = Field(r, name);
         return v.ValueKind == JsonValueKind.Array ? v : throw new FormatException($"field '{name}' must be an array, got {v.ValueKind}");
+    }
+
+    // EvalPlus inputs: an array of argument lists. MBPP+ v0.2 has a record whose plus_input is an
+    // empty object, which EvalPlus iterates as no inputs; a non-empty object has no such reading.
+    private static (string Json, int Count) InputLists(JsonElement r, string name)
+    {
+        var v = Field(r, name);
+        return v.ValueKind switch
+        {
+            JsonValueKind.Array => (PythonNumbers.RawText(v), v.GetArrayLength()),
+            JsonValueKind.Object when !v.EnumerateObject().Any() => ("[]", 0),
+            _ => throw new FormatException($"field '{name}' must be an array of argument lists, got {(v.ValueKind == JsonValueKind.Object ? "a non-empty object" : v.ValueKind.ToString())}"),
+        };
     }
 
     private static string[] Strings(JsonElement r, string name) =>

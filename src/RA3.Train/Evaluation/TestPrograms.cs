@@ -27,7 +27,7 @@ public static class TestPrograms
     {
         var inputs = problem.Inputs ?? throw new ArgumentException($"{problem.TaskId} has no input tests", nameof(problem));
         string canonical = problem.CanonicalSolution ?? throw new ArgumentException($"{problem.TaskId} has no canonical solution", nameof(problem));
-        return $"{Solution(problem, canonical)}\n\n{Harness.Value}\n_ra3_expect({Quote(inputs.EntryPoint)}, {Quote(B64(inputs.BaseInputsJson))}, {Quote(B64(inputs.PlusInputsJson))})\n";
+        return $"{Solution(problem, canonical)}\n\n{Harness.Value}\n_ra3_expect({Quote(problem.Format)}, {Quote(problem.TaskId)}, {Quote(inputs.EntryPoint)}, {Quote(B64(inputs.BaseInputsJson))}, {Quote(B64(inputs.PlusInputsJson))})\n";
     }
 
     /// <summary>The program that checks <paramref name="completion"/> on the base (or the plus) inputs against the expected outputs (base64 pickles from <see cref="ExpectedOutputs"/>).</summary>
@@ -35,7 +35,7 @@ public static class TestPrograms
     {
         var inputs = problem.Inputs ?? throw new ArgumentException($"{problem.TaskId} has no input tests", nameof(problem));
         string json = plus ? inputs.PlusInputsJson : inputs.BaseInputsJson;
-        return $"{Solution(problem, completion)}\n\n{Harness.Value}\n_ra3_check({Quote(inputs.EntryPoint)}, {Quote(B64(json))}, {Quote(expectedBase64)}, {inputs.Atol.ToString("R", CultureInfo.InvariantCulture)})\n";
+        return $"{Solution(problem, completion)}\n\n{Harness.Value}\n_ra3_check({Quote(problem.Format)}, {Quote(problem.TaskId)}, {Quote(inputs.EntryPoint)}, {Quote(B64(json))}, {Quote(expectedBase64)}, {inputs.Atol.ToString("R", CultureInfo.InvariantCulture)})\n";
     }
 
     /// <summary>Reads the base and plus outputs that <see cref="ExpectedOutputs"/> printed; null when a part is missing.</summary>

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using RA3.Train.Runs;
+using RA3.Train.Sandbox;
 
 namespace RA3.Train.PostTraining;
 
@@ -65,6 +66,17 @@ public sealed record RlvrSettings
     /// <summary>Reward the fraction of asserts passed instead of all-or-nothing (assert-line tests only).</summary>
     [Option("partial", "reward the fraction of asserts passed instead of all-or-nothing")]
     public bool PartialCredit { get; init; }
+
+    /// <summary>
+    /// Address-space limit of a sample's test run, MiB. EvalPlus gives samples 4 GiB (capped by the
+    /// machine's memory, which would make a run's settings depend on its machine; RLIMIT_AS caps
+    /// reservations, not resident memory, so a fixed 4 GiB is safe where less is installed).
+    /// </summary>
+    [Option("sample-memory", "address-space limit of a sample's test run, MiB", Min = 16)]
+    public int SampleMemory { get; init; } = 4096;
+
+    /// <summary>Limits of a sampled completion's test run: short functions with a few asserts, so tighter in time than <c>ra3 eval</c>'s defaults.</summary>
+    public SandboxLimits SampleLimits() => new() { WallTime = TimeSpan.FromSeconds(10), CpuSeconds = 5, MemoryBytes = (long)SampleMemory << 20 };
 
     /// <summary>Steps between held-out pass@1 measurements (and at 0 and the end).</summary>
     [Option("eval-every", "steps between held-out pass@1 measurements", Min = 1)]

@@ -29,9 +29,6 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
 {
     private const string PartialMarker = "@@ra3-partial";
 
-    /// <summary>Limits of a sampled completion's test run: short functions with a few asserts, so tighter than <c>ra3 eval</c>'s defaults.</summary>
-    public static SandboxLimits SampleLimits { get; } = new() { WallTime = TimeSpan.FromSeconds(10), CpuSeconds = 5, MemoryBytes = 512L << 20 };
-
     /// <summary>Runs (or resumes) the run; returns the last held-out pass@1 (NaN without held-out problems).</summary>
     public double Run()
     {
@@ -46,7 +43,7 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
         using var reference = HuggingFaceCheckpoint.Load(init, backend);
         using var optimizer = new AdamWOptimizer(model, weightDecay: 0f);
         using var update = new PolicyGradient(model, reference, optimizer, new PolicyGradientOptions(s.LearningRate, s.KlCoefficient, s.ClipRange), new NonFiniteGuard(s.SkipNonFinite, () => TrainingCheckpoint.Latest(s.Out), log));
-        using var sandbox = Sandbox.Sandbox.Create(SampleLimits);
+        using var sandbox = Sandbox.Sandbox.Create(s.SampleLimits());
         using var pool = new SandboxPool(sandbox);
         var generator = new Generator(model, tokenizer);
         string metricsPath = Path.Combine(s.Out, "metrics.jsonl");
