@@ -7,8 +7,8 @@ using TTensor = TorchSharp.torch.Tensor;
 namespace RA3.Testing;
 
 /// <summary>
-/// The independent reference: TorchSharp in float64 on the CPU. Inputs are drawn fresh for each
-/// test (NUnit's per-test random source, logged on failure), never zeros; results are compared
+/// The independent reference: TorchSharp in float64 on the CPU. Inputs are drawn from the test's
+/// seeded stream (<see cref="TestSeed"/>: fixed, printed, replayable), never zeros; results are compared
 /// by norm-wise relative error ‖ours − ref‖ / ‖ref‖, and NaN or ∞ never passes.
 /// </summary>
 internal static class Oracle
@@ -34,7 +34,7 @@ internal static class Oracle
     /// <summary>Uniform values in [lo, hi) from the test's random source.</summary>
     public static float[] Random(long count, double lo = -1.0, double hi = 1.0)
     {
-        var r = TestContext.CurrentContext.Random;
+        var r = TestSeed.Random;
         var data = new float[count];
         for (long i = 0; i < count; i++)
         {
@@ -47,7 +47,7 @@ internal static class Oracle
     /// <summary>Random ints in [lo, hi).</summary>
     public static int[] RandomInts(long count, int lo, int hi)
     {
-        var r = TestContext.CurrentContext.Random;
+        var r = TestSeed.Random;
         var data = new int[count];
         for (long i = 0; i < count; i++)
         {
