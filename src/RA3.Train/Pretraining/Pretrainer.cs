@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using RA3.Kernels.Ops;
 using RA3.Model.Config;
@@ -218,7 +219,20 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
             return;
         }
 
-        var kept = File.ReadLines(path).Where(l => l.Length > 0 && JsonNode.Parse(l)?["step"]?.GetValue<int>() <= step).ToList();
+        var kept = File.ReadLines(path).Where(l => StepOf(l) <= step).ToList();
         AtomicFile.WriteAllText(path, string.Concat(kept.Select(l => l + "\n")));
+    }
+
+    // The step a metrics line records; null for a line a kill cut short (only the last can be).
+    private static int? StepOf(string line)
+    {
+        try
+        {
+            return line.Length > 0 ? JsonNode.Parse(line)?["step"]?.GetValue<int>() : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
     }
 }

@@ -1,0 +1,207 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using NUnit.Framework;
+using RA3.Testing;
+using RA3.Train.Demo;
+using RA3.Train.Midtraining;
+using RA3.Train.PostTraining;
+using RA3.Train.Runs;
+
+namespace RA3.Train.Tests;
+
+/// <summary>
+/// SIGKILL at random moments — the times drawn from the test's seed and printed — of a real
+/// <c>ra3 midtrain</c>, <c>ra3 rlvr</c> and <c>ra3 demo</c> process (in the E-step, the inference, the
+/// M-step, a write, between phases: wherever the time falls), then the same command again until it
+/// finishes: the final weights are byte-identical to an uninterrupted run's and the metrics equal
+/// (all but wall-clock figures). Unlike <c>--stop-after</c>, a kill can cut a write short.
+/// </summary>
+public sealed class KillResumeTests
+{
+    private static readonly string ModelDir = Fixtures.SharedPath("fixtures", "hf", "llama-tiny");
+    private static readonly string TokenizerDir = Fixtures.SharedPath("fixtures", "hf", "tokenizer-bpe512");
+    private string work = null!;
+
+    [SetUp]
+    public void Open() => work = Directory.CreateTempSubdirectory("ra3-kill-").FullName;
+
+    [TearDown]
+    public void Close() => Directory.Delete(work, recursive: true);
+
+    [Test]
+    public void MidtrainKilledAtRandomMomentsEndsAsAnUninterruptedRun()
+    {
+        MidtrainSettings Settings(string name) => new()
+        {
+            Init = ModelDir,
+            Tokenizer = TokenizerDir,
+            Data = "procedural:12",
+            Out = Path.Combine(work, name),
+            Rounds = 2,
+            Group = 2,
+            LatentMaxTokens = 6,
+            ThinkFloor = 0.5,
+            TracesPerStep = 4,
+            MStepSteps = 12,
+            MStepBatch = 2,
+            MStepSequenceLength = 128,
+            SyntaxSample = 4,
+        };
+        var (whole, killed) = (Settings("whole"), Settings("killed"));
+        Declared.Save(whole, whole.Out);
+        Declared.Save(killed, killed.Out);
+        KillThenFinish("midtrain", whole.Out, killed.Out, kills: 4);
+        SameResults(whole.Out, killed.Out, ["metrics.jsonl", "round-1/summary.json", "round-2/summary.json", "round-2/inference.json"]);
+    }
+
+    [Test]
+    public void RlvrKilledAtRandomMomentsEndsAsAnUninterruptedRun()
+    {
+        // Problems a random model solves about half the time (its completion's length decides), so
+        // rewards differ within a group and every update moves the weights.
+        string tasks = Path.Combine(work, "tasks.jsonl"), held = tasks;
+        File.WriteAllLines(tasks, Enumerable.Range(2, 4).Select(m => $$"""{"task_id": "mod-{{m}}", "prompt": "s = \"\"\"", "tests": "\"\"\"\nassert len(s.strip()) % {{m}} != 1"}"""));
+        RlvrSettings Settings(string name) => new()
+        {
+            Init = ModelDir,
+            Tokenizer = TokenizerDir,
+            Problems = tasks,
+            EvalProblems = held,
+            Out = Path.Combine(work, name),
+            Steps = 12,
+            PromptsPerStep = 2,
+            Group = 2,
+            MaxNewTokens = 16,
+            EvalEvery = 4,
+            EvalSamples = 2,
+            EvalLimit = 2,
+            SaveEvery = 3,
+            LearningRate = 1e-3f,
+        };
+        var (whole, killed) = (Settings("whole"), Settings("killed"));
+        Declared.Save(whole, whole.Out);
+        Declared.Save(killed, killed.Out);
+        KillThenFinish("rlvr", whole.Out, killed.Out, kills: 4);
+        SameResults(whole.Out, killed.Out, ["metrics.jsonl"]);
+        var norms = File.ReadLines(Path.Combine(whole.Out, "metrics.jsonl")).Skip(1).Select(l => JsonNode.Parse(l)!["grad_norm"]!.GetValue<double>());
+        Assert.That(norms, Has.Some.GreaterThan(0), "the updates moved the weights, so equal weights say something");
+    }
+
+    [Test]
+    public void DemoKilledAtRandomMomentsEndsAsAnUninterruptedRun()
+    {
+        DemoSettings Settings(string name) => new()
+        {
+            Out = Path.Combine(work, name),
+            Seeds = 1,
+            PretrainSteps = 6,
+            PretrainFunctions = 40,
+            Traces = 4,
+            HeldOutProblems = 2,
+            Samples = 2,
+            Midtrain = new DemoSettings().Midtrain with { Rounds = 1, MStepSteps = 4, Group = 2 },
+            Rlvr = new DemoSettings().Rlvr with { Steps = 2, Group = 2, EvalEvery = 1, SaveEvery = 1 },
+        };
+        var (whole, killed) = (Settings("whole"), Settings("killed"));
+        Declared.Save(whole, whole.Out);
+        Declared.Save(killed, killed.Out);
+        KillThenFinish("demo", whole.Out, killed.Out, kills: 2);
+        SameResults(whole.Out, killed.Out, ["seed-1/eval-ra3.json", "seed-1/eval-ntp.json", "seed-1/rlvr-ra3/metrics.jsonl", "seed-1/ra3/metrics.jsonl"]);
+    }
+
+    // Runs `ra3 <command>` uninterrupted in one folder; in the other, kills it `kills` times, each at a
+    // random point of the uninterrupted run's duration, then runs it to the end.
+    private static void KillThenFinish(string command, string whole, string killed, int kills)
+    {
+        string[] Args(string run) => [command, "--config", Path.Combine(run, Declared.ConfigFileName)];
+        var clock = Stopwatch.StartNew();
+        var (code, said) = Ra3(Args(whole), TimeSpan.FromMinutes(10));
+        Assert.That(code, Is.EqualTo(0), said);
+        var duration = clock.Elapsed;
+        TestContext.Out.WriteLine($"uninterrupted: {duration.TotalSeconds:0.0} s");
+        var random = TestSeed.Random;
+        for (int i = 0; i < kills; i++)
+        {
+            var at = duration * random.NextDouble();
+            (code, said) = Ra3(Args(killed), at);
+            TestContext.Out.WriteLine($"kill {i + 1} at {at.TotalSeconds:0.00} s{(code is null ? string.Empty : $": it finished first (exit {code})")}");
+            Assert.That(code ?? 0, Is.EqualTo(0), said);
+        }
+
+        (code, said) = Ra3(Args(killed), TimeSpan.FromMinutes(10));
+        Assert.That(code, Is.EqualTo(0), said);
+    }
+
+    // Runs ra3 with args; SIGKILLs it after `killAfter` (no chance to clean up). Null exit code: killed.
+    private static (int? Code, string Output) Ra3(string[] args, TimeSpan killAfter)
+    {
+        var start = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "ra3")) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (string a in args)
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        using var child = Process.Start(start)!;
+        var stdout = child.StandardOutput.ReadToEndAsync();
+        var stderr = child.StandardError.ReadToEndAsync();
+        bool finished = child.WaitForExit(killAfter);
+        if (!finished)
+        {
+            child.Kill(entireProcessTree: false);
+            child.WaitForExit();
+        }
+
+        string output = stdout.Result + stderr.Result;
+        return (finished ? child.ExitCode : null, output);
+    }
+
+    // The final weights byte for byte, and each metrics file equal line by line but for wall-clock figures.
+    private static void SameResults(string whole, string killed, string[] metricFiles)
+    {
+        foreach (string weights in Directory.GetFiles(whole, "model.safetensors", SearchOption.AllDirectories).Where(p => p.Contains($"{Path.DirectorySeparatorChar}final{Path.DirectorySeparatorChar}", StringComparison.Ordinal)))
+        {
+            string twin = Path.Combine(killed, Path.GetRelativePath(whole, weights));
+            Assert.That(File.Exists(twin), Is.True, $"{twin} is missing");
+            Assert.That(File.ReadAllBytes(twin), Is.EqualTo(File.ReadAllBytes(weights)), $"{Path.GetRelativePath(whole, weights)}: bit-identical final weights");
+        }
+
+        foreach (string file in metricFiles)
+        {
+            Assert.That(Figures(killed, file), Is.EqualTo(Figures(whole, file)), file);
+        }
+    }
+
+    // A run's figures name its own folder; that name is the one difference allowed.
+    private static List<string> Figures(string run, string file)
+    {
+        string path = Path.Combine(run, file);
+        Assert.That(File.Exists(path), Is.True, $"{path} is missing");
+        string text = File.ReadAllText(path).Replace(run, "RUN", StringComparison.Ordinal);
+        var records = path.EndsWith(".jsonl", StringComparison.Ordinal) ? text.Split('\n', StringSplitOptions.RemoveEmptyEntries) : [text];
+        return [.. records.Select(r => WithoutTimes(JsonNode.Parse(r)!)?.ToJsonString() ?? "null")];
+    }
+
+    private static JsonNode? WithoutTimes(JsonNode node)
+    {
+        if (node is JsonObject o)
+        {
+            foreach (string key in o.Select(p => p.Key).Where(IsWallClock).ToList())
+            {
+                o.Remove(key);
+            }
+
+            foreach (var (_, value) in o.ToList())
+            {
+                if (value is not null)
+                {
+                    WithoutTimes(value);
+                }
+            }
+        }
+
+        return node;
+    }
+
+    private static bool IsWallClock(string key) =>
+        key.EndsWith("_s", StringComparison.Ordinal) || key.Contains("per_s", StringComparison.Ordinal) || key.Contains("seconds", StringComparison.Ordinal) || key.Contains("time", StringComparison.Ordinal) || key == "model";
+}
