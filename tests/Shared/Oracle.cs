@@ -91,6 +91,33 @@ internal static class Oracle
         Assert.That(rel, Is.LessThan(tolerance), $"{what}: error {rel:E2} relative to the sum of absolute terms (‖scale‖ = {Math.Sqrt(den):E3})");
     }
 
+    /// <summary>
+    /// Asserts that an accumulating kernel added <paramref name="gradient"/> to the buffer that held
+    /// <paramref name="start"/>: ‖(ours − start) − gradient‖ below <paramref name="tolerance"/>·‖gradient‖
+    /// plus 2⁻²⁴·‖ours‖, the rounding of storing the sum in float32 that no kernel avoids. Comparing
+    /// ours with start + gradient instead would let the start dominate both norms: with a U(−1, 1)
+    /// start and a small gradient, a gradient wrong by 1e-3 of itself passed.
+    /// </summary>
+    public static void CloseAccumulated(KTensor ours, float[] start, TTensor gradient, string what, double tolerance = Tolerance)
+    {
+        float[] got = ours.ToFloatArray();
+        double[] want = gradient.detach().contiguous().to_type(float64).data<double>().ToArray();
+        Assert.That(got, Has.Length.EqualTo(want.Length), $"{what}: element count");
+        Assert.That(start, Has.Length.EqualTo(want.Length), $"{what}: start element count");
+        double num = 0, den = 0, stored = 0;
+        for (int i = 0; i < want.Length; i++)
+        {
+            double d = (got[i] - (double)start[i]) - want[i];
+            num += d * d;
+            den += want[i] * want[i];
+            stored += (double)got[i] * got[i];
+        }
+
+        double error = Math.Sqrt(num), bound = (tolerance * Math.Sqrt(den)) + (Math.Sqrt(stored) / (1 << 24));
+        Assert.That(double.IsFinite(error), Is.True, $"{what}: non-finite error (NaN or ∞ in the result)");
+        Assert.That(error, Is.LessThan(bound), $"{what}: ‖added − gradient‖ = {error:E2}, relative {error / Math.Max(Math.Sqrt(den), 1e-300):E2} (bound {bound:E2}, ‖gradient‖ = {Math.Sqrt(den):G4})");
+    }
+
     /// <summary>Asserts that <paramref name="ours"/> matches <paramref name="reference"/> within <paramref name="tolerance"/>.</summary>
     public static void Close(float[] ours, TTensor reference, string what, double tolerance = Tolerance)
     {
