@@ -59,10 +59,15 @@ public sealed class ElboTests(string backendName) : KernelTest(backendName)
         int[] lengths = [t, Math.Max(1, t - 3), 1, Math.Max(1, t - 1)];
         float[] seg = Random(batch * (t + 1) * t, -3, 0), pt = Random(batch * t, -4, -1);
         MaskSome(seg);
+        Array.Fill(seg, float.NegativeInfinity, 2 * t, t);  // trace 0: a boundary whose rationale no line survives, as CandidateScorer writes
         var r = Run(seg, pt, -0.3f, lengths, t, maxSpan);
+        int table = (t + 1) * t;
         for (int i = 0; i < batch; i++)
         {
-            var (z, best, path) = BruteForce(seg.AsSpan(i * (t + 1) * t, (t + 1) * t), pt.AsSpan(i * t, t), -0.3, lengths[i], t, maxSpan);
+            var (z, best, path, marginals, think) = BruteForce(seg.AsSpan(i * table, table), pt.AsSpan(i * t, t), -0.3, lengths[i], t, maxSpan);
+            // Probabilities, exact but for float32 rounding; all zero for an impossible trace, as documented.
+            Assert.That(r.Marginals.AsSpan(i * table, table).ToArray(), Is.EqualTo(marginals).Within(2e-5), $"line marginals of trace {i}");
+            Assert.That(r.Think.AsSpan(i * t, t).ToArray(), Is.EqualTo(think).Within(2e-5), $"think posteriors of trace {i}");
             if (double.IsNegativeInfinity(z))
             {
                 // Every assignment is impossible (masked lines under a span limit): log Z and the best score are −∞.
@@ -75,6 +80,26 @@ public sealed class ElboTests(string backendName) : KernelTest(backendName)
             Assert.That(r.Best[i], Is.EqualTo(best).Within(1e-4 * Math.Max(1, Math.Abs(best))), $"best score of trace {i}");
             Assert.That(r.Abstraction.AsSpan(i * t, t).ToArray(), Is.EqualTo(path), $"segmentation of trace {i}");
         }
+    }
+
+    [Test]
+    public void AnImpossibleTraceHasZeroPosteriors()
+    {
+        // Line 2 is impossible under every abstraction, so no assignment has any probability.
+        const int t = 3;
+        float[] seg = Random(2 * (t + 1) * t, -3, 0), pt = Random(2 * t, -4, -1);
+        for (int j = 0; j <= t; j++)
+        {
+            seg[(j * t) + 1] = float.NegativeInfinity;
+        }
+
+        var r = Run(seg, pt, -0.3f, [t, t], t, maxSpan: 0);
+        Assert.That(r.LogZ[0], Is.EqualTo(double.NegativeInfinity));
+        Assert.That(r.Best[0], Is.EqualTo(double.NegativeInfinity));
+        Assert.That(r.Marginals.Take((t + 1) * t), Is.All.EqualTo(0.0), "no mass, and no NaN, in an impossible trace's marginals");
+        Assert.That(r.Think.Take(t), Is.All.EqualTo(0.0));
+        Assert.That(r.LogZ[1], Is.GreaterThan(double.NegativeInfinity), "the other trace is untouched");
+        Assert.That(r.Marginals.Skip((t + 1) * t).Sum(), Is.EqualTo(t).Within(1e-5), "each of its lines is under exactly one abstraction");
     }
 
     [TestCase(37, 0)]
@@ -128,11 +153,15 @@ public sealed class ElboTests(string backendName) : KernelTest(backendName)
         }
     }
 
-    /// <summary>Enumerates every think/act assignment of a trace: log-sum-exp, max and the arg max's abstraction per line.</summary>
-    private static (double Z, double Best, int[] Path) BruteForce(ReadOnlySpan<float> seg, ReadOnlySpan<float> pt, double pa, int n, int t, int maxSpan)
+    /// <summary>
+    /// Enumerates every think/act assignment of a trace: log-sum-exp, max, the arg max's abstraction
+    /// per line, and the posterior marginals [T+1, T] (P(line under j)) and think posteriors [T]
+    /// summed over the assignments (zero for an impossible trace).
+    /// </summary>
+    private static (double Z, double Best, int[] Path, double[] Marginals, double[] Think) BruteForce(ReadOnlySpan<float> seg, ReadOnlySpan<float> pt, double pa, int n, int t, int maxSpan)
     {
-        double m = double.NegativeInfinity, sum = 0;
-        var weights = new List<(double W, int[] Path)>();
+        double m = double.NegativeInfinity;
+        var weights = new List<(double W, int[] Path, int Mask)>();
         for (int mask = 0; mask < 1 << n; mask++)
         {
             var path = new int[t];
@@ -153,22 +182,29 @@ public sealed class ElboTests(string backendName) : KernelTest(backendName)
                 path[line] = j;
             }
 
-            weights.Add((w, path));
+            weights.Add((w, path, mask));
             m = Math.Max(m, w);
         }
 
+        double[] marginals = new double[(t + 1) * t], thinks = new double[t];
         if (double.IsNegativeInfinity(m))
         {
-            return (m, m, []);
+            return (m, m, [], marginals, thinks);
         }
 
-        foreach (var (w, _) in weights)
+        double z = m + Math.Log(weights.Sum(x => Math.Exp(x.W - m)));
+        foreach (var (w, path, mask) in weights.Where(x => x.W > double.NegativeInfinity))
         {
-            sum += Math.Exp(w - m);
+            double p = Math.Exp(w - z);
+            for (int line = 0; line < n; line++)
+            {
+                marginals[(path[line] * t) + line] += p;
+                thinks[line] += (mask >> line & 1) * p;
+            }
         }
 
         var best = weights.MaxBy(x => x.W);
-        return (m + Math.Log(sum), best.W, best.Path);
+        return (z, best.W, best.Path, marginals, thinks);
     }
 
     /// <summary>The spec's recursion with TorchSharp ops (out of place, so autograd gives d log Z).</summary>

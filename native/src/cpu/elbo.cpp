@@ -15,6 +15,7 @@
 // double, so exp(F + B - log Z) never cancels two large numbers in float (T up to thousands).
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -170,7 +171,8 @@ RA3_API ra3_status ra3_elbo_forward_backward_f32(int32_t batch, int32_t t, const
             float* post = think_posterior + static_cast<int64_t>(b) * t;
             std::fill(marg, marg + table, 0.0f);
             std::fill(post, post + t, 0.0f);
-            for (int64_t i = 0; i < tr.n; ++i) {
+            // An impossible trace (log Z = -inf) has no mass anywhere; exp(-inf - -inf) would be NaN.
+            for (int64_t i = 0; i < tr.n && z > -std::numeric_limits<double>::infinity(); ++i) {
                 const float shift = static_cast<float>(tr.off_f[i] + tr.off_b[i] - z);
                 const float* fr = tr.row(tr.f, i);
                 const float* br = tr.row(tr.b, i);

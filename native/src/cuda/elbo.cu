@@ -246,7 +246,7 @@ __global__ void __launch_bounds__(ONE_WARP ? 32 : 1024) elbo_kernel(Shape s, con
             const int j = tid + k * blockDim.x;
             if (j >= S) continue;
             cur[j] = bv[k];
-            const float m = __expf(f_row[j] + bv[k] + shift);
+            const float m = z > -INFINITY ? __expf(f_row[j] + bv[k] + shift) : 0.0f;  // an impossible trace has no mass
             marg_stage[j * stride + in_chunk] = m;
             if (j == i + 1) post[i] = m;
         }

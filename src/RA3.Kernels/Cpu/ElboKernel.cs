@@ -68,7 +68,7 @@ internal static unsafe class ElboKernel
             float* marg = Marginals + (b * table), post = ThinkPosterior + ((long)b * T);
             new Span<float>(marg, (int)table).Clear();
             new Span<float>(post, T).Clear();
-            for (int t = 0; t < n; t++)
+            for (int t = 0; t < n && z > double.NegativeInfinity; t++)  // an impossible trace has no mass anywhere
             {
                 // F and B rows are stored relative to their line's offsets (kept in double), so the
                 // exponent is a small number computed without cancelling two large ones.

@@ -81,16 +81,17 @@ internal static class ElboKernels
         }
 
         logZ[b] = (float)z;
+        int lines = z > double.NegativeInfinity ? n : 0;  // an impossible trace has no mass anywhere (exp(−∞ − −∞) is NaN)
         for (int t = 0; t < t1; t++)
         {
-            float shift = t < n ? (float)(off[oo + t] + off[oo + t1 + t] - z) : 0f;
+            float shift = t < lines ? (float)(off[oo + t] + off[oo + t1 + t] - z) : 0f;
             for (int j = 0; j <= t1; j++)
             {
                 long i = o + ((long)j * t1) + t;
-                f[i] = t < n && p.Live(j, t) ? XMath.Exp(f[i] + back[i] + shift) : 0f;
+                f[i] = t < lines && p.Live(j, t) ? XMath.Exp(f[i] + back[i] + shift) : 0f;
             }
 
-            post[po + t] = t < n ? f[o + ((long)(t + 1) * t1) + t] : 0f;
+            post[po + t] = t < lines ? f[o + ((long)(t + 1) * t1) + t] : 0f;
         }
     }
 

@@ -33,6 +33,12 @@ internal static partial class ReferenceKernels
             var posterior = thinkPosterior.Slice(b * t, t);
             marginals.Clear();
             posterior.Clear();
+            logZ[b] = (float)z;
+            if (double.IsNegativeInfinity(z))
+            {
+                continue;  // no assignment is possible: no mass anywhere (exp(−∞ − −∞) would be NaN)
+            }
+
             for (int i = 0; i < trace.N; i++)
             {
                 for (int j = 0; j <= i + 1; j++)
@@ -42,8 +48,6 @@ internal static partial class ReferenceKernels
 
                 posterior[i] = marginals[((i + 1) * t) + i];
             }
-
-            logZ[b] = (float)z;
         }
     }
 
