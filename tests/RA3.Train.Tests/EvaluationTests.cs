@@ -213,7 +213,7 @@ public sealed class EvaluationTests
     {
         var problems = ProblemSetLoader.Load(Fixtures.SharedPath("data", "humaneval", "HumanEval.jsonl.gz")).Problems.Take(12).ToList();
         var samples = problems.SelectMany((p, i) => new[] { new Sample(p.TaskId, p.CanonicalSolution!), new Sample(p.TaskId, i % 3 == 0 ? "    while True:\n        pass\n" : p.CanonicalSolution + Sabotage), new Sample(p.TaskId, "    raise ValueError('no')\n") }).ToList();
-        var limits = new SandboxLimits { WallTime = TimeSpan.FromSeconds(4), CpuSeconds = 2 };
+        var limits = new SandboxLimits { WallTime = TimeSpan.FromSeconds(60), CpuSeconds = 2 };  // the loop stops by CPU time, whatever the load
         using var quick = Sandbox.Sandbox.Create(limits);
         string Run(int workers)
         {
