@@ -102,6 +102,14 @@ public sealed class CheckpointTests : IDisposable
         float[] plain = (llama3.Rope with { Type = "default" }).InverseFrequencies(128), scaled = llama3.Rope.InverseFrequencies(128);
         Assert.That(scaled[0], Is.EqualTo(plain[0]), "high frequencies are kept");
         Assert.That(scaled[^1], Is.EqualTo(plain[^1] / 8).Within(1e-12), "low frequencies are divided by the factor");
+
+        // Every frequency, the blended middle band included, against the oracle's own transformers-style computation.
+        foreach (var rope in new[] { llama3.Rope, llama3.Rope with { Type = "default" }, llama3.Rope with { Type = "linear", Factor = 4 }, llama3.Rope with { Factor = 32, LowFreqFactor = 2, HighFreqFactor = 8, OriginalMaxPositions = 4096 } })
+        {
+            float[] want = TorchReferenceModel.InverseFrequencies(rope, 128).data<float>().ToArray(), got = rope.InverseFrequencies(128);
+            Assert.That(got, Is.EqualTo(want).Within(1e-4).Percent, $"{rope}: within 1e-6 relative (float32 rounding)");
+            Assert.That(Enumerable.Range(0, 64).Count(i => got[i] != plain[i] && got[i] * rope.Factor != plain[i]) > 0 || rope.Type != "llama3", $"{rope}: some frequencies fall in the blended band");
+        }
         json["rope_scaling"]!["rope_type"] = "yarn";
         Assert.That(() => ModelConfig.Parse(json, "cfg"), Throws.TypeOf<InvalidDataException>().With.Message.Contains("rope_scaling.rope_type"));
     }

@@ -41,7 +41,7 @@ public sealed class GradientTests(string backendName) : BackendTest(backendName)
         Backend.Zero(model.Gradients!.Buffer);
         model.Backward(plan, w);
 
-        var weights = model.Weights.Specs.ToDictionary(s => s.Name, s => T(model.Weights[s.Name].ToFloatArray(), s.Shape, requiresGrad: true));
+        var weights = OracleWeights(model);
         var logits = TorchReferenceModel.Forward(config, weights, Ids(ids, [batch, time]));
         var logp = TorchSharp.torch.nn.functional.log_softmax(logits, 2);
         TTensor loss = TorchSharp.torch.zeros(1, TorchSharp.torch.float64);
@@ -54,12 +54,24 @@ public sealed class GradientTests(string backendName) : BackendTest(backendName)
         }
 
         loss.sum().backward();
-        foreach (var spec in model.Weights.Specs)
+        foreach (var (name, weight) in weights)
         {
-            Close(model.Gradients[spec.Name], weights[spec.Name].grad!, $"grad {spec.Name}", 1e-3);
+            Close(model.Gradients[name], weight.grad!, $"grad {name}", 1e-3);
         }
 
         Assert.Throws<ArgumentException>(() => model.Backward(plan, new float[3]));
+    }
+
+    /// <summary>
+    /// The oracle's weights: the names and shapes its own list gives (Hugging Face's), each read
+    /// from the model by name, so a parameter stored in another layout reaches the oracle as the
+    /// wrong matrix and the logits disagree.
+    /// </summary>
+    private static Dictionary<string, TTensor> OracleWeights(Transformer model)
+    {
+        var names = TorchReferenceModel.Weights(model.Config).ToList();
+        Assert.That(model.Weights.Specs.Select(s => s.Name).Order(), Is.EqualTo(names.Select(n => n.Name).Order()), "the model's parameters are Hugging Face's, no more, no fewer");
+        return names.ToDictionary(n => n.Name, n => T(model.Weights[n.Name].ToFloatArray(), n.Shape, requiresGrad: true));
     }
 
     [Test]
@@ -81,10 +93,10 @@ public sealed class GradientTests(string backendName) : BackendTest(backendName)
         const int batch = 2, time = 11;
         using var model = new Transformer(Backend, config, trainable: true);
         model.InitializeRandom((ulong)TestSeed.Random.NextInt64());
-        foreach (var spec in model.Weights.Specs.Where(s => s.Shape.Length == 1))
+        foreach (var (name, shape) in TorchReferenceModel.Weights(config).Where(w => w.Shape.Length == 1))
         {
             // Norm weights and biases off their initial 1 and 0, so their gradients are exercised.
-            model.Weights[spec.Name].CopyFrom<float>(Random(spec.Count, -0.5, 1.5));
+            model.Weights[name].CopyFrom<float>(Random(shape[0], -0.5, 1.5));
         }
 
         int[] ids = RandomInts(batch * time, 0, config.VocabSize);
@@ -94,15 +106,15 @@ public sealed class GradientTests(string backendName) : BackendTest(backendName)
         Backend.Zero(model.Gradients!.Buffer);
         model.Backward(plan);
 
-        var weights = model.Weights.Specs.ToDictionary(s => s.Name, s => T(model.Weights[s.Name].ToFloatArray(), s.Shape, requiresGrad: true));
+        var weights = OracleWeights(model);
         var reference = TorchReferenceModel.Forward(config, weights, Ids(ids, [batch, time]));
         var refLoss = TorchReferenceModel.Loss(reference, Ids(ids, [batch, time]));
         refLoss.backward();
         Close(plan.Logits!, reference, "logits", 1e-5);
         Close(loss, refLoss.item<double>(), "loss", 1e-5);
-        foreach (var spec in model.Weights.Specs)
+        foreach (var (name, weight) in weights)
         {
-            Close(model.Gradients[spec.Name], weights[spec.Name].grad!, $"grad {spec.Name}", 1e-3);
+            Close(model.Gradients[name], weight.grad!, $"grad {name}", 1e-3);
         }
 
         // The model's ops all run on the backend's own kernels: on a device backend a reference

@@ -111,7 +111,7 @@ public sealed class MidtrainingTests
         var scored = CandidateScorer.Score(model, tokenizer, trace, rationales);
 
         using var scope = NewDisposeScope();
-        var weights = model.Weights.Specs.ToDictionary(s => s.Name, s => tensor(model.Weights[s.Name].ToFloatArray(), [.. s.Shape.Select(d => (long)d)], float64));
+        var weights = TorchReferenceModel.Weights(model.Config).ToDictionary(w => w.Name, w => tensor(model.Weights[w.Name].ToFloatArray(), [.. w.Shape.Select(d => (long)d)], float64));
         int n = trace.Count;
         for (int j = 0; j <= n; j++)
         {

@@ -1,4 +1,3 @@
-using RA3.Model;
 using RA3.Model.Config;
 using static TorchSharp.torch;
 using TTensor = TorchSharp.torch.Tensor;
@@ -9,7 +8,10 @@ namespace RA3.Testing;
 /// The same two transformer families written independently with TorchSharp ops (layer_norm, SDPA
 /// with is_causal, autograd) over a dictionary of Hugging Face-named weights, in the weights'
 /// dtype: float64 as the oracle of the whole-model gradient tests, float32 as the TorchSharp peer
-/// in the training-step benchmark.
+/// in the training-step benchmark. Nothing of the model's own code is used: the weight names and
+/// shapes (<see cref="Weights"/>) and the rotary frequencies (<see cref="InverseFrequencies"/>) are
+/// written here from Hugging Face's modelling code, so a wrong layout or a wrong frequency in the
+/// model is not copied into its oracle. From the config it reads only the sizes and settings.
 /// </summary>
 internal static class TorchReferenceModel
 {
@@ -28,7 +30,97 @@ internal static class TorchReferenceModel
         x = gpt2
             ? nn.functional.layer_norm(x, [c.Hidden], w["transformer.ln_f.weight"], w["transformer.ln_f.bias"], c.NormEps)
             : Rms(x, w["model.norm.weight"], c.NormEps);
-        return matmul(x, w[Parameters.Head(c)].t());
+        return matmul(x, w[gpt2 ? "transformer.wte.weight" : c.TiedHead ? "model.embed_tokens.weight" : "lm_head.weight"].t());
+    }
+
+    /// <summary>
+    /// Every weight of a Hugging Face checkpoint of <paramref name="c"/>, with its shape: GPT-2's
+    /// Conv1D weights are [in, out], Llama/Qwen2's Linear weights [out, in].
+    /// </summary>
+    public static IEnumerable<(string Name, int[] Shape)> Weights(ModelConfig c)
+    {
+        int h = c.Hidden, q = c.Heads * c.HeadDim, kv = c.KvHeads * c.HeadDim, i = c.Intermediate;
+        if (c.Family == ModelFamily.Gpt2)
+        {
+            yield return ("transformer.wte.weight", [c.VocabSize, h]);
+            yield return ("transformer.wpe.weight", [c.MaxPositions, h]);
+            for (int l = 0; l < c.Layers; l++)
+            {
+                string p = $"transformer.h.{l}.";
+                foreach (var w in new (string, int[])[]
+                {
+                    ("ln_1.weight", [h]), ("ln_1.bias", [h]), ("attn.c_attn.weight", [h, 3 * h]), ("attn.c_attn.bias", [3 * h]),
+                    ("attn.c_proj.weight", [h, h]), ("attn.c_proj.bias", [h]), ("ln_2.weight", [h]), ("ln_2.bias", [h]),
+                    ("mlp.c_fc.weight", [h, i]), ("mlp.c_fc.bias", [i]), ("mlp.c_proj.weight", [i, h]), ("mlp.c_proj.bias", [h]),
+                })
+                {
+                    yield return (p + w.Item1, w.Item2);
+                }
+            }
+
+            yield return ("transformer.ln_f.weight", [h]);
+            yield return ("transformer.ln_f.bias", [h]);
+            yield break;
+        }
+
+        yield return ("model.embed_tokens.weight", [c.VocabSize, h]);
+        for (int l = 0; l < c.Layers; l++)
+        {
+            string p = $"model.layers.{l}.";
+            yield return (p + "input_layernorm.weight", [h]);
+            foreach (var (name, rows) in new[] { ("q_proj", q), ("k_proj", kv), ("v_proj", kv) })
+            {
+                yield return (p + $"self_attn.{name}.weight", [rows, h]);
+                if (c.QkvBias)
+                {
+                    yield return (p + $"self_attn.{name}.bias", [rows]);
+                }
+            }
+
+            yield return (p + "self_attn.o_proj.weight", [h, q]);
+            if (c.OutputBias)
+            {
+                yield return (p + "self_attn.o_proj.bias", [h]);
+            }
+
+            yield return (p + "post_attention_layernorm.weight", [h]);
+            yield return (p + "mlp.gate_proj.weight", [i, h]);
+            yield return (p + "mlp.up_proj.weight", [i, h]);
+            yield return (p + "mlp.down_proj.weight", [h, i]);
+        }
+
+        yield return ("model.norm.weight", [h]);
+        if (!c.TiedHead)
+        {
+            yield return ("lm_head.weight", [c.VocabSize, h]);
+        }
+    }
+
+    /// <summary>
+    /// RoPE inverse frequencies [D/2] as transformers computes them, in float32:
+    /// 1 / θ^(arange(0, D, 2) / D), then "linear" divides by the factor and "llama3" (Llama 3.1)
+    /// divides wavelengths above original/low by the factor, keeps those below original/high and
+    /// blends in between.
+    /// </summary>
+    public static TTensor InverseFrequencies(RopeScaling rope, int headDim)
+    {
+        var inv = pow(tensor((float)rope.Theta, float32), arange(0, headDim, 2, int64).to_type(float32) / headDim).reciprocal();
+        if (rope.Type == "linear")
+        {
+            return inv / (float)rope.Factor;
+        }
+
+        if (rope.Type != "llama3")
+        {
+            return inv;
+        }
+
+        double low = rope.OriginalMaxPositions / rope.LowFreqFactor, high = rope.OriginalMaxPositions / rope.HighFreqFactor;
+        var wavelen = 2 * Math.PI / inv;
+        var slowed = where(wavelen > low, inv / rope.Factor, inv);
+        var smooth = ((rope.OriginalMaxPositions / wavelen) - rope.LowFreqFactor) / (rope.HighFreqFactor - rope.LowFreqFactor);
+        var blended = ((1 - smooth) * slowed / rope.Factor) + (smooth * slowed);
+        return where(wavelen.ge(high).logical_and(wavelen.le(low)), blended, slowed);
     }
 
     /// <summary>The Hugging Face causal-LM loss: mean cross-entropy of position t predicting t + 1.</summary>
@@ -85,7 +177,7 @@ internal static class TorchReferenceModel
     /// <summary>Rotate-half RoPE on [B, H, T, D] with the config's inverse frequencies.</summary>
     private static TTensor Rope(ModelConfig c, TTensor x, long time)
     {
-        var inv = tensor(c.Rope.InverseFrequencies(c.HeadDim).Select(f => (double)f).ToArray(), float64).to_type(x.dtype);
+        var inv = InverseFrequencies(c.Rope, c.HeadDim).to_type(x.dtype);
         var angle = arange(time, x.dtype).unsqueeze(1) * inv.unsqueeze(0);      // [T, D/2]
         var cos = cat([angle.cos(), angle.cos()], 1);
         var sin = cat([angle.sin(), angle.sin()], 1);
