@@ -13,6 +13,21 @@ public sealed class Sampler(int vocab)
     /// <summary>The next token for <paramref name="logits"/> [V].</summary>
     public int Next(ReadOnlySpan<float> logits, SamplingOptions o, Rng rng)
     {
+        // A NaN logit (a diverged model) makes every probability NaN and the draw meaningless; a row
+        // of −∞ leaves nothing to draw. Both are said, never turned into some token id.
+        for (int i = 0; i < logits.Length; i++)
+        {
+            if (float.IsNaN(logits[i]))
+            {
+                throw new InvalidOperationException($"the logits hold NaN (token id {i}): the model's weights or inputs are not finite");
+            }
+        }
+
+        if (logits.IndexOfAnyExcept(float.NegativeInfinity) < 0)
+        {
+            throw new InvalidOperationException("every logit is -inf: no token can be drawn");
+        }
+
         if (o.Temperature == 0f)
         {
             return ArgMax(logits);
