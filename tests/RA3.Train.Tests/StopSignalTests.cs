@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using NUnit.Framework;
+using RA3.Testing;
+using RA3.Train.Midtraining;
 using RA3.Train.Pretraining;
 using RA3.Train.Runs;
 
@@ -9,7 +11,8 @@ namespace RA3.Train.Tests;
 /// <summary>
 /// SIGTERM, sent to a real ra3 process in the middle of pre-training, makes it write a checkpoint at
 /// the next step boundary, say how to resume and exit with 143; the resumed run ends exactly where
-/// an uninterrupted one does.
+/// an uninterrupted one does. In a mid-training E-step it stops at the next update and says the
+/// E-step starts again on resume.
 /// </summary>
 public sealed partial class StopSignalTests
 {
@@ -40,13 +43,57 @@ public sealed partial class StopSignalTests
 
         var split = Settings("split");
         Declared.Save(split, split.Out);
+        var (code, said) = TerminateWhenItSays(["pretrain", "--config", Path.Combine(split.Out, Declared.ConfigFileName)], "step 20/");
+
+        Assert.That(code, Is.EqualTo(143), said);
+        Assert.That(said, Does.Match(@"ra3 pretrain: stopped by SIGTERM at step (\d+) of 3000 after writing .*step-\d{8}; resume with: ra3 pretrain --config .* --resume"));
+        int stoppedAt = int.Parse(said.Split("at step ")[1].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.That(stoppedAt, Is.InRange(20, 2999));
+        Assert.That(Directory.Exists(Path.Combine(split.Out, "checkpoints", $"step-{stoppedAt:D8}")), Is.True);
+
+        var resumed = new Pretrainer(split, TextWriter.Null, false).Run(resume: true);
+        Assert.That(resumed.Steps, Is.EqualTo(3000));
+        Assert.That(File.ReadAllBytes(Path.Combine(split.Out, "final", "model.safetensors")), Is.EqualTo(File.ReadAllBytes(Path.Combine(whole.Out, "final", "model.safetensors"))), "bit-identical final weights");
+    }
+
+    [Test]
+    public void SigtermInAnEStepStopsAtTheNextUpdateAndTheRunResumes()
+    {
+        var settings = new MidtrainSettings
+        {
+            Init = Fixtures.SharedPath("fixtures", "hf", "llama-tiny"),
+            Tokenizer = Fixtures.SharedPath("fixtures", "hf", "tokenizer-bpe512"),
+            Data = "procedural:40",
+            Out = Path.Combine(root, "midtrain"),
+            Rounds = 1,
+            Group = 2,
+            LatentMaxTokens = 6,
+            TracesPerStep = 2,
+            MStepSteps = 2,
+            MStepBatch = 2,
+            MStepSequenceLength = 64,
+            SyntaxSample = 2,
+        };
+        Declared.Save(settings, settings.Out);
+        var (code, said) = TerminateWhenItSays(["midtrain", "--config", Path.Combine(settings.Out, Declared.ConfigFileName)], "think");
+        Assert.That(code, Is.EqualTo(143), said);
+        Assert.That(said, Does.Match(@"ra3 midtrain: stopped by SIGTERM in round 1's E-step after update \d+ of \d+; .*resume with: ra3 midtrain --config "));
+        Assert.That(File.Exists(Path.Combine(settings.Out, "round-1", "estep", "candidates.json")), Is.False, "the E-step did not run to its end first");
+        var round = new Midtrainer(settings, TextWriter.Null, false).Run().Single();
+        Assert.That(round["elbo_after_mstep"], Is.Not.Null, "the resumed run finishes the round");
+    }
+
+    // Starts ra3 with args, sends SIGTERM once its output has a line containing `marker`, and
+    // returns its exit status and standard error.
+    private static (int Code, string Stderr) TerminateWhenItSays(string[] args, string marker)
+    {
         var start = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "ra3"))
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (string a in (string[])["pretrain", "--config", Path.Combine(split.Out, Declared.ConfigFileName)])
+        foreach (string a in args)
         {
             start.ArgumentList.Add(a);
         }
@@ -58,27 +105,17 @@ public sealed partial class StopSignalTests
         {
             while (await child.StandardOutput.ReadLineAsync() is { } line)
             {
-                if (line.Contains("step 20/", StringComparison.Ordinal))
+                if (line.Contains(marker, StringComparison.Ordinal))
                 {
                     running.TrySetResult();
                 }
             }
         });
-        Assert.That(running.Task.Wait(TimeSpan.FromSeconds(120)), Is.True, "the child never reached step 20");
+        Assert.That(running.Task.Wait(TimeSpan.FromSeconds(120)), Is.True, $"the child never printed '{marker}'");
         Assert.That(Kill(child.Id, Sigterm), Is.EqualTo(0));
         Assert.That(child.WaitForExit(TimeSpan.FromSeconds(120)), Is.True, "the child did not stop after SIGTERM");
         stdout.Wait(TimeSpan.FromSeconds(10));
-        string said = stderr.Result;
-
-        Assert.That(child.ExitCode, Is.EqualTo(143), said);
-        Assert.That(said, Does.Match(@"ra3 pretrain: stopped by SIGTERM at step (\d+) of 3000 after writing .*step-\d{8}; resume with: ra3 pretrain --config .* --resume"));
-        int stoppedAt = int.Parse(said.Split("at step ")[1].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
-        Assert.That(stoppedAt, Is.InRange(20, 2999));
-        Assert.That(Directory.Exists(Path.Combine(split.Out, "checkpoints", $"step-{stoppedAt:D8}")), Is.True);
-
-        var resumed = new Pretrainer(split, TextWriter.Null, false).Run(resume: true);
-        Assert.That(resumed.Steps, Is.EqualTo(3000));
-        Assert.That(File.ReadAllBytes(Path.Combine(split.Out, "final", "model.safetensors")), Is.EqualTo(File.ReadAllBytes(Path.Combine(whole.Out, "final", "model.safetensors"))), "bit-identical final weights");
+        return (child.ExitCode, stderr.Result);
     }
 
     [LibraryImport("libc", EntryPoint = "kill")]

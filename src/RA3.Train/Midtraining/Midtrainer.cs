@@ -105,7 +105,8 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
         {
             using var policy = HuggingFaceCheckpoint.Load(start, backend, trainable: true);
             using var scorer = HuggingFaceCheckpoint.Load(start, backend);
-            var progress = new Progress(log, CountSteps(traces.Train.Count), 0, interactive, every: 5);
+            int steps = CountSteps(traces.Train.Count);
+            var progress = new Progress(log, steps, 0, interactive, every: 5);
             var metrics = new List<string>();
             // No checkpoint inside an E-step: a divergence there loses only this phase, the finished ones stay.
             var guard = new NonFiniteGuard(0, () => $"{dir}'s finished phases (ra3 midtrain resumes after them)", log);
@@ -113,6 +114,11 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
             {
                 metrics.Add(JsonSerializer.Serialize(p));
                 progress.Step(p.Step, -p.MeanReward, 0, $"  think {p.ThinkRate:P0}  kl {p.Update.MeanKl:F4}  (loss column: −reward)");
+                if (StopSignal.Requested && p.Step < steps)
+                {
+                    // Stop at the update boundary, within a scheduler's grace period, rather than at the M-step.
+                    throw new StoppedBySignalException($"stopped by {StopSignal.Name} in round {round}'s E-step after update {p.Step} of {steps}; an E-step keeps no checkpoint of its own, so it starts again on resume (the finished phases are kept); resume with: ra3 midtrain --config {Path.Combine(s.Out, Declared.ConfigFileName)}");
+                }
             });
             Directory.CreateDirectory(estep);
             string modelTemp = Path.Combine(estep, ".model.tmp");
