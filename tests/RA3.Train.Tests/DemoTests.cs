@@ -1,3 +1,4 @@
+using System.Text.Json;
 using NUnit.Framework;
 using RA3.Train.Demo;
 
@@ -42,6 +43,25 @@ public sealed class DemoTests
                 Assert.That(bytes.Length, Is.GreaterThan(10_000), $"{png}.png has a drawing in it");
             }
 
+            // The figures behind the report are numbers: a NaN anywhere would still draw a section and a PNG.
+            foreach (string seed in new[] { "seed-1", "seed-2" })
+            {
+                foreach (string method in new[] { "ra3", "ntp" })
+                {
+                    using var eval = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, seed, $"eval-{method}.json")));
+                    Assert.That(eval.RootElement.GetProperty("pass_at_1").GetDouble(), Is.InRange(0.0, 1.0), $"{seed} {method} pass@1");
+                    foreach (string line in File.ReadLines(Path.Combine(dir, seed, method, "metrics.jsonl")))
+                    {
+                        using var round = JsonDocument.Parse(line);
+                        foreach (string key in method == "ra3" ? new[] { "elbo", "elbo_after_mstep", "code_ce_heldout", "mstep_loss", "think_rate" } : ["code_ce_heldout", "mstep_loss"])
+                        {
+                            Assert.That(round.RootElement.GetProperty(key).ValueKind, Is.EqualTo(JsonValueKind.Number), $"{seed}/{method} {key} is a finite number (null marks a non-finite one)");
+                        }
+                    }
+                }
+            }
+
+            Assert.That(text, Does.Not.Contain("NaN").And.Not.Contain("∞"), "the report prints no non-finite figure");
             Assert.That(Directory.Exists(Path.Combine(dir, "seed-2", "rlvr-ra3")), Is.False, "RLVR runs on the first seed only by default");
             var stamp = File.GetLastWriteTimeUtc(Path.Combine(dir, "seed-1", "eval-ra3.json"));
             new DemoRunner(settings, TextWriter.Null, false).Run();

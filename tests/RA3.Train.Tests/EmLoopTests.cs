@@ -221,9 +221,10 @@ public sealed class EmLoopTests
     [Test]
     public void RlvrStepsWriteTheirCurvesAndResumeExactly()
     {
-        string tasks = Path.Combine(work, "tasks.jsonl"), held = Path.Combine(work, "held.jsonl");
-        ProceduralTasks.Write(tasks, ProceduralTasks.Generate(10, heldOut: false, 1));
-        ProceduralTasks.Write(held, ProceduralTasks.Generate(3, heldOut: true, 2));
+        // Problems the untrained model solves about half the time (its completion's length decides):
+        // the procedural tasks would give it reward 0 everywhere, and nothing here would be tested.
+        string tasks = Path.Combine(work, "parity.jsonl"), held = tasks;
+        File.WriteAllLines(tasks, Enumerable.Range(2, 4).Select(m => $$"""{"task_id": "mod-{{m}}", "prompt": "s = \"\"\"", "tests": "\"\"\"\nassert len(s.strip()) % {{m}} != 1"}"""));
         var s = new RlvrSettings
         {
             Init = ModelDir,
@@ -239,7 +240,6 @@ public sealed class EmLoopTests
             EvalSamples = 2,
             EvalLimit = 3,
             SaveEvery = 1,
-            PartialCredit = true,
             LearningRate = 1e-3f,
         };
         new RlvrTrainer(s, TextWriter.Null, false).Run();
@@ -247,6 +247,9 @@ public sealed class EmLoopTests
         Assert.That(a.Select(m => m["step"]!.GetValue<int>()), Is.EqualTo(new[] { 0, 1, 2, 3 }));
         Assert.That(a.Where(m => m.ContainsKey("eval_pass_at_1")).Select(m => m["step"]!.GetValue<int>()), Is.EqualTo(new[] { 0, 2, 3 }));
         Assert.That(a.Skip(1).Select(m => m["reward"]!.GetValue<double>()), Is.All.InRange(0.0, 1.0));
+        Assert.That(a.Skip(1).Select(m => m["reward"]!.GetValue<double>()), Has.Some.InRange(0.01, 0.99), "some group had both a pass and a fail");
+        Assert.That(a.Skip(1).Select(m => m["grad_norm"]!.GetValue<double>()), Has.Some.GreaterThan(0), "so an update moved the policy");
+        Assert.That(a.Skip(2).Select(m => m["kl"]!.GetValue<double>()), Has.Some.GreaterThan(0), "away from the reference");
 
         var b = s with { Out = Path.Combine(work, "rlvr-b") };
         new RlvrTrainer(b with { StopAfter = 2 }, TextWriter.Null, false).Run();

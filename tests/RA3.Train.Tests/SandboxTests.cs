@@ -137,6 +137,24 @@ public sealed class SandboxTests
             Assert.That(r.Outcome, Is.EqualTo(RunOutcome.Error), $"{program}: {r.Message}");
         }
 
+        // Nor read them: the repository and the home folder are not in the sandbox's view at all.
+        string home = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), $".ra3-sandbox-probe-{Environment.ProcessId}");
+        File.WriteAllText(home, "secret-in-home");
+        try
+        {
+            foreach (var (path, secret) in new[] { (project, before[..Math.Min(40, before.Length)]), (home, "secret-in-home") })
+            {
+                var r = sandbox.Run($"print(open({Py(path)}).read())");
+                Assert.That(r.Outcome, Is.EqualTo(RunOutcome.Error), $"reading {path}: {r.Message}");
+                Assert.That(r.ExceptionType, Is.AnyOf("FileNotFoundError", "PermissionError"), r.Message);
+                Assert.That(r.Stdout + r.Stderr, Does.Not.Contain(secret));
+            }
+        }
+        finally
+        {
+            File.Delete(home);
+        }
+
         Assert.That(File.ReadAllText(keep), Is.EqualTo("untouched"));
         Assert.That(Directory.GetFiles(outside), Has.Length.EqualTo(1));
         Assert.That(File.ReadAllText(project), Is.EqualTo(before));
