@@ -49,6 +49,29 @@ public sealed class TokenizerTests
     }
 
     [Test]
+    public void InvalidUtf8DecodesToReplacementCharactersAndUnknownIdsAreNamed()
+    {
+        // A sampled sequence can end inside a character or hold bytes that are no UTF-8 at all.
+        var bytes = new ByteTokenizer();
+        int[] euro = bytes.Encode("€");
+        Assert.That(euro, Is.EqualTo(new[] { 0xE2, 0x82, 0xAC }));
+        Assert.That(bytes.Decode(euro[..2]), Is.EqualTo("\uFFFD"), "a cut-short character is one U+FFFD");
+        Assert.That(bytes.Decode([(int)'a', 0xFF, (int)'b']), Is.EqualTo("a\uFFFDb"));
+        Assert.That(bytes.Decode([.. euro[..2], (int)'x']), Is.EqualTo("\uFFFDx"));
+        Assert.That(() => bytes.Decode([65, 257]), Throws.InstanceOf<ArgumentOutOfRangeException>().With.Message.Contains("id 257"));
+
+        // Byte-level BPE: ids whose bytes only make a character together decode to it, alone to U+FFFD.
+        var bpe = TokenizerLoader.Load(Fixtures.SharedPath("fixtures", "hf", "tokenizer-bpe512"));
+        int[] ids = bpe.Encode("✓");
+        Assert.That(bpe.Decode(ids), Is.EqualTo("✓"));
+        Assert.That(ids, Has.Length.GreaterThan(1), "✓'s three bytes are several tokens of a 512-token vocabulary");
+        Assert.That(bpe.Decode(ids[..1]), Does.Contain("\uFFFD"));
+
+        Assert.That(() => bpe.Decode([1, bpe.VocabSize + 5]), Throws.InstanceOf<ArgumentOutOfRangeException>().With.Message.Contains($"id {bpe.VocabSize + 5}"));
+        Assert.That(() => bpe.Decode([-1]), Throws.InstanceOf<ArgumentOutOfRangeException>().With.Message.Contains("id -1"));
+    }
+
+    [Test]
     public void UnsupportedTokenizerComponentsNameTheField()
     {
         string path = Path.Combine(Path.GetTempPath(), $"ra3-tok-{Guid.NewGuid():N}.json");

@@ -57,6 +57,21 @@ public sealed class EvaluationTests
     public void PassAtKOfOneIsTheFractionCorrect() => Assert.That(PassAtK.Estimate(10, 3, 1), Is.EqualTo(0.3).Within(1e-15));
 
     [Test]
+    public void PassAtKCountsOnlyProblemsWithAtLeastKSamples()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => PassAtK.Estimate(2, 1, 3), "k > n has no estimate");
+        var problems = new[] { "t1", "t2" }.Select(id => new Problem(id, "def f():\n", CompletionMode.ContinuesPrompt, null, string.Empty, "\n\nassert f() == 1\n", null, "plain", null)).ToList();
+        Sample Right(string id) => new(id, "    return 1\n");
+        Sample Wrong(string id) => new(id, "    return 2\n");
+        var report = new Evaluator(pool).EvaluateAsync(problems, [Right("t1"), Wrong("t1"), Wrong("t1"), Wrong("t2"), Right("t2")], [1, 3]).GetAwaiter().GetResult();
+        var score = report.Scores.Single();
+        Assert.That(score.ProblemsCounted[1], Is.EqualTo(2));
+        Assert.That(score.PassAtK[1], Is.EqualTo(((1.0 / 3) + 0.5) / 2).Within(1e-12));
+        Assert.That(score.ProblemsCounted[3], Is.EqualTo(1), "t2 has two samples: it counts for pass@1 only");
+        Assert.That(score.PassAtK[3], Is.EqualTo(1.0).Within(1e-12), "t1: one right among 3 is pass@3 = 1");
+    }
+
+    [Test]
     public void LoadsTheSharedBenchmarks()
     {
         var he = ProblemSetLoader.Load(Fixtures.SharedPath("data", "humaneval", "HumanEval.jsonl.gz"), strict: true);
