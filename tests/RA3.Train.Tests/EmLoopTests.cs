@@ -5,7 +5,6 @@ using RA3.Model;
 using RA3.Model.IO;
 using RA3.Model.Optim;
 using RA3.Model.Tokenizers;
-using RA3.Testing;
 using RA3.Train.Evaluation;
 using RA3.Train.Midtraining;
 using RA3.Train.PostTraining;
@@ -26,8 +25,8 @@ namespace RA3.Train.Tests;
 /// </summary>
 public sealed class EmLoopTests
 {
-    private static readonly string ModelDir = Fixtures.SharedPath("fixtures", "hf", "llama-tiny");
-    private static readonly string TokenizerDir = Fixtures.SharedPath("fixtures", "hf", "tokenizer-bpe512");
+    private static readonly string ModelDir = TinyRuns.ModelDir;
+    private static readonly string TokenizerDir = TinyRuns.TokenizerDir;
     private CpuBackend cpu = null!;
     private Transformer model = null!;
     private TextTokenizer tokenizer = null!;
@@ -221,10 +220,8 @@ public sealed class EmLoopTests
     [Test]
     public void RlvrStepsWriteTheirCurvesAndResumeExactly()
     {
-        // Problems the untrained model solves about half the time (its completion's length decides):
-        // the procedural tasks would give it reward 0 everywhere, and nothing here would be tested.
-        string tasks = Path.Combine(work, "parity.jsonl"), held = tasks;
-        File.WriteAllLines(tasks, Enumerable.Range(2, 4).Select(m => $$"""{"task_id": "mod-{{m}}", "prompt": "s = \"\"\"", "tests": "\"\"\"\nassert len(s.strip()) % {{m}} != 1"}"""));
+        // The procedural tasks would give the untrained model reward 0 everywhere, and nothing here would be tested.
+        string tasks = TinyRuns.WriteHalfSolvableProblems(Path.Combine(work, "parity.jsonl")), held = tasks;
         var s = new RlvrSettings
         {
             Init = ModelDir,

@@ -18,8 +18,6 @@ namespace RA3.Train.Tests;
 /// </summary>
 public sealed class KillResumeTests
 {
-    private static readonly string ModelDir = Fixtures.SharedPath("fixtures", "hf", "llama-tiny");
-    private static readonly string TokenizerDir = Fixtures.SharedPath("fixtures", "hf", "tokenizer-bpe512");
     private string work = null!;
 
     [SetUp]
@@ -33,8 +31,8 @@ public sealed class KillResumeTests
     {
         MidtrainSettings Settings(string name) => new()
         {
-            Init = ModelDir,
-            Tokenizer = TokenizerDir,
+            Init = TinyRuns.ModelDir,
+            Tokenizer = TinyRuns.TokenizerDir,
             Data = "procedural:12",
             Out = Path.Combine(work, name),
             Rounds = 2,
@@ -47,26 +45,20 @@ public sealed class KillResumeTests
             MStepSequenceLength = 128,
             SyntaxSample = 4,
         };
-        var (whole, killed) = (Settings("whole"), Settings("killed"));
-        Declared.Save(whole, whole.Out);
-        Declared.Save(killed, killed.Out);
-        KillThenFinish("midtrain", whole.Out, killed.Out, kills: 4);
-        SameResults(whole.Out, killed.Out, ["metrics.jsonl", "round-1/summary.json", "round-2/summary.json", "round-2/inference.json"]);
+        var (whole, killed) = KillThenFinish("midtrain", Settings, s => s.Out, kills: 4);
+        SameResults(whole, killed, ["metrics.jsonl", "round-1/summary.json", "round-2/summary.json", "round-2/inference.json"]);
     }
 
     [Test]
     public void RlvrKilledAtRandomMomentsEndsAsAnUninterruptedRun()
     {
-        // Problems a random model solves about half the time (its completion's length decides), so
-        // rewards differ within a group and every update moves the weights.
-        string tasks = Path.Combine(work, "tasks.jsonl"), held = tasks;
-        File.WriteAllLines(tasks, Enumerable.Range(2, 4).Select(m => $$"""{"task_id": "mod-{{m}}", "prompt": "s = \"\"\"", "tests": "\"\"\"\nassert len(s.strip()) % {{m}} != 1"}"""));
+        string tasks = TinyRuns.WriteHalfSolvableProblems(Path.Combine(work, "tasks.jsonl"));
         RlvrSettings Settings(string name) => new()
         {
-            Init = ModelDir,
-            Tokenizer = TokenizerDir,
+            Init = TinyRuns.ModelDir,
+            Tokenizer = TinyRuns.TokenizerDir,
             Problems = tasks,
-            EvalProblems = held,
+            EvalProblems = tasks,
             Out = Path.Combine(work, name),
             Steps = 12,
             PromptsPerStep = 2,
@@ -78,12 +70,9 @@ public sealed class KillResumeTests
             SaveEvery = 3,
             LearningRate = 1e-3f,
         };
-        var (whole, killed) = (Settings("whole"), Settings("killed"));
-        Declared.Save(whole, whole.Out);
-        Declared.Save(killed, killed.Out);
-        KillThenFinish("rlvr", whole.Out, killed.Out, kills: 4);
-        SameResults(whole.Out, killed.Out, ["metrics.jsonl"]);
-        var norms = File.ReadLines(Path.Combine(whole.Out, "metrics.jsonl")).Skip(1).Select(l => JsonNode.Parse(l)!["grad_norm"]!.GetValue<double>());
+        var (whole, killed) = KillThenFinish("rlvr", Settings, s => s.Out, kills: 4);
+        SameResults(whole, killed, ["metrics.jsonl"]);
+        var norms = File.ReadLines(Path.Combine(whole, "metrics.jsonl")).Skip(1).Select(l => JsonNode.Parse(l)!["grad_norm"]!.GetValue<double>());
         Assert.That(norms, Has.Some.GreaterThan(0), "the updates moved the weights, so equal weights say something");
     }
 
@@ -102,18 +91,19 @@ public sealed class KillResumeTests
             Midtrain = new DemoSettings().Midtrain with { Rounds = 1, MStepSteps = 4, Group = 2 },
             Rlvr = new DemoSettings().Rlvr with { Steps = 2, Group = 2, EvalEvery = 1, SaveEvery = 1 },
         };
-        var (whole, killed) = (Settings("whole"), Settings("killed"));
-        Declared.Save(whole, whole.Out);
-        Declared.Save(killed, killed.Out);
-        KillThenFinish("demo", whole.Out, killed.Out, kills: 2);
-        SameResults(whole.Out, killed.Out, ["seed-1/eval-ra3.json", "seed-1/eval-ntp.json", "seed-1/rlvr-ra3/metrics.jsonl", "seed-1/ra3/metrics.jsonl"]);
+        var (whole, killed) = KillThenFinish("demo", Settings, s => s.Out, kills: 2);
+        SameResults(whole, killed, ["seed-1/eval-ra3.json", "seed-1/eval-ntp.json", "seed-1/rlvr-ra3/metrics.jsonl", "seed-1/ra3/metrics.jsonl"]);
     }
 
-    // Runs `ra3 <command>` uninterrupted in one folder; in the other, kills it `kills` times, each at a
-    // random point of the uninterrupted run's duration, then runs it to the end.
-    private static void KillThenFinish(string command, string whole, string killed, int kills)
+    // Saves the settings of two run folders, "whole" and "killed", runs `ra3 <command>` in the first
+    // uninterrupted and in the second kills it `kills` times, each at a random point of the
+    // uninterrupted run's duration, then runs it to the end. Returns the two folders.
+    private static (string Whole, string Killed) KillThenFinish<T>(string command, Func<string, T> settings, Func<T, string> folder, int kills)
     {
-        string[] Args(string run) => [command, "--config", Path.Combine(run, Declared.ConfigFileName)];
+        var (whole, killed) = (settings("whole"), settings("killed"));
+        Declared.Save(whole, folder(whole));
+        Declared.Save(killed, folder(killed));
+        string[] Args(T run) => [command, "--config", Path.Combine(folder(run), Declared.ConfigFileName)];
         var clock = Stopwatch.StartNew();
         var (code, said) = Ra3(Args(whole), TimeSpan.FromMinutes(10));
         Assert.That(code, Is.EqualTo(0), said);
@@ -130,29 +120,20 @@ public sealed class KillResumeTests
 
         (code, said) = Ra3(Args(killed), TimeSpan.FromMinutes(10));
         Assert.That(code, Is.EqualTo(0), said);
+        return (folder(whole), folder(killed));
     }
 
     // Runs ra3 with args; SIGKILLs it after `killAfter` (no chance to clean up). Null exit code: killed.
     private static (int? Code, string Output) Ra3(string[] args, TimeSpan killAfter)
     {
-        var start = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "ra3")) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (string a in args)
-        {
-            start.ArgumentList.Add(a);
-        }
-
-        using var child = Process.Start(start)!;
-        var stdout = child.StandardOutput.ReadToEndAsync();
-        var stderr = child.StandardError.ReadToEndAsync();
+        using var child = new Ra3Child(args);
         bool finished = child.WaitForExit(killAfter);
         if (!finished)
         {
-            child.Kill(entireProcessTree: false);
-            child.WaitForExit();
+            child.Kill();
         }
 
-        string output = stdout.Result + stderr.Result;
-        return (finished ? child.ExitCode : null, output);
+        return (finished ? child.ExitCode : null, child.Output);
     }
 
     // The final weights byte for byte, and each metrics file equal line by line but for wall-clock figures.

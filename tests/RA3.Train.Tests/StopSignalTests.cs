@@ -1,7 +1,5 @@
-using System.Diagnostics;
 using System.Runtime.InteropServices;
 using NUnit.Framework;
-using RA3.Testing;
 using RA3.Train.Midtraining;
 using RA3.Train.Pretraining;
 using RA3.Train.Runs;
@@ -61,8 +59,8 @@ public sealed partial class StopSignalTests
     {
         var settings = new MidtrainSettings
         {
-            Init = Fixtures.SharedPath("fixtures", "hf", "llama-tiny"),
-            Tokenizer = Fixtures.SharedPath("fixtures", "hf", "tokenizer-bpe512"),
+            Init = TinyRuns.ModelDir,
+            Tokenizer = TinyRuns.TokenizerDir,
             Data = "procedural:40",
             Out = Path.Combine(root, "midtrain"),
             Rounds = 1,
@@ -87,35 +85,18 @@ public sealed partial class StopSignalTests
     // returns its exit status and standard error.
     private static (int Code, string Stderr) TerminateWhenItSays(string[] args, string marker)
     {
-        var start = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "ra3"))
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (string a in args)
-        {
-            start.ArgumentList.Add(a);
-        }
-
-        using var child = Process.Start(start)!;
-        var stderr = child.StandardError.ReadToEndAsync();
         var running = new TaskCompletionSource();
-        var stdout = Task.Run(async () =>
+        using var child = new Ra3Child(args, line =>
         {
-            while (await child.StandardOutput.ReadLineAsync() is { } line)
+            if (line.Contains(marker, StringComparison.Ordinal))
             {
-                if (line.Contains(marker, StringComparison.Ordinal))
-                {
-                    running.TrySetResult();
-                }
+                running.TrySetResult();
             }
         });
         Assert.That(running.Task.Wait(TimeSpan.FromSeconds(120)), Is.True, $"the child never printed '{marker}'");
         Assert.That(Kill(child.Id, Sigterm), Is.EqualTo(0));
         Assert.That(child.WaitForExit(TimeSpan.FromSeconds(120)), Is.True, "the child did not stop after SIGTERM");
-        stdout.Wait(TimeSpan.FromSeconds(10));
-        return (child.ExitCode, stderr.Result);
+        return (child.ExitCode, child.Stderr);
     }
 
     [LibraryImport("libc", EntryPoint = "kill")]

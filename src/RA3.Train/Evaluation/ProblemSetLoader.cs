@@ -86,9 +86,10 @@ public static class ProblemSetLoader
 
     private static void ReadArray(byte[] bytes, List<Problem> problems, Action<int, string> issue)
     {
+        string text;
         try
         {
-            JsonLines.StrictUtf8.GetString(bytes);
+            text = JsonLines.StrictUtf8.GetString(bytes);
         }
         catch (DecoderFallbackException e)
         {
@@ -97,7 +98,7 @@ public static class ProblemSetLoader
             return;
         }
 
-        bytes = Encoding.UTF8.GetBytes(PythonNumbers.Standardize(Encoding.UTF8.GetString(bytes)));
+        bytes = Encoding.UTF8.GetBytes(PythonNumbers.Standardize(text));
         var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip });
         try
         {
