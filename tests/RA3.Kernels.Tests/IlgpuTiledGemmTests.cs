@@ -39,4 +39,34 @@ public sealed class IlgpuTiledGemmTests
             }
         }
     }
+
+    /// <summary>
+    /// The batched path (grid z = batch matrix): a wrong batch offset into A, B or C, or a z range
+    /// that stops early, leaves some batch matrix wrong. The shapes are not multiples of the tile.
+    /// </summary>
+    [TestCase(3, 17, 33, 20)]
+    [TestCase(4, 1, 19, 7)]
+    public void TiledGemmBatchedAllTransposes(int batch, int m, int n, int k)
+    {
+        using var b = IlgpuBackend.CreateCpu(tiledGemm: true);
+        foreach (bool ta in new[] { false, true })
+        {
+            foreach (bool tb in new[] { false, true })
+            {
+                float[] a = Random((long)batch * m * k), bw = Random((long)batch * k * n), c0 = Random((long)batch * m * n);
+                int[] aShape = ta ? [batch, k, m] : [batch, m, k], bShape = tb ? [batch, n, k] : [batch, k, n];
+                using var c = b.FromArray(c0, batch, m, n);
+                using var ka = b.FromArray(a, aShape);
+                using var kb = b.FromArray(bw, bShape);
+                b.Gemm(ka, ta, kb, tb, c, alpha: 0.7f, beta: 0.3f);
+                var ra = T(a, aShape);
+                var rb = T(bw, bShape);
+                var opA = ta ? ra.transpose(1, 2) : ra;
+                var opB = tb ? rb.transpose(1, 2) : rb;
+                var want = (0.7 * matmul(opA, opB)) + (0.3 * T(c0, [batch, m, n]));
+                var scale = (0.7 * matmul(opA.abs(), opB.abs())) + (0.3 * T(c0, [batch, m, n]).abs());
+                CloseToScale(c, want, scale, $"batched tiled gemm {batch}x{m}x{n}x{k} transA={ta} transB={tb}");
+            }
+        }
+    }
 }

@@ -110,8 +110,6 @@ public sealed class MidtrainingTests
         string?[] rationales = [null, "add one", "blank", "return it"];
         var scored = CandidateScorer.Score(model, tokenizer, trace, rationales);
 
-        using var scope = NewDisposeScope();
-        var weights = TorchReferenceModel.Weights(model.Config).ToDictionary(w => w.Name, w => tensor(model.Weights[w.Name].ToFloatArray(), [.. w.Shape.Select(d => (long)d)], float64));
         int n = trace.Count;
         for (int j = 0; j <= n; j++)
         {
@@ -121,57 +119,86 @@ public sealed class MidtrainingTests
                 continue;
             }
 
-            // The candidate sequence, built here on its own: prefix, lines, the comment before line j.
-            var pieces = new List<(string Text, int Line)> { (LineTokens.Prefix, -1) };
-            for (int t = 1; t <= n; t++)
-            {
-                if (t == j)
-                {
-                    pieces.Add(($"{trace.IndentBefore(t)}# {rationales[j - 1]}\n", 0));
-                }
-
-                pieces.Add((trace.Lines[t - 1] + "\n", t));
-            }
-
-            var tokens = pieces.Select(p => (Ids: tokenizer.Encode(p.Text), p.Line)).ToList();
-            long[] ids = [.. tokens.SelectMany(p => p.Ids.Select(i => (long)i))];
-            var logits = TorchReferenceModel.Forward(model.Config, weights, tensor(ids, [1, ids.Length], int64));
-            var logp = nn.functional.log_softmax(logits[0], 1);
-            double Range(int start, int count) => Enumerable.Range(start, count).Sum(p => logp[p - 1, ids[p]].item<double>());
-            int position = 0;
-            foreach (var (pieceIds, line) in tokens)
+            var pieces = ReferencePieceLogProbs(trace, j == 0 ? [] : new Dictionary<int, string> { [j] = rationales[j - 1]! });
+            foreach (var (line, logProb, _) in pieces)
             {
                 if (line > 0 && line >= j)
                 {
-                    Assert.That(scored.Seg[(j * n) + line - 1], Is.EqualTo(Range(position, pieceIds.Length)).Within(1e-3), $"seg[{j}, line {line}]");
+                    Assert.That(scored.Seg[(j * n) + line - 1], Is.EqualTo(logProb).Within(1e-3), $"seg[{j}, line {line}]");
                 }
                 else if (line == 0)
                 {
-                    Assert.That(scored.RationaleLogProbs[j - 1], Is.EqualTo(Range(position, pieceIds.Length)).Within(1e-3), $"rationale {j}");
+                    Assert.That(scored.RationaleLogProbs[j - 1], Is.EqualTo(logProb).Within(1e-3), $"rationale {j}");
                 }
-
-                position += pieceIds.Length;
             }
         }
     }
 
     [Test]
-    public void CodeTokenLossAgreesWithTheCandidateScoresAndKeepsRationalesApart()
+    public void CodeTokenLossIsTheIndependentModelsLossOnCodeAndRationaleTokensApart()
     {
         var trace = Trace.FromCode("t", "def g(a, b):\n    s = a * b\n    return s\n");
+        foreach (var rationales in new Dictionary<int, string>?[] { null, new() { [2] = "multiply" }, new() { [1] = "define g", [3] = "give it back" } })
+        {
+            var measured = CodeTokenLoss.Measure(model, tokenizer, [(trace, rationales)]);
+            var pieces = ReferencePieceLogProbs(trace, rationales ?? []);
+            var code = pieces.Where(p => p.Line > 0).ToList();
+            var comments = pieces.Where(p => p.Line == 0).ToList();
+            string what = rationales is null ? "no rationale" : string.Join(", ", rationales.Keys);
+            Assert.That(measured.CodeTokens, Is.EqualTo(code.Sum(p => p.Tokens)), $"code tokens ({what})");
+            Assert.That(measured.Code, Is.EqualTo(-code.Sum(p => p.LogProb) / code.Sum(p => p.Tokens)).Within(1e-4), $"code loss per token ({what})");
+            Assert.That(measured.RationaleTokens, Is.EqualTo(comments.Sum(p => p.Tokens)), $"rationale tokens ({what})");
+            if (comments.Count > 0)
+            {
+                Assert.That(measured.Rationale, Is.EqualTo(-comments.Sum(p => p.LogProb) / comments.Sum(p => p.Tokens)).Within(1e-4), $"rationale loss per token ({what})");
+            }
+            else
+            {
+                Assert.That(measured.Rationale, Is.NaN, "no rationale tokens, no rationale loss");
+            }
+        }
+
         string?[] candidates = [null, "multiply", null];
-        var scored = CandidateScorer.Score(model, tokenizer, trace, candidates);
-
-        var plain = CodeTokenLoss.Measure(model, tokenizer, [(trace, null)]);
-        Assert.That(plain.RationaleTokens, Is.Zero);
-        Assert.That(plain.Code * plain.CodeTokens, Is.EqualTo(-scored.Seg.Take(3).Sum(x => (double)x)).Within(1e-3), "code loss = minus the no-rationale line scores");
-
-        var kept = new Segmentation(0, [0f, 1f, 0f], [2]).KeptRationales(candidates);
-        var withRationale = CodeTokenLoss.Measure(model, tokenizer, [(trace, kept)]);
-        Assert.That(withRationale.Rationale * withRationale.RationaleTokens, Is.EqualTo(-scored.RationaleLogProbs[1]).Within(1e-3));
-        Assert.That(withRationale.Code * withRationale.CodeTokens, Is.EqualTo(-(scored.Seg[0] + scored.Seg[(2 * 3) + 1] + scored.Seg[(2 * 3) + 2])).Within(1e-3));
-        Assert.That(withRationale.CodeTokens, Is.EqualTo(plain.CodeTokens));
         Assert.Throws<InvalidOperationException>(() => new Segmentation(0, [1f, 0f, 0f], [1]).KeptRationales(candidates));
+    }
+
+    /// <summary>
+    /// A document built here on its own (the prefix, then each line, a "# rationale" comment at the
+    /// trace's indent before the lines in <paramref name="rationales"/>), scored by the TorchSharp
+    /// float64 reference model: per piece, its line (0 for a comment), summed log-probability and
+    /// token count. The prefix is conditioned on, never scored.
+    /// </summary>
+    private List<(int Line, double LogProb, int Tokens)> ReferencePieceLogProbs(Trace trace, IReadOnlyDictionary<int, string> rationales)
+    {
+        var pieces = new List<(string Text, int Line)> { (LineTokens.Prefix, -1) };
+        for (int t = 1; t <= trace.Count; t++)
+        {
+            if (rationales.TryGetValue(t, out var rationale))
+            {
+                pieces.Add(($"{trace.IndentBefore(t)}# {rationale}\n", 0));
+            }
+
+            pieces.Add((trace.Lines[t - 1] + "\n", t));
+        }
+
+        using var scope = NewDisposeScope();
+        var weights = TorchReferenceModel.Weights(model.Config).ToDictionary(w => w.Name, w => tensor(model.Weights[w.Name].ToFloatArray(), [.. w.Shape.Select(d => (long)d)], float64));
+        var tokens = pieces.Select(p => (Ids: tokenizer.Encode(p.Text), p.Line)).ToList();
+        long[] ids = [.. tokens.SelectMany(p => p.Ids.Select(i => (long)i))];
+        var logp = nn.functional.log_softmax(TorchReferenceModel.Forward(model.Config, weights, tensor(ids, [1, ids.Length], int64))[0], 1);
+        var result = new List<(int, double, int)>();
+        int position = 0;
+        foreach (var (pieceIds, line) in tokens)
+        {
+            if (line >= 0)
+            {
+                result.Add((line, Enumerable.Range(position, pieceIds.Length).Sum(p => logp[p - 1, ids[p]].item<double>()), pieceIds.Length));
+            }
+
+            position += pieceIds.Length;
+        }
+
+        return result;
     }
 
     [Test]
