@@ -16,12 +16,12 @@ public static class BackendCatalog
     /// <summary>Every entry, the portable ones (runnable on any machine) first.</summary>
     public static IReadOnlyList<BackendEntry> All { get; } =
     [
-        new("reference", "plain scalar reference kernels on host memory (slow: the definition every kernel is tested against)", true, () => new ReferenceBackend()),
-        new("cpu", "managed SIMD kernels on all cores", true, () => new CpuBackend()),
-        new("native", "ra3_native's C++ kernels, the C ABI a native host embeds", true, NativeBackend.Create),
-        new("ilgpu-cpu", "ILGPU's kernels on its CPU accelerator (the GPU kernels, checked anywhere, slowly)", true, () => IlgpuBackend.CreateCpu()),
-        new("ilgpu", "ILGPU's kernels on a CUDA GPU if there is one, else on its CPU accelerator", false, IlgpuBackend.CreatePreferred),
-        new("cuda", "ra3_native's CUDA kernels on a GPU, ILGPU's for the rest", false, CudaBackend.Create),
+        new("reference", "plain scalar reference kernels on host memory (slow: the definition every kernel is tested against)", true, typeof(ReferenceBackend), () => new ReferenceBackend()),
+        new("cpu", "managed SIMD kernels on all cores", true, typeof(CpuBackend), () => new CpuBackend()),
+        new("native", "ra3_native's C++ kernels, the C ABI a native host embeds", true, typeof(NativeBackend), NativeBackend.Create),
+        new("ilgpu-cpu", "ILGPU's kernels on its CPU accelerator (the GPU kernels, checked anywhere, slowly)", true, typeof(IlgpuBackend), () => IlgpuBackend.CreateCpu()),
+        new("ilgpu", "ILGPU's kernels on a CUDA GPU if there is one, else on its CPU accelerator", false, typeof(IlgpuBackend), IlgpuBackend.CreatePreferred),
+        new("cuda", "ra3_native's CUDA kernels on a GPU, ILGPU's for the rest", false, typeof(CudaBackend), CudaBackend.Create),
     ];
 
     /// <summary>Names of the backends that run on any machine: what every op and model test runs on.</summary>
@@ -36,5 +36,6 @@ public static class BackendCatalog
 /// <param name="Name">What <c>--backend</c> takes.</param>
 /// <param name="Description">One line for usage texts.</param>
 /// <param name="Portable">Whether it runs on any machine (no GPU needed).</param>
+/// <param name="Class">The class <paramref name="Create"/> instantiates: which kernel runs each op is a property of it (<see cref="Backend.KernelOf"/>), known without creating a backend.</param>
 /// <param name="Create">Makes a new instance.</param>
-public sealed record BackendEntry(string Name, string Description, bool Portable, Func<Backend> Create);
+public sealed record BackendEntry(string Name, string Description, bool Portable, Type Class, Func<Backend> Create);

@@ -45,6 +45,31 @@ public sealed class BackendContractTests
         }
     }
 
+    /// <summary>
+    /// The catalog's classes are what its factories make, and the kernel tests leave out exactly
+    /// the runs of a kernel an earlier fixture already tests (<see cref="BackendFixturesAttribute"/>).
+    /// </summary>
+    [Test]
+    public void KernelTestsRunEachKernelOnce()
+    {
+        foreach (var entry in BackendCatalog.All.Where(e => e.Portable))
+        {
+            using var backend = entry.Create();
+            Assert.That(backend.GetType(), Is.EqualTo(entry.Class), entry.Name);
+        }
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(BackendFixturesAttribute.AnEarlierFixtureRuns("native", ["Rope", "RopeBackward"]), Is.True, "native runs cpu's rope");
+            Assert.That(BackendFixturesAttribute.AnEarlierFixtureRuns("native", ["Gemm"]), Is.False, "native has its own gemm");
+            Assert.That(BackendFixturesAttribute.AnEarlierFixtureRuns("native", ["Rope", "Gemm"]), Is.False, "a test of a native op stays");
+            Assert.That(BackendFixturesAttribute.AnEarlierFixtureRuns("cpu", ["Rope"]), Is.False, "cpu has its own rope");
+            Assert.That(BackendFixturesAttribute.AnEarlierFixtureRuns("cpu", ["Softmax"]), Is.True, "cpu runs the reference softmax");
+            Assert.That(BackendFixturesAttribute.AnEarlierFixtureRuns("ilgpu-cpu", ["Rope"]), Is.False, "ilgpu has its own rope");
+            Assert.That(BackendFixturesAttribute.AnEarlierFixtureRuns("reference", ["Softmax"]), Is.False, "the reference fixture runs everything");
+        });
+    }
+
     [TestCase("cpu", 0)]
     [TestCase("ilgpu-cpu", 1)]
     public void AFallbackOnDeviceMemoryIsCountedAndCorrect(string name, int copies)

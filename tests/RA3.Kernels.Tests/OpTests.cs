@@ -82,6 +82,7 @@ public sealed class OpTests(string backendName) : KernelTest(backendName)
     }
 
     [Test]
+    [Checks(nameof(Backend.Add), nameof(Backend.Accumulate), nameof(Backend.Scale), nameof(Backend.Zero))]
     public void AddAccumulateScaleZero()
     {
         const int n = 1237;
@@ -98,18 +99,21 @@ public sealed class OpTests(string backendName) : KernelTest(backendName)
     }
 
     [Test]
+    [Checks(nameof(Backend.Gelu), nameof(Backend.GeluBackward))]
     public void GeluTanh() => Activation(
         (k, x, y) => B.Gelu(k, y),
         (x, dy, dx) => B.GeluBackward(x, dy, dx),
         x => 0.5 * x * (1 + tanh(Math.Sqrt(2 / Math.PI) * (x + (0.044715 * x.pow(3))))));
 
     [Test]
+    [Checks(nameof(Backend.Silu), nameof(Backend.SiluBackward))]
     public void Silu() => Activation(
         (k, x, y) => B.Silu(k, y),
         (x, dy, dx) => B.SiluBackward(x, dy, dx),
         x => x * sigmoid(x));
 
     [Test]
+    [Checks(nameof(Backend.SwiGlu), nameof(Backend.SwiGluBackward))]
     public void SwiGlu()
     {
         const int rows = 7, cols = 301;
@@ -129,6 +133,7 @@ public sealed class OpTests(string backendName) : KernelTest(backendName)
 
     [TestCase(true)]
     [TestCase(false)]
+    [Checks(nameof(Backend.LayerNorm), nameof(Backend.LayerNormBackward))]
     public void LayerNorm(bool withBias)
     {
         const int rows = 13, c = 77;
@@ -154,6 +159,7 @@ public sealed class OpTests(string backendName) : KernelTest(backendName)
     }
 
     [Test]
+    [Checks(nameof(Backend.RmsNorm), nameof(Backend.RmsNormBackward))]
     public void RmsNorm()
     {
         const int rows = 11, c = 93;
@@ -175,6 +181,7 @@ public sealed class OpTests(string backendName) : KernelTest(backendName)
     [TestCase(false, true)]
     [TestCase(false, false)]
     [TestCase(true, false)]
+    [Checks(nameof(Backend.AddRmsNorm), nameof(Backend.AddLayerNorm))]
     public void AddNormIsTheResidualAddThenTheNorm(bool rms, bool withBias)
     {
         const int rows = 9, c = 71;
@@ -206,6 +213,7 @@ public sealed class OpTests(string backendName) : KernelTest(backendName)
 
     [TestCase(2, 9, 3, 6, 10000f)]
     [TestCase(1, 5, 2, 34, 500000f)]
+    [Checks(nameof(Backend.Rope), nameof(Backend.RopeBackward))]
     public void RopeRotateHalf(int batch, int t, int heads, int d, float theta)
     {
         float[] x = Random(batch * t * heads * d), dy = Random(batch * t * heads * d), dx0 = Random(batch * t * heads * d);
@@ -232,6 +240,7 @@ public sealed class OpTests(string backendName) : KernelTest(backendName)
 
     [TestCase(9, 37)]
     [TestCase(3, 1000)]
+    [Checks(nameof(Backend.Softmax), nameof(Backend.SoftmaxBackward))]
     public void Softmax(int rows, int c)
     {
         float[] x = Random(rows * c, -5, 5), dy = Random(rows * c), dx0 = Random(rows * c);
@@ -249,6 +258,7 @@ public sealed class OpTests(string backendName) : KernelTest(backendName)
     [TestCase(2, 17, 4, 4, 16)]
     [TestCase(1, 33, 6, 2, 24)]
     [TestCase(3, 5, 2, 1, 7)]
+    [Checks(nameof(Backend.Attention), nameof(Backend.AttentionBackward))]
     public void CausalAttentionWithGroupedQueryHeads(int batch, int t, int hq, int hkv, int d)
     {
         float[] q = Random(batch * t * hq * d), k = Random(batch * t * hkv * d), v = Random(batch * t * hkv * d), dout = Random(batch * t * hq * d);
@@ -274,6 +284,7 @@ public sealed class OpTests(string backendName) : KernelTest(backendName)
 
     [TestCase(3, 4, 2, 16, 9)]
     [TestCase(2, 6, 6, 7, 5)]
+    [Checks(nameof(Backend.AttentionDecode))]
     public void DecodeAttentionAppendsAndAttendsPerSequenceLength(int batch, int hq, int hkv, int d, int capacity)
     {
         int[] lengths = RandomInts(batch, 0, capacity);
@@ -307,6 +318,7 @@ public sealed class OpTests(string backendName) : KernelTest(backendName)
     }
 
     [Test]
+    [Checks(nameof(Backend.CopyColumns))]
     public void CopyColumnsSplitsAndPacks()
     {
         float[] src = Random(5 * 12), dst0 = Random(5 * 7);
@@ -319,6 +331,7 @@ public sealed class OpTests(string backendName) : KernelTest(backendName)
     }
 
     [Test]
+    [Checks(nameof(Backend.Embedding), nameof(Backend.EmbeddingBackward))]
     public void EmbeddingWithRepeatedIds()
     {
         const int vocab = 23, c = 71, n = 41;
@@ -339,6 +352,7 @@ public sealed class OpTests(string backendName) : KernelTest(backendName)
 
     [TestCase(13, 97)]
     [TestCase(4, 5003)]
+    [Checks(nameof(Backend.CrossEntropy), nameof(Backend.CrossEntropyBackward))]
     public void CrossEntropyWithPadding(int rows, int vocab)
     {
         int[] targets = RandomInts(rows, 0, vocab);
@@ -358,6 +372,7 @@ public sealed class OpTests(string backendName) : KernelTest(backendName)
     }
 
     [Test]
+    [Checks(nameof(Backend.AdamW))]
     public void AdamWMatchesTorchOverThreeSteps()
     {
         const int n = 1031;

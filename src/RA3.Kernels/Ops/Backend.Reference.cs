@@ -35,14 +35,27 @@ public abstract partial class Backend
     public IReadOnlyDictionary<string, long> HostFallbacks => fallbacks;
 
     /// <summary>Whether this backend runs <paramref name="op"/> (a name from <see cref="AllOps"/>) with a kernel of its own rather than the reference body.</summary>
-    public bool Accelerates(string op)
+    public bool Accelerates(string op) => KernelOf(GetType(), op) != typeof(Backend);
+
+    /// <summary>
+    /// The class whose kernel a backend of class <paramref name="backend"/> runs for <paramref name="op"/>:
+    /// <see cref="Backend"/> for the reference body, the backend's own class, or a base backend it
+    /// inherits the kernel from (the native backend runs the managed CPU kernels for ops the C ABI lacks).
+    /// </summary>
+    public static Type KernelOf(Type backend, string op)
     {
+        ArgumentNullException.ThrowIfNull(backend);
+        if (!backend.IsAssignableTo(typeof(Backend)))
+        {
+            throw new ArgumentException($"{backend.Name} is not a backend", nameof(backend));
+        }
+
         if (!OpNames.Contains(op, StringComparer.Ordinal))
         {
             throw new ArgumentException($"no op '{op}'; the ops are {string.Join(", ", OpNames)}", nameof(op));
         }
 
-        return GetType().GetMethod(op + "Core", BindingFlags.Instance | BindingFlags.NonPublic)!.DeclaringType != typeof(Backend);
+        return backend.GetMethod(op + "Core", BindingFlags.Instance | BindingFlags.NonPublic)!.DeclaringType!;
     }
 
     /// <summary>Allocates zeroed storage of <paramref name="byteLength"/> bytes: host memory unless a device backend overrides this, <see cref="Write"/> and <see cref="Read"/>.</summary>
