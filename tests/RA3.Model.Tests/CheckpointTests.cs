@@ -58,6 +58,25 @@ public sealed class CheckpointTests : IDisposable
     }
 
     [Test]
+    public void TrainingCheckpointSideFilesRoundTripAndAChangedOneIsNamed()
+    {
+        using var model = HuggingFaceCheckpoint.Load(Fixtures.SharedPath("fixtures", "hf", "llama-tiny"), backend, trainable: true);
+        using var optimizer = new Optim.AdamWOptimizer(model);
+        var files = new Dictionary<string, string> { ["tables.json"] = "{\"best\": [-Infinity, 1.5]} ü" };
+        string saved = TrainingCheckpoint.Save(dir, model, optimizer, new TrainingState(3, "3", "run", files));
+        var state = TrainingCheckpoint.Load(saved, model, optimizer, "run");
+        Assert.That(state.Files, Is.EqualTo(files));
+        Assert.That(TrainingCheckpoint.Load(TrainingCheckpoint.Save(dir, model, optimizer, new TrainingState(4, "4", "run")), model, optimizer).Files, Is.Null, "no side files");
+
+        string side = Path.Combine(saved, "tables.json");
+        File.WriteAllText(side, "{\"best\": [-Infinity, 1.6]} ü");
+        Assert.That(() => TrainingCheckpoint.Load(saved, model, optimizer), Throws.TypeOf<InvalidDataException>().With.Message.Contains(side).And.Message.Contains("checksum"));
+        File.Delete(side);
+        Assert.That(() => TrainingCheckpoint.Load(saved, model, optimizer), Throws.TypeOf<InvalidDataException>().With.Message.Contains(side).And.Message.Contains("missing"));
+        Assert.That(() => TrainingCheckpoint.Save(dir, model, optimizer, new TrainingState(5, "5", "run", new Dictionary<string, string> { ["../x"] = "" })), Throws.ArgumentException);
+    }
+
+    [Test]
     public void TruncatedWeightsNameTheFile()
     {
         string copy = CopyFixture("gpt2-tiny");

@@ -40,6 +40,7 @@ public sealed class KillResumeTests
             LatentMaxTokens = 6,
             ThinkFloor = 0.5,
             TracesPerStep = 4,
+            EStepSaveEvery = 1,  // a kill inside an E-step resumes from its last update
             MStepSteps = 12,
             MStepBatch = 2,
             MStepSequenceLength = 128,

@@ -1,4 +1,6 @@
+using System.Globalization;
 using System.Runtime.InteropServices;
+using System.Text.RegularExpressions;
 using NUnit.Framework;
 using RA3.Train.Midtraining;
 using RA3.Train.Pretraining;
@@ -9,8 +11,8 @@ namespace RA3.Train.Tests;
 /// <summary>
 /// SIGTERM, sent to a real ra3 process in the middle of pre-training, makes it write a checkpoint at
 /// the next step boundary, say how to resume and exit with 143; the resumed run ends exactly where
-/// an uninterrupted one does. In a mid-training E-step it stops at the next update and says the
-/// E-step starts again on resume.
+/// an uninterrupted one does. In a mid-training E-step it checkpoints the E-step at the next update,
+/// and the resumed run continues from that update to the uninterrupted run's result.
 /// </summary>
 public sealed partial class StopSignalTests
 {
@@ -55,30 +57,49 @@ public sealed partial class StopSignalTests
     }
 
     [Test]
-    public void SigtermInAnEStepStopsAtTheNextUpdateAndTheRunResumes()
+    public void SigtermInAnEStepCheckpointsAtTheNextUpdateAndTheRunResumesThere()
     {
-        var settings = new MidtrainSettings
+        MidtrainSettings Settings(string name) => new()
         {
             Init = TinyRuns.ModelDir,
             Tokenizer = TinyRuns.TokenizerDir,
             Data = "procedural:40",
-            Out = Path.Combine(root, "midtrain"),
+            Out = Path.Combine(root, name),
             Rounds = 1,
             Group = 2,
             LatentMaxTokens = 6,
             TracesPerStep = 2,
+            EStepSaveEvery = 1000,  // no periodic checkpoint: the one found must be the signal's
             MStepSteps = 2,
             MStepBatch = 2,
             MStepSequenceLength = 64,
             SyntaxSample = 2,
         };
+        var settings = Settings("midtrain");
         Declared.Save(settings, settings.Out);
         var (code, said) = TerminateWhenItSays(["midtrain", "--config", Path.Combine(settings.Out, Declared.ConfigFileName)], "think");
         Assert.That(code, Is.EqualTo(143), said);
-        Assert.That(said, Does.Match(@"ra3 midtrain: stopped by SIGTERM in round 1's E-step after update \d+ of \d+; .*resume with: ra3 midtrain --config "));
-        Assert.That(File.Exists(Path.Combine(settings.Out, "round-1", "estep", "candidates.json")), Is.False, "the E-step did not run to its end first");
-        var round = new Midtrainer(settings, TextWriter.Null, false).Run().Single();
-        Assert.That(round["elbo_after_mstep"], Is.Not.Null, "the resumed run finishes the round");
+        var stop = Regex.Match(said, @"ra3 midtrain: stopped by SIGTERM in round 1's E-step after update (\d+) of (\d+), after writing (\S+); resume with: ra3 midtrain --config ");
+        Assert.That(stop.Success, Is.True, said);
+        int update = int.Parse(stop.Groups[1].Value, CultureInfo.InvariantCulture);
+        string estep = Path.Combine(settings.Out, "round-1", "estep");
+        Assert.That(stop.Groups[3].Value, Is.EqualTo(Path.Combine(estep, "checkpoints", $"step-{update:D8}")), "the checkpoint of the update the signal stopped at");
+        Assert.That(File.Exists(Path.Combine(estep, "candidates.json")), Is.False, "the E-step did not run to its end first");
+
+        var log = new StringWriter();
+        var round = new Midtrainer(settings, log, false).Run().Single();
+        Assert.That(log.ToString(), Does.Contain($"E-step resumed from {stop.Groups[3].Value} (update {update} of {stop.Groups[2].Value})"));
+        Assert.That(Directory.Exists(Path.Combine(estep, "checkpoints")), Is.False, "a finished E-step's checkpoints are removed");
+
+        var whole = Settings("midtrain-whole");
+        var uninterrupted = new Midtrainer(whole, TextWriter.Null, false).Run().Single();
+        foreach (string file in new[] { "estep/model/model.safetensors", "mstep/final/model.safetensors" })
+        {
+            Assert.That(File.ReadAllBytes(Path.Combine(settings.Out, "round-1", file)), Is.EqualTo(File.ReadAllBytes(Path.Combine(whole.Out, "round-1", file))), $"{file}: bit-identical to an uninterrupted run");
+        }
+
+        Assert.That(File.ReadAllText(Path.Combine(settings.Out, "round-1", "estep", "candidates.json")), Is.EqualTo(File.ReadAllText(Path.Combine(whole.Out, "round-1", "estep", "candidates.json"))), "the same candidates");
+        Assert.That(round["elbo_after_mstep"]!.ToJsonString(), Is.EqualTo(uninterrupted["elbo_after_mstep"]!.ToJsonString()));
     }
 
     // Starts ra3 with args, sends SIGTERM once its output has a line containing `marker`, and

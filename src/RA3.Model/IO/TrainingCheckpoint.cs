@@ -7,13 +7,14 @@ namespace RA3.Model.IO;
 /// <param name="Step">Optimizer steps taken.</param>
 /// <param name="DataPosition">Where the data loader is, in the loader's own text form (it carries the loader's RNG state).</param>
 /// <param name="Settings">The run's settings (JSON), so a resume can check it continues the same run.</param>
-public sealed record TrainingState(int Step, string DataPosition, string Settings);
+/// <param name="Files">Text files saved beside the weights (name → contents), for state too large for metadata — the E-step's best-candidate tables; each is checksummed like the weights. Null: none.</param>
+public sealed record TrainingState(int Step, string DataPosition, string Settings, IReadOnlyDictionary<string, string>? Files = null);
 
 /// <summary>
 /// Training checkpoints: a folder <c>step-NNNNNNNN</c> under <c>checkpoints/</c> holding a Hugging
 /// Face model (<c>config.json</c>, <c>model.safetensors</c> — loadable by transformers and by
 /// <c>ra3 score</c>) and <c>trainer.safetensors</c> (AdamW moments, step, data position with the loader's RNG,
-/// settings). Files carry SHA-256 checksums; the folder is written under a temporary name and
+/// settings), and any <see cref="TrainingState.Files"/>. Files carry SHA-256 checksums; the folder is written under a temporary name and
 /// renamed, then <c>latest</c> is replaced atomically, so a kill at any moment leaves the last
 /// complete checkpoint in place.
 /// </summary>
@@ -21,6 +22,9 @@ public static class TrainingCheckpoint
 {
     /// <summary>Name of the optimizer-state file.</summary>
     public const string TrainerFile = "trainer.safetensors";
+
+    // Metadata key prefix of a side file's SHA-256 (hex).
+    private const string FileChecksumKey = "sha256:";
 
     /// <summary>Writes a checkpoint for <paramref name="state"/> and keeps the newest <paramref name="keep"/>; returns its folder.</summary>
     public static string Save(string runDir, Transformer model, AdamWOptimizer optimizer, TrainingState state, int keep = 3)
@@ -41,13 +45,26 @@ public static class TrainingCheckpoint
             HuggingFaceCheckpoint.Save(model, temp);
             var entries = HuggingFaceCheckpoint.WeightEntries(optimizer.M, "m.");
             entries.AddRange(HuggingFaceCheckpoint.WeightEntries(optimizer.V, "v."));
-            SafeTensorsWriter.Write(Path.Combine(temp, TrainerFile), entries, new Dictionary<string, string>
+            var metadata = new Dictionary<string, string>
             {
                 ["format"] = FormatVersion.Current.ToString(CultureInfo.InvariantCulture),
                 ["step"] = state.Step.ToString(CultureInfo.InvariantCulture),
                 ["data"] = state.DataPosition,
                 ["settings"] = state.Settings,
-            });
+            };
+            foreach (var (file, text) in state.Files ?? new Dictionary<string, string>())
+            {
+                if (file != Path.GetFileName(file) || file is TrainerFile or "config.json" or "model.safetensors")
+                {
+                    throw new ArgumentException($"checkpoint file name '{file}' must be a plain name other than the model's and trainer's files", nameof(state));
+                }
+
+                byte[] bytes = System.Text.Encoding.UTF8.GetBytes(text);
+                File.WriteAllBytes(Path.Combine(temp, file), bytes);
+                metadata[FileChecksumKey + file] = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes));
+            }
+
+            SafeTensorsWriter.Write(Path.Combine(temp, TrainerFile), entries, metadata);
         }
         catch (IOException e)
         {
@@ -180,6 +197,24 @@ public static class TrainingCheckpoint
             throw new InvalidOperationException($"{dir} belongs to a run with other settings:\n  saved: {Field("settings")}\n  now:   {settings}");
         }
 
-        return new TrainingState(step, Field("data"), Field("settings"));
+        var files = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (key, checksum) in file.Metadata.Where(kv => kv.Key.StartsWith(FileChecksumKey, StringComparison.Ordinal)))
+        {
+            string name = key[FileChecksumKey.Length..], sidePath = Path.Combine(dir, name);
+            if (name != Path.GetFileName(name) || !File.Exists(sidePath))
+            {
+                throw new InvalidDataException($"{sidePath}: missing (the checkpoint lists it)");
+            }
+
+            byte[] bytes = File.ReadAllBytes(sidePath);
+            if (Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)) != checksum)
+            {
+                throw new InvalidDataException($"{sidePath}: checksum mismatch (the file was changed or cut short)");
+            }
+
+            files[name] = System.Text.Encoding.UTF8.GetString(bytes);
+        }
+
+        return new TrainingState(step, Field("data"), Field("settings"), files.Count > 0 ? files : null);
     }
 }

@@ -1,3 +1,7 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using RA3.Model.IO;
 using RA3.Model.Optim;
 using RA3.Model.Tokenizers;
 using RA3.Model;
@@ -45,6 +49,13 @@ public sealed record EStepProgress(int Step, double MeanReward, double ThinkRate
 /// <param name="RolloutSeconds">Time spent sampling.</param>
 public sealed record EStepResult(IReadOnlyList<string?[]> Candidates, IReadOnlyList<EStepProgress> Progress, long RolloutTokens, double RolloutSeconds);
 
+/// <summary>Where and how often an E-step checkpoints itself, so that a kill or a stop signal inside it loses at most <paramref name="Every"/> updates.</summary>
+/// <param name="Dir">Run folder of the E-step's checkpoints (<c>checkpoints/step-N</c> under it, as <see cref="TrainingCheckpoint"/> writes them).</param>
+/// <param name="Every">Updates between checkpoints; a stop signal also writes one at the next update.</param>
+/// <param name="Identity">The run's identity: a checkpoint of another run is refused.</param>
+/// <param name="Log">Where resume and corruption notices go.</param>
+public sealed record EStepCheckpoints(string Dir, int Every, string Identity, Action<string> Log);
+
 /// <summary>
 /// The E-step (spec §3): latent discovery by RL. The scorer — the round's M-step model, frozen —
 /// rewards each boundary with r_t = log π(a_t..a_{t+k−1} | s_t, z_t) − c·[think], measured by the
@@ -55,8 +66,27 @@ public sealed record EStepResult(IReadOnlyList<string?[]> Candidates, IReadOnlyL
 /// </summary>
 public sealed class EStep(Transformer policy, Transformer scorer, TextTokenizer tokenizer, EStepOptions options, NonFiniteGuard? guard = null)
 {
-    /// <summary>Runs the E-step over <paramref name="traces"/>; <paramref name="progress"/> gets each update's figures.</summary>
-    public EStepResult Run(IReadOnlyList<Trace> traces, ulong seed, Action<EStepProgress>? progress = null)
+    private const string TablesFile = "estep-tables.json";
+
+    // Doubles round-trip exactly in System.Text.Json's shortest form; −∞ marks a boundary no rollout thought at.
+    private static readonly JsonSerializerOptions TableJson = new() { NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals };
+
+    /// <summary>Updates an E-step over <paramref name="traceCount"/> traces takes.</summary>
+    public static int Steps(int traceCount, EStepOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return options.Passes * ((traceCount + options.TracesPerStep - 1) / options.TracesPerStep);
+    }
+
+    /// <summary>
+    /// Runs the E-step over <paramref name="traces"/>; <paramref name="progress"/> gets each update's
+    /// figures. With <paramref name="checkpoints"/> it resumes from the newest intact checkpoint there
+    /// (the policy, AdamW's moments and the best-candidate tables; the trace order and the rollouts'
+    /// seeds are functions of the seed and the update number) and ends where the uninterrupted run
+    /// would, bit for bit; it writes one every <see cref="EStepCheckpoints.Every"/> updates and at the
+    /// update a stop signal arrived in (before <paramref name="progress"/> sees that update).
+    /// </summary>
+    public EStepResult Run(IReadOnlyList<Trace> traces, ulong seed, Action<EStepProgress>? progress = null, EStepCheckpoints? checkpoints = null)
     {
         ArgumentNullException.ThrowIfNull(traces);
         var candidates = traces.Select(t => new string?[t.Count]).ToArray();
@@ -68,6 +98,21 @@ public sealed class EStep(Transformer policy, Transformer scorer, TextTokenizer 
         var log = new List<EStepProgress>();
         long walked = 0;
         double sampling = 0;
+        int resumed = 0;
+        if (checkpoints is not null && TrainingCheckpoint.LoadNewestIntact(checkpoints.Dir, policy, optimizer, checkpoints.Identity, checkpoints.Log) is var (dir, state))
+        {
+            var tables = state.Files is { } files && files.TryGetValue(TablesFile, out var text)
+                ? JsonSerializer.Deserialize<Tables>(text, TableJson) : null;
+            if (tables is null || tables.Candidates.Length != traces.Count || tables.Best.Length != traces.Count || tables.Progress.Count != state.Step)
+            {
+                throw new InvalidDataException($"{dir}/{TablesFile}: not the tables of this E-step ({traces.Count} traces, {state.Step} updates)");
+            }
+
+            (candidates, best, walked, sampling, resumed) = (tables.Candidates, tables.Best, tables.RolloutTokens, tables.RolloutSeconds, state.Step);
+            log.AddRange(tables.Progress);
+            checkpoints.Log($"E-step resumed from {dir} (update {resumed} of {Steps(traces.Count, options)})");
+        }
+
         var order = Enumerable.Range(0, traces.Count).ToArray();
         var rng = new Rng(seed);
         int step = 0;
@@ -77,6 +122,11 @@ public sealed class EStep(Transformer policy, Transformer scorer, TextTokenizer 
             for (int start = 0; start < order.Length; start += options.TracesPerStep)
             {
                 step++;
+                if (step <= resumed)
+                {
+                    continue;  // done before the checkpoint; the shuffles above replay the order
+                }
+
                 var chosen = order.Skip(start).Take(options.TracesPerStep).ToArray();
                 var clock = System.Diagnostics.Stopwatch.StartNew();
                 var batch = sampler.Sample([.. chosen.Select(i => traces[i])], rollouts, seed ^ ((ulong)step * 0xD1B54A32D192ED03UL));
@@ -131,12 +181,22 @@ public sealed class EStep(Transformer policy, Transformer scorer, TextTokenizer 
                 var stats = update.Step(sequences, step);
                 var p = new EStepProgress(step, rewardSum / Math.Max(boundaries, 1), thinks / (double)Math.Max(boundaries, 1), stats, sampler.LastTokensPerSecond);
                 log.Add(p);
+                if (checkpoints is not null && (step % checkpoints.Every == 0 || StopSignal.Requested))
+                {
+                    var tables = new Tables(candidates, best, log, walked, sampling);
+                    var files = new Dictionary<string, string> { [TablesFile] = JsonSerializer.Serialize(tables, TableJson) };
+                    TrainingCheckpoint.Save(checkpoints.Dir, policy, optimizer, new TrainingState(step, step.ToString(CultureInfo.InvariantCulture), checkpoints.Identity, files), keep: 2);
+                }
+
                 progress?.Invoke(p);
             }
         }
 
         return new EStepResult(candidates, log, walked, sampling);
     }
+
+    // What an E-step checkpoint keeps besides the policy and its optimizer.
+    private sealed record Tables(string?[][] Candidates, double[][] Best, List<EStepProgress> Progress, long RolloutTokens, double RolloutSeconds);
 
     /// <summary>Per rollout, per boundary: r_t under the scorer (one padded forward pass over the batch).</summary>
     private double[][] StepRewards(IReadOnlyList<Rollout> batch)

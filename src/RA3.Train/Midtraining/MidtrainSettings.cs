@@ -66,6 +66,10 @@ public sealed record MidtrainSettings
     [Option("estep-passes", "E-step passes over the traces", Min = 1)]
     public int EStepPasses { get; init; } = 1;
 
+    /// <summary>E-step updates between the E-step's own checkpoints (a kill loses at most this many).</summary>
+    [Option("estep-save-every", "E-step updates between its checkpoints", Min = 1)]
+    public int EStepSaveEvery { get; init; } = 10;
+
     /// <summary>E-step learning rate.</summary>
     [Option("estep-lr", "E-step learning rate", Min = 0)]
     public float EStepLearningRate { get; init; } = 5e-5f;
@@ -106,8 +110,8 @@ public sealed record MidtrainSettings
     [Option("backend", "compute backend (ra3 info lists them)", Value = "NAME")]
     public string Backend { get; init; } = "cpu";
 
-    /// <summary>The settings as JSON, without the fields a resume may change.</summary>
-    public string Identity() => JsonSerializer.Serialize(this with { Backend = string.Empty });
+    /// <summary>The settings as JSON, without the fields a resume may change (the backend, how often the E-step checkpoints).</summary>
+    public string Identity() => JsonSerializer.Serialize(this with { Backend = string.Empty, EStepSaveEvery = 0 });
 
     /// <summary>The E-step options these settings define.</summary>
     public EStepOptions EStep() => new(

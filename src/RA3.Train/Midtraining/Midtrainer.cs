@@ -15,7 +15,8 @@ namespace RA3.Train.Midtraining;
 /// <summary>
 /// The EM loop of RA3 (spec §3) and its NTP baseline, as a resumable run. Each round r writes
 /// <c>round-r/</c>: for RA3 the E-step's rollout policy and candidates (<c>estep/</c>; the policy
-/// starts from the round's model θ_r and is kept only for inspection), the temporal-ELBO inference
+/// starts from the round's model θ_r and is kept only for inspection; the E-step checkpoints itself
+/// there while it runs), the temporal-ELBO inference
 /// and the bootstrapped corpus (<c>inference.json</c>, <c>kept.json</c>, <c>corpus.jsonl</c>), then the
 /// M-step — a next-token run from θ_r on that corpus (<c>mstep/</c>, checkpointed and resumable like
 /// any pre-training run), whose final model is θ_{r+1} — and <c>summary.json</c>; NTP runs the same
@@ -105,37 +106,32 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
         {
             using var policy = HuggingFaceCheckpoint.Load(start, backend, trainable: true);
             using var scorer = HuggingFaceCheckpoint.Load(start, backend);
-            int steps = CountSteps(traces.Train.Count);
+            int steps = EStep.Steps(traces.Train.Count, s.EStep());
             var progress = new Progress(log, steps, 0, interactive, every: 5);
-            var metrics = new List<string>();
-            // No checkpoint inside an E-step: a divergence there loses only this phase, the finished ones stay.
-            var guard = new NonFiniteGuard(0, () => $"{dir}'s finished phases (ra3 midtrain resumes after them)", log);
-            var result = new EStep(policy, scorer, tokenizer, s.EStep(), guard).Run(traces.Train, s.Seed + (ulong)round, p =>
-            {
-                metrics.Add(JsonSerializer.Serialize(p));
-                progress.Step(p.Step, -p.MeanReward, 0, $"  think {p.ThinkRate:P0}  kl {p.Update.MeanKl:F4}  (loss column: −reward)");
-                if (StopSignal.Requested && p.Step < steps)
+            // The E-step checkpoints itself under estep/ (policy, moments, best-candidate tables):
+            // a kill, a stop signal or a divergence there loses at most --estep-save-every updates.
+            var checkpoints = new EStepCheckpoints(estep, s.EStepSaveEvery, s.Identity() + $"/round {round}", log.WriteLine);
+            var guard = new NonFiniteGuard(0, () => TrainingCheckpoint.Latest(estep), log);
+            var result = new EStep(policy, scorer, tokenizer, s.EStep(), guard).Run(
+                traces.Train,
+                s.Seed + (ulong)round,
+                p =>
                 {
-                    // Stop at the update boundary, within a scheduler's grace period, rather than at the M-step.
-                    throw new StoppedBySignalException($"stopped by {StopSignal.Name} in round {round}'s E-step after update {p.Step} of {steps}; an E-step keeps no checkpoint of its own, so it starts again on resume (the finished phases are kept); resume with: ra3 midtrain --config {Path.Combine(s.Out, Declared.ConfigFileName)}");
-                }
-            });
+                    progress.Step(p.Step, -p.MeanReward, 0, $"  think {p.ThinkRate:P0}  kl {p.Update.MeanKl:F4}  (loss column: −reward)");
+                    if (StopSignal.Requested && p.Step < steps)
+                    {
+                        // The E-step wrote its checkpoint at this update: stop here, within a scheduler's grace period.
+                        throw new StoppedBySignalException($"stopped by {StopSignal.Name} in round {round}'s E-step after update {p.Step} of {steps}, after writing {TrainingCheckpoint.Latest(estep)}; resume with: ra3 midtrain --config {Path.Combine(s.Out, Declared.ConfigFileName)}");
+                    }
+                },
+                checkpoints);
             Directory.CreateDirectory(estep);
-            string modelTemp = Path.Combine(estep, ".model.tmp");
-            if (Directory.Exists(modelTemp))
-            {
-                Directory.Delete(modelTemp, recursive: true);
-            }
-
+            string modelTemp = Path.Combine(estep, ".model.tmp"), model = Path.Combine(estep, "model");
+            DeleteIfPresent(modelTemp);
             HuggingFaceCheckpoint.Save(policy, modelTemp);
-            string model = Path.Combine(estep, "model");
-            if (Directory.Exists(model))
-            {
-                Directory.Delete(model, recursive: true);
-            }
-
+            DeleteIfPresent(model);
             Directory.Move(modelTemp, model);
-            AtomicFile.WriteAllText(Path.Combine(estep, "metrics.jsonl"), string.Concat(metrics.Select(m => m + "\n")));
+            AtomicFile.WriteAllText(Path.Combine(estep, "metrics.jsonl"), string.Concat(result.Progress.Select(p => JsonSerializer.Serialize(p) + "\n")));
             var stats = new JsonObject
             {
                 ["reward"] = Num(result.Progress.Count > 0 ? result.Progress.Average(p => p.MeanReward) : double.NaN),
@@ -144,6 +140,7 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
             };
             AtomicFile.WriteAllText(Path.Combine(estep, "stats.json"), stats.ToJsonString());
             AtomicFile.WriteAllText(candidatesPath, JsonSerializer.Serialize(result.Candidates));
+            DeleteIfPresent(Path.Combine(estep, "checkpoints"));  // the phase is done: its own checkpoints are not needed again
         }
 
         foreach (var kv in JsonFile.ReadObject(Path.Combine(estep, "stats.json")))
@@ -319,10 +316,16 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
         return CodeTokenLoss.Measure(model, tokenizer, traces.HeldOut.Select(t => (t, (IReadOnlyDictionary<int, string>?)null))).Code;
     }
 
-    private int CountSteps(int traces) => settings.EStepPasses * ((traces + settings.TracesPerStep - 1) / settings.TracesPerStep);
-
     private static void WriteCorpus(string path, IReadOnlyList<string> documents) =>
         AtomicFile.WriteAllText(path, string.Concat(documents.Select(d => new JsonObject { ["text"] = d }.ToJsonString() + "\n")));
+
+    private static void DeleteIfPresent(string dir)
+    {
+        if (Directory.Exists(dir))
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
 
     private static void CopyFolder(string from, string to)
     {
