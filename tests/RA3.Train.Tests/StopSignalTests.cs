@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 using NUnit.Framework;
+using RA3.Train.Cli;
 using RA3.Train.Midtraining;
 using RA3.Train.Pretraining;
 using RA3.Train.Runs;
@@ -101,6 +102,61 @@ public sealed partial class StopSignalTests
         Assert.That(File.ReadAllText(Path.Combine(settings.Out, "round-1", "estep", "candidates.json")), Is.EqualTo(File.ReadAllText(Path.Combine(whole.Out, "round-1", "estep", "candidates.json"))), "the same candidates");
         Assert.That(round["elbo_after_mstep"]!.ToJsonString(), Is.EqualTo(uninterrupted["elbo_after_mstep"]!.ToJsonString()));
     }
+
+    [Test]
+    public void SigtermInAnEvaluationKeepsTheScoredProgramsAndTheSameCommandScoresOnlyTheRest()
+    {
+        // 40 problems, one sample each, scored by one worker: SIGTERM lands after a few programs.
+        string problems = Path.Combine(root, "problems.jsonl"), samples = Path.Combine(root, "samples.jsonl");
+        File.WriteAllLines(problems, Enumerable.Range(0, 40).Select(i => $$"""{"task_id": "t{{i}}", "prompt": "def f(x):\n", "tests": "assert f({{i}}) == {{2 * i}}"}"""));
+        File.WriteAllLines(samples, Enumerable.Range(0, 40).Select(i => $$"""{"task_id": "t{{i}}", "completion": "    return {{(i % 3 == 0 ? "x + x" : "2 * x + sum(range(50000)) * 0")}}\n"}"""));
+        string[] Args(string outcomes) => ["eval", "--problems", problems, "--samples", samples, "--workers", "1", "--outcomes", outcomes];
+        string outcomes = Path.Combine(root, "stopped.outcomes.jsonl");
+
+        var (code, said) = TerminateWhenItSays(Args(outcomes), "programs (");
+        Assert.That(code, Is.EqualTo(143), said);
+        var stop = Regex.Match(said, @"ra3 eval: stopped by SIGTERM after scoring (\d+) programs, their results kept in (\S+); resume with: ra3 eval ");
+        Assert.That(stop.Success, Is.True, said);
+        int scored = int.Parse(stop.Groups[1].Value, CultureInfo.InvariantCulture);
+        Assert.That(scored, Is.InRange(1, 39), "stopped part-way");
+        Assert.That(stop.Groups[2].Value, Is.EqualTo(outcomes + ".journal"));
+        Assert.That(File.Exists(outcomes), Is.False, "no outcomes file for an unfinished evaluation");
+
+        var log = new StringWriter();
+        Assert.That(CommandLine.Run(Args(outcomes), log, TextWriter.Null), Is.EqualTo(0), log.ToString());
+        Assert.That(log.ToString(), Does.Contain($"{scored} of 40 programs' results came from {outcomes}.journal"));
+        Assert.That(File.Exists(outcomes + ".journal"), Is.False, "a finished evaluation removes its journal");
+
+        string whole = Path.Combine(root, "whole.outcomes.jsonl");
+        Assert.That(CommandLine.Run(Args(whole), TextWriter.Null, TextWriter.Null), Is.EqualTo(0));
+        Assert.That(WithoutTimes(outcomes), Is.EqualTo(WithoutTimes(whole)), "the same outcomes as an uninterrupted evaluation");
+        Assert.That(WithoutTimes(whole).Count(l => l.Contains("\"passed\"", StringComparison.Ordinal)), Is.EqualTo(40));
+    }
+
+    [Test]
+    public void SigtermInAGenerationKeepsTheGeneratedProblemsAndTheSameCommandGeneratesTheRest()
+    {
+        string problems = Path.Combine(root, "gen-problems.jsonl");
+        File.WriteAllLines(problems, Enumerable.Range(0, 60).Select(i => $$"""{"task_id": "g{{i}}", "prompt": "def f{{i}}():\n", "tests": "assert f{{i}}() == {{i}}"}"""));
+        string[] Args(string name) =>
+            ["eval", "--problems", problems, "--model", TinyRuns.ModelDir, "--tokenizer", TinyRuns.TokenizerDir, "-n", "2", "--max-new-tokens", "32", "--out", Path.Combine(root, name)];
+
+        var (code, said) = TerminateWhenItSays(Args("stopped.json"), "generated 2/120 completions");
+        Assert.That(code, Is.EqualTo(143), said);
+        var stop = Regex.Match(said, @"ra3 eval: stopped by SIGTERM after generating the completions of (\d+) of 60 problems, kept in (\S+); resume with: ra3 eval ");
+        Assert.That(stop.Success, Is.True, said);
+        Assert.That(stop.Groups[2].Value, Is.EqualTo(Path.Combine(root, "stopped.json.samples.jsonl.journal")));
+
+        var log = new StringWriter();
+        Assert.That(CommandLine.Run(Args("stopped.json"), log, TextWriter.Null), Is.EqualTo(0), log.ToString());
+        Assert.That(log.ToString(), Does.Contain("continuing an interrupted generation").And.Contain("generated 120/120 completions"));
+        Assert.That(CommandLine.Run(Args("whole.json"), TextWriter.Null, TextWriter.Null), Is.EqualTo(0));
+        Assert.That(File.ReadAllText(Path.Combine(root, "stopped.json.samples.jsonl")), Is.EqualTo(File.ReadAllText(Path.Combine(root, "whole.json.samples.jsonl"))), "the completions of an uninterrupted generation");
+    }
+
+    // An outcomes file's lines without their wall-clock field.
+    private static List<string> WithoutTimes(string path) =>
+        [.. File.ReadLines(path).Select(l => Regex.Replace(l, @",""wall_ms"":[0-9.]+", string.Empty))];
 
     // Starts ra3 with args, sends SIGTERM once its output has a line containing `marker`, and
     // returns its exit status and standard error.

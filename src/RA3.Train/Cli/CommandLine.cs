@@ -21,6 +21,10 @@ public static class CommandLine
           help      this text (ra3 <command> --help for a command's options)
         """;
 
+    /// <summary>The command line <c>ra3 &lt;command&gt; args…</c> as a shell would take it back: what a stopped command prints to be run again.</summary>
+    public static string Again(string command, IEnumerable<string> args) =>
+        string.Join(' ', new[] { "ra3", command }.Concat(args.Select(a => a.Length > 0 && a.All(c => char.IsAsciiLetterOrDigit(c) || "-_./=:,@%+".Contains(c)) ? a : $"'{a.Replace("'", "'\\''", StringComparison.Ordinal)}'")));
+
     /// <summary>
     /// Runs the command named by <paramref name="args"/>; returns the exit code: 0, 2 for bad usage
     /// or a setting out of bounds, 1 for anything else that fails. A failure is one line on

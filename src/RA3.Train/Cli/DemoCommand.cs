@@ -1,5 +1,6 @@
 using RA3.Train.Demo;
 using RA3.Train.Reporting;
+using RA3.Train.Runs;
 
 namespace RA3.Train.Cli;
 
@@ -18,11 +19,21 @@ public static class DemoCommand
         report.md with its plots. Resumes where it stopped. ra3 report rewrites the report of a run.
         """);
 
-    /// <summary>Runs <c>ra3 demo</c>.</summary>
+    /// <summary>Runs <c>ra3 demo</c>; stopped by a signal in any stage, it says so and that the same command resumes it.</summary>
     public static int Run(IEnumerable<string> args, TextWriter stdout)
     {
-        var (s, _) = SettingsCommandLine.Parse<DemoSettings>(args);
-        new DemoRunner(s, stdout, interactive: !Console.IsOutputRedirected).Run();
+        string[] given = [.. args];
+        var (s, _) = SettingsCommandLine.Parse<DemoSettings>(given);
+        try
+        {
+            new DemoRunner(s, stdout, interactive: !Console.IsOutputRedirected).Run();
+        }
+        catch (StoppedBySignalException e)
+        {
+            // A stage's own resume command would run that stage only; the demo resumes as a whole.
+            throw new StoppedBySignalException(e.Stopped, CommandLine.Again("demo", given) + " (the finished stages are kept)");
+        }
+
         return 0;
     }
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using RA3.Model.Generation;
 using RA3.Model.Tokenizers;
 using RA3.Train.Evaluation;
@@ -15,10 +16,15 @@ public static class EvalCommand
     /// <summary>Usage text: every option of <see cref="EvalSettings"/> with its default.</summary>
     public static string Usage { get; } = SettingsCommandLine.Usage<EvalSettings>("usage: ra3 eval --problems FILE (--samples FILE.jsonl | --samples canonical | --model DIR -n N) [options]");
 
-    /// <summary>Runs the command.</summary>
+    /// <summary>
+    /// Runs the command. A stop signal ends it at the next generated problem or finished program,
+    /// with what is done kept in journals beside the outputs; the same command again does the rest.
+    /// </summary>
     public static int Run(IEnumerable<string> args, TextWriter stdout)
     {
-        var (s, _) = SettingsCommandLine.Parse<EvalSettings>(args.Select(a => a is "-k" ? "--k" : a is "-n" ? "--n" : a));
+        string[] given = [.. args];
+        string again = CommandLine.Again("eval", given) + " (the same command: it does only what is left)";
+        var (s, _) = SettingsCommandLine.Parse<EvalSettings>(given.Select(a => a is "-k" ? "--k" : a is "-n" ? "--n" : a));
         if ((s.Samples is null) == (s.Model is null))
         {
             throw new SettingsException("samples", "give exactly one of --samples and --model");
@@ -56,9 +62,11 @@ public static class EvalCommand
         }
         else
         {
-            samples = Generate(problems, model!, tokenizerSpec ?? model!, backendName, n, sampling, stdout);
             string samplesPath = (outPath ?? problemsPath) + ".samples.jsonl";
-            RA3.Model.IO.AtomicFile.WriteAllText(samplesPath, string.Concat(samples.Select(x => new System.Text.Json.Nodes.JsonObject { ["task_id"] = x.TaskId, ["completion"] = x.Completion }.ToJsonString() + "\n")));
+            using var journal = Journal.Open(samplesPath + ".journal");
+            samples = Generate(problems, model!, tokenizerSpec ?? model!, backendName, n, sampling, journal, again, stdout);
+            RA3.Model.IO.AtomicFile.WriteAllText(samplesPath, string.Concat(samples.Select(x => new JsonObject { ["task_id"] = x.TaskId, ["completion"] = x.Completion }.ToJsonString() + "\n")));
+            journal.Delete();
             stdout.WriteLine($"generated completions: {samplesPath}");
         }
 
@@ -75,9 +83,20 @@ public static class EvalCommand
         using var sandbox = Sandbox.Sandbox.Create(limits);
         stdout.WriteLine(sandbox.Description);
         using var pool = new SandboxPool(sandbox, workers);
-        var report = new Evaluator(pool, challenge).EvaluateAsync(problems, samples, ks, line => stdout.WriteLine(line)).GetAwaiter().GetResult();
+        using var outcomesJournal = Journal.Open(outcomesPath + ".journal");
+        EvalReport report;
+        try
+        {
+            report = new Evaluator(pool, challenge, outcomesJournal).EvaluateAsync(problems, samples, ks, line => stdout.WriteLine(line), StopSignal.Token).GetAwaiter().GetResult();
+        }
+        catch (OperationCanceledException) when (StopSignal.Requested)
+        {
+            throw new StoppedBySignalException($"stopped by {StopSignal.Name} after scoring {outcomesJournal.Count} programs, their results kept in {outcomesJournal.Path}", again);
+        }
+
         issues.AddRange(report.Issues);
         WriteOutcomes(outcomesPath, report);
+        outcomesJournal.Delete();
         stdout.WriteLine();
         stdout.WriteLine($"{problems.Count} problems ({set.Problems[0].Format}), {samples.Count} samples, {report.Programs} programs in {report.WallTime.TotalSeconds:0.0} s ({report.ProgramsPerSecond:0.0} programs/s, {pool.Workers} workers)");
         stdout.WriteLine(Table(report, ks));
@@ -105,15 +124,40 @@ public static class EvalCommand
         }
     }
 
-    private static List<Sample> Generate(List<Problem> problems, string model, string tokenizerSpec, string backendName, int n, SamplingOptions sampling, TextWriter stdout)
+    // Completions problem by problem, each problem's recorded in the journal under a key of the
+    // model, tokenizer, sampling and the problem's place and context, so a stopped or killed
+    // generation continues with the next problem and gives what one uninterrupted run gives.
+    private static List<Sample> Generate(List<Problem> problems, string model, string tokenizerSpec, string backendName, int n, SamplingOptions sampling, Journal journal, string again, TextWriter stdout)
     {
         using var backend = BackendChoice.Create(backendName);
         using var transformer = Scorer.LoadModel(model, backend);
         var tokenizer = TokenizerLoader.Load(tokenizerSpec);
         var generator = new Generator(transformer, tokenizer);
-        var samples = Completions.Generate(generator, tokenizer, problems, n, sampling, done => stdout.WriteLine($"generated {done}/{problems.Count * n} completions"))
-            .Select(x => new Sample(x.Problem.TaskId, x.Sample.Text ?? string.Empty))  // the generator cuts the text before a stop string
-            .ToList();
+        string identity = JsonSerializer.Serialize(new { model = Path.GetFullPath(model), tokenizer = tokenizerSpec, backend = backendName, n, sampling.MaxNewTokens, sampling.Temperature, sampling.TopP, sampling.Seed });
+        if (journal.Recovered > 0)
+        {
+            stdout.WriteLine($"{journal.Path}: continuing an interrupted generation");
+        }
+
+        var samples = new List<Sample>(problems.Count * n);
+        for (int i = 0; i < problems.Count; i++)
+        {
+            string key = Journal.KeyOf(identity, i.ToString(CultureInfo.InvariantCulture), problems[i].TaskId, Completions.Context(problems[i]));
+            if (!journal.TryGet(key, out var texts))
+            {
+                // The generator cuts the text before a stop string.
+                texts = new JsonArray([.. Completions.GenerateOne(generator, tokenizer, problems[i], i, n, sampling).Samples.Select(g => (JsonNode)JsonValue.Create(g.Text ?? string.Empty))]);
+                journal.Add(key, texts);
+            }
+
+            samples.AddRange(texts.AsArray().Select(t => new Sample(problems[i].TaskId, t!.GetValue<string>())));
+            stdout.WriteLine($"generated {samples.Count}/{problems.Count * n} completions");
+            if (StopSignal.Requested && i + 1 < problems.Count)
+            {
+                throw new StoppedBySignalException($"stopped by {StopSignal.Name} after generating the completions of {i + 1} of {problems.Count} problems, kept in {journal.Path}", again);
+            }
+        }
+
         return samples;
     }
 

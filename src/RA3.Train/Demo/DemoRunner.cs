@@ -144,7 +144,17 @@ public sealed class DemoRunner(DemoSettings settings, TextWriter log, bool inter
         using var sandbox = Sandbox.Sandbox.Create(settings.Rlvr.SampleLimits());
         using var pool = new SandboxPool(sandbox);
         int[] ks = [1, settings.Samples];
-        var report = new Evaluator(pool).EvaluateModelAsync(new Generator(transformer, tokenizer), tokenizer, problems, settings.Samples, ks, new SamplingOptions { Temperature = 0.8f, TopP = 0.95f, MaxNewTokens = 320, Seed = seed }).GetAwaiter().GetResult();
+        EvalReport report;
+        try
+        {
+            report = new Evaluator(pool).EvaluateModelAsync(new Generator(transformer, tokenizer), tokenizer, problems, settings.Samples, ks, new SamplingOptions { Temperature = 0.8f, TopP = 0.95f, MaxNewTokens = 320, Seed = seed }, StopSignal.Token).GetAwaiter().GetResult();
+        }
+        catch (OperationCanceledException) when (StopSignal.Requested)
+        {
+            // An evaluation is short next to the stages around it: it starts again on resume.
+            throw new StoppedBySignalException($"stopped by {StopSignal.Name} while evaluating {model} (held out; that evaluation starts again, the finished stages are kept)", "ra3 demo");
+        }
+
         var score = report.Scores[0];
         var summary = new JsonObject { ["model"] = model, ["problems"] = problems.Count, ["samples"] = settings.Samples, ["pass_at_1"] = score.PassAtK[1], [$"pass_at_{settings.Samples}"] = score.PassAtK[settings.Samples] };
         foreach (var (outcome, count) in report.OutcomeCounts)

@@ -22,28 +22,33 @@ public static class Completions
 
     /// <summary>
     /// <paramref name="n"/> completions of each problem (one batched generation per problem), the
-    /// i-th problem's samples seeded from <paramref name="sampling"/>'s seed + i·n.
+    /// i-th problem's samples seeded from <paramref name="sampling"/>'s seed + i·n (<see cref="GenerateOne"/>).
+    /// <paramref name="cancel"/> is checked between problems.
     /// </summary>
-    public static List<(Problem Problem, GeneratedSequence Sample, int[] Context)> Generate(Generator generator, TextTokenizer tokenizer, IReadOnlyList<Problem> problems, int n, SamplingOptions sampling, Action<int>? progress = null)
+    public static List<(Problem Problem, GeneratedSequence Sample, int[] Context)> Generate(Generator generator, TextTokenizer tokenizer, IReadOnlyList<Problem> problems, int n, SamplingOptions sampling, Action<int>? progress = null, CancellationToken cancel = default)
     {
-        ArgumentNullException.ThrowIfNull(generator);
-        ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(problems);
-        ArgumentNullException.ThrowIfNull(sampling);
         var samples = new List<(Problem, GeneratedSequence, int[])>(problems.Count * n);
         for (int i = 0; i < problems.Count; i++)
         {
-            var p = problems[i];
-            int[] ids = tokenizer.Encode(Context(p));
-            var options = sampling with { StopStrings = StopStrings(p), Seed = sampling.Seed + (ulong)(i * n) };
-            foreach (var g in generator.Generate([.. Enumerable.Repeat(ids, n)], options))
-            {
-                samples.Add((p, g, ids));
-            }
-
+            cancel.ThrowIfCancellationRequested();
+            var (ids, generated) = GenerateOne(generator, tokenizer, problems[i], i, n, sampling);
+            samples.AddRange(generated.Select(g => (problems[i], g, ids)));
             progress?.Invoke(samples.Count);
         }
 
         return samples;
+    }
+
+    /// <summary>The <paramref name="n"/> completions of the problem at <paramref name="index"/> of its set, seeded from <paramref name="sampling"/>'s seed + index·n: the same whether or not the problems before it were generated in this process.</summary>
+    public static (int[] Context, IReadOnlyList<GeneratedSequence> Samples) GenerateOne(Generator generator, TextTokenizer tokenizer, Problem problem, int index, int n, SamplingOptions sampling)
+    {
+        ArgumentNullException.ThrowIfNull(generator);
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        ArgumentNullException.ThrowIfNull(problem);
+        ArgumentNullException.ThrowIfNull(sampling);
+        int[] ids = tokenizer.Encode(Context(problem));
+        var options = sampling with { StopStrings = StopStrings(problem), Seed = sampling.Seed + (ulong)(index * n) };
+        return (ids, generator.Generate([.. Enumerable.Repeat(ids, n)], options));
     }
 }

@@ -1,6 +1,9 @@
 using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json.Nodes;
 using RA3.Model.Generation;
 using RA3.Model.Tokenizers;
+using RA3.Train.Runs;
 using RA3.Train.Sandbox;
 
 namespace RA3.Train.Evaluation;
@@ -35,16 +38,23 @@ public sealed record EvalReport(
 /// problem that computes the canonical solution's outputs (and sets that problem's time limit:
 /// at least three times the reference run's). Results do not depend on the number of
 /// workers: each program's result is its own, and they are gathered in the samples' order.
-/// <paramref name="challengeTests"/> adds the original MBPP's challenge asserts.
+/// <paramref name="challengeTests"/> adds the original MBPP's challenge asserts. With a
+/// <paramref name="journal"/>, each sample program's result is recorded as it finishes, keyed by
+/// the program and its limits, and a program already there is not run again: an evaluation stopped
+/// by a signal or a kill continues where it was.
 /// </summary>
-public sealed class Evaluator(SandboxPool pool, bool challengeTests = false)
+public sealed class Evaluator(SandboxPool pool, bool challengeTests = false, Journal? journal = null)
 {
     /// <summary>Limits of the reference runs (trusted canonical solutions over every input; their outputs can be large).</summary>
     public static SandboxLimits ReferenceLimits(SandboxLimits limits) =>
         limits with { WallTime = TimeSpan.FromSeconds(300), CpuSeconds = 280, MemoryBytes = Math.Max(limits.MemoryBytes, 4L << 30), MaxOutputBytes = 1 << 30 };
 
-    /// <summary>Runs every sample; <paramref name="log"/> gets progress lines.</summary>
-    public async Task<EvalReport> EvaluateAsync(IReadOnlyList<Problem> problems, IReadOnlyList<Sample> samples, IReadOnlyList<int> ks, Action<string>? log = null)
+    /// <summary>
+    /// Runs every sample; <paramref name="log"/> gets progress lines. Cancelling <paramref name="cancel"/>
+    /// stops queuing programs; the queued ones finish (and are journaled) before
+    /// <see cref="OperationCanceledException"/> is thrown.
+    /// </summary>
+    public async Task<EvalReport> EvaluateAsync(IReadOnlyList<Problem> problems, IReadOnlyList<Sample> samples, IReadOnlyList<int> ks, Action<string>? log = null, CancellationToken cancel = default)
     {
         var clock = Stopwatch.StartNew();
         var byId = problems.ToDictionary(p => p.TaskId, StringComparer.Ordinal);
@@ -72,7 +82,7 @@ public sealed class Evaluator(SandboxPool pool, bool challengeTests = false)
         {
             log?.Invoke($"computing the expected outputs of {references.Count} problems from their canonical solutions");
             var reference = ReferenceLimits(pool.Sandbox.Limits);
-            var runs = await pool.RunAllAsync([.. references.Select(TestPrograms.ExpectedOutputs)], limits: _ => reference).ConfigureAwait(false);
+            var runs = await pool.RunAllAsync([.. references.Select(TestPrograms.ExpectedOutputs)], limits: _ => reference, cancel: cancel).ConfigureAwait(false);
             programs += runs.Length;
             for (int i = 0; i < references.Count; i++)
             {
@@ -110,17 +120,42 @@ public sealed class Evaluator(SandboxPool pool, bool challengeTests = false)
         SandboxLimits? LimitsOf(int i) => referenceTime.TryGetValue(runnable[i].TaskId, out var t) && (3 * t.TotalSeconds) + 5 > limits.WallTime.TotalSeconds
             ? limits with { WallTime = (3 * t) + TimeSpan.FromSeconds(5), CpuSeconds = (int)Math.Ceiling((3 * t.TotalSeconds) + 3) }
             : null;
-        var results = await pool.RunAllAsync(
-            [.. runnable.Select(j => j.Program!)],
-            done =>
+        int finished = 0, recalled = 0;
+        async Task<RunResult> RunOrRecall(int i)
+        {
+            var limits = LimitsOf(i);
+            string? key = journal is null ? null : Journal.KeyOf(runnable[i].Program!, (limits ?? pool.Sandbox.Limits).ToString());
+            RunResult result;
+            if (key is not null && journal!.TryGet(key, out var known))
             {
-                if (done % step == 0 || done == runnable.Count)
+                result = FromJournal(known);
+                Interlocked.Increment(ref recalled);
+            }
+            else
+            {
+                result = await pool.RunAsync(runnable[i].Program!, limits, cancel).ConfigureAwait(false);
+                if (key is not null)
                 {
-                    log?.Invoke($"{done}/{runnable.Count} programs ({clock.Elapsed.TotalSeconds:0} s)");
+                    journal!.Add(key, ToJournal(result));
                 }
-            },
-            LimitsOf).ConfigureAwait(false);
-        programs += results.Length;
+            }
+
+            int done = Interlocked.Increment(ref finished);
+            if (done % step == 0 || done == runnable.Count)
+            {
+                log?.Invoke($"{done}/{runnable.Count} programs ({clock.Elapsed.TotalSeconds:0} s)");
+            }
+
+            return result;
+        }
+
+        var results = await Task.WhenAll(Enumerable.Range(0, runnable.Count).Select(RunOrRecall)).ConfigureAwait(false);
+        programs += results.Length - recalled;
+        if (recalled > 0)
+        {
+            log?.Invoke($"{recalled} of {runnable.Count} programs' results came from {journal!.Path}, left by an interrupted run");
+        }
+
 
         var outcomes = new List<SampleOutcome>(jobs.Count);
         var missing = new RunResult(RunOutcome.Error, "NoReference", "the canonical solution's outputs are missing", TimeSpan.Zero, -1, 0, "", "");
@@ -137,12 +172,33 @@ public sealed class Evaluator(SandboxPool pool, bool challengeTests = false)
         return new EvalReport(outcomes, scores, outcomeCounts, issues, programs, clock.Elapsed, pool.Sandbox.Description);
     }
 
-    /// <summary>Generates <paramref name="n"/> completions per problem with <paramref name="generator"/> (see <see cref="Completions"/>) and scores them.</summary>
-    public Task<EvalReport> EvaluateModelAsync(Generator generator, TextTokenizer tokenizer, IReadOnlyList<Problem> problems, int n, IReadOnlyList<int> ks, SamplingOptions sampling)
+    /// <summary>Generates <paramref name="n"/> completions per problem with <paramref name="generator"/> (see <see cref="Completions"/>) and scores them; <paramref name="cancel"/> is checked between problems and programs.</summary>
+    public Task<EvalReport> EvaluateModelAsync(Generator generator, TextTokenizer tokenizer, IReadOnlyList<Problem> problems, int n, IReadOnlyList<int> ks, SamplingOptions sampling, CancellationToken cancel = default)
     {
-        var samples = Completions.Generate(generator, tokenizer, problems, n, sampling);
-        return EvaluateAsync(problems, [.. samples.Select(x => new Sample(x.Problem.TaskId, x.Sample.Text ?? string.Empty))], ks);
+        var samples = Completions.Generate(generator, tokenizer, problems, n, sampling, cancel: cancel);
+        return EvaluateAsync(problems, [.. samples.Select(x => new Sample(x.Problem.TaskId, x.Sample.Text ?? string.Empty))], ks, cancel: cancel);
     }
+
+    // A sample program's result as the journal keeps it (its output is not needed once it has run).
+    private static JsonObject ToJournal(RunResult r) => new()
+    {
+        ["outcome"] = r.OutcomeName,
+        ["type"] = r.ExceptionType,
+        ["message"] = r.Message,
+        ["wall_ms"] = r.WallTime.TotalMilliseconds,
+        ["exit"] = r.ExitCode,
+        ["signal"] = r.Signal,
+    };
+
+    private static RunResult FromJournal(JsonNode v) => new(
+        Enum.Parse<RunOutcome>(v["outcome"]!.GetValue<string>(), ignoreCase: true),
+        v["type"]!.GetValue<string>(),
+        v["message"]!.GetValue<string>(),
+        TimeSpan.FromMilliseconds(v["wall_ms"]!.GetValue<double>()),
+        v["exit"]!.GetValue<int>(),
+        v["signal"]!.GetValue<int>(),
+        string.Empty,
+        string.Empty);
 
     private static VariantScore Score(string variant, IEnumerable<SampleOutcome> outcomes, Dictionary<(string, int), bool> baseRuns, IReadOnlyList<int> ks)
     {

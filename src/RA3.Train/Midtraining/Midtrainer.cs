@@ -121,7 +121,7 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
                     if (StopSignal.Requested && p.Step < steps)
                     {
                         // The E-step wrote its checkpoint at this update: stop here, within a scheduler's grace period.
-                        throw new StoppedBySignalException($"stopped by {StopSignal.Name} in round {round}'s E-step after update {p.Step} of {steps}, after writing {TrainingCheckpoint.Latest(estep)}; resume with: ra3 midtrain --config {Path.Combine(s.Out, Declared.ConfigFileName)}");
+                        throw new StoppedBySignalException($"stopped by {StopSignal.Name} in round {round}'s E-step after update {p.Step} of {steps}, after writing {TrainingCheckpoint.Latest(estep)}", $"ra3 midtrain --config {Path.Combine(s.Out, Declared.ConfigFileName)}");
                     }
                 },
                 checkpoints);

@@ -127,7 +127,7 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
                 string dir = TrainingCheckpoint.Save(s.Out, model, optimizer, new TrainingState(step, step.ToString(CultureInfo.InvariantCulture), s.Identity()), keep: 1);
                 if (StopSignal.Requested && step < s.Steps)
                 {
-                    throw new StoppedBySignalException($"stopped by {StopSignal.Name} at step {step} of {s.Steps} after writing {dir}; resume with: ra3 rlvr --config {Path.Combine(s.Out, Declared.ConfigFileName)}");
+                    throw new StoppedBySignalException($"stopped by {StopSignal.Name} at step {step} of {s.Steps} after writing {dir}", $"ra3 rlvr --config {Path.Combine(s.Out, Declared.ConfigFileName)}");
                 }
             }
         }

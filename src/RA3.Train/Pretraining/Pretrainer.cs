@@ -143,7 +143,7 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
                 progress.Message($"checkpoint {dir}");
                 if (StopSignal.Requested && step < s.Steps)
                 {
-                    throw new StoppedBySignalException($"stopped by {StopSignal.Name} at step {step} of {s.Steps} after writing {dir}; resume with: ra3 pretrain --config {Path.Combine(s.Out, Declared.ConfigFileName)} --resume");
+                    throw new StoppedBySignalException($"stopped by {StopSignal.Name} at step {step} of {s.Steps} after writing {dir}", $"ra3 pretrain --config {Path.Combine(s.Out, Declared.ConfigFileName)} --resume");
                 }
             }
         }

@@ -10,10 +10,14 @@ namespace RA3.Train.Runs;
 /// </summary>
 public static class StopSignal
 {
+    private static readonly CancellationTokenSource Source = new();
     private static volatile int received;
 
     /// <summary>Whether a stop was asked for.</summary>
     public static bool Requested => received != 0;
+
+    /// <summary>Cancelled when a stop is asked for: for the work that waits rather than steps (the sandboxed programs of an evaluation).</summary>
+    public static CancellationToken Token => Source.Token;
 
     /// <summary>The exit status of a run stopped by the signal: 128 + its number (143 for SIGTERM, 130 for SIGINT).</summary>
     public static int ExitCode => 128 + received;
@@ -30,6 +34,7 @@ public static class StopSignal
     {
         context.Cancel = true;
         received = number;
+        Source.Cancel();
     }
 
     private sealed class Registrations(params PosixSignalRegistration[] all) : IDisposable
@@ -45,5 +50,13 @@ public static class StopSignal
 }
 
 /// <summary>A run that stopped at a step boundary because <see cref="StopSignal"/> asked it to, after writing its checkpoint.</summary>
-/// <param name="message">One line: the signal, the step, the checkpoint and how to resume.</param>
-public sealed class StoppedBySignalException(string message) : Exception(message);
+/// <param name="stopped">What stopped where: the signal, the step, the checkpoint written.</param>
+/// <param name="resume">The command that continues the run.</param>
+public sealed class StoppedBySignalException(string stopped, string resume) : Exception($"{stopped}; resume with: {resume}")
+{
+    /// <summary>What stopped where.</summary>
+    public string Stopped { get; } = stopped;
+
+    /// <summary>The command that continues the run.</summary>
+    public string Resume { get; } = resume;
+}
