@@ -137,6 +137,33 @@ public sealed class EmLoopTests
         Assert.That(policy.Weights.Buffer.ToFloatArray(), Is.EqualTo(weights), "neither non-finite update touched the weights");
     }
 
+    [TestCase(0.5, false)]
+    [TestCase(-0.5, true)]
+    public void TheEStepLearnsToThinkWhereTheRewardPaysForIt(double thinkCost, bool thinkMore)
+    {
+        // The RL of the E-step on its own, over six passes on the same eight traces: a cost per
+        // rationale must teach the policy to think less, a bonus to think more. The line
+        // log-likelihood part of r_t is noise here (the model is untrained), the ±0.5 nats are not;
+        // an advantage of the wrong sign, credited to the wrong tokens or not applied fails one case.
+        var traces = ProceduralTasks.Generate(8, heldOut: false, 11).Select(t => Trace.FromCode(t.TaskId, t.Code)).ToList();
+        using var policy = HuggingFaceCheckpoint.Load(ModelDir, cpu, trainable: true);
+        using var scorer = HuggingFaceCheckpoint.Load(ModelDir, cpu);
+        var options = new EStepOptions(
+            ThinkCost: thinkCost,
+            Rollouts: new RolloutOptions(Group: 4, LatentMaxTokens: 6, ThinkFloor: 0.05),
+            Update: new PolicyGradientOptions(LearningRate: 3e-3f, KlCoefficient: 0),
+            TracesPerStep: 4,
+            Passes: 6);
+        var result = new EStep(policy, scorer, tokenizer, options).Run(traces, seed: 5);
+        Assert.That(result.Progress, Has.Count.EqualTo(EStep.Steps(traces.Count, options)));
+        double first = result.Progress[0].ThinkRate, last = result.Progress.TakeLast(2).Average(p => p.ThinkRate);
+        TestContext.Out.WriteLine($"c = {thinkCost}: think rate {first:P0} before the first update, {last:P0} in the last pass");
+        Assert.That(first, Is.InRange(0.3, 0.7), "the untrained policy thinks about half the time");
+        Assert.That(last, thinkMore ? Is.GreaterThan(0.8) : Is.LessThan(0.2));
+        Assert.That(result.Candidates.Select((c, i) => c.Length == traces[i].Count), Is.All.True, "a candidate slot per boundary");
+        Assert.That(result.Candidates.SelectMany(c => c).Where(c => c is not null), Is.Not.Empty.And.All.Not.Contains('\n'), "one-line rationales");
+    }
+
     [Test]
     public void AnEmRoundRaisesTheElboOfItsTracesAndResumesToTheSameResult()
     {
