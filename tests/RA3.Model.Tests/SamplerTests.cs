@@ -38,6 +38,32 @@ public sealed class SamplerTests
     }
 
     [Test]
+    public void TopPStopsAtTheFirstTokenThatReachesPExactly()
+    {
+        // Masses 1/2, 1/4, 1/4 are exact in binary: the cumulative mass equals p = 0.5 at the first
+        // token, so the nucleus is that token alone (transformers keeps the smallest set whose mass
+        // reaches p); stopping only above p, or scanning on past the first set that reaches it, draws the others.
+        float[] logits = LogitsOf(0.25, 0.5, 0.25);
+        Assert.That(Frequencies(logits, new SamplingOptions { Temperature = 1f, TopP = 0.5f }), Is.EqualTo(new[] { 0.0, 1.0, 0.0 }));
+        var two = Frequencies(logits, new SamplingOptions { Temperature = 1f, TopP = 0.75f });
+        Assert.That(two[1], Is.EqualTo(2 / 3.0).Within(0.02), "0.75 = 1/2 + 1/4 exactly: the most likely token and one of the tied ones");
+        Assert.That(Math.Min(two[0], two[2]), Is.Zero, "the other tied token is outside the nucleus");
+    }
+
+    [Test]
+    public void LargeLogitsSampleAsTheirDifferencesSay()
+    {
+        // Softmax depends only on differences: logits near ±1000 (past exp's float range) must give
+        // the distribution of the same logits near 0, not infinities or NaN.
+        float[] near0 = LogitsOf(0.2, 0.5, 0.3);
+        foreach (float shift in new[] { 1000f, -1000f })
+        {
+            float[] shifted = [.. near0.Select(l => l + shift)];
+            Assert.That(Frequencies(shifted, new SamplingOptions { Temperature = 0.7f }), Is.EqualTo(Frequencies(near0, new SamplingOptions { Temperature = 0.7f })).Within(0.02), $"shift {shift}");
+        }
+    }
+
+    [Test]
     public void TopKAndTemperature()
     {
         float[] logits = LogitsOf(0.1, 0.6, 0.3);
