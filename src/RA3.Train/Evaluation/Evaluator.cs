@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using System.Text.Json.Nodes;
 using RA3.Model.Generation;
 using RA3.Model.Tokenizers;
@@ -155,7 +154,6 @@ public sealed class Evaluator(SandboxPool pool, bool challengeTests = false, Jou
         {
             log?.Invoke($"{recalled} of {runnable.Count} programs' results came from {journal!.Path}, left by an interrupted run");
         }
-
 
         var outcomes = new List<SampleOutcome>(jobs.Count);
         var missing = new RunResult(RunOutcome.Error, "NoReference", "the canonical solution's outputs are missing", TimeSpan.Zero, -1, 0, "", "");
