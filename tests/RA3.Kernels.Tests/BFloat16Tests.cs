@@ -71,18 +71,195 @@ public sealed class BFloat16Tests(string backendName) : KernelTest(backendName)
         var want = (rx * rsqrt(rx.pow(2).mean([-1], keepdim: true) + eps) * T(Widen(bw), [c])).to_type(ScalarType.BFloat16).to_type(float64);
         Close(Widen(y), want, "bf16 rms norm", 4e-3);  // an f32-vs-f64 difference may flip a rounding: at most 1 bf16 ulp (2⁻⁸) on a few elements
         Close(rstd, rsqrt(rx.pow(2).mean([-1]) + eps), "f32 rstd of bf16 inputs", 1e-5);
-        Assert.That(B.HostFallbacks.GetValueOrDefault("RmsNorm"), Is.GreaterThanOrEqualTo(1), "no backend has bf16 kernels yet: the reference runs the op, and says so");
+        Assert.That(B.HostFallbacks.GetValueOrDefault("RmsNorm"), Is.GreaterThanOrEqualTo(1), "no backend has a bf16-activation norm kernel: the reference runs the op, and says so");
+    }
+
+    /// <summary>
+    /// Every mix of float32 and bfloat16 storage for a, b, c and the bias, with every transpose and
+    /// beta ≠ 0 (a bf16 C is read widened too), against float64 on the widened inputs; a bf16 C is
+    /// compared after the same single rounding. A backend that declares a bf16 GEMM runs it without
+    /// a host fallback.
+    /// </summary>
+    [Test]
+    public void GemmTakesEveryMixOfBFloat16Operands()
+    {
+        const int m = 9, k = 40, n = 37;
+        const float alpha = 0.75f, beta = 0.5f;
+        foreach (int mix in Enumerable.Range(0, 16))
+        {
+            foreach ((bool ta, bool tb) in new[] { (false, false), (false, true), (true, false), (true, true) })
+            {
+                bool a16 = (mix & 1) != 0, b16 = (mix & 2) != 0, c16 = (mix & 4) != 0, bias16 = (mix & 8) != 0;
+                string what = $"a {(a16 ? "bf16" : "f32")}{(ta ? "ᵀ" : string.Empty)}, b {(b16 ? "bf16" : "f32")}{(tb ? "ᵀ" : string.Empty)}, c {(c16 ? "bf16" : "f32")}, bias {(bias16 ? "bf16" : "f32")}";
+                KTensor ka = Stored(Random(m * k), a16, ta ? [k, m] : [m, k]), kb = Stored(Random(k * n), b16, tb ? [n, k] : [k, n]);
+                KTensor kc = Stored(Random(m * n), c16, m, n), kbias = Stored(Random(n), bias16, n);
+                var ra = T(Widen(ka), ta ? [k, m] : [m, k]);
+                var rb = T(Widen(kb), tb ? [n, k] : [k, n]);
+                var want = (alpha * (ta ? ra.t() : ra).matmul(tb ? rb.t() : rb)) + (beta * T(Widen(kc), [m, n])) + T(Widen(kbias), [n]);
+                long before = B.HostFallbacks.GetValueOrDefault("Gemm");
+                B.Gemm(ka, ta, kb, tb, kc, alpha, beta, kbias);
+                if (c16)
+                {
+                    // One rounding of the f32 result: an f32-vs-f64 difference may flip it on a few elements (1 bf16 ulp, 2⁻⁸).
+                    Close(Widen(kc), want.to_type(ScalarType.BFloat16).to_type(float64), what, 4e-3);
+                }
+                else
+                {
+                    Close(kc, want, what);
+                }
+
+                if (B.TakesBFloat16("Gemm"))
+                {
+                    Assert.That(B.HostFallbacks.GetValueOrDefault("Gemm"), Is.EqualTo(before), $"{what}: the backend declares a bf16 GEMM, so none of it runs on the reference");
+                }
+            }
+        }
     }
 
     [Test]
-    public void MixedPrecisionGemmTakesBFloat16WeightsWithFloat32Activations()
+    public void EmbeddingReadsABFloat16Table()
     {
-        const int m = 9, k = 40, n = 13;
-        float[] a = Random(m * k), w = Random(n * k);
-        KTensor ka = Up(a, m, k), kw = Narrow(w, n, k), c = Up(new float[m * n], m, n);
-        B.Gemm(ka, false, kw, true, c);
-        Close(c, T(a, [m, k]).matmul(T(Widen(kw), [n, k]).t()), "f32 activations × bf16 weightsᵀ", 1e-5);
+        const int v = 50, c = 37, n = 23;
+        var table = Narrow(Random(v * c), v, c);
+        int[] ids = RandomInts(n, 0, v);
+        var output = Up(new float[n * c], n, c);
+        B.Embedding(Ints(ids, n), table, output);
+        float[] rows = Widen(table), got = output.ToFloatArray();
+        for (int i = 0; i < n; i++)
+        {
+            Assert.That(got.AsSpan(i * c, c).ToArray(), Is.EqualTo(rows.AsSpan(ids[i] * c, c).ToArray()), $"row {i} is table row {ids[i]}, widened exactly");
+        }
+
+        AssertNoFallback("Embedding");
     }
+
+    /// <summary>A bf16 model's norms: float32 activations, bf16 weight and bias; forward, fused add + norm and backward against float64.</summary>
+    [Test]
+    public void NormsTakeBFloat16WeightsWithFloat32Activations()
+    {
+        const int rows = 11, c = 45;
+        const float eps = 1e-5f;
+        float[] x = Random(rows * c, -2, 2), dy = Random(rows * c), d0 = Random(rows * c), dw0 = Random(c), db0 = Random(c);
+        KTensor w = Narrow(Random(c, 0.5, 1.5), c), bias = Narrow(Random(c), c);
+        var rw = T(Widen(w), [c]);
+        var rb = T(Widen(bias), [c]);
+
+        foreach (bool rms in new[] { true, false })
+        {
+            string what = $"{B.Name}: {(rms ? "rms norm" : "layer norm")}";
+            var rx = T(x, [rows, c], requiresGrad: true);
+            var centred = rms ? rx : rx - rx.mean([-1], keepdim: true);
+            var want = centred * rsqrt(centred.pow(2).mean([-1], keepdim: true) + eps) * rw;
+            if (!rms)
+            {
+                want += rb;
+            }
+
+            KTensor kx = Up(x, rows, c), y = Up(new float[rows * c], rows, c), mean = Up(new float[rows], rows), rstd = Up(new float[rows], rows);
+            if (rms)
+            {
+                B.RmsNorm(kx, w, y, rstd, eps);
+            }
+            else
+            {
+                B.LayerNorm(kx, w, bias, y, mean, rstd, eps);
+            }
+
+            Close(y, want, what);
+
+            // The fused residual add + norm: x = a + b.
+            float[] a = Random(rows * c);
+            float[] b = [.. x.Select((xi, i) => xi - a[i])];
+            KTensor sum = Up(new float[rows * c], rows, c), y2 = Up(new float[rows * c], rows, c);
+            if (rms)
+            {
+                B.AddRmsNorm(Up(a, rows, c), Up(b, rows, c), w, sum, y2, rstd, eps);
+            }
+            else
+            {
+                B.AddLayerNorm(Up(a, rows, c), Up(b, rows, c), w, bias, sum, y2, mean, rstd, eps);
+            }
+
+            Close(y2, want, $"add + {what}");
+
+            // Backward: bf16 weight, f32 gradients accumulated.
+            want.backward([T(dy, [rows, c])]);
+            KTensor dx = Up(d0, rows, c), dw = Up(dw0, c), db = Up(db0, c);
+            if (rms)
+            {
+                B.RmsNormBackward(kx, w, rstd, Up(dy, rows, c), dx, dw);
+            }
+            else
+            {
+                B.LayerNormBackward(kx, w, mean, rstd, Up(dy, rows, c), dx, dw, db);
+                CloseAccumulated(db, db0, T(dy, [rows, c]).sum([0]), $"{what} dbias");
+            }
+
+            CloseAccumulated(dx, d0, rx.grad!, $"{what} dx");
+            var normalised = centred * rsqrt(centred.pow(2).mean([-1], keepdim: true) + eps);
+            CloseAccumulated(dw, dw0, (normalised * T(dy, [rows, c])).sum([0]), $"{what} dweight");
+        }
+
+        foreach (var op in new[] { "RmsNorm", "LayerNorm", "AddRmsNorm", "AddLayerNorm", "RmsNormBackward", "LayerNormBackward" })
+        {
+            AssertNoFallback(op);
+        }
+    }
+
+    /// <summary>A bf16 model's head: segment scores and their backward with a bf16 unembedding, float32 hidden states and gradients.</summary>
+    [Test]
+    public void SegmentScoresTakeABFloat16Head()
+    {
+        const int n = 2, l = 9, d = 24, v = 2100, lines = 4;
+        float[] h = Random(n * l * d), dScores = Random(n * lines), dh0 = Random(n * l * d), dw0 = Random(v * d, -0.1, 0.1);
+        int[] targets = RandomInts(n * l, 0, v), lineIds = [.. Enumerable.Range(0, n * l).Select(i => (i % l) / 3 - (i % l == 0 ? 1 : 0))];
+        var w = Narrow(Random(v * d, -0.5, 0.5), v, d);
+        KTensor kh = Up(h, n, l, d), kt = Ints(targets, n, l), kl = Ints(lineIds, n, l);
+        KTensor scores = Up(new float[n * lines], n, lines), lse = Up(new float[n * l], n, l);
+        B.SegmentScores(kh, w, kt, kl, scores, lse);
+
+        var rh = T(h, [n, l, d], requiresGrad: true);
+        var logp = rh.matmul(T(Widen(w), [v, d]).t()).log_softmax(-1).gather(-1, Ids(targets, [n, l]).unsqueeze(-1)).squeeze(-1);
+        var mask = T([.. lineIds.Select(i => i < 0 ? 0f : 1f)], [n, l]);
+        var onehot = zeros(n, l, lines, dtype: float64);
+        for (int i = 0; i < n * l; i++)
+        {
+            if (lineIds[i] >= 0)
+            {
+                onehot[i / l, i % l, lineIds[i]] = tensor(1.0);
+            }
+        }
+
+        var want = ((logp * mask).unsqueeze(-1) * onehot).sum([1]);
+        Close(scores, want, "segment scores with a bf16 head");
+
+        KTensor dH = Up(dh0, n, l, d), dW = Up(dw0, v, d);
+        B.SegmentScoresBackward(kh, w, kt, kl, lse, Up(dScores, n, lines), dH, dW);
+        want.backward([T(dScores, [n, lines])]);
+        CloseAccumulated(dH, dh0, rh.grad!, "dH through a bf16 head");
+        var rw = T(Widen(w), [v, d], requiresGrad: true);
+        var logp2 = T(h, [n, l, d]).matmul(rw.t()).log_softmax(-1).gather(-1, Ids(targets, [n, l]).unsqueeze(-1)).squeeze(-1);
+        ((logp2 * mask).unsqueeze(-1) * onehot).sum([1]).backward([T(dScores, [n, lines])]);
+        CloseAccumulated(dW, dw0, rw.grad!, "dW (f32) of a bf16 head");
+        AssertNoFallback("SegmentScores");
+        AssertNoFallback("SegmentScoresBackward");
+    }
+
+    // A backend that declares a bf16 kernel for op ran it itself in this test: the reference was not called.
+    private void AssertNoFallback(string op)
+    {
+        if (B.TakesBFloat16(op))
+        {
+            Assert.That(B.HostFallbacks.GetValueOrDefault(op), Is.EqualTo(fallbacksAtStart.GetValueOrDefault(op)), $"{op}: declared bf16, yet it ran on the reference");
+        }
+    }
+
+    private Dictionary<string, long> fallbacksAtStart = [];
+
+    [SetUp]
+    public void CountFallbacks() => fallbacksAtStart = new(B.HostFallbacks);
+
+    private KTensor Stored(float[] data, bool bf16, params int[] shape) => bf16 ? Narrow(data, shape) : Up(data, shape);
 
     private KTensor Narrow(float[] data, params int[] shape)
     {

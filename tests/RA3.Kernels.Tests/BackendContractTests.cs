@@ -10,12 +10,9 @@ namespace RA3.Kernels.Tests;
 /// </summary>
 public sealed class BackendContractTests
 {
-    /// <summary>
-    /// The ops the model never calls: kept in the reference tier (and the native C ABI) only.
-    /// Convert joins them until a model path stores bf16 (its float32 → float32 case is a copy).
-    /// </summary>
+    /// <summary>The ops the model never calls: kept in the reference tier (and the native C ABI) only.</summary>
     private static readonly string[] ReferenceOnly =
-        ["Accumulate", "Attention", "AttentionBackward", "Convert", "CrossEntropy", "CrossEntropyBackward", "Silu", "SiluBackward", "Softmax", "SoftmaxBackward"];
+        ["Accumulate", "Attention", "AttentionBackward", "CrossEntropy", "CrossEntropyBackward", "Silu", "SiluBackward", "Softmax", "SoftmaxBackward"];
 
     [Test]
     public void EveryOpIsAPublicMethod()
@@ -43,6 +40,18 @@ public sealed class BackendContractTests
         {
             Assert.That(Backend.AllOps.Except(accelerated), Is.EquivalentTo(ReferenceOnly), "a backend that runs the model accelerates everything it calls");
         }
+    }
+
+    /// <summary>The bf16 kernels each backend declares (the mixed-precision contract): the ops a bf16 model's weights flow through, on the CPU backends.</summary>
+    [TestCase("reference", new string[0])]
+    [TestCase("cpu", new[] { "AddLayerNorm", "AddRmsNorm", "Convert", "Embedding", "Gemm", "LayerNorm", "LayerNormBackward", "RmsNorm", "RmsNormBackward", "SegmentScores", "SegmentScoresBackward", "Zero" })]
+    [TestCase("native", new[] { "AddLayerNorm", "AddRmsNorm", "Convert", "Embedding", "Gemm", "LayerNorm", "LayerNormBackward", "RmsNorm", "RmsNormBackward", "SegmentScores", "SegmentScoresBackward", "Zero" })]
+    [TestCase("ilgpu-cpu", new[] { "Convert", "Zero" })]
+    public void EachBackendSaysWhichKernelsTakeBFloat16(string name, string[] ops)
+    {
+        using var backend = BackendCatalog.Create(name);
+        Assert.That(Backend.AllOps.Where(backend.TakesBFloat16), Is.EquivalentTo(ops));
+        Assert.Throws<ArgumentException>(() => backend.TakesBFloat16("NoSuchOp"));
     }
 
     /// <summary>

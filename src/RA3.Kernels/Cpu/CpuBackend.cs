@@ -16,6 +16,8 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
     private int partialsLength;
     private float* scratch;
     private long scratchLength;
+    private float* normParameters;
+    private int normParametersLength;
 
     /// <inheritdoc/>
     public override string Name => "cpu";
@@ -25,6 +27,26 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
 
     /// <summary>Address of a host int32 tensor's first element.</summary>
     protected static int* I(Tensor t) => (int*)((HostStorage)t.Storage).Pointer + t.Offset;
+
+    /// <summary>Address of a host tensor's first element, whatever its element type.</summary>
+    protected static void* Address(Tensor t) => (byte*)((HostStorage)t.Storage).Pointer + (t.Offset * t.DType.SizeInBytes());
+
+    /// <summary>Whether any of the tensors is stored as bfloat16.</summary>
+    private protected static bool AnyBFloat16(params ReadOnlySpan<Tensor?> tensors)
+    {
+        foreach (var t in tensors)
+        {
+            if (t?.DType == DType.BFloat16)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>A GEMM operand (null for a missing bias), float32 or bfloat16.</summary>
+    private static GemmKernel.Operand Operand(Tensor? t) => t is null ? default : new(Address(t), t.DType == DType.BFloat16);
 
     /// <inheritdoc/>
     protected override void Dispose(bool disposing)
@@ -45,10 +67,39 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
             NativeMemory.AlignedFree(scratch);
             scratch = null;
         }
+
+        if (normParameters != null)
+        {
+            NativeMemory.AlignedFree(normParameters);
+            normParameters = null;
+        }
     }
 
-    private protected override void GemmCore(in GemmArgs args, Tensor a, Tensor b, Tensor c, Tensor? bias) =>
-        gemm.Run(args, F(a), F(b), F(c), bias is null ? null : F(bias));
+    [TakesBFloat16]
+    private protected override void GemmCore(in GemmArgs args, Tensor a, Tensor b, Tensor c, Tensor? bias)
+    {
+        if (!GemmKernel.Packs(args) && AnyBFloat16(a, b, c, bias))
+        {
+            base.GemmCore(args, a, b, c, bias);
+            return;
+        }
+
+        gemm.Run(args, Operand(a), Operand(b), Operand(c), Operand(bias));
+    }
+
+    [TakesBFloat16]
+    private protected override void ConvertCore(Tensor src, Tensor dst)
+    {
+        if (src.DType == dst.DType)
+        {
+            long bytes = src.Count * src.DType.SizeInBytes();
+            Buffer.MemoryCopy(Address(src), Address(dst), bytes, bytes);
+            return;
+        }
+
+        var body = new BFloat16.Convert { Src = Address(src), Dst = Address(dst), Count = src.Count, ToBFloat16 = dst.DType == DType.BFloat16 };
+        WorkerPool.For(body.Tasks, body);
+    }
 
     private protected override void BiasBackwardCore(Tensor dOut, Tensor dBias)
     {
@@ -63,8 +114,8 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
 
     private protected override void AddCore(Tensor a, Tensor b, Tensor y) => Binary(ElementwiseKernel.Kind.Add, a, b, y);
 
-    private protected override void ZeroCore(Tensor t) =>
-        NativeMemory.Clear((byte*)((HostStorage)t.Storage).Pointer + (t.Offset * t.DType.SizeInBytes()), (nuint)(t.Count * t.DType.SizeInBytes()));
+    [TakesBFloat16]
+    private protected override void ZeroCore(Tensor t) => NativeMemory.Clear(Address(t), (nuint)(t.Count * t.DType.SizeInBytes()));
 
     private protected override void ScaleCore(Tensor x, float factor) =>
         ElementwiseKernel.Run(new ElementwiseKernel.Body { Kind = ElementwiseKernel.Kind.Scale, Count = x.Count, Out0 = F(x), Scalar = factor });
@@ -87,14 +138,31 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
             Out1 = F(dUp),
         });
 
-    private protected override void LayerNormCore(Tensor x, Tensor weight, Tensor? bias, Tensor y, Tensor mean, Tensor rstd, float eps) =>
-        NormalizationKernel.Forward(LayerNormRows(x, weight, bias, y, mean, rstd, eps));
+    [TakesBFloat16]
+    private protected override void LayerNormCore(Tensor x, Tensor weight, Tensor? bias, Tensor y, Tensor mean, Tensor rstd, float eps)
+    {
+        if (AnyBFloat16(x, y))
+        {
+            base.LayerNormCore(x, weight, bias, y, mean, rstd, eps);
+            return;
+        }
 
-    private protected override void LayerNormBackwardCore(Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dy, Tensor dx, Tensor dWeight, Tensor? dBias) =>
+        NormalizationKernel.Forward(LayerNormRows(x, weight, bias, y, mean, rstd, eps));
+    }
+
+    [TakesBFloat16]
+    private protected override void LayerNormBackwardCore(Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dy, Tensor dx, Tensor dWeight, Tensor? dBias)
+    {
+        if (AnyBFloat16(x, dy, dx, dWeight, dBias))
+        {
+            base.LayerNormBackwardCore(x, weight, mean, rstd, dy, dx, dWeight, dBias);
+            return;
+        }
+
         NormalizationKernel.Backward(new NormalizationKernel.Rows
         {
             X = F(x),
-            Weight = F(weight),
+            Weight = NormParameter(weight, 0),
             Mean = F(mean),
             Rstd = F(rstd),
             Dy = F(dy),
@@ -104,21 +172,57 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
             RowCount = x.Shape.Rows,
             C = x.Shape[-1],
         });
+    }
 
-    private protected override void AddLayerNormCore(Tensor a, Tensor b, Tensor weight, Tensor? bias, Tensor sum, Tensor y, Tensor mean, Tensor rstd, float eps) =>
+    [TakesBFloat16]
+    private protected override void AddLayerNormCore(Tensor a, Tensor b, Tensor weight, Tensor? bias, Tensor sum, Tensor y, Tensor mean, Tensor rstd, float eps)
+    {
+        if (AnyBFloat16(a, b, sum, y))
+        {
+            base.AddLayerNormCore(a, b, weight, bias, sum, y, mean, rstd, eps);
+            return;
+        }
+
         NormalizationKernel.Forward(LayerNormRows(sum, weight, bias, y, mean, rstd, eps) with { AddA = F(a), AddB = F(b) });
+    }
 
-    private protected override void AddRmsNormCore(Tensor a, Tensor b, Tensor weight, Tensor sum, Tensor y, Tensor rstd, float eps) =>
+    [TakesBFloat16]
+    private protected override void AddRmsNormCore(Tensor a, Tensor b, Tensor weight, Tensor sum, Tensor y, Tensor rstd, float eps)
+    {
+        if (AnyBFloat16(a, b, sum, y))
+        {
+            base.AddRmsNormCore(a, b, weight, sum, y, rstd, eps);
+            return;
+        }
+
         NormalizationKernel.Forward(RmsNormRows(sum, weight, y, rstd, eps) with { AddA = F(a), AddB = F(b) });
+    }
 
-    private protected override void RmsNormCore(Tensor x, Tensor weight, Tensor y, Tensor rstd, float eps) =>
+    [TakesBFloat16]
+    private protected override void RmsNormCore(Tensor x, Tensor weight, Tensor y, Tensor rstd, float eps)
+    {
+        if (AnyBFloat16(x, y))
+        {
+            base.RmsNormCore(x, weight, y, rstd, eps);
+            return;
+        }
+
         NormalizationKernel.Forward(RmsNormRows(x, weight, y, rstd, eps));
+    }
 
-    private protected override void RmsNormBackwardCore(Tensor x, Tensor weight, Tensor rstd, Tensor dy, Tensor dx, Tensor dWeight) =>
+    [TakesBFloat16]
+    private protected override void RmsNormBackwardCore(Tensor x, Tensor weight, Tensor rstd, Tensor dy, Tensor dx, Tensor dWeight)
+    {
+        if (AnyBFloat16(x, dy, dx, dWeight))
+        {
+            base.RmsNormBackwardCore(x, weight, rstd, dy, dx, dWeight);
+            return;
+        }
+
         NormalizationKernel.Backward(new NormalizationKernel.Rows
         {
             X = F(x),
-            Weight = F(weight),
+            Weight = NormParameter(weight, 0),
             Rstd = F(rstd),
             Dy = F(dy),
             Dx = F(dx),
@@ -127,6 +231,7 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
             C = x.Shape[-1],
             Rms = true,
         });
+    }
 
     private protected override void RopeCore(Tensor x, Tensor positions, Tensor invFreq, Tensor y) => Rope(x, positions, invFreq, y, inverse: false);
 
@@ -185,9 +290,16 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
         }
     }
 
+    [TakesBFloat16]
     private protected override void EmbeddingCore(Tensor ids, Tensor table, Tensor output)
     {
-        EmbeddingKernel.Run(new EmbeddingKernel.Body { Ids = I(ids), Table = F(table), Rows = F(output), N = ids.Count, C = table.Shape[1] });
+        if (output.DType == DType.BFloat16)
+        {
+            base.EmbeddingCore(ids, table, output);
+            return;
+        }
+
+        EmbeddingKernel.Run(new EmbeddingKernel.Body { Ids = I(ids), Table = (float*)Address(table), Rows = F(output), N = ids.Count, C = table.Shape[1], TableBFloat16 = table.DType == DType.BFloat16 });
     }
 
     private protected override void EmbeddingBackwardCore(Tensor ids, Tensor dOutput, Tensor dTable)
@@ -227,11 +339,30 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
         return sum;
     }
 
-    private protected override void SegmentScoresCore(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor scores, Tensor lse) =>
-        ChunkedSegmentScores(this, h, w, targets, lineIds, scores, lse);
+    /// <remarks>A bf16 unembedding w (a bf16 model's head) runs here too: its chunks go through the GEMM, which widens them as it packs.</remarks>
+    [TakesBFloat16]
+    private protected override void SegmentScoresCore(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor scores, Tensor lse)
+    {
+        if (AnyBFloat16(h, scores, lse))
+        {
+            base.SegmentScoresCore(h, w, targets, lineIds, scores, lse);
+            return;
+        }
 
-    private protected override void SegmentScoresBackwardCore(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor lse, Tensor dScores, Tensor dH, Tensor dW) =>
+        ChunkedSegmentScores(this, h, w, targets, lineIds, scores, lse);
+    }
+
+    [TakesBFloat16]
+    private protected override void SegmentScoresBackwardCore(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor lse, Tensor dScores, Tensor dH, Tensor dW)
+    {
+        if (AnyBFloat16(h, lse, dScores, dH, dW))
+        {
+            base.SegmentScoresBackwardCore(h, w, targets, lineIds, lse, dScores, dH, dW);
+            return;
+        }
+
         ChunkedSegmentScoresBackward(this, h, w, targets, lineIds, lse, dScores, dH, dW);
+    }
 
     void ISegmentChunks.ChunkForward(Tensor logits, int c0, Tensor targets, Tensor state, bool first)
     {
@@ -267,6 +398,31 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
     private protected override void ElboViterbiCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor bestScore, Tensor abstraction) =>
         WorkerPool.For(seg.Shape[0], Elbo(seg, priorThink, priorAct, lengths, maxSpan) with { LogZ = F(bestScore), Abstraction = I(abstraction), Viterbi = true });
 
+    /// <summary>
+    /// A norm's weight (<paramref name="slot"/> 0) or bias (1) [C] as floats: in place when float32,
+    /// else widened into a buffer of this backend's (C floats, so a bf16 model's norms cost one
+    /// short copy per call and the row kernels stay f32).
+    /// </summary>
+    private float* NormParameter(Tensor p, int slot)
+    {
+        if (p.DType == DType.Float32)
+        {
+            return F(p);
+        }
+
+        int c = p.Shape[0];
+        if (2 * c > normParametersLength)
+        {
+            NativeMemory.AlignedFree(normParameters);
+            normParameters = (float*)NativeMemory.AlignedAlloc((nuint)(2 * c * sizeof(float)), 64);
+            normParametersLength = 2 * c;
+        }
+
+        float* wide = normParameters + (slot * c);
+        BFloat16.Widen(new ReadOnlySpan<ushort>(Address(p), c), new Span<float>(wide, c));
+        return wide;
+    }
+
     /// <summary>Reusable 64-byte-aligned float scratch of at least <paramref name="floats"/> elements (kernels of one call share it).</summary>
     private protected float* Scratch(long floats)
     {
@@ -292,11 +448,11 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
     };
 
     // The forward operands of a norm; the fused add + norm sets AddA and AddB on top.
-    private static NormalizationKernel.Rows LayerNormRows(Tensor x, Tensor weight, Tensor? bias, Tensor y, Tensor mean, Tensor rstd, float eps) => new()
+    private NormalizationKernel.Rows LayerNormRows(Tensor x, Tensor weight, Tensor? bias, Tensor y, Tensor mean, Tensor rstd, float eps) => new()
     {
         X = F(x),
-        Weight = F(weight),
-        Bias = bias is null ? null : F(bias),
+        Weight = NormParameter(weight, 0),
+        Bias = bias is null ? null : NormParameter(bias, 1),
         Y = F(y),
         Mean = F(mean),
         Rstd = F(rstd),
@@ -305,10 +461,10 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
         Eps = eps,
     };
 
-    private static NormalizationKernel.Rows RmsNormRows(Tensor x, Tensor weight, Tensor y, Tensor rstd, float eps) => new()
+    private NormalizationKernel.Rows RmsNormRows(Tensor x, Tensor weight, Tensor y, Tensor rstd, float eps) => new()
     {
         X = F(x),
-        Weight = F(weight),
+        Weight = NormParameter(weight, 0),
         Y = F(y),
         Rstd = F(rstd),
         RowCount = x.Shape.Rows,

@@ -8,7 +8,7 @@ internal static unsafe class EmbeddingKernel
 {
     private const int ColumnsPerTask = 64;
 
-    /// <summary>Operands: ids [N], table [V, C], rows [N, C] (output, or dOutput in the backward).</summary>
+    /// <summary>Operands: ids [N], table [V, C], rows [N, C] (output, or dOutput in the backward); a forward may read a bfloat16 table (<see cref="TableBFloat16"/>).</summary>
     public struct Body : IParallelBody
     {
         public int* Ids;
@@ -17,6 +17,7 @@ internal static unsafe class EmbeddingKernel
         public long N;
         public int C;
         public bool Backward;
+        public bool TableBFloat16;
 
         public readonly int Tasks => Backward ? Chunks.Count(C, ColumnsPerTask) : Chunks.Count(N, Chunks.RowsPerTask(C));
 
@@ -35,7 +36,15 @@ internal static unsafe class EmbeddingKernel
                 (long r0, int n) = Chunks.Range(index, N, Chunks.RowsPerTask(C));
                 for (long i = r0; i < r0 + n; i++)
                 {
-                    new ReadOnlySpan<float>(Table + ((long)Ids[i] * C), C).CopyTo(new Span<float>(Rows + (i * C), C));
+                    var row = new Span<float>(Rows + (i * C), C);
+                    if (TableBFloat16)
+                    {
+                        BFloat16.Widen(new ReadOnlySpan<ushort>((ushort*)Table + ((long)Ids[i] * C), C), row);
+                    }
+                    else
+                    {
+                        new ReadOnlySpan<float>(Table + ((long)Ids[i] * C), C).CopyTo(row);
+                    }
                 }
             }
         }

@@ -36,6 +36,9 @@ public sealed unsafe class GemmKernel : IDisposable
 
     private readonly AlignedBuffer packedB = new();
 
+    /// <summary>Whether <paramref name="g"/> runs on the packed kernels (a vector unit and K &gt; 0), which take bf16 operands too.</summary>
+    internal static bool Packs(in GemmArgs g) => g.K > 0 && (Use512 || Use256);
+
     /// <summary>Description of the kernel in use, e.g. "AVX-512 8x32".</summary>
     public static string Variant => Use512 ? "AVX-512 8x32" : Use256 ? "AVX2/FMA 6x16" : "scalar";
 
@@ -49,7 +52,15 @@ public sealed unsafe class GemmKernel : IDisposable
     /// products (attention tiles) runs one product per task, each packing into its thread's own
     /// buffers, instead of splitting every small product over all threads.
     /// </summary>
-    internal void Run(in GemmArgs g, float* a, float* b, float* c, float* bias)
+    internal void Run(in GemmArgs g, float* a, float* b, float* c, float* bias) => Run(g, new Operand(a), new Operand(b), new Operand(c), new Operand(bias));
+
+    /// <summary>
+    /// <see cref="Run(in GemmArgs, float*, float*, float*, float*)"/> with any operand stored as
+    /// bfloat16: A and B are widened while they are packed (so the micro-kernels stay f32), a bf16
+    /// bias is widened per tile and a bf16 C is read widened and written rounded. Needs a vector
+    /// unit and K &gt; 0 (<see cref="Packs"/>); the caller runs the reference otherwise.
+    /// </summary>
+    internal void Run(in GemmArgs g, Operand a, Operand b, Operand c, Operand bias)
     {
         bool batchParallel = g.Batch >= 2 * WorkerPool.Threads && (long)g.M * g.N * g.K <= SmallProduct && (Use512 || Use256) && g.K > 0;
         if (batchParallel)
@@ -58,16 +69,21 @@ public sealed unsafe class GemmKernel : IDisposable
             return;
         }
 
-        if (g.K == 0 || !(Use512 || Use256))
+        if (!Packs(g))
         {
             // No vector unit to pack for (or nothing to sum): the reference tier's scalar GEMM.
+            if (a.Bf16 || b.Bf16 || c.Bf16 || bias.Bf16)
+            {
+                throw new InvalidOperationException("the packed GEMM takes bf16 operands only when it packs (Packs); run the reference");
+            }
+
             static int Span(int batch, long stride, long block) => checked((int)(((batch - 1) * stride) + block));
             ReferenceKernels.Gemm(
                 g,
-                new ReadOnlySpan<float>(a, Span(g.Batch, g.StrideA, (long)g.M * g.K)),
-                new ReadOnlySpan<float>(b, Span(g.Batch, g.StrideB, (long)g.K * g.N)),
-                new Span<float>(c, Span(g.Batch, g.StrideC, (long)g.M * g.N)),
-                bias == null ? [] : new ReadOnlySpan<float>(bias, g.N));
+                new ReadOnlySpan<float>(a.P, Span(g.Batch, g.StrideA, (long)g.M * g.K)),
+                new ReadOnlySpan<float>(b.P, Span(g.Batch, g.StrideB, (long)g.K * g.N)),
+                new Span<float>(c.P, Span(g.Batch, g.StrideC, (long)g.M * g.N)),
+                bias.P == null ? [] : new ReadOnlySpan<float>(bias.P, g.N));
             return;
         }
 
@@ -210,13 +226,30 @@ public sealed unsafe class GemmKernel : IDisposable
         c40.Store(tile + 64); c41.Store(tile + 72); c50.Store(tile + 80); c51.Store(tile + 88);
     }
 
+    /// <summary>A GEMM operand: its address and whether it is stored as bfloat16 (else float32).</summary>
+    internal readonly struct Operand(void* p, bool bf16 = false)
+    {
+        public readonly float* P = (float*)p;
+        public readonly bool Bf16 = bf16;
+
+        /// <summary>Element <paramref name="i"/>, widened.</summary>
+        public float this[long i]
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            get => Bf16 ? BFloat16.Widen(((ushort*)P)[i]) : P[i];
+        }
+
+        /// <summary>The operand <paramref name="elements"/> further on.</summary>
+        public Operand Skip(long elements) => new(Bf16 ? (ushort*)P + elements : P + elements, Bf16);
+    }
+
     /// <summary>One 2-D product with its leading dimensions.</summary>
     private struct Product
     {
-        public float* A;
-        public float* B;
-        public float* C;
-        public float* Bias;
+        public Operand A;
+        public Operand B;
+        public Operand C;
+        public Operand Bias;
         public int M;
         public int N;
         public int K;
@@ -232,11 +265,11 @@ public sealed unsafe class GemmKernel : IDisposable
         public readonly float BAt(int k, int j) => TransB ? B[((long)j * Ldb) + k] : B[((long)k * Ldb) + j];
 
         /// <summary>Product <paramref name="index"/> of the batch <paramref name="g"/>.</summary>
-        public static Product Of(in GemmArgs g, float* a, float* b, float* c, float* bias, int index) => new()
+        public static Product Of(in GemmArgs g, Operand a, Operand b, Operand c, Operand bias, int index) => new()
         {
-            A = a + (index * g.StrideA),
-            B = b + (index * g.StrideB),
-            C = c + (index * g.StrideC),
+            A = a.Skip(index * g.StrideA),
+            B = b.Skip(index * g.StrideB),
+            C = c.Skip(index * g.StrideC),
             Bias = bias,
             M = g.M,
             N = g.N,
@@ -254,10 +287,10 @@ public sealed unsafe class GemmKernel : IDisposable
     private struct BatchTask : IParallelBody
     {
         public GemmArgs G;
-        public float* A;
-        public float* B;
-        public float* C;
-        public float* Bias;
+        public Operand A;
+        public Operand B;
+        public Operand C;
+        public Operand Bias;
 
         public readonly void Run(int index) => Blocked(Product.Of(G, A, B, C, Bias, index), threadPackedB ??= new AlignedBuffer(), parallel: false);
     }
@@ -281,8 +314,15 @@ public sealed unsafe class GemmKernel : IDisposable
                 float* dst = panel + (k * nr);
                 if (!P.TransB)
                 {
-                    float* src = P.B + ((long)(P0 + k) * P.Ldb) + J0 + jr;
-                    Buffer.MemoryCopy(src, dst, cols * sizeof(float), cols * sizeof(float));
+                    long at = ((long)(P0 + k) * P.Ldb) + J0 + jr;
+                    if (P.B.Bf16)
+                    {
+                        BFloat16.Widen(new ReadOnlySpan<ushort>((ushort*)P.B.P + at, cols), new Span<float>(dst, cols));
+                    }
+                    else
+                    {
+                        Buffer.MemoryCopy(P.B.P + at, dst, cols * sizeof(float), cols * sizeof(float));
+                    }
                 }
                 else
                 {
@@ -367,11 +407,34 @@ public sealed unsafe class GemmKernel : IDisposable
             int nr = NR;
             float alpha = P.Alpha;
             float beta = First ? P.Beta : 1f;
-            float* bias = First ? P.Bias : null;
+            float* bias = First ? P.Bias.P : null;
+            float* wideBias = stackalloc float[32];
+            if (bias != null && P.Bias.Bf16)
+            {
+                BFloat16.Widen(new ReadOnlySpan<ushort>((ushort*)bias + col0, cols), new Span<float>(wideBias, cols));
+                bias = wideBias - col0;
+            }
+
+            if (P.C.Bf16)
+            {
+                // A bf16 C: each element widened, summed in f32 and rounded once.
+                for (int r = 0; r < rows; r++)
+                {
+                    ushort* c = (ushort*)P.C.P + ((long)(row0 + r) * P.N) + col0;
+                    for (int j = 0; j < cols; j++)
+                    {
+                        float prior = beta == 0f ? 0f : beta * BFloat16.Widen(c[j]);
+                        c[j] = BFloat16.Narrow(prior + (bias == null ? 0f : bias[col0 + j]) + (alpha * tile[(r * nr) + j]));
+                    }
+                }
+
+                return;
+            }
+
             for (int r = 0; r < rows; r++)
             {
                 var t = new Span<float>(tile + (r * nr), cols);
-                var c = new Span<float>(P.C + ((long)(row0 + r) * P.N) + col0, cols);
+                var c = new Span<float>(P.C.P + ((long)(row0 + r) * P.N) + col0, cols);
                 int j = 0;
                 if (Use512)
                 {

@@ -13,6 +13,16 @@ internal static class ElementwiseKernels
     /// <summary>y = a + b.</summary>
     public static void Add(Index1D i, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y) => y[i] = a[i] + b[i];
 
+    /// <summary>dst = src rounded to bfloat16: nearest, ties to even, NaN → 0x7FC0 (the reference tier's rounding).</summary>
+    public static void ToBFloat16(Index1D i, ArrayView<float> src, ArrayView<ushort> dst)
+    {
+        uint bits = Interop.FloatAsInt(src[i]);
+        dst[i] = (bits & 0x7FFFFFFFu) > 0x7F800000u ? (ushort)0x7FC0 : (ushort)((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+    }
+
+    /// <summary>dst = the floats of src (exact).</summary>
+    public static void FromBFloat16(Index1D i, ArrayView<ushort> src, ArrayView<float> dst) => dst[i] = Interop.IntAsFloat((uint)src[i] << 16);
+
     /// <summary>x *= s.</summary>
     public static void Scale(Index1D i, ArrayView<float> x, float s) => x[i] *= s;
 

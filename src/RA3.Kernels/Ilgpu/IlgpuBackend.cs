@@ -21,6 +21,8 @@ public class IlgpuBackend : Backend, IFlashTiles, ISegmentChunks
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> add, swiglu;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>> geluF;
     private readonly Action<Index1D, ArrayView<float>, float> scale;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<ushort>> toBFloat16;
+    private readonly Action<Index1D, ArrayView<ushort>, ArrayView<float>> fromBFloat16;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> geluB;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> swigluB;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamWSettings, float, float> adamw;
@@ -62,6 +64,8 @@ public class IlgpuBackend : Backend, IFlashTiles, ISegmentChunks
         dummy = acc.Allocate1D<float>(1);
         add = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.Add);
         scale = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, float>(ElementwiseKernels.Scale);
+        toBFloat16 = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<ushort>>(ElementwiseKernels.ToBFloat16);
+        fromBFloat16 = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>>(ElementwiseKernels.FromBFloat16);
         geluF = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.Gelu);
         geluB = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.GeluBackward);
         swiglu = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.SwiGlu);
@@ -184,7 +188,25 @@ public class IlgpuBackend : Backend, IFlashTiles, ISegmentChunks
 
     private protected override void AddCore(Tensor a, Tensor b, Tensor y) => add(N(a), F(a), F(b), F(y));
 
+    [TakesBFloat16]
     private protected override void ZeroCore(Tensor t) => Bytes(t).MemSetToZero();
+
+    [TakesBFloat16]
+    private protected override void ConvertCore(Tensor src, Tensor dst)
+    {
+        if (src.DType == dst.DType)
+        {
+            Bytes(dst).CopyFrom(Bytes(src));
+        }
+        else if (dst.DType == DType.BFloat16)
+        {
+            toBFloat16(N(src), F(src), Bytes(dst).Cast<ushort>());
+        }
+        else
+        {
+            fromBFloat16(N(src), Bytes(src).Cast<ushort>(), F(dst));
+        }
+    }
 
     private protected override void ScaleCore(Tensor x, float factor) => scale(N(x), F(x), factor);
 

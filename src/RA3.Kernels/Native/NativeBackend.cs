@@ -41,8 +41,18 @@ public sealed unsafe class NativeBackend : CpuBackend
         return new NativeBackend();
     }
 
-    private protected override void GemmCore(in GemmArgs g, Tensor a, Tensor b, Tensor c, Tensor? bias) =>
+    /// <remarks>bf16 operands (a bf16 model's weights) run the managed CPU GEMM, which widens them while packing.</remarks>
+    [TakesBFloat16]
+    private protected override void GemmCore(in GemmArgs g, Tensor a, Tensor b, Tensor c, Tensor? bias)
+    {
+        if (AnyBFloat16(a, b, c, bias))
+        {
+            base.GemmCore(g, a, b, c, bias);
+            return;
+        }
+
         NativeMethods.Check(NativeMethods.Gemm(g.Batch, g.M, g.N, g.K, g.TransA ? 1 : 0, g.TransB ? 1 : 0, g.Alpha, F(a), g.StrideA, F(b), g.StrideB, g.Beta, F(c), g.StrideC, bias is null ? null : F(bias)));
+    }
 
     private protected override void SoftmaxCore(Tensor x, Tensor y) =>
         NativeMethods.Check(NativeMethods.SoftmaxForward(Rows(x), x.Shape[-1], F(x), F(y)));
@@ -71,11 +81,30 @@ public sealed unsafe class NativeBackend : CpuBackend
     private protected override void AttentionDecodeCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output) =>
         NativeMethods.Check(NativeMethods.AttentionDecode(q.Shape[0], kCache.Shape[1], q.Shape[1], kCache.Shape[2], q.Shape[2], F(q), F(kNew), F(vNew), F(kCache), F(vCache), I(lengths), F(output)));
 
-    private protected override void SegmentScoresCore(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor scores, Tensor lse) =>
-        NativeMethods.Check(NativeMethods.SegmentScoresForward(h.Shape[0], h.Shape[1], h.Shape[2], w.Shape[0], scores.Shape[1], F(h), F(w), I(targets), I(lineIds), F(scores), F(lse)));
+    /// <remarks>A bf16 unembedding runs the managed chunked kernel, whose vocabulary chunks go through the GEMM above.</remarks>
+    [TakesBFloat16]
+    private protected override void SegmentScoresCore(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor scores, Tensor lse)
+    {
+        if (AnyBFloat16(h, w, scores, lse))
+        {
+            base.SegmentScoresCore(h, w, targets, lineIds, scores, lse);
+            return;
+        }
 
-    private protected override void SegmentScoresBackwardCore(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor lse, Tensor dScores, Tensor dH, Tensor dW) =>
+        NativeMethods.Check(NativeMethods.SegmentScoresForward(h.Shape[0], h.Shape[1], h.Shape[2], w.Shape[0], scores.Shape[1], F(h), F(w), I(targets), I(lineIds), F(scores), F(lse)));
+    }
+
+    [TakesBFloat16]
+    private protected override void SegmentScoresBackwardCore(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor lse, Tensor dScores, Tensor dH, Tensor dW)
+    {
+        if (AnyBFloat16(h, w, lse, dScores, dH, dW))
+        {
+            base.SegmentScoresBackwardCore(h, w, targets, lineIds, lse, dScores, dH, dW);
+            return;
+        }
+
         NativeMethods.Check(NativeMethods.SegmentScoresBackward(h.Shape[0], h.Shape[1], h.Shape[2], w.Shape[0], dScores.Shape[1], F(h), F(w), I(targets), I(lineIds), F(lse), F(dScores), F(dH), F(dW)));
+    }
 
     private protected override void ElboForwardBackwardCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor logZ, Tensor thinkPosterior, Tensor lineMarginals) =>
         NativeMethods.Check(NativeMethods.ElboForwardBackward(seg.Shape[0], seg.Shape[2], F(seg), F(priorThink), priorAct, I(lengths), maxSpan, F(logZ), F(thinkPosterior), F(lineMarginals)));

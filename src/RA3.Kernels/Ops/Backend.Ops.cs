@@ -55,7 +55,7 @@ public abstract partial class Backend
 
         long strideB = b.Shape.Rank == 3 ? (long)k * n : 0;
         var args = new GemmArgs(batch, m, n, k, transA, transB, alpha, beta, (long)m * k, strideB, (long)m * n);
-        if (LowPrecision(a, b, c, bias))
+        if (OnReference(nameof(Gemm), a, b, c, bias))
         {
             GemmReference(args, a, b, c, bias);
             return;
@@ -71,7 +71,7 @@ public abstract partial class Backend
     public void Convert(Tensor src, Tensor dst)
     {
         Elementwise(src, nameof(src), dst, nameof(dst));
-        if (LowPrecision(src, dst))
+        if (OnReference(nameof(Convert), src, dst))
         {
             ConvertReference(src, dst);
             return;
@@ -86,7 +86,7 @@ public abstract partial class Backend
         Own(dOut, nameof(dOut));
         Own(dBias, nameof(dBias));
         ShapeCheck.Require(dOut.Shape.Rank >= 1 && dBias.Shape.Rank == 1 && dBias.Shape[0] == dOut.Shape[-1], $"bias backward: dBias {dBias.Shape} must be [{(dOut.Shape.Rank >= 1 ? dOut.Shape[-1] : 0)}] for dOut {dOut.Shape}");
-        if (LowPrecision(dOut, dBias))
+        if (OnReference(nameof(BiasBackward), dOut, dBias))
         {
             BiasBackwardReference(dOut, dBias);
             return;
@@ -99,7 +99,7 @@ public abstract partial class Backend
     public void Add(Tensor a, Tensor b, Tensor y)
     {
         Elementwise(a, nameof(a), b, nameof(b), y, nameof(y));
-        if (LowPrecision(a, b, y))
+        if (OnReference(nameof(Add), a, b, y))
         {
             AddReference(a, b, y);
             return;
@@ -112,7 +112,7 @@ public abstract partial class Backend
     public void Accumulate(Tensor dst, Tensor src)
     {
         Elementwise(dst, nameof(dst), src, nameof(src));
-        if (LowPrecision(dst, src))
+        if (OnReference(nameof(Accumulate), dst, src))
         {
             AccumulateReference(dst, src);
             return;
@@ -126,7 +126,7 @@ public abstract partial class Backend
     {
         ArgumentNullException.ThrowIfNull(t);
         Own(t, nameof(t), t.DType);
-        if (LowPrecision(t))
+        if (OnReference(nameof(Zero), t))
         {
             ZeroReference(t);
             return;
@@ -139,7 +139,7 @@ public abstract partial class Backend
     public void Scale(Tensor x, float factor)
     {
         Own(x, nameof(x));
-        if (LowPrecision(x))
+        if (OnReference(nameof(Scale), x))
         {
             ScaleReference(x, factor);
             return;
@@ -152,7 +152,7 @@ public abstract partial class Backend
     public void Gelu(Tensor x, Tensor y)
     {
         Elementwise(x, nameof(x), y, nameof(y));
-        if (LowPrecision(x, y))
+        if (OnReference(nameof(Gelu), x, y))
         {
             GeluReference(x, y);
             return;
@@ -165,7 +165,7 @@ public abstract partial class Backend
     public void GeluBackward(Tensor x, Tensor dy, Tensor dx)
     {
         Elementwise(x, nameof(x), dy, nameof(dy), dx, nameof(dx));
-        if (LowPrecision(x, dy, dx))
+        if (OnReference(nameof(GeluBackward), x, dy, dx))
         {
             GeluBackwardReference(x, dy, dx);
             return;
@@ -178,7 +178,7 @@ public abstract partial class Backend
     public void Silu(Tensor x, Tensor y)
     {
         Elementwise(x, nameof(x), y, nameof(y));
-        if (LowPrecision(x, y))
+        if (OnReference(nameof(Silu), x, y))
         {
             SiluReference(x, y);
             return;
@@ -191,7 +191,7 @@ public abstract partial class Backend
     public void SiluBackward(Tensor x, Tensor dy, Tensor dx)
     {
         Elementwise(x, nameof(x), dy, nameof(dy), dx, nameof(dx));
-        if (LowPrecision(x, dy, dx))
+        if (OnReference(nameof(SiluBackward), x, dy, dx))
         {
             SiluBackwardReference(x, dy, dx);
             return;
@@ -204,7 +204,7 @@ public abstract partial class Backend
     public void SwiGlu(Tensor gate, Tensor up, Tensor y)
     {
         Elementwise(gate, nameof(gate), up, nameof(up), y, nameof(y));
-        if (LowPrecision(gate, up, y))
+        if (OnReference(nameof(SwiGlu), gate, up, y))
         {
             SwiGluReference(gate, up, y);
             return;
@@ -218,7 +218,7 @@ public abstract partial class Backend
     {
         Elementwise(gate, nameof(gate), up, nameof(up), dy, nameof(dy));
         Elementwise(gate, nameof(gate), dGate, nameof(dGate), dUp, nameof(dUp));
-        if (LowPrecision(gate, up, dy, dGate, dUp))
+        if (OnReference(nameof(SwiGluBackward), gate, up, dy, dGate, dUp))
         {
             SwiGluBackwardReference(gate, up, dy, dGate, dUp);
             return;
@@ -236,7 +236,7 @@ public abstract partial class Backend
         Norm(x, weight, bias, y, rstd, "layer norm");
         Own(mean, nameof(mean));
         ShapeCheck.Is(mean, nameof(mean), checked((int)x.Shape.Rows));
-        if (LowPrecision(x, weight, bias, y, mean, rstd))
+        if (OnReference(nameof(LayerNorm), x, weight, bias, y, mean, rstd))
         {
             LayerNormReference(x, weight, bias, y, mean, rstd, eps);
             return;
@@ -253,7 +253,7 @@ public abstract partial class Backend
         ShapeCheck.Same(mean, nameof(mean), rstd, nameof(rstd));
         Elementwise(x, nameof(x), dx, nameof(dx));
         Elementwise(weight, nameof(weight), dWeight, nameof(dWeight));
-        if (LowPrecision(x, weight, mean, rstd, dy, dx, dWeight, dBias))
+        if (OnReference(nameof(LayerNormBackward), x, weight, mean, rstd, dy, dx, dWeight, dBias))
         {
             LayerNormBackwardReference(x, weight, mean, rstd, dy, dx, dWeight, dBias);
             return;
@@ -273,7 +273,7 @@ public abstract partial class Backend
         Norm(sum, weight, bias, y, rstd, "add + layer norm");
         Own(mean, nameof(mean));
         ShapeCheck.Is(mean, nameof(mean), checked((int)sum.Shape.Rows));
-        if (LowPrecision(a, b, weight, bias, sum, y, mean, rstd))
+        if (OnReference(nameof(AddLayerNorm), a, b, weight, bias, sum, y, mean, rstd))
         {
             AddLayerNormReference(a, b, weight, bias, sum, y, mean, rstd, eps);
             return;
@@ -287,7 +287,7 @@ public abstract partial class Backend
     {
         Elementwise(a, nameof(a), b, nameof(b), sum, nameof(sum));
         Norm(sum, weight, null, y, rstd, "add + rms norm");
-        if (LowPrecision(a, b, weight, sum, y, rstd))
+        if (OnReference(nameof(AddRmsNorm), a, b, weight, sum, y, rstd))
         {
             AddRmsNormReference(a, b, weight, sum, y, rstd, eps);
             return;
@@ -300,7 +300,7 @@ public abstract partial class Backend
     public void RmsNorm(Tensor x, Tensor weight, Tensor y, Tensor rstd, float eps = 1e-6f)
     {
         Norm(x, weight, null, y, rstd, "rms norm");
-        if (LowPrecision(x, weight, y, rstd))
+        if (OnReference(nameof(RmsNorm), x, weight, y, rstd))
         {
             RmsNormReference(x, weight, y, rstd, eps);
             return;
@@ -315,7 +315,7 @@ public abstract partial class Backend
         Norm(x, weight, null, dy, rstd, "rms norm backward");
         Elementwise(x, nameof(x), dx, nameof(dx));
         Elementwise(weight, nameof(weight), dWeight, nameof(dWeight));
-        if (LowPrecision(x, weight, rstd, dy, dx, dWeight))
+        if (OnReference(nameof(RmsNormBackward), x, weight, rstd, dy, dx, dWeight))
         {
             RmsNormBackwardReference(x, weight, rstd, dy, dx, dWeight);
             return;
@@ -333,7 +333,7 @@ public abstract partial class Backend
     public void Rope(Tensor x, Tensor positions, Tensor invFreq, Tensor y)
     {
         RopeArgs(x, positions, invFreq, y, nameof(y));
-        if (LowPrecision(x, positions, invFreq, y))
+        if (OnReference(nameof(Rope), x, positions, invFreq, y))
         {
             RopeReference(x, positions, invFreq, y);
             return;
@@ -346,7 +346,7 @@ public abstract partial class Backend
     public void RopeBackward(Tensor dy, Tensor positions, Tensor invFreq, Tensor dx)
     {
         RopeArgs(dy, positions, invFreq, dx, nameof(dx));
-        if (LowPrecision(dy, positions, invFreq, dx))
+        if (OnReference(nameof(RopeBackward), dy, positions, invFreq, dx))
         {
             RopeBackwardReference(dy, positions, invFreq, dx);
             return;
@@ -360,7 +360,7 @@ public abstract partial class Backend
     {
         Elementwise(x, nameof(x), y, nameof(y));
         ShapeCheck.Require(x.Shape.Rank >= 1 && x.Shape[-1] > 0, $"softmax: x {x.Shape} needs a non-empty last dimension");
-        if (LowPrecision(x, y))
+        if (OnReference(nameof(Softmax), x, y))
         {
             SoftmaxReference(x, y);
             return;
@@ -374,7 +374,7 @@ public abstract partial class Backend
     {
         Elementwise(y, nameof(y), dy, nameof(dy), dx, nameof(dx));
         ShapeCheck.Require(y.Shape.Rank >= 1 && y.Shape[-1] > 0, $"softmax backward: y {y.Shape} needs a non-empty last dimension");
-        if (LowPrecision(y, dy, dx))
+        if (OnReference(nameof(SoftmaxBackward), y, dy, dx))
         {
             SoftmaxBackwardReference(y, dy, dx);
             return;
@@ -393,7 +393,7 @@ public abstract partial class Backend
         AttentionArgs(q, k, v, probs);
         Own(output, nameof(output));
         ShapeCheck.Same(q, nameof(q), output, nameof(output));
-        if (LowPrecision(q, k, v, output, probs))
+        if (OnReference(nameof(Attention), q, k, v, output, probs))
         {
             AttentionReference(q, k, v, output, probs);
             return;
@@ -409,7 +409,7 @@ public abstract partial class Backend
         Elementwise(q, nameof(q), dOutput, nameof(dOutput), dq, nameof(dq));
         Elementwise(k, nameof(k), dk, nameof(dk));
         Elementwise(v, nameof(v), dv, nameof(dv));
-        if (LowPrecision(q, k, v, probs, dOutput, dq, dk, dv))
+        if (OnReference(nameof(AttentionBackward), q, k, v, probs, dOutput, dq, dk, dv))
         {
             AttentionBackwardReference(q, k, v, probs, dOutput, dq, dk, dv);
             return;
@@ -430,7 +430,7 @@ public abstract partial class Backend
         FlashArgs(q, k, v, lengths, lse);
         Own(output, nameof(output));
         ShapeCheck.Same(q, nameof(q), output, nameof(output));
-        if (LowPrecision(q, k, v, lengths, output, lse))
+        if (OnReference(nameof(FlashAttention), q, k, v, lengths, output, lse))
         {
             FlashAttentionReference(q, k, v, lengths, output, lse);
             return;
@@ -450,7 +450,7 @@ public abstract partial class Backend
         Elementwise(q, nameof(q), dq, nameof(dq));
         Elementwise(k, nameof(k), dk, nameof(dk));
         Elementwise(v, nameof(v), dv, nameof(dv));
-        if (LowPrecision(q, k, v, lengths, output, lse, dOutput, dq, dk, dv))
+        if (OnReference(nameof(FlashAttentionBackward), q, k, v, lengths, output, lse, dOutput, dq, dk, dv))
         {
             FlashAttentionBackwardReference(q, k, v, lengths, output, lse, dOutput, dq, dk, dv);
             return;
@@ -487,7 +487,7 @@ public abstract partial class Backend
         ShapeCheck.Is(vNew, nameof(vNew), b, hkv, d);
         ShapeCheck.Is(lengths, nameof(lengths), b);
         CheckIndices(lengths, 0, s, nameof(lengths));
-        if (LowPrecision(q, kNew, vNew, kCache, vCache, lengths, output))
+        if (OnReference(nameof(AttentionDecode), q, kNew, vNew, kCache, vCache, lengths, output))
         {
             AttentionDecodeReference(q, kNew, vNew, kCache, vCache, lengths, output);
             return;
@@ -511,7 +511,7 @@ public abstract partial class Backend
         ShapeCheck.Require(
             width >= 0 && srcColumn >= 0 && dstColumn >= 0 && srcColumn + width <= src.Shape[-1] && dstColumn + width <= dst.Shape[-1],
             $"copy columns: columns [{srcColumn}, {srcColumn + width}) of src {src.Shape} into [{dstColumn}, {dstColumn + width}) of dst {dst.Shape} are out of range");
-        if (LowPrecision(src, dst))
+        if (OnReference(nameof(CopyColumns), src, dst))
         {
             CopyColumnsReference(src, srcColumn, dst, dstColumn, width);
             return;
@@ -524,7 +524,7 @@ public abstract partial class Backend
     public void Embedding(Tensor ids, Tensor table, Tensor output)
     {
         EmbeddingArgs(ids, table, output, nameof(output));
-        if (LowPrecision(ids, table, output))
+        if (OnReference(nameof(Embedding), ids, table, output))
         {
             EmbeddingReference(ids, table, output);
             return;
@@ -537,7 +537,7 @@ public abstract partial class Backend
     public void EmbeddingBackward(Tensor ids, Tensor dOutput, Tensor dTable)
     {
         EmbeddingArgs(ids, dTable, dOutput, nameof(dOutput));
-        if (LowPrecision(ids, dOutput, dTable))
+        if (OnReference(nameof(EmbeddingBackward), ids, dOutput, dTable))
         {
             EmbeddingBackwardReference(ids, dOutput, dTable);
             return;
@@ -553,7 +553,7 @@ public abstract partial class Backend
     public void CrossEntropy(Tensor logits, Tensor targets, Tensor losses)
     {
         CrossEntropyArgs(logits, targets, losses, nameof(losses));
-        if (LowPrecision(logits, targets, losses))
+        if (OnReference(nameof(CrossEntropy), logits, targets, losses))
         {
             CrossEntropyReference(logits, targets, losses);
             return;
@@ -567,7 +567,7 @@ public abstract partial class Backend
     {
         CrossEntropyArgs(logits, targets, dLosses, nameof(dLosses));
         Elementwise(logits, nameof(logits), dLogits, nameof(dLogits));
-        if (LowPrecision(logits, targets, dLosses, dLogits))
+        if (OnReference(nameof(CrossEntropyBackward), logits, targets, dLosses, dLogits))
         {
             CrossEntropyBackwardReference(logits, targets, dLosses, dLogits);
             return;
@@ -586,7 +586,7 @@ public abstract partial class Backend
         Elementwise(param, nameof(param), v, nameof(v));
         ShapeCheck.Require(step >= 1, $"adamw: step must be >= 1, got {step}");
         ShapeCheck.Require(settings.LearningRate >= 0 && settings.Beta1 is >= 0 and < 1 && settings.Beta2 is >= 0 and < 1 && settings.Epsilon > 0, $"adamw: invalid settings {settings}");
-        if (LowPrecision(param, grad, m, v))
+        if (OnReference(nameof(AdamW), param, grad, m, v))
         {
             AdamWReference(param, grad, m, v, settings, step);
             return;
@@ -599,7 +599,7 @@ public abstract partial class Backend
     public double SumOfSquares(Tensor x)
     {
         Own(x, nameof(x));
-        return LowPrecision(x) ? SumOfSquaresReference(x) : SumOfSquaresCore(x);
+        return OnReference(nameof(SumOfSquares), x) ? SumOfSquaresReference(x) : SumOfSquaresCore(x);
     }
 
     /// <summary>

@@ -30,7 +30,7 @@ public abstract partial class Backend
         SegmentArgs(h, w, targets, lineIds, scores, nameof(scores));
         Own(lse, nameof(lse));
         ShapeCheck.Same(targets, nameof(targets), lse, nameof(lse));
-        if (LowPrecision(h, w, targets, lineIds, scores, lse))
+        if (OnReference(nameof(SegmentScores), h, w, targets, lineIds, scores, lse))
         {
             SegmentScoresReference(h, w, targets, lineIds, scores, lse);
             return;
@@ -50,7 +50,7 @@ public abstract partial class Backend
         ShapeCheck.Same(targets, nameof(targets), lse, nameof(lse));
         Elementwise(h, nameof(h), dH, nameof(dH));
         Elementwise(w, nameof(w), dW, nameof(dW));
-        if (LowPrecision(h, w, targets, lineIds, lse, dScores, dH, dW))
+        if (OnReference(nameof(SegmentScoresBackward), h, w, targets, lineIds, lse, dScores, dH, dW))
         {
             SegmentScoresBackwardReference(h, w, targets, lineIds, lse, dScores, dH, dW);
             return;
@@ -79,7 +79,7 @@ public abstract partial class Backend
         ShapeCheck.Is(logZ, nameof(logZ), b);
         ShapeCheck.Is(thinkPosterior, nameof(thinkPosterior), b, t);
         ShapeCheck.Is(lineMarginals, nameof(lineMarginals), b, t + 1, t);
-        if (LowPrecision(seg, priorThink, lengths, logZ, thinkPosterior, lineMarginals))
+        if (OnReference(nameof(ElboForwardBackward), seg, priorThink, lengths, logZ, thinkPosterior, lineMarginals))
         {
             ElboForwardBackwardReference(seg, priorThink, priorAct, lengths, maxSpan, logZ, thinkPosterior, lineMarginals);
             return;
@@ -101,7 +101,7 @@ public abstract partial class Backend
         Own(abstraction, nameof(abstraction), DType.Int32);
         ShapeCheck.Is(bestScore, nameof(bestScore), b);
         ShapeCheck.Is(abstraction, nameof(abstraction), b, t);
-        if (LowPrecision(seg, priorThink, lengths, bestScore, abstraction))
+        if (OnReference(nameof(ElboViterbi), seg, priorThink, lengths, bestScore, abstraction))
         {
             ElboViterbiReference(seg, priorThink, priorAct, lengths, maxSpan, bestScore, abstraction);
             return;

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Collections.Frozen;
 using System.Reflection;
 using RA3.Kernels.Reference;
 using RA3.Kernels.Tensors;
@@ -16,9 +17,11 @@ namespace RA3.Kernels.Ops;
 /// Mixed precision: a float argument may be float32 or bfloat16 storage. Every op computes in f32
 /// (sums in f32 or wider) and rounds each bf16 output once, to nearest even
 /// (<c>ReferenceKernels.ToBFloat16</c> defines it). A backend's <c>…Core</c> sees float32 tensors
-/// only: an op with a bf16 argument runs its reference body (widening bf16 inputs exactly,
-/// rounding bf16 outputs), counted in <see cref="HostFallbacks"/>, until a backend declares bf16
-/// kernels of its own.
+/// only, unless the override carries <see cref="TakesBFloat16Attribute"/>: otherwise an op with a
+/// bf16 argument runs its reference body (widening bf16 inputs exactly, rounding bf16 outputs),
+/// counted in <see cref="HostFallbacks"/>. A kernel that declares bf16 and meets a combination of
+/// storage types it does not accelerate calls the base <c>…Core</c>, which lands on the same
+/// counted reference.
 /// </remarks>
 public abstract partial class Backend
 {
@@ -26,7 +29,10 @@ public abstract partial class Backend
         .Where(m => m.DeclaringType == typeof(Backend) && m.IsVirtual && m.Name.EndsWith("Core", StringComparison.Ordinal))
         .Select(m => m.Name[..^"Core".Length]).Distinct().Order(StringComparer.Ordinal)];
 
+    private static readonly ConcurrentDictionary<Type, FrozenSet<string>> BFloat16KernelsByType = new();
+
     private readonly ConcurrentDictionary<string, long> fallbacks = new(StringComparer.Ordinal);
+    private FrozenSet<string>? bfloat16KernelSet;
 
     /// <summary>Every op of the contract, by the name of its public method (<c>Gemm</c>, <c>RmsNormBackward</c>, …).</summary>
     public static IReadOnlyList<string> AllOps => OpNames;
@@ -99,19 +105,37 @@ public abstract partial class Backend
         return CheckDeviceIndices;
     }
 
-    /// <summary>Whether any tensor is stored in a 16-bit float type, which the backends' float32 kernels do not take.</summary>
-    private static bool LowPrecision(params ReadOnlySpan<Tensor?> tensors)
+    /// <summary>
+    /// Whether the public op <paramref name="op"/> must run its reference body: some tensor is
+    /// stored in a 16-bit float type and this backend's kernel for the op does not declare
+    /// <see cref="TakesBFloat16Attribute"/> (a kernel that does receives bf16 tensors itself).
+    /// </summary>
+    private bool OnReference(string op, params ReadOnlySpan<Tensor?> tensors)
     {
         foreach (var t in tensors)
         {
             if (t is not null && t.DType != DType.Float32 && t.DType != DType.Int32)
             {
-                return true;
+                return !BFloat16KernelSet.Contains(op);
             }
         }
 
         return false;
     }
+
+    /// <summary>Whether this backend's kernel for <paramref name="op"/> (a name from <see cref="AllOps"/>) takes bfloat16 tensors itself rather than through the reference tier.</summary>
+    public bool TakesBFloat16(string op)
+    {
+        KernelOf(GetType(), op); // names the ops when op is not one
+        return BFloat16KernelSet.Contains(op);
+    }
+
+    private FrozenSet<string> BFloat16KernelSet => bfloat16KernelSet ??= BFloat16Kernels(GetType());
+
+    /// <summary>The ops whose most-derived <c>…Core</c> carries <see cref="TakesBFloat16Attribute"/>, per backend class.</summary>
+    private static FrozenSet<string> BFloat16Kernels(Type backend) => BFloat16KernelsByType.GetOrAdd(backend, static type => OpNames
+        .Where(op => type.GetMethod(op + "Core", BindingFlags.Instance | BindingFlags.NonPublic)!.IsDefined(typeof(TakesBFloat16Attribute), inherit: false))
+        .ToFrozenSet(StringComparer.Ordinal));
 
     /// <summary>Host access for one reference call of <paramref name="op"/>.</summary>
     private protected HostCall Host(string op) => new(this, op);
@@ -125,6 +149,10 @@ public abstract partial class Backend
     private protected sealed unsafe class HostCall(Backend backend, string op) : IDisposable
     {
         private readonly List<(Tensor Tensor, Array Copy)> outputs = [];
+
+        // One copy per tensor, so that a reference body which writes a tensor and then reads it
+        // (the fused add + norm's sum) reads what it wrote, not the device's stale contents.
+        private readonly Dictionary<Tensor, Array> copies = new(ReferenceEqualityComparer.Instance);
         private bool copied;
 
         /// <summary>An input's floats (empty for null).</summary>
@@ -178,17 +206,18 @@ public abstract partial class Backend
                 throw new NotSupportedException($"{op}: no op computes on {t.DType} storage yet ({t})");
             }
 
+            if (copies.TryGetValue(t, out var seen))
+            {
+                return Outputs(t, (float[])seen, output);
+            }
+
             var stored = new ushort[checked((int)t.Count)];
             t.CopyTo<ushort>(stored);
             var wide = new float[stored.Length];
             ReferenceKernels.FromBFloat16(stored, wide);
             copied = true;
-            if (output)
-            {
-                outputs.Add((t, wide));
-            }
-
-            return wide;
+            copies[t] = wide;
+            return Outputs(t, wide, output);
         }
 
         private Span<T> Elements<T>(Tensor? t, bool output)
@@ -205,10 +234,22 @@ public abstract partial class Backend
                 return new Span<T>((T*)host.Pointer + t.Offset, count);
             }
 
+            if (copies.TryGetValue(t, out var seen))
+            {
+                return Outputs(t, (T[])seen, output);
+            }
+
             var copy = new T[count];
             t.CopyTo<T>(copy);
             copied = true;
-            if (output)
+            copies[t] = copy;
+            return Outputs(t, copy, output);
+        }
+
+        // The copy of t, remembered for writing back once (on Dispose) when it is an output.
+        private T[] Outputs<T>(Tensor t, T[] copy, bool output)
+        {
+            if (output && !outputs.Exists(o => ReferenceEquals(o.Tensor, t)))
             {
                 outputs.Add((t, copy));
             }

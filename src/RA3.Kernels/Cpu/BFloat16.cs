@@ -1,0 +1,109 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using RA3.Kernels.Reference;
+
+namespace RA3.Kernels.Cpu;
+
+/// <summary>
+/// Vector conversions between bfloat16 storage and float32, with the rounding the reference tier
+/// defines (<c>ReferenceKernels.ToBFloat16</c>: nearest, ties to even; NaN → 0x7FC0). Widening is
+/// a 16-bit shift, exact. The CPU kernels that take bf16 operands widen them through here while
+/// they pack or load, and round their bf16 outputs through here once.
+/// </summary>
+internal static unsafe class BFloat16
+{
+    /// <summary>The float a bfloat16 stands for.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Widen(ushort x) => BitConverter.UInt32BitsToSingle((uint)x << 16);
+
+    /// <summary>x rounded to bfloat16.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ushort Narrow(float x) => ReferenceKernels.ToBFloat16(x);
+
+    /// <summary>dst[i] = the float of src[i] (equal lengths).</summary>
+    public static void Widen(ReadOnlySpan<ushort> src, Span<float> dst)
+    {
+        ref ushort s = ref MemoryMarshal.GetReference(src);
+        ref uint d = ref Unsafe.As<float, uint>(ref MemoryMarshal.GetReference(dst));
+        int n = src.Length, i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; i <= n - 32; i += 32)
+            {
+                var (lo, hi) = Vector512.Widen(Vector512.LoadUnsafe(ref s, (nuint)i));
+                (lo << 16).StoreUnsafe(ref d, (nuint)i);
+                (hi << 16).StoreUnsafe(ref d, (nuint)(i + 16));
+            }
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i <= n - 16; i += 16)
+            {
+                var (lo, hi) = Vector256.Widen(Vector256.LoadUnsafe(ref s, (nuint)i));
+                (lo << 16).StoreUnsafe(ref d, (nuint)i);
+                (hi << 16).StoreUnsafe(ref d, (nuint)(i + 8));
+            }
+        }
+
+        for (; i < n; i++)
+        {
+            Unsafe.Add(ref d, i) = (uint)Unsafe.Add(ref s, i) << 16;
+        }
+    }
+
+    /// <summary>dst[i] = src[i] rounded to bfloat16 (equal lengths).</summary>
+    public static void Narrow(ReadOnlySpan<float> src, Span<ushort> dst)
+    {
+        ref uint s = ref Unsafe.As<float, uint>(ref MemoryMarshal.GetReference(src));
+        ref ushort d = ref MemoryMarshal.GetReference(dst);
+        int n = src.Length, i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i <= n - 16; i += 16)
+            {
+                var lo = Round256(Vector256.LoadUnsafe(ref s, (nuint)i));
+                var hi = Round256(Vector256.LoadUnsafe(ref s, (nuint)(i + 8)));
+                Vector256.Narrow(lo, hi).StoreUnsafe(ref d, (nuint)i);
+            }
+        }
+
+        for (; i < n; i++)
+        {
+            Unsafe.Add(ref d, i) = ReferenceKernels.ToBFloat16(BitConverter.UInt32BitsToSingle(Unsafe.Add(ref s, i)));
+        }
+    }
+
+    // The rounded upper halves of 8 floats (as uints below 2^16): bits + 0x7FFF + lsb, shifted; NaN → 0x7FC0.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<uint> Round256(Vector256<uint> bits)
+    {
+        var rounded = (bits + Vector256.Create(0x7FFFu) + ((bits >> 16) & Vector256<uint>.One)) >> 16;
+        var f = bits.AsSingle();
+        return Vector256.ConditionalSelect(Vector256.Equals(f, f).AsUInt32(), rounded, Vector256.Create(0x7FC0u));
+    }
+
+    /// <summary>A conversion of <see cref="Count"/> elements between float32 and bfloat16 storage, one chunk per task.</summary>
+    public struct Convert : IParallelBody
+    {
+        public void* Src;
+        public void* Dst;
+        public long Count;
+        public bool ToBFloat16;
+
+        public readonly int Tasks => Chunks.Count(Count, Chunks.Elements);
+
+        public readonly void Run(int index)
+        {
+            (long start, int n) = Chunks.Range(index, Count, Chunks.Elements);
+            if (ToBFloat16)
+            {
+                Narrow(new ReadOnlySpan<float>((float*)Src + start, n), new Span<ushort>((ushort*)Dst + start, n));
+            }
+            else
+            {
+                Widen(new ReadOnlySpan<ushort>((ushort*)Src + start, n), new Span<float>((float*)Dst + start, n));
+            }
+        }
+    }
+}
