@@ -16,21 +16,29 @@ public sealed record ParameterSpec(string Name, int[] Shape, long Offset, bool D
 }
 
 /// <summary>
-/// All parameters of a model in one contiguous float32 buffer with named views (llm.c style), in
-/// the order <see cref="Parameters.Layout"/> gives. The same layout serves the gradients and the
-/// optimizer moments, so a whole-model operation (zero, clip, sum of squares) is one call.
+/// All parameters of a model in one contiguous buffer with named views (llm.c style), in the order
+/// <see cref="Parameters.Layout"/> gives, stored as float32 or bfloat16 (a bf16 model's weights;
+/// gradients, optimizer moments and master weights are float32 by the mixed-precision contract).
+/// The same layout serves all of them, so a whole-model operation (zero, clip, sum of squares,
+/// the master → bf16 copy) is one call. Element counts are 64-bit: a 7B model's 7.6·10⁹ weights
+/// are one buffer.
 /// </summary>
 public sealed class ParameterStore : IDisposable
 {
     private readonly Dictionary<string, Tensor> views = new(StringComparer.Ordinal);
 
-    /// <summary>Allocates a zeroed store laid out for <paramref name="config"/> on <paramref name="backend"/>.</summary>
-    public ParameterStore(Backend backend, ModelConfig config)
+    /// <summary>Allocates a zeroed store of <paramref name="dtype"/> laid out for <paramref name="config"/> on <paramref name="backend"/>.</summary>
+    public ParameterStore(Backend backend, ModelConfig config, DType dtype = DType.Float32)
     {
         ArgumentNullException.ThrowIfNull(backend);
+        if (dtype is not (DType.Float32 or DType.BFloat16))
+        {
+            throw new ArgumentException($"parameters are stored as Float32 or BFloat16, not {dtype}", nameof(dtype));
+        }
+
         Specs = Parameters.Layout(config);
         var last = Specs[^1];
-        Buffer = backend.Empty(DType.Float32, checked((int)(last.Offset + last.Count)));
+        Buffer = backend.Buffer(dtype, last.Offset + last.Count);
         foreach (var spec in Specs)
         {
             views[spec.Name] = Buffer.View(spec.Offset, spec.Shape);
@@ -40,7 +48,10 @@ public sealed class ParameterStore : IDisposable
     /// <summary>The specs in storage order.</summary>
     public IReadOnlyList<ParameterSpec> Specs { get; }
 
-    /// <summary>The whole buffer as one rank-1 tensor (gaps between tensors stay zero).</summary>
+    /// <summary>How the elements are stored.</summary>
+    public DType DType => Buffer.DType;
+
+    /// <summary>The whole buffer as one tensor (rank 1, or [rows, 2^20] past 2^31 elements; gaps between tensors stay zero).</summary>
     public Tensor Buffer { get; }
 
     /// <summary>The view of the named tensor.</summary>

@@ -20,15 +20,19 @@ public sealed class Transformer : IDisposable
     /// <summary>The output head for logits (forward only: its gradient comes from the fused loss in <see cref="Backward(Activations, float)"/>).</summary>
     private readonly Linear head;
 
-    /// <summary>A zero-initialised model; load weights or call <see cref="InitializeRandom"/>.</summary>
-    public Transformer(Backend backend, ModelConfig config, bool trainable = false)
+    /// <summary>
+    /// A zero-initialised model whose weights are stored as <paramref name="weights"/> (float32, or
+    /// bfloat16 with float32 activations, gradients and, in training, master weights: the
+    /// mixed-precision contract); load weights or call <see cref="InitializeRandom"/>.
+    /// </summary>
+    public Transformer(Backend backend, ModelConfig config, bool trainable = false, DType weights = DType.Float32)
     {
         ArgumentNullException.ThrowIfNull(backend);
         ArgumentNullException.ThrowIfNull(config);
         config.Validate("model config");
         Backend = backend;
         Config = config;
-        Weights = new ParameterStore(backend, config);
+        Weights = new ParameterStore(backend, config, weights);
         if (config.Family.Positions == PositionKind.Rotary)
         {
             invFreq = backend.FromArray(config.Rope.InverseFrequencies(config.HeadDim), config.HeadDim / 2);
@@ -48,7 +52,7 @@ public sealed class Transformer : IDisposable
     /// <summary>The model's shape.</summary>
     public ModelConfig Config { get; }
 
-    /// <summary>The parameters, with Hugging Face names.</summary>
+    /// <summary>The parameters, with Hugging Face names, stored as <see cref="ParameterStore.DType"/>.</summary>
     public ParameterStore Weights { get; }
 
     /// <summary>Parameter gradients (same layout as <see cref="Weights"/>), or null for an inference-only model.</summary>
@@ -105,7 +109,7 @@ public sealed class Transformer : IDisposable
                 Array.Fill(values, 1f);
             }
 
-            Weights[name].CopyFrom<float>(values);
+            Weights[name].CopyFromFloats(values);
         }
     }
 

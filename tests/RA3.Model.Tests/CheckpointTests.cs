@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using NUnit.Framework;
 using RA3.Kernels.Cpu;
+using RA3.Kernels.Tensors;
 using RA3.Model.Config;
 using RA3.Model.IO;
 using RA3.Testing;
@@ -55,6 +56,72 @@ public sealed class CheckpointTests : IDisposable
         Assert.That(File.Exists(Path.Combine(dir, "sharded", HuggingFaceCheckpoint.IndexFile)));
         using var back = HuggingFaceCheckpoint.Load(Path.Combine(dir, "sharded"), backend);
         Assert.That(back.Weights.Buffer.ToFloatArray(), Is.EqualTo(model.Weights.Buffer.ToFloatArray()));
+    }
+
+    /// <summary>
+    /// A bf16 model saves as BF16 (config.json says bfloat16) and loads back as bf16, bit for bit;
+    /// saved as F32 its values widen exactly; a float32 checkpoint loaded as bf16 rounds to nearest
+    /// even. The head of this config (70,000 × 64) is larger than a read or write chunk, so every
+    /// conversion crosses chunk boundaries.
+    /// </summary>
+    [Test]
+    public void BFloat16WeightsSaveAndLoadInEitherStorage()
+    {
+        var config = ModelConfig.Llama(vocab: 70_000, hidden: 64, layers: 1, heads: 2, kvHeads: 1, intermediate: 80, maxPositions: 32);
+        Assert.That((long)config.VocabSize * config.Hidden * 4, Is.GreaterThan(SafeTensorsWriter.ChunkBytes), "the head spans several chunks");
+        using var f32 = new Transformer(backend, config);
+        f32.InitializeRandom(3);
+        using var bf16 = new Transformer(backend, config, weights: DType.BFloat16);
+        backend.Convert(f32.Weights.Buffer, bf16.Weights.Buffer);
+        float[] rounded = bf16.Weights.Buffer.ToFloatArray();
+
+        HuggingFaceCheckpoint.Save(bf16, Path.Combine(dir, "bf16"));
+        using (var file = SafeTensorsFile.Open(Path.Combine(dir, "bf16", HuggingFaceCheckpoint.WeightsFile)))
+        {
+            Assert.That(file.Tensors.Select(t => t.DType).Distinct(), Is.EqualTo(new[] { "BF16" }));
+        }
+
+        Assert.That(JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "bf16", "config.json")))!["torch_dtype"]!.GetValue<string>(), Is.EqualTo("bfloat16"));
+        Assert.That(HuggingFaceCheckpoint.StoredDType(Path.Combine(dir, "bf16")), Is.EqualTo(DType.BFloat16));
+        using (var back = HuggingFaceCheckpoint.Load(Path.Combine(dir, "bf16"), backend))
+        {
+            Assert.That(back.Weights.DType, Is.EqualTo(DType.BFloat16), "a bf16 checkpoint loads as bf16 by default");
+            Assert.That(back.Weights.Buffer.ToFloatArray(), Is.EqualTo(rounded), "bit for bit");
+        }
+
+        HuggingFaceCheckpoint.Save(bf16, Path.Combine(dir, "widened"), dtype: DType.Float32);
+        using (var back = HuggingFaceCheckpoint.Load(Path.Combine(dir, "widened"), backend))
+        {
+            Assert.That(back.Weights.DType, Is.EqualTo(DType.Float32));
+            Assert.That(back.Weights.Buffer.ToFloatArray(), Is.EqualTo(rounded), "widened exactly");
+        }
+
+        HuggingFaceCheckpoint.Save(f32, Path.Combine(dir, "f32"));
+        using var narrowed = HuggingFaceCheckpoint.Load(Path.Combine(dir, "f32"), backend, dtype: DType.BFloat16);
+        Assert.That(narrowed.Weights.Buffer.ToFloatArray(), Is.EqualTo(rounded), "a float32 checkpoint loaded as bf16 rounds as Convert does");
+    }
+
+    [Test]
+    public void ABFloat16RunsCheckpointKeepsItsFloat32Masters()
+    {
+        var config = ModelConfig.Llama(vocab: 50, hidden: 32, layers: 1, heads: 2, kvHeads: 1, intermediate: 40, maxPositions: 16);
+        using var model = new Transformer(backend, config, trainable: true, weights: DType.BFloat16);
+        model.InitializeRandom(4);
+        using var optimizer = new Optim.AdamWOptimizer(model);
+        float[] masters = [.. optimizer.Master!.Buffer.ToFloatArray().Select((x, i) => x + (1e-6f * (i % 7)))];
+        optimizer.Master.Buffer.CopyFrom<float>(masters);  // masters that bf16 cannot hold
+        string saved = TrainingCheckpoint.Save(dir, model, optimizer, new TrainingState(1, "1", "run"));
+
+        using var again = new Transformer(backend, config, trainable: true, weights: DType.BFloat16);
+        using var resumed = new Optim.AdamWOptimizer(again);
+        TrainingCheckpoint.Load(saved, again, resumed);
+        Assert.That(resumed.Master!.Buffer.ToFloatArray(), Is.EqualTo(masters), "the masters come back exactly");
+
+        using var f32Model = new Transformer(backend, config, trainable: true);
+        using var f32Optimizer = new Optim.AdamWOptimizer(f32Model);
+        string f32Saved = TrainingCheckpoint.Save(Path.Combine(dir, "f32run"), f32Model, f32Optimizer, new TrainingState(1, "1", "run"));
+        var e = Assert.Throws<InvalidDataException>(() => TrainingCheckpoint.Load(f32Saved, again, resumed));
+        Assert.That(e!.Message, Does.Contain("master.").And.Contain("float32 run"));
     }
 
     [Test]

@@ -93,11 +93,11 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
         if (src.DType == dst.DType)
         {
             long bytes = src.Count * src.DType.SizeInBytes();
-            Buffer.MemoryCopy(Address(src), Address(dst), bytes, bytes);
+            System.Buffer.MemoryCopy(Address(src), Address(dst), bytes, bytes);
             return;
         }
 
-        var body = new BFloat16.Convert { Src = Address(src), Dst = Address(dst), Count = src.Count, ToBFloat16 = dst.DType == DType.BFloat16 };
+        var body = new ConvertKernel.Body { Src = Address(src), Dst = Address(dst), Count = src.Count, ToBFloat16 = dst.DType == DType.BFloat16 };
         WorkerPool.For(body.Tasks, body);
     }
 

@@ -1,3 +1,5 @@
+using RA3.Kernels.Tensors;
+
 namespace RA3.Kernels.Cpu;
 
 /// <summary>

@@ -1,3 +1,4 @@
+using RA3.Kernels.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -424,7 +425,7 @@ public sealed unsafe class GemmKernel : IDisposable
                     for (int j = 0; j < cols; j++)
                     {
                         float prior = beta == 0f ? 0f : beta * BFloat16.Widen(c[j]);
-                        c[j] = BFloat16.Narrow(prior + (bias == null ? 0f : bias[col0 + j]) + (alpha * tile[(r * nr) + j]));
+                        c[j] = BFloat16.Round(prior + (bias == null ? 0f : bias[col0 + j]) + (alpha * tile[(r * nr) + j]));
                     }
                 }
 

@@ -26,6 +26,19 @@ public abstract partial class Backend : IDisposable
         return new Tensor(this, Allocate(s.Count * dtype.SizeInBytes()), dtype, s, 0, ownsStorage: true);
     }
 
+    /// <summary>
+    /// A zero-filled buffer of <paramref name="count"/> elements in one contiguous block, for named
+    /// views (a model's parameters, an activation plan). A dimension is an int, so past 2^31
+    /// elements (a 7B model's weights, a large plan) it is shaped [rows, 2^20] and may hold a few
+    /// more elements than asked; views take long offsets either way.
+    /// </summary>
+    public Tensor Buffer(DType dtype, long count)
+    {
+        const int row = 1 << 20;
+        long n = Math.Max(count, 1);
+        return n <= int.MaxValue ? Empty(dtype, (int)n) : Empty(dtype, checked((int)((n + row - 1) / row)), row);
+    }
+
     /// <summary>A float32 tensor holding a copy of <paramref name="data"/>.</summary>
     public Tensor FromArray(ReadOnlySpan<float> data, params int[] shape)
     {

@@ -68,7 +68,7 @@ public sealed class Tensor : IDisposable
         return new Tensor(Backend, Storage, DType, s, Offset, ownsStorage: false);
     }
 
-    /// <summary>Copies <paramref name="data"/> into the tensor (lengths must match).</summary>
+    /// <summary>Copies <paramref name="data"/> into the tensor (lengths must match; a byte span holds the stored bytes).</summary>
     public void CopyFrom<T>(ReadOnlySpan<T> data)
         where T : unmanaged
     {
@@ -76,7 +76,7 @@ public sealed class Tensor : IDisposable
         Backend.Write(this, MemoryMarshal.AsBytes(data));
     }
 
-    /// <summary>Copies the tensor's elements into <paramref name="destination"/> (lengths must match).</summary>
+    /// <summary>Copies the tensor's elements into <paramref name="destination"/> (lengths must match; a byte span receives the stored bytes).</summary>
     public void CopyTo<T>(Span<T> destination)
         where T : unmanaged
     {
@@ -84,12 +84,34 @@ public sealed class Tensor : IDisposable
         Backend.Read(this, MemoryMarshal.AsBytes(destination));
     }
 
-    /// <summary>The elements as a new float array.</summary>
+    /// <summary>The elements as a new float array (bfloat16 storage widened, exactly).</summary>
     public float[] ToFloatArray()
     {
         var result = new float[Count];
+        if (DType == DType.BFloat16)
+        {
+            var stored = new ushort[Count];
+            CopyTo<ushort>(stored);
+            BFloat16.Widen(stored, result);
+            return result;
+        }
+
         CopyTo<float>(result);
         return result;
+    }
+
+    /// <summary>Copies <paramref name="values"/> into a float tensor of either storage type: bfloat16 rounds each value to nearest even, as every op's bf16 output does.</summary>
+    public void CopyFromFloats(ReadOnlySpan<float> values)
+    {
+        if (DType == DType.BFloat16)
+        {
+            var rounded = new ushort[values.Length];
+            BFloat16.Round(values, rounded);
+            CopyFrom<ushort>(rounded);
+            return;
+        }
+
+        CopyFrom(values);
     }
 
     /// <summary>The elements as a new int array.</summary>
@@ -112,10 +134,11 @@ public sealed class Tensor : IDisposable
     /// <inheritdoc/>
     public override string ToString() => $"Tensor({DType}, {Shape}, {Backend.Name})";
 
+    // T is the element type, or byte for the raw stored bytes (bf16 bit patterns read from a file).
     private unsafe void CheckTransfer<T>(int length)
         where T : unmanaged
     {
-        if (sizeof(T) != DType.SizeInBytes() || length != Count)
+        if (typeof(T) == typeof(byte) ? length != Count * DType.SizeInBytes() : sizeof(T) != DType.SizeInBytes() || length != Count)
         {
             throw new ArgumentException(
                 $"cannot copy {length} elements of {typeof(T).Name} to or from a {DType} tensor of shape {Shape} ({Count} elements)");

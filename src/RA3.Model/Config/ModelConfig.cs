@@ -257,9 +257,10 @@ public sealed record ModelConfig
 
     /// <summary>
     /// The Hugging Face <c>config.json</c> for this model, loadable by <c>transformers</c> 4.x
-    /// and 5.x (RoPE settings both at the top level and under <c>rope_parameters</c>).
+    /// and 5.x (RoPE settings both at the top level and under <c>rope_parameters</c>), whose
+    /// <c>torch_dtype</c> says how the weights beside it are stored.
     /// </summary>
-    public string ToHuggingFaceJson()
+    public string ToHuggingFaceJson(Kernels.Tensors.DType weights = Kernels.Tensors.DType.Float32)
     {
         var j = new JsonObject();
         if (Family == ModelFamily.Gpt2)  // config.json's field names differ per family
@@ -315,7 +316,7 @@ public sealed record ModelConfig
         }
 
         j["tie_word_embeddings"] = TiedHead;
-        j["torch_dtype"] = "float32";
+        j["torch_dtype"] = weights == Kernels.Tensors.DType.BFloat16 ? "bfloat16" : "float32";
         if (BosTokenId is int bos)
         {
             j["bos_token_id"] = bos;

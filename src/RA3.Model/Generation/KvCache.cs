@@ -27,7 +27,7 @@ public sealed class KvCache : IDisposable
         Capacity = capacity;
         int row = config.KvHeads * config.HeadDim;
         long perLayer = (long)batch * capacity * row;
-        buffer = backend.Empty(DType.Float32, checked((int)(2 * perLayer * config.Layers)));
+        buffer = backend.Buffer(DType.Float32, 2 * perLayer * config.Layers);
         Keys = new Tensor[config.Layers];
         Values = new Tensor[config.Layers];
         KeyRows = new Tensor[config.Layers];

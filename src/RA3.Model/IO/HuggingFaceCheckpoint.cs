@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using RA3.Kernels.Ops;
+using RA3.Kernels.Tensors;
 using RA3.Model.Config;
 
 namespace RA3.Model.IO;
@@ -23,11 +24,18 @@ public static class HuggingFaceCheckpoint
     public static bool IsModelFolder(string folder) =>
         File.Exists(Path.Combine(folder, "config.json")) && (File.Exists(Path.Combine(folder, WeightsFile)) || File.Exists(Path.Combine(folder, IndexFile)));
 
-    /// <summary>Loads config and weights from <paramref name="folder"/> onto <paramref name="backend"/>.</summary>
-    public static Transformer Load(string folder, Backend backend, bool trainable = false)
+    /// <summary>Shards above this size: the convention of <c>save_pretrained</c>, so a 7B model is written as a few files, a 0.5B one as one.</summary>
+    public const long DefaultMaxShardBytes = 5_000_000_000;
+
+    /// <summary>
+    /// Loads config and weights from <paramref name="folder"/> onto <paramref name="backend"/>,
+    /// stored as <paramref name="dtype"/>: by default the checkpoint's own (bfloat16 when its float
+    /// tensors are BF16, else float32; see <see cref="StoredDType"/>).
+    /// </summary>
+    public static Transformer Load(string folder, Backend backend, bool trainable = false, DType? dtype = null)
     {
         var config = ModelConfig.Load(Path.Combine(folder, "config.json"));
-        var model = new Transformer(backend, config, trainable);
+        var model = new Transformer(backend, config, trainable, dtype ?? StoredDType(folder));
         try
         {
             LoadWeights(model.Weights, config, folder);
@@ -90,16 +98,35 @@ public static class HuggingFaceCheckpoint
     }
 
     /// <summary>
-    /// Writes <c>config.json</c> and the weights (float32, Hugging Face names) to
-    /// <paramref name="folder"/>; with <paramref name="maxShardBytes"/> &gt; 0, shards of at most that
-    /// size plus <c>model.safetensors.index.json</c>.
+    /// How a folder's weights are stored: bfloat16 when every float tensor of its safetensors is
+    /// BF16 (the Hugging Face Hub's code models), else float32. Loading keeps that unless told otherwise.
     /// </summary>
-    public static void Save(Transformer model, string folder, long maxShardBytes = 0)
+    public static DType StoredDType(string folder)
+    {
+        var files = OpenWeights(folder);
+        try
+        {
+            return files.All(f => f.FloatStorage == DType.BFloat16) ? DType.BFloat16 : DType.Float32;
+        }
+        finally
+        {
+            files.ForEach(f => f.Dispose());
+        }
+    }
+
+    /// <summary>
+    /// Writes <c>config.json</c> and the weights (Hugging Face names) to <paramref name="folder"/>,
+    /// stored as <paramref name="dtype"/> (by default the model's own: a bf16 model is saved bf16);
+    /// above <paramref name="maxShardBytes"/> (0: never), shards of at most that size plus
+    /// <c>model.safetensors.index.json</c>.
+    /// </summary>
+    public static void Save(Transformer model, string folder, long maxShardBytes = DefaultMaxShardBytes, DType? dtype = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         Directory.CreateDirectory(folder);
-        var entries = WeightEntries(model.Weights);
-        AtomicFile.WriteAllText(Path.Combine(folder, "config.json"), model.Config.ToHuggingFaceJson());
+        var stored = dtype ?? model.Weights.DType;
+        var entries = WeightEntries(model.Weights, stored: stored);
+        AtomicFile.WriteAllText(Path.Combine(folder, "config.json"), model.Config.ToHuggingFaceJson(stored));
         var meta = new Dictionary<string, string> { ["format"] = "pt" };
         if (maxShardBytes <= 0 || entries.Sum(e => e.ByteCount) <= maxShardBytes)
         {
@@ -141,7 +168,7 @@ public static class HuggingFaceCheckpoint
     }
 
     /// <summary>Copies tensor <paramref name="stored"/> of <paramref name="file"/> into <paramref name="destination"/> after checking it has <paramref name="spec"/>'s shape (the error names the file and the tensor).</summary>
-    internal static void ReadInto(SafeTensorsFile file, string stored, ParameterSpec spec, Kernels.Tensors.Tensor destination)
+    internal static void ReadInto(SafeTensorsFile file, string stored, ParameterSpec spec, Tensor destination)
     {
         var info = file.Info(stored);
         if (!info.Shape.SequenceEqual(spec.Shape))
@@ -149,14 +176,40 @@ public static class HuggingFaceCheckpoint
             throw new InvalidDataException($"{file.Path}: tensor '{stored}' has shape [{string.Join(", ", info.Shape)}], the config gives [{string.Join(", ", spec.Shape)}]");
         }
 
-        destination.CopyFrom<float>(file.ReadFloats(stored));
+        file.ReadInto(stored, destination);
     }
 
-    /// <summary>safetensors entries for every tensor of a store (float32, its Hugging Face name).</summary>
-    public static List<SafeTensorsWriter.Entry> WeightEntries(ParameterStore store, string prefix = "")
+    /// <summary>
+    /// safetensors entries for every tensor of a store (its Hugging Face name after
+    /// <paramref name="prefix"/>), written as <paramref name="stored"/> (by default the store's own
+    /// type; float32 ↔ bfloat16 converted a chunk at a time, bf16 rounded to nearest even).
+    /// </summary>
+    public static List<SafeTensorsWriter.Entry> WeightEntries(ParameterStore store, string prefix = "", DType? stored = null)
     {
         ArgumentNullException.ThrowIfNull(store);
-        return [.. store.Specs.Select(s => new SafeTensorsWriter.Entry(prefix + s.Name, "F32", s.Shape, d => store[s.Name].CopyTo(MemoryMarshal.Cast<byte, float>(d))))];
+        var to = stored ?? store.DType;
+        return [.. store.Specs.Select(s => new SafeTensorsWriter.Entry(prefix + s.Name, to == DType.BFloat16 ? "BF16" : "F32", s.Shape, (offset, d) => Fill(store[s.Name], to, offset, d)))];
+    }
+
+    // Bytes [offset, offset + d.Length) of tensor t written as `to`.
+    private static void Fill(Tensor t, DType to, long offset, Span<byte> d)
+    {
+        int size = to.SizeInBytes();
+        long first = offset / size;
+        int n = d.Length / size;
+        var view = t.View(first, n);
+        if (t.DType == to)
+        {
+            view.CopyTo<byte>(d);
+        }
+        else if (to == DType.BFloat16)
+        {
+            BFloat16.Round(view.ToFloatArray(), MemoryMarshal.Cast<byte, ushort>(d));
+        }
+        else
+        {
+            view.ToFloatArray().CopyTo(MemoryMarshal.Cast<byte, float>(d));
+        }
     }
 
     /// <summary>Opens the weight files of a folder (single file or shards).</summary>

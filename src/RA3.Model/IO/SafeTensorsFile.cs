@@ -131,15 +131,7 @@ public sealed class SafeTensorsFile : IDisposable
                     {
                         var bytes = raw.AsSpan(0, (int)(info.Count * size));
                         Read(info, bytes);
-                        for (int i = 0; i < destination.Length; i++)
-                        {
-                            destination[i] = info.DType switch
-                            {
-                                "F16" => (float)BitConverter.UInt16BitsToHalf(BinaryPrimitives.ReadUInt16LittleEndian(bytes[(2 * i)..])),
-                                "BF16" => BitConverter.Int32BitsToSingle(BinaryPrimitives.ReadUInt16LittleEndian(bytes[(2 * i)..]) << 16),
-                                _ => (float)BinaryPrimitives.ReadDoubleLittleEndian(bytes[(8 * i)..]),
-                            };
-                        }
+                        Widen(info.DType, bytes, destination);
                     }
                     finally
                     {
@@ -153,6 +145,83 @@ public sealed class SafeTensorsFile : IDisposable
                 throw Bad($"tensor '{name}' has dtype {info.DType}, expected a float type (F32, F16, BF16, F64)");
         }
     }
+
+    /// <summary>
+    /// Reads float tensor <paramref name="name"/> (F32, F16, BF16 or F64) into
+    /// <paramref name="destination"/> (float32 or bfloat16 storage, on any backend, with as many
+    /// elements), a chunk at a time: a tensor of any size (a 7B model's 2 GiB head) streams through
+    /// a few MiB of host memory. Same-type data is copied as it is; a narrower destination rounds
+    /// to nearest even (a float32 checkpoint loaded as bf16), a wider one widens exactly.
+    /// </summary>
+    public void ReadInto(string name, Kernels.Tensors.Tensor destination)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        var info = Info(name);
+        if (destination.Count != info.Count)
+        {
+            throw Bad($"tensor '{name}' has {info.Count} elements, the destination {destination.Count}");
+        }
+
+        if (info.DType is not ("F32" or "F16" or "BF16" or "F64"))
+        {
+            throw Bad($"tensor '{name}' has dtype {info.DType}, expected a float type (F32, F16, BF16, F64)");
+        }
+
+        bool toBf16 = destination.DType == Kernels.Tensors.DType.BFloat16;
+        if (!toBf16 && destination.DType != Kernels.Tensors.DType.Float32)
+        {
+            throw new ArgumentException($"{Path}: tensor '{name}' can be read into Float32 or BFloat16 storage, not {destination.DType}", nameof(destination));
+        }
+
+        int size = ElementSize(info.DType);
+        const int chunk = 1 << 22; // elements per read: 16 MiB of f32
+        byte[] raw = ArrayPool<byte>.Shared.Rent(chunk * size);
+        float[] wide = ArrayPool<float>.Shared.Rent(chunk);
+        ushort[] narrow = ArrayPool<ushort>.Shared.Rent(chunk);
+        try
+        {
+            for (long start = 0; start < info.Count; start += chunk)
+            {
+                int n = (int)Math.Min(chunk, info.Count - start);
+                var bytes = raw.AsSpan(0, n * size);
+                Read(info, start * size, bytes);
+                var target = destination.View(start, n);
+                if (info.DType == "BF16" && toBf16)
+                {
+                    target.CopyFrom<byte>(bytes);
+                    continue;
+                }
+
+                if (info.DType == "F32" && !toBf16)
+                {
+                    target.CopyFrom<byte>(bytes);
+                    continue;
+                }
+
+                var floats = wide.AsSpan(0, n);
+                Widen(info.DType, bytes, floats);
+                if (toBf16)
+                {
+                    Kernels.Tensors.BFloat16.Round(floats, narrow.AsSpan(0, n));
+                    target.CopyFrom<ushort>(narrow.AsSpan(0, n));
+                }
+                else
+                {
+                    target.CopyFrom<float>(floats);
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(raw);
+            ArrayPool<float>.Shared.Return(wide);
+            ArrayPool<ushort>.Shared.Return(narrow);
+        }
+    }
+
+    /// <summary>The storage of the file's float tensors: bfloat16 when every float tensor is BF16, else float32 (F16 and F64 are read exactly into float32).</summary>
+    public Kernels.Tensors.DType FloatStorage =>
+        Tensors.Where(t => t.DType is "F32" or "F16" or "BF16" or "F64").All(t => t.DType == "BF16") && Tensors.Count > 0 ? Kernels.Tensors.DType.BFloat16 : Kernels.Tensors.DType.Float32;
 
     /// <summary>Reads a float tensor as a new float32 array.</summary>
     public float[] ReadFloats(string name)
@@ -226,12 +295,30 @@ public sealed class SafeTensorsFile : IDisposable
     /// <inheritdoc/>
     public void Dispose() => stream.Dispose();
 
-    private void Read(SafeTensorInfo info, Span<byte> destination)
+    // Floats of little-endian F32, F16, BF16 or F64 bytes.
+    private static void Widen(string dtype, ReadOnlySpan<byte> bytes, Span<float> destination)
     {
-        int n = RandomAccess.Read(stream.SafeFileHandle, destination, dataStart + info.Begin);
+        for (int i = 0; i < destination.Length; i++)
+        {
+            destination[i] = dtype switch
+            {
+                "F32" => BinaryPrimitives.ReadSingleLittleEndian(bytes[(4 * i)..]),
+                "F16" => (float)BitConverter.UInt16BitsToHalf(BinaryPrimitives.ReadUInt16LittleEndian(bytes[(2 * i)..])),
+                "BF16" => BitConverter.Int32BitsToSingle(BinaryPrimitives.ReadUInt16LittleEndian(bytes[(2 * i)..]) << 16),
+                _ => (float)BinaryPrimitives.ReadDoubleLittleEndian(bytes[(8 * i)..]),
+            };
+        }
+    }
+
+    private void Read(SafeTensorInfo info, Span<byte> destination) => Read(info, 0, destination);
+
+    // Bytes [offset, offset + destination.Length) of a tensor's data.
+    private void Read(SafeTensorInfo info, long offset, Span<byte> destination)
+    {
+        int n = RandomAccess.Read(stream.SafeFileHandle, destination, dataStart + info.Begin + offset);
         if (n != destination.Length)
         {
-            throw Bad($"tensor '{info.Name}': read {n} of {destination.Length} bytes (truncated)");
+            throw Bad($"tensor '{info.Name}': read {n} of {destination.Length} bytes at {offset} (truncated)");
         }
     }
 
@@ -322,31 +409,34 @@ public sealed class SafeTensorsFile : IDisposable
 /// </summary>
 public static class SafeTensorsWriter
 {
-    /// <summary>A tensor to write: name, dtype string, shape and a callback that fills its bytes.</summary>
+    /// <summary>Bytes the writer asks an entry for at a time, so a tensor of any size streams through a few MiB.</summary>
+    public const int ChunkBytes = 1 << 24;
+
+    /// <summary>A tensor to write: name, dtype string, shape and a callback that fills its bytes, a chunk at a time.</summary>
     /// <param name="Name">Tensor name.</param>
-    /// <param name="DType">F32, I64, ...</param>
+    /// <param name="DType">F32, BF16, I64, ...</param>
     /// <param name="Shape">Shape.</param>
-    /// <param name="Fill">Writes exactly the tensor's bytes into the span it is given.</param>
-    public sealed record Entry(string Name, string DType, int[] Shape, SpanAction Fill)
+    /// <param name="Fill">Writes the tensor's bytes [offset, offset + span length) into the span it is given (spans are whole elements, at most <see cref="ChunkBytes"/>).</param>
+    public sealed record Entry(string Name, string DType, int[] Shape, ChunkAction Fill)
     {
         /// <summary>Bytes of data.</summary>
         public long ByteCount => Shape.Aggregate(1L, (a, d) => a * d) * SafeTensorsFile.ElementSize(DType);
     }
 
-    /// <summary>Fills a span with a tensor's bytes.</summary>
-    public delegate void SpanAction(Span<byte> destination);
+    /// <summary>Fills a span with the bytes of a tensor starting at byte <paramref name="offset"/>.</summary>
+    public delegate void ChunkAction(long offset, Span<byte> destination);
 
     /// <summary>A float32 entry from an array.</summary>
     public static Entry Floats(string name, float[] values, params int[] shape) =>
-        new(name, "F32", shape, d => MemoryMarshal.AsBytes(values.AsSpan()).CopyTo(d));
+        new(name, "F32", shape, (offset, d) => MemoryMarshal.AsBytes(values.AsSpan()).Slice((int)offset, d.Length).CopyTo(d));
 
     /// <summary>An int64 entry from int32 values.</summary>
     public static Entry Int64s(string name, int[] values, params int[] shape) =>
-        new(name, "I64", shape, d =>
+        new(name, "I64", shape, (offset, d) =>
         {
-            for (int i = 0; i < values.Length; i++)
+            for (int i = 0; i < d.Length / 8; i++)
             {
-                BinaryPrimitives.WriteInt64LittleEndian(d[(8 * i)..], values[i]);
+                BinaryPrimitives.WriteInt64LittleEndian(d[(8 * i)..], values[(offset / 8) + i]);
             }
         });
 
@@ -395,21 +485,26 @@ public static class SafeTensorsWriter
                 }
 
                 using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-                foreach (var e in entries)
+                byte[] buffer = ArrayPool<byte>.Shared.Rent(ChunkBytes);
+                try
                 {
-                    byte[] buffer = ArrayPool<byte>.Shared.Rent(checked((int)e.ByteCount));
-                    try
+                    foreach (var e in entries)
                     {
-                        var span = buffer.AsSpan(0, (int)e.ByteCount);
-                        span.Clear();
-                        e.Fill(span);
-                        sha.AppendData(span);
-                        fs.Write(span);
+                        int element = Math.Max(1, SafeTensorsFile.ElementSize(e.DType));
+                        int step = ChunkBytes / element * element;
+                        for (long at = 0; at < e.ByteCount; at += step)
+                        {
+                            var span = buffer.AsSpan(0, (int)Math.Min(step, e.ByteCount - at));
+                            span.Clear();
+                            e.Fill(at, span);
+                            sha.AppendData(span);
+                            fs.Write(span);
+                        }
                     }
-                    finally
-                    {
-                        ArrayPool<byte>.Shared.Return(buffer);
-                    }
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
                 }
 
                 fs.Position = 8 + checksumAt;

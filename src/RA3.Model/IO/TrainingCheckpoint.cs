@@ -12,8 +12,8 @@ public sealed record TrainingState(int Step, string DataPosition, string Setting
 
 /// <summary>
 /// Training checkpoints: a folder <c>step-NNNNNNNN</c> under <c>checkpoints/</c> holding a Hugging
-/// Face model (<c>config.json</c>, <c>model.safetensors</c> — loadable by transformers and by
-/// <c>ra3 score</c>) and <c>trainer.safetensors</c> (AdamW moments, step, data position with the loader's RNG,
+/// Face model (<c>config.json</c>, <c>model.safetensors</c> in the model's storage type — loadable by transformers and by
+/// <c>ra3 score</c>) and <c>trainer.safetensors</c> (AdamW moments, a bf16 model's float32 master weights, step, data position with the loader's RNG,
 /// settings), and any <see cref="TrainingState.Files"/>. Files carry SHA-256 checksums; the folder is written under a temporary name and
 /// renamed, then <c>latest</c> is replaced atomically, so a kill at any moment leaves the last
 /// complete checkpoint in place.
@@ -22,6 +22,9 @@ public static class TrainingCheckpoint
 {
     /// <summary>Name of the optimizer-state file.</summary>
     public const string TrainerFile = "trainer.safetensors";
+
+    // Tensor-name prefix of the float32 master weights of a bf16 model.
+    private const string MasterPrefix = "master.";
 
     // Metadata key prefix of a side file's SHA-256 (hex).
     private const string FileChecksumKey = "sha256:";
@@ -45,6 +48,10 @@ public static class TrainingCheckpoint
             HuggingFaceCheckpoint.Save(model, temp);
             var entries = HuggingFaceCheckpoint.WeightEntries(optimizer.M, "m.");
             entries.AddRange(HuggingFaceCheckpoint.WeightEntries(optimizer.V, "v."));
+            if (optimizer.Master is { } master)
+            {
+                entries.AddRange(HuggingFaceCheckpoint.WeightEntries(master, MasterPrefix));
+            }
             var metadata = new Dictionary<string, string>
             {
                 ["format"] = FormatVersion.Current.ToString(CultureInfo.InvariantCulture),
@@ -176,14 +183,22 @@ public static class TrainingCheckpoint
             throw new NotSupportedException(FormatVersion.Refusal($"checkpoint {dir}", format));
         }
 
-        foreach (var (prefix, store) in new[] { ("m.", optimizer.M), ("v.", optimizer.V) })
+        var stores = new List<(string Prefix, ParameterStore Store)> { ("m.", optimizer.M), ("v.", optimizer.V) };
+        if (optimizer.Master is { } master)
+        {
+            stores.Add((MasterPrefix, master));
+        }
+
+        foreach (var (prefix, store) in stores)
         {
             foreach (var spec in store.Specs)
             {
                 string name = prefix + spec.Name;
                 if (!file.Contains(name))
                 {
-                    throw new InvalidDataException($"{path}: tensor '{name}' is missing");
+                    throw new InvalidDataException(prefix == MasterPrefix
+                        ? $"{path}: tensor '{name}' is missing (this run keeps bf16 weights with float32 masters; the checkpoint was written by a float32 run)"
+                        : $"{path}: tensor '{name}' is missing");
                 }
 
                 HuggingFaceCheckpoint.ReadInto(file, name, spec, store[spec.Name]);

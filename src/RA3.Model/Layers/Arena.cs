@@ -23,17 +23,8 @@ internal sealed class Arena
     /// <summary>A counting arena.</summary>
     public static Arena Measure() => new(null);
 
-    /// <summary>
-    /// An arena over a zeroed buffer of <paramref name="count"/> elements. A dimension is an int, so
-    /// past 2^31 elements (a GPT-2 124M plan at B16 T1024 needs more) the buffer is shaped
-    /// [rows, 2^20]: still one contiguous block, and views take long offsets.
-    /// </summary>
-    public static Arena Allocate(Backend backend, DType dtype, long count)
-    {
-        const int row = 1 << 20;
-        long n = Math.Max(count, 1);
-        return new(n <= int.MaxValue ? backend.Empty(dtype, (int)n) : backend.Empty(dtype, checked((int)((n + row - 1) / row)), row));
-    }
+    /// <summary>An arena over a zeroed buffer of <paramref name="count"/> elements (<see cref="Backend.Buffer"/>: past 2^31 elements, as a GPT-2 124M plan at B16 T1024 needs, still one block).</summary>
+    public static Arena Allocate(Backend backend, DType dtype, long count) => new(backend.Buffer(dtype, count));
 
     /// <summary>The buffer (null when measuring), owned by the plan that asked for it.</summary>
     public Tensor? Buffer => buffer;

@@ -1,11 +1,15 @@
 using RA3.Kernels.Ops;
+using RA3.Kernels.Tensors;
 
 namespace RA3.Model.Optim;
 
 /// <summary>
 /// AdamW over a model's parameter store (torch.optim.AdamW semantics, decoupled weight decay):
-/// the moments live in two stores of the same layout as the weights. Decay applies to matrices
-/// only — not norms, biases or embeddings — unless <see cref="DecayAll"/> asks for it.
+/// the moments live in two float32 stores of the same layout as the weights. Decay applies to
+/// matrices only — not norms, biases or embeddings — unless <see cref="DecayAll"/> asks for it.
+/// For a model with bfloat16 weights the optimizer keeps float32 master weights
+/// (<see cref="Master"/>), updates them and rounds them into the model's weights after each step
+/// (mixed precision: an update far below a bf16 ulp still accumulates).
 /// </summary>
 public sealed class AdamWOptimizer : IDisposable
 {
@@ -22,7 +26,15 @@ public sealed class AdamWOptimizer : IDisposable
         WeightDecay = weightDecay;
         M = new ParameterStore(model.Backend, model.Config);
         V = new ParameterStore(model.Backend, model.Config);
+        if (model.Weights.DType != DType.Float32)
+        {
+            Master = new ParameterStore(model.Backend, model.Config);
+            ReloadMaster();
+        }
     }
+
+    /// <summary>The float32 master weights of a model with bfloat16 weights, or null when the model's own float32 weights are updated in place.</summary>
+    public ParameterStore? Master { get; }
 
     /// <summary>First-moment decay.</summary>
     public float Beta1 { get; }
@@ -53,10 +65,25 @@ public sealed class AdamWOptimizer : IDisposable
     {
         var grads = model.Gradients ?? throw new InvalidOperationException("the model has no gradients");
         var b = model.Backend;
-        foreach (var spec in model.Weights.Specs)
+        var weights = Master ?? model.Weights;
+        foreach (var spec in weights.Specs)
         {
             var settings = new AdamWSettings(learningRate, Beta1, Beta2, Epsilon, spec.Decay || DecayAll ? WeightDecay : 0f);
-            b.AdamW(model.Weights[spec.Name], grads[spec.Name], M[spec.Name], V[spec.Name], settings, step);
+            b.AdamW(weights[spec.Name], grads[spec.Name], M[spec.Name], V[spec.Name], settings, step);
+        }
+
+        if (Master is not null)
+        {
+            b.Convert(Master.Buffer, model.Weights.Buffer);
+        }
+    }
+
+    /// <summary>Sets the master weights from the model's (after its weights were loaded from elsewhere); nothing to do for float32 weights.</summary>
+    public void ReloadMaster()
+    {
+        if (Master is not null)
+        {
+            model.Backend.Convert(model.Weights.Buffer, Master.Buffer);
         }
     }
 
@@ -65,5 +92,6 @@ public sealed class AdamWOptimizer : IDisposable
     {
         M.Dispose();
         V.Dispose();
+        Master?.Dispose();
     }
 }

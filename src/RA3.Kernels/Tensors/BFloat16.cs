@@ -3,15 +3,16 @@ using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using RA3.Kernels.Reference;
 
-namespace RA3.Kernels.Cpu;
+namespace RA3.Kernels.Tensors;
 
 /// <summary>
-/// Vector conversions between bfloat16 storage and float32, with the rounding the reference tier
-/// defines (<c>ReferenceKernels.ToBFloat16</c>: nearest, ties to even; NaN → 0x7FC0). Widening is
-/// a 16-bit shift, exact. The CPU kernels that take bf16 operands widen them through here while
-/// they pack or load, and round their bf16 outputs through here once.
+/// The bfloat16 storage format: conversions to and from float32 with the rounding of the
+/// mixed-precision contract (nearest, ties to even; NaN → 0x7FC0, as the reference tier defines
+/// it, PyTorch's bit for bit). Widening is a 16-bit shift, exact. The CPU kernels that take bf16
+/// operands widen them through here while they pack or load and round their bf16 outputs through
+/// here once; checkpoint readers and writers convert through here too.
 /// </summary>
-internal static unsafe class BFloat16
+public static class BFloat16
 {
     /// <summary>The float a bfloat16 stands for.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -19,7 +20,7 @@ internal static unsafe class BFloat16
 
     /// <summary>x rounded to bfloat16.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static ushort Narrow(float x) => ReferenceKernels.ToBFloat16(x);
+    public static ushort Round(float x) => ReferenceKernels.ToBFloat16(x);
 
     /// <summary>dst[i] = the float of src[i] (equal lengths).</summary>
     public static void Widen(ReadOnlySpan<ushort> src, Span<float> dst)
@@ -53,7 +54,7 @@ internal static unsafe class BFloat16
     }
 
     /// <summary>dst[i] = src[i] rounded to bfloat16 (equal lengths).</summary>
-    public static void Narrow(ReadOnlySpan<float> src, Span<ushort> dst)
+    public static void Round(ReadOnlySpan<float> src, Span<ushort> dst)
     {
         ref uint s = ref Unsafe.As<float, uint>(ref MemoryMarshal.GetReference(src));
         ref ushort d = ref MemoryMarshal.GetReference(dst);
@@ -81,29 +82,5 @@ internal static unsafe class BFloat16
         var rounded = (bits + Vector256.Create(0x7FFFu) + ((bits >> 16) & Vector256<uint>.One)) >> 16;
         var f = bits.AsSingle();
         return Vector256.ConditionalSelect(Vector256.Equals(f, f).AsUInt32(), rounded, Vector256.Create(0x7FC0u));
-    }
-
-    /// <summary>A conversion of <see cref="Count"/> elements between float32 and bfloat16 storage, one chunk per task.</summary>
-    public struct Convert : IParallelBody
-    {
-        public void* Src;
-        public void* Dst;
-        public long Count;
-        public bool ToBFloat16;
-
-        public readonly int Tasks => Chunks.Count(Count, Chunks.Elements);
-
-        public readonly void Run(int index)
-        {
-            (long start, int n) = Chunks.Range(index, Count, Chunks.Elements);
-            if (ToBFloat16)
-            {
-                Narrow(new ReadOnlySpan<float>((float*)Src + start, n), new Span<ushort>((ushort*)Dst + start, n));
-            }
-            else
-            {
-                Widen(new ReadOnlySpan<ushort>((ushort*)Src + start, n), new Span<float>((float*)Dst + start, n));
-            }
-        }
     }
 }
