@@ -31,16 +31,17 @@ public sealed class PretrainTests
     [TearDown]
     public void RemoveFolder() => Directory.Delete(root, recursive: true);
 
-    [Test]
-    public void StoppedAndResumedRunMatchesTheUninterruptedRunExactly()
+    [TestCase("f32")]
+    [TestCase("bf16")]
+    public void StoppedAndResumedRunMatchesTheUninterruptedRunExactly(string dtype)
     {
-        var whole = Settings("whole");
+        var whole = Settings("whole") with { DType = dtype };
         var result = new Pretrainer(whole, TextWriter.Null, false).Run(resume: false);
         Assert.That(result.Steps, Is.EqualTo(whole.Steps));
         var wholeLosses = Losses(whole.Out);
         Assert.That(wholeLosses[^1], Is.LessThan(wholeLosses[0] - 0.5), "the loss falls");
 
-        var split = Settings("split");
+        var split = Settings("split") with { DType = dtype };
         var first = new Pretrainer(split with { StopAfter = 5 }, TextWriter.Null, false).Run(resume: false);
         Assert.That(first.Steps, Is.EqualTo(5));
         Assert.That(first.FinalModel, Is.Null);
@@ -48,6 +49,8 @@ public sealed class PretrainTests
         Assert.That(resumed.Steps, Is.EqualTo(split.Steps));
         Assert.That(Losses(split.Out), Is.EqualTo(wholeLosses), "same losses, step for step");
         Assert.That(File.ReadAllBytes(Path.Combine(split.Out, "final", "model.safetensors")), Is.EqualTo(File.ReadAllBytes(Path.Combine(whole.Out, "final", "model.safetensors"))));
+        using var final = SafeTensorsFile.Open(Path.Combine(whole.Out, "final", "model.safetensors"));
+        Assert.That(final.Tensors.Select(t => t.DType).Distinct(), Is.EqualTo(new[] { dtype == "bf16" ? "BF16" : "F32" }), "a fresh model's final weights are saved as --dtype");
     }
 
     [Test]

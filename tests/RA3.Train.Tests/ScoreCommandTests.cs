@@ -40,6 +40,45 @@ public sealed class ScoreCommandTests
         }
     }
 
+    /// <summary>
+    /// <c>--dtype</c>: a fixture loaded as bf16 and saved is a BF16 folder; scoring it as it is
+    /// stored (bf16) and widened (<c>--dtype f32</c>) gives the same log-probabilities, since every
+    /// op computes in f32 from the same values; and both stay near the fixture's f32 loss.
+    /// </summary>
+    [Test]
+    public void ABFloat16ModelScoresAsItsWidenedWeightsDo()
+    {
+        string dir = Fixtures.SharedPath("fixtures", "hf", "llama-tiny"), reference = Path.Combine(dir, "reference.safetensors");
+        string folder = Path.Combine(Path.GetTempPath(), $"ra3-bf16-{Guid.NewGuid():N}");
+        try
+        {
+            using (var backend = new RA3.Kernels.Cpu.CpuBackend())
+            using (var model = HuggingFaceCheckpoint.Load(dir, backend, dtype: RA3.Kernels.Tensors.DType.BFloat16))
+            {
+                HuggingFaceCheckpoint.Save(model, folder);
+            }
+
+            float[] Score(params string[] extra)
+            {
+                string output = Path.Combine(folder, $"scores-{extra.Length}.safetensors");
+                var stderr = new StringWriter();
+                int code = CommandLine.Run(["score", "--model", folder, "--ids", reference, "--out", output, .. extra], TextWriter.Null, stderr);
+                Assert.That(code, Is.EqualTo(0), stderr.ToString());
+                using var file = SafeTensorsFile.Open(output);
+                return file.ReadFloats("logprobs");
+            }
+
+            float[] stored = Score(), widened = Score("--dtype", "f32");
+            Assert.That(stored.Zip(widened, (a, b) => Math.Abs(a - b)).Max(), Is.LessThan(1e-5), "bf16 storage, f32 arithmetic");
+            using var want = SafeTensorsFile.Open(reference);
+            Assert.That(-stored.Average(x => (double)x), Is.EqualTo(want.ReadFloats("loss")[0]).Within(2e-2), "bf16 rounding of the weights moves the loss a little");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     [Test]
     public void MissingModelFolderIsAClearError()
     {

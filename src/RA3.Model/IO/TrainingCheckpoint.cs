@@ -205,6 +205,7 @@ public static class TrainingCheckpoint
             }
         }
 
+        optimizer.MastersRestored();
         string Field(string key) => file.Metadata.TryGetValue(key, out string? v) ? v : throw new InvalidDataException($"{path}: metadata field '{key}' is missing");
         int step = int.TryParse(Field("step"), NumberStyles.None, CultureInfo.InvariantCulture, out int s) ? s : throw new InvalidDataException($"{path}: metadata field 'step' is not a number");
         if (settings is not null && Field("settings") != settings)

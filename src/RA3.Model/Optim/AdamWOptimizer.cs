@@ -14,6 +14,7 @@ namespace RA3.Model.Optim;
 public sealed class AdamWOptimizer : IDisposable
 {
     private readonly Transformer model;
+    private bool masterCurrent;
 
     /// <summary>Zeroed moments for <paramref name="model"/>.</summary>
     public AdamWOptimizer(Transformer model, float beta1 = 0.9f, float beta2 = 0.95f, float epsilon = 1e-8f, float weightDecay = 0.1f)
@@ -29,7 +30,6 @@ public sealed class AdamWOptimizer : IDisposable
         if (model.Weights.DType != DType.Float32)
         {
             Master = new ParameterStore(model.Backend, model.Config);
-            ReloadMaster();
         }
     }
 
@@ -65,6 +65,11 @@ public sealed class AdamWOptimizer : IDisposable
     {
         var grads = model.Gradients ?? throw new InvalidOperationException("the model has no gradients");
         var b = model.Backend;
+        if (Master is not null && !masterCurrent)
+        {
+            ReloadMaster();
+        }
+
         var weights = Master ?? model.Weights;
         foreach (var spec in weights.Specs)
         {
@@ -78,14 +83,22 @@ public sealed class AdamWOptimizer : IDisposable
         }
     }
 
-    /// <summary>Sets the master weights from the model's (after its weights were loaded from elsewhere); nothing to do for float32 weights.</summary>
+    /// <summary>
+    /// Takes the master weights from the model's: done by the first <see cref="Step"/> (so weights
+    /// initialised or loaded after the optimizer was made are the ones trained), and needed again
+    /// only when something else overwrites the weights mid-run. Nothing to do for float32 weights.
+    /// </summary>
     public void ReloadMaster()
     {
         if (Master is not null)
         {
             model.Backend.Convert(model.Weights.Buffer, Master.Buffer);
+            masterCurrent = true;
         }
     }
+
+    /// <summary>Marks the master weights as current after a checkpoint restored them (they hold what bf16 cannot, so they are not retaken from the weights).</summary>
+    internal void MastersRestored() => masterCurrent = Master is not null;
 
     /// <inheritdoc/>
     public void Dispose()

@@ -1,3 +1,4 @@
+using RA3.Kernels.Tensors;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -64,7 +65,7 @@ public static class EvalCommand
         {
             string samplesPath = (outPath ?? problemsPath) + ".samples.jsonl";
             using var journal = Journal.Open(samplesPath + ".journal");
-            samples = Generate(problems, model!, tokenizerSpec ?? model!, backendName, n, sampling, journal, again, stdout);
+            samples = Generate(problems, model!, tokenizerSpec ?? model!, backendName, WeightStorage.Parse(s.DType), n, sampling, journal, again, stdout);
             RA3.Model.IO.AtomicFile.WriteAllText(samplesPath, string.Concat(samples.Select(x => new JsonObject { ["task_id"] = x.TaskId, ["completion"] = x.Completion }.ToJsonString() + "\n")));
             journal.Delete();
             stdout.WriteLine($"generated completions: {samplesPath}");
@@ -127,13 +128,13 @@ public static class EvalCommand
     // Completions problem by problem, each problem's recorded in the journal under a key of the
     // model, tokenizer, sampling and the problem's place and context, so a stopped or killed
     // generation continues with the next problem and gives what one uninterrupted run gives.
-    private static List<Sample> Generate(List<Problem> problems, string model, string tokenizerSpec, string backendName, int n, SamplingOptions sampling, Journal journal, string again, TextWriter stdout)
+    private static List<Sample> Generate(List<Problem> problems, string model, string tokenizerSpec, string backendName, DType? dtype, int n, SamplingOptions sampling, Journal journal, string again, TextWriter stdout)
     {
         using var backend = BackendChoice.Create(backendName);
-        using var transformer = Scorer.LoadModel(model, backend);
+        using var transformer = Scorer.LoadModel(model, backend, dtype);
         var tokenizer = TokenizerLoader.Load(tokenizerSpec);
         var generator = new Generator(transformer, tokenizer);
-        string identity = JsonSerializer.Serialize(new { model = Path.GetFullPath(model), tokenizer = tokenizerSpec, backend = backendName, n, sampling.MaxNewTokens, sampling.Temperature, sampling.TopP, sampling.Seed });
+        string identity = JsonSerializer.Serialize(new { model = Path.GetFullPath(model), tokenizer = tokenizerSpec, backend = backendName, dtype = transformer.Weights.DType.ToString(), n, sampling.MaxNewTokens, sampling.Temperature, sampling.TopP, sampling.Seed });
         if (journal.Recovered > 0)
         {
             stdout.WriteLine($"{journal.Path}: continuing an interrupted generation");

@@ -23,7 +23,7 @@ public static class ScoreCommand
         string output = s.Out ?? (text ?? idsPath) + ".scores.safetensors";
 
         using var backend = BackendChoice.Create(backendName);
-        using var transformer = Scorer.LoadModel(model, backend);
+        using var transformer = Scorer.LoadModel(model, backend, WeightStorage.Parse(s.DType));
         int[] ids;
         int batch, time;
         if (idsPath is not null)

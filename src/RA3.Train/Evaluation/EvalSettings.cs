@@ -87,4 +87,8 @@ public sealed record EvalSettings
     /// <summary>Compute backend of the generation.</summary>
     [Option("backend", "generation: compute backend (ra3 info lists them)", Value = "NAME")]
     public string Backend { get; init; } = "cpu";
+
+    /// <summary>How the generating model's weights are stored (<see cref="WeightStorage"/>).</summary>
+    [Option("dtype", "generation: " + WeightStorage.Help, Choices = WeightStorage.Choices)]
+    public string DType { get; init; } = "auto";
 }

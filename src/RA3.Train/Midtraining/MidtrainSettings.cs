@@ -110,6 +110,14 @@ public sealed record MidtrainSettings
     [Option("backend", "compute backend (ra3 info lists them)", Value = "NAME")]
     public string Backend { get; init; } = "cpu";
 
+    /// <summary>How the weights are stored (<see cref="WeightStorage"/>).</summary>
+    [Option("dtype", WeightStorage.Help, Choices = WeightStorage.Choices)]
+    public string DType { get; init; } = "auto";
+
+    /// <summary>How the saved model is stored (<see cref="WeightStorage"/>).</summary>
+    [Option("save-dtype", WeightStorage.SaveHelp, Choices = WeightStorage.Choices)]
+    public string SaveDType { get; init; } = "auto";
+
     /// <summary>The settings as JSON, without the fields a resume may change (the backend, how often the E-step checkpoints).</summary>
     public string Identity() => JsonSerializer.Serialize(this with { Backend = string.Empty, EStepSaveEvery = 0 });
 

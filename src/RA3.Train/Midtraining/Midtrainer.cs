@@ -104,8 +104,8 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
         string estep = Path.Combine(dir, "estep"), candidatesPath = Path.Combine(estep, "candidates.json");
         if (!File.Exists(candidatesPath))
         {
-            using var policy = HuggingFaceCheckpoint.Load(start, backend, trainable: true);
-            using var scorer = HuggingFaceCheckpoint.Load(start, backend);
+            using var policy = HuggingFaceCheckpoint.Load(start, backend, trainable: true, WeightStorage.Parse(s.DType));
+            using var scorer = HuggingFaceCheckpoint.Load(start, backend, dtype: WeightStorage.Parse(s.DType));
             int steps = EStep.Steps(traces.Train.Count, s.EStep());
             var progress = new Progress(log, steps, 0, interactive, every: 5);
             // The E-step checkpoints itself under estep/ (policy, moments, best-candidate tables):
@@ -158,7 +158,7 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
         string corpus = Path.Combine(dir, "corpus.jsonl"), inferencePath = Path.Combine(dir, "inference.json"), keptPath = Path.Combine(dir, "kept.json");
         if (!File.Exists(inferencePath))
         {
-            using var scorer = HuggingFaceCheckpoint.Load(start, backend);
+            using var scorer = HuggingFaceCheckpoint.Load(start, backend, dtype: WeightStorage.Parse(s.DType));
             var inference = Infer(scorer, tokenizer, backend, traces.Train, candidates, sweep: true);
             var kept = traces.Train.Select((_, i) => inference.Segmentations[i].KeptRationales(candidates[i])).ToList();
             var documents = traces.Train.Select((t, i) => t.Render(kept[i])).ToList();
@@ -183,7 +183,7 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
         summary["mstep_loss"] = Num(mstep.TrainLoss);
 
         // The same candidates under the M-step's model: what the round did to the ELBO of its traces.
-        using (var after = HuggingFaceCheckpoint.Load(Path.Combine(dir, "mstep", "final"), backend))
+        using (var after = HuggingFaceCheckpoint.Load(Path.Combine(dir, "mstep", "final"), backend, dtype: WeightStorage.Parse(s.DType)))
         {
             summary["elbo_after_mstep"] = Infer(after, tokenizer, backend, traces.Train, candidates, sweep: false).Summary["elbo"]!.DeepClone();
 
@@ -293,6 +293,8 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
             Keep = 1,
             Seed = s.Seed + (ulong)round,
             Backend = s.Backend,
+            DType = s.DType,
+            SaveDType = s.SaveDType,
         };
         if (HuggingFaceCheckpoint.IsModelFolder(Path.Combine(p.Out, "final")))
         {

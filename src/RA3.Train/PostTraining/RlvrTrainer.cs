@@ -39,8 +39,9 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
         var tokenizer = TokenizerLoader.Load(s.Tokenizer);
         using var backend = BackendChoice.Create(s.Backend);
         string init = Midtrainer.ResolveInit(s.Init);
-        using var model = HuggingFaceCheckpoint.Load(init, backend, trainable: true);
-        using var reference = HuggingFaceCheckpoint.Load(init, backend);
+        var dtype = WeightStorage.Parse(s.DType);
+        using var model = HuggingFaceCheckpoint.Load(init, backend, trainable: true, dtype);
+        using var reference = HuggingFaceCheckpoint.Load(init, backend, dtype: dtype);
         using var optimizer = new AdamWOptimizer(model, weightDecay: 0f);
         using var update = new PolicyGradient(model, reference, optimizer, new PolicyGradientOptions(s.LearningRate, s.KlCoefficient, s.ClipRange), new NonFiniteGuard(s.SkipNonFinite, () => TrainingCheckpoint.Latest(s.Out), log));
         using var sandbox = Sandbox.Sandbox.Create(s.SampleLimits());
@@ -134,7 +135,7 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
 
         if (step == s.Steps)
         {
-            HuggingFaceCheckpoint.Save(model, Path.Combine(s.Out, "final"));
+            HuggingFaceCheckpoint.Save(model, Path.Combine(s.Out, "final"), dtype: WeightStorage.Parse(s.SaveDType, "save-dtype") ?? HuggingFaceCheckpoint.StoredDType(init));
             log.WriteLine($"final model in {Path.Combine(s.Out, "final")}; metrics in {metricsPath}");
         }
 

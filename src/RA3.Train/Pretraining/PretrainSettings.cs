@@ -114,6 +114,14 @@ public sealed record PretrainSettings
     [Option("backend", "compute backend (ra3 info lists them)", Value = "NAME")]
     public string Backend { get; init; } = "cpu";
 
+    /// <summary>How the weights are stored (<see cref="WeightStorage"/>).</summary>
+    [Option("dtype", WeightStorage.Help, Choices = WeightStorage.Choices)]
+    public string DType { get; init; } = "auto";
+
+    /// <summary>How the saved model is stored (<see cref="WeightStorage"/>).</summary>
+    [Option("save-dtype", WeightStorage.SaveHelp, Choices = WeightStorage.Choices)]
+    public string SaveDType { get; init; } = "auto";
+
     /// <summary>Stop after this many steps of this process (simulates a kill in tests); 0 = run to the end.</summary>
     [Option("stop-after", "stop after N steps of this process, checkpointing first (0: run to the end)", Min = 0, InConfig = false)]
     public int StopAfter { get; init; }

@@ -1,3 +1,4 @@
+using RA3.Kernels.Tensors;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -42,7 +43,10 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
         log.WriteLine($"corpus {data}: {dataset.Documents:N0} documents, {dataset.TrainTokens:N0} train / {dataset.ValidationTokens:N0} validation tokens ({tokenizer.Name})");
 
         using var backend = BackendChoice.Create(s.Backend);
-        using var model = s.Init is null ? new Transformer(backend, FreshConfig(s, tokenizer), trainable: true) : HuggingFaceCheckpoint.Load(s.Init, backend, trainable: true);
+        var dtype = WeightStorage.Parse(s.DType);
+        using var model = s.Init is null
+            ? new Transformer(backend, FreshConfig(s, tokenizer), trainable: true, dtype ?? DType.Float32)
+            : HuggingFaceCheckpoint.Load(s.Init, backend, trainable: true, dtype);
         if (model.Config.VocabSize < tokenizer.VocabSize)
         {
             throw new InvalidDataException($"the model's vocabulary ({model.Config.VocabSize}) is smaller than the tokenizer's ({tokenizer.VocabSize})");
@@ -152,7 +156,8 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
         if (step == s.Steps)
         {
             final = Path.Combine(s.Out, "final");
-            HuggingFaceCheckpoint.Save(model, final);
+            var stored = WeightStorage.Parse(s.SaveDType, "save-dtype") ?? (s.Init is null ? model.Weights.DType : HuggingFaceCheckpoint.StoredDType(s.Init));
+            HuggingFaceCheckpoint.Save(model, final, dtype: stored);
             log.WriteLine($"final model (Hugging Face layout) in {final}");
         }
 

@@ -33,6 +33,10 @@ public sealed record ScoreSettings
     [Option("backend", "compute backend (ra3 info lists them)", Value = "NAME")]
     public string Backend { get; init; } = "cpu";
 
+    /// <summary>How the weights are stored (<see cref="WeightStorage"/>).</summary>
+    [Option("dtype", WeightStorage.Help, Choices = WeightStorage.Choices)]
+    public string DType { get; init; } = "auto";
+
     /// <summary>Throws <see cref="SettingsException"/> unless exactly one input is given.</summary>
     public void CheckInput()
     {

@@ -1,4 +1,5 @@
 using RA3.Kernels.Ops;
+using RA3.Kernels.Tensors;
 using RA3.Model;
 using RA3.Model.IO;
 
@@ -14,8 +15,8 @@ public sealed record Scores(double MeanLoss, long Targets, float[] LogProbs, flo
 /// <summary>Next-token scoring of token batches with a model (the engine of <c>ra3 score</c>).</summary>
 public static class Scorer
 {
-    /// <summary>Loads a model from a Hugging Face folder, a checkpoint folder, or a run folder (its latest checkpoint).</summary>
-    public static Transformer LoadModel(string path, Backend backend)
+    /// <summary>Loads a model from a Hugging Face folder, a checkpoint folder, or a run folder (its latest checkpoint), its weights stored as <paramref name="dtype"/> (null: as the checkpoint stores them).</summary>
+    public static Transformer LoadModel(string path, Backend backend, DType? dtype = null)
     {
         if (!HuggingFaceCheckpoint.IsModelFolder(path) && TrainingCheckpoint.Latest(path) is string latest)
         {
@@ -23,7 +24,7 @@ public static class Scorer
         }
 
         return HuggingFaceCheckpoint.IsModelFolder(path)
-            ? HuggingFaceCheckpoint.Load(path, backend)
+            ? HuggingFaceCheckpoint.Load(path, backend, dtype: dtype)
             : throw new FileNotFoundException($"{path}: not a model folder (config.json + model.safetensors) nor a run folder with checkpoints");
     }
 
