@@ -36,7 +36,7 @@ public sealed class Activations : IDisposable
     private readonly int[] hostLines;
     private readonly float[] hostScores;
 
-    internal Activations(Backend backend, ModelConfig config, int batch, int time, PassKind kind, bool withLogits)
+    internal Activations(Backend backend, ModelConfig config, int batch, int time, PassKind kind, bool withLogits, bool recompute = false)
     {
         if (batch <= 0 || time <= 0)
         {
@@ -52,6 +52,7 @@ public sealed class Activations : IDisposable
         this.config = config;
 
         Kind = kind;
+        Recompute = recompute;
         HasLogits = withLogits || kind is PassKind.Prefill or PassKind.Decode;
         B = batch;
         T = time;
@@ -76,6 +77,12 @@ public sealed class Activations : IDisposable
 
     /// <summary>What this plan serves.</summary>
     public PassKind Kind { get; }
+
+    /// <summary>Bytes of the plan's buffers (what recomputation saves shows here).</summary>
+    public long Bytes => (floats.Count * floats.DType.SizeInBytes()) + (ints.Count * ints.DType.SizeInBytes());
+
+    /// <summary>Whether this training plan keeps one block's activations and recomputes each block's in the backward (<see cref="Transformer.RecomputeActivations"/>).</summary>
+    public bool Recompute { get; }
 
     /// <summary>Batch size B.</summary>
     public int B { get; }
@@ -110,8 +117,11 @@ public sealed class Activations : IDisposable
     /// <summary>The residual stream before each block and after the last: L + 1 tensors [N, C].</summary>
     internal Tensor[] Residual { get; private set; } = null!;
 
-    /// <summary>Per-block buffers: one set per layer when training, one shared set otherwise.</summary>
+    /// <summary>Per-block buffers: one set per layer when training without recomputation, one shared set otherwise.</summary>
     internal BlockActivations[] Blocks { get; private set; } = null!;
+
+    /// <summary>The buffers block <paramref name="layer"/> uses.</summary>
+    internal BlockActivations BlockOf(int layer) => Blocks.Length == 1 ? Blocks[0] : Blocks[layer];
 
     /// <summary>Output of the attention or MLP projection before it joins the residual [N, C].</summary>
     internal Tensor Projection { get; private set; } = null!;
@@ -240,7 +250,7 @@ public sealed class Activations : IDisposable
 
         LastRows = i.Take(B);
         Residual = [.. Enumerable.Range(0, c.Layers + 1).Select(_ => f.Take(n, c.Hidden))];
-        Blocks = [.. Enumerable.Range(0, Kind == PassKind.Train ? c.Layers : 1).Select(_ => new BlockActivations(c, f, B, T, full))];
+        Blocks = [.. Enumerable.Range(0, Kind == PassKind.Train && !Recompute ? c.Layers : 1).Select(_ => new BlockActivations(c, f, B, T, full))];
         Projection = f.Take(n, c.Hidden);
         FinalNorm = f.Take(n, c.Hidden);
         FinalMean = f.Take(n);

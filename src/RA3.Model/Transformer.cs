@@ -69,9 +69,18 @@ public sealed class Transformer : IDisposable
     }
 
     /// <summary>
+    /// Whether training plans made from now on keep only the residual stream between blocks and
+    /// recompute each block's activations during the backward (activation checkpointing, one
+    /// block at a time): a plan's memory falls from L blocks' activations to one block's plus L + 1
+    /// residuals, for one extra forward pass of the blocks. Results are the same bit for bit.
+    /// </summary>
+    public bool RecomputeActivations { get; set; }
+
+    /// <summary>
     /// An activation plan for batches of shape [<paramref name="batch"/>, <paramref name="time"/>].
     /// Train and Score plans compute the loss with the fused segment-scoring kernel and hold no
-    /// [N, V] logits unless <paramref name="withLogits"/> asks for them.
+    /// [N, V] logits unless <paramref name="withLogits"/> asks for them; a Train plan recomputes
+    /// the blocks' activations in the backward when <see cref="RecomputeActivations"/> is set.
     /// </summary>
     public Activations Plan(int batch, int time, PassKind kind, bool withLogits = false)
     {
@@ -80,7 +89,7 @@ public sealed class Transformer : IDisposable
             throw new InvalidOperationException("a training plan needs gradients: create the model trainable or call EnableGradients()");
         }
 
-        return new Activations(Backend, Config, batch, time, kind, withLogits);
+        return new Activations(Backend, Config, batch, time, kind, withLogits, recompute: kind == PassKind.Train && RecomputeActivations);
     }
 
     /// <summary>
@@ -188,7 +197,12 @@ public sealed class Transformer : IDisposable
         for (int l = c.Layers - 1; l >= 0; l--)
         {
             var blk = blocks[l];
-            var x = a.Blocks[l];
+            var x = a.BlockOf(l);
+            if (a.Recompute)
+            {
+                // The block's activations from its input residual, into the one shared set.
+                BlockForward(l, a, x, null);
+            }
 
             // MLP half: the residual gradient flows straight through and into the MLP.
             blk.Down.Backward(b, x.Activated, g.Residual, g.Activated, accumulate: false);
@@ -338,7 +352,7 @@ public sealed class Transformer : IDisposable
 
         for (int l = 0; l < c.Layers; l++)
         {
-            BlockForward(l, a, a.Blocks[a.Kind == PassKind.Train ? l : 0], cache);
+            BlockForward(l, a, a.BlockOf(l), cache);
         }
 
         finalNorm.Forward(b, a.Residual[c.Layers], a.FinalNorm, a.FinalMean, a.FinalRstd);

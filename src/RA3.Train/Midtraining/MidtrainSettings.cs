@@ -118,6 +118,10 @@ public sealed record MidtrainSettings
     [Option("save-dtype", WeightStorage.SaveHelp, Choices = WeightStorage.Choices)]
     public string SaveDType { get; init; } = "auto";
 
+    /// <summary>Whether training plans recompute the blocks' activations in the backward (<see cref="Pretraining.PretrainSettings.RecomputeHelp"/>).</summary>
+    [Option("recompute", Pretraining.PretrainSettings.RecomputeHelp)]
+    public bool Recompute { get; init; }
+
     /// <summary>The settings as JSON, without the fields a resume may change (the backend, how often the E-step checkpoints).</summary>
     public string Identity() => JsonSerializer.Serialize(this with { Backend = string.Empty, EStepSaveEvery = 0 });
 

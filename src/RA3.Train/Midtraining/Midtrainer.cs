@@ -105,6 +105,7 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
         if (!File.Exists(candidatesPath))
         {
             using var policy = HuggingFaceCheckpoint.Load(start, backend, trainable: true, WeightStorage.Parse(s.DType));
+            policy.RecomputeActivations = s.Recompute;
             using var scorer = HuggingFaceCheckpoint.Load(start, backend, dtype: WeightStorage.Parse(s.DType));
             int steps = EStep.Steps(traces.Train.Count, s.EStep());
             var progress = new Progress(log, steps, 0, interactive, every: 5);
@@ -295,6 +296,7 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
             Backend = s.Backend,
             DType = s.DType,
             SaveDType = s.SaveDType,
+            Recompute = s.Recompute,
         };
         if (HuggingFaceCheckpoint.IsModelFolder(Path.Combine(p.Out, "final")))
         {

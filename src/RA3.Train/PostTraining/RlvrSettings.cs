@@ -114,6 +114,10 @@ public sealed record RlvrSettings
     [Option("save-dtype", WeightStorage.SaveHelp, Choices = WeightStorage.Choices)]
     public string SaveDType { get; init; } = "auto";
 
+    /// <summary>Whether training plans recompute the blocks' activations in the backward (<see cref="Pretraining.PretrainSettings.RecomputeHelp"/>).</summary>
+    [Option("recompute", Pretraining.PretrainSettings.RecomputeHelp)]
+    public bool Recompute { get; init; }
+
     /// <summary>Stop after this many steps of this process (simulates a kill in tests); 0 = run to the end.</summary>
     [Option("stop-after", "stop after N steps of this process, checkpointing first (0: run to the end)", Min = 0, InConfig = false)]
     public int StopAfter { get; init; }

@@ -42,6 +42,7 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
         var dtype = WeightStorage.Parse(s.DType);
         using var model = HuggingFaceCheckpoint.Load(init, backend, trainable: true, dtype);
         using var reference = HuggingFaceCheckpoint.Load(init, backend, dtype: dtype);
+        model.RecomputeActivations = s.Recompute;
         using var optimizer = new AdamWOptimizer(model, weightDecay: 0f);
         using var update = new PolicyGradient(model, reference, optimizer, new PolicyGradientOptions(s.LearningRate, s.KlCoefficient, s.ClipRange), new NonFiniteGuard(s.SkipNonFinite, () => TrainingCheckpoint.Latest(s.Out), log));
         using var sandbox = Sandbox.Sandbox.Create(s.SampleLimits());

@@ -122,6 +122,13 @@ public sealed record PretrainSettings
     [Option("save-dtype", WeightStorage.SaveHelp, Choices = WeightStorage.Choices)]
     public string SaveDType { get; init; } = "auto";
 
+    /// <summary>Help line of <c>--recompute</c>, which the commands that train share.</summary>
+    public const string RecomputeHelp = "keep only the residual stream between blocks and recompute each block in the backward: one block's activations instead of all (long sequences, large models), one more forward of the blocks";
+
+    /// <summary>Whether training plans recompute the blocks' activations in the backward.</summary>
+    [Option("recompute", RecomputeHelp)]
+    public bool Recompute { get; init; }
+
     /// <summary>Stop after this many steps of this process (simulates a kill in tests); 0 = run to the end.</summary>
     [Option("stop-after", "stop after N steps of this process, checkpointing first (0: run to the end)", Min = 0, InConfig = false)]
     public int StopAfter { get; init; }

@@ -47,6 +47,7 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
         using var model = s.Init is null
             ? new Transformer(backend, FreshConfig(s, tokenizer), trainable: true, dtype ?? DType.Float32)
             : HuggingFaceCheckpoint.Load(s.Init, backend, trainable: true, dtype);
+        model.RecomputeActivations = s.Recompute;
         if (model.Config.VocabSize < tokenizer.VocabSize)
         {
             throw new InvalidDataException($"the model's vocabulary ({model.Config.VocabSize}) is smaller than the tokenizer's ({tokenizer.VocabSize})");
