@@ -177,9 +177,9 @@ void check_attention(int d, int batch, int t, int hq, int hkv, const std::vector
     auto qh = round_bf16(q), kh = round_bf16(k), vh = round_bf16(v), doh = round_bf16(dout);
     auto dqh = round_bf16(dq0), dkh = round_bf16(dk0), dvh = round_bf16(dv0);
     std::vector<float> out(nq), lse(size_t(batch) * hq * t);
-    OK(ra3_flash_attention_forward_f32(batch, t, hq, hkv, d, q.data(), k.data(), v.data(), lengths.data(), out.data(), lse.data()));
+    OK(ra3_flash_attention_forward_f32(batch, t, hq, hkv, d, 0, q.data(), k.data(), v.data(), lengths.data(), out.data(), lse.data()));
     std::vector<float> dq = dq0, dk = dk0, dv = dv0;
-    OK(ra3_flash_attention_backward_f32(batch, t, hq, hkv, d, q.data(), k.data(), v.data(), lengths.data(), out.data(), lse.data(), dout.data(),
+    OK(ra3_flash_attention_backward_f32(batch, t, hq, hkv, d, 0, q.data(), k.data(), v.data(), lengths.data(), out.data(), lse.data(), dout.data(),
                                         dq.data(), dk.data(), dv.data()));
 
     Buffer gq(qh), gk(kh), gv(vh), gdo(doh), glen(lengths), gout(nq * 2), glse(lse.size() * 4), gdq(dqh), gdk(dkh), gdv(dvh);

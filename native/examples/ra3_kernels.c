@@ -40,7 +40,7 @@ static int attention(void) {
     const int32_t lengths[B] = {T, 23}; /* the second sequence is right-padded */
     for (int i = 0; i < NQ; ++i) q[i] = uniform();
     for (int i = 0; i < NKV; ++i) { k[i] = uniform(); v[i] = uniform(); }
-    if (!check("flash attention", ra3_flash_attention_forward_f32(B, T, HQ, HKV, D, q, k, v, lengths, out, lse))) return 0;
+    if (!check("flash attention", ra3_flash_attention_forward_f32(B, T, HQ, HKV, D, 0, q, k, v, lengths, out, lse))) return 0;
     /* Reference: out[b,i,h] = sum_{j<=i} softmax_j(q_i . k_j / sqrt(D)) v_j over kv head h / (HQ / HKV);
      * rows at or past a length are 0 with lse 0, as ra3.h documents. */
     for (int b = 0; b < B; ++b)

@@ -47,7 +47,7 @@ RA3_API const char* ra3_version(void);
 /** The ABI version of this header: bumped whenever a signature in it changes. The library returns it
  *  from ra3_abi_version(), and the .NET side reads it from this line at build time (RA3.Kernels.csproj),
  *  so this is the one place the number is written. */
-#define RA3_ABI_VERSION 3
+#define RA3_ABI_VERSION 4
 
 /** ABI version of the loaded library (RA3_ABI_VERSION of the header it was built from). */
 RA3_API int32_t ra3_abi_version(void);
@@ -113,16 +113,18 @@ RA3_API ra3_status ra3_attention_backward_f32(int32_t batch, int32_t t, int32_t 
  * Fused causal attention (flash style: keys in tiles with an online softmax, no T x T matrix).
  * q [B, T, Hq, D], k and v [B, T, Hkv, D], out [B, T, Hq, D], lse [B, Hq, T] (row log-sum-exp,
  * kept for the backward); lengths [B] in [0, T] marks right padding (NULL = T everywhere):
- * query rows at or past a length get out = 0 and lse = 0. Scale is 1/sqrt(D).
+ * query rows at or past a length get out = 0 and lse = 0. Scale is 1/sqrt(D). window > 0 is
+ * sliding-window attention: query i sees keys i - window + 1 .. i (exactly window of them, as
+ * transformers defines Mistral's and Qwen2's window); 0 sees every earlier key.
  */
 RA3_API ra3_status ra3_flash_attention_forward_f32(int32_t batch, int32_t t, int32_t hq,
-                                                   int32_t hkv, int32_t d, const float* q,
+                                                   int32_t hkv, int32_t d, int32_t window, const float* q,
                                                    const float* k, const float* v,
                                                    const int32_t* lengths, float* out, float* lse);
 
-/** Backward of ra3_flash_attention_forward_f32 from out and lse: accumulates into dq, dk, dv. */
+/** Backward of ra3_flash_attention_forward_f32 (same window) from out and lse: accumulates into dq, dk, dv. */
 RA3_API ra3_status ra3_flash_attention_backward_f32(int32_t batch, int32_t t, int32_t hq,
-                                                    int32_t hkv, int32_t d, const float* q,
+                                                    int32_t hkv, int32_t d, int32_t window, const float* q,
                                                     const float* k, const float* v,
                                                     const int32_t* lengths, const float* out,
                                                     const float* lse, const float* dout, float* dq,
@@ -131,10 +133,11 @@ RA3_API ra3_status ra3_flash_attention_backward_f32(int32_t batch, int32_t t, in
 /**
  * One generation step over a KV cache: appends k_new, v_new [B, Hkv, D] to k_cache, v_cache
  * [B, capacity, Hkv, D] at position lengths[b] (< capacity), then attends q [B, Hq, D] over cache
- * positions 0..lengths[b] into out [B, Hq, D]. The caller advances lengths.
+ * positions 0..lengths[b] (with window > 0, the last window of them) into out [B, Hq, D]. The
+ * caller advances lengths.
  */
 RA3_API ra3_status ra3_attention_decode_f32(int32_t batch, int32_t capacity, int32_t hq,
-                                            int32_t hkv, int32_t d, const float* q,
+                                            int32_t hkv, int32_t d, int32_t window, const float* q,
                                             const float* k_new, const float* v_new,
                                             float* k_cache, float* v_cache,
                                             const int32_t* lengths, float* out);

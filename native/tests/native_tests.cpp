@@ -98,33 +98,35 @@ static void test_softmax_and_cross_entropy(std::mt19937& rng) {
 }
 
 // Causal softmax attention in double precision, straight from the definition: for query row i of
-// head h, p_j = softmax_j(q_i . k_j / sqrt(d)) over keys j <= i of kv head h / (hq / hkv), out_i =
-// sum_j p_j v_j. Rows at or past lengths[b] are left 0 (what the flash kernel documents).
+// head h, p_j = softmax_j(q_i . k_j / sqrt(d)) over keys j <= i of kv head h / (hq / hkv) (and
+// j > i - window with a sliding window), out_i = sum_j p_j v_j. Rows at or past lengths[b] are left
+// 0 (what the flash kernel documents).
 struct AttentionReference {
     std::vector<double> out, probs, lse;  // [b, t, hq, d], [b, hq, t, t], [b, hq, t]
 };
 
 static AttentionReference attention_reference(int b, int t, int hq, int hkv, int d, const std::vector<float>& q,
                                               const std::vector<float>& k, const std::vector<float>& v,
-                                              const std::vector<int>& lengths) {
+                                              const std::vector<int>& lengths, int window = 0) {
     AttentionReference r{std::vector<double>(q.size()), std::vector<double>(size_t(b) * hq * t * t),
                          std::vector<double>(size_t(b) * hq * t)};
     for (int bi = 0; bi < b; ++bi)
         for (int h = 0; h < hq; ++h)
             for (int i = 0; i < lengths[bi]; ++i) {
                 const int g = h / (hq / hkv);
+                const int first = window == 0 ? 0 : std::max(0, i - window + 1);
                 std::vector<double> logits(i + 1);
                 double mx = -INFINITY, sum = 0;
-                for (int j = 0; j <= i; ++j) {
+                for (int j = first; j <= i; ++j) {
                     double x = 0;
                     for (int c = 0; c < d; ++c)
                         x += double(q[((size_t(bi) * t + i) * hq + h) * d + c]) * k[((size_t(bi) * t + j) * hkv + g) * d + c];
                     logits[j] = x / std::sqrt(double(d));
                     mx = std::fmax(mx, logits[j]);
                 }
-                for (int j = 0; j <= i; ++j) sum += std::exp(logits[j] - mx);
+                for (int j = first; j <= i; ++j) sum += std::exp(logits[j] - mx);
                 r.lse[(size_t(bi) * hq + h) * t + i] = mx + std::log(sum);
-                for (int j = 0; j <= i; ++j) {
+                for (int j = first; j <= i; ++j) {
                     const double p = std::exp(logits[j] - mx) / sum;
                     r.probs[((size_t(bi) * hq + h) * t + i) * t + j] = p;
                     for (int c = 0; c < d; ++c)
@@ -153,11 +155,21 @@ static void test_attention(std::mt19937& rng) {
     const std::vector<int32_t> lengths32(lengths.begin(), lengths.end());
     std::vector<float> lse(size_t(b) * hq * t);
     std::fill(out.begin(), out.end(), 7.0f);  // padded rows must be written as 0, not left alone
-    CHECK(ra3_flash_attention_forward_f32(b, t, hq, hkv, d, q.data(), k.data(), v.data(), lengths32.data(), out.data(),
+    CHECK(ra3_flash_attention_forward_f32(b, t, hq, hkv, d, 0, q.data(), k.data(), v.data(), lengths32.data(), out.data(),
                                           lse.data()) == RA3_OK,
           "flash attention: %s", ra3_last_error());
     CHECK(rel_error(out, padded.out) < 1e-6, "flash attention output rel error %g", rel_error(out, padded.out));
     CHECK(rel_error(lse, padded.lse) < 1e-6, "flash attention lse rel error %g", rel_error(lse, padded.lse));
+
+    // A sliding window of 9 keys: every row past the 9th loses its earliest keys.
+    const int window = 9;
+    const auto windowed = attention_reference(b, t, hq, hkv, d, q, k, v, lengths, window);
+    CHECK(ra3_flash_attention_forward_f32(b, t, hq, hkv, d, window, q.data(), k.data(), v.data(), lengths32.data(),
+                                          out.data(), lse.data()) == RA3_OK,
+          "windowed flash attention: %s", ra3_last_error());
+    CHECK(rel_error(out, windowed.out) < 1e-6, "windowed flash attention output rel error %g", rel_error(out, windowed.out));
+    CHECK(rel_error(lse, windowed.lse) < 1e-6, "windowed flash attention lse rel error %g", rel_error(lse, windowed.lse));
+    CHECK(rel_error(out, padded.out) > 1e-3, "the window changed nothing (rel %g)", rel_error(out, padded.out));
 }
 
 static void test_errors() {

@@ -282,17 +282,18 @@ public sealed class OpTests(string backendName) : KernelTest(backendName)
         CloseAccumulated(dv, dv0, rv.grad!, "dv");
     }
 
-    [TestCase(3, 4, 2, 16, 9)]
-    [TestCase(2, 6, 6, 7, 5)]
+    [TestCase(3, 4, 2, 16, 9, 0)]
+    [TestCase(2, 6, 6, 7, 5, 0)]
+    [TestCase(4, 4, 2, 8, 12, 3)]
     [Checks(nameof(Backend.AttentionDecode))]
-    public void DecodeAttentionAppendsAndAttendsPerSequenceLength(int batch, int hq, int hkv, int d, int capacity)
+    public void DecodeAttentionAppendsAndAttendsPerSequenceLength(int batch, int hq, int hkv, int d, int capacity, int window)
     {
         int[] lengths = RandomInts(batch, 0, capacity);
         float[] q = Random(batch * hq * d), kNew = Random(batch * hkv * d), vNew = Random(batch * hkv * d);
         float[] kc = Random(batch * capacity * hkv * d), vc = Random(batch * capacity * hkv * d);
         KTensor kCache = Up(kc, batch, capacity, hkv, d), vCache = Up(vc, batch, capacity, hkv, d), output = Up(Random(q.Length), batch, hq, d);
         var lens = Ints(lengths, batch);
-        B.AttentionDecode(Up(q, batch, hq, d), Up(kNew, batch, hkv, d), Up(vNew, batch, hkv, d), kCache, vCache, lens, output);
+        B.AttentionDecode(Up(q, batch, hq, d), Up(kNew, batch, hkv, d), Up(vNew, batch, hkv, d), kCache, vCache, lens, output, window);
 
         var rk = T(kc, [batch, capacity, hkv, d]);
         var rv = T(vc, [batch, capacity, hkv, d]);
@@ -302,8 +303,9 @@ public sealed class OpTests(string backendName) : KernelTest(backendName)
             int n = lengths[i];
             rk[i, n] = T(kNew, [batch, hkv, d])[i];
             rv[i, n] = T(vNew, [batch, hkv, d])[i];
-            var keys = rk[i, ..(n + 1)].repeat_interleave(hq / hkv, 1).transpose(0, 1);
-            var values = rv[i, ..(n + 1)].repeat_interleave(hq / hkv, 1).transpose(0, 1);
+            int first = window == 0 ? 0 : Math.Max(0, n + 1 - window);  // a sliding window sees the last `window` positions
+            var keys = rk[i, first..(n + 1)].repeat_interleave(hq / hkv, 1).transpose(0, 1);
+            var values = rv[i, first..(n + 1)].repeat_interleave(hq / hkv, 1).transpose(0, 1);
             var query = T(q, [batch, hq, 1, d])[i];
             wantOut[i] = nn.functional.scaled_dot_product_attention(query, keys, values).squeeze(1);
         }

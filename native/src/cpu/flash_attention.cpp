@@ -9,7 +9,8 @@
 // sum l, output rows rescaled) turn S into P, and O += P V. lse = m + log l. No T x T matrix.
 // Backward, one task per (batch, kv head) over its query heads (dk, dv have one writer): with
 // P = exp(S - lse), dP = dO V^T, dS = scale * P (dP - rowsum(dO * O)): dQ += dS K, dK += dS^T Q,
-// dV += P^T dO, all GEMMs on the panels.
+// dV += P^T dO, all GEMMs on the panels. A sliding window (window > 0: query i sees keys
+// i - window + 1 .. i) masks each row to that range and skips key tiles wholly before a block's window.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -22,13 +23,20 @@ namespace {
 
 constexpr int64_t kBlock = 256;
 
-ra3::AttentionDims check(int32_t batch, int32_t t, int32_t hq, int32_t hkv, int32_t d, const int32_t* lengths) {
+ra3::AttentionDims check(int32_t batch, int32_t t, int32_t hq, int32_t hkv, int32_t d, int32_t window, const int32_t* lengths) {
     const ra3::AttentionDims dims = ra3::check_attention(batch, t, hq, hkv, d);
+    ra3::require(window >= 0, "window must be >= 0 (0 = every earlier key), got " + std::to_string(window));
     for (int32_t b = 0; lengths && b < batch; ++b)
         ra3::require(lengths[b] >= 0 && lengths[b] <= t,
                      "lengths[" + std::to_string(b) + "] = " + std::to_string(lengths[b]) + " is outside [0, " + std::to_string(t) + "]");
     return dims;
 }
+
+// The first key query i sees: 0, or i - window + 1 in a sliding window.
+int64_t first_key(int64_t i, int64_t window) { return window == 0 ? 0 : std::max<int64_t>(0, i - window + 1); }
+
+// The first key tile of a query block starting at i0.
+int64_t first_tile(int64_t i0, int64_t window) { return first_key(i0, window) / kBlock * kBlock; }
 
 // panel [n, D] = rows 0..n-1 of head h of x [B, T, H, D]
 void gather(const float* x, int64_t heads, const ra3::AttentionDims& s, int64_t b, int64_t h, int64_t n, float* panel) {
@@ -39,10 +47,11 @@ void gather(const float* x, int64_t heads, const ra3::AttentionDims& s, int64_t 
 
 extern "C" {
 
-RA3_API ra3_status ra3_flash_attention_forward_f32(int32_t batch, int32_t t, int32_t hq, int32_t hkv, int32_t d, const float* q,
-                                                   const float* k, const float* v, const int32_t* lengths, float* out, float* lse) {
+RA3_API ra3_status ra3_flash_attention_forward_f32(int32_t batch, int32_t t, int32_t hq, int32_t hkv, int32_t d, int32_t window,
+                                                   const float* q, const float* k, const float* v, const int32_t* lengths, float* out,
+                                                   float* lse) {
     return ra3::guarded("ra3_flash_attention_forward_f32", [&] {
-        const ra3::AttentionDims s = check(batch, t, hq, hkv, d, lengths);
+        const ra3::AttentionDims s = check(batch, t, hq, hkv, d, window, lengths);
         ra3::require(batch == 0 || t == 0 || (q && k && v && out && lse), "an argument is null");
         const float scale = 1.0f / std::sqrt(static_cast<float>(d));
 #pragma omp parallel for schedule(dynamic, 1)
@@ -56,20 +65,21 @@ RA3_API ra3_status ra3_flash_attention_forward_f32(int32_t batch, int32_t t, int
                 const int64_t br = std::min(kBlock, n - i0);
                 std::fill(m.begin() + i0, m.begin() + i0 + br, -INFINITY);
                 std::fill(l.begin() + i0, l.begin() + i0 + br, 0.0f);
-                for (int64_t j0 = 0; j0 < i0 + br; j0 += kBlock) {
+                for (int64_t j0 = first_tile(i0, window); j0 < i0 + br; j0 += kBlock) {
                     const int64_t bc = std::min(kBlock, i0 + br - j0);
                     ra3::gemm(br, bc, s.d, false, true, scale, qp.data() + i0 * s.d, kp.data() + j0 * s.d, 0.0f, tile.data());
                     for (int64_t r = 0; r < br; ++r) {
-                        const int64_t i = i0 + r, visible = std::clamp<int64_t>(i - j0 + 1, 0, bc);
+                        const int64_t i = i0 + r, from = std::clamp<int64_t>(first_key(i, window) - j0, 0, bc),
+                                      to = std::clamp<int64_t>(i - j0 + 1, 0, bc);
                         float* row = tile.data() + r * bc;
                         float mx = m[i];
-                        for (int64_t j = 0; j < visible; ++j) mx = std::max(mx, row[j]);
+                        for (int64_t j = from; j < to; ++j) mx = std::max(mx, row[j]);
                         float sum = 0.0f;
                         for (int64_t j = 0; j < bc; ++j) {
-                            row[j] = j < visible ? std::exp(row[j] - mx) : 0.0f;
+                            row[j] = j >= from && j < to ? std::exp(row[j] - mx) : 0.0f;
                             sum += row[j];
                         }
-                        if (visible == 0) continue;
+                        if (from >= to) continue;
                         const float rescale = std::exp(m[i] - mx);
                         l[i] = l[i] * rescale + sum;
                         m[i] = mx;
@@ -88,11 +98,12 @@ RA3_API ra3_status ra3_flash_attention_forward_f32(int32_t batch, int32_t t, int
     });
 }
 
-RA3_API ra3_status ra3_flash_attention_backward_f32(int32_t batch, int32_t t, int32_t hq, int32_t hkv, int32_t d, const float* q,
-                                                    const float* k, const float* v, const int32_t* lengths, const float* out,
-                                                    const float* lse, const float* dout, float* dq, float* dk, float* dv) {
+RA3_API ra3_status ra3_flash_attention_backward_f32(int32_t batch, int32_t t, int32_t hq, int32_t hkv, int32_t d, int32_t window,
+                                                    const float* q, const float* k, const float* v, const int32_t* lengths,
+                                                    const float* out, const float* lse, const float* dout, float* dq, float* dk,
+                                                    float* dv) {
     return ra3::guarded("ra3_flash_attention_backward_f32", [&] {
-        const ra3::AttentionDims s = check(batch, t, hq, hkv, d, lengths);
+        const ra3::AttentionDims s = check(batch, t, hq, hkv, d, window, lengths);
         ra3::require(batch == 0 || t == 0 || (q && k && v && out && lse && dout && dq && dk && dv), "an argument is null");
         const float scale = 1.0f / std::sqrt(static_cast<float>(d));
         const int64_t group = s.hq / s.hkv;
@@ -117,16 +128,18 @@ RA3_API ra3_status ra3_flash_attention_backward_f32(int32_t batch, int32_t t, in
                 const float* row_lse = lse + (b * s.hq + h) * s.t;
                 for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
                     const int64_t br = std::min(kBlock, n - i0);
-                    for (int64_t j0 = 0; j0 < i0 + br; j0 += kBlock) {
+                    for (int64_t j0 = first_tile(i0, window); j0 < i0 + br; j0 += kBlock) {
                         const int64_t bc = std::min(kBlock, i0 + br - j0);
                         ra3::gemm(br, bc, s.d, false, true, scale, qp.data() + i0 * s.d, kp.data() + j0 * s.d, 0.0f, p.data());
                         ra3::gemm(br, bc, s.d, false, true, 1.0f, dop.data() + i0 * s.d, vp.data() + j0 * s.d, 0.0f, ds.data());
                         for (int64_t r = 0; r < br; ++r) {
-                            const int64_t i = i0 + r, visible = std::clamp<int64_t>(i - j0 + 1, 0, bc);
+                            const int64_t i = i0 + r, from = std::clamp<int64_t>(first_key(i, window) - j0, 0, bc),
+                                          to = std::clamp<int64_t>(i - j0 + 1, 0, bc);
                             for (int64_t j = 0; j < bc; ++j) {
-                                const float pj = j < visible ? std::exp(p[r * bc + j] - row_lse[i]) : 0.0f;
+                                const bool seen = j >= from && j < to;
+                                const float pj = seen ? std::exp(p[r * bc + j] - row_lse[i]) : 0.0f;
                                 p[r * bc + j] = pj;
-                                ds[r * bc + j] = j < visible ? scale * pj * (ds[r * bc + j] - rowdot[i]) : 0.0f;
+                                ds[r * bc + j] = seen ? scale * pj * (ds[r * bc + j] - rowdot[i]) : 0.0f;
                             }
                         }
                         ra3::gemm(br, s.d, bc, false, false, 1.0f, ds.data(), kp.data() + j0 * s.d, 1.0f, dqp.data() + i0 * s.d);
@@ -150,12 +163,13 @@ RA3_API ra3_status ra3_flash_attention_backward_f32(int32_t batch, int32_t t, in
 
 extern "C" {
 
-RA3_API ra3_status ra3_attention_decode_f32(int32_t batch, int32_t capacity, int32_t hq, int32_t hkv, int32_t d, const float* q,
-                                            const float* k_new, const float* v_new, float* k_cache, float* v_cache,
+RA3_API ra3_status ra3_attention_decode_f32(int32_t batch, int32_t capacity, int32_t hq, int32_t hkv, int32_t d, int32_t window,
+                                            const float* q, const float* k_new, const float* v_new, float* k_cache, float* v_cache,
                                             const int32_t* lengths, float* out) {
     return ra3::guarded("ra3_attention_decode_f32", [&] {
         ra3::require(batch >= 0 && capacity > 0 && hq > 0 && hkv > 0 && d > 0 && hq % hkv == 0,
                      "expected batch >= 0, capacity, d > 0 and hq a positive multiple of hkv");
+        ra3::require(window >= 0, "window must be >= 0 (0 = every earlier key), got " + std::to_string(window));
         ra3::require(batch == 0 || (q && k_new && v_new && k_cache && v_cache && lengths && out), "an argument is null");
         for (int32_t b = 0; b < batch; ++b)
             ra3::require(lengths[b] >= 0 && lengths[b] < capacity, "lengths[" + std::to_string(b) + "] = " + std::to_string(lengths[b]) +
@@ -168,12 +182,12 @@ RA3_API ra3_status ra3_attention_decode_f32(int32_t batch, int32_t capacity, int
         const float scale = 1.0f / std::sqrt(static_cast<float>(d));
 #pragma omp parallel for schedule(static)
         for (int64_t task = 0; task < static_cast<int64_t>(batch) * hq; ++task) {
-            const int64_t b = task / hq, h = task % hq, hk = h / group, n = lengths[b] + 1;
+            const int64_t b = task / hq, h = task % hq, hk = h / group, n = lengths[b] + 1, start = first_key(lengths[b], window);
             const float* qi = q + task * d;
             float* o = out + task * d;
             std::vector<float> p(n);
             float m = -INFINITY;
-            for (int64_t j = 0; j < n; ++j) {
+            for (int64_t j = start; j < n; ++j) {
                 const float* kj = k_cache + ((b * capacity + j) * hkv + hk) * d;
                 float dot = 0.0f;
                 for (int64_t c = 0; c < d; ++c) dot += qi[c] * kj[c];
@@ -181,9 +195,9 @@ RA3_API ra3_status ra3_attention_decode_f32(int32_t batch, int32_t capacity, int
                 m = std::max(m, p[j]);
             }
             float sum = 0.0f;
-            for (int64_t j = 0; j < n; ++j) sum += (p[j] = std::exp(p[j] - m));
+            for (int64_t j = start; j < n; ++j) sum += (p[j] = std::exp(p[j] - m));
             std::fill(o, o + d, 0.0f);
-            for (int64_t j = 0; j < n; ++j) {
+            for (int64_t j = start; j < n; ++j) {
                 const float* vj = v_cache + ((b * capacity + j) * hkv + hk) * d;
                 for (int64_t c = 0; c < d; ++c) o[c] += p[j] / sum * vj[c];
             }

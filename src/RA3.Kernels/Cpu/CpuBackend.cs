@@ -237,11 +237,11 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
 
     private protected override void RopeBackwardCore(Tensor dy, Tensor positions, Tensor invFreq, Tensor dx) => Rope(dy, positions, invFreq, dx, inverse: true);
 
-    private protected override void FlashAttentionCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse) =>
-        TiledFlashAttention(this, q, k, v, lengths, output, lse);
+    private protected override void FlashAttentionCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, int window) =>
+        TiledFlashAttention(this, q, k, v, lengths, output, lse, window);
 
-    private protected override void FlashAttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv) =>
-        TiledFlashAttentionBackward(this, q, k, v, lengths, output, lse, dOutput, dq, dk, dv);
+    private protected override void FlashAttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv, int window) =>
+        TiledFlashAttentionBackward(this, q, k, v, lengths, output, lse, dOutput, dq, dk, dv, window);
 
     void IFlashTiles.HeadsToBatch(Tensor x, Tensor dst, int hq) =>
         WorkerPool.For(x.Shape[0] * Chunks.Count(x.Shape[1], FlashTileKernel.Heads.RowsPerTask), new FlashTileKernel.Heads { X = F(x), Dst = F(dst), T = x.Shape[1], Hx = x.Shape[2], Hq = hq, D = x.Shape[3] });
@@ -261,7 +261,7 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
     void IFlashTiles.RowDot(Tensor dOut, Tensor output, Tensor rowDot) =>
         WorkerPool.For(dOut.Shape[0], new FlashTileKernel.RowDot { A = F(dOut), B = F(output), Out = F(rowDot), T = dOut.Shape[1], H = dOut.Shape[2], D = dOut.Shape[3] });
 
-    private protected override void AttentionDecodeCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output) =>
+    private protected override void AttentionDecodeCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output, int window) =>
         DecodeAttentionKernel.Run(
             new DecodeAttentionKernel.Body
             {
@@ -275,6 +275,7 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
                 Hq = q.Shape[1],
                 Hkv = kCache.Shape[2],
                 D = q.Shape[2],
+                Window = window,
             },
             F(kNew),
             F(vNew));

@@ -24,15 +24,18 @@ internal static unsafe class DecodeAttentionKernel
         public int Hkv;
         public int D;
 
+        /// <summary>Keys seen: the last Window positions (0: all).</summary>
+        public int Window;
+
         public readonly void Run(int index)
         {
-            int b = index / Hq, h = index % Hq, hk = h / (Hq / Hkv), n = Lengths[b] + 1;
+            int b = index / Hq, h = index % Hq, hk = h / (Hq / Hkv), end = Lengths[b] + 1, start = Window == 0 ? 0 : Math.Max(0, end - Window), n = end - start;
             Span<float> p = n <= StackScores ? stackalloc float[n] : new float[n];
             var q = new ReadOnlySpan<float>(Q + (((long)b * Hq) + h) * D, D);
             float scale = 1f / MathF.Sqrt(D);
             for (int j = 0; j < n; j++)
             {
-                p[j] = Simd.Dot(q, Row(KCache, b, j, hk)) * scale;
+                p[j] = Simd.Dot(q, Row(KCache, b, start + j, hk)) * scale;
             }
 
             Simd.Scale(p, 1f / Simd.ExpShifted(p, Simd.Max(p), p), p);
@@ -40,7 +43,7 @@ internal static unsafe class DecodeAttentionKernel
             o.Clear();
             for (int j = 0; j < n; j++)
             {
-                Simd.Axpy(p[j], Row(VCache, b, j, hk), o);
+                Simd.Axpy(p[j], Row(VCache, b, start + j, hk), o);
             }
         }
 

@@ -84,23 +84,18 @@ internal static unsafe class FlashTileKernel
                     o.Clear();
                 }
 
-                if (i >= n)
+                var (from, to) = t.VisibleKeys(i, n);
+                if (from >= to)
                 {
                     s.Clear();
                     continue;
                 }
 
-                int visible = Math.Min(t.Bc, i - t.J0 + 1);
-                if (visible <= 0)
-                {
-                    s.Clear();
-                    continue;
-                }
-
-                var live = s[..visible];
+                var live = s[from..to];
                 float mNew = MathF.Max(M[row], Simd.Max(live)), rescale = MathF.Exp(M[row] - mNew);
                 L[row] = (L[row] * rescale) + Simd.ExpShifted(live, mNew, live);
-                s[visible..].Clear();
+                s[..from].Clear();
+                s[to..].Clear();
                 if (rescale != 1f)
                 {
                     Simd.Scale(o, rescale, o);
@@ -161,25 +156,28 @@ internal static unsafe class FlashTileKernel
                 long row = ((long)p * t.T) + i, offset = (((long)p * t.Br) + r) * t.Bc;
                 var prob = new Span<float>(P + offset, t.Bc);
                 var ds = new Span<float>(DS + offset, t.Bc);
-                int visible = i < n ? Math.Clamp(i - t.J0 + 1, 0, t.Bc) : 0;
-                var live = prob[..visible];
+                var (from, to) = t.VisibleKeys(i, n);
+                to = Math.Max(from, to);
+                var live = prob[from..to];
                 Simd.ExpShifted(live, Lse[row], live);
-                prob[visible..].Clear();
+                prob[..from].Clear();
+                prob[to..].Clear();
                 var dot = new Vector<float>(RowDot[row]);
                 var scale = new Vector<float>(t.Scale);
-                int j = 0;
-                for (; j + Vector<float>.Count <= visible; j += Vector<float>.Count)
+                int j = from;
+                for (; j + Vector<float>.Count <= to; j += Vector<float>.Count)
                 {
                     var grad = scale * new Vector<float>(prob[j..]) * (new Vector<float>(ds[j..]) - dot);
                     grad.CopyTo(ds[j..]);
                 }
 
-                for (; j < visible; j++)
+                for (; j < to; j++)
                 {
                     ds[j] = t.Scale * prob[j] * (ds[j] - dot[0]);
                 }
 
-                ds[visible..].Clear();
+                ds[..from].Clear();
+                ds[to..].Clear();
             }
         }
     }

@@ -108,13 +108,14 @@ public sealed class CudaBackend : IlgpuBackend
         NativeMethods.Check(NativeMethods.CudaRmsNormBackward(x.Shape.Rows, x.Shape[-1], P(x), P(weight), P(rstd), P(dy), P(dx), P(dWeight)));
     }
 
-    private protected override void FlashAttentionCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse)
+    /// <remarks>Head dims other than 64 and 128, and sliding windows (whose CUDA kernel belongs to the GPU issue), run ILGPU's tiled kernel.</remarks>
+    private protected override void FlashAttentionCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, int window)
     {
         Enter();
         int d = q.Shape[3];
-        if (d != 64 && d != 128)
+        if ((d != 64 && d != 128) || window != 0)
         {
-            base.FlashAttentionCore(q, k, v, lengths, output, lse);
+            base.FlashAttentionCore(q, k, v, lengths, output, lse, window);
             return;
         }
 
@@ -126,13 +127,13 @@ public sealed class CudaBackend : IlgpuBackend
         NativeMethods.Check(NativeMethods.CudaBf16ToF32(output.Count, ob.Pointer, P(output)));
     }
 
-    private protected override void FlashAttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv)
+    private protected override void FlashAttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv, int window)
     {
         Enter();
         int d = q.Shape[3];
-        if (d != 64 && d != 128)
+        if ((d != 64 && d != 128) || window != 0)
         {
-            base.FlashAttentionBackwardCore(q, k, v, lengths, output, lse, dOutput, dq, dk, dv);
+            base.FlashAttentionBackwardCore(q, k, v, lengths, output, lse, dOutput, dq, dk, dv, window);
             return;
         }
 

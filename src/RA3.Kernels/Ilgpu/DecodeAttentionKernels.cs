@@ -3,8 +3,8 @@ using ILGPU.Algorithms;
 
 namespace RA3.Kernels.Ilgpu;
 
-/// <summary>Decode sizes: q [B, Hq, D], caches [B, S, Hkv, D].</summary>
-internal readonly record struct DecodeDims(int B, int S, int Hq, int Hkv, int D)
+/// <summary>Decode sizes: q [B, Hq, D], caches [B, S, Hkv, D]; Window &gt; 0 keeps the last Window keys.</summary>
+internal readonly record struct DecodeDims(int B, int S, int Hq, int Hkv, int D, int Window)
 {
     public long Cache(int b, int j, int h) => ((((long)b * S) + j) * Hkv + h) * D;
 }
@@ -25,7 +25,7 @@ internal static class DecodeAttentionKernels
         vCache[dst] = vNew[((long)idx.X * row) + idx.Y];
     }
 
-    /// <summary>output[b, h, :] = softmax_j(q·k_j/√D) v_j over j ≤ lengths[b]; idx = b·Hq + h.</summary>
+    /// <summary>output[b, h, :] = softmax_j(q·k_j/√D) v_j over j ≤ lengths[b] (the last Window of them when Window &gt; 0); idx = b·Hq + h.</summary>
     public static void Attend(Index1D idx, ArrayView<float> q, ArrayView<float> kCache, ArrayView<float> vCache, ArrayView<int> lengths, ArrayView<float> output, DecodeDims s)
     {
         int b = idx / s.Hq, h = idx % s.Hq, hk = h / (s.Hq / s.Hkv);
@@ -36,7 +36,7 @@ internal static class DecodeAttentionKernels
             output[qi + c] = 0f;
         }
 
-        for (int j = 0; j <= lengths[b]; j++)
+        for (int j = s.Window == 0 ? 0 : XMath.Max(0, lengths[b] + 1 - s.Window); j <= lengths[b]; j++)
         {
             long kj = s.Cache(b, j, hk);
             float dot = 0f;

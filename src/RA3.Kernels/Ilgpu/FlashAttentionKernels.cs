@@ -5,9 +5,15 @@ using RA3.Kernels.Ops;
 namespace RA3.Kernels.Ilgpu;
 
 /// <summary>A <see cref="FlashTile"/> as kernel parameters (ints only).</summary>
-internal readonly record struct FlashTileDims(int I0, int J0, int Br, int Bc, int T, int D, int Hq, float Scale, int First)
+internal readonly record struct FlashTileDims(int I0, int J0, int Br, int Bc, int T, int D, int Hq, float Scale, int First, int Window)
 {
-    public static FlashTileDims From(FlashTile t) => new(t.I0, t.J0, t.Br, t.Bc, t.T, t.D, t.Hq, t.Scale, t.First ? 1 : 0);
+    public static FlashTileDims From(FlashTile t) => new(t.I0, t.J0, t.Br, t.Bc, t.T, t.D, t.Hq, t.Scale, t.First ? 1 : 0, t.Window);
+
+    /// <summary>First visible key of row i in the tile, relative to J0 (<see cref="FlashTile.VisibleKeys"/>).</summary>
+    public int From(int i) => Window == 0 ? 0 : XMath.Clamp(i - Window + 1 - J0, 0, Bc);
+
+    /// <summary>One past the last visible key of row i of a sequence of length n (0 for a padded row).</summary>
+    public int To(int i, int n) => i < n ? XMath.Clamp(i - J0 + 1, 0, Bc) : 0;
 }
 
 /// <summary>
@@ -53,22 +59,23 @@ internal static class FlashAttentionKernels
             }
         }
 
-        int visible = i < n ? XMath.Min(t.Bc, i - t.J0 + 1) : 0;
+        int from = t.From(i), to = t.To(i, n);
         float mx = m[row];
-        for (int j = 0; j < visible; j++)
+        for (int j = from; j < to; j++)
         {
             mx = XMath.Max(mx, s[so + j]);
         }
 
-        float rescale = visible > 0 ? XMath.Exp(m[row] - mx) : 1f, sum = 0f;
+        bool any = from < to;
+        float rescale = any ? XMath.Exp(m[row] - mx) : 1f, sum = 0f;
         for (int j = 0; j < t.Bc; j++)
         {
-            float e = j < visible ? XMath.Exp(s[so + j] - mx) : 0f;
+            float e = j >= from && j < to ? XMath.Exp(s[so + j] - mx) : 0f;
             s[so + j] = e;
             sum += e;
         }
 
-        if (visible > 0)
+        if (any)
         {
             l[row] = (l[row] * rescale) + sum;
             m[row] = mx;
@@ -98,12 +105,13 @@ internal static class FlashAttentionKernels
     {
         int p = idx / t.Br, i = t.I0 + (idx % t.Br), n = lengths[p / t.Hq];
         long row = ((long)p * t.T) + i, so = (long)(int)idx * t.Bc;
-        int visible = i < n ? XMath.Clamp(i - t.J0 + 1, 0, t.Bc) : 0;
+        int from = t.From(i), to = t.To(i, n);
         for (int j = 0; j < t.Bc; j++)
         {
-            float e = j < visible ? XMath.Exp(prob[so + j] - lse[row]) : 0f;
+            bool seen = j >= from && j < to;
+            float e = seen ? XMath.Exp(prob[so + j] - lse[row]) : 0f;
             prob[so + j] = e;
-            ds[so + j] = j < visible ? t.Scale * e * (ds[so + j] - rowDot[row]) : 0f;
+            ds[so + j] = seen ? t.Scale * e * (ds[so + j] - rowDot[row]) : 0f;
         }
     }
 

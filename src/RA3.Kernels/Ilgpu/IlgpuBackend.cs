@@ -247,11 +247,11 @@ public class IlgpuBackend : Backend, IFlashTiles, ISegmentChunks
 
     private protected override void RopeBackwardCore(Tensor dy, Tensor positions, Tensor invFreq, Tensor dx) => Rope(dy, positions, invFreq, dx, inverse: true);
 
-    private protected override void FlashAttentionCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse) =>
-        TiledFlashAttention(this, q, k, v, lengths, output, lse);
+    private protected override void FlashAttentionCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, int window) =>
+        TiledFlashAttention(this, q, k, v, lengths, output, lse, window);
 
-    private protected override void FlashAttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv) =>
-        TiledFlashAttentionBackward(this, q, k, v, lengths, output, lse, dOutput, dq, dk, dv);
+    private protected override void FlashAttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv, int window) =>
+        TiledFlashAttentionBackward(this, q, k, v, lengths, output, lse, dOutput, dq, dk, dv, window);
 
     void IFlashTiles.HeadsToBatch(Tensor x, Tensor dst, int hq) =>
         headsToBatch(new Index2D(x.Shape[0] * x.Shape[1] * hq, x.Shape[3]), F(x), F(dst), x.Shape[1], x.Shape[2], hq, x.Shape[3]);
@@ -271,9 +271,9 @@ public class IlgpuBackend : Backend, IFlashTiles, ISegmentChunks
     void IFlashTiles.RowDot(Tensor dOut, Tensor output, Tensor rowDot) =>
         this.rowDot(dOut.Shape[0] * dOut.Shape[1] * dOut.Shape[2], F(dOut), F(output), F(rowDot), new Index3D(dOut.Shape[1], dOut.Shape[2], dOut.Shape[3]));
 
-    private protected override void AttentionDecodeCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output)
+    private protected override void AttentionDecodeCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output, int window)
     {
-        var s = new DecodeDims(q.Shape[0], kCache.Shape[1], q.Shape[1], kCache.Shape[2], q.Shape[2]);
+        var s = new DecodeDims(q.Shape[0], kCache.Shape[1], q.Shape[1], kCache.Shape[2], q.Shape[2], window);
         decodeAppend(new Index2D(s.B, s.Hkv * s.D), F(kNew), F(vNew), F(kCache), F(vCache), I(lengths), s);
         decodeAttend(s.B * s.Hq, F(q), F(kCache), F(vCache), I(lengths), F(output), s);
     }

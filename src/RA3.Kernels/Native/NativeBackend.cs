@@ -72,14 +72,14 @@ public sealed unsafe class NativeBackend : CpuBackend
     private protected override void AttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor probs, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv) =>
         NativeMethods.Check(NativeMethods.AttentionBackward(q.Shape[0], q.Shape[1], q.Shape[2], k.Shape[2], q.Shape[3], F(q), F(k), F(v), F(probs), F(dOutput), F(dq), F(dk), F(dv)));
 
-    private protected override void FlashAttentionCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse) =>
-        NativeMethods.Check(NativeMethods.FlashAttentionForward(q.Shape[0], q.Shape[1], q.Shape[2], k.Shape[2], q.Shape[3], F(q), F(k), F(v), lengths is null ? null : I(lengths), F(output), F(lse)));
+    private protected override void FlashAttentionCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, int window) =>
+        NativeMethods.Check(NativeMethods.FlashAttentionForward(q.Shape[0], q.Shape[1], q.Shape[2], k.Shape[2], q.Shape[3], window, F(q), F(k), F(v), lengths is null ? null : I(lengths), F(output), F(lse)));
 
-    private protected override void FlashAttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv) =>
-        NativeMethods.Check(NativeMethods.FlashAttentionBackward(q.Shape[0], q.Shape[1], q.Shape[2], k.Shape[2], q.Shape[3], F(q), F(k), F(v), lengths is null ? null : I(lengths), F(output), F(lse), F(dOutput), F(dq), F(dk), F(dv)));
+    private protected override void FlashAttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv, int window) =>
+        NativeMethods.Check(NativeMethods.FlashAttentionBackward(q.Shape[0], q.Shape[1], q.Shape[2], k.Shape[2], q.Shape[3], window, F(q), F(k), F(v), lengths is null ? null : I(lengths), F(output), F(lse), F(dOutput), F(dq), F(dk), F(dv)));
 
-    private protected override void AttentionDecodeCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output) =>
-        NativeMethods.Check(NativeMethods.AttentionDecode(q.Shape[0], kCache.Shape[1], q.Shape[1], kCache.Shape[2], q.Shape[2], F(q), F(kNew), F(vNew), F(kCache), F(vCache), I(lengths), F(output)));
+    private protected override void AttentionDecodeCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output, int window) =>
+        NativeMethods.Check(NativeMethods.AttentionDecode(q.Shape[0], kCache.Shape[1], q.Shape[1], kCache.Shape[2], q.Shape[2], window, F(q), F(kNew), F(vNew), F(kCache), F(vCache), I(lengths), F(output)));
 
     /// <remarks>A bf16 unembedding runs the managed chunked kernel, whose vocabulary chunks go through the GEMM above.</remarks>
     [TakesBFloat16]

@@ -44,13 +44,13 @@ internal static unsafe partial class NativeMethods
     public static partial int AttentionBackward(int batch, int t, int hq, int hkv, int d, float* q, float* k, float* v, float* probs, float* dOutput, float* dq, float* dk, float* dv);
 
     [LibraryImport(Lib, EntryPoint = "ra3_flash_attention_forward_f32")]
-    public static partial int FlashAttentionForward(int batch, int t, int hq, int hkv, int d, float* q, float* k, float* v, int* lengths, float* output, float* lse);
+    public static partial int FlashAttentionForward(int batch, int t, int hq, int hkv, int d, int window, float* q, float* k, float* v, int* lengths, float* output, float* lse);
 
     [LibraryImport(Lib, EntryPoint = "ra3_flash_attention_backward_f32")]
-    public static partial int FlashAttentionBackward(int batch, int t, int hq, int hkv, int d, float* q, float* k, float* v, int* lengths, float* output, float* lse, float* dOutput, float* dq, float* dk, float* dv);
+    public static partial int FlashAttentionBackward(int batch, int t, int hq, int hkv, int d, int window, float* q, float* k, float* v, int* lengths, float* output, float* lse, float* dOutput, float* dq, float* dk, float* dv);
 
     [LibraryImport(Lib, EntryPoint = "ra3_attention_decode_f32")]
-    public static partial int AttentionDecode(int batch, int capacity, int hq, int hkv, int d, float* q, float* kNew, float* vNew, float* kCache, float* vCache, int* lengths, float* output);
+    public static partial int AttentionDecode(int batch, int capacity, int hq, int hkv, int d, int window, float* q, float* kNew, float* vNew, float* kCache, float* vCache, int* lengths, float* output);
 
     [LibraryImport(Lib, EntryPoint = "ra3_segment_scores_forward_f32")]
     public static partial int SegmentScoresForward(int n, int l, int d, int v, int lines, float* h, float* w, int* targets, int* lineIds, float* scores, float* lse);

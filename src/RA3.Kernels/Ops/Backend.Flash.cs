@@ -20,24 +20,27 @@ public abstract partial class Backend
     /// <summary>Keys per tile.</summary>
     private protected const int FlashKeyTile = 256;
 
-    private protected virtual void FlashAttentionCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse) => FlashAttentionReference(q, k, v, lengths, output, lse);
+    private protected virtual void FlashAttentionCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, int window) => FlashAttentionReference(q, k, v, lengths, output, lse, window);
 
-    private void FlashAttentionReference(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse)
+    private void FlashAttentionReference(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, int window)
     {
         using var h = Host(nameof(FlashAttention));
-        ReferenceKernels.FlashAttention(AttentionShape(q, k), h.In(q), h.In(k), h.In(v), h.Ints(lengths), h.Out(output), h.Out(lse));
+        ReferenceKernels.FlashAttention(AttentionShape(q, k), h.In(q), h.In(k), h.In(v), h.Ints(lengths), h.Out(output), h.Out(lse), window);
     }
 
-    private protected virtual void FlashAttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv) => FlashAttentionBackwardReference(q, k, v, lengths, output, lse, dOutput, dq, dk, dv);
+    private protected virtual void FlashAttentionBackwardCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv, int window) => FlashAttentionBackwardReference(q, k, v, lengths, output, lse, dOutput, dq, dk, dv, window);
 
-    private void FlashAttentionBackwardReference(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv)
+    private void FlashAttentionBackwardReference(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv, int window)
     {
         using var h = Host(nameof(FlashAttentionBackward));
-        ReferenceKernels.FlashAttentionBackward(AttentionShape(q, k), h.In(q), h.In(k), h.In(v), h.Ints(lengths), h.In(lse), h.In(dOutput), h.Out(dq), h.Out(dk), h.Out(dv));
+        ReferenceKernels.FlashAttentionBackward(AttentionShape(q, k), h.In(q), h.In(k), h.In(v), h.Ints(lengths), h.In(lse), h.In(dOutput), h.Out(dq), h.Out(dk), h.Out(dv), window);
     }
 
-    /// <summary>The tiled forward on a backend's batched GEMM and its <paramref name="tiles"/> primitives.</summary>
-    private protected void TiledFlashAttention(IFlashTiles tiles, Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse)
+    /// <summary>The first key tile a query block starting at <paramref name="i0"/> sees: 0, or with a window the tile holding key i0 − window + 1.</summary>
+    private static int FirstKeyTile(int i0, int window) => window == 0 ? 0 : Math.Max(0, i0 - window + 1) / FlashKeyTile * FlashKeyTile;
+
+    /// <summary>The tiled forward on a backend's batched GEMM and its <paramref name="tiles"/> primitives; with a window, key tiles wholly before every row's window are skipped.</summary>
+    private protected void TiledFlashAttention(IFlashTiles tiles, Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, int window)
     {
         int b = q.Shape[0], t = q.Shape[1], hq = q.Shape[2], d = q.Shape[3], bh = b * hq;
         var work = Workspace((4L * bh * t * d) + ((long)bh * t) + ((long)bh * Math.Min(FlashQueryBlock, t) * Math.Min(FlashKeyTile, t)));
@@ -50,11 +53,11 @@ public abstract partial class Backend
         var m = lse.Reshape(bh, t);
         for (int i0 = 0; i0 < t; i0 += FlashQueryBlock)
         {
-            int br = Math.Min(FlashQueryBlock, t - i0), keys = i0 + br;
-            for (int j0 = 0; j0 < keys; j0 += FlashKeyTile)
+            int br = Math.Min(FlashQueryBlock, t - i0), keys = i0 + br, first = FirstKeyTile(i0, window);
+            for (int j0 = first; j0 < keys; j0 += FlashKeyTile)
             {
                 int bc = Math.Min(FlashKeyTile, keys - j0);
-                var tile = new FlashTile(i0, j0, br, bc, t, d, hq, 1f / MathF.Sqrt(d), j0 == 0);
+                var tile = new FlashTile(i0, j0, br, bc, t, d, hq, 1f / MathF.Sqrt(d), j0 == first, window);
                 var scores = s.View(0, bh * br * bc);
                 long td = (long)t * d, rc = (long)br * bc;
                 TileGemm(bh, br, bc, d, false, true, (qh, (long)i0 * d, td), (kh, (long)j0 * d, td), (scores, 0, rc), 0f, tile.Scale);
@@ -62,14 +65,14 @@ public abstract partial class Backend
                 TileGemm(bh, br, d, bc, false, false, (scores, 0, rc), (vh, (long)j0 * d, td), (oh, (long)i0 * d, td), 1f);
             }
 
-            tiles.FinishForward(oh, m, l, lengths, new FlashTile(i0, 0, br, 0, t, d, hq, 0f, false));
+            tiles.FinishForward(oh, m, l, lengths, new FlashTile(i0, 0, br, 0, t, d, hq, 0f, false, window));
         }
 
         tiles.BatchToHeads(oh, output, hq, accumulate: false);
     }
 
     /// <summary>The tiled backward: recomputes each tile's P from lse.</summary>
-    private protected void TiledFlashAttentionBackward(IFlashTiles tiles, Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv)
+    private protected void TiledFlashAttentionBackward(IFlashTiles tiles, Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv, int window)
     {
         int b = q.Shape[0], t = q.Shape[1], hq = q.Shape[2], d = q.Shape[3], bh = b * hq;
         long plane = (long)bh * t * d, tileFloats = (long)bh * Math.Min(FlashQueryBlock, t) * Math.Min(FlashKeyTile, t);
@@ -88,11 +91,11 @@ public abstract partial class Backend
         var lse2 = lse.Reshape(bh, t);
         for (int i0 = 0; i0 < t; i0 += FlashQueryBlock)
         {
-            int br = Math.Min(FlashQueryBlock, t - i0), keys = i0 + br;
-            for (int j0 = 0; j0 < keys; j0 += FlashKeyTile)
+            int br = Math.Min(FlashQueryBlock, t - i0), keys = i0 + br, first = FirstKeyTile(i0, window);
+            for (int j0 = first; j0 < keys; j0 += FlashKeyTile)
             {
                 int bc = Math.Min(FlashKeyTile, keys - j0);
-                var tile = new FlashTile(i0, j0, br, bc, t, d, hq, 1f / MathF.Sqrt(d), j0 == 0);
+                var tile = new FlashTile(i0, j0, br, bc, t, d, hq, 1f / MathF.Sqrt(d), j0 == first, window);
                 var p = s.View(0, bh * br * bc);
                 var ds = dp.View(0, bh * br * bc);
                 long td = (long)t * d, rc = (long)br * bc;

@@ -424,49 +424,54 @@ public abstract partial class Backend
     /// output [B, T, Hq, D]; lse [B, Hq, T] receives each query row's log-sum-exp for the
     /// backward. lengths [B] (int32, 0..T; null = all T) marks right padding: query rows at or past
     /// a sequence's length get output 0 and lse 0 (causality already hides padded keys from real queries).
+    /// <paramref name="window"/> &gt; 0 is sliding-window attention (Mistral, Qwen2's upper layers):
+    /// query i sees keys i − window + 1 .. i, exactly <paramref name="window"/> of them, as
+    /// transformers' sliding-window mask defines it; 0 sees every earlier key.
     /// </summary>
-    public void FlashAttention(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse)
+    public void FlashAttention(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, int window = 0)
     {
-        FlashArgs(q, k, v, lengths, lse);
+        FlashArgs(q, k, v, lengths, lse, window);
         Own(output, nameof(output));
         ShapeCheck.Same(q, nameof(q), output, nameof(output));
         if (OnReference(nameof(FlashAttention), q, k, v, lengths, output, lse))
         {
-            FlashAttentionReference(q, k, v, lengths, output, lse);
+            FlashAttentionReference(q, k, v, lengths, output, lse, window);
             return;
         }
 
-        FlashAttentionCore(q, k, v, lengths, output, lse);
+        FlashAttentionCore(q, k, v, lengths, output, lse, window);
     }
 
     /// <summary>
     /// Backward of <see cref="FlashAttention"/> from its output and lse (probabilities are
-    /// recomputed, never stored): accumulates dq, dk, dv (shapes of q, k, v) for dOutput [B, T, Hq, D].
+    /// recomputed, never stored): accumulates dq, dk, dv (shapes of q, k, v) for dOutput [B, T, Hq, D],
+    /// with the forward's <paramref name="window"/>.
     /// </summary>
-    public void FlashAttentionBackward(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv)
+    public void FlashAttentionBackward(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv, int window = 0)
     {
-        FlashArgs(q, k, v, lengths, lse);
+        FlashArgs(q, k, v, lengths, lse, window);
         Elementwise(q, nameof(q), output, nameof(output), dOutput, nameof(dOutput));
         Elementwise(q, nameof(q), dq, nameof(dq));
         Elementwise(k, nameof(k), dk, nameof(dk));
         Elementwise(v, nameof(v), dv, nameof(dv));
         if (OnReference(nameof(FlashAttentionBackward), q, k, v, lengths, output, lse, dOutput, dq, dk, dv))
         {
-            FlashAttentionBackwardReference(q, k, v, lengths, output, lse, dOutput, dq, dk, dv);
+            FlashAttentionBackwardReference(q, k, v, lengths, output, lse, dOutput, dq, dk, dv, window);
             return;
         }
 
-        FlashAttentionBackwardCore(q, k, v, lengths, output, lse, dOutput, dq, dk, dv);
+        FlashAttentionBackwardCore(q, k, v, lengths, output, lse, dOutput, dq, dk, dv, window);
     }
 
     /// <summary>
     /// Decode-step attention over a KV cache, for generation: appends this step's key and value
     /// (kNew, vNew [B, Hkv, D]) to the caches (kCache, vCache [B, S, Hkv, D]) at position
     /// lengths[b] (int32 [B], each below S), then attends q [B, Hq, D] over cache positions
-    /// 0..lengths[b] inclusive, scale 1/√D, into output [B, Hq, D]. Sequences of a batch may have
-    /// different lengths; the caller advances lengths after the step.
+    /// 0..lengths[b] inclusive — with <paramref name="window"/> &gt; 0 only the last
+    /// <paramref name="window"/> of them, as <see cref="FlashAttention"/> — scale 1/√D, into output
+    /// [B, Hq, D]. Sequences of a batch may have different lengths; the caller advances lengths after the step.
     /// </summary>
-    public void AttentionDecode(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output)
+    public void AttentionDecode(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output, int window = 0)
     {
         Own(q, nameof(q));
         Own(kNew, nameof(kNew));
@@ -487,13 +492,14 @@ public abstract partial class Backend
         ShapeCheck.Is(vNew, nameof(vNew), b, hkv, d);
         ShapeCheck.Is(lengths, nameof(lengths), b);
         CheckIndices(lengths, 0, s, nameof(lengths));
+        ShapeCheck.Require(window >= 0, $"attention decode: window must be >= 0 (0 = every earlier key), got {window}");
         if (OnReference(nameof(AttentionDecode), q, kNew, vNew, kCache, vCache, lengths, output))
         {
-            AttentionDecodeReference(q, kNew, vNew, kCache, vCache, lengths, output);
+            AttentionDecodeReference(q, kNew, vNew, kCache, vCache, lengths, output, window);
             return;
         }
 
-        AttentionDecodeCore(q, kNew, vNew, kCache, vCache, lengths, output);
+        AttentionDecodeCore(q, kNew, vNew, kCache, vCache, lengths, output, window);
     }
 
     /// <summary>
@@ -828,12 +834,12 @@ public abstract partial class Backend
         ReferenceKernels.AttentionBackward(AttentionShape(q, k), h.In(q), h.In(k), h.In(v), h.In(probs), h.In(dOutput), h.Out(dq), h.Out(dk), h.Out(dv));
     }
 
-    private protected virtual void AttentionDecodeCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output) => AttentionDecodeReference(q, kNew, vNew, kCache, vCache, lengths, output);
+    private protected virtual void AttentionDecodeCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output, int window) => AttentionDecodeReference(q, kNew, vNew, kCache, vCache, lengths, output, window);
 
-    private void AttentionDecodeReference(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output)
+    private void AttentionDecodeReference(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output, int window)
     {
         using var h = Host(nameof(AttentionDecode));
-        ReferenceKernels.AttentionDecode(q.Shape[1], kCache.Shape[2], q.Shape[2], h.In(q), h.In(kNew), h.In(vNew), h.Out(kCache), h.Out(vCache), h.Ints(lengths), h.Out(output));
+        ReferenceKernels.AttentionDecode(q.Shape[1], kCache.Shape[2], q.Shape[2], h.In(q), h.In(kNew), h.In(vNew), h.Out(kCache), h.Out(vCache), h.Ints(lengths), h.Out(output), window);
     }
 
     private protected virtual void CopyColumnsCore(Tensor src, int srcColumn, Tensor dst, int dstColumn, int width) => CopyColumnsReference(src, srcColumn, dst, dstColumn, width);
@@ -941,9 +947,10 @@ public abstract partial class Backend
         ShapeCheck.Is(probs, nameof(probs), b, hq, t, t);
     }
 
-    private void FlashArgs(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor lse)
+    private void FlashArgs(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor lse, int window)
     {
         var (b, t, hq) = AttentionShapes(q, k, v, "flash attention");
+        ShapeCheck.Require(window >= 0, $"flash attention: window must be >= 0 (0 = every earlier key), got {window}");
         Own(lse, nameof(lse));
         ShapeCheck.Is(lse, nameof(lse), b, hq, t);
         if (lengths is not null)

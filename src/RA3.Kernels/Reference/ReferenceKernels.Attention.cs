@@ -37,7 +37,7 @@ internal static partial class ReferenceKernels
             {
                 for (int i = 0; i < s.T; i++)
                 {
-                    double lse = CausalRow(s, b, h, i, i + 1, q, k, p);
+                    double lse = CausalRow(s, b, h, i, 0, q, k, p);
                     var prow = probs.Slice(s.Row(b, h, i) * s.T, s.T);
                     prow.Clear();
                     for (int j = 0; j <= i; j++)
@@ -76,9 +76,10 @@ internal static partial class ReferenceKernels
     /// <summary>
     /// Fused attention's definition: the same output, and lse [B, Hq, T] = log Σ_{j ≤ i} exp(q·k/√D)
     /// instead of the probabilities. Query rows at or past lengths[b] (lengths [B], or empty = all T)
-    /// get output 0 and lse 0.
+    /// get output 0 and lse 0. With <paramref name="window"/> &gt; 0 query i sees keys
+    /// i − window + 1 .. i only (the others weigh 0).
     /// </summary>
-    public static void FlashAttention(AttentionShape s, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<int> lengths, Span<float> output, Span<float> lse)
+    public static void FlashAttention(AttentionShape s, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<int> lengths, Span<float> output, Span<float> lse, int window = 0)
     {
         Span<double> p = new double[s.T];
         Span<float> weights = new float[s.T];
@@ -96,7 +97,7 @@ internal static partial class ReferenceKernels
                         continue;
                     }
 
-                    double z = CausalRow(s, b, h, i, i + 1, q, k, p);
+                    double z = CausalRow(s, b, h, i, First(i, window), q, k, p);
                     for (int j = 0; j <= i; j++)
                     {
                         weights[j] = (float)Math.Exp(p[j] - z);
@@ -110,7 +111,7 @@ internal static partial class ReferenceKernels
     }
 
     /// <summary>Fused attention backward: probabilities recomputed from lse; accumulates dq, dk, dv; padded query rows contribute nothing.</summary>
-    public static void FlashAttentionBackward(AttentionShape s, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<int> lengths, ReadOnlySpan<float> lse, ReadOnlySpan<float> dOutput, Span<float> dq, Span<float> dk, Span<float> dv)
+    public static void FlashAttentionBackward(AttentionShape s, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<int> lengths, ReadOnlySpan<float> lse, ReadOnlySpan<float> dOutput, Span<float> dq, Span<float> dk, Span<float> dv, int window = 0)
     {
         Span<double> p = new double[s.T];
         for (int b = 0; b < s.B; b++)
@@ -120,7 +121,7 @@ internal static partial class ReferenceKernels
             {
                 for (int i = 0; i < n; i++)
                 {
-                    CausalRow(s, b, h, i, i + 1, q, k, p);
+                    CausalRow(s, b, h, i, First(i, window), q, k, p);
                     for (int j = 0; j <= i; j++)
                     {
                         p[j] = Math.Exp(p[j] - lse[s.Row(b, h, i)]);
@@ -134,9 +135,10 @@ internal static partial class ReferenceKernels
 
     /// <summary>
     /// One decode step: kNew, vNew [B, Hkv, D] are written into kCache, vCache [B, S, Hkv, D] at
-    /// position lengths[b], then q [B, Hq, D] attends over positions 0..lengths[b] into output [B, Hq, D].
+    /// position lengths[b], then q [B, Hq, D] attends over positions 0..lengths[b] (the last
+    /// <paramref name="window"/> of them when it is &gt; 0) into output [B, Hq, D].
     /// </summary>
-    public static void AttentionDecode(int hq, int hkv, int d, ReadOnlySpan<float> q, ReadOnlySpan<float> kNew, ReadOnlySpan<float> vNew, Span<float> kCache, Span<float> vCache, ReadOnlySpan<int> lengths, Span<float> output)
+    public static void AttentionDecode(int hq, int hkv, int d, ReadOnlySpan<float> q, ReadOnlySpan<float> kNew, ReadOnlySpan<float> vNew, Span<float> kCache, Span<float> vCache, ReadOnlySpan<int> lengths, Span<float> output, int window = 0)
     {
         int batch = lengths.Length, row = hkv * d, cap = kCache.Length / (batch * row);
         for (int b = 0; b < batch; b++)
@@ -150,17 +152,17 @@ internal static partial class ReferenceKernels
         Span<double> p = new double[cap];
         for (int b = 0; b < batch; b++)
         {
-            int n = lengths[b] + 1;
+            int n = lengths[b] + 1, start = First(lengths[b], window);
             for (int h = 0; h < hq; h++)
             {
                 double max = double.NegativeInfinity, sum = 0;
-                for (int j = 0; j < n; j++)
+                for (int j = start; j < n; j++)
                 {
                     p[j] = Dot(q.Slice(query.Q(b, 0, h), d), kCache.Slice(cache.K(b, j, h), d)) / Math.Sqrt(d);
                     max = Math.Max(max, p[j]);
                 }
 
-                for (int j = 0; j < n; j++)
+                for (int j = start; j < n; j++)
                 {
                     sum += Math.Exp(p[j] - max);
                 }
@@ -169,7 +171,7 @@ internal static partial class ReferenceKernels
                 for (int c = 0; c < d; c++)
                 {
                     double acc = 0;
-                    for (int j = 0; j < n; j++)
+                    for (int j = start; j < n; j++)
                     {
                         acc += Math.Exp(p[j] - max) / sum * vCache[cache.K(b, j, h) + c];
                     }
@@ -180,18 +182,21 @@ internal static partial class ReferenceKernels
         }
     }
 
-    /// <summary>Scaled scores p[j] = q[b, i, h]·k[b, j]/√D for j &lt; keys; returns their log-sum-exp.</summary>
-    private static double CausalRow(AttentionShape s, int b, int h, int i, int keys, ReadOnlySpan<float> q, ReadOnlySpan<float> k, Span<double> p)
+    /// <summary>The first key query i sees: 0, or i − window + 1 with a sliding window.</summary>
+    private static int First(int i, int window) => window == 0 ? 0 : Math.Max(0, i - window + 1);
+
+    /// <summary>Scaled scores p[j] = q[b, i, h]·k[b, j]/√D for first ≤ j ≤ i (−∞ below first, so they weigh 0); returns their log-sum-exp.</summary>
+    private static double CausalRow(AttentionShape s, int b, int h, int i, int first, ReadOnlySpan<float> q, ReadOnlySpan<float> k, Span<double> p)
     {
         double max = double.NegativeInfinity, scale = 1 / Math.Sqrt(s.D);
-        for (int j = 0; j < keys; j++)
+        for (int j = 0; j <= i; j++)
         {
-            p[j] = Dot(q.Slice(s.Q(b, i, h), s.D), k.Slice(s.K(b, j, h), s.D)) * scale;
+            p[j] = j < first ? double.NegativeInfinity : Dot(q.Slice(s.Q(b, i, h), s.D), k.Slice(s.K(b, j, h), s.D)) * scale;
             max = Math.Max(max, p[j]);
         }
 
         double sum = 0;
-        for (int j = 0; j < keys; j++)
+        for (int j = first; j <= i; j++)
         {
             sum += Math.Exp(p[j] - max);
         }
