@@ -282,6 +282,11 @@ internal sealed class BlockActivations
         Q = f.Take(n, q);
         K = f.Take(n, kv);
         V = f.Take(n, kv);
+        bool qkNorm = c.Family.QkNorm;
+        NormedQ = qkNorm ? f.Take(n, q) : null;
+        NormedK = qkNorm ? f.Take(n, kv) : null;
+        QRstd = qkNorm ? f.Take(n * c.Heads) : null;
+        KRstd = qkNorm ? f.Take(n * c.KvHeads) : null;
         RotatedQ = rotary ? f.Take(n, q) : Q;
         RotatedK = rotary ? f.Take(n, kv) : K;
         AttentionLse = full ? f.Take(batch, c.Heads, time) : null;
@@ -295,9 +300,13 @@ internal sealed class BlockActivations
         Activated = f.Take(n, c.Intermediate);
         if (!f.Measuring)
         {
-            Q4 = Q.Reshape(batch, time, c.Heads, c.HeadDim);
-            K4 = K.Reshape(batch, time, c.KvHeads, c.HeadDim);
+            Q4 = (NormedQ ?? Q).Reshape(batch, time, c.Heads, c.HeadDim);
+            K4 = (NormedK ?? K).Reshape(batch, time, c.KvHeads, c.HeadDim);
             V4 = V.Reshape(batch, time, c.KvHeads, c.HeadDim);
+            QHeads = Q.Reshape(n * c.Heads, c.HeadDim);
+            KHeads = K.Reshape(n * c.KvHeads, c.HeadDim);
+            NormedQHeads = NormedQ?.Reshape(n * c.Heads, c.HeadDim);
+            NormedKHeads = NormedK?.Reshape(n * c.KvHeads, c.HeadDim);
             RotatedQ4 = RotatedQ.Reshape(batch, time, c.Heads, c.HeadDim);
             RotatedK4 = RotatedK.Reshape(batch, time, c.KvHeads, c.HeadDim);
             Attention4 = Attention.Reshape(batch, time, c.Heads, c.HeadDim);
@@ -328,6 +337,24 @@ internal sealed class BlockActivations
 
     public Tensor V { get; }
 
+    /// <summary>Qwen3: q and k after their per-head RMSNorm [N, Hq·D], [N, Hkv·D] (RoPE's inputs), with the norms' rstd [N·Hq], [N·Hkv]; null otherwise.</summary>
+    public Tensor? NormedQ { get; }
+
+    public Tensor? NormedK { get; }
+
+    public Tensor? QRstd { get; }
+
+    public Tensor? KRstd { get; }
+
+    /// <summary>The projections' q and k as one row per head [N·H, D] (the QK-norm's rows), and the normed ones.</summary>
+    public Tensor QHeads { get; } = null!;
+
+    public Tensor KHeads { get; } = null!;
+
+    public Tensor? NormedQHeads { get; }
+
+    public Tensor? NormedKHeads { get; }
+
     /// <summary>q and k after RoPE (the same tensors as Q and K in GPT-2).</summary>
     public Tensor RotatedQ { get; }
 
@@ -355,6 +382,7 @@ internal sealed class BlockActivations
 
     public Tensor Activated { get; }
 
+    /// <summary>RoPE's inputs as [B, T, H, D]: the projections' q and k, or their QK-normed rows.</summary>
     public Tensor Q4 { get; } = null!;
 
     public Tensor K4 { get; } = null!;
@@ -397,6 +425,8 @@ internal sealed class ActivationGradients
         V = f.Take(n, kv);
         PreRopeQ = rotary ? f.Take(n, q) : null;
         PreRopeK = rotary ? f.Take(n, kv) : null;
+        PreNormQ = c.Family.QkNorm ? f.Take(n, q) : null;
+        PreNormK = c.Family.QkNorm ? f.Take(n, kv) : null;
         Attention = f.Take(n, q);
         Hidden = f.Take(n, c.Intermediate);
         Up = c.Family.Mlp == MlpKind.SwiGlu ? f.Take(n, c.Intermediate) : null;
@@ -410,6 +440,10 @@ internal sealed class ActivationGradients
             V4 = V.Reshape(batch, time, c.KvHeads, c.HeadDim);
             PreRopeQ4 = PreRopeQ?.Reshape(batch, time, c.Heads, c.HeadDim);
             PreRopeK4 = PreRopeK?.Reshape(batch, time, c.KvHeads, c.HeadDim);
+            PreRopeQHeads = PreRopeQ?.Reshape(n * c.Heads, c.HeadDim);
+            PreRopeKHeads = PreRopeK?.Reshape(n * c.KvHeads, c.HeadDim);
+            PreNormQHeads = PreNormQ?.Reshape(n * c.Heads, c.HeadDim);
+            PreNormKHeads = PreNormK?.Reshape(n * c.KvHeads, c.HeadDim);
             Attention4 = Attention.Reshape(batch, time, c.Heads, c.HeadDim);
         }
     }
@@ -442,6 +476,20 @@ internal sealed class ActivationGradients
     public Tensor? PreRopeQ { get; }
 
     public Tensor? PreRopeK { get; }
+
+    /// <summary>Qwen3: gradients before the QK-norm (the projections' outputs), or null.</summary>
+    public Tensor? PreNormQ { get; }
+
+    public Tensor? PreNormK { get; }
+
+    /// <summary>The rotation's and the QK-norm's gradients as one row per head [N·H, D].</summary>
+    public Tensor? PreRopeQHeads { get; }
+
+    public Tensor? PreRopeKHeads { get; }
+
+    public Tensor? PreNormQHeads { get; }
+
+    public Tensor? PreNormKHeads { get; }
 
     public Tensor Attention { get; }
 

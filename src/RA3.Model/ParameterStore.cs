@@ -135,6 +135,12 @@ public static class Parameters
             }
 
             Projection(p + n.Output, q, c.Hidden, f.LinearBiases || c.OutputBias);
+            if (f.QkNorm)
+            {
+                Add(p + n.QNorm + ".weight", false, c.HeadDim);
+                Add(p + n.KNorm + ".weight", false, c.HeadDim);
+            }
+
             Norm(p + n.Norm2);
             Projection(p + n.Hidden, c.Hidden, c.Intermediate, f.LinearBiases);
             if (n.Up is not null)

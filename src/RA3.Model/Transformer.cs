@@ -227,7 +227,7 @@ public sealed class Transformer : IDisposable
             b.Zero(g.Q);
             b.Zero(g.K);
             b.Zero(g.V);
-            b.FlashAttentionBackward(x.RotatedQ4, x.RotatedK4, x.V4, null, x.Attention4, x.AttentionLse!, g.Attention4, g.Q4, g.K4, g.V4);
+            b.FlashAttentionBackward(x.RotatedQ4, x.RotatedK4, x.V4, null, x.Attention4, x.AttentionLse!, g.Attention4, g.Q4, g.K4, g.V4, c.WindowOf(l));
             var (dq, dk) = (g.Q, g.K);
             if (invFreq is not null)
             {
@@ -237,6 +237,16 @@ public sealed class Transformer : IDisposable
                 b.RopeBackward(g.Q4, a.Positions, invFreq, g.PreRopeQ4!);
                 b.RopeBackward(g.K4, a.Positions, invFreq, g.PreRopeK4!);
                 (dq, dk) = (g.PreRopeQ!, g.PreRopeK!);
+            }
+
+            if (blk.QNorm is not null)
+            {
+                // Qwen3: through each head's RMSNorm, back to the projections' outputs.
+                b.Zero(g.PreNormQ!);
+                b.Zero(g.PreNormK!);
+                blk.QNorm.Backward(b, x.QHeads, null, x.QRstd!, g.PreRopeQHeads!, g.PreNormQHeads!);
+                blk.KNorm!.Backward(b, x.KHeads, null, x.KRstd!, g.PreRopeKHeads!, g.PreNormKHeads!);
+                (dq, dk) = (g.PreNormQ!, g.PreNormK!);
             }
 
             if (blk.Qkv is not null)
@@ -379,19 +389,27 @@ public sealed class Transformer : IDisposable
             blk.V!.Forward(b, x.Norm1, x.V);
         }
 
+        if (blk.QNorm is not null)
+        {
+            // Qwen3: each head of q and k normalised over D before the rotation.
+            blk.QNorm.Forward(b, x.QHeads, x.NormedQHeads!, null, x.QRstd!);
+            blk.KNorm!.Forward(b, x.KHeads, x.NormedKHeads!, null, x.KRstd!);
+        }
+
         if (invFreq is not null)
         {
             b.Rope(x.Q4, a.Positions, invFreq, x.RotatedQ4);
             b.Rope(x.K4, a.Positions, invFreq, x.RotatedK4);
         }
 
+        int window = c.WindowOf(l);
         if (a.Kind == PassKind.Decode)
         {
-            b.AttentionDecode(x.RotatedQ3, x.RotatedK3, x.V3, cache!.Keys[l], cache.Values[l], a.Lengths, x.Attention3);
+            b.AttentionDecode(x.RotatedQ3, x.RotatedK3, x.V3, cache!.Keys[l], cache.Values[l], a.Lengths, x.Attention3, window);
         }
         else
         {
-            b.FlashAttention(x.RotatedQ4, x.RotatedK4, x.V4, null, x.Attention4, x.AttentionLse!);
+            b.FlashAttention(x.RotatedQ4, x.RotatedK4, x.V4, null, x.Attention4, x.AttentionLse!, window);
             if (cache is not null)
             {
                 int width = a.T * c.KvHeads * c.HeadDim;

@@ -32,6 +32,20 @@ public sealed class GenerationTests(string backendName) : BackendTest(backendNam
     public void BatchedPromptsOfDifferentLengthsMatchRecomputingWithoutCache(string fixture)
     {
         using var model = HuggingFaceCheckpoint.Load(Fixtures.SharedPath("fixtures", "hf", fixture), Backend);
+        CacheMatchesRecomputing(model);
+    }
+
+    /// <summary>The KV-cache decode of the families with their own attention: a sliding window narrower than the sequences (every layer, or the upper ones) and Qwen3's q/k norms.</summary>
+    [TestCaseSource(typeof(GradientTests), nameof(GradientTests.Configs))]
+    public void EveryFamilysCacheMatchesRecomputing(Config.ModelConfig config)
+    {
+        using var model = new Transformer(Backend, config);
+        model.InitializeRandom(31);
+        CacheMatchesRecomputing(model);
+    }
+
+    private void CacheMatchesRecomputing(Transformer model)
+    {
         var rng = new Rng(7);
         int[][] prompts = [.. new[] { 3, 9, 5 }.Select(n => Enumerable.Range(0, n).Select(_ => rng.NextInt(model.Config.VocabSize)).ToArray())];
         const int steps = 8;

@@ -23,6 +23,9 @@ public sealed class GradientTests(string backendName) : BackendTest(backendName)
         yield return new TestCaseData(ModelConfig.Llama(vocab: 101, hidden: 40, layers: 2, heads: 4, kvHeads: 2, intermediate: 70, maxPositions: 64)).SetArgDisplayNames("llama-gqa-untied");
         yield return new TestCaseData(ModelConfig.Llama(vocab: 90, hidden: 36, layers: 2, heads: 3, kvHeads: 1, intermediate: 50, maxPositions: 64, tiedHead: true, ropeTheta: 1e6) with { ModelType = "qwen2", QkvBias = true }).SetArgDisplayNames("qwen2-mqa-tied");
         yield return new TestCaseData(ModelConfig.Llama(vocab: 64, hidden: 32, layers: 1, heads: 2, kvHeads: 2, intermediate: 48, maxPositions: 64) with { QkvBias = true, OutputBias = true, HeadDim = 10 }).SetArgDisplayNames("llama-attention-bias-headdim10");
+        yield return new TestCaseData(ModelConfig.Llama(vocab: 80, hidden: 32, layers: 2, heads: 4, kvHeads: 2, intermediate: 48, maxPositions: 64, tiedHead: true, ropeTheta: 1e6) with { Family = ModelFamily.Qwen3, ModelType = "qwen3", HeadDim = 12 }).SetArgDisplayNames("qwen3-qknorm-headdim12");
+        yield return new TestCaseData(ModelConfig.Llama(vocab: 70, hidden: 32, layers: 2, heads: 4, kvHeads: 1, intermediate: 40, maxPositions: 64) with { ModelType = "mistral", SlidingWindow = 4 }).SetArgDisplayNames("mistral-window4");
+        yield return new TestCaseData(ModelConfig.Llama(vocab: 70, hidden: 32, layers: 3, heads: 2, kvHeads: 2, intermediate: 40, maxPositions: 64) with { ModelType = "qwen2", QkvBias = true, SlidingWindow = 3, FirstWindowLayer = 1 }).SetArgDisplayNames("qwen2-window3-upper-layers");
     }
 
     [Test]

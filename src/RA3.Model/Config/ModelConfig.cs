@@ -6,14 +6,14 @@ namespace RA3.Model.Config;
 
 /// <summary>
 /// Shape and options of a decoder-only transformer, read from and written to a Hugging Face
-/// <c>config.json</c> (GPT-2, Llama, Qwen2).
+/// <c>config.json</c> (GPT-2, Llama, Mistral, Qwen2, Qwen3).
 /// </summary>
 public sealed record ModelConfig
 {
     /// <summary>The family's traits and parameter names (from <c>model_type</c>).</summary>
     public required ModelFamily Family { get; init; }
 
-    /// <summary>The Hugging Face <c>model_type</c>: <c>gpt2</c>, <c>llama</c> or <c>qwen2</c>.</summary>
+    /// <summary>The Hugging Face <c>model_type</c>: <c>gpt2</c>, <c>llama</c>, <c>mistral</c>, <c>qwen2</c> or <c>qwen3</c>.</summary>
     public required string ModelType { get; init; }
 
     /// <summary>Vocabulary size V.</summary>
@@ -54,6 +54,15 @@ public sealed record ModelConfig
 
     /// <summary>Rotary embedding settings (Llama family).</summary>
     public RopeScaling Rope { get; init; } = new(10000.0);
+
+    /// <summary>Sliding-window attention: the keys a query sees (itself and the window − 1 before it) in the layers that use it; 0 = none.</summary>
+    public int SlidingWindow { get; init; }
+
+    /// <summary>The first layer with the sliding window (transformers' <c>max_window_layers</c> for Qwen2/Qwen3; 0 for Mistral, whose every layer has it).</summary>
+    public int FirstWindowLayer { get; init; }
+
+    /// <summary>The attention window of <paramref name="layer"/>: <see cref="SlidingWindow"/> from <see cref="FirstWindowLayer"/> on, else 0 (every earlier key).</summary>
+    public int WindowOf(int layer) => SlidingWindow > 0 && layer >= FirstWindowLayer ? SlidingWindow : 0;
 
     /// <summary>Beginning-of-sequence token id, if the checkpoint names one.</summary>
     public int? BosTokenId { get; init; }
@@ -173,7 +182,7 @@ public sealed record ModelConfig
                     };
                 }
 
-            case "llama":
+            case "llama" or "qwen3":
                 {
                     string act = f.OptStr("hidden_act") ?? "silu";
                     if (act != "silu")
@@ -186,20 +195,16 @@ public sealed record ModelConfig
                         throw f.Error("mlp_bias", "MLP biases are not supported");
                     }
 
-                    if (type == "qwen2" && f.OptBool("use_sliding_window") == true)
-                    {
-                        throw f.Error("use_sliding_window", "sliding-window attention is not supported");
-                    }
-
-                    int hidden = f.Int("hidden_size"), heads = f.Int("num_attention_heads");
+                    int hidden = f.Int("hidden_size"), heads = f.Int("num_attention_heads"), layers = f.Int("num_hidden_layers");
                     bool attentionBias = f.OptBool("attention_bias") ?? false;
+                    var (window, firstWindowLayer) = f.SlidingWindow(type, layers);
                     return new ModelConfig
                     {
                         Family = family,
                         ModelType = type,
                         VocabSize = f.Int("vocab_size"),
                         Hidden = hidden,
-                        Layers = f.Int("num_hidden_layers"),
+                        Layers = layers,
                         Heads = heads,
                         KvHeads = f.OptInt("num_key_value_heads") ?? heads,
                         HeadDim = f.OptInt("head_dim") ?? (hidden / Math.Max(heads, 1)),
@@ -210,6 +215,8 @@ public sealed record ModelConfig
                         QkvBias = type == "qwen2" || attentionBias,
                         OutputBias = attentionBias,
                         Rope = f.Rope(),
+                        SlidingWindow = window,
+                        FirstWindowLayer = firstWindowLayer,
                         BosTokenId = bos,
                         EosTokenIds = eos,
                     };
@@ -253,6 +260,16 @@ public sealed record ModelConfig
         {
             throw new InvalidDataException($"{source}: head_dim {HeadDim} must be even for RoPE");
         }
+
+        if (SlidingWindow < 0 || FirstWindowLayer < 0)
+        {
+            throw new InvalidDataException($"{source}: sliding_window {SlidingWindow} and max_window_layers {FirstWindowLayer} must not be negative");
+        }
+
+        if (Family.QkNorm && (Family.FusedQkv || Family.Positions != PositionKind.Rotary))
+        {
+            throw new InvalidDataException($"{source}: the {Family.Name} family's q/k norms need separate q, k projections and RoPE");
+        }
     }
 
     /// <summary>
@@ -281,7 +298,13 @@ public sealed record ModelConfig
         }
         else
         {
-            j["architectures"] = new JsonArray(ModelType == "qwen2" ? "Qwen2ForCausalLM" : "LlamaForCausalLM");
+            j["architectures"] = new JsonArray(ModelType switch
+            {
+                "qwen2" => "Qwen2ForCausalLM",
+                "qwen3" => "Qwen3ForCausalLM",
+                "mistral" => "MistralForCausalLM",
+                _ => "LlamaForCausalLM",
+            });
             j["model_type"] = ModelType;
             j["hidden_act"] = "silu";
             j["vocab_size"] = VocabSize;
@@ -293,9 +316,20 @@ public sealed record ModelConfig
             j["intermediate_size"] = Intermediate;
             j["max_position_embeddings"] = MaxPositions;
             j["rms_norm_eps"] = NormEps;
-            if (ModelType != "qwen2")
+            if (ModelType is not ("qwen2" or "mistral"))
             {
                 j["attention_bias"] = QkvBias;
+            }
+
+            if (ModelType == "mistral")
+            {
+                j["sliding_window"] = SlidingWindow > 0 ? SlidingWindow : null;
+            }
+            else if (ModelType is "qwen2" or "qwen3")
+            {
+                j["use_sliding_window"] = SlidingWindow > 0;
+                j["sliding_window"] = SlidingWindow > 0 ? SlidingWindow : null;
+                j["max_window_layers"] = SlidingWindow > 0 ? FirstWindowLayer : Layers;
             }
 
             j["rope_theta"] = Rope.Theta;
@@ -384,6 +418,56 @@ public sealed record ModelConfig
             }
 
             return ids;
+        }
+
+        /// <summary>
+        /// The sliding window (0: none) and the first layer that uses it, as transformers reads them:
+        /// Mistral's <c>sliding_window</c> applies to every layer; Qwen2/Qwen3 use it only when
+        /// <c>use_sliding_window</c> is true, in the layers from <c>max_window_layers</c> on — or,
+        /// when <c>layer_types</c> is given, in its "sliding_attention" layers, which must then be the
+        /// last ones (no other pattern is supported, and saying so beats attending differently).
+        /// </summary>
+        public (int Window, int FirstLayer) SlidingWindow(string type, int layers)
+        {
+            int window = Get("sliding_window") is null ? 0 : Int("sliding_window");
+            if (type == "mistral")
+            {
+                return (window, 0);
+            }
+
+            if (type is not ("qwen2" or "qwen3") || OptBool("use_sliding_window") != true || window <= 0)
+            {
+                return (0, 0);
+            }
+
+            if (Get("layer_types") is JsonArray kinds)
+            {
+                if (kinds.Count != layers)
+                {
+                    throw Error("layer_types", $"has {kinds.Count} entries for {layers} layers");
+                }
+
+                var sliding = new List<bool>(layers);
+                for (int i = 0; i < layers; i++)
+                {
+                    sliding.Add(kinds[i] is JsonValue v && v.TryGetValue(out string? s) ? s switch
+                    {
+                        "sliding_attention" => true,
+                        "full_attention" => false,
+                        _ => throw Error($"layer_types[{i}]", $"'{s}' is not full_attention or sliding_attention"),
+                    } : throw Error($"layer_types[{i}]", "must be a string"));
+                }
+
+                int first = sliding.IndexOf(true) is int f && f >= 0 ? f : layers;
+                if (sliding.Skip(first).Any(s => !s))
+                {
+                    throw Error("layer_types", "sliding-window layers must be the last ones (full attention below, sliding above); other patterns are not supported");
+                }
+
+                return (first < layers ? window : 0, first);
+            }
+
+            return (window, OptInt("max_window_layers") ?? layers);
         }
 
         /// <summary>RoPE settings: 5.x <c>rope_parameters</c>, 4.x <c>rope_scaling</c> plus a top-level <c>rope_theta</c>.</summary>

@@ -51,8 +51,10 @@ public enum MlpKind
 /// <param name="FinalNorm">The norm after the last block.</param>
 /// <param name="Head">The untied output head [V, C].</param>
 /// <param name="BaseModelPrefix">The prefix a bare base-model checkpoint omits (GPT2Model saves <c>h.0.…</c> for <c>transformer.h.0.…</c>), or null when such checkpoints are not read.</param>
+/// <param name="QNorm">The per-head RMSNorm of the queries (Qwen3's q_norm, weight [D]), or null.</param>
+/// <param name="KNorm">The per-head RMSNorm of the keys (Qwen3's k_norm), or null.</param>
 public sealed record ParameterNames(
-    string Embedding, string? Positions, string BlockPrefix, string Norm1, string? Qkv, string Q, string K, string V, string Output, string Norm2, string Hidden, string? Up, string Down, string FinalNorm, string Head, string? BaseModelPrefix)
+    string Embedding, string? Positions, string BlockPrefix, string Norm1, string? Qkv, string Q, string K, string V, string Output, string Norm2, string Hidden, string? Up, string Down, string FinalNorm, string Head, string? BaseModelPrefix, string? QNorm = null, string? KNorm = null)
 {
     /// <summary>The prefix of layer <paramref name="layer"/>'s tensors.</summary>
     public string Block(int layer) => string.Format(System.Globalization.CultureInfo.InvariantCulture, BlockPrefix, layer);
@@ -63,7 +65,7 @@ public sealed record ParameterNames(
 /// supported <c>model_type</c> of <c>config.json</c> maps to one (<see cref="ForModelType"/>); a
 /// new family, or a trait such as QK-norm, is a value here plus the code that honours it.
 /// </summary>
-/// <param name="Name">Short name (gpt2, llama).</param>
+/// <param name="Name">Short name (gpt2, llama, qwen3).</param>
 /// <param name="Norm">The norm of every block and the final one.</param>
 /// <param name="Positions">Learned table or rotary.</param>
 /// <param name="Mlp">The MLP kind.</param>
@@ -124,16 +126,32 @@ public sealed record ModelFamily(string Name, NormKind Norm, PositionKind Positi
             Head: "lm_head.weight",
             BaseModelPrefix: null));
 
-    /// <summary>The <c>model_type</c>s that load, and their families.</summary>
+    /// <summary>
+    /// Qwen3: Llama's layout plus an RMSNorm over each head's dimension of q and of k (one weight
+    /// [D] each, shared by the heads), after the projections and before RoPE; a head_dim of its own
+    /// (Hq·D need not be C). No q/k/v biases unless <c>attention_bias</c> says so.
+    /// </summary>
+    public static ModelFamily Qwen3 { get; } = Llama with
+    {
+        Name = "qwen3",
+        Names = Llama.Names with { QNorm = "self_attn.q_norm", KNorm = "self_attn.k_norm" },
+    };
+
+    /// <summary>The <c>model_type</c>s that load, and their families (Mistral and Qwen2 are Llama's layout with their own config fields: a sliding window, q/k/v biases).</summary>
     public static IReadOnlyDictionary<string, ModelFamily> ByModelType { get; } = new Dictionary<string, ModelFamily>(StringComparer.Ordinal)
     {
         ["gpt2"] = Gpt2,
         ["llama"] = Llama,
+        ["mistral"] = Llama,
         ["qwen2"] = Llama,
+        ["qwen3"] = Qwen3,
     };
 
     /// <summary>Whether q, k and v come from one fused projection [C, 3C].</summary>
     public bool FusedQkv => Names.Qkv is not null;
+
+    /// <summary>Whether q and k pass through a per-head RMSNorm before RoPE (Qwen3).</summary>
+    public bool QkNorm => Names.QNorm is not null;
 
     /// <summary>The family of a <c>config.json</c> <c>model_type</c>, or null when none is supported.</summary>
     public static ModelFamily? ForModelType(string modelType) => ByModelType.GetValueOrDefault(modelType);

@@ -38,6 +38,12 @@ internal sealed class Block
         }
 
         Output = Lin(n.Output, f.LinearBiases || c.OutputBias);
+        if (f.QkNorm)
+        {
+            QNorm = new Norm(w[p + n.QNorm + ".weight"], null, g?[p + n.QNorm + ".weight"], null, rms: true, c.NormEps);
+            KNorm = new Norm(w[p + n.KNorm + ".weight"], null, g?[p + n.KNorm + ".weight"], null, rms: true, c.NormEps);
+        }
+
         Norm2 = MakeNorm(n.Norm2);
         Hidden = Lin(n.Hidden, f.LinearBiases);
         Up = n.Up is null ? null : Lin(n.Up, f.LinearBiases);
@@ -56,6 +62,12 @@ internal sealed class Block
     public Linear? V { get; }
 
     public Linear Output { get; }
+
+    /// <summary>Qwen3's RMSNorm of each query head over D (before RoPE), or null.</summary>
+    public Norm? QNorm { get; }
+
+    /// <summary>Qwen3's RMSNorm of each key head over D, or null.</summary>
+    public Norm? KNorm { get; }
 
     public Norm Norm2 { get; }
 

@@ -6,8 +6,8 @@ namespace RA3.Model.Layers;
 /// <summary>LayerNorm with bias (GPT-2) or RMSNorm (Llama) over the last dimension, with its gradient views.</summary>
 internal sealed class Norm(Tensor weight, Tensor? bias, Tensor? dWeight, Tensor? dBias, bool rms, float eps)
 {
-    /// <summary>y [N, C] = norm(x); mean (LayerNorm only) and rstd [N] saved.</summary>
-    public void Forward(Backend b, Tensor x, Tensor y, Tensor mean, Tensor rstd)
+    /// <summary>y [N, C] = norm(x); mean (LayerNorm only: null for RMSNorm) and rstd [N] saved.</summary>
+    public void Forward(Backend b, Tensor x, Tensor y, Tensor? mean, Tensor rstd)
     {
         if (rms)
         {
@@ -15,7 +15,7 @@ internal sealed class Norm(Tensor weight, Tensor? bias, Tensor? dWeight, Tensor?
         }
         else
         {
-            b.LayerNorm(x, weight, bias, y, mean, rstd, eps);
+            b.LayerNorm(x, weight, bias, y, mean!, rstd, eps);
         }
     }
 
@@ -33,7 +33,7 @@ internal sealed class Norm(Tensor weight, Tensor? bias, Tensor? dWeight, Tensor?
     }
 
     /// <summary>dx += ∂/∂x, dWeight and dBias += their gradients.</summary>
-    public void Backward(Backend b, Tensor x, Tensor mean, Tensor rstd, Tensor dy, Tensor dx)
+    public void Backward(Backend b, Tensor x, Tensor? mean, Tensor rstd, Tensor dy, Tensor dx)
     {
         if (rms)
         {
@@ -41,7 +41,7 @@ internal sealed class Norm(Tensor weight, Tensor? bias, Tensor? dWeight, Tensor?
         }
         else
         {
-            b.LayerNormBackward(x, weight, mean, rstd, dy, dx, dWeight!, dBias);
+            b.LayerNormBackward(x, weight, mean!, rstd, dy, dx, dWeight!, dBias);
         }
     }
 }

@@ -5,13 +5,16 @@ using TTensor = TorchSharp.torch.Tensor;
 namespace RA3.Testing;
 
 /// <summary>
-/// The same two transformer families written independently with TorchSharp ops (layer_norm, SDPA
-/// with is_causal, autograd) over a dictionary of Hugging Face-named weights, in the weights'
-/// dtype: float64 as the oracle of the whole-model gradient tests, float32 as the TorchSharp peer
-/// in the training-step benchmark. Nothing of the model's own code is used: the weight names and
-/// shapes (<see cref="Weights"/>) and the rotary frequencies (<see cref="InverseFrequencies"/>) are
-/// written here from Hugging Face's modelling code, so a wrong layout or a wrong frequency in the
-/// model is not copied into its oracle. From the config it reads only the sizes and settings.
+/// The transformer families written independently with TorchSharp ops (layer_norm, SDPA with
+/// is_causal or an explicit sliding-window mask, autograd) over a dictionary of Hugging
+/// Face-named weights, in the weights' dtype: float64 as the oracle of the whole-model gradient
+/// tests, float32 as the TorchSharp peer in the training-step benchmark. GPT-2; Llama and its
+/// kin — Qwen2 (q/k/v biases, a sliding window in the layers from <c>max_window_layers</c> on),
+/// Mistral (a sliding window in every layer), Qwen3 (per-head RMSNorm of q and k before RoPE).
+/// Nothing of the model's own code is used: the weight names and shapes (<see cref="Weights"/>),
+/// the rotary frequencies (<see cref="InverseFrequencies"/>) and which layers slide are written
+/// here from Hugging Face's modelling code, so a wrong layout, frequency or window in the model is
+/// not copied into its oracle. From the config it reads only the sizes and settings.
 /// </summary>
 internal static class TorchReferenceModel
 {
@@ -24,7 +27,7 @@ internal static class TorchReferenceModel
         var x = gpt2 ? w["transformer.wte.weight"][ids] + w["transformer.wpe.weight"][pos] : w["model.embed_tokens.weight"][ids];
         for (int l = 0; l < c.Layers; l++)
         {
-            x = gpt2 ? Gpt2Block(c, w, $"transformer.h.{l}.", x, batch, time) : LlamaBlock(c, w, $"model.layers.{l}.", x, batch, time);
+            x = gpt2 ? Gpt2Block(c, w, $"transformer.h.{l}.", x, batch, time) : LlamaBlock(c, w, $"model.layers.{l}.", x, batch, time, Window(c, l));
         }
 
         x = gpt2
@@ -83,6 +86,12 @@ internal static class TorchReferenceModel
                 yield return (p + "self_attn.o_proj.bias", [h]);
             }
 
+            if (c.ModelType == "qwen3")
+            {
+                yield return (p + "self_attn.q_norm.weight", [c.HeadDim]);
+                yield return (p + "self_attn.k_norm.weight", [c.HeadDim]);
+            }
+
             yield return (p + "post_attention_layernorm.weight", [h]);
             yield return (p + "mlp.gate_proj.weight", [i, h]);
             yield return (p + "mlp.up_proj.weight", [i, h]);
@@ -137,7 +146,7 @@ internal static class TorchReferenceModel
         var h = nn.functional.layer_norm(x, [c.Hidden], w[p + "ln_1.weight"], w[p + "ln_1.bias"], c.NormEps);
         var qkv = matmul(h, w[p + "attn.c_attn.weight"]) + w[p + "attn.c_attn.bias"];
         var parts = qkv.split(c.Hidden, 2);
-        var att = Attend(c, Heads(parts[0], batch, time, c.Heads, c.HeadDim), Heads(parts[1], batch, time, c.Heads, c.HeadDim), Heads(parts[2], batch, time, c.Heads, c.HeadDim), batch, time);
+        var att = Attend(c, Heads(parts[0], batch, time, c.Heads, c.HeadDim), Heads(parts[1], batch, time, c.Heads, c.HeadDim), Heads(parts[2], batch, time, c.Heads, c.HeadDim), batch, time, 0);
         x = x + matmul(att, w[p + "attn.c_proj.weight"]) + w[p + "attn.c_proj.bias"];
         h = nn.functional.layer_norm(x, [c.Hidden], w[p + "ln_2.weight"], w[p + "ln_2.bias"], c.NormEps);
         var fc = matmul(h, w[p + "mlp.c_fc.weight"]) + w[p + "mlp.c_fc.bias"];
@@ -145,7 +154,18 @@ internal static class TorchReferenceModel
         return x + matmul(gelu, w[p + "mlp.c_proj.weight"]) + w[p + "mlp.c_proj.bias"];
     }
 
-    private static TTensor LlamaBlock(ModelConfig c, IReadOnlyDictionary<string, TTensor> w, string p, TTensor x, long batch, long time)
+    /// <summary>
+    /// The attention window of layer l, as transformers' configs say: Mistral's sliding_window in
+    /// every layer; Qwen2/Qwen3's only with use_sliding_window, in layers l ≥ max_window_layers.
+    /// </summary>
+    private static int Window(ModelConfig c, int l) => c.ModelType switch
+    {
+        "mistral" => c.SlidingWindow,
+        "qwen2" or "qwen3" => l >= c.FirstWindowLayer ? c.SlidingWindow : 0,
+        _ => 0,
+    };
+
+    private static TTensor LlamaBlock(ModelConfig c, IReadOnlyDictionary<string, TTensor> w, string p, TTensor x, long batch, long time, int window)
     {
         TTensor Linear(string name, TTensor input)
         {
@@ -154,11 +174,20 @@ internal static class TorchReferenceModel
         }
 
         var h = Rms(x, w[p + "input_layernorm.weight"], c.NormEps);
-        var q = Rope(c, Heads(Linear("self_attn.q_proj", h), batch, time, c.Heads, c.HeadDim), time);
-        var k = Rope(c, Heads(Linear("self_attn.k_proj", h), batch, time, c.KvHeads, c.HeadDim), time);
+        var q = Heads(Linear("self_attn.q_proj", h), batch, time, c.Heads, c.HeadDim);
+        var k = Heads(Linear("self_attn.k_proj", h), batch, time, c.KvHeads, c.HeadDim);
+        if (c.ModelType == "qwen3")
+        {
+            // Qwen3Attention: q_norm / k_norm over head_dim, after the view into heads, before RoPE.
+            q = Rms(q, w[p + "self_attn.q_norm.weight"], c.NormEps);
+            k = Rms(k, w[p + "self_attn.k_norm.weight"], c.NormEps);
+        }
+
+        q = Rope(c, q, time);
+        k = Rope(c, k, time);
         var v = Heads(Linear("self_attn.v_proj", h), batch, time, c.KvHeads, c.HeadDim);
         int group = c.Heads / c.KvHeads;
-        var att = Attend(c, q, k.repeat_interleave(group, 1), v.repeat_interleave(group, 1), batch, time);
+        var att = Attend(c, q, k.repeat_interleave(group, 1), v.repeat_interleave(group, 1), batch, time, window);
         x = x + Linear("self_attn.o_proj", att);
         h = Rms(x, w[p + "post_attention_layernorm.weight"], c.NormEps);
         var gate = Linear("mlp.gate_proj", h);
@@ -168,9 +197,24 @@ internal static class TorchReferenceModel
     /// <summary>[B, T, H·D] → [B, H, T, D].</summary>
     private static TTensor Heads(TTensor x, long batch, long time, int heads, int d) => x.reshape(batch, time, heads, d).transpose(1, 2);
 
-    /// <summary>Causal SDPA on [B, H, T, D], back to [B, T, H·D].</summary>
-    private static TTensor Attend(ModelConfig c, TTensor q, TTensor k, TTensor v, long batch, long time) =>
-        nn.functional.scaled_dot_product_attention(q, k, v, is_casual: true).transpose(1, 2).reshape(batch, time, c.Heads * c.HeadDim);
+    /// <summary>Causal SDPA on [B, H, T, D] — with a window, masked as transformers' sliding_window_overlay (key j seen by query i when i − window &lt; j ≤ i) — back to [B, T, H·D].</summary>
+    private static TTensor Attend(ModelConfig c, TTensor q, TTensor k, TTensor v, long batch, long time, int window)
+    {
+        TTensor attention;
+        if (window == 0)
+        {
+            attention = nn.functional.scaled_dot_product_attention(q, k, v, is_casual: true);
+        }
+        else
+        {
+            var i = arange(time, int64).unsqueeze(1);
+            var j = arange(time, int64).unsqueeze(0);
+            var seen = j.le(i).logical_and(j.gt(i - window));
+            attention = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: where(seen, zeros(1, dtype: q.dtype), full(1, double.NegativeInfinity, dtype: q.dtype)));
+        }
+
+        return attention.transpose(1, 2).reshape(batch, time, c.Heads * c.HeadDim);
+    }
 
     private static TTensor Rms(TTensor x, TTensor weight, float eps) => x * rsqrt(x.pow(2).mean([-1], keepdim: true) + eps) * weight;
 
