@@ -74,6 +74,29 @@ RA3_API ra3_status ra3_gemm_f32(int32_t batch, int32_t m, int32_t n, int32_t k,
                                 const float* b, int64_t stride_b, float beta,
                                 float* c, int64_t stride_c, const float* bias);
 
+/** How a tensor's elements are stored: float32, or bfloat16 (the upper half of a float32, passed as uint16_t bit patterns). */
+typedef enum ra3_dtype {
+    RA3_DTYPE_F32 = 0,
+    RA3_DTYPE_BF16 = 1
+} ra3_dtype;
+
+/**
+ * ra3_gemm_f32 with each operand stored as float32 or bfloat16 (a bf16 model's weights and
+ * activations): bf16 inputs are widened exactly and the arithmetic is f32; a bf16 c is read
+ * widened and written rounded to nearest even (NaN becomes 0x7FC0). Strides are in elements of
+ * each operand's own type. With a and b both bf16 on a processor with AVX512-BF16 the products
+ * run on vdpbf16ps (exact products, f32 sums; bf16 subnormal inputs count as zero there);
+ * ra3_gemm_bf16_dot_products() says whether this one does.
+ */
+RA3_API ra3_status ra3_gemm(int32_t batch, int32_t m, int32_t n, int32_t k, int32_t trans_a,
+                            int32_t trans_b, float alpha, const void* a, ra3_dtype a_type,
+                            int64_t stride_a, const void* b, ra3_dtype b_type, int64_t stride_b,
+                            float beta, void* c, ra3_dtype c_type, int64_t stride_c,
+                            const void* bias, ra3_dtype bias_type);
+
+/** 1 when ra3_gemm multiplies bf16 by bf16 with AVX512-BF16 dot products on this processor, else 0. */
+RA3_API int32_t ra3_gemm_bf16_dot_products(void);
+
 /** Row softmax: y[r, :] = softmax(x[r, :]) for x, y [rows, cols]. */
 RA3_API ra3_status ra3_softmax_forward_f32(int32_t rows, int32_t cols, const float* x, float* y);
 

@@ -74,6 +74,75 @@ static void test_gemm(std::mt19937& rng) {
     }
 }
 
+// bf16 bits of x rounded to nearest even, and back (exact): the storage the mixed GEMM takes.
+static uint16_t to_bf16(float x) {
+    uint32_t bits;
+    std::memcpy(&bits, &x, 4);
+    return static_cast<uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+}
+
+static double from_bf16(uint16_t x) {
+    const uint32_t bits = static_cast<uint32_t>(x) << 16;
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+}
+
+// ra3_gemm with every mix of f32 and bf16 storage for a, b, c and the bias (transposes, a batch,
+// odd K for the bf16 pairs of the dot-product path) against double loops on the widened values;
+// a bf16 c against the reference rounded once (within one bf16 ulp).
+static void test_gemm_mixed(std::mt19937& rng) {
+    const int m = 19, n = 45, k = 37, batch = 2;
+    const float alpha = 0.75f, beta = 0.5f;
+    std::printf("ra3_gemm: bf16 x bf16 on %s\n", ra3_gemm_bf16_dot_products() ? "AVX512-BF16 dot products" : "widened f32 FMAs");
+    for (int mix = 0; mix < 16; ++mix)
+        for (int ta = 0; ta < 2; ++ta)
+            for (int tb = 0; tb < 2; ++tb) {
+                const bool a16 = mix & 1, b16 = mix & 2, c16 = mix & 4, bias16 = mix & 8;
+                auto af = random_vector(size_t(batch) * m * k, rng), bf = random_vector(size_t(batch) * k * n, rng);
+                auto cf = random_vector(size_t(batch) * m * n, rng), biasf = random_vector(n, rng);
+                // Operands as stored, and their exact values.
+                std::vector<uint16_t> a16v(af.size()), b16v(bf.size()), c16v(cf.size()), bias16v(biasf.size());
+                std::vector<double> av(af.size()), bv(bf.size()), cv(cf.size()), biasv(biasf.size());
+                auto store = [](std::vector<float>& f, std::vector<uint16_t>& h, std::vector<double>& v, bool half) {
+                    for (size_t i = 0; i < f.size(); ++i) {
+                        h[i] = to_bf16(f[i]);
+                        v[i] = half ? from_bf16(h[i]) : f[i];
+                    }
+                };
+                store(af, a16v, av, a16);
+                store(bf, b16v, bv, b16);
+                store(cf, c16v, cv, c16);
+                store(biasf, bias16v, biasv, bias16);
+                std::vector<double> want(cf.size());
+                for (int bi = 0; bi < batch; ++bi)
+                    for (int i = 0; i < m; ++i)
+                        for (int j = 0; j < n; ++j) {
+                            double sum = 0;
+                            for (int p = 0; p < k; ++p)
+                                sum += av[size_t(bi) * m * k + (ta ? size_t(p) * m + i : size_t(i) * k + p)] *
+                                       bv[size_t(bi) * k * n + (tb ? size_t(j) * k + p : size_t(p) * n + j)];
+                            const size_t idx = size_t(bi) * m * n + size_t(i) * n + j;
+                            const double exact = alpha * sum + beta * cv[idx] + biasv[j];
+                            want[idx] = c16 ? from_bf16(to_bf16(static_cast<float>(exact))) : exact;
+                        }
+                const ra3_dtype F = RA3_DTYPE_F32, H = RA3_DTYPE_BF16;
+                const ra3_status st = ra3_gemm(batch, m, n, k, ta, tb, alpha, a16 ? (const void*)a16v.data() : af.data(), a16 ? H : F, int64_t(m) * k,
+                                               b16 ? (const void*)b16v.data() : bf.data(), b16 ? H : F, int64_t(k) * n, beta,
+                                               c16 ? (void*)c16v.data() : cf.data(), c16 ? H : F, int64_t(m) * n,
+                                               bias16 ? (const void*)bias16v.data() : biasf.data(), bias16 ? H : F);
+                CHECK(st == RA3_OK, "ra3_gemm status %d: %s", st, ra3_last_error());
+                std::vector<float> got(cf.size());
+                for (size_t i = 0; i < got.size(); ++i) got[i] = c16 ? static_cast<float>(from_bf16(c16v[i])) : cf[i];
+                const double err = rel_error(got, want);
+                CHECK(err < (c16 ? 4e-3 : 1e-5), "ra3_gemm mix %d ta=%d tb=%d rel error %g", mix, ta, tb, err);
+            }
+    float x = 0;
+    CHECK(ra3_gemm(1, 1, 1, 1, 0, 0, 1, &x, static_cast<ra3_dtype>(7), 0, &x, RA3_DTYPE_F32, 0, 0, &x, RA3_DTYPE_F32, 0, nullptr, RA3_DTYPE_F32) ==
+              RA3_ERR_INVALID_ARGUMENT,
+          "an unknown dtype was accepted");
+}
+
 static void test_softmax_and_cross_entropy(std::mt19937& rng) {
     const int rows = 9, cols = 37;
     auto x = random_vector(size_t(rows) * cols, rng);
@@ -190,6 +259,7 @@ int main() {
     std::mt19937 rng(1234);
     CHECK(std::strlen(ra3_version()) > 0, "empty version");
     test_gemm(rng);
+    test_gemm_mixed(rng);
     test_softmax_and_cross_entropy(rng);
     test_attention(rng);
     test_errors();

@@ -5,14 +5,40 @@
 // micro-kernel keeps its accumulators in vector registers (GCC/Clang vector extensions, so
 // the same source uses AVX-512, AVX2 or SSE as the build's -march allows). Edges are
 // zero-padded in the packed panels and written back through a small tile.
+//
+// Any operand may be stored as bfloat16 (ra3_gemm): packing widens it exactly, so the f32
+// micro-kernel is unchanged, and a bf16 C is read widened and written rounded to nearest even.
+// When A and B are both bf16 and the processor has AVX512-BF16, a second loop nest packs them
+// as bf16 pairs and an 8 x 32 micro-kernel of vdpbf16ps does two multiply-adds per lane per
+// instruction (gemm_one_dpbf16); its products are exact and it accumulates in f32, but it treats
+// bf16 subnormals as zero, as the instruction does.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <vector>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include "../guard.h"
 
 namespace {
+
+inline float widen(uint16_t x) {
+    const uint32_t bits = static_cast<uint32_t>(x) << 16;
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+// Round to nearest even; NaN -> 0x7FC0 (the reference tier's rounding).
+inline uint16_t round_bf16(float f) {
+    uint32_t bits;
+    std::memcpy(&bits, &f, sizeof bits);
+    if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return 0x7FC0;
+    return static_cast<uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+}
 
 #if defined(__AVX512F__)
 constexpr int kVecBytes = 64;
@@ -32,11 +58,40 @@ constexpr int MC = 96;             // rows of A per thread block
 constexpr int NC = 2048;           // columns of B per packed block (fits L2/L3)
 
 struct Operand {
-    const float* data;
+    const void* data;
     int64_t ld;
     bool trans;
-    // Element (row, col) of op(X).
-    float at(int64_t row, int64_t col) const { return trans ? data[col * ld + row] : data[row * ld + col]; }
+    bool bf16;
+    // Element (row, col) of op(X), widened.
+    float at(int64_t row, int64_t col) const {
+        const int64_t i = trans ? col * ld + row : row * ld + col;
+        return bf16 ? widen(static_cast<const uint16_t*>(data)[i]) : static_cast<const float*>(data)[i];
+    }
+    // Raw bf16 bits of element (row, col) (bf16 operands only).
+    uint16_t bits(int64_t row, int64_t col) const { return static_cast<const uint16_t*>(data)[trans ? col * ld + row : row * ld + col]; }
+};
+
+// C, read and written as f32 or bf16.
+struct Output {
+    void* data;
+    bool bf16;
+    float get(int64_t i) const { return bf16 ? widen(static_cast<const uint16_t*>(data)[i]) : static_cast<const float*>(data)[i]; }
+    void set(int64_t i, float x) const {
+        if (bf16)
+            static_cast<uint16_t*>(data)[i] = round_bf16(x);
+        else
+            static_cast<float*>(data)[i] = x;
+    }
+};
+
+// Bias element j (f32 or bf16), or 0 without one.
+struct Bias {
+    const void* data;
+    bool bf16;
+    float at(int64_t j) const {
+        if (!data) return 0.0f;
+        return bf16 ? widen(static_cast<const uint16_t*>(data)[j]) : static_cast<const float*>(data)[j];
+    }
 };
 
 // Packs rows [i0, i0+mc) x cols [p0, p0+kc) of op(A) into MR-tall panels: panel[p * MR + r].
@@ -56,9 +111,9 @@ void pack_b(const Operand& b, int p0, int kc, int j0, int nc, float* out) {
     for (int jr = 0; jr < nc; jr += NR) {
         const int cols = std::min(NR, nc - jr);
         float* panel = out + static_cast<int64_t>(jr / NR) * kc * NR;
-        if (!b.trans && cols == NR) {
+        if (!b.trans && !b.bf16 && cols == NR) {
             for (int p = 0; p < kc; ++p)
-                std::memcpy(panel + p * NR, b.data + (p0 + p) * b.ld + j0 + jr, sizeof(float) * NR);
+                std::memcpy(panel + p * NR, static_cast<const float*>(b.data) + (p0 + p) * b.ld + j0 + jr, sizeof(float) * NR);
             continue;
         }
         for (int p = 0; p < kc; ++p) {
@@ -90,14 +145,116 @@ inline void micro_kernel(int kc, const float* __restrict ap, const float* __rest
     }
 }
 
+// C[rows, cols] at (row0, col0) = alpha * tile + (first K slice ? beta * C + bias : C).
+void store(const Output& c, int64_t n, int64_t row0, int64_t col0, int rows, int cols, const float* tile, int ld_tile, bool first,
+           float alpha, float beta, const Bias& bias) {
+    for (int r = 0; r < rows; ++r)
+        for (int col = 0; col < cols; ++col) {
+            const int64_t at = (row0 + r) * n + col0 + col;
+            const float prior = first ? (beta == 0.0f ? 0.0f : beta * c.get(at)) + bias.at(col0 + col) : c.get(at);
+            c.set(at, prior + alpha * tile[r * ld_tile + col]);
+        }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define RA3_DPBF16 1
+// The AVX512-BF16 loop nest: A and B packed as bf16 pairs along K (K rounded up to even, zero
+// padded), an 8 x 32 micro-kernel of vdpbf16ps (16 f32 accumulators of 16 lanes).
+constexpr int kDpMR = 8, kDpNR = 32;
+
+__attribute__((target("avx512f,avx512bf16"))) void dp_micro_kernel(int pairs, const uint32_t* ap, const uint32_t* bp, float* tile) {
+    __m512 c[kDpMR][2];
+    for (int r = 0; r < kDpMR; ++r) c[r][0] = c[r][1] = _mm512_setzero_ps();
+    for (int p = 0; p < pairs; ++p) {
+        const __m512bh b0 = (__m512bh)_mm512_loadu_si512(bp);
+        const __m512bh b1 = (__m512bh)_mm512_loadu_si512(bp + 16);
+        for (int r = 0; r < kDpMR; ++r) {
+            const __m512bh a = (__m512bh)_mm512_set1_epi32(static_cast<int>(ap[r]));
+            c[r][0] = _mm512_dpbf16_ps(c[r][0], a, b0);
+            c[r][1] = _mm512_dpbf16_ps(c[r][1], a, b1);
+        }
+        ap += kDpMR;
+        bp += kDpNR;
+    }
+    for (int r = 0; r < kDpMR; ++r) {
+        _mm512_storeu_ps(tile + r * kDpNR, c[r][0]);
+        _mm512_storeu_ps(tile + r * kDpNR + 16, c[r][1]);
+    }
+}
+
+// Two bf16 of op(A) at (row, k), (row, k + 1) — or of op(B) at (k, col), (k + 1, col) — in one
+// 32-bit word, the low half first; a k + 1 past the slice is zero.
+inline uint32_t pair_of_a(const Operand& a, int64_t row, int64_t k, int64_t kend) {
+    return static_cast<uint32_t>(a.bits(row, k)) | (k + 1 < kend ? static_cast<uint32_t>(a.bits(row, k + 1)) << 16 : 0u);
+}
+
+inline uint32_t pair_of_b(const Operand& b, int64_t k, int64_t col, int64_t kend) {
+    return static_cast<uint32_t>(b.bits(k, col)) | (k + 1 < kend ? static_cast<uint32_t>(b.bits(k + 1, col)) << 16 : 0u);
+}
+
+void gemm_one_dpbf16(int m, int n, int k, const Operand& a, const Operand& b, float alpha, float beta, const Output& c, const Bias& bias) {
+    const int threads = ra3_cpu_threads();
+    std::vector<uint32_t> packed_b;
+    for (int j0 = 0; j0 < n; j0 += NC) {
+        const int nc = std::min(NC, n - j0), panels = (nc + kDpNR - 1) / kDpNR;
+        for (int p0 = 0; p0 < k; p0 += KC) {
+            const int kc = std::min(KC, k - p0), pairs = (kc + 1) / 2;
+            packed_b.assign(static_cast<size_t>(panels) * pairs * kDpNR, 0u);
+            for (int panel = 0; panel < panels; ++panel)
+                for (int p = 0; p < pairs; ++p)
+                    for (int col = 0; col < std::min(kDpNR, nc - panel * kDpNR); ++col)
+                        packed_b[(static_cast<size_t>(panel) * pairs + p) * kDpNR + col] = pair_of_b(b, p0 + 2 * p, j0 + panel * kDpNR + col, p0 + kc);
+            const int per_thread = (m + threads - 1) / threads;
+            const int mc_block = std::max(kDpMR, std::min(MC, (per_thread + kDpMR - 1) / kDpMR * kDpMR));
+            const int blocks = (m + mc_block - 1) / mc_block;
+#pragma omp parallel
+            {
+                alignas(64) float tile[kDpMR * kDpNR];
+                std::vector<uint32_t> packed_a(static_cast<size_t>(mc_block) * pairs);
+#pragma omp for schedule(dynamic, 1)
+                for (int blk = 0; blk < blocks; ++blk) {
+                    const int i0 = blk * mc_block, mc = std::min(mc_block, m - i0);
+                    for (int ir = 0; ir < mc; ir += kDpMR)
+                        for (int p = 0; p < pairs; ++p)
+                            for (int r = 0; r < kDpMR; ++r)
+                                packed_a[static_cast<size_t>(ir) * pairs + p * kDpMR + r] = ir + r < mc ? pair_of_a(a, i0 + ir + r, p0 + 2 * p, p0 + kc) : 0u;
+                    for (int panel = 0; panel < panels; ++panel) {
+                        const int cols = std::min(kDpNR, nc - panel * kDpNR);
+                        for (int ir = 0; ir < mc; ir += kDpMR) {
+                            dp_micro_kernel(pairs, packed_a.data() + static_cast<size_t>(ir) * pairs, packed_b.data() + static_cast<size_t>(panel) * pairs * kDpNR, tile);
+                            store(c, n, i0 + ir, j0 + panel * kDpNR, std::min(kDpMR, mc - ir), cols, tile, kDpNR, p0 == 0, alpha, beta, bias);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+#endif
+
+// Whether the bf16 x bf16 GEMM runs on AVX512-BF16 dot products on this processor.
+bool has_dpbf16() {
+#if defined(RA3_DPBF16)
+    static const bool has = __builtin_cpu_supports("avx512bf16");
+    return has;
+#else
+    return false;
+#endif
+}
+
 void gemm_one(int m, int n, int k, const Operand& a, const Operand& b, float alpha, float beta,
-              float* c, const float* bias, std::vector<float>& packed_b) {
+              const Output& c, const Bias& bias, std::vector<float>& packed_b) {
     if (k == 0) {  // C = beta * C + bias: nothing to multiply
         for (int64_t i = 0; i < m; ++i)
-            for (int j = 0; j < n; ++j)
-                c[i * n + j] = (beta == 0.0f ? 0.0f : beta * c[i * n + j]) + (bias ? bias[j] : 0.0f);
+            for (int j = 0; j < n; ++j) c.set(i * n + j, (beta == 0.0f ? 0.0f : beta * c.get(i * n + j)) + bias.at(j));
         return;
     }
+#if defined(RA3_DPBF16)
+    if (a.bf16 && b.bf16 && has_dpbf16()) {
+        gemm_one_dpbf16(m, n, k, a, b, alpha, beta, c, bias);
+        return;
+    }
+#endif
     const int threads = ra3_cpu_threads();
     for (int j0 = 0; j0 < n; j0 += NC) {
         const int nc = std::min(NC, n - j0);
@@ -126,14 +283,7 @@ void gemm_one(int m, int n, int k, const Operand& a, const Operand& b, float alp
                         for (int ir = 0; ir < mc; ir += MR) {
                             const int rows = std::min(MR, mc - ir);
                             micro_kernel(kc, packed_a.data() + static_cast<int64_t>(ir) * kc, bp, tile);
-                            for (int r = 0; r < rows; ++r) {
-                                float* crow = c + static_cast<int64_t>(i0 + ir + r) * n + j0 + jr;
-                                for (int col = 0; col < cols; ++col) {
-                                    float prior = first ? (beta == 0.0f ? 0.0f : beta * crow[col]) : crow[col];
-                                    if (first && bias) prior += bias[j0 + jr + col];
-                                    crow[col] = prior + alpha * tile[r * NR + col];
-                                }
-                            }
+                            store(c, n, i0 + ir, j0 + jr, rows, cols, tile, NR, first, alpha, beta, bias);
                         }
                     }
                 }
@@ -144,12 +294,11 @@ void gemm_one(int m, int n, int k, const Operand& a, const Operand& b, float alp
 
 }  // namespace
 
-extern "C" RA3_API ra3_status ra3_gemm_f32(int32_t batch, int32_t m, int32_t n, int32_t k,
-                                           int32_t trans_a, int32_t trans_b, float alpha,
-                                           const float* a, int64_t stride_a, const float* b,
-                                           int64_t stride_b, float beta, float* c, int64_t stride_c,
-                                           const float* bias) {
-    return ra3::guarded("ra3_gemm_f32", [&] {
+extern "C" RA3_API ra3_status ra3_gemm(int32_t batch, int32_t m, int32_t n, int32_t k, int32_t trans_a, int32_t trans_b, float alpha,
+                                       const void* a, ra3_dtype a_type, int64_t stride_a, const void* b, ra3_dtype b_type,
+                                       int64_t stride_b, float beta, void* c, ra3_dtype c_type, int64_t stride_c, const void* bias,
+                                       ra3_dtype bias_type) {
+    return ra3::guarded("ra3_gemm", [&] {
         using ra3::require;
         require(batch >= 0 && m >= 0 && n >= 0 && k >= 0,
                 "sizes must be non-negative, got batch=" + std::to_string(batch) + " m=" + std::to_string(m) +
@@ -160,11 +309,25 @@ extern "C" RA3_API ra3_status ra3_gemm_f32(int32_t batch, int32_t m, int32_t n, 
         require(batch <= 1 || stride_c >= static_cast<int64_t>(m) * n,
                 "stride_c " + std::to_string(stride_c) + " overlaps batch outputs of " + std::to_string(m) + "x" +
                     std::to_string(n));
+        for (const ra3_dtype type : {a_type, b_type, c_type, bias_type})
+            require(type == RA3_DTYPE_F32 || type == RA3_DTYPE_BF16,
+                    "an operand's dtype is " + std::to_string(static_cast<int>(type)) + ", not RA3_DTYPE_F32 or RA3_DTYPE_BF16");
+        const int64_t sa = a_type == RA3_DTYPE_BF16 ? 2 : 4, sb = b_type == RA3_DTYPE_BF16 ? 2 : 4, sc = c_type == RA3_DTYPE_BF16 ? 2 : 4;
         std::vector<float> packed_b;
         for (int32_t bi = 0; bi < batch; ++bi) {
-            const Operand oa{a + bi * stride_a, trans_a ? m : k, trans_a != 0};
-            const Operand ob{b + bi * stride_b, trans_b ? k : n, trans_b != 0};
-            gemm_one(m, n, k, oa, ob, alpha, beta, c + bi * stride_c, bias, packed_b);
+            const Operand oa{static_cast<const char*>(a) + bi * stride_a * sa, trans_a ? m : k, trans_a != 0, a_type == RA3_DTYPE_BF16};
+            const Operand ob{static_cast<const char*>(b) + bi * stride_b * sb, trans_b ? k : n, trans_b != 0, b_type == RA3_DTYPE_BF16};
+            const Output oc{static_cast<char*>(c) + bi * stride_c * sc, c_type == RA3_DTYPE_BF16};
+            gemm_one(m, n, k, oa, ob, alpha, beta, oc, Bias{bias, bias_type == RA3_DTYPE_BF16}, packed_b);
         }
     });
 }
+
+extern "C" RA3_API ra3_status ra3_gemm_f32(int32_t batch, int32_t m, int32_t n, int32_t k, int32_t trans_a, int32_t trans_b, float alpha,
+                                           const float* a, int64_t stride_a, const float* b, int64_t stride_b, float beta, float* c,
+                                           int64_t stride_c, const float* bias) {
+    return ra3_gemm(batch, m, n, k, trans_a, trans_b, alpha, a, RA3_DTYPE_F32, stride_a, b, RA3_DTYPE_F32, stride_b, beta, c, RA3_DTYPE_F32,
+                    stride_c, bias, RA3_DTYPE_F32);
+}
+
+extern "C" RA3_API int32_t ra3_gemm_bf16_dot_products(void) { return has_dpbf16() ? 1 : 0; }

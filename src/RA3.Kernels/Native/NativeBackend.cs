@@ -41,13 +41,17 @@ public sealed unsafe class NativeBackend : CpuBackend
         return new NativeBackend();
     }
 
-    /// <remarks>bf16 operands (a bf16 model's weights) run the managed CPU GEMM, which widens them while packing.</remarks>
+    /// <summary>Whether the library multiplies bf16 by bf16 with AVX512-BF16 dot products on this processor (else it widens them to f32 FMAs).</summary>
+    public static bool BFloat16DotProducts => NativeMethods.GemmBf16DotProducts() != 0;
+
+    /// <remarks>Any operand may be bf16 (a bf16 model's weights): <c>ra3_gemm</c> widens it while packing, or multiplies bf16 pairs on AVX512-BF16.</remarks>
     [TakesBFloat16]
     private protected override void GemmCore(in GemmArgs g, Tensor a, Tensor b, Tensor c, Tensor? bias)
     {
         if (AnyBFloat16(a, b, c, bias))
         {
-            base.GemmCore(g, a, b, c, bias);
+            static int Type(Tensor? t) => t?.DType == DType.BFloat16 ? 1 : 0;
+            NativeMethods.Check(NativeMethods.GemmMixed(g.Batch, g.M, g.N, g.K, g.TransA ? 1 : 0, g.TransB ? 1 : 0, g.Alpha, Address(a), Type(a), g.StrideA, Address(b), Type(b), g.StrideB, g.Beta, Address(c), Type(c), g.StrideC, bias is null ? null : Address(bias), Type(bias)));
             return;
         }
 

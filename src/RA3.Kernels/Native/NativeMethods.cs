@@ -25,6 +25,13 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Lib, EntryPoint = "ra3_gemm_f32")]
     public static partial int Gemm(int batch, int m, int n, int k, int transA, int transB, float alpha, float* a, long strideA, float* b, long strideB, float beta, float* c, long strideC, float* bias);
 
+    /// <summary><c>ra3_gemm</c>: each operand's dtype is 0 (f32) or 1 (bf16).</summary>
+    [LibraryImport(Lib, EntryPoint = "ra3_gemm")]
+    public static partial int GemmMixed(int batch, int m, int n, int k, int transA, int transB, float alpha, void* a, int aType, long strideA, void* b, int bType, long strideB, float beta, void* c, int cType, long strideC, void* bias, int biasType);
+
+    [LibraryImport(Lib, EntryPoint = "ra3_gemm_bf16_dot_products")]
+    public static partial int GemmBf16DotProducts();
+
     [LibraryImport(Lib, EntryPoint = "ra3_softmax_forward_f32")]
     public static partial int SoftmaxForward(int rows, int cols, float* x, float* y);
 
