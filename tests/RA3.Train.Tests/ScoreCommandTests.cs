@@ -79,6 +79,40 @@ public sealed class ScoreCommandTests
         }
     }
 
+    /// <summary>
+    /// <c>ra3 init</c> writes a Qwen3-shaped bf16 folder (its config's torch_dtype) that loads as
+    /// bf16 and scores near ln V, as a model whose logits are near zero must.
+    /// </summary>
+    [Test]
+    public void AnInitialisedFolderOfAConfigsShapeLoadsAndScores()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), $"ra3-init-{Guid.NewGuid():N}");
+        try
+        {
+            Directory.CreateDirectory(dir);
+            File.WriteAllText(Path.Combine(dir, "config.json"), """
+                {"model_type": "qwen3", "vocab_size": 300, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+                 "num_key_value_heads": 2, "head_dim": 16, "intermediate_size": 48, "max_position_embeddings": 128,
+                 "rms_norm_eps": 1e-6, "tie_word_embeddings": true, "torch_dtype": "bfloat16", "rope_theta": 1000000}
+                """);
+            File.WriteAllText(Path.Combine(dir, "text.txt"), "def f(x):\n    return x + 1\n");
+            var stdout = new StringWriter();
+            var stderr = new StringWriter();
+            Assert.That(CommandLine.Run(["init", "--model-config", Path.Combine(dir, "config.json"), "--out", Path.Combine(dir, "model")], stdout, stderr), Is.EqualTo(0), stderr.ToString());
+            Assert.That(stdout.ToString(), Does.Contain("as BFloat16"));
+            Assert.That(HuggingFaceCheckpoint.StoredDType(Path.Combine(dir, "model")), Is.EqualTo(RA3.Kernels.Tensors.DType.BFloat16));
+            stdout = new StringWriter();
+            int code = CommandLine.Run(["score", "--model", Path.Combine(dir, "model"), "--text", Path.Combine(dir, "text.txt"), "--tokenizer", "bytes", "--out", Path.Combine(dir, "scores.safetensors")], stdout, stderr);
+            Assert.That(code, Is.EqualTo(0), stderr.ToString());
+            double loss = double.Parse(stdout.ToString().Split(' ')[2], CultureInfo.InvariantCulture);
+            Assert.That(loss, Is.EqualTo(Math.Log(300)).Within(0.1), "random N(0, 0.02²) weights give near-uniform predictions");
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     [Test]
     public void MissingModelFolderIsAClearError()
     {

@@ -12,6 +12,7 @@ public static class CommandLine
           demo      the whole pipeline on the embedded default (about 15 minutes on 2 cores)
           pretrain  next-token pre-training (no options: the embedded default run)
           score     mean loss and per-token log-probabilities of text or ids under a model
+          init      a randomly initialised Hugging Face model folder of a config.json's shape
           report    rewrite the report (report.md and plots) of a demo run folder
           tasks     write the procedural task family (training and held-out compositions) as jsonl
           midtrain  RA3 mid-training (EM with rationales) or the NTP baseline
@@ -80,6 +81,7 @@ public static class CommandLine
         "eval" => EvalCommand.Usage,
         "midtrain" => MidtrainCommand.Usage,
         "tasks" => TasksCommand.Usage,
+        "init" => InitCommand.Usage,
         "rlvr" => RlvrCommand.Usage,
         "demo" or "report" => DemoCommand.Usage,
         _ => Usage,
@@ -97,6 +99,8 @@ public static class CommandLine
                 return EvalCommand.Run(rest, stdout);
             case "tasks":
                 return TasksCommand.Run(rest, stdout);
+            case "init":
+                return InitCommand.Run(rest, stdout);
             case "demo":
                 return DemoCommand.Run(rest, stdout);
             case "report":
