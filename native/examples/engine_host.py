@@ -32,6 +32,8 @@ class Engine:
         self.lib.ra3_engine_load.argtypes = [C.c_char_p, C.c_char_p, C.c_char_p, C.POINTER(C.c_void_p)]
         self.lib.ra3_engine_free.argtypes = [C.c_void_p]
         self.lib.ra3_engine_tokenize.argtypes = [C.c_void_p, C.c_char_p, C.POINTER(C.c_int32), C.c_int32, C.POINTER(C.c_int32)]
+        self.lib.ra3_engine_detokenize.argtypes = [C.c_void_p, C.POINTER(C.c_int32), C.c_int32, C.c_char_p, C.c_int32, C.POINTER(C.c_int32)]
+        self.lib.ra3_engine_model_info.argtypes = [C.c_void_p, C.POINTER(C.c_int32), C.POINTER(C.c_int32)]
         self.lib.ra3_engine_score.argtypes = [C.c_void_p, C.POINTER(C.c_int32), C.c_int32, C.POINTER(C.c_float), C.POINTER(C.c_double)]
         self.lib.ra3_engine_generate.argtypes = [C.c_void_p, C.POINTER(C.c_int32), C.c_int32, C.c_int32, C.c_float, C.c_int32,
                                                  C.c_float, C.c_uint64, C.POINTER(C.c_int32), C.POINTER(C.c_int32)]
@@ -54,6 +56,19 @@ class Engine:
         ids = (C.c_int32 * count.value)()
         self._check(self.lib.ra3_engine_tokenize(self.handle, data, ids, count, C.byref(count)))
         return list(ids)
+
+    def detokenize(self, ids):
+        array, length = (C.c_int32 * len(ids))(*ids), C.c_int32()
+        self._check(self.lib.ra3_engine_detokenize(self.handle, array, len(ids), None, 0, C.byref(length)))
+        text = C.create_string_buffer(length.value + 1)
+        self._check(self.lib.ra3_engine_detokenize(self.handle, array, len(ids), text, len(text), C.byref(length)))
+        return text.value.decode()
+
+    def model_info(self):
+        """(vocabulary size, most positions)."""
+        vocab, positions = C.c_int32(), C.c_int32()
+        self._check(self.lib.ra3_engine_model_info(self.handle, C.byref(vocab), C.byref(positions)))
+        return vocab.value, positions.value
 
     def score(self, ids):
         """Per-token log-probabilities [len(ids) - 1] and the mean loss, as `ra3 score` computes them."""

@@ -11,7 +11,8 @@ Runs `ra3 score` on a fixture text, then the C host (engine_host.c) and the Pyth
     assignment gives;
   - a freed handle is refused with a message naming it;
 and, through the Python wrapper, that the "native" backend (libra3_native beside libra3_engine)
-scores as "cpu" does and that bad input comes back as one line naming what is wrong.
+scores as "cpu" does, that decoding gives the text back, that the model's sizes are reported, and
+that bad input comes back as one line naming what is wrong.
 """
 import argparse
 import itertools
@@ -154,8 +155,14 @@ def main():
     worst = max(abs(a - b) for a, b in zip(native_logprobs, ra3_logprobs))
     check(worst <= 1e-4, f"native backend: log-probabilities differ from cpu's by {worst}")
 
-    # Bad input: one line naming what is wrong, and the status that says what kind.
+    # Decoding gives the text back; the model's sizes are its config.json's.
     engine = engine_host.Engine(args.library, model, tokenizer)
+    check(engine.detokenize(case["ids"]) == case["text"], f"detokenize gave {engine.detokenize(case['ids'])!r}, not {case['text']!r}")
+    with open(os.path.join(model, "config.json")) as f:
+        config = json.load(f)
+    check(engine.model_info() == (config["vocab_size"], config["max_position_embeddings"]), f"model_info {engine.model_info()}")
+
+    # Bad input: one line naming what is wrong, and the status that says what kind.
     for call, status, words in [
         (lambda: engine.score([1]), 1, "ids: 1 tokens, at least 2 needed"),
         (lambda: engine.score([1, 512]), 1, "512"),

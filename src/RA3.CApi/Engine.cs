@@ -9,7 +9,8 @@ namespace RA3.CApi;
 
 /// <summary>
 /// What a model handle stands for: the model on its backend, its tokenizer, and the lock that
-/// serialises calls on it (a model's plans and buffers serve one call at a time).
+/// serialises calls on it (a model's plans and buffers serve one call at a time); the registry of
+/// live handles.
 /// </summary>
 internal sealed class Engine : IDisposable
 {
@@ -32,8 +33,7 @@ internal sealed class Engine : IDisposable
     /// <summary>Its tokenizer.</summary>
     public TextTokenizer Tokenizer { get; }
 
-    /// <summary>Held for the whole of each call on this model.</summary>
-    public Lock Gate { get; } = new();
+    private Lock Gate { get; } = new();
 
     /// <summary>Loads a model as <c>ra3 score</c> does and registers it; returns its handle.</summary>
     public static nint Load(string model, string? tokenizer, string? backend)
@@ -75,24 +75,37 @@ internal sealed class Engine : IDisposable
         }
     }
 
-    /// <summary>The live model of <paramref name="handle"/>; <see cref="ArgumentException"/> for NULL, a freed or a never-loaded handle.</summary>
-    public static Engine Of(nint handle) =>
-        handle == 0 ? throw new ArgumentException("model is NULL")
-        : Live.TryGetValue(handle, out var engine) ? engine
-        : throw new ArgumentException($"model 0x{handle:x} is not a loaded model (freed, or not from ra3_engine_load)");
-
-    /// <summary>Unregisters and disposes the model of <paramref name="handle"/>.</summary>
-    public static void Free(nint handle)
+    /// <summary>
+    /// Runs <paramref name="body"/> on the live model of <paramref name="handle"/>, holding its lock:
+    /// one call at a time per model, and none on a model another thread has freed meanwhile.
+    /// <see cref="ArgumentException"/> for NULL, a freed or a never-loaded handle.
+    /// </summary>
+    public static T With<T>(nint handle, Func<Engine, T> body)
     {
-        var engine = Of(handle);
+        var engine = Live.TryGetValue(Checked(handle), out var found) ? found : throw NotLoaded(handle);
         lock (engine.Gate)
         {
-            if (Live.TryRemove(handle, out _))
-            {
-                engine.Dispose();
-            }
+            return Live.ContainsKey(handle) ? body(engine) : throw NotLoaded(handle);
         }
     }
+
+    /// <summary><see cref="With{T}"/> for a body that returns nothing.</summary>
+    public static void With(nint handle, Action<Engine> body) => With(handle, engine =>
+    {
+        body(engine);
+        return 0;
+    });
+
+    /// <summary>Unregisters and disposes the model of <paramref name="handle"/>, after any call running on it.</summary>
+    public static void Free(nint handle) => With(handle, engine =>
+    {
+        Live.TryRemove(handle, out _);
+        engine.Dispose();
+    });
+
+    private static nint Checked(nint handle) => handle == 0 ? throw new ArgumentException("model is NULL") : handle;
+
+    private static ArgumentException NotLoaded(nint handle) => new($"model 0x{handle:x} is not a loaded model (freed, or not from ra3_engine_load)");
 
     /// <inheritdoc/>
     public void Dispose()

@@ -44,69 +44,46 @@ public static unsafe class Exports
 
     /// <summary>ra3_engine_model_info.</summary>
     [UnmanagedCallersOnly(EntryPoint = "ra3_engine_model_info")]
-    public static Status ModelInfo(nint model, int* vocabSize, int* maxPositions) => Boundary.Run("ra3_engine_model_info", () =>
+    public static Status ModelInfo(nint model, int* vocabSize, int* maxPositions) => Boundary.Run("ra3_engine_model_info", () => Engine.With(model, e =>
     {
-        var config = Engine.Of(model).Model.Config;
-        *Boundary.NotNull(vocabSize, "vocab_size") = config.VocabSize;
-        *Boundary.NotNull(maxPositions, "max_positions") = config.MaxPositions;
-    });
+        *Boundary.NotNull(vocabSize, "vocab_size") = e.Model.Config.VocabSize;
+        *Boundary.NotNull(maxPositions, "max_positions") = e.Model.Config.MaxPositions;
+    }));
 
     /// <summary>ra3_engine_tokenize.</summary>
     [UnmanagedCallersOnly(EntryPoint = "ra3_engine_tokenize")]
-    public static Status Tokenize(nint model, byte* text, int* ids, int capacity, int* count) => Boundary.Run("ra3_engine_tokenize", () =>
+    public static Status Tokenize(nint model, byte* text, int* ids, int capacity, int* count) => Boundary.Run("ra3_engine_tokenize", () => Engine.With(model, e =>
     {
-        var engine = Engine.Of(model);
-        string s = Boundary.String(text, "text");
-        int[] encoded;
-        lock (engine.Gate)
-        {
-            encoded = engine.Tokenizer.Encode(s);
-        }
-
+        int[] encoded = e.Tokenizer.Encode(Boundary.String(text, "text"));
         *Boundary.NotNull(count, "count") = encoded.Length;
         CopyOut(encoded, ids, capacity, "ids");
-    });
+    }));
 
     /// <summary>ra3_engine_detokenize.</summary>
     [UnmanagedCallersOnly(EntryPoint = "ra3_engine_detokenize")]
-    public static Status Detokenize(nint model, int* ids, int count, byte* text, int capacity, int* length) => Boundary.Run("ra3_engine_detokenize", () =>
+    public static Status Detokenize(nint model, int* ids, int count, byte* text, int capacity, int* length) => Boundary.Run("ra3_engine_detokenize", () => Engine.With(model, e =>
     {
-        var engine = Engine.Of(model);
-        var input = In(ids, count, 0, "ids");
-        string decoded;
-        lock (engine.Gate)
-        {
-            decoded = engine.Tokenizer.Decode(input);
-        }
-
-        byte[] bytes = [.. System.Text.Encoding.UTF8.GetBytes(decoded), 0];
+        byte[] bytes = [.. System.Text.Encoding.UTF8.GetBytes(e.Tokenizer.Decode(In(ids, count, 0, "ids"))), 0];
         *Boundary.NotNull(length, "length") = bytes.Length - 1;
         CopyOut(bytes, text, capacity, "text");
-    });
+    }));
 
     /// <summary>ra3_engine_score.</summary>
     [UnmanagedCallersOnly(EntryPoint = "ra3_engine_score")]
-    public static Status Score(nint model, int* ids, int count, float* logprobs, double* meanLoss) => Boundary.Run("ra3_engine_score", () =>
+    public static Status Score(nint model, int* ids, int count, float* logprobs, double* meanLoss) => Boundary.Run("ra3_engine_score", () => Engine.With(model, e =>
     {
-        var engine = Engine.Of(model);
         int[] input = In(ids, count, 2, "ids").ToArray();
         Boundary.NotNull(logprobs, "logprobs");
         Boundary.NotNull(meanLoss, "mean_loss");
-        Scores scores;
-        lock (engine.Gate)
-        {
-            scores = Scorer.Score(engine.Model, input, 1, count, keepLogits: false);
-        }
-
+        var scores = Scorer.Score(e.Model, input, 1, count, keepLogits: false);
         scores.LogProbs.CopyTo(new Span<float>(logprobs, count - 1));
         *meanLoss = scores.MeanLoss;
-    });
+    }));
 
     /// <summary>ra3_engine_generate.</summary>
     [UnmanagedCallersOnly(EntryPoint = "ra3_engine_generate")]
-    public static Status Generate(nint model, int* prompt, int promptCount, int maxNewTokens, float temperature, int topK, float topP, ulong seed, int* output, int* produced) => Boundary.Run("ra3_engine_generate", () =>
+    public static Status Generate(nint model, int* prompt, int promptCount, int maxNewTokens, float temperature, int topK, float topP, ulong seed, int* output, int* produced) => Boundary.Run("ra3_engine_generate", () => Engine.With(model, e =>
     {
-        var engine = Engine.Of(model);
         int[] input = In(prompt, promptCount, 1, "prompt").ToArray();
         if (maxNewTokens < 1)
         {
@@ -116,15 +93,10 @@ public static unsafe class Exports
         Boundary.NotNull(output, "out");
         Boundary.NotNull(produced, "produced");
         var options = new SamplingOptions { MaxNewTokens = maxNewTokens, Temperature = temperature, TopK = topK, TopP = topP, Seed = seed };
-        GeneratedSequence sequence;
-        lock (engine.Gate)
-        {
-            sequence = new Generator(engine.Model, engine.Tokenizer).Generate([input], options)[0];
-        }
-
+        var sequence = new Generator(e.Model, e.Tokenizer).Generate([input], options)[0];
         sequence.Tokens.CopyTo(new Span<int>(output, maxNewTokens));
         *produced = sequence.Tokens.Length;
-    });
+    }));
 
     /// <summary>ra3_engine_elbo.</summary>
     [UnmanagedCallersOnly(EntryPoint = "ra3_engine_elbo")]
