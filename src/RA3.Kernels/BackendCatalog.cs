@@ -1,9 +1,6 @@
-using RA3.Kernels.Cpu;
 using RA3.Kernels.Cuda;
 using RA3.Kernels.Ilgpu;
-using RA3.Kernels.Native;
 using RA3.Kernels.Ops;
-using RA3.Kernels.Reference;
 
 namespace RA3.Kernels;
 
@@ -16,9 +13,7 @@ public static class BackendCatalog
     /// <summary>Every entry, the portable ones (runnable on any machine) first.</summary>
     public static IReadOnlyList<BackendEntry> All { get; } =
     [
-        new("reference", "plain scalar reference kernels on host memory (slow: the definition every kernel is tested against)", true, typeof(ReferenceBackend), () => new ReferenceBackend()),
-        new("cpu", "managed SIMD kernels on all cores", true, typeof(CpuBackend), () => new CpuBackend()),
-        new("native", "ra3_native's C++ kernels, the C ABI a native host embeds", true, typeof(NativeBackend), NativeBackend.Create),
+        .. HostBackends.All,
         new("ilgpu-cpu", "ILGPU's kernels on its CPU accelerator (the GPU kernels, checked anywhere, slowly)", true, typeof(IlgpuBackend), () => IlgpuBackend.CreateCpu()),
         new("ilgpu", "ILGPU's kernels on a CUDA GPU if there is one, else on its CPU accelerator", false, typeof(IlgpuBackend), IlgpuBackend.CreatePreferred),
         new("cuda", "ra3_native's CUDA kernels on a GPU, ILGPU's for the rest", false, typeof(CudaBackend), CudaBackend.Create),
@@ -28,8 +23,7 @@ public static class BackendCatalog
     public static string[] PortableNames { get; } = [.. All.Where(e => e.Portable).Select(e => e.Name)];
 
     /// <summary>A new backend of that name; <see cref="ArgumentException"/> for a name not in the catalog, <see cref="InvalidOperationException"/> when this machine cannot run it (no GPU, no CUDA build, a wrong library version).</summary>
-    public static Backend Create(string name) =>
-        (All.FirstOrDefault(e => e.Name == name) ?? throw new ArgumentException($"'{name}' is not a backend; the backends are {string.Join(", ", All.Select(e => e.Name))}")).Create();
+    public static Backend Create(string name) => BackendEntry.CreateNamed(All, name, "a backend");
 }
 
 /// <summary>One backend of <see cref="BackendCatalog"/>.</summary>
@@ -38,4 +32,9 @@ public static class BackendCatalog
 /// <param name="Portable">Whether it runs on any machine (no GPU needed).</param>
 /// <param name="Class">The class <paramref name="Create"/> instantiates: which kernel runs each op is a property of it (<see cref="Backend.KernelOf"/>), known without creating a backend.</param>
 /// <param name="Create">Makes a new instance.</param>
-public sealed record BackendEntry(string Name, string Description, bool Portable, Type Class, Func<Backend> Create);
+public sealed record BackendEntry(string Name, string Description, bool Portable, Type Class, Func<Backend> Create)
+{
+    /// <summary>A new backend of the entry named <paramref name="name"/>; <see cref="ArgumentException"/> naming the choices (<paramref name="what"/>: "a backend") when none is.</summary>
+    internal static Backend CreateNamed(IReadOnlyList<BackendEntry> entries, string name, string what) =>
+        (entries.FirstOrDefault(e => e.Name == name) ?? throw new ArgumentException($"'{name}' is not {what}; the choices are {string.Join(", ", entries.Select(e => e.Name))}")).Create();
+}

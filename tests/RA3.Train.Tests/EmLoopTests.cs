@@ -1,16 +1,16 @@
 using System.Text.Json.Nodes;
 using NUnit.Framework;
 using RA3.Kernels.Cpu;
-using RA3.Model;
 using RA3.Model.IO;
 using RA3.Model.Optim;
+using RA3.Model.Scoring;
 using RA3.Model.Tokenizers;
+using RA3.Model;
 using RA3.Train.Evaluation;
 using RA3.Train.Midtraining;
 using RA3.Train.PostTraining;
 using RA3.Train.Runs;
 using RA3.Train.Sandbox;
-using RA3.Train.Scoring;
 using RA3.Train.Tasks;
 
 namespace RA3.Train.Tests;

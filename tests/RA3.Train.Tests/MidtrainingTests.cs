@@ -1,11 +1,12 @@
 using NUnit.Framework;
 using RA3.Kernels.Cpu;
+using RA3.Model.Inference;
+using RA3.Model.Scoring;
 using RA3.Model.Tokenizers;
 using RA3.Testing;
 using RA3.Train.Evaluation;
 using RA3.Train.Midtraining;
 using RA3.Train.Sandbox;
-using RA3.Train.Scoring;
 using static TorchSharp.torch;
 
 namespace RA3.Train.Tests;

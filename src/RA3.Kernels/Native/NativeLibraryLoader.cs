@@ -7,7 +7,9 @@ namespace RA3.Kernels.Native;
 /// <summary>
 /// Finds <c>ra3_native</c>: the file named by the <c>RA3_NATIVE_LIB</c> environment variable when
 /// set (a CUDA build on a GPU machine), else the copy next to the assemblies that the build put
-/// there, else the system's search path.
+/// there, else the runtime's search: an application's native assets (the RA3.Native.linux-x64
+/// package's runtimes/linux-x64/native), then the system's search path (for the C API, compiled
+/// by NativeAOT, the folder of libra3_engine itself, its RUNPATH).
 /// </summary>
 public static class NativeLibraryLoader
 {
@@ -52,10 +54,10 @@ public static class NativeLibraryLoader
 
         if (NativeLibrary.TryLoad(name, assembly, searchPath, out IntPtr handle))
         {
-            loadedFrom = name + " (system search path)";
+            loadedFrom = name + " (the application's native assets or the system search path)";
             return handle;
         }
 
-        throw new DllNotFoundException($"ra3_native was not found at '{candidate}' nor on the search path; build it with CMake (dotnet build does) or set {PathVariable}");
+        throw new DllNotFoundException($"ra3_native was not found at '{candidate}' nor on the search path; reference the RA3.Native.linux-x64 package, build it with CMake (dotnet build does) or set {PathVariable}");
     }
 }

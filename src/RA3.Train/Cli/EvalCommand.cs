@@ -1,13 +1,13 @@
 using RA3.Kernels.Tensors;
 using System.Globalization;
-using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json;
 using RA3.Model.Generation;
+using RA3.Model.Scoring;
 using RA3.Model.Tokenizers;
 using RA3.Train.Evaluation;
 using RA3.Train.Runs;
 using RA3.Train.Sandbox;
-using RA3.Train.Scoring;
 
 namespace RA3.Train.Cli;
 

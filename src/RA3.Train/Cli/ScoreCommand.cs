@@ -1,5 +1,6 @@
 using System.Globalization;
 using RA3.Model.IO;
+using RA3.Model.Scoring;
 using RA3.Model.Tokenizers;
 using RA3.Train.Runs;
 using RA3.Train.Scoring;

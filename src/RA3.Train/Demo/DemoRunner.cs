@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using RA3.Model.Config;
 using RA3.Model.Generation;
 using RA3.Model.IO;
+using RA3.Model.Scoring;
 using RA3.Model.Tokenizers;
 using RA3.Train.Evaluation;
 using RA3.Train.Midtraining;
@@ -12,7 +13,6 @@ using RA3.Train.Pretraining;
 using RA3.Train.Reporting;
 using RA3.Train.Runs;
 using RA3.Train.Sandbox;
-using RA3.Train.Scoring;
 using RA3.Train.Tasks;
 
 namespace RA3.Train.Demo;

@@ -1,6 +1,6 @@
-using RA3.Model;
+using RA3.Model.Scoring;
 using RA3.Model.Tokenizers;
-using RA3.Train.Scoring;
+using RA3.Model;
 
 namespace RA3.Train.Midtraining;
 

@@ -47,7 +47,7 @@ public sealed record LineTokens(int[] Ids, int[] Owner)
 
     /// <summary>
     /// Sums <paramref name="logProbs"/> (per token p ≥ 1: log p(token p | before), as
-    /// <see cref="Scoring.Scorer.SequenceLogProbs"/> gives them) by <paramref name="owner"/>: per line
+    /// <see cref="Model.Scoring.Scorer.SequenceLogProbs"/> gives them) by <paramref name="owner"/>: per line
     /// (0 .. <paramref name="lines"/> − 1) and over rationale tokens, with the token counts of each kind.
     /// </summary>
     public static OwnerSums Sum(ReadOnlySpan<float> logProbs, ReadOnlySpan<int> owner, int lines)

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using RA3.Model.Inference;
 using RA3.Train.Runs;
 
 namespace RA3.Train.Midtraining;

@@ -1,14 +1,15 @@
 using System.Globalization;
-using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json;
 using RA3.Kernels.Ops;
 using RA3.Model.IO;
+using RA3.Model.Inference;
+using RA3.Model.Scoring;
 using RA3.Model.Tokenizers;
 using RA3.Model;
 using RA3.Train.Pretraining;
 using RA3.Train.Runs;
 using RA3.Train.Sandbox;
-using RA3.Train.Scoring;
 
 namespace RA3.Train.Midtraining;
 

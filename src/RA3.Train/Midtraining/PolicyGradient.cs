@@ -1,7 +1,7 @@
-using RA3.Model;
 using RA3.Model.Optim;
+using RA3.Model.Scoring;
+using RA3.Model;
 using RA3.Train.Runs;
-using RA3.Train.Scoring;
 
 namespace RA3.Train.Midtraining;
 

@@ -1,9 +1,10 @@
 using System.Globalization;
-using System.Text;
 using System.Text.Json.Nodes;
+using System.Text;
 using RA3.Model.Generation;
 using RA3.Model.IO;
 using RA3.Model.Optim;
+using RA3.Model.Scoring;
 using RA3.Model.Tokenizers;
 using RA3.Model;
 using RA3.Train.Evaluation;
@@ -11,7 +12,6 @@ using RA3.Train.Midtraining;
 using RA3.Train.Pretraining;
 using RA3.Train.Runs;
 using RA3.Train.Sandbox;
-using RA3.Train.Scoring;
 
 namespace RA3.Train.PostTraining;
 

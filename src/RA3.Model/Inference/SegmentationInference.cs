@@ -1,7 +1,7 @@
 using RA3.Kernels.Ops;
 using RA3.Kernels.Tensors;
 
-namespace RA3.Train.Midtraining;
+namespace RA3.Model.Inference;
 
 /// <summary>The options of the temporal ELBO (spec §2, §4).</summary>
 /// <param name="Alpha">Probability that the current abstraction persists at a boundary (prior_act = log α, prior_think = log(1 − α) − c). The default 0.5 makes the switching prior neutral, so the cost c alone prices a rationale — the paper's practice, where the KL term becomes a fixed cost c; α = 0.9 would charge every rationale another log 9 ≈ 2.2 nats, more than most code lines cost a trained model.</param>

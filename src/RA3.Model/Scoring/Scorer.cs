@@ -1,9 +1,8 @@
 using RA3.Kernels.Ops;
 using RA3.Kernels.Tensors;
-using RA3.Model;
 using RA3.Model.IO;
 
-namespace RA3.Train.Scoring;
+namespace RA3.Model.Scoring;
 
 /// <summary>Scores of a batch: per-token log-probabilities and, when asked, the logits.</summary>
 /// <param name="MeanLoss">Mean next-token loss over all targets (Hugging Face causal-LM convention).</param>
