@@ -25,11 +25,7 @@ namespace RA3.Kernels.Ops;
 /// </remarks>
 public abstract partial class Backend
 {
-    private static readonly string[] OpNames = [.. typeof(Backend).GetMethods(BindingFlags.Instance | BindingFlags.NonPublic)
-        .Where(m => m.DeclaringType == typeof(Backend) && m.IsVirtual && m.Name.EndsWith("Core", StringComparison.Ordinal))
-        .Select(m => m.Name[..^"Core".Length]).Distinct().Order(StringComparer.Ordinal)];
-
-    private static readonly ConcurrentDictionary<Type, FrozenSet<string>> BFloat16KernelsByType = new();
+    private static readonly string[] OpNames = KernelDeclarations.OpNames;
 
     private readonly ConcurrentDictionary<string, long> fallbacks = new(StringComparer.Ordinal);
     private FrozenSet<string>? bfloat16KernelSet;
@@ -130,12 +126,7 @@ public abstract partial class Backend
         return BFloat16KernelSet.Contains(op);
     }
 
-    private FrozenSet<string> BFloat16KernelSet => bfloat16KernelSet ??= BFloat16Kernels(GetType());
-
-    /// <summary>The ops whose most-derived <c>…Core</c> carries <see cref="TakesBFloat16Attribute"/>, per backend class.</summary>
-    private static FrozenSet<string> BFloat16Kernels(Type backend) => BFloat16KernelsByType.GetOrAdd(backend, static type => OpNames
-        .Where(op => type.GetMethod(op + "Core", BindingFlags.Instance | BindingFlags.NonPublic)!.IsDefined(typeof(TakesBFloat16Attribute), inherit: false))
-        .ToFrozenSet(StringComparer.Ordinal));
+    private FrozenSet<string> BFloat16KernelSet => bfloat16KernelSet ??= KernelDeclarations.TakingBFloat16(GetType());
 
     /// <summary>Host access for one reference call of <paramref name="op"/>.</summary>
     private protected HostCall Host(string op) => new(this, op);

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using RA3.Kernels.Tensors;
 
 namespace RA3.Kernels.Ops;
@@ -14,6 +15,7 @@ namespace RA3.Kernels.Ops;
 /// <para>Backward methods accumulate into their gradient outputs (<c>dx += ...</c>), as llm.c does;
 /// callers zero gradients once per step with <see cref="Zero"/>.</para>
 /// </remarks>
+[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.NonPublicMethods)]
 public abstract partial class Backend : IDisposable
 {
     /// <summary>Short name: <c>cpu</c>, <c>ilgpu-cpu</c>, <c>ilgpu-cuda</c>, <c>native</c>.</summary>
