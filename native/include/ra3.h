@@ -337,6 +337,17 @@ RA3_API ra3_status ra3_cuda_elbo_forward_backward_f32(int32_t batch, int32_t t, 
                                                       float* log_z, float* think_posterior,
                                                       float* line_marginals);
 
+/**
+ * ra3_cuda_elbo_forward_backward_f32 through numbered kernel variant 1-4 (native/src/cuda/elbo.cu
+ * lists what each changes; 1 is the default), for bench/gpu to check and time each.
+ */
+RA3_API ra3_status ra3_cuda_elbo_forward_backward_variant_f32(int32_t variant, int32_t batch, int32_t t,
+                                                              const float* seg, const float* prior_think,
+                                                              float prior_act, const int32_t* lengths,
+                                                              int32_t max_span, float* log_z,
+                                                              float* think_posterior,
+                                                              float* line_marginals);
+
 #ifdef __cplusplus
 }
 #endif

@@ -87,6 +87,8 @@ RA3_NO_CUDA(ra3_cuda_segment_scores_backward_bf16, int32_t, int32_t, int32_t, in
             const int32_t*, const int32_t*, const float*, const float*, float*, float*)
 RA3_NO_CUDA(ra3_cuda_elbo_forward_backward_f32, int32_t, int32_t, const float*, const float*, float, const int32_t*, int32_t, float*,
             float*, float*)
+RA3_NO_CUDA(ra3_cuda_elbo_forward_backward_variant_f32, int32_t, int32_t, int32_t, const float*, const float*, float, const int32_t*,
+            int32_t, float*, float*, float*)
 #undef RA3_NO_CUDA
 #endif
 

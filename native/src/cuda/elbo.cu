@@ -2,11 +2,16 @@
 // recursion as native/src/cpu/elbo.cpp, whose header comment states it.
 //
 // The scan over lines is sequential; the states j of a line are spread over the threads (state j on
-// thread j mod threads). Two variants of one kernel:
-//  1. a block per trace, one state per thread (up to 4 past 1024 states): the default;
-//  2. a warp per trace, up to 16 states per lane: no block barrier, a step's reduction is five
-//     shuffles, but one warp issues every instruction of the trace. Measured 3x slower than
-//     variant 1 at B64 T256 on an H200 (1.02 vs 0.36 ms), so only chosen through the knob below. The pass is latency-bound (T dependent steps), so everything a step reads is in shared
+// thread j mod threads). Numbered variants of one kernel (llm.c's dev/cuda style), each runnable
+// through ra3_cuda_elbo_forward_backward_variant_f32 and checked and timed by bench/gpu
+// (ra3_cuda_bench --only elbo --variant N):
+//  1. a block per trace, one state per thread (up to 4 past 1024 states): the default, what
+//     ra3_cuda_elbo_forward_backward_f32 runs (0.30-0.36 ms at B64 T256 on an H200);
+//  2. a block per trace, 2 states per thread: fewer warps per barrier (measured 0.34 ms: slower);
+//  3. a block per trace, 4 states per thread (0.41 ms: slower);
+//  4. a warp per trace, up to 16 states per lane: no block barrier, a step's reduction is five
+//     shuffles, but one warp issues every instruction of the trace (1.02 ms: 3x slower).
+// The pass is latency-bound (T dependent steps), so everything a step reads is in shared
 // memory: seg a chunk of C lines at a time (all states x C columns) and, for the backward, the same
 // C rows of F, both copied asynchronously and twice buffered; prior_think and the F offsets whole.
 //  - forward: F lives in registers. A step's log-sum-exp is shifted by the column's state-0 entry,
@@ -18,7 +23,6 @@
 //    threads); each row is stored minus its state-0 value, which every thread computes itself, so a
 //    step costs one barrier; marginals are staged per chunk and written out coalesced.
 #include <cmath>
-#include <cstdlib>
 
 #include "common.cuh"
 #include "mma.cuh"
@@ -262,24 +266,25 @@ __global__ void __launch_bounds__(ONE_WARP ? 32 : 1024) elbo_kernel(Shape s, con
     }
 }
 
-constexpr int kWarpMaxPerLane = 16;  // variant 2 serves t + 1 <= 16 * 32 states
+constexpr int kWarpMaxPerLane = 16;  // a warp per trace serves t + 1 <= 16 * 32 states
 
-/**
- * States per thread: 1 (variant 1, as few as the 1024-thread limit allows) unless
- * RA3_CUDA_ELBO_STATES_PER_THREAD asks for more (a tuning knob for bench/gpu; a value that puts
- * the whole trace in one warp selects variant 2).
- */
-int states_per_thread(int states) {
-    const char* knob = std::getenv("RA3_CUDA_ELBO_STATES_PER_THREAD");
-    const int wanted = knob ? std::atoi(knob) : 1;
-    return static_cast<int>(std::max<int64_t>(ceil_div(states, 1024), std::max(wanted, 1)));
+/** The states per thread of a variant (the header comment lists them): the fewest the 1024-thread limit allows, or more. */
+int states_per_thread(int states, int variant) {
+    const int64_t fewest = ceil_div(states, 1024);
+    switch (variant) {
+        case 1: return static_cast<int>(std::max<int64_t>(fewest, 1));
+        case 2: return static_cast<int>(std::max<int64_t>(fewest, 2));
+        case 3: return static_cast<int>(std::max<int64_t>(fewest, 4));
+        case 4: return static_cast<int>(ceil_div(states, 32));  // the whole trace in one warp
+        default: throw ra3::invalid_argument("ELBO variant " + std::to_string(variant) + " does not exist (1-4)");
+    }
 }
 
-Shape plan(int32_t t) {
+Shape plan(int32_t t, int variant) {
     Shape s{};
     s.T = t;
     s.S = t + 1;
-    const int per = states_per_thread(s.S);
+    const int per = states_per_thread(s.S, variant);
     s.threads = static_cast<int>(std::min<int64_t>(1024, ceil_div(ceil_div(s.S, per), 32) * 32));
     s.per_thread = static_cast<int>(ceil_div(s.S, s.threads));
     const bool one_warp = s.threads == 32;
@@ -290,7 +295,7 @@ Shape plan(int32_t t) {
     }
     ra3::require(s.per_thread <= (one_warp ? kWarpMaxPerLane : kMaxPerThread),
                  "t=" + std::to_string(t) + " needs " + std::to_string(s.per_thread) + " states per thread, more than the CUDA ELBO kernel holds (" +
-                     std::to_string(one_warp ? kWarpMaxPerLane : kMaxPerThread) + "; lower RA3_CUDA_ELBO_STATES_PER_THREAD)");
+                     std::to_string(one_warp ? kWarpMaxPerLane : kMaxPerThread) + "; variant " + std::to_string(variant) + ")");
     ra3::require(s.C >= 1, "t=" + std::to_string(t) + " lines is too many for the CUDA ELBO kernel on this device (its shared memory holds no chunk)");
     return s;
 }
@@ -330,15 +335,15 @@ using namespace ra3::cuda;
 
 extern "C" {
 
-RA3_API ra3_status ra3_cuda_elbo_forward_backward_f32(int32_t batch, int32_t t, const float* seg, const float* prior_think, float prior_act,
-                                                      const int32_t* lengths, int32_t max_span, float* log_z, float* think_posterior,
-                                                      float* line_marginals) {
-    return ra3::guarded("ra3_cuda_elbo_forward_backward_f32", [&] {
+RA3_API ra3_status ra3_cuda_elbo_forward_backward_variant_f32(int32_t variant, int32_t batch, int32_t t, const float* seg,
+                                                              const float* prior_think, float prior_act, const int32_t* lengths,
+                                                              int32_t max_span, float* log_z, float* think_posterior, float* line_marginals) {
+    return ra3::guarded("ra3_cuda_elbo_forward_backward_variant_f32", [&] {
         ra3::require(batch >= 0 && t >= 1 && max_span >= 0, "expected batch >= 0, t >= 1, max_span >= 0; got batch=" + std::to_string(batch) +
                                                                 " t=" + std::to_string(t) + " max_span=" + std::to_string(max_span));
         if (batch == 0) return;
         ra3::require(seg && prior_think && lengths && log_z && think_posterior && line_marginals, "an argument is null");
-        const Shape s = plan(t);
+        const Shape s = plan(t, variant);
         cudaStream_t stream = current_stream();
         Scratch f(int64_t(batch) * t * s.S * sizeof(float), stream);
         const Args a{batch, seg, prior_think, prior_act, lengths, max_span, f.as<float>(), log_z, think_posterior, line_marginals};
@@ -348,6 +353,13 @@ RA3_API ra3_status ra3_cuda_elbo_forward_backward_f32(int32_t batch, int32_t t, 
         else if (s.per_thread == 3) launch<3, false>(s, a);
         else launch<4, false>(s, a);
     });
+}
+
+RA3_API ra3_status ra3_cuda_elbo_forward_backward_f32(int32_t batch, int32_t t, const float* seg, const float* prior_think, float prior_act,
+                                                      const int32_t* lengths, int32_t max_span, float* log_z, float* think_posterior,
+                                                      float* line_marginals) {
+    return ra3_cuda_elbo_forward_backward_variant_f32(1, batch, t, seg, prior_think, prior_act, lengths, max_span, log_z, think_posterior,
+                                                      line_marginals);
 }
 
 }  // extern "C"
