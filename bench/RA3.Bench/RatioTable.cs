@@ -55,7 +55,7 @@ public static class RatioTable
             }
         }
 
-        var models = rows.Where(r => r.Case.Descriptor.Type == typeof(TrainStepBench) || r.Case.Descriptor.Type == typeof(GenerationBench)).ToList();
+        var models = rows.Where(r => r.Case.Descriptor.Type == typeof(TrainStepBench) || r.Case.Descriptor.Type == typeof(GenerationBench) || r.Case.Descriptor.Type == typeof(RealModelStepBench)).ToList();
         if (models.Count > 0)
         {
             sb.AppendLine();
@@ -66,8 +66,9 @@ public static class RatioTable
                 double torchNs = TorchNs(group);
                 foreach (var (c, ns) in group)
                 {
-                    double tokens = c.Descriptor.Type == typeof(TrainStepBench) ? TrainStepBench.Tokens : GenerationBench.Tokens;
-                    sb.AppendLine(CultureInfo.InvariantCulture, $"| {Name(c)} | {group.Key.Item2} | {Impl(c)} | {ns / 1e6:F1} | {tokens / (ns / 1e9):N0} | {Ratio(torchNs, ns)} |");
+                    double tokens = c.Descriptor.Type == typeof(TrainStepBench) ? TrainStepBench.Tokens : c.Descriptor.Type == typeof(RealModelStepBench) ? RealModelStepBench.Tokens : GenerationBench.Tokens;
+                    string peakShare = c.Descriptor.Type == typeof(RealModelStepBench) && peak > 0 ? $" ({RealModelStepBench.Flops / ns / peak:P0} of FMA peak)" : string.Empty;
+                    sb.AppendLine(CultureInfo.InvariantCulture, $"| {Name(c)} | {group.Key.Item2} | {Impl(c)} | {ns / 1e6:F1} | {tokens / (ns / 1e9):N0}{peakShare} | {Ratio(torchNs, ns)} |");
                 }
             }
         }
@@ -93,5 +94,6 @@ public static class RatioTable
         : c.Parameters.Items.Any(p => p.Name == "Family") ? c.Parameters["Family"]!.ToString()!
         : c.Descriptor.Type == typeof(AttentionBench) ? $"B4 H8 T{c.Parameters["T"]} D64"
         : c.Descriptor.Type == typeof(SegmentScoreBench) ? $"4096 tok, d 512, V {c.Parameters["V"]}"
+        : c.Descriptor.Type == typeof(RealModelStepBench) ? $"Qwen2.5-0.5B shape, B{RealModelStepBench.B} T{RealModelStepBench.T}"
         : "llama";
 }
