@@ -8,6 +8,48 @@ namespace RA3.Model.Tests;
 /// <summary>Tokenizers against the ids Hugging Face <c>tokenizers</c> and GPT-2 give.</summary>
 public sealed class TokenizerTests
 {
+    private static readonly Lazy<JsonObject> Reference = new(() => JsonNode.Parse(File.ReadAllText(Fixtures.SharedPath("fixtures", "tokenizers", "reference.json")))!.AsObject());
+
+    /// <summary>The real tokenizers of the fixtures (byte-level Qwen3 and Llama 3, SentencePiece-style Llama 2).</summary>
+    public static readonly string[] RealTokenizers = ["qwen3", "llama3", "llama2"];
+
+    [TestCaseSource(nameof(RealTokenizers))]
+    public void RealTokenizersGiveTheReferenceIdsForEveryText(string name)
+    {
+        // The 164 HumanEval prompts + solutions and 22 hard strings (unicode, emoji, CRLF, tabs,
+        // space runs, special-token text, long runs), ids from an independent implementation.
+        var tokenizer = TokenizerLoader.Load(Fixtures.SharedPath("fixtures", "tokenizers", name));
+        var texts = Reference.Value["texts"]!.AsArray().Select(t => t!.GetValue<string>()).ToArray();
+        var want = Reference.Value["tokenizers"]![name]!;
+        var ids = want["ids"]!.AsArray();
+        Assert.That(ids, Has.Count.EqualTo(texts.Length));
+        var wrong = new List<string>();
+        for (int i = 0; i < texts.Length; i++)
+        {
+            int[] expected = [.. ids[i]!.AsArray().Select(x => x!.GetValue<int>())];
+            int[] got = tokenizer.Encode(texts[i], addSpecialTokens: false);
+            if (!got.SequenceEqual(expected))
+            {
+                int at = Enumerable.Range(0, Math.Min(got.Length, expected.Length)).FirstOrDefault(k => got[k] != expected[k], Math.Min(got.Length, expected.Length));
+                wrong.Add($"text {i} ({Snippet(texts[i])}): first difference at token {at}: got [{string.Join(", ", got.Skip(at).Take(6))}], want [{string.Join(", ", expected.Skip(at).Take(6))}]");
+            }
+        }
+
+        var withSpecials = want["ids_with_specials"]!.AsArray();
+        for (int i = 0; i < withSpecials.Count; i++)
+        {
+            int[] expected = [.. withSpecials[i]!.AsArray().Select(x => x!.GetValue<int>())];
+            if (!tokenizer.Encode(texts[i], addSpecialTokens: true).SequenceEqual(expected))
+            {
+                wrong.Add($"text {i} with special tokens: got [{string.Join(", ", tokenizer.Encode(texts[i]).Take(8))}…], want [{string.Join(", ", expected.Take(8))}…]");
+            }
+        }
+
+        Assert.That(wrong, Is.Empty, $"{wrong.Count} of {texts.Length + withSpecials.Count} encodings differ from reference.json");
+    }
+
+    private static string Snippet(string text) => System.Text.Json.JsonSerializer.Serialize(text.Length > 40 ? text[..40] + "…" : text);
+
     [Test]
     public void TokenizerJsonMatchesEveryReferenceCase()
     {
