@@ -48,6 +48,37 @@ public sealed class TokenizerTests
         Assert.That(wrong, Is.Empty, $"{wrong.Count} of {texts.Length + withSpecials.Count} encodings differ from reference.json");
     }
 
+    [TestCaseSource(nameof(RealTokenizers))]
+    public void TheDocumentEncodingKeepsSpecialTokenTextAsTextAndSaysWhereEachTokenStarts(string name)
+    {
+        var tokenizer = TokenizerLoader.Load(Fixtures.SharedPath("fixtures", "tokenizers", name));
+        var texts = Reference.Value["texts"]!.AsArray().Select(t => t!.GetValue<string>()).ToArray();
+        int prefix = tokenizer.SequencePrefix.Count, suffix = tokenizer.SequenceSuffix.Count, cuts = 0;
+        foreach (string text in texts)
+        {
+            var doc = tokenizer.EncodeDocument(text);
+            Assert.That(doc.Ids[..prefix], Is.EqualTo(tokenizer.SequencePrefix), "the template's tokens first");
+            int[] content = doc.Ids[prefix..^suffix], starts = doc.Starts[prefix..^suffix];
+            Assert.That(content.Where(tokenizer.SpecialIds.Contains), Is.Empty, $"{Snippet(text)}: special-token text stays text");
+            string expected = name == "qwen3" ? text.Normalize(System.Text.NormalizationForm.FormC) : text;  // Qwen normalizes to NFC
+            Assert.That(tokenizer.Decode(content), Is.EqualTo(expected), $"{Snippet(text)}: round trip");
+            for (int k = 0; k < content.Length; k++)
+            {
+                Assert.That(starts[k], Is.InRange(k == 0 ? 0 : starts[k - 1], Math.Max(0, text.Length - 1)), $"{Snippet(text)}: token {k} starts in order, inside the text");
+                if (k > 0 && starts[k] > starts[k - 1] && text[..(starts[k] + 1)].All(char.IsAscii))
+                {
+                    // Where a token starts at an ASCII character (no token before it can hold part of it), the tokens before it are exactly the text before it.
+                    Assert.That(tokenizer.Decode(content[..k]), Is.EqualTo(text[..starts[k]]), $"{Snippet(text)}: tokens before token {k}");
+                    cuts++;
+                }
+            }
+        }
+
+        Assert.That(cuts, Is.GreaterThan(10_000), "most token boundaries checked");
+        string quoted = texts.Single(t => t.StartsWith("<|endoftext|>", StringComparison.Ordinal));
+        Assert.That(tokenizer.Encode(quoted, false).Intersect(tokenizer.SpecialIds), name == "qwen3" ? Is.Not.Empty : Is.Empty, "Encode reads Qwen's special-token text as its ids (Hugging Face's encode)");
+    }
+
     private static string Snippet(string text) => System.Text.Json.JsonSerializer.Serialize(text.Length > 40 ? text[..40] + "…" : text);
 
     [Test]
