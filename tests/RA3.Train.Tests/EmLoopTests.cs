@@ -63,8 +63,10 @@ public sealed class EmLoopTests
         for (int i = 0; i < rollouts.Count; i++)
         {
             var r = rollouts[i];
-            var code = Enumerable.Range(0, r.Ids.Length).Where(p => r.Owner[p] >= 0).Select(p => r.Ids[p]);
-            Assert.That(code, Is.EqualTo(r.Trace.Lines.SelectMany(l => tokenizer.Encode(l + "\n"))), "the expert lines' tokens, in order, whatever was thought");
+            var code = Enumerable.Range(0, r.Ids.Length).Where(p => r.Owner[p] >= 0).Select(p => (r.Ids[p], r.Owner[p]));
+            var kept = Enumerable.Range(1, r.Trace.Count).Where(r.Thinks).ToDictionary(t => t, t => r.Rationales[t - 1]!);
+            var canonical = LineTokens.Of(tokenizer, r.Trace, kept);
+            Assert.That(code, Is.EqualTo(Enumerable.Range(0, canonical.Ids.Length).Where(p => canonical.Owner[p] >= 0).Select(p => (canonical.Ids[p], canonical.Owner[p]))), "the code tokens, and their lines, of the document's canonical encoding with the rollout's rationales");
             for (int p = 0; p < r.Ids.Length; p++)
             {
                 if (r.Boundary[p] > 0)
