@@ -79,6 +79,23 @@ public sealed class TokenizerTests
         Assert.That(tokenizer.Encode(quoted, false).Intersect(tokenizer.SpecialIds), name == "qwen3" ? Is.Not.Empty : Is.Empty, "Encode reads Qwen's special-token text as its ids (Hugging Face's encode)");
     }
 
+    [TestCase("llama2")]
+    [TestCase("qwen3")]
+    public void StreamedTextIsTheDecodedContinuationWhereverTheStreamStarts(string name)
+    {
+        // SentencePiece decoders drop a sequence's leading space and byte tokens make characters
+        // only together: streaming token by token must still give exactly the continuation's text.
+        var tokenizer = TokenizerLoader.Load(Fixtures.SharedPath("fixtures", "tokenizers", name));
+        int[] ids = tokenizer.Encode("def greet(name):\n    return f'héllo {name} 😀 日本'  # done\n\n\nprint(greet('x'))\n", false);
+        for (int k = 1; k < ids.Length; k++)
+        {
+            var stream = new RA3.Model.Generation.TextStream(tokenizer, ids.AsSpan(0, k));
+            string streamed = string.Concat(ids[k..].Select(stream.Push));
+            string whole = tokenizer.Decode(ids), before = tokenizer.Decode(ids[..k]);
+            Assert.That(streamed, Is.EqualTo(whole[before.TrimEnd('\uFFFD').Length..]), $"streaming from token {k}");
+        }
+    }
+
     private static string Snippet(string text) => System.Text.Json.JsonSerializer.Serialize(text.Length > 40 ? text[..40] + "…" : text);
 
     [Test]

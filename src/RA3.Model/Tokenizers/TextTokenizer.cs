@@ -83,6 +83,17 @@ public abstract class TextTokenizer
         return new DocumentTokens([.. ids], [.. starts]);
     }
 
+    /// <summary>
+    /// The ids a model continues <paramref name="text"/> from: its document encoding without the
+    /// template's closing tokens; an empty text is the end-of-text id, the context a document
+    /// starts from in a packed corpus (when the template opens documents, its tokens already are).
+    /// </summary>
+    public int[] EncodePrompt(string text)
+    {
+        int[] ids = EncodeDocument(text).Ids[..^SequenceSuffix.Count];
+        return ids.Length == 0 && EndOfText is int eot ? [eot] : ids;
+    }
+
     /// <summary>Decodes ids to text (invalid UTF-8 becomes U+FFFD).</summary>
     public abstract string Decode(ReadOnlySpan<int> ids);
 
