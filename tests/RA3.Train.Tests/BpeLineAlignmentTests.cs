@@ -139,6 +139,26 @@ public sealed class BpeLineAlignmentTests
     }
 
     [Test]
+    public void ByteSizedDefaultsScaleByTheTokenizersBytesPerToken()
+    {
+        var documents = Code.Value.Take(60).ToList();
+        double bytes = ByteScaledDefaults.BytesPerToken(Load("bytes"), documents);
+        Assert.That(bytes, Is.EqualTo(1.0), "a byte is a token");
+        var asBytes = ByteScaledDefaults.Resolve(new MidtrainSettings(), bytes);
+        Assert.That((asBytes.LatentMaxTokens, asBytes.MStepSequenceLength, asBytes.MaxLines), Is.EqualTo((48, 256, 40)), "the byte tokenizer keeps the sizes the demo was tuned with");
+
+        double qwen = ByteScaledDefaults.BytesPerToken(Load("qwen3"), documents);
+        Assert.That(qwen, Is.InRange(2.5, 6.0), "code in Qwen's BPE");
+        var scaled = ByteScaledDefaults.Resolve(new MidtrainSettings(), qwen);
+        Assert.That(scaled.LatentMaxTokens * qwen, Is.EqualTo(48).Within(qwen), "a rationale of about 48 bytes");
+        Assert.That(scaled.MStepSequenceLength * qwen, Is.EqualTo(256).Within(qwen), "M-step sequences of about 256 bytes");
+        Assert.That(scaled.MaxLines / qwen, Is.EqualTo(40).Within(1), "traces of as many tokens as 40 lines of bytes");
+        Assert.That(ByteScaledDefaults.Resolve(new MidtrainSettings { LatentMaxTokens = 7, MaxLines = 12 }, qwen), Has.Property("LatentMaxTokens").EqualTo(7).And.Property("MaxLines").EqualTo(12), "values given are kept");
+        var e = Assert.Throws<RA3.Train.Runs.SettingsException>(() => ByteScaledDefaults.Resolve(new MidtrainSettings { MStepSequenceLength = 1 }, qwen))!;
+        Assert.That(e.Option, Is.EqualTo("mstep-seq-len"));
+    }
+
+    [Test]
     public void RationalesNeverSampleControlTokens()
     {
         // A tokenizer whose control tokens are most of the vocabulary: unmasked, a random model would

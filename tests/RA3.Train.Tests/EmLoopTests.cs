@@ -193,7 +193,9 @@ public sealed class EmLoopTests
         Assert.That(round["code_ce_heldout"]!.GetValue<double>(), Is.LessThan(round["code_ce_heldout_init"]!.GetValue<double>()), "held-out code got likelier");
         string dir = Path.Combine(settings.Out, "round-1");
         var corpus = Data.Corpus.Read(Path.Combine(dir, "corpus.jsonl")).ToList();
-        var traces = TraceSet.Load(settings.Data, settings.MaxLines, settings.Seed).Train;
+        int maxLines = JsonFile.ReadObject(Path.Combine(settings.Out, Declared.ConfigFileName))["max-lines"]!.GetValue<int>();
+        Assert.That(maxLines, Is.GreaterThanOrEqualTo(40), "max-lines 0 resolves to 40 lines of bytes' worth of tokens (the BPE packs several bytes a token)");
+        var traces = TraceSet.Load(settings.Data, maxLines, settings.Seed).Train;
         Assert.That(corpus, Has.Count.EqualTo(traces.Count));
         for (int i = 0; i < traces.Count; i++)
         {
@@ -227,7 +229,9 @@ public sealed class EmLoopTests
         var settings = new MidtrainSettings { Method = "ntp", Init = ModelDir, Tokenizer = TokenizerDir, Data = "procedural:12", Out = Path.Combine(work, "ntp"), Rounds = 1, MStepSteps = 4, MStepBatch = 2, MStepSequenceLength = 128 };
         var round = new Midtrainer(settings, TextWriter.Null, false).Run().Single();
         Assert.That(round["mstep_tokens"]!.GetValue<long>(), Is.EqualTo(4L * 2 * 128));
-        var traces = TraceSet.Load(settings.Data, settings.MaxLines, settings.Seed).Train;
+        int maxLines = JsonFile.ReadObject(Path.Combine(settings.Out, Declared.ConfigFileName))["max-lines"]!.GetValue<int>();
+        Assert.That(maxLines, Is.GreaterThanOrEqualTo(40), "max-lines 0 resolves to 40 lines of bytes' worth of tokens (the BPE packs several bytes a token)");
+        var traces = TraceSet.Load(settings.Data, maxLines, settings.Seed).Train;
         Assert.That(Data.Corpus.Read(Path.Combine(settings.Out, "round-1", "corpus.jsonl")), Is.EqualTo(traces.Select(t => t.Render())));
     }
 
