@@ -22,8 +22,8 @@ foreach (string line in BackendInfo.Describe())
 TorchSharp.torch.set_num_threads(Environment.ProcessorCount);
 var job = Job.Default.WithToolchain(InProcessEmitToolchain.Instance).WithWarmupCount(3).WithIterationCount(args.Contains("--quick") ? 3 : 10);
 var config = ManualConfig.Create(DefaultConfig.Instance).AddJob(job).WithOptions(ConfigOptions.DisableOptimizationsValidator);
-// --kernels: GEMM, attention, segment scoring and the ELBO pass; --model: training step and
-// generation; --ra3: attention, segment scoring and the ELBO pass; default: all.
+// --kernels: GEMM, attention, segment scoring and the ELBO pass; --model: training step,
+// generation and tokenizer throughput; --ra3: attention, segment scoring and the ELBO pass; default: all.
 // --only NAME runs one benchmark class (e.g. --only Attention) after the FMA peak.
 string? only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault();
 bool ra3Only = args.Contains("--ra3");
@@ -52,6 +52,7 @@ if (models)
 {
     summaries.Add(BenchmarkRunner.Run<TrainStepBench>(config));
     summaries.Add(BenchmarkRunner.Run<GenerationBench>(config));
+    summaries.Add(BenchmarkRunner.Run<TokenizerBench>(config));
 }
 
 Console.WriteLine(RatioTable.Markdown(summaries));

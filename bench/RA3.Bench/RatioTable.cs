@@ -8,7 +8,7 @@ namespace RA3.Bench;
 /// <summary>
 /// Turns the run's summaries into the RESULTS.md tables: kernels in GFLOP/s with the ratio to
 /// TorchSharp and the fraction of the measured FMA peak; model steps in tokens/s with the ratio
-/// to TorchSharp where it has a peer.
+/// to TorchSharp where it has a peer; tokenizers in MB/s with the ratio to Microsoft.ML.Tokenizers.
 /// </summary>
 public static class RatioTable
 {
@@ -69,6 +69,24 @@ public static class RatioTable
                     double tokens = c.Descriptor.Type == typeof(TrainStepBench) ? TrainStepBench.Tokens : c.Descriptor.Type == typeof(RealModelStepBench) ? RealModelStepBench.Tokens : GenerationBench.Tokens;
                     string peakShare = c.Descriptor.Type == typeof(RealModelStepBench) && peak > 0 ? $" ({RealModelStepBench.Flops / ns / peak:P0} of FMA peak)" : string.Empty;
                     sb.AppendLine(CultureInfo.InvariantCulture, $"| {Name(c)} | {group.Key.Item2} | {Impl(c)} | {ns / 1e6:F1} | {tokens / (ns / 1e9):N0}{peakShare} | {Ratio(torchNs, ns)} |");
+                }
+            }
+        }
+
+        var tokenizers = rows.Where(r => r.Case.Descriptor.Type == typeof(TokenizerBench)).ToList();
+        if (tokenizers.Count > 0)
+        {
+            sb.AppendLine();
+            sb.AppendLine(CultureInfo.InvariantCulture, $"Tokenizer throughput: HumanEval's 164 prompts + solutions ({TokenizerBench.Bytes / 1e3:F0} kB), encoded one text at a time.");
+            sb.AppendLine();
+            sb.AppendLine("| tokenizer | impl | median ms | MB/s | × Microsoft.ML.Tokenizers |");
+            sb.AppendLine("|---|---|---:|---:|---:|");
+            foreach (var group in tokenizers.GroupBy(r => r.Case.Parameters["Case"]!.ToString()!.Split('/')[0]))
+            {
+                double mlNs = group.Where(r => r.Case.Parameters["Case"]!.ToString()!.EndsWith("/ml", StringComparison.Ordinal)).Select(r => r.Ns).FirstOrDefault();
+                foreach (var (c, ns) in group)
+                {
+                    sb.AppendLine(CultureInfo.InvariantCulture, $"| {group.Key} | {c.Parameters["Case"]!.ToString()!.Split('/')[1]} | {ns / 1e6:F2} | {TokenizerBench.Bytes / (ns / 1e3):F1} | {(mlNs > 0 ? (mlNs / ns).ToString("F2", CultureInfo.InvariantCulture) : "-")} |");
                 }
             }
         }

@@ -63,8 +63,10 @@ public sealed class EmLoopTests
         for (int i = 0; i < rollouts.Count; i++)
         {
             var r = rollouts[i];
-            var code = Enumerable.Range(0, r.Ids.Length).Where(p => r.Owner[p] >= 0).Select(p => r.Ids[p]);
-            Assert.That(code, Is.EqualTo(r.Trace.Lines.SelectMany(l => tokenizer.Encode(l + "\n"))), "the expert lines' tokens, in order, whatever was thought");
+            var code = Enumerable.Range(0, r.Ids.Length).Where(p => r.Owner[p] >= 0).Select(p => (r.Ids[p], r.Owner[p]));
+            var kept = Enumerable.Range(1, r.Trace.Count).Where(r.Thinks).ToDictionary(t => t, t => r.Rationales[t - 1]!);
+            var canonical = LineTokens.Of(tokenizer, r.Trace, kept);
+            Assert.That(code, Is.EqualTo(Enumerable.Range(0, canonical.Ids.Length).Where(p => canonical.Owner[p] >= 0).Select(p => (canonical.Ids[p], canonical.Owner[p]))), "the code tokens, and their lines, of the document's canonical encoding with the rollout's rationales");
             for (int p = 0; p < r.Ids.Length; p++)
             {
                 if (r.Boundary[p] > 0)
@@ -191,7 +193,9 @@ public sealed class EmLoopTests
         Assert.That(round["code_ce_heldout"]!.GetValue<double>(), Is.LessThan(round["code_ce_heldout_init"]!.GetValue<double>()), "held-out code got likelier");
         string dir = Path.Combine(settings.Out, "round-1");
         var corpus = Data.Corpus.Read(Path.Combine(dir, "corpus.jsonl")).ToList();
-        var traces = TraceSet.Load(settings.Data, settings.MaxLines, settings.Seed).Train;
+        int maxLines = JsonFile.ReadObject(Path.Combine(settings.Out, Declared.ConfigFileName))["max-lines"]!.GetValue<int>();
+        Assert.That(maxLines, Is.GreaterThanOrEqualTo(40), "max-lines 0 resolves to 40 lines of bytes' worth of tokens (the BPE packs several bytes a token)");
+        var traces = TraceSet.Load(settings.Data, maxLines, settings.Seed).Train;
         Assert.That(corpus, Has.Count.EqualTo(traces.Count));
         for (int i = 0; i < traces.Count; i++)
         {
@@ -225,7 +229,9 @@ public sealed class EmLoopTests
         var settings = new MidtrainSettings { Method = "ntp", Init = ModelDir, Tokenizer = TokenizerDir, Data = "procedural:12", Out = Path.Combine(work, "ntp"), Rounds = 1, MStepSteps = 4, MStepBatch = 2, MStepSequenceLength = 128 };
         var round = new Midtrainer(settings, TextWriter.Null, false).Run().Single();
         Assert.That(round["mstep_tokens"]!.GetValue<long>(), Is.EqualTo(4L * 2 * 128));
-        var traces = TraceSet.Load(settings.Data, settings.MaxLines, settings.Seed).Train;
+        int maxLines = JsonFile.ReadObject(Path.Combine(settings.Out, Declared.ConfigFileName))["max-lines"]!.GetValue<int>();
+        Assert.That(maxLines, Is.GreaterThanOrEqualTo(40), "max-lines 0 resolves to 40 lines of bytes' worth of tokens (the BPE packs several bytes a token)");
+        var traces = TraceSet.Load(settings.Data, maxLines, settings.Seed).Train;
         Assert.That(Data.Corpus.Read(Path.Combine(settings.Out, "round-1", "corpus.jsonl")), Is.EqualTo(traces.Select(t => t.Render())));
     }
 

@@ -164,14 +164,15 @@ public sealed class MidtrainingTests
     }
 
     /// <summary>
-    /// A document built here on its own (the prefix, then each line, a "# rationale" comment at the
-    /// trace's indent before the lines in <paramref name="rationales"/>), scored by the TorchSharp
-    /// float64 reference model: per piece, its line (0 for a comment), summed log-probability and
-    /// token count. The prefix is conditioned on, never scored.
+    /// A document built here on its own (each line, a "# rationale" comment at the trace's indent
+    /// before the lines in <paramref name="rationales"/>), encoded whole after the end-of-text id that
+    /// precedes it in a packed corpus, and scored by the TorchSharp float64 reference model: per
+    /// piece (line or comment), its line (0 for a comment), the summed log-probability of the tokens
+    /// that start in it, and their count. The end-of-text context is conditioned on, never scored.
     /// </summary>
     private List<(int Line, double LogProb, int Tokens)> ReferencePieceLogProbs(Trace trace, IReadOnlyDictionary<int, string> rationales)
     {
-        var pieces = new List<(string Text, int Line)> { (LineTokens.Prefix, -1) };
+        var pieces = new List<(string Text, int Line)>();
         for (int t = 1; t <= trace.Count; t++)
         {
             if (rationales.TryGetValue(t, out var rationale))
@@ -184,19 +185,17 @@ public sealed class MidtrainingTests
 
         using var scope = NewDisposeScope();
         var weights = TorchReferenceModel.Weights(model.Config).ToDictionary(w => w.Name, w => tensor(model.Weights[w.Name].ToFloatArray(), [.. w.Shape.Select(d => (long)d)], float64));
-        var tokens = pieces.Select(p => (Ids: tokenizer.Encode(p.Text), p.Line)).ToList();
-        long[] ids = [.. tokens.SelectMany(p => p.Ids.Select(i => (long)i))];
+        Assert.That(tokenizer.SequencePrefix, Is.Empty, "this fixture's documents have no template tokens");
+        var doc = tokenizer.EncodeDocument(string.Concat(pieces.Select(p => p.Text)));
+        long[] ids = [tokenizer.EndOfText!.Value, .. doc.Ids.Select(i => (long)i)];
         var logp = nn.functional.log_softmax(TorchReferenceModel.Forward(model.Config, weights, tensor(ids, [1, ids.Length], int64))[0], 1);
         var result = new List<(int, double, int)>();
-        int position = 0;
-        foreach (var (pieceIds, line) in tokens)
+        int from = 0;
+        foreach (var (text, line) in pieces)
         {
-            if (line >= 0)
-            {
-                result.Add((line, Enumerable.Range(position, pieceIds.Length).Sum(p => logp[p - 1, ids[p]].item<double>()), pieceIds.Length));
-            }
-
-            position += pieceIds.Length;
+            var mine = Enumerable.Range(0, doc.Ids.Length).Where(k => doc.Starts[k] >= from && doc.Starts[k] < from + text.Length).ToList();
+            result.Add((line, mine.Sum(k => logp[k, ids[k + 1]].item<double>()), mine.Count));
+            from += text.Length;
         }
 
         return result;

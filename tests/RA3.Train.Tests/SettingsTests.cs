@@ -1,5 +1,7 @@
 using System.Reflection;
 using NUnit.Framework;
+using RA3.Train.Generating;
+using RA3.Train.Tokenizing;
 using RA3.Train.Cli;
 using RA3.Train.Demo;
 using RA3.Train.Evaluation;
@@ -36,6 +38,10 @@ public sealed class SettingsTests
         Check<TasksSettings>(TasksCommand.Usage);
         Check<ScoreSettings>(ScoreCommand.Usage);
         Check<EvalSettings>(EvalCommand.Usage);
+        Check<TokenizeSettings>(TokenizeCommand.Usage);
+        Check<GenerateSettings>(GenerateCommand.Usage);
+        Assert.That(EvalCommand.Usage, Does.Match(@"\n  --temperature X +generation: temperature"), "the nested generation options keep their plain names");
+        Assert.That(GenerateCommand.Usage, Does.Match(@"\n  --temperature X +generation: temperature.*\[0\.8\]"), "and the same declaration and default in ra3 generate");
         Assert.That(PretrainCommand.Usage, Does.Match(@"--lr X +peak learning rate +\[0\.002\]"));
         Assert.That(MidtrainCommand.Usage, Does.Match(@"--method ra3\|ntp +.*\[ra3\]"));
 
@@ -109,7 +115,7 @@ public sealed class SettingsTests
     {
         var (s, _) = SettingsCommandLine.Parse<DemoSettings>(["--midtrain.c", "0.2", "--midtrain.G", "8", "--rlvr.steps", "10", "--seeds", "3"]);
         Assert.That((s.Midtrain.ThinkCost, s.Midtrain.Group, s.Midtrain.MStepSteps, s.Rlvr.Steps, s.Rlvr.PartialCredit, s.Seeds), Is.EqualTo((0.2, 8, 12, 10, true, 3)));
-        Assert.That(new DemoSettings().Midtrain, Is.EqualTo(new MidtrainSettings { Rounds = 2, MStepSteps = 12 }), "parsing wrote into its own record, not the defaults");
+        Assert.That(new DemoSettings().Midtrain, Is.EqualTo(new MidtrainSettings { Rounds = 2, MStepSteps = 12, LatentMaxTokens = 48, MStepSequenceLength = 256, MaxLines = 40 }), "parsing wrote into its own record, not the defaults");
         Assert.That(DemoCommand.Usage, Does.Contain("--midtrain.c X").And.Contain("--rlvr.partial").And.Not.Contain("--midtrain.init").And.Not.Contain("--rlvr.out"));
         var refused = Assert.Throws<UsageException>(() => SettingsCommandLine.Parse<DemoSettings>(["--midtrain.out", "x"]))!;
         Assert.That(refused.Message, Does.Contain("--midtrain.out"), "the demo sets each stage's folder itself");

@@ -15,8 +15,11 @@ public sealed class Generator(Transformer model, TextTokenizer? tokenizer = null
     /// <summary>Timing of the last <see cref="Generate"/> call.</summary>
     public GenerationStats? LastStats { get; private set; }
 
-    /// <summary>Continues each prompt (token ids, at least one each).</summary>
-    public IReadOnlyList<GeneratedSequence> Generate(IReadOnlyList<int[]> prompts, SamplingOptions options)
+    /// <summary>
+    /// Continues each prompt (token ids, at least one each); <paramref name="onToken"/>, when given,
+    /// sees every sampled token as it is drawn (sequence index, token), for streaming.
+    /// </summary>
+    public IReadOnlyList<GeneratedSequence> Generate(IReadOnlyList<int[]> prompts, SamplingOptions options, Action<int, int>? onToken = null)
     {
         ArgumentNullException.ThrowIfNull(prompts);
         ArgumentNullException.ThrowIfNull(options);
@@ -68,6 +71,7 @@ public sealed class Generator(Transformer model, TextTokenizer? tokenizer = null
                 int token = sampler.Next(session.Logits(b)[..vocab], options, rngs[b]);
                 next[b] = token;
                 outputs[b].Add(token);
+                onToken?.Invoke(b, token);
                 produced++;
                 reasons[b] = eos.Contains(token) ? "eos" : stops.Contains(token) ? "stop_token" : StopString(outputs[b], options, out texts[b]);
                 if (reasons[b] is null && outputs[b].Count == options.MaxNewTokens)

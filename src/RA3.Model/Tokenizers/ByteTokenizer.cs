@@ -11,6 +11,8 @@ public sealed class ByteTokenizer : TextTokenizer
     /// <summary>The end-of-text marker as it appears in text.</summary>
     public const string EndOfTextToken = "<|endoftext|>";
 
+    private static readonly HashSet<int> Specials = [256];
+
     /// <inheritdoc/>
     public override string Name => "bytes";
 
@@ -21,27 +23,7 @@ public sealed class ByteTokenizer : TextTokenizer
     public override int? EndOfText => 256;
 
     /// <inheritdoc/>
-    public override int[] Encode(string text)
-    {
-        ArgumentNullException.ThrowIfNull(text);
-        var ids = new List<int>(text.Length);
-        foreach (var (piece, special) in SpecialTokens.Split(text, [EndOfTextToken]))
-        {
-            if (special)
-            {
-                ids.Add(256);
-            }
-            else
-            {
-                foreach (byte b in Encoding.UTF8.GetBytes(piece))
-                {
-                    ids.Add(b);
-                }
-            }
-        }
-
-        return [.. ids];
-    }
+    public override IReadOnlySet<int> SpecialIds => Specials;
 
     /// <inheritdoc/>
     public override string Decode(ReadOnlySpan<int> ids)
@@ -62,5 +44,47 @@ public sealed class ByteTokenizer : TextTokenizer
         }
 
         return text.Append(Encoding.UTF8.GetString([.. bytes])).ToString();
+    }
+
+    /// <inheritdoc/>
+    protected override void EncodeText(string text, bool specialTokensAsText, List<int> ids, List<int>? starts)
+    {
+        int from = 0;
+        while (from < text.Length)
+        {
+            int marker = specialTokensAsText ? -1 : text.IndexOf(EndOfTextToken, from, StringComparison.Ordinal);
+            int end = marker < 0 ? text.Length : marker;
+            AppendBytes(text, from, end, ids, starts);
+            if (marker < 0)
+            {
+                break;
+            }
+
+            ids.Add(256);
+            starts?.Add(marker);
+            from = marker + EndOfTextToken.Length;
+        }
+    }
+
+    // One id per UTF-8 byte; a character's bytes all start where it does (a lone surrogate is U+FFFD's bytes, as UTF-8 encoders write it).
+    private static void AppendBytes(string text, int from, int end, List<int> ids, List<int>? starts)
+    {
+        Span<byte> utf8 = stackalloc byte[4];
+        for (int i = from; i < end;)
+        {
+            if (Rune.DecodeFromUtf16(text.AsSpan(i, end - i), out var rune, out int used) != System.Buffers.OperationStatus.Done)
+            {
+                rune = Rune.ReplacementChar;
+            }
+
+            int n = rune.EncodeToUtf8(utf8);
+            for (int k = 0; k < n; k++)
+            {
+                ids.Add(utf8[k]);
+                starts?.Add(i);
+            }
+
+            i += Math.Max(used, 1);
+        }
     }
 }

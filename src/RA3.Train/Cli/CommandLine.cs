@@ -13,6 +13,8 @@ public static class CommandLine
           pretrain  next-token pre-training (no options: the embedded default run)
           score     mean loss and per-token log-probabilities of text or ids under a model
           init      a randomly initialised Hugging Face model folder of a config.json's shape
+          tokenize  texts to token ids (jsonl), or a corpus to memory-mapped token shards
+          generate  continue a prompt (or a jsonl of prompts) with a model, streaming the text
           report    rewrite the report (report.md and plots) of a demo run folder
           tasks     write the procedural task family (training and held-out compositions) as jsonl
           midtrain  RA3 mid-training (EM with rationales) or the NTP baseline
@@ -78,6 +80,8 @@ public static class CommandLine
     {
         "pretrain" => PretrainCommand.Usage,
         "score" => ScoreCommand.Usage,
+        "tokenize" => TokenizeCommand.Usage,
+        "generate" => GenerateCommand.Usage,
         "eval" => EvalCommand.Usage,
         "midtrain" => MidtrainCommand.Usage,
         "tasks" => TasksCommand.Usage,
@@ -95,6 +99,10 @@ public static class CommandLine
                 return PretrainCommand.Run(rest, stdout);
             case "score":
                 return ScoreCommand.Run(rest, stdout);
+            case "tokenize":
+                return TokenizeCommand.Run(rest, stdout);
+            case "generate":
+                return GenerateCommand.Run(rest, stdout);
             case "eval":
                 return EvalCommand.Run(rest, stdout);
             case "tasks":

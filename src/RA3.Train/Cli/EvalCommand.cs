@@ -39,9 +39,9 @@ public static class EvalCommand
         bool strict = s.Strict, challenge = s.Challenge;
         var limits = new SandboxLimits { WallTime = TimeSpan.FromSeconds(s.Timeout), MemoryBytes = (long)s.Memory << 20 };
         limits = limits with { CpuSeconds = Math.Max(1, (int)limits.WallTime.TotalSeconds - 2) };
-        var sampling = new SamplingOptions { MaxNewTokens = s.MaxNewTokens, Temperature = s.Temperature, TopP = s.TopP, Seed = s.Seed };
-        string backendName = s.Backend;
-        string? tokenizerSpec = s.Tokenizer;
+        var sampling = s.Generation.Sampling();
+        string backendName = s.Generation.Backend;
+        string? tokenizerSpec = s.Generation.Tokenizer;
         var set = ProblemSetLoader.Load(problemsPath, strict);
         var problems = set.Problems.Where(p => split is null || p.Split == split).Take(limit).ToList();
         if (problems.Count == 0)
@@ -65,7 +65,7 @@ public static class EvalCommand
         {
             string samplesPath = (outPath ?? problemsPath) + ".samples.jsonl";
             using var journal = Journal.Open(samplesPath + ".journal");
-            samples = Generate(problems, model!, tokenizerSpec ?? model!, backendName, WeightStorage.Parse(s.DType), n, sampling, journal, again, stdout);
+            samples = Generate(problems, model!, tokenizerSpec ?? model!, backendName, WeightStorage.Parse(s.Generation.DType), n, sampling, journal, again, stdout);
             RA3.Model.IO.AtomicFile.WriteAllText(samplesPath, string.Concat(samples.Select(x => new JsonObject { ["task_id"] = x.TaskId, ["completion"] = x.Completion }.ToJsonString() + "\n")));
             journal.Delete();
             stdout.WriteLine($"generated completions: {samplesPath}");

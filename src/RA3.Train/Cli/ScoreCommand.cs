@@ -42,7 +42,7 @@ public static class ScoreCommand
         else
         {
             var tokenizer = TokenizerLoader.Load(tokenizerSpec ?? model);
-            ids = tokenizer.Encode(File.ReadAllText(text!));
+            ids = tokenizer.EncodeDocument(File.ReadAllText(text!)).Ids;
             (batch, time) = (1, ids.Length);
         }
 

@@ -47,7 +47,7 @@ public static class Completions
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(problem);
         ArgumentNullException.ThrowIfNull(sampling);
-        int[] ids = tokenizer.Encode(Context(problem));
+        int[] ids = tokenizer.EncodePrompt(Context(problem));
         var options = sampling with { StopStrings = StopStrings(problem), Seed = sampling.Seed + (ulong)(index * n) };
         return (ids, generator.Generate([.. Enumerable.Repeat(ids, n)], options));
     }

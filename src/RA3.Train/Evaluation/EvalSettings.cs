@@ -1,3 +1,4 @@
+using RA3.Train.Generating;
 using RA3.Train.Runs;
 
 namespace RA3.Train.Evaluation;
@@ -64,31 +65,7 @@ public sealed record EvalSettings
     [Option("strict", "stop at the first malformed problem or sample")]
     public bool Strict { get; init; }
 
-    /// <summary>Tokenizer of <see cref="Model"/>; null: the model folder's.</summary>
-    [Option("tokenizer", "generation: tokenizer (default: the model folder's)", Value = "SPEC")]
-    public string? Tokenizer { get; init; }
-
-    /// <summary>Most tokens per generated completion.</summary>
-    [Option("max-new-tokens", "generation: most tokens per completion", Min = 1)]
-    public int MaxNewTokens { get; init; } = 256;
-
-    /// <summary>Sampling temperature.</summary>
-    [Option("temperature", "generation: temperature", Min = 0)]
-    public float Temperature { get; init; } = 0.8f;
-
-    /// <summary>Nucleus sampling mass.</summary>
-    [Option("top-p", "generation: top-p", Min = 0, MinExclusive = true, Max = 1)]
-    public float TopP { get; init; } = 0.95f;
-
-    /// <summary>Seed of the sampling.</summary>
-    [Option("seed", "generation: seed")]
-    public ulong Seed { get; init; } = 1;
-
-    /// <summary>Compute backend of the generation.</summary>
-    [Option("backend", "generation: compute backend (ra3 info lists them)", Value = "NAME")]
-    public string Backend { get; init; } = "cpu";
-
-    /// <summary>How the generating model's weights are stored (<see cref="WeightStorage"/>).</summary>
-    [Option("dtype", "generation: " + WeightStorage.Help, Choices = WeightStorage.Choices)]
-    public string DType { get; init; } = "auto";
+    /// <summary>How completions are generated with <see cref="Model"/> (options shared with <c>ra3 generate</c>).</summary>
+    [NestedOptions("")]
+    public GenerationSettings Generation { get; init; } = new();
 }

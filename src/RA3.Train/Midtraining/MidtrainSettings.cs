@@ -47,9 +47,9 @@ public sealed record MidtrainSettings
     [Option("G", "rollouts per trace", Min = 1)]
     public int Group { get; init; } = 4;
 
-    /// <summary>latent_max_tokens (48 suits the byte tokenizer, where a token is a character).</summary>
-    [Option("latent-max-tokens", "most tokens per rationale", Min = 1)]
-    public int LatentMaxTokens { get; init; } = 48;
+    /// <summary>latent_max_tokens; 0: 48 bytes of text in the run's tokens (<see cref="ByteScaledDefaults"/>).</summary>
+    [Option("latent-max-tokens", "most tokens per rationale (0: 48 bytes' worth of the tokenizer's tokens)", Min = 0)]
+    public int LatentMaxTokens { get; init; }
 
     /// <summary>max_span, most lines per abstraction (0 = no limit).</summary>
     [Option("max-span", "most lines per abstraction (0: no limit)", Min = 0)]
@@ -87,17 +87,17 @@ public sealed record MidtrainSettings
     [Option("mstep-batch", "M-step sequences per step", Min = 1)]
     public int MStepBatch { get; init; } = 8;
 
-    /// <summary>M-step tokens per sequence.</summary>
-    [Option("mstep-seq-len", "M-step tokens per sequence", Min = 2)]
-    public int MStepSequenceLength { get; init; } = 256;
+    /// <summary>M-step tokens per sequence; 0: 256 bytes of text in the run's tokens (<see cref="ByteScaledDefaults"/>).</summary>
+    [Option("mstep-seq-len", "M-step tokens per sequence (0: 256 bytes' worth of the tokenizer's tokens)", Min = 0)]
+    public int MStepSequenceLength { get; init; }
 
     /// <summary>M-step peak learning rate.</summary>
     [Option("mstep-lr", "M-step peak learning rate", Min = 0, MinExclusive = true)]
     public float MStepLearningRate { get; init; } = 5e-4f;
 
-    /// <summary>Longest trace kept, in lines.</summary>
-    [Option("max-lines", "longest trace kept, in lines", Min = 2)]
-    public int MaxLines { get; init; } = 40;
+    /// <summary>Longest trace kept, in lines; 0: 40 lines of the byte tokenizer's text, scaled to the run's tokens (<see cref="ByteScaledDefaults"/>).</summary>
+    [Option("max-lines", "longest trace kept, in lines (0: as many tokens as 40 lines of bytes)", Min = 0)]
+    public int MaxLines { get; init; }
 
     /// <summary>Bootstrapped traces syntax-checked in the sandbox each round.</summary>
     [Option("syntax-sample", "bootstrapped traces syntax-checked per round", Min = 0)]

@@ -7,6 +7,7 @@ using RA3.Model.Inference;
 using RA3.Model.Scoring;
 using RA3.Model.Tokenizers;
 using RA3.Model;
+using RA3.Train.Data;
 using RA3.Train.Pretraining;
 using RA3.Train.Runs;
 using RA3.Train.Sandbox;
@@ -31,16 +32,23 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
     /// <summary>Runs (or resumes) every round; returns the round summaries.</summary>
     public IReadOnlyList<JsonObject> Run()
     {
+        Declared.Validate(settings);
+        var tokenizer = TokenizerLoader.Load(settings.Tokenizer);
+
+        // Sizes left at 0 were chosen in bytes: scale them by this tokenizer's bytes per token on these traces.
+        var all = TraceSet.Load(settings.Data, int.MaxValue, settings.Seed);
+        double bytesPerToken = ByteScaledDefaults.BytesPerToken(tokenizer, all.Train.Select(t => t.Render()));
+        settings = ByteScaledDefaults.Resolve(settings, bytesPerToken);
         var s = settings;
-        Declared.Validate(s);
         RunFolder.Claim(s.Out, s.Identity());
         Declared.Save(s, s.Out);
-        var tokenizer = TokenizerLoader.Load(s.Tokenizer);
-        var traces = TraceSet.Load(s.Data, s.MaxLines, s.Seed);
+        var traces = all.Within(s.MaxLines);
         if (traces.Train.Count == 0)
         {
             throw new InvalidDataException($"{s.Data}: no traces of 2 to {s.MaxLines} lines");
         }
+
+        log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{tokenizer.Name}: {bytesPerToken:0.00} bytes per token on these traces; latent_max_tokens {s.LatentMaxTokens}, M-step sequences of {s.MStepSequenceLength} tokens, traces of at most {s.MaxLines} lines"));
 
         log.WriteLine($"{s.Method}: {traces.Train.Count} training traces ({traces.Train.Sum(t => t.Count)} lines), {traces.HeldOut.Count} held out; {s.Rounds} rounds of {s.MStepSteps} M-step steps × {s.MStepBatch} × {s.MStepSequenceLength} tokens");
         using var backend = BackendChoice.Create(s.Backend);
@@ -279,9 +287,12 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
     private (long Tokens, double TokensPerSecond, double TrainLoss) MStep(int round, string dir, string init, string corpus, TextTokenizer tokenizer)
     {
         var s = settings;
+
+        // The M-step reads its corpus as token shards (memory-mapped), the way a corpus of any size is read.
+        string shards = Path.Combine(dir, "corpus-tokens");
         var p = new PretrainSettings
         {
-            Data = corpus,
+            Data = shards,
             Out = Path.Combine(dir, "mstep"),
             Tokenizer = s.Tokenizer,
             Init = init,
@@ -303,6 +314,11 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
         {
             var metrics = File.ReadLines(Path.Combine(p.Out, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!).ToList();
             return ((long)p.Steps * p.BatchSize * p.SequenceLength, metrics.Average(m => m!["tokens_per_s"]!.GetValue<double>()), metrics[^1]!["loss"]!.GetValue<double>());
+        }
+
+        if (!TokenShards.IsShardFolder(shards))
+        {
+            TokenShards.Write(shards, Corpus.Read(corpus), tokenizer);
         }
 
         log.WriteLine($"M-step of round {round} on {corpus}");

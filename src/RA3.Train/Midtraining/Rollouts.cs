@@ -22,7 +22,7 @@ public sealed record RolloutOptions(int Group = 4, int LatentMaxTokens = 48, flo
 /// tokens it chose (the "old" policy of the update's ratio).
 /// </summary>
 /// <param name="Trace">The expert trace.</param>
-/// <param name="Ids">Token ids, the <see cref="LineTokens.Prefix"/> first.</param>
+/// <param name="Ids">Token ids, <see cref="LineTokens.Lead"/> first.</param>
 /// <param name="Owner">Per token: 0-based line, <see cref="LineTokens.PrefixOwner"/> or <see cref="LineTokens.RationaleOwner"/>.</param>
 /// <param name="Boundary">Per token: the 1-based boundary whose decision or rationale it is (0 for forced tokens).</param>
 /// <param name="OldLogProbs">Per token: log π(token | before) at sampling time for chosen tokens, 0 for forced ones.</param>
@@ -38,19 +38,30 @@ public sealed record Rollout(Trace Trace, int[] Ids, int[] Owner, int[] Boundary
 
 /// <summary>
 /// Samples E-step rollouts (spec §3) for a batch of traces, G per trace, all in one
-/// <see cref="DecodeSession"/>: the walk feeds each expert line's tokens; at boundary t it feeds the
-/// tokens that the comment stub ("indent#") and line t share, then samples the decision between
-/// their first differing tokens — the policy's own probabilities of writing a comment or the code,
-/// renormalised over the two and mixed with the exploration floor — and on think samples a rationale until a newline or
-/// <see cref="RolloutOptions.LatentMaxTokens"/>, then feeds line t whole. Boundaries where the line
-/// itself starts with the stub (an expert comment) act.
+/// <see cref="DecodeSession"/>. Code tokens are the canonical whole-document encoding's
+/// (<see cref="LineTokens"/>), fed lazily: at boundary t the walk encodes the document it has
+/// (the rationales chosen so far, acting from t on) and the same document with a comment before
+/// line t, feeds the tokens the two share, and samples the decision between their first
+/// differing tokens — under the canonical encoding, the comment stub's first token against the
+/// line's (or, where a token straddles the boundary, the two encodings of it: GPT-2's "\n\n" of a
+/// blank line against the "\n" before a comment) — from the policy's own probabilities of the
+/// two, renormalised and mixed with the exploration floor. On think it feeds the rest of the stub
+/// ("indent#"), samples a rationale with control tokens masked until a token with a newline or
+/// <see cref="RolloutOptions.LatentMaxTokens"/>, and continues with the canonical tokens of the
+/// document with that rationale from the first one starting in line t: the comment line's tokens
+/// are the policy's samples, every other token is the M-step's. A boundary acts without a
+/// decision where thinking would change tokens already fed, where the stub's end falls inside a
+/// token, or where the line itself starts with the stub (an expert comment).
 /// </summary>
 public sealed class RolloutSampler
 {
+    /// <summary>The rationale text the think branch is encoded with before the real one is sampled (only the stub's tokens are used).</summary>
+    private const string Probe = "x";
+
     private readonly Transformer model;
     private readonly TextTokenizer tokenizer;
     private readonly bool[] endsLine;
-    private readonly int[] prefix;
+    private readonly bool[] masked;
     private readonly int[] newline;
 
     /// <summary>A sampler of <paramref name="model"/>'s rollouts under <paramref name="tokenizer"/>.</summary>
@@ -61,13 +72,16 @@ public sealed class RolloutSampler
         this.model = model;
         this.tokenizer = tokenizer;
         endsLine = new bool[Math.Min(model.Config.VocabSize, tokenizer.VocabSize)];  // also the ids a rationale may sample: those with text
+        masked = new bool[endsLine.Length];
         for (int v = 0; v < endsLine.Length; v++)
         {
-            endsLine[v] = tokenizer.Decode([v]).Contains('\n', StringComparison.Ordinal);
+            // A control token is never rationale text: sampled, it would be decoded to its text and
+            // re-encoded as plain text by the M-step, a different sequence from the one the policy saw.
+            masked[v] = tokenizer.SpecialIds.Contains(v);
+            endsLine[v] = !masked[v] && tokenizer.Decode([v]).Contains('\n', StringComparison.Ordinal);
         }
 
-        prefix = tokenizer.Encode(LineTokens.Prefix);
-        newline = tokenizer.Encode("\n");
+        newline = tokenizer.Encode("\n", addSpecialTokens: false);
     }
 
     /// <summary>Tokens per second of the last call's walk (every token fed, forced ones included; prefill and sampling in the time).</summary>
@@ -89,29 +103,30 @@ public sealed class RolloutSampler
         }
 
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var lines = traces.Select(Plan).ToArray();
+        var acting = traces.Select(t => LineTokens.Of(tokenizer, t)).ToArray();
         var walks = new List<Walk>(traces.Count * options.Group);
         for (int i = 0; i < traces.Count; i++)
         {
             for (int g = 0; g < options.Group; g++)
             {
-                walks.Add(new Walk(traces[i], lines[i], tokenizer, new Rng(seed ^ (0x9E3779B97F4A7C15UL * (ulong)(walks.Count + 1)))));
+                walks.Add(new Walk(traces[i], acting[i], this, new Rng(seed ^ (0x9E3779B97F4A7C15UL * (ulong)(walks.Count + 1)))));
             }
         }
 
-        var prompts = walks.Select(w => w.Begin(prefix)).ToArray();
-        int capacity = walks.Max(w => w.Bound(prefix.Length, options.LatentMaxTokens, newline.Length)) + prompts.Max(p => p.Length) + 1;
+        var prompts = walks.Select(w => w.Begin()).ToArray();
+        int capacity = walks.Max(w => w.Bound(options.LatentMaxTokens)) + 1;
         using var session = new DecodeSession(model, walks.Count, capacity);
         session.Start(prompts);
         var sampler = new Sampler(endsLine.Length);
         var sampling = new SamplingOptions { Temperature = options.Temperature, TopP = options.TopP };
+        var scratch = new float[endsLine.Length];
         var next = new int[walks.Count];
         long fed = 0;
         while (true)
         {
             for (int b = 0; b < walks.Count; b++)
             {
-                next[b] = walks[b].Next(session.Logits(b), sampler, sampling, options, endsLine, newline);
+                next[b] = walks[b].Next(session.Logits(b), sampler, sampling, options, scratch);
             }
 
             if (walks.All(w => w.Finished))
@@ -127,30 +142,24 @@ public sealed class RolloutSampler
         return [.. walks.Select(w => w.Result())];
     }
 
-    // Per line: the comment stub's tokens and the line's tokens (newline included).
-    private (int[] Stub, int[] Line)[] Plan(Trace trace)
-    {
-        var plan = new (int[], int[])[trace.Count];
-        for (int t = 1; t <= trace.Count; t++)
-        {
-            plan[t - 1] = (tokenizer.Encode(trace.IndentBefore(t) + "#"), tokenizer.Encode(trace.Lines[t - 1] + "\n"));
-        }
-
-        return plan;
-    }
-
-    /// <summary>One rollout's state: the tokens so far and a queue of tokens to force before the next choice.</summary>
-    private sealed class Walk(Trace trace, (int[] Stub, int[] Line)[] lines, TextTokenizer tokenizer, Rng rng)
+    /// <summary>One rollout's state: the tokens so far, the canonical encoding of its document, and a queue of tokens to force before the next choice.</summary>
+    private sealed class Walk(Trace trace, LineTokens acting, RolloutSampler owner, Rng rng)
     {
         private readonly Queue<(int Token, int Owner)> forced = new();
-        private readonly List<int> owner = [];
+        private readonly List<int> owners = [];
         private readonly List<int> boundary = [];
         private readonly List<float> oldLogProbs = [];
         private readonly string?[] rationales = new string?[trace.Count];
+        private readonly Dictionary<int, string> chosen = [];
         private readonly List<int> rationaleTokens = [];
-        private int t;             // current 1-based boundary
-        private int shared;        // tokens the stub and line t share (forced before the decision)
-        private int sharedStart;   // index in Ids of the first shared token
+        private readonly int actingLength = acting.Ids.Length;
+        private LineTokens document = acting;  // the canonical encoding of the document so far (acting from the current boundary on)
+        private LineTokens? thinking;          // the same with a comment before line t (during a decision)
+        private int cursor;                    // index in document.Ids of the next canonical token to feed
+        private int decision;                  // index of the decision token in both encodings
+        private int stubEnd;                   // index in thinking.Ids one past the stub's last token
+        private int sharedStart;               // index in Ids of the first token fed for this boundary
+        private int t;                         // current 1-based boundary
         private Phase phase = Phase.NextBoundary;
 
         private enum Phase
@@ -158,6 +167,7 @@ public sealed class RolloutSampler
             Decide,
             Rationale,
             NextBoundary,
+            Finishing,
             Finished,
         }
 
@@ -166,18 +176,13 @@ public sealed class RolloutSampler
         /// <summary>Whether every token of the walk has been handed out.</summary>
         public bool Finished => phase == Phase.Finished;
 
-        /// <summary>An upper bound on the walk's length.</summary>
-        public int Bound(int prefixLength, int latentMax, int newlineLength) =>
-            prefixLength + lines.Sum(l => l.Line.Length + l.Stub.Length + latentMax + newlineLength);
+        /// <summary>An upper bound on the walk's length: the acting document, and per boundary a stub, a rationale and its newline.</summary>
+        public int Bound(int latentMax) =>
+            actingLength + Enumerable.Range(1, trace.Count).Sum(l => trace.IndentBefore(l).Length + 8 + latentMax + owner.newline.Length);
 
-        /// <summary>Takes the prefix and every token forced before the first choice (the prefill's prompt).</summary>
-        public int[] Begin(int[] prefix)
+        /// <summary>Takes every token forced before the first choice (the prefill's prompt).</summary>
+        public int[] Begin()
         {
-            foreach (int id in prefix)
-            {
-                Append(id, LineTokens.PrefixOwner, 0, 0f);
-            }
-
             Advance();
             while (forced.Count > 0)
             {
@@ -192,7 +197,7 @@ public sealed class RolloutSampler
         /// The token to feed next: a forced one, or one chosen from <paramref name="logits"/> (the
         /// policy after the last fed token); 0 as padding once the walk has finished.
         /// </summary>
-        public int Next(ReadOnlySpan<float> logits, Sampler sampler, SamplingOptions sampling, RolloutOptions options, bool[] endsLine, int[] newline)
+        public int Next(ReadOnlySpan<float> logits, Sampler sampler, SamplingOptions sampling, RolloutOptions options, float[] scratch)
         {
             while (true)
             {
@@ -207,9 +212,12 @@ public sealed class RolloutSampler
                     case Phase.Decide:
                         return Decide(logits, options);
                     case Phase.Rationale:
-                        return RationaleToken(logits, sampler, sampling, options, endsLine, newline);
+                        return RationaleToken(logits, sampler, sampling, options, scratch);
                     case Phase.NextBoundary:
                         Advance();
+                        break;
+                    case Phase.Finishing:
+                        phase = Phase.Finished;
                         break;
                     default:
                         return 0;
@@ -217,85 +225,122 @@ public sealed class RolloutSampler
             }
         }
 
-        public Rollout Result() => new(trace, [.. Ids], [.. owner], [.. boundary], [.. oldLogProbs], rationales);
+        public Rollout Result() => new(trace, [.. Ids], [.. owners], [.. boundary], [.. oldLogProbs], rationales);
 
-        // Moves to the next boundary and queues the tokens its stub and line share, or finishes.
+        // Moves to the next boundary where a decision can be made and queues the tokens both branches share; after the last, queues the rest.
         private void Advance()
         {
-            if (t == trace.Count)
+            while (t < trace.Count)
             {
-                phase = Phase.Finished;
+                t++;
+                var think = LineTokens.Of(owner.tokenizer, trace, new Dictionary<int, string>(chosen) { [t] = Probe });
+                int d = 0;
+                while (d < document.Ids.Length && d < think.Ids.Length && document.Ids[d] == think.Ids[d])
+                {
+                    d++;
+                }
+
+                // The stub "indent#" ends at a token boundary of the think branch, after the decision token.
+                int commentStart = think.Layout.Starts[Array.IndexOf(think.Layout.Lines, -t)];
+                int end = commentStart + trace.IndentBefore(t).Length + 1, s = d + 1;
+                while (s < think.Ids.Length && think.Starts[s] < end)
+                {
+                    s++;
+                }
+
+                bool decidable = d >= cursor && d < document.Ids.Length && d < think.Ids.Length
+                    && s < think.Ids.Length && think.Starts[s] == end && think.Starts[d] < end;
+                if (!decidable)
+                {
+                    continue;  // acts without a decision; its tokens are fed with the next boundary's
+                }
+
+                sharedStart = Ids.Count + forced.Count;
+                Enqueue(document, cursor, d);
+                (thinking, decision, stubEnd, cursor) = (think, d, s, d);
+                phase = Phase.Decide;
                 return;
             }
 
-            t++;
-            var (stub, line) = lines[t - 1];
-            shared = 0;
-            while (shared < stub.Length && shared < line.Length && stub[shared] == line[shared])
-            {
-                shared++;
-            }
-
-            sharedStart = Ids.Count + forced.Count;
-            if (shared == stub.Length || shared == line.Length)
-            {
-                Enqueue(line, t - 1);  // no token where a comment and the line part: act
-                phase = Phase.NextBoundary;
-                return;
-            }
-
-            Enqueue(stub.AsSpan(0, shared), t - 1);
-            phase = Phase.Decide;
+            Enqueue(document, cursor, document.Ids.Length);
+            cursor = document.Ids.Length;
+            phase = Phase.Finishing;
         }
 
-        // Samples think or act between the stub's and the line's first differing tokens.
+        // Samples think or act between the two encodings' first differing tokens.
         private int Decide(ReadOnlySpan<float> logits, RolloutOptions options)
         {
-            var (stub, line) = lines[t - 1];
-            int think = stub[shared], act = line[shared];
+            int act = document.Ids[decision], think = thinking!.Ids[decision];
             float lt = LogSoftmax(logits, think), la = LogSoftmax(logits, act);
             double pThink = 1 / (1 + Math.Exp(la - lt));
             double explore = ((1 - options.ThinkFloor) * pThink) + (options.ThinkFloor / 2);
             if (rng.NextDouble() < explore)
             {
-                for (int i = sharedStart; i < sharedStart + shared; i++)
+                for (int i = sharedStart; i < Ids.Count; i++)
                 {
-                    owner[i] = LineTokens.RationaleOwner;
+                    owners[i] = thinking.Owner[cursor - (Ids.Count - i)];  // the shared tokens are the comment's where the think branch says so
                 }
 
-                Append(think, LineTokens.RationaleOwner, t, lt);
-                Enqueue(stub.AsSpan(shared + 1), LineTokens.RationaleOwner);
+                Append(think, thinking.Owner[decision], t, lt);
+                Enqueue(thinking, decision + 1, stubEnd);
                 rationaleTokens.Clear();
                 phase = Phase.Rationale;
                 return think;
             }
 
-            Append(act, t - 1, t, la);
-            Enqueue(line.AsSpan(shared + 1), t - 1);
+            Append(act, document.Owner[decision], t, la);
+            cursor = decision + 1;
             phase = Phase.NextBoundary;
             return act;
         }
 
-        // Samples one rationale token; a newline (or the length limit) ends the comment, then line t follows.
-        private int RationaleToken(ReadOnlySpan<float> logits, Sampler sampler, SamplingOptions sampling, RolloutOptions options, bool[] endsLine, int[] newline)
+        // Samples one rationale token (control tokens masked); a newline (or the length limit) ends the comment, then the document resumes at line t.
+        private int RationaleToken(ReadOnlySpan<float> logits, Sampler sampler, SamplingOptions sampling, RolloutOptions options, float[] scratch)
         {
-            int token = sampler.Next(logits[..Math.Min(logits.Length, endsLine.Length)], sampling, rng);
-            bool ends = endsLine[token];
+            var allowed = scratch.AsSpan(0, Math.Min(logits.Length, scratch.Length));
+            logits[..allowed.Length].CopyTo(allowed);
+            for (int v = 0; v < allowed.Length; v++)
+            {
+                if (owner.masked[v])
+                {
+                    allowed[v] = float.NegativeInfinity;
+                }
+            }
+
+            int token = sampler.Next(allowed, sampling, rng);
+            bool ends = owner.endsLine[token];
             Append(token, LineTokens.RationaleOwner, t, LogSoftmax(logits, token));
             rationaleTokens.Add(token);
             if (ends || rationaleTokens.Count >= options.LatentMaxTokens)
             {
                 if (!ends)
                 {
-                    Enqueue(newline, LineTokens.RationaleOwner);
+                    Enqueue(owner.newline, LineTokens.RationaleOwner);
                 }
 
-                rationales[t - 1] = Trace.CommentText(tokenizer.Decode(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(rationaleTokens)));
-                Enqueue(lines[t - 1].Line, t - 1);
+                string rationale = Trace.CommentText(owner.tokenizer.Decode(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(rationaleTokens)));
+                rationales[t - 1] = rationale;
+                chosen[t] = rationale;
+                document = LineTokens.Of(owner.tokenizer, trace, chosen);
+                int lineStart = document.Layout.StartOfLine(t);
+                cursor = 0;
+                while (cursor < document.Ids.Length && document.Starts[cursor] < lineStart)
+                {
+                    cursor++;
+                }
+
                 phase = Phase.NextBoundary;
             }
 
             return token;
+        }
+
+        private void Enqueue(LineTokens tokens, int from, int to)
+        {
+            for (int i = from; i < to; i++)
+            {
+                forced.Enqueue((tokens.Ids[i], tokens.Owner[i]));
+            }
         }
 
         private void Enqueue(ReadOnlySpan<int> tokens, int o)
@@ -309,7 +354,7 @@ public sealed class RolloutSampler
         private void Append(int id, int o, int b, float logProb)
         {
             Ids.Add(id);
-            owner.Add(o);
+            owners.Add(o);
             boundary.Add(b);
             oldLogProbs.Add(logProb);
         }

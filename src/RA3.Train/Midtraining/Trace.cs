@@ -60,20 +60,32 @@ public sealed class Trace
     /// The code with a comment line "indent# rationale" before each line t that has a rationale
     /// (keys are 1-based boundaries); every line, the last included, ends with a newline.
     /// </summary>
-    public string Render(IReadOnlyDictionary<int, string>? rationales = null)
+    public string Render(IReadOnlyDictionary<int, string>? rationales = null) => Layout(rationales).Text;
+
+    /// <summary>
+    /// <see cref="Render"/>'s text with where each of its lines starts: per rendered line, its first
+    /// character's index and what it is — code line t (1-based) as t, the comment before line t as −t.
+    /// </summary>
+    public RenderedTrace Layout(IReadOnlyDictionary<int, string>? rationales = null)
     {
         var text = new System.Text.StringBuilder();
+        var starts = new List<int>(Count);
+        var lines = new List<int>(Count);
         for (int t = 1; t <= Count; t++)
         {
             if (rationales is not null && rationales.TryGetValue(t, out string? rationale))
             {
+                starts.Add(text.Length);
+                lines.Add(-t);
                 text.Append(CommentLine(t, rationale));
             }
 
+            starts.Add(text.Length);
+            lines.Add(t);
             text.Append(Lines[t - 1]).Append('\n');
         }
 
-        return text.ToString();
+        return new RenderedTrace(text.ToString(), [.. starts], [.. lines]);
     }
 
     /// <summary>The comment line, newline included, that writes <paramref name="rationale"/> before line <paramref name="line"/> (1-based).</summary>
@@ -90,4 +102,14 @@ public sealed class Trace
         first = string.Concat(first.Where(ch => !char.IsControl(ch) || ch == '\t').Select(ch => ch == '\t' ? ' ' : ch));
         return first.Trim().TrimStart('#').Trim();
     }
+}
+
+/// <summary>A rendered trace: its text and, per line of the text, where it starts and what it is.</summary>
+/// <param name="Text">The document.</param>
+/// <param name="Starts">Per rendered line: the index of its first character.</param>
+/// <param name="Lines">Per rendered line: code line t (1-based) as t, the comment before line t as −t.</param>
+public sealed record RenderedTrace(string Text, int[] Starts, int[] Lines)
+{
+    /// <summary>Index of the first character of code line <paramref name="t"/> (1-based).</summary>
+    public int StartOfLine(int t) => Starts[Array.IndexOf(Lines, t)];
 }

@@ -43,6 +43,9 @@ public sealed record TraceSet(IReadOnlyList<Trace> Train, IReadOnlyList<Trace> H
         return new TraceSet([.. kept.Where((_, i) => i % 10 != 9)], [.. kept.Where((_, i) => i % 10 == 9)]);
     }
 
+    /// <summary>The traces of at most <paramref name="maxLines"/> lines, in the same order.</summary>
+    public TraceSet Within(int maxLines) => new([.. Train.Where(t => t.Count <= maxLines)], [.. HeldOut.Where(t => t.Count <= maxLines)]);
+
     private static List<Trace> Keep(IEnumerable<Trace> traces, int maxLines) =>
         [.. traces.Where(t => t.Count >= 2 && t.Count <= maxLines && t.Lines.Any(l => l.Trim().Length > 0))];
 }

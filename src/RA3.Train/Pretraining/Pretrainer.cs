@@ -39,7 +39,7 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
         Declared.Validate(s);
         var tokenizer = TokenizerLoader.Load(s.Tokenizer);
         string data = s.Data ?? StdlibCorpus.Ensure(Path.Combine(s.Out, "..", "cache", "python-stdlib-functions.jsonl"));
-        var dataset = new PackedDataset(Corpus.Read(data), tokenizer, s.SequenceLength, s.Seed);
+        using var dataset = PackedDataset.Open(data, tokenizer, s.SequenceLength, s.Seed);
         log.WriteLine($"corpus {data}: {dataset.Documents:N0} documents, {dataset.TrainTokens:N0} train / {dataset.ValidationTokens:N0} validation tokens ({tokenizer.Name})");
 
         using var backend = BackendChoice.Create(s.Backend);
@@ -191,9 +191,11 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
 
         using var plan = model.Plan(1, s.SequenceLength, PassKind.Score);
         double sum = 0;
+        var ids = new int[s.SequenceLength];
         for (int i = 0; i < count; i++)
         {
-            plan.SetBatch(data.ValidationSequence(i));
+            data.ValidationSequence(i, ids);
+            plan.SetBatch(ids);
             sum += model.Forward(plan);
         }
 

@@ -95,7 +95,7 @@ public static class Declared
             }
             else if (p.GetCustomAttribute<NestedOptionsAttribute>() is { } nested)
             {
-                found.AddRange(Of(p.PropertyType, prefix + nested.Prefix + ".", [.. path, p], [.. nested.Except.Split('|', StringSplitOptions.RemoveEmptyEntries)]));
+                found.AddRange(Of(p.PropertyType, nested.Prefix.Length > 0 ? prefix + nested.Prefix + "." : prefix, [.. path, p], [.. nested.Except.Split('|', StringSplitOptions.RemoveEmptyEntries)]));
             }
         }
 

@@ -2,7 +2,8 @@ namespace RA3.Train.Runs;
 
 /// <summary>
 /// Declares a settings property that is itself a settings record (the demo's mid-training and
-/// RLVR): its options join the parent's as <c>prefix.name</c>, except those the parent sets itself.
+/// RLVR): its options join the parent's as <c>prefix.name</c> (as <c>name</c> when the prefix is
+/// empty: options two commands share, such as generation's), except those the parent sets itself.
 /// </summary>
 /// <param name="prefix">The options' prefix (<c>--prefix.name</c>).</param>
 [AttributeUsage(AttributeTargets.Property)]
