@@ -11,6 +11,17 @@ if (args.FirstOrDefault() == "variant")
     return Variants.Run(args[1..]);
 }
 
+// `device-fixtures --out DIR [--seed N]`: the op tests' cases with TorchSharp float64 references as
+// files, for the GPU machine where TorchSharp does not travel (bench/gpu/README.md).
+if (args.FirstOrDefault() == "device-fixtures")
+{
+    string folder = args.SkipWhile(a => a != "--out").Skip(1).FirstOrDefault() ?? throw new ArgumentException("device-fixtures --out DIR");
+    int seed = args.SkipWhile(a => a != "--seed").Skip(1).FirstOrDefault() is { } s ? int.Parse(s, System.Globalization.CultureInfo.InvariantCulture) : 20261205;
+    TorchSharp.torch.set_default_dtype(TorchSharp.torch.float64);
+    Console.WriteLine($"{RA3.Testing.DeviceFixtureCases.Write(folder, seed)} device fixtures in {folder}");
+    return 0;
+}
+
 // One run, every comparison side by side: our backends and TorchSharp on the same machine, in
 // the same process, then a table of GFLOP/s, the ratio to TorchSharp and the fraction of the
 // measured FMA peak. In-process so that the native libraries resolve as in the tests.

@@ -18,6 +18,8 @@ build-gpu/ra3_cuda_bench "$@" --out "$OUT/ours.json" 2>&1 | tee "$OUT/ours.log" 
 # machine with a .NET runtime but no SDK); with an SDK it is built here.
 if [[ $# -eq 0 ]]; then
   export RA3_NATIVE_LIB="$PWD/build-gpu/libra3_native.so"
+  # The op tests' device fixtures (float64 references), written where TorchSharp is (README).
+  export RA3_DEVICE_FIXTURES="${RA3_DEVICE_FIXTURES:-$PWD/.device/fixtures}"
   if [[ -n "${RA3_GPU_CHECK_DLL:-}" ]]; then
     dotnet "$RA3_GPU_CHECK_DLL" --out "$OUT/gpucheck.json" 2>&1 | tee "$OUT/dotnet.log" || status=1
   elif command -v dotnet > /dev/null && dotnet --list-sdks | grep -q .; then

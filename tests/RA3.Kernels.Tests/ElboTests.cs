@@ -123,7 +123,7 @@ public sealed class ElboTests(string backendName) : KernelTest(backendName)
         {
             var rs = T(seg[(i * (t + 1) * t)..((i + 1) * (t + 1) * t)], [t + 1, t], requiresGrad: true);
             var rp = T(pt[(i * t)..((i + 1) * t)], [t], requiresGrad: true);
-            var z = Recursion(rs, rp, pa, lengths[i], t, maxSpan);
+            var z = ElboOracle.LogZ(rs, rp, pa, lengths[i], t, maxSpan);
             z.backward();
             // The kernels keep F and B per line relative to their maxima (offsets in double); without
             // that, float32 cancellation in exp(F + B − log Z) cost 2e-3 at T = 512.
@@ -208,23 +208,6 @@ public sealed class ElboTests(string backendName) : KernelTest(backendName)
     }
 
     /// <summary>The spec's recursion with TorchSharp ops (out of place, so autograd gives d log Z).</summary>
-    private static TTensor Recursion(TTensor seg, TTensor pt, double pa, int n, int t, int maxSpan)
-    {
-        bool Live(int j, int line) => j <= line + 1 && (j == 0 || maxSpan == 0 || line + 1 - j < maxSpan);
-        TTensor Mask(Func<int, bool> keep) => tensor(Enumerable.Range(0, t + 1).Select(keep).ToArray());
-        var negInf = full(t + 1, double.NegativeInfinity, float64);
-        var f = cat([tensor(new[] { pa }, float64), pt[..1], full(t - 1, double.NegativeInfinity, float64)]);
-        for (int line = 1; line < n; line++)
-        {
-            var emitted = where(Mask(j => j <= line), f + seg[.., line - 1], negInf);
-            var stay = where(Mask(j => j <= line && Live(j, line)), emitted + pa, negInf);
-            var think = emitted[..(line + 1)].logsumexp(0) + pt[line];
-            f = cat([stay[..(line + 1)], think.unsqueeze(0), stay[(line + 2)..]]);
-        }
-
-        return where(Mask(j => j <= n), f + seg[.., n - 1], negInf).logsumexp(0);
-    }
-
     private (double[] LogZ, double[] Think, double[] Marginals, double[] Best, int[] Abstraction) Run(float[] seg, float[] pt, float priorAct, int[] lengths, int t, int maxSpan)
     {
         int batch = lengths.Length;
