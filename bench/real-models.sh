@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Real-model measurements (the real-models issue; not part of CI): a Qwen2.5-Coder-0.5B-shaped model
+# (random weights, the real Qwen tokenizer) scoring and training on this machine's Python standard
+# library — f32 and bf16 weights, with and without activation recomputation — and, with --7b, a
+# Qwen2.5-Coder-7B-shaped bf16 folder (15 GB) loading and scoring. Each run is its own process
+# under /usr/bin/time, so its peak resident memory is its own. Prints a markdown table (also
+# $OUT/table.md). Run it on a quiet machine: tokens/s are absolute figures.
+#   bash bench/real-models.sh [--7b]        OUT=runs/real-models by default
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-runs/real-models}"
+TOKENIZER="${RA3_SHARED:-../shared}/fixtures/tokenizers/qwen3"
+mkdir -p "$OUT"
+dotnet build src/RA3.Train -c Release -v quiet --nologo > "$OUT/build.log"
+ra3() { dotnet src/RA3.Train/bin/Release/net10.0/ra3.dll "$@"; }
+table="$OUT/table.md"
+{
+  echo "$(date -u +%F) $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GB; ra3 $(git rev-parse --short HEAD)"
+  echo
+  echo "| run | peak RSS (GB) | wall (s) | tokens/s | GFLOP/s (6·N + attention) |"
+  echo "|---|---:|---:|---:|---:|"
+} > "$table"
+
+# measure NAME CMD...: peak RSS and wall time of one process.
+measure() {
+  local name="$1"
+  shift
+  /usr/bin/time -f '%M %e' -o "$OUT/$name.time" "$@" > "$OUT/$name.log" 2>&1 || { tail -5 "$OUT/$name.log"; exit 1; }
+}
+rss() { awk '{printf "%.2f", $1 / 1048576}' "$OUT/$1.time"; }
+wall() { awk '{printf "%.0f", $2}' "$OUT/$1.time"; }
+
+if [[ ! -f "$OUT/qwen05/model.safetensors" ]]; then
+  ra3 init --model-config bench/configs/qwen2.5-coder-0.5b.json --out "$OUT/qwen05" --tokenizer "$TOKENIZER" > "$OUT/init-0.5b.log"
+fi
+params=$(sed -n 's/^wrote .*: \([0-9,]*\) parameters.*/\1/p' "$OUT/init-0.5b.log" | tr -d ,)
+python3 - "$OUT/text.py" <<'PY'
+import inspect, json, sys
+sys.stdout = open(sys.argv[1], "w")
+print(inspect.getsource(json))
+PY
+
+# Scoring: one document of ~12k tokens in sequences of 1024.
+for dtype in f32 bf16; do
+  measure "score-0.5b-$dtype" ra3 score --model "$OUT/qwen05" --text "$OUT/text.py" --dtype "$dtype" --out "$OUT/scores-$dtype.safetensors"
+  echo "| score 0.5B, $dtype | $(rss score-0.5b-$dtype) | $(wall score-0.5b-$dtype) | | |" >> "$table"
+done
+
+# Training: B 2 x T 512, 4 steps, AdamW; tokens/s of steps 2-4 from metrics.jsonl.
+for run in "f32" "f32 --recompute" "bf16" "bf16 --recompute"; do
+  set -- $run
+  name="train-0.5b-$1${2:+-recompute}"
+  rm -rf "$OUT/$name"
+  measure "$name" ra3 pretrain --init "$OUT/qwen05" --tokenizer "$TOKENIZER" --out "$OUT/$name" --seq-len 512 --batch 2 --steps 4 --warmup 1 \
+    --eval-every 1000 --save-every 1000 --dtype "$@"
+  tps=$(python3 -c "import json,sys; m=[json.loads(l) for l in open('$OUT/$name/metrics.jsonl')][1:]; print(round(sum(x['tokens_per_s'] for x in m)/len(m)))")
+  flops=$(python3 -c "print(round(($tps) * (6 * $params + 6 * 24 * 512 * 14 * 64) / 1e9, 1))")
+  echo "| train 0.5B B2 T512, $run | $(rss $name) | $(wall $name) | $tps | $flops |" >> "$table"
+done
+
+if [[ "${1:-}" == "--7b" || " $* " == *" --7b "* ]]; then
+  if [[ ! -f "$OUT/qwen7b/model.safetensors.index.json" ]]; then
+    measure init-7b ra3 init --model-config bench/configs/qwen2.5-coder-7b.json --out "$OUT/qwen7b" --tokenizer "$TOKENIZER"
+    echo "| init 7B (bf16, $(du -sh "$OUT/qwen7b" | cut -f1)) | $(rss init-7b) | $(wall init-7b) | | |" >> "$table"
+  fi
+  head -c 4000 "$OUT/text.py" > "$OUT/short.py"
+  measure score-7b ra3 score --model "$OUT/qwen7b" --text "$OUT/short.py" --out "$OUT/scores-7b.safetensors"
+  echo "| load + score 7B bf16 (~1k tokens) | $(rss score-7b) | $(wall score-7b) | | |" >> "$table"
+fi
+cat "$table"
