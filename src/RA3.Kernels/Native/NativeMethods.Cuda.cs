@@ -76,4 +76,8 @@ internal static unsafe partial class NativeMethods
 
     [LibraryImport(Lib, EntryPoint = "ra3_cuda_elbo_forward_backward_f32")]
     public static partial int CudaElboForwardBackward(int batch, int t, IntPtr seg, IntPtr priorThink, float priorAct, IntPtr lengths, int maxSpan, IntPtr logZ, IntPtr thinkPosterior, IntPtr lineMarginals);
+
+    /// <summary>The ELBO pass through numbered CUDA kernel variant 1-4 (bench/gpu checks and times each).</summary>
+    [LibraryImport(Lib, EntryPoint = "ra3_cuda_elbo_forward_backward_variant_f32")]
+    public static partial int CudaElboForwardBackwardVariant(int variant, int batch, int t, IntPtr seg, IntPtr priorThink, float priorAct, IntPtr lengths, int maxSpan, IntPtr logZ, IntPtr thinkPosterior, IntPtr lineMarginals);
 }
