@@ -35,11 +35,11 @@ var job = Job.Default.WithToolchain(InProcessEmitToolchain.Instance).WithWarmupC
 var config = ManualConfig.Create(DefaultConfig.Instance).AddJob(job).WithOptions(ConfigOptions.DisableOptimizationsValidator);
 // --kernels: GEMM, attention, segment scoring and the ELBO pass; --model: training step,
 // generation and tokenizer throughput; --ra3: attention, segment scoring and the ELBO pass; default: all.
-// --only NAME runs one benchmark class (e.g. --only Attention) after the FMA peak.
+// --only NAME runs one benchmark class (e.g. --only Attention) after the FMA peak and the copy bandwidth.
 string? only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault();
 bool ra3Only = args.Contains("--ra3");
 bool kernels = !args.Contains("--model"), models = !args.Contains("--kernels") && !ra3Only;
-var summaries = new List<BenchmarkDotNet.Reports.Summary> { BenchmarkRunner.Run<FmaPeakBench>(config) };
+var summaries = new List<BenchmarkDotNet.Reports.Summary> { BenchmarkRunner.Run<FmaPeakBench>(config), BenchmarkRunner.Run<CopyBandwidthBench>(config) };
 if (only is not null)
 {
     var type = typeof(FmaPeakBench).Assembly.GetType($"RA3.Bench.{only}Bench") ?? throw new ArgumentException($"no benchmark RA3.Bench.{only}Bench");

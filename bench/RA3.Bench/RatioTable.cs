@@ -20,8 +20,10 @@ public static class RatioTable
             .Select(r => (Case: r.BenchmarkCase, Ns: r.ResultStatistics!.Median))
             .ToList();
         double peak = rows.Where(r => r.Case.Descriptor.Type == typeof(FmaPeakBench)).Select(r => FmaPeakBench.Flops / r.Ns).FirstOrDefault();
+        double copyGBs = rows.Where(r => r.Case.Descriptor.Type == typeof(CopyBandwidthBench)).Select(r => CopyBandwidthBench.Traffic / r.Ns).FirstOrDefault();
         var sb = new StringBuilder();
-        sb.AppendLine(CultureInfo.InvariantCulture, $"Measured FMA peak: {peak:F1} GFLOP/s");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"{RA3.Kernels.Cpu.CpuInfo.Describe()}; {Environment.ProcessorCount} cores, managed GEMM {RA3.Kernels.Cpu.GemmKernel.Variant}, {RA3.Kernels.Cpu.Simd.Width} floats per vector");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"Measured FMA peak: {peak:F1} GFLOP/s; copy bandwidth: {copyGBs:F1} GB/s (read + write)");
         var kernels = rows.Where(r => r.Case.Descriptor.Type == typeof(GemmBench) || r.Case.Descriptor.Type == typeof(AttentionBench) || r.Case.Descriptor.Type == typeof(SegmentScoreBench)).ToList();
         if (kernels.Count > 0)
         {

@@ -12,8 +12,9 @@ public static class BackendInfo
     public static IEnumerable<string> Describe()
     {
         yield return $"backends: {string.Join(", ", BackendCatalog.All.Select(e => e.Name))} (--backend NAME; the portable ones run anywhere)";
+        yield return $"cpu:    {CpuInfo.Describe()}";
         string isa = Vector512.IsHardwareAccelerated ? "AVX-512" : Vector256.IsHardwareAccelerated ? "AVX2" : "scalar";
-        yield return $"cpu:    managed SIMD {isa}, {Simd.Width} floats per vector, GEMM micro-kernel {GemmKernel.Variant}, {WorkerPool.Threads} threads";
+        yield return $"        managed SIMD {isa}, {Simd.Width} floats per vector, GEMM micro-kernel {GemmKernel.Variant}, {WorkerPool.Threads} threads";
         yield return Try("native", () =>
             $"ra3_native {NativeBackend.LibraryVersion} (ABI {NativeBackend.LibraryAbi}) at {NativeLibraryLoader.LoadedFrom}, {NativeBackend.LibraryThreads} threads, {NativeBackend.CudaDevices} CUDA device(s), bf16 GEMM on {(NativeBackend.BFloat16DotProducts ? "AVX512-BF16 dot products" : "widened f32 FMAs (no AVX512-BF16)")}");
         yield return Try("ilgpu", () => string.Join("; ", IlgpuBackend.ListDevices()));
