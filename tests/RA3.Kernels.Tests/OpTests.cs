@@ -21,6 +21,8 @@ public sealed class OpTests(string backendName) : KernelTest(backendName)
     [TestCase(33, 65, 17)]
     [TestCase(67, 129, 300)]
     [TestCase(130, 47, 513)]
+    [TestCase(16, 300, 777)]  // the skinny path's largest M, K and N off its vector and tile widths
+    [TestCase(5, 1000, 64)]
     public void GemmAllTransposesWithBiasAlphaBeta(int m, int n, int k)
     {
         foreach (bool ta in new[] { false, true })

@@ -284,6 +284,63 @@ void gemm_one_dpbf16(int m, int n, int k, const Operand& a, const Operand& b, fl
 }
 #endif
 
+// A handful of rows (M <= kSkinnyRows: a decode step, a sampler's batch): packing B would read,
+// write and re-read every weight for a few FMAs each, so B is read once, in place — with B stored
+// [N, K] (trans_b: nn.Linear's layout) each output is a dot product of an A row and a B row; with B
+// stored [K, N] each C row segment accumulates A elements times B's row segments. Columns are split
+// over the threads. A and C f32 (B may be bf16, widened as it is read).
+constexpr int kSkinnyRows = 16;
+
+bool skinny(int m, const Operand& a, const Output& c) { return m <= kSkinnyRows && !a.trans && !a.bf16 && !c.bf16; }
+
+void gemm_skinny(int m, int n, int k, const Operand& a, const Operand& b, float alpha, float beta, const Output& c, const Bias& bias) {
+    const float* ap = static_cast<const float*>(a.data);
+    float* cp = static_cast<float*>(c.data);
+    auto store = [&](int64_t i, int64_t j, float sum) {
+        float& at = cp[i * n + j];
+        at = (beta == 0.0f ? 0.0f : beta * at) + bias.at(j) + alpha * sum;
+    };
+    if (b.trans) {
+#pragma omp parallel for schedule(static)
+        for (int j = 0; j < n; ++j) {
+            // C[i, j] = A_i . B_j over contiguous K, every row of A against this B row (in L1).
+            for (int i = 0; i < m; ++i) {
+                const float* ai = ap + static_cast<int64_t>(i) * a.ld;
+                float s = 0.0f;
+                if (!b.bf16) {
+                    const float* bj = static_cast<const float*>(b.data) + static_cast<int64_t>(j) * b.ld;
+#pragma omp simd reduction(+ : s)
+                    for (int p = 0; p < k; ++p) s += ai[p] * bj[p];
+                } else {
+                    const uint16_t* bj = static_cast<const uint16_t*>(b.data) + static_cast<int64_t>(j) * b.ld;
+#pragma omp simd reduction(+ : s)
+                    for (int p = 0; p < k; ++p) s += ai[p] * widen(bj[p]);
+                }
+                store(i, j, s);
+            }
+        }
+        return;
+    }
+    // B [K, N]: a block of 16 columns at a time, each row p of B read once as a segment.
+    constexpr int kBlock = 16;
+#pragma omp parallel for schedule(static)
+    for (int j0 = 0; j0 < n; j0 += kBlock) {
+        const int cols = std::min(kBlock, n - j0);
+        float acc[kSkinnyRows][kBlock] = {};
+        float segment[kBlock] = {};
+        for (int p = 0; p < k; ++p) {
+            for (int q = 0; q < cols; ++q) segment[q] = b.at(p, j0 + q);
+            for (int i = 0; i < m; ++i) {
+                const float av = ap[static_cast<int64_t>(i) * a.ld + p];
+#pragma omp simd
+                for (int q = 0; q < kBlock; ++q) acc[i][q] += av * segment[q];
+            }
+        }
+        for (int i = 0; i < m; ++i)
+            for (int q = 0; q < cols; ++q) store(i, j0 + q, acc[i][q]);
+    }
+}
+
 // Whether the bf16 x bf16 GEMM runs on AVX512-BF16 dot products on this processor.
 bool has_dpbf16() {
 #if defined(RA3_DPBF16)
@@ -299,6 +356,10 @@ void gemm_one(int m, int n, int k, const Operand& a, const Operand& b, float alp
     if (k == 0) {  // C = beta * C + bias: nothing to multiply
         for (int64_t i = 0; i < m; ++i)
             for (int j = 0; j < n; ++j) c.set(i * n + j, (beta == 0.0f ? 0.0f : beta * c.get(i * n + j)) + bias.at(j));
+        return;
+    }
+    if (skinny(m, a, c)) {
+        gemm_skinny(m, n, k, a, b, alpha, beta, c, bias);
         return;
     }
 #if defined(RA3_DPBF16)

@@ -70,6 +70,12 @@ public sealed unsafe class GemmKernel : IDisposable
             return;
         }
 
+        if (SkinnyGemmKernel.Takes(g, a, c))
+        {
+            SkinnyGemmKernel.Run(g, a, b, c, bias);
+            return;
+        }
+
         if (!Packs(g))
         {
             // No vector unit to pack for (or nothing to sum): the reference tier's scalar GEMM.
