@@ -13,18 +13,14 @@ namespace RA3.Kernels.Cpu;
 /// its block of op(A) rows into MR-tall panels (thread-local), and an MR×NR micro-kernel keeps
 /// all accumulators in vector registers: 8×32 with AVX-512 (16 zmm accumulators), 6×16 with
 /// AVX2/FMA (12 ymm), and a scalar loop where neither is accelerated. Packing reads op(X)
-/// through its transpose flag, so all four transpose cases share the kernel.
+/// through its transpose flag, so all four transpose cases share the kernel. The tile and the
+/// blocking (KC, MC, NC) are a <see cref="GemmTuning"/>: the process's (<see cref="Tuning"/>,
+/// measured per processor), or a kernel's own (the measurement's candidates).
 /// </summary>
 public sealed unsafe class GemmKernel : IDisposable
 {
-    private const int KC = 256;  // K slice: an MR×KC A panel plus a KC×NR B panel stay in L1.
-    private const int MC = 96;   // rows per task (a multiple of 6 and 8): MC×KC of A fits in L2.
-    private const int NC = 3072; // columns per packed B block: KC×NC floats (3 MB) in L2/L3.
-
-    private static readonly bool Use512 = Vector512.IsHardwareAccelerated && Vector512<float>.Count == 16;
-    private static readonly bool Use256 = !Use512 && Vector256.IsHardwareAccelerated && Fma256;
-    private static readonly int MR = Use512 ? 8 : 6;
-    private static readonly int NR = Use512 ? 32 : 16;
+    private static readonly bool Vector512Stores = GemmTuning.Avx512;
+    private static readonly bool Vectorized = GemmTuning.Avx512 || GemmTuning.Avx2;
 
     /// <summary>Largest M·N·K run one product per task when batched (a 256×256×64 attention tile).</summary>
     private const long SmallProduct = 1L << 22;
@@ -36,14 +32,38 @@ public sealed unsafe class GemmKernel : IDisposable
     private static AlignedBuffer? threadPackedB;
 
     private readonly AlignedBuffer packedB = new();
+    private readonly GemmTuning? own;
+
+    /// <summary>A kernel that runs with the process's tuning (<see cref="Tuning"/>, read at each product), or with <paramref name="tuning"/>.</summary>
+    public GemmKernel(GemmTuning? tuning = null)
+    {
+        if (tuning is { Runs: false })
+        {
+            throw new ArgumentException($"GEMM tuning {tuning}: this processor does not run its tile", nameof(tuning));
+        }
+
+        own = tuning;
+    }
+
+    /// <summary>
+    /// The tuning every kernel without its own runs with: <see cref="GemmTuning.EnvironmentVariable"/>'s,
+    /// else this processor's cached measurement, else <see cref="GemmTuning.Default"/> — set it to
+    /// <see cref="GemmTuning.ForThisProcessor"/> to measure (the ra3 commands do), or to a run's
+    /// recorded tuning to resume it bit for bit. Set it between products, never during one.
+    /// </summary>
+    public static GemmTuning Tuning
+    {
+        get;
+        set => field = value is { Runs: true } ? value : throw new ArgumentException($"GEMM tuning {value}: this processor does not run its tile", nameof(value));
+    } = GemmTuning.Cached();
 
     /// <summary>Whether <paramref name="g"/> runs on the packed kernels (a vector unit and K &gt; 0), which take bf16 operands too.</summary>
-    internal static bool Packs(in GemmArgs g) => g.K > 0 && (Use512 || Use256);
+    internal static bool Packs(in GemmArgs g) => g.K > 0 && Vectorized;
 
-    /// <summary>Description of the kernel in use, e.g. "AVX-512 8x32".</summary>
-    public static string Variant => Use512 ? "AVX-512 8x32" : Use256 ? "AVX2/FMA 6x16" : "scalar";
+    /// <summary>Description of the process's tuning, e.g. "avx2-6x16 kc256 mc96 nc3072", or "scalar".</summary>
+    public static string Variant => Vectorized ? Tuning.ToString() : "scalar";
 
-    private static bool Fma256 => System.Runtime.Intrinsics.X86.Fma.IsSupported || System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported;
+    private GemmTuning Current => own ?? Tuning;
 
     /// <summary>Frees the packing buffer.</summary>
     public void Dispose() => packedB.Dispose();
@@ -63,10 +83,11 @@ public sealed unsafe class GemmKernel : IDisposable
     /// </summary>
     internal void Run(in GemmArgs g, Operand a, Operand b, Operand c, Operand bias)
     {
-        bool batchParallel = g.Batch >= 2 * WorkerPool.Threads && (long)g.M * g.N * g.K <= SmallProduct && (Use512 || Use256) && g.K > 0;
+        var tuning = Current;
+        bool batchParallel = g.Batch >= 2 * WorkerPool.Threads && (long)g.M * g.N * g.K <= SmallProduct && Vectorized && g.K > 0;
         if (batchParallel)
         {
-            WorkerPool.For(g.Batch, new BatchTask { G = g, A = a, B = b, C = c, Bias = bias });
+            WorkerPool.For(g.Batch, new BatchTask { G = g, A = a, B = b, C = c, Bias = bias, T = tuning });
             return;
         }
 
@@ -96,7 +117,7 @@ public sealed unsafe class GemmKernel : IDisposable
 
         for (int bi = 0; bi < g.Batch; bi++)
         {
-            Blocked(Product.Of(g, a, b, c, bias, bi), packedB, parallel: true);
+            Blocked(Product.Of(g, a, b, c, bias, bi, tuning), packedB, parallel: true);
         }
     }
 
@@ -104,19 +125,20 @@ public sealed unsafe class GemmKernel : IDisposable
     private static void Blocked(Product p, AlignedBuffer pack, bool parallel)
     {
         int threads = parallel ? WorkerPool.Threads : 1;
-        for (int j0 = 0; j0 < p.N; j0 += NC)
+        int mr = p.MR, nr = p.NR;
+        for (int j0 = 0; j0 < p.N; j0 += p.NC)
         {
-            int nc = Math.Min(NC, p.N - j0);
-            int panels = (nc + NR - 1) / NR;
-            for (int p0 = 0; p0 < p.K; p0 += KC)
+            int nc = Math.Min(p.NC, p.N - j0);
+            int panels = (nc + nr - 1) / nr;
+            for (int p0 = 0; p0 < p.K; p0 += p.KC)
             {
-                int kc = Math.Min(KC, p.K - p0);
-                float* pb = pack.Ensure((long)panels * NR * kc);
+                int kc = Math.Min(p.KC, p.K - p0);
+                float* pb = pack.Ensure((long)panels * nr * kc);
                 For(parallel, panels, new PackB { P = p, Out = pb, P0 = p0, Kc = kc, J0 = j0, Nc = nc });
 
                 // Rows per task: at most MC, few enough tasks that none is tiny, enough to feed
                 // every thread; when rows run short, the column panels are split too.
-                int mcBlock = Math.Max(MR, Math.Min(MC, RoundUp((p.M + threads - 1) / threads, MR)));
+                int mcBlock = Math.Max(mr, Math.Min(p.MC, RoundUp((p.M + threads - 1) / threads, mr)));
                 int mBlocks = (p.M + mcBlock - 1) / mcBlock;
                 int nChunks = Math.Min(panels, Math.Max(1, (2 * threads) / mBlocks));
                 For(parallel, mBlocks * nChunks, new Macro
@@ -267,13 +289,27 @@ public sealed unsafe class GemmKernel : IDisposable
         public float Alpha;
         public float Beta;
 
+        // The tuning's tile and blocking.
+        public int MR;
+        public int NR;
+        public int KC;
+        public int MC;
+        public int NC;
+        public bool Tile512;
+
         public readonly float AAt(int i, int k) => TransA ? A[((long)k * Lda) + i] : A[((long)i * Lda) + k];
 
         public readonly float BAt(int k, int j) => TransB ? B[((long)j * Ldb) + k] : B[((long)k * Ldb) + j];
 
         /// <summary>Product <paramref name="index"/> of the batch <paramref name="g"/>.</summary>
-        public static Product Of(in GemmArgs g, Operand a, Operand b, Operand c, Operand bias, int index) => new()
+        public static Product Of(in GemmArgs g, Operand a, Operand b, Operand c, Operand bias, int index, GemmTuning t) => new()
         {
+            MR = t.MR,
+            NR = t.NR,
+            KC = t.KC,
+            MC = t.MC,
+            NC = t.NC,
+            Tile512 = t.Tile == GemmTile.Avx512x8x32,
             A = a.Skip(index * g.StrideA),
             B = b.Skip(index * g.StrideB),
             C = c.Skip(index * g.StrideC),
@@ -298,8 +334,9 @@ public sealed unsafe class GemmKernel : IDisposable
         public Operand B;
         public Operand C;
         public Operand Bias;
+        public GemmTuning T;
 
-        public readonly void Run(int index) => Blocked(Product.Of(G, A, B, C, Bias, index), threadPackedB ??= new AlignedBuffer(), parallel: false);
+        public readonly void Run(int index) => Blocked(Product.Of(G, A, B, C, Bias, index, T), threadPackedB ??= new AlignedBuffer(), parallel: false);
     }
 
     /// <summary>Packs column panel <c>index</c> of op(B)[p0:p0+kc, j0:j0+nc] as [kc][NR], zero-padded.</summary>
@@ -314,7 +351,7 @@ public sealed unsafe class GemmKernel : IDisposable
 
         public readonly void Run(int index)
         {
-            int nr = NR, jr = index * nr, cols = Math.Min(nr, Nc - jr);
+            int nr = P.NR, jr = index * nr, cols = Math.Min(nr, Nc - jr);
             float* panel = Out + ((long)index * Kc * nr);
             for (int k = 0; k < Kc; k++)
             {
@@ -363,7 +400,7 @@ public sealed unsafe class GemmKernel : IDisposable
 
         public readonly void Run(int index)
         {
-            int mr = MR, nr = NR;
+            int mr = P.MR, nr = P.NR;
             int i0 = index / NChunks * McBlock, mc = Math.Min(McBlock, P.M - i0);
             int chunk = index % NChunks;
             int panelStart = (int)((long)Panels * chunk / NChunks), panelEnd = (int)((long)Panels * (chunk + 1) / NChunks);
@@ -394,7 +431,7 @@ public sealed unsafe class GemmKernel : IDisposable
                 float* bp = PackedB + ((long)panel * Kc * nr);
                 for (int ir = 0; ir < mc; ir += mr)
                 {
-                    if (Use512)
+                    if (P.Tile512)
                     {
                         Kernel512(Kc, pa + ((long)ir * Kc), bp, tile);
                     }
@@ -411,7 +448,7 @@ public sealed unsafe class GemmKernel : IDisposable
         // C[rows, cols] = alpha·tile + (first slice ? beta·C + bias : C)
         private readonly void Store(float* tile, int row0, int rows, int col0, int cols)
         {
-            int nr = NR;
+            int nr = P.NR;
             float alpha = P.Alpha;
             float beta = First ? P.Beta : 1f;
             float* bias = First ? P.Bias.P : null;
@@ -443,7 +480,7 @@ public sealed unsafe class GemmKernel : IDisposable
                 var t = new Span<float>(tile + (r * nr), cols);
                 var c = new Span<float>(P.C.P + ((long)(row0 + r) * P.N) + col0, cols);
                 int j = 0;
-                if (Use512)
+                if (Vector512Stores)
                 {
                     for (; j <= cols - 16; j += 16)
                     {

@@ -50,6 +50,13 @@ public static class CommandLine
 
         try
         {
+            if (command is not (null or "help" or "--help" or "-h" or "tasks" or "tokenize" or "report"))
+            {
+                // The commands that compute take this processor's measured GEMM tuning (measured
+                // once per processor and cached; RA3_GEMM_TUNING overrides it).
+                RA3.Kernels.Cpu.GemmKernel.Tuning = RA3.Kernels.Cpu.GemmTuning.ForThisProcessor();
+            }
+
             return Dispatch(command, rest, stdout, stderr);
         }
         catch (StoppedBySignalException e)

@@ -41,6 +41,7 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
         settings = ByteScaledDefaults.Resolve(settings, bytesPerToken);
         var s = settings;
         RunFolder.Claim(s.Out, s.Identity());
+        KernelChoices.Pin(s.Out, log.WriteLine);
         Declared.Save(s, s.Out);
         var traces = all.Within(s.MaxLines);
         if (traces.Train.Count == 0)

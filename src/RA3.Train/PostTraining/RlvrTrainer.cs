@@ -34,6 +34,7 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
     {
         var s = settings;
         Declared.Validate(s);
+        KernelChoices.Pin(s.Out, log.WriteLine);
         var problems = ProblemSetLoader.Load(s.Problems).Problems;
         var held = s.EvalProblems is null ? [] : ProblemSetLoader.Load(s.EvalProblems).Problems.Take(s.EvalLimit).ToList();
         var tokenizer = TokenizerLoader.Load(s.Tokenizer);

@@ -37,6 +37,7 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
     {
         var s = settings;
         Declared.Validate(s);
+        KernelChoices.Pin(s.Out, log.WriteLine);
         var tokenizer = TokenizerLoader.Load(s.Tokenizer);
         string data = s.Data ?? StdlibCorpus.Ensure(Path.Combine(s.Out, "..", "cache", "python-stdlib-functions.jsonl"));
         using var dataset = PackedDataset.Open(data, tokenizer, s.SequenceLength, s.Seed);
