@@ -91,10 +91,9 @@ static double from_bf16(uint16_t x) {
 // ra3_gemm with every mix of f32 and bf16 storage for a, b, c and the bias (transposes, a batch,
 // odd K for the bf16 pairs of the dot-product path) against double loops on the widened values;
 // a bf16 c against the reference rounded once (within one bf16 ulp).
-static void test_gemm_mixed(std::mt19937& rng) {
-    const int m = 19, n = 45, k = 37, batch = 2;
+static void test_gemm_mixed(std::mt19937& rng, int m, int n, int k) {
+    const int batch = 2;
     const float alpha = 0.75f, beta = 0.5f;
-    std::printf("ra3_gemm: bf16 x bf16 on %s\n", ra3_gemm_bf16_dot_products() ? "AVX512-BF16 dot products" : "widened f32 FMAs");
     for (int mix = 0; mix < 16; ++mix)
         for (int ta = 0; ta < 2; ++ta)
             for (int tb = 0; tb < 2; ++tb) {
@@ -135,8 +134,16 @@ static void test_gemm_mixed(std::mt19937& rng) {
                 std::vector<float> got(cf.size());
                 for (size_t i = 0; i < got.size(); ++i) got[i] = c16 ? static_cast<float>(from_bf16(c16v[i])) : cf[i];
                 const double err = rel_error(got, want);
-                CHECK(err < (c16 ? 4e-3 : 1e-5), "ra3_gemm mix %d ta=%d tb=%d rel error %g", mix, ta, tb, err);
+                CHECK(err < (c16 ? 4e-3 : 1e-5), "ra3_gemm %dx%dx%d mix %d ta=%d tb=%d rel error %g", m, n, k, mix, ta, tb, err);
             }
+}
+
+// Shapes: one K slice; the small-M and the packed path across several K slices, where a bf16 C
+// must still be rounded once, after the last. Then an unknown dtype is refused.
+static void test_gemm_mixed(std::mt19937& rng) {
+    std::printf("ra3_gemm: bf16 x bf16 on %s\n", ra3_gemm_bf16_dot_products() ? "AVX512-BF16 dot products" : "widened f32 FMAs");
+    const int shapes[][3] = {{19, 45, 37}, {5, 45, 600}, {19, 45, 600}};
+    for (const auto& shape : shapes) test_gemm_mixed(rng, shape[0], shape[1], shape[2]);
     float x = 0;
     CHECK(ra3_gemm(1, 1, 1, 1, 0, 0, 1, &x, static_cast<ra3_dtype>(7), 0, &x, RA3_DTYPE_F32, 0, 0, &x, RA3_DTYPE_F32, 0, nullptr, RA3_DTYPE_F32) ==
               RA3_ERR_INVALID_ARGUMENT,

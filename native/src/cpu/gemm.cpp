@@ -353,6 +353,15 @@ bool has_dpbf16() {
 
 void gemm_one(int m, int n, int k, const Operand& a, const Operand& b, float alpha, float beta,
               const Output& c, const Bias& bias, std::vector<float>& packed_b) {
+    if (c.bf16 && k > KC) {
+        // A bf16 C is rounded once, as ra3.h says: the K slices sum into an f32 copy.
+        const int64_t count = static_cast<int64_t>(m) * n;
+        std::vector<float> wide(static_cast<size_t>(count));
+        for (int64_t i = 0; i < count; ++i) wide[i] = c.get(i);
+        gemm_one(m, n, k, a, b, alpha, beta, Output{wide.data(), false}, bias, packed_b);
+        for (int64_t i = 0; i < count; ++i) c.set(i, wide[i]);
+        return;
+    }
     if (k == 0) {  // C = beta * C + bias: nothing to multiply
         for (int64_t i = 0; i < m; ++i)
             for (int j = 0; j < n; ++j) c.set(i * n + j, (beta == 0.0f ? 0.0f : beta * c.get(i * n + j)) + bias.at(j));

@@ -31,6 +31,9 @@ public sealed unsafe class GemmKernel : IDisposable
     [ThreadStatic]
     private static AlignedBuffer? threadPackedB;
 
+    [ThreadStatic]
+    private static AlignedBuffer? wideC;
+
     private readonly AlignedBuffer packedB = new();
     private readonly GemmTuning? own;
 
@@ -124,6 +127,17 @@ public sealed unsafe class GemmKernel : IDisposable
     /// <summary>The loop nest over K slices and column blocks; tasks run on the pool, or inline on this thread.</summary>
     private static void Blocked(Product p, AlignedBuffer pack, bool parallel)
     {
+        if (p.C.Bf16 && p.K > p.KC)
+        {
+            // A bf16 C is rounded once, as the contract says: the K slices sum into an f32 copy.
+            int count = checked(p.M * p.N);
+            float* wide = (wideC ??= new AlignedBuffer()).Ensure(count);
+            BFloat16.Widen(new ReadOnlySpan<ushort>(p.C.P, count), new Span<float>(wide, count));
+            Blocked(p with { C = new Operand(wide) }, pack, parallel);
+            BFloat16.Round(new ReadOnlySpan<float>(wide, count), new Span<ushort>(p.C.P, count));
+            return;
+        }
+
         int threads = parallel ? WorkerPool.Threads : 1;
         int mr = p.MR, nr = p.NR;
         for (int j0 = 0; j0 < p.N; j0 += p.NC)
