@@ -173,7 +173,8 @@ public static class TrainingCheckpoint
             throw new InvalidDataException($"{dir}/config.json describes a different model than this run's");
         }
 
-        HuggingFaceCheckpoint.LoadWeights(model.Weights, model.Config, dir);
+        // Everything that can refuse the checkpoint — its checksum, format, settings and side files —
+        // is checked before a tensor is read, so a refused checkpoint leaves the model and optimizer as they were.
         string path = Path.Combine(dir, TrainerFile);
         using var file = SafeTensorsFile.Open(path);
         file.VerifyChecksum();
@@ -183,29 +184,6 @@ public static class TrainingCheckpoint
             throw new NotSupportedException(FormatVersion.Refusal($"checkpoint {dir}", format));
         }
 
-        var stores = new List<(string Prefix, ParameterStore Store)> { ("m.", optimizer.M), ("v.", optimizer.V) };
-        if (optimizer.Master is { } master)
-        {
-            stores.Add((MasterPrefix, master));
-        }
-
-        foreach (var (prefix, store) in stores)
-        {
-            foreach (var spec in store.Specs)
-            {
-                string name = prefix + spec.Name;
-                if (!file.Contains(name))
-                {
-                    throw new InvalidDataException(prefix == MasterPrefix
-                        ? $"{path}: tensor '{name}' is missing (this run keeps bf16 weights with float32 masters; the checkpoint was written by a float32 run)"
-                        : $"{path}: tensor '{name}' is missing");
-                }
-
-                HuggingFaceCheckpoint.ReadInto(file, name, spec, store[spec.Name]);
-            }
-        }
-
-        optimizer.MastersRestored();
         string Field(string key) => file.Metadata.TryGetValue(key, out string? v) ? v : throw new InvalidDataException($"{path}: metadata field '{key}' is missing");
         int step = int.TryParse(Field("step"), NumberStyles.None, CultureInfo.InvariantCulture, out int s) ? s : throw new InvalidDataException($"{path}: metadata field 'step' is not a number");
         if (settings is not null && Field("settings") != settings)
@@ -231,6 +209,36 @@ public static class TrainingCheckpoint
             files[name] = System.Text.Encoding.UTF8.GetString(bytes);
         }
 
+        var stores = new List<(string Prefix, ParameterStore Store)> { ("m.", optimizer.M), ("v.", optimizer.V) };
+        if (optimizer.Master is { } master)
+        {
+            stores.Add((MasterPrefix, master));
+        }
+
+        foreach (var (prefix, store) in stores)
+        {
+            foreach (var spec in store.Specs)
+            {
+                string name = prefix + spec.Name;
+                if (!file.Contains(name))
+                {
+                    throw new InvalidDataException(prefix == MasterPrefix
+                        ? $"{path}: tensor '{name}' is missing (this run keeps bf16 weights with float32 masters; the checkpoint was written by a float32 run)"
+                        : $"{path}: tensor '{name}' is missing");
+                }
+            }
+        }
+
+        HuggingFaceCheckpoint.LoadWeights(model.Weights, model.Config, dir);
+        foreach (var (prefix, store) in stores)
+        {
+            foreach (var spec in store.Specs)
+            {
+                HuggingFaceCheckpoint.ReadInto(file, prefix + spec.Name, spec, store[spec.Name]);
+            }
+        }
+
+        optimizer.MastersRestored();
         return new TrainingState(step, Field("data"), Field("settings"), files.Count > 0 ? files : null);
     }
 }

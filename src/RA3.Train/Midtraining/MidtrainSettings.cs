@@ -123,8 +123,8 @@ public sealed record MidtrainSettings
     [Option("recompute", Pretraining.PretrainSettings.RecomputeHelp)]
     public bool Recompute { get; init; }
 
-    /// <summary>The settings as JSON, without the fields a resume may change (the backend, how often the E-step checkpoints).</summary>
-    public string Identity() => JsonSerializer.Serialize(this with { Backend = string.Empty, EStepSaveEvery = 0 });
+    /// <summary>The settings as JSON, without the fields a resume may change: the backend, how often the E-step checkpoints, recomputation (the same numbers, less memory), the saved dtype.</summary>
+    public string Identity() => JsonSerializer.Serialize(this with { Backend = string.Empty, EStepSaveEvery = 0, Recompute = false, SaveDType = string.Empty });
 
     /// <summary>The E-step options these settings define.</summary>
     public EStepOptions EStep() => new(

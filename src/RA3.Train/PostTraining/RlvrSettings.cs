@@ -122,6 +122,6 @@ public sealed record RlvrSettings
     [Option("stop-after", "stop after N steps of this process, checkpointing first (0: run to the end)", Min = 0, InConfig = false)]
     public int StopAfter { get; init; }
 
-    /// <summary>The settings as JSON, without the fields a resume may change.</summary>
-    public string Identity() => JsonSerializer.Serialize(this with { Backend = string.Empty, StopAfter = 0 });
+    /// <summary>The settings as JSON, without the fields a resume may change: the backend, the stop, recomputation (the same numbers, less memory), the saved dtype.</summary>
+    public string Identity() => JsonSerializer.Serialize(this with { Backend = string.Empty, StopAfter = 0, Recompute = false, SaveDType = string.Empty });
 }

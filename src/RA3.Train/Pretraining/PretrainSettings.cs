@@ -133,6 +133,6 @@ public sealed record PretrainSettings
     [Option("stop-after", "stop after N steps of this process, checkpointing first (0: run to the end)", Min = 0, InConfig = false)]
     public int StopAfter { get; init; }
 
-    /// <summary>The settings as JSON, without the fields that may differ between a run and its resume.</summary>
-    public string Identity() => JsonSerializer.Serialize(this with { StopAfter = 0, Backend = string.Empty });
+    /// <summary>The settings as JSON, without the fields a resume may change: the stop, the backend, recomputation (the same numbers, less memory), the saved dtype, how many checkpoints are kept.</summary>
+    public string Identity() => JsonSerializer.Serialize(this with { StopAfter = 0, Backend = string.Empty, Recompute = false, SaveDType = string.Empty, Keep = 0 });
 }
