@@ -60,7 +60,7 @@ internal static class DeviceFixtureCases
         public void BiasBackward(int rows, int n)
         {
             float[] dOut = Draw(rows * n), start = Draw(n);
-            Save($"BiasBackward-{rows}x{n}", "BiasBackward", [], [("in.dOut", dOut, [rows, n]), ("start.dBias", start, [n]), ("out.dBias", F(T(dOut, [rows, n]).sum([0])), [n])]);
+            Save($"BiasBackward-{rows}x{n}", "BiasBackward", [], [("in.dOut", dOut, [rows, n]), ("start.dBias", start, [n]), ("added.dBias", F(T(dOut, [rows, n]).sum([0])), [n])]);
         }
 
         public void Norms(int rows, int c)
@@ -95,14 +95,14 @@ internal static class DeviceFixtureCases
                 var backward = new List<(string, float[], int[])>
                 {
                     ("in.x", x, [rows, c]), ("in.weight", w, [c]), ("in.rstd", F(rstd), [rows]), ("in.dy", dy, [rows, c]),
-                    ("start.dx", Draw(rows * c), [rows, c]), ("out.dx", F(rx.grad!), [rows, c]),
-                    ("start.dWeight", Draw(c), [c]), ("out.dWeight", F(rw.grad!), [c]),
+                    ("start.dx", Draw(rows * c), [rows, c]), ("added.dx", F(rx.grad!), [rows, c]),
+                    ("start.dWeight", Draw(c), [c]), ("added.dWeight", F(rw.grad!), [c]),
                 };
                 if (!rms)
                 {
                     backward.Add(("in.mean", F(rx.mean([-1])), [rows]));
                     backward.Add(("start.dBias", Draw(c), [c]));
-                    backward.Add(("out.dBias", F(rbias.grad!), [c]));
+                    backward.Add(("added.dBias", F(rbias.grad!), [c]));
                 }
 
                 Save($"{name}Backward-{rows}x{c}", name + "Backward", [], backward);
@@ -153,9 +153,9 @@ internal static class DeviceFixtureCases
                 [
                     ("in.q", q, [batch, t, hq, d]), ("in.k", k, [batch, t, hkv, d]), ("in.v", v, [batch, t, hkv, d]),
                     ("in.output", F(output), [batch, t, hq, d]), ("in.lse", F(lse), [batch, hq, t]), ("in.dOutput", dout, [batch, t, hq, d]),
-                    ("start.dq", Draw(q.Length), [batch, t, hq, d]), ("out.dq", F(rq.grad!), [batch, t, hq, d]),
-                    ("start.dk", Draw(k.Length), [batch, t, hkv, d]), ("out.dk", F(rk.grad!), [batch, t, hkv, d]),
-                    ("start.dv", Draw(v.Length), [batch, t, hkv, d]), ("out.dv", F(rv.grad!), [batch, t, hkv, d]),
+                    ("start.dq", Draw(q.Length), [batch, t, hq, d]), ("added.dq", F(rq.grad!), [batch, t, hq, d]),
+                    ("start.dk", Draw(k.Length), [batch, t, hkv, d]), ("added.dk", F(rk.grad!), [batch, t, hkv, d]),
+                    ("start.dv", Draw(v.Length), [batch, t, hkv, d]), ("added.dv", F(rv.grad!), [batch, t, hkv, d]),
                 ],
                 ints);
         }
@@ -187,8 +187,8 @@ internal static class DeviceFixtureCases
             Save("SegmentScoresBackward-" + name, "SegmentScoresBackward", [],
                 [
                     ("in.h", h, [n, l, d]), ("in.w", w, [v, d]), ("in.lse", F(lse), [n, l]), ("in.dScores", dScores, [n, lines]),
-                    ("start.dH", Draw(h.Length), [n, l, d]), ("out.dH", F(rh.grad!), [n, l, d]),
-                    ("start.dW", Symmetric(w.Length, 0.1), [v, d]), ("out.dW", F(rw.grad!), [v, d]),
+                    ("start.dH", Draw(h.Length), [n, l, d]), ("added.dH", F(rh.grad!), [n, l, d]),
+                    ("start.dW", Symmetric(w.Length, 0.1), [v, d]), ("added.dW", F(rw.grad!), [v, d]),
                 ],
                 ints);
         }

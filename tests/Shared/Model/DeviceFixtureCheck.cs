@@ -21,9 +21,9 @@ internal sealed record DeviceFixtureResult(string Case, string Output, double Er
 /// The op tests' cases as files, for a machine without TorchSharp (the GPU machine, whose libtorch
 /// is more than can be carried there): each fixture (<c>DeviceFixtureCases</c> writes them here,
 /// from TorchSharp float64) holds an op's name and scalar settings, its inputs (<c>in.*</c>, int
-/// <c>int.*</c>), the starting contents of its outputs (<c>start.*</c>: backward ops accumulate)
-/// and the float64 reference of each output (<c>out.*</c>: for an accumulated output, what the op
-/// must add). This side runs each case's op on a backend and compares. No TorchSharp here: it
+/// <c>int.*</c>), the starting contents of its outputs (<c>start.*</c>) and the float64 reference
+/// of each output: <c>out.*</c> the whole output, <c>added.*</c> what an accumulating op (the
+/// backward ops) must add to its start. This side runs each case's op on a backend and compares. No TorchSharp here: it
 /// travels with RA3.GpuCheck.
 /// </summary>
 internal static class DeviceFixtureCheck
@@ -50,19 +50,23 @@ internal static class DeviceFixtureCheck
                     tensors[info.Name] = t;
                 }
 
-                // Outputs the op writes: their starting contents, else zeros of the reference's shape.
-                foreach (var info in file.Tensors.Where(i => i.Name.StartsWith("out.", StringComparison.Ordinal)))
+                // Outputs the op writes: their starting contents, else NaN, so an element the op never
+                // writes fails. A reference is out.X (the whole output) or added.X (what the op adds to start.X).
+                var references = file.Tensors.Select(i => (Info: i, Role: Role(i.Name))).Where(r => r.Role is not null).ToList();
+                foreach (var (info, role) in references)
                 {
-                    string name = info.Name[4..];
-                    tensors[name] = tensors.TryGetValue("start." + name, out var start) ? Copy(backend, start) : backend.Empty(DType.Float32, info.Shape);
+                    string name = info.Name[(role!.Length + 1)..];
+                    tensors[name] = tensors.TryGetValue("start." + name, out var start) ? Copy(backend, start)
+                        : role == Added ? throw new InvalidDataException($"{path}: '{info.Name}' has no 'start.{name}' to add to")
+                        : backend.FromArray(Enumerable.Repeat(float.NaN, checked((int)info.Count)).ToArray(), info.Shape);
                 }
 
                 Invoke(backend, op, settings, tensors, path);
-                foreach (var info in file.Tensors.Where(i => i.Name.StartsWith("out.", StringComparison.Ordinal)))
+                foreach (var (info, role) in references)
                 {
-                    string name = info.Name[4..];
+                    string name = info.Name[(role!.Length + 1)..];
                     float[] got = tensors[name].ToFloatArray(), want = file.ReadFloats(info.Name);
-                    float[]? start = tensors.TryGetValue("start." + name, out var s) && Accumulates(op) ? s.ToFloatArray() : null;
+                    float[]? start = role == Added ? tensors["start." + name].ToFloatArray() : null;
                     results.Add(new DeviceFixtureResult(Path.GetFileNameWithoutExtension(path), name, Error(got, start, want), tolerance(op, Path.GetFileNameWithoutExtension(path))));
                 }
             }
@@ -78,8 +82,11 @@ internal static class DeviceFixtureCheck
         return results;
     }
 
-    /// <summary>Whether an op's outputs accumulate (its reference is what it adds to the start buffer).</summary>
-    public static bool Accumulates(string op) => op.EndsWith("Backward", StringComparison.Ordinal);
+    private const string Whole = "out", Added = "added";
+
+    // The role of a reference tensor by its prefix, or null for an input or a start.
+    private static string? Role(string tensor) =>
+        tensor.StartsWith(Whole + ".", StringComparison.Ordinal) ? Whole : tensor.StartsWith(Added + ".", StringComparison.Ordinal) ? Added : null;
 
     private static Tensor Copy(Backend b, Tensor t)
     {
