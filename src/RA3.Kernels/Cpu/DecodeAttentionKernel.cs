@@ -1,3 +1,5 @@
+using RA3.Kernels.Ops;
+
 namespace RA3.Kernels.Cpu;
 
 /// <summary>
@@ -29,7 +31,7 @@ internal static unsafe class DecodeAttentionKernel
 
         public readonly void Run(int index)
         {
-            int b = index / Hq, h = index % Hq, hk = h / (Hq / Hkv), end = Lengths[b] + 1, start = Window == 0 ? 0 : Math.Max(0, end - Window), n = end - start;
+            int b = index / Hq, h = index % Hq, hk = h / (Hq / Hkv), end = Lengths[b] + 1, start = SlidingWindow.FirstKey(Lengths[b], Window), n = end - start;
             Span<float> p = n <= StackScores ? stackalloc float[n] : new float[n];
             var q = new ReadOnlySpan<float>(Q + (((long)b * Hq) + h) * D, D);
             float scale = 1f / MathF.Sqrt(D);

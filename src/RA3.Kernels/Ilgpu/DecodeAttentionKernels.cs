@@ -1,5 +1,6 @@
 using ILGPU;
 using ILGPU.Algorithms;
+using RA3.Kernels.Ops;
 
 namespace RA3.Kernels.Ilgpu;
 
@@ -36,7 +37,7 @@ internal static class DecodeAttentionKernels
             output[qi + c] = 0f;
         }
 
-        for (int j = s.Window == 0 ? 0 : XMath.Max(0, lengths[b] + 1 - s.Window); j <= lengths[b]; j++)
+        for (int j = SlidingWindow.FirstKey(lengths[b], s.Window); j <= lengths[b]; j++)
         {
             long kj = s.Cache(b, j, hk);
             float dot = 0f;

@@ -10,7 +10,7 @@ internal readonly record struct FlashTileDims(int I0, int J0, int Br, int Bc, in
     public static FlashTileDims From(FlashTile t) => new(t.I0, t.J0, t.Br, t.Bc, t.T, t.D, t.Hq, t.Scale, t.First ? 1 : 0, t.Window);
 
     /// <summary>First visible key of row i in the tile, relative to J0 (<see cref="FlashTile.VisibleKeys"/>).</summary>
-    public int From(int i) => Window == 0 ? 0 : XMath.Clamp(i - Window + 1 - J0, 0, Bc);
+    public int From(int i) => XMath.Clamp(SlidingWindow.FirstKey(i, Window) - J0, 0, Bc);
 
     /// <summary>One past the last visible key of row i of a sequence of length n (0 for a padded row).</summary>
     public int To(int i, int n) => i < n ? XMath.Clamp(i - J0 + 1, 0, Bc) : 0;

@@ -37,7 +37,7 @@ public abstract partial class Backend
     }
 
     /// <summary>The first key tile a query block starting at <paramref name="i0"/> sees: 0, or with a window the tile holding key i0 − window + 1.</summary>
-    private static int FirstKeyTile(int i0, int window) => window == 0 ? 0 : Math.Max(0, i0 - window + 1) / FlashKeyTile * FlashKeyTile;
+    private static int FirstKeyTile(int i0, int window) => SlidingWindow.FirstKey(i0, window) / FlashKeyTile * FlashKeyTile;
 
     /// <summary>The tiled forward on a backend's batched GEMM and its <paramref name="tiles"/> primitives; with a window, key tiles wholly before every row's window are skipped.</summary>
     private protected void TiledFlashAttention(IFlashTiles tiles, Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, int window)

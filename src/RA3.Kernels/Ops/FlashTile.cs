@@ -13,5 +13,5 @@ internal readonly record struct FlashTile(int I0, int J0, int Br, int Bc, int T,
     /// J0: causal (j ≤ i), inside the window, and none for a padded query (i ≥ n). Empty when From ≥ To.
     /// </summary>
     public (int From, int To) VisibleKeys(int i, int n) =>
-        i >= n ? (0, 0) : (Window == 0 ? 0 : Math.Clamp(i - Window + 1 - J0, 0, Bc), Math.Clamp(i - J0 + 1, 0, Bc));
+        i >= n ? (0, 0) : (Math.Clamp(SlidingWindow.FirstKey(i, Window) - J0, 0, Bc), Math.Clamp(i - J0 + 1, 0, Bc));
 }

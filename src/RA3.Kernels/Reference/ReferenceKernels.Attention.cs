@@ -1,3 +1,5 @@
+using RA3.Kernels.Ops;
+
 namespace RA3.Kernels.Reference;
 
 /// <summary>
@@ -97,7 +99,7 @@ internal static partial class ReferenceKernels
                         continue;
                     }
 
-                    double z = CausalRow(s, b, h, i, First(i, window), q, k, p);
+                    double z = CausalRow(s, b, h, i, SlidingWindow.FirstKey(i, window), q, k, p);
                     for (int j = 0; j <= i; j++)
                     {
                         weights[j] = (float)Math.Exp(p[j] - z);
@@ -121,7 +123,7 @@ internal static partial class ReferenceKernels
             {
                 for (int i = 0; i < n; i++)
                 {
-                    CausalRow(s, b, h, i, First(i, window), q, k, p);
+                    CausalRow(s, b, h, i, SlidingWindow.FirstKey(i, window), q, k, p);
                     for (int j = 0; j <= i; j++)
                     {
                         p[j] = Math.Exp(p[j] - lse[s.Row(b, h, i)]);
@@ -152,7 +154,7 @@ internal static partial class ReferenceKernels
         Span<double> p = new double[cap];
         for (int b = 0; b < batch; b++)
         {
-            int n = lengths[b] + 1, start = First(lengths[b], window);
+            int n = lengths[b] + 1, start = SlidingWindow.FirstKey(lengths[b], window);
             for (int h = 0; h < hq; h++)
             {
                 double max = double.NegativeInfinity, sum = 0;
@@ -182,8 +184,6 @@ internal static partial class ReferenceKernels
         }
     }
 
-    /// <summary>The first key query i sees: 0, or i − window + 1 with a sliding window.</summary>
-    private static int First(int i, int window) => window == 0 ? 0 : Math.Max(0, i - window + 1);
 
     /// <summary>Scaled scores p[j] = q[b, i, h]·k[b, j]/√D for first ≤ j ≤ i (−∞ below first, so they weigh 0); returns their log-sum-exp.</summary>
     private static double CausalRow(AttentionShape s, int b, int h, int i, int first, ReadOnlySpan<float> q, ReadOnlySpan<float> k, Span<double> p)
