@@ -89,57 +89,21 @@ public class GenerationBench
         }
     }
 
-    // The TorchSharp peer: a Llama forward over new tokens at positions start.. with per-layer
-    // caches [B, Hkv, S, D] that grow by concatenation, greedy arg max of the last position's logits.
+    // The TorchSharp peer: the reference model's forward with a KV cache (its keys and values
+    // grow by concatenation), the prompt batched causally, then a token a step; greedy arg max of
+    // the last position's logits.
     private int[][] TorchGreedy(int newTokens)
     {
         using var scope = NewDisposeScope();
-        var c = Config;
-        var w = torchWeights!;
-        var caches = new (Tensor K, Tensor V)?[c.Layers];
-        var inv = TorchReferenceModel.InverseFrequencies(c.Rope, c.HeadDim).to_type(float32);
+        var cache = new TorchReferenceModel.KvCache(Config.Layers);
         var ids = tensor(prompts.SelectMany(p => p.Select(x => (long)x)).ToArray(), [Batch, PromptTokens], int64);
-        int start = 0;
         var generated = new List<long[]>();
         for (int step = 0; step < newTokens; step++)
         {
-            long time = ids.shape[1];
-            var x = w["model.embed_tokens.weight"][ids];
-            var angle = arange(start, start + time, float32).unsqueeze(1) * inv.unsqueeze(0);
-            var cos = cat([angle.cos(), angle.cos()], 1);
-            var sin = cat([angle.sin(), angle.sin()], 1);
-            Tensor Rope(Tensor t)
-            {
-                int half = c.HeadDim / 2;
-                return (t * cos) + (cat([-t[.., .., .., half..], t[.., .., .., ..half]], -1) * sin);
-            }
-
-            for (int l = 0; l < c.Layers; l++)
-            {
-                string p = $"model.layers.{l}.";
-                var h = Rms(x, w[p + "input_layernorm.weight"], c.NormEps);
-                var q = Rope(matmul(h, w[p + "self_attn.q_proj.weight"].t()).reshape(Batch, time, c.Heads, c.HeadDim).transpose(1, 2));
-                var k = Rope(matmul(h, w[p + "self_attn.k_proj.weight"].t()).reshape(Batch, time, c.KvHeads, c.HeadDim).transpose(1, 2));
-                var v = matmul(h, w[p + "self_attn.v_proj.weight"].t()).reshape(Batch, time, c.KvHeads, c.HeadDim).transpose(1, 2);
-                var (kc, vc) = caches[l] is { } kv ? (cat([kv.K, k], 2), cat([kv.V, v], 2)) : (k, v);
-                caches[l] = (kc, vc);  // every step's tensors live until the scope ends: 64 small steps
-                int group = c.Heads / c.KvHeads;
-                var attention = nn.functional.scaled_dot_product_attention(q, kc.repeat_interleave(group, 1), vc.repeat_interleave(group, 1), is_casual: time > 1);
-                x = x + matmul(attention.transpose(1, 2).reshape(Batch, time, c.Heads * c.HeadDim), w[p + "self_attn.o_proj.weight"].t());
-                h = Rms(x, w[p + "post_attention_layernorm.weight"], c.NormEps);
-                var gate = matmul(h, w[p + "mlp.gate_proj.weight"].t());
-                x = x + matmul(gate * sigmoid(gate) * matmul(h, w[p + "mlp.up_proj.weight"].t()), w[p + "mlp.down_proj.weight"].t());
-            }
-
-            var last = Rms(x[.., -1, ..], w["model.norm.weight"], c.NormEps);
-            var logits = matmul(last, w[c.TiedHead ? "model.embed_tokens.weight" : "lm_head.weight"].t());
-            start += (int)time;
-            ids = logits.argmax(-1).unsqueeze(1);
+            ids = TorchReferenceModel.Forward(Config, torchWeights!, ids, cache, lastOnly: true)[.., 0, ..].argmax(-1).unsqueeze(1);
             generated.Add(ids.data<long>().ToArray());
         }
 
         return [.. Enumerable.Range(0, Batch).Select(b => generated.Select(g => (int)g[b]).ToArray())];
     }
-
-    private static Tensor Rms(Tensor x, Tensor weight, float eps) => x * rsqrt(x.pow(2).mean([-1], keepdim: true) + eps) * weight;
 }

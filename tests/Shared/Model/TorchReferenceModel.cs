@@ -18,22 +18,51 @@ namespace RA3.Testing;
 /// </summary>
 internal static class TorchReferenceModel
 {
-    /// <summary>Logits [B, T, V] for ids [B, T].</summary>
-    public static TTensor Forward(ModelConfig c, IReadOnlyDictionary<string, TTensor> w, TTensor ids)
+    /// <summary>
+    /// Logits [B, T, V] for ids [B, T]. With <paramref name="cache"/>, ids sit at positions
+    /// cache.Length.. after the tokens the cache holds, which they attend to, and their keys and
+    /// values are appended (a decoding loop's forward); <paramref name="lastOnly"/> gives the last
+    /// position's logits only, [B, 1, V], as a sampler needs.
+    /// </summary>
+    public static TTensor Forward(ModelConfig c, IReadOnlyDictionary<string, TTensor> w, TTensor ids, KvCache? cache = null, bool lastOnly = false)
     {
         long batch = ids.shape[0], time = ids.shape[1];
-        var pos = arange(time, int64);
+        int start = cache?.Length ?? 0;
         bool gpt2 = c.Family == ModelFamily.Gpt2;
-        var x = gpt2 ? w["transformer.wte.weight"][ids] + w["transformer.wpe.weight"][pos] : w["model.embed_tokens.weight"][ids];
+        var x = gpt2 ? w["transformer.wte.weight"][ids] + w["transformer.wpe.weight"][arange(start, start + time, int64)] : w["model.embed_tokens.weight"][ids];
         for (int l = 0; l < c.Layers; l++)
         {
-            x = gpt2 ? Gpt2Block(c, w, $"transformer.h.{l}.", x, batch, time) : LlamaBlock(c, w, $"model.layers.{l}.", x, batch, time, Window(c, l));
+            var at = new Positions(batch, time, start, cache, l);
+            x = gpt2 ? Gpt2Block(c, w, $"transformer.h.{l}.", x, at) : LlamaBlock(c, w, $"model.layers.{l}.", x, at, Window(c, l));
+        }
+
+        if (cache is not null)
+        {
+            cache.Length += (int)time;
+        }
+
+        if (lastOnly)
+        {
+            x = x[.., ^1.., ..];
         }
 
         x = gpt2
             ? nn.functional.layer_norm(x, [c.Hidden], w["transformer.ln_f.weight"], w["transformer.ln_f.bias"], c.NormEps)
             : Rms(x, w["model.norm.weight"], c.NormEps);
         return matmul(x, w[gpt2 ? "transformer.wte.weight" : c.TiedHead ? "model.embed_tokens.weight" : "lm_head.weight"].t());
+    }
+
+    /// <summary>
+    /// The keys and values of every layer so far, [B, Hkv, S, D] each (after RoPE, before the
+    /// grouped heads are repeated), grown by concatenation; <see cref="Length"/> is S.
+    /// </summary>
+    public sealed class KvCache(int layers)
+    {
+        /// <summary>Each layer's keys and values, null before the first forward.</summary>
+        public (TTensor K, TTensor V)?[] Layers { get; } = new (TTensor K, TTensor V)?[layers];
+
+        /// <summary>The tokens held.</summary>
+        public int Length { get; set; }
     }
 
     /// <summary>
@@ -141,12 +170,16 @@ internal static class TorchReferenceModel
         return nn.functional.cross_entropy(shifted, targets);
     }
 
-    private static TTensor Gpt2Block(ModelConfig c, IReadOnlyDictionary<string, TTensor> w, string p, TTensor x, long batch, long time)
+    // Where a block's tokens sit: B sequences of T tokens at positions Start.., and the cache of
+    // layer Layer to attend to and append to, if any.
+    private readonly record struct Positions(long Batch, long Time, int Start, KvCache? Cache, int Layer);
+
+    private static TTensor Gpt2Block(ModelConfig c, IReadOnlyDictionary<string, TTensor> w, string p, TTensor x, Positions at)
     {
         var h = nn.functional.layer_norm(x, [c.Hidden], w[p + "ln_1.weight"], w[p + "ln_1.bias"], c.NormEps);
         var qkv = matmul(h, w[p + "attn.c_attn.weight"]) + w[p + "attn.c_attn.bias"];
         var parts = qkv.split(c.Hidden, 2);
-        var att = Attend(c, Heads(parts[0], batch, time, c.Heads, c.HeadDim), Heads(parts[1], batch, time, c.Heads, c.HeadDim), Heads(parts[2], batch, time, c.Heads, c.HeadDim), batch, time, 0);
+        var att = Attend(c, Heads(parts[0], at, c.Heads, c.HeadDim), Heads(parts[1], at, c.Heads, c.HeadDim), Heads(parts[2], at, c.Heads, c.HeadDim), at, 0);
         x = x + matmul(att, w[p + "attn.c_proj.weight"]) + w[p + "attn.c_proj.bias"];
         h = nn.functional.layer_norm(x, [c.Hidden], w[p + "ln_2.weight"], w[p + "ln_2.bias"], c.NormEps);
         var fc = matmul(h, w[p + "mlp.c_fc.weight"]) + w[p + "mlp.c_fc.bias"];
@@ -165,7 +198,7 @@ internal static class TorchReferenceModel
         _ => 0,
     };
 
-    private static TTensor LlamaBlock(ModelConfig c, IReadOnlyDictionary<string, TTensor> w, string p, TTensor x, long batch, long time, int window)
+    private static TTensor LlamaBlock(ModelConfig c, IReadOnlyDictionary<string, TTensor> w, string p, TTensor x, Positions at, int window)
     {
         TTensor Linear(string name, TTensor input)
         {
@@ -174,8 +207,8 @@ internal static class TorchReferenceModel
         }
 
         var h = Rms(x, w[p + "input_layernorm.weight"], c.NormEps);
-        var q = Heads(Linear("self_attn.q_proj", h), batch, time, c.Heads, c.HeadDim);
-        var k = Heads(Linear("self_attn.k_proj", h), batch, time, c.KvHeads, c.HeadDim);
+        var q = Heads(Linear("self_attn.q_proj", h), at, c.Heads, c.HeadDim);
+        var k = Heads(Linear("self_attn.k_proj", h), at, c.KvHeads, c.HeadDim);
         if (c.ModelType == "qwen3")
         {
             // Qwen3Attention: q_norm / k_norm over head_dim, after the view into heads, before RoPE.
@@ -183,46 +216,61 @@ internal static class TorchReferenceModel
             k = Rms(k, w[p + "self_attn.k_norm.weight"], c.NormEps);
         }
 
-        q = Rope(c, q, time);
-        k = Rope(c, k, time);
-        var v = Heads(Linear("self_attn.v_proj", h), batch, time, c.KvHeads, c.HeadDim);
-        int group = c.Heads / c.KvHeads;
-        var att = Attend(c, q, k.repeat_interleave(group, 1), v.repeat_interleave(group, 1), batch, time, window);
-        x = x + Linear("self_attn.o_proj", att);
+        q = Rope(c, q, at);
+        k = Rope(c, k, at);
+        var v = Heads(Linear("self_attn.v_proj", h), at, c.KvHeads, c.HeadDim);
+        x = x + Linear("self_attn.o_proj", Attend(c, q, k, v, at, window));
         h = Rms(x, w[p + "post_attention_layernorm.weight"], c.NormEps);
         var gate = Linear("mlp.gate_proj", h);
         return x + Linear("mlp.down_proj", gate * sigmoid(gate) * Linear("mlp.up_proj", h));
     }
 
     /// <summary>[B, T, H·D] → [B, H, T, D].</summary>
-    private static TTensor Heads(TTensor x, long batch, long time, int heads, int d) => x.reshape(batch, time, heads, d).transpose(1, 2);
+    private static TTensor Heads(TTensor x, Positions at, int heads, int d) => x.reshape(at.Batch, at.Time, heads, d).transpose(1, 2);
 
-    /// <summary>Causal SDPA on [B, H, T, D] — with a window, masked as transformers' sliding_window_overlay (key j seen by query i when i − window &lt; j ≤ i) — back to [B, T, H·D].</summary>
-    private static TTensor Attend(ModelConfig c, TTensor q, TTensor k, TTensor v, long batch, long time, int window)
+    /// <summary>
+    /// Causal SDPA of queries [B, Hq, T, D] at positions Start.. over the cached keys and these,
+    /// [B, Hkv, S, D] (the kv heads repeated for grouped queries) — with a window, masked as
+    /// transformers' sliding_window_overlay (key j seen by query i when i − window &lt; j ≤ i) —
+    /// back to [B, T, Hq·D]. The keys and values are appended to the cache first.
+    /// </summary>
+    private static TTensor Attend(ModelConfig c, TTensor q, TTensor k, TTensor v, Positions at, int window)
     {
+        if (at.Cache is { } cache)
+        {
+            if (cache.Layers[at.Layer] is var (pastK, pastV))
+            {
+                (k, v) = (cat([pastK, k], 2), cat([pastV, v], 2));
+            }
+
+            cache.Layers[at.Layer] = (k, v);
+        }
+
+        int group = c.Heads / c.KvHeads;
+        (k, v) = group == 1 ? (k, v) : (k.repeat_interleave(group, 1), v.repeat_interleave(group, 1));
         TTensor attention;
-        if (window == 0)
+        if (window == 0 && at.Start == 0)
         {
             attention = nn.functional.scaled_dot_product_attention(q, k, v, is_casual: true);
         }
         else
         {
-            var i = arange(time, int64).unsqueeze(1);
-            var j = arange(time, int64).unsqueeze(0);
-            var seen = j.le(i).logical_and(j.gt(i - window));
+            var i = arange(at.Start, at.Start + at.Time, int64).unsqueeze(1);
+            var j = arange(k.shape[2], int64).unsqueeze(0);
+            var seen = window == 0 ? j.le(i) : j.le(i).logical_and(j.gt(i - window));
             attention = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: where(seen, zeros(1, dtype: q.dtype), full(1, double.NegativeInfinity, dtype: q.dtype)));
         }
 
-        return attention.transpose(1, 2).reshape(batch, time, c.Heads * c.HeadDim);
+        return attention.transpose(1, 2).reshape(at.Batch, at.Time, c.Heads * c.HeadDim);
     }
 
     private static TTensor Rms(TTensor x, TTensor weight, float eps) => x * rsqrt(x.pow(2).mean([-1], keepdim: true) + eps) * weight;
 
-    /// <summary>Rotate-half RoPE on [B, H, T, D] with the config's inverse frequencies.</summary>
-    private static TTensor Rope(ModelConfig c, TTensor x, long time)
+    /// <summary>Rotate-half RoPE on [B, H, T, D] at positions Start.. with the config's inverse frequencies.</summary>
+    private static TTensor Rope(ModelConfig c, TTensor x, Positions at)
     {
         var inv = InverseFrequencies(c.Rope, c.HeadDim).to_type(x.dtype);
-        var angle = arange(time, x.dtype).unsqueeze(1) * inv.unsqueeze(0);      // [T, D/2]
+        var angle = arange(at.Start, at.Start + at.Time, x.dtype).unsqueeze(1) * inv.unsqueeze(0);      // [T, D/2]
         var cos = cat([angle.cos(), angle.cos()], 1);
         var sin = cat([angle.sin(), angle.sin()], 1);
         int half = c.HeadDim / 2;
