@@ -81,7 +81,9 @@ public sealed class CheckpointTests : IDisposable
             Assert.That(file.Tensors.Select(t => t.DType).Distinct(), Is.EqualTo(new[] { "BF16" }));
         }
 
-        Assert.That(JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "bf16", "config.json")))!["torch_dtype"]!.GetValue<string>(), Is.EqualTo("bfloat16"));
+        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "bf16", "config.json")))!;
+        Assert.That(json["torch_dtype"]!.GetValue<string>(), Is.EqualTo("bfloat16"), "transformers 4.x's key");
+        Assert.That(json["dtype"]!.GetValue<string>(), Is.EqualTo("bfloat16"), "transformers 5.x's key");
         Assert.That(HuggingFaceCheckpoint.StoredDType(Path.Combine(dir, "bf16")), Is.EqualTo(DType.BFloat16));
         using (var back = HuggingFaceCheckpoint.Load(Path.Combine(dir, "bf16"), backend))
         {

@@ -80,11 +80,13 @@ public sealed class ScoreCommandTests
     }
 
     /// <summary>
-    /// <c>ra3 init</c> writes a Qwen3-shaped bf16 folder (its config's torch_dtype) that loads as
-    /// bf16 and scores near ln V, as a model whose logits are near zero must.
+    /// <c>ra3 init</c> writes a Qwen3-shaped bf16 folder (its config's dtype: <c>torch_dtype</c> in
+    /// transformers 4.x, <c>dtype</c> in 5.x) that loads as bf16 and scores near ln V, as a model
+    /// whose logits are near zero must.
     /// </summary>
-    [Test]
-    public void AnInitialisedFolderOfAConfigsShapeLoadsAndScores()
+    [TestCase("torch_dtype")]
+    [TestCase("dtype")]
+    public void AnInitialisedFolderOfAConfigsShapeLoadsAndScores(string dtypeKey)
     {
         string dir = Path.Combine(Path.GetTempPath(), $"ra3-init-{Guid.NewGuid():N}");
         try
@@ -93,8 +95,8 @@ public sealed class ScoreCommandTests
             File.WriteAllText(Path.Combine(dir, "config.json"), """
                 {"model_type": "qwen3", "vocab_size": 300, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
                  "num_key_value_heads": 2, "head_dim": 16, "intermediate_size": 48, "max_position_embeddings": 128,
-                 "rms_norm_eps": 1e-6, "tie_word_embeddings": true, "torch_dtype": "bfloat16", "rope_theta": 1000000}
-                """);
+                 "rms_norm_eps": 1e-6, "tie_word_embeddings": true, "DTYPE_KEY": "bfloat16", "rope_theta": 1000000}
+                """.Replace("DTYPE_KEY", dtypeKey, StringComparison.Ordinal));
             File.WriteAllText(Path.Combine(dir, "text.txt"), "def f(x):\n    return x + 1\n");
             var stdout = new StringWriter();
             var stderr = new StringWriter();

@@ -275,7 +275,7 @@ public sealed record ModelConfig
     /// <summary>
     /// The Hugging Face <c>config.json</c> for this model, loadable by <c>transformers</c> 4.x
     /// and 5.x (RoPE settings both at the top level and under <c>rope_parameters</c>), whose
-    /// <c>torch_dtype</c> says how the weights beside it are stored.
+    /// <c>dtype</c> (and 4.x's <c>torch_dtype</c>) says how the weights beside it are stored.
     /// </summary>
     public string ToHuggingFaceJson(Kernels.Tensors.DType weights = Kernels.Tensors.DType.Float32)
     {
@@ -350,7 +350,9 @@ public sealed record ModelConfig
         }
 
         j["tie_word_embeddings"] = TiedHead;
-        j["torch_dtype"] = weights == Kernels.Tensors.DType.BFloat16 ? "bfloat16" : "float32";
+        string dtype = weights == Kernels.Tensors.DType.BFloat16 ? "bfloat16" : "float32";
+        j["torch_dtype"] = dtype;  // transformers 4.x
+        j["dtype"] = dtype;        // transformers 5.x
         if (BosTokenId is int bos)
         {
             j["bos_token_id"] = bos;

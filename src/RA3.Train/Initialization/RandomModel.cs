@@ -41,7 +41,11 @@ public static class RandomModel
         return (config, config.ParameterCount, stored);
     }
 
-    // config.json's torch_dtype: bfloat16 (and float16, which bf16 holds in range) as bf16, anything else f32.
-    private static DType TorchDType(string configPath) =>
-        JsonFile.ReadObject(configPath)["torch_dtype"] is JsonValue v && v.TryGetValue(out string? t) && t is "bfloat16" or "float16" ? DType.BFloat16 : DType.Float32;
+    // config.json's dtype (transformers 5; torch_dtype before): bfloat16 (and float16, which bf16
+    // holds in range) as bf16, anything else f32.
+    private static DType TorchDType(string configPath)
+    {
+        var json = JsonFile.ReadObject(configPath);
+        return (json["dtype"] ?? json["torch_dtype"]) is JsonValue v && v.TryGetValue(out string? t) && t is "bfloat16" or "float16" ? DType.BFloat16 : DType.Float32;
+    }
 }
