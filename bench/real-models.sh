@@ -8,6 +8,8 @@
 #   bash bench/real-models.sh [--7b]        OUT=runs/real-models by default
 set -euo pipefail
 cd "$(dirname "$0")/.."
+with7b=false
+[[ "${1:-}" == "--7b" ]] && with7b=true
 OUT="${OUT:-runs/real-models}"
 TOKENIZER="${RA3_SHARED:-../shared}/fixtures/tokenizers/qwen3"
 mkdir -p "$OUT"
@@ -48,17 +50,17 @@ done
 
 # Training: B 2 x T 512, 4 steps, AdamW; tokens/s of steps 2-4 from metrics.jsonl.
 for run in "f32" "f32 --recompute" "bf16" "bf16 --recompute"; do
-  set -- $run
-  name="train-0.5b-$1${2:+-recompute}"
+  read -r -a options <<< "$run"
+  name="train-0.5b-${options[0]}${options[1]:+-recompute}"
   rm -rf "$OUT/$name"
   measure "$name" ra3 pretrain --init "$OUT/qwen05" --tokenizer "$TOKENIZER" --out "$OUT/$name" --seq-len 512 --batch 2 --steps 4 --warmup 1 \
-    --eval-every 1000 --save-every 1000 --dtype "$@"
+    --eval-every 1000 --save-every 1000 --dtype "${options[@]}"
   tps=$(python3 -c "import json,sys; m=[json.loads(l) for l in open('$OUT/$name/metrics.jsonl')][1:]; print(round(sum(x['tokens_per_s'] for x in m)/len(m)))")
   flops=$(python3 -c "print(round(($tps) * (6 * $params + 6 * 24 * 512 * 14 * 64) / 1e9, 1))")
   echo "| train 0.5B B2 T512, $run | $(rss $name) | $(wall $name) | $tps | $flops |" >> "$table"
 done
 
-if [[ "${1:-}" == "--7b" || " $* " == *" --7b "* ]]; then
+if $with7b; then
   if [[ ! -f "$OUT/qwen7b/model.safetensors.index.json" ]]; then
     measure init-7b ra3 init --model-config bench/configs/qwen2.5-coder-7b.json --out "$OUT/qwen7b" --tokenizer "$TOKENIZER"
     echo "| init 7B (bf16, $(du -sh "$OUT/qwen7b" | cut -f1)) | $(rss init-7b) | $(wall init-7b) | | |" >> "$table"

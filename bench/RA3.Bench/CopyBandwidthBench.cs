@@ -45,8 +45,9 @@ public unsafe class CopyBandwidthBench
 
         public readonly void Run(int index)
         {
-            long slice = Bytes / WorkerPool.Threads, start = index * slice;
-            Buffer.MemoryCopy(Source + start, Destination + start, slice, slice);
+            // Equal slices, the last with the remainder: every byte of Traffic is moved, at any thread count.
+            long slice = Bytes / WorkerPool.Threads, start = index * slice, count = index == WorkerPool.Threads - 1 ? Bytes - start : slice;
+            Buffer.MemoryCopy(Source + start, Destination + start, count, count);
         }
     }
 }

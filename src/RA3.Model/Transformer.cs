@@ -198,9 +198,10 @@ public sealed class Transformer : IDisposable
         {
             var blk = blocks[l];
             var x = a.BlockOf(l);
-            if (a.Recompute)
+            if (a.Recompute && l < c.Layers - 1)
             {
-                // The block's activations from its input residual, into the one shared set.
+                // The block's activations from its input residual, into the one shared set (the
+                // last block's are still there from the forward).
                 BlockForward(l, a, x, null);
             }
 

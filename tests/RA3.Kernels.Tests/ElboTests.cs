@@ -207,7 +207,7 @@ public sealed class ElboTests(string backendName) : KernelTest(backendName)
         return (z, best.W, best.Path, marginals, thinks);
     }
 
-    /// <summary>The spec's recursion with TorchSharp ops (out of place, so autograd gives d log Z).</summary>
+    /// <summary>Runs the backend's forward-backward and Viterbi on a batch of traces (outputs start as noise, so each must be written).</summary>
     private (double[] LogZ, double[] Think, double[] Marginals, double[] Best, int[] Abstraction) Run(float[] seg, float[] pt, float priorAct, int[] lengths, int t, int maxSpan)
     {
         int batch = lengths.Length;

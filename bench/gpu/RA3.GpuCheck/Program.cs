@@ -2,12 +2,10 @@ using System.Diagnostics;
 using RA3.Kernels.Cpu;
 using RA3.Kernels.Cuda;
 using RA3.Kernels.Ops;
-using RA3.Kernels.Tensors;
 using RA3.Model;
 using RA3.Model.Config;
 using RA3.Model.Optim;
 using RA3.Testing;
-using KTensor = RA3.Kernels.Tensors.Tensor;
 
 // The CUDA backend against float64 references: the op tests' device fixtures (each op it takes
 // over, at the tolerance of its path), then a few training steps of a small Llama through the same

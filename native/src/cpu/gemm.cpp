@@ -2,16 +2,20 @@
 //
 // The classic GotoBLAS/BLIS structure: for each KC-deep slice of K, B is packed into NR-wide
 // panels and each thread packs its MC-row block of A into MR-tall panels; an MR x NR
-// micro-kernel keeps its accumulators in vector registers (GCC/Clang vector extensions, so
-// the same source uses AVX-512, AVX2 or SSE as the build's -march allows). Edges are
-// zero-padded in the packed panels and written back through a small tile.
+// micro-kernel keeps its accumulators in vector registers: FMA intrinsics, 8 x 32 with AVX-512
+// and 6 x 16 with AVX2 (the build's -march picks), GCC/Clang vector extensions elsewhere. Edges
+// are zero-padded in the packed panels and written back through a small tile.
+//
+// A handful of rows (M <= 16: a decode step's projections, a sampler's batch) takes gemm_skinny
+// instead: B read once in place, no packing, columns split over the threads.
 //
 // Any operand may be stored as bfloat16 (ra3_gemm): packing widens it exactly, so the f32
-// micro-kernel is unchanged, and a bf16 C is read widened and written rounded to nearest even.
-// When A and B are both bf16 and the processor has AVX512-BF16, a second loop nest packs them
-// as bf16 pairs and an 8 x 32 micro-kernel of vdpbf16ps does two multiply-adds per lane per
-// instruction (gemm_one_dpbf16); its products are exact and it accumulates in f32, but it treats
-// bf16 subnormals as zero, as the instruction does.
+// micro-kernel is unchanged. A bf16 C is read widened and rounded to nearest even once, after
+// the last K slice (past one slice, the slices sum into an f32 copy). When A and B are both bf16
+// and the processor has AVX512-BF16, a second loop nest packs them as bf16 pairs and an 8 x 32
+// micro-kernel of vdpbf16ps does two multiply-adds per lane per instruction (gemm_one_dpbf16);
+// its products are exact and it accumulates in f32, but it treats bf16 subnormals as zero, as
+// the instruction does.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>

@@ -11,6 +11,8 @@
 //  3. a block per trace, 4 states per thread (0.41 ms: slower);
 //  4. a warp per trace, up to 16 states per lane: no block barrier, a step's reduction is five
 //     shuffles, but one warp issues every instruction of the trace (1.02 ms: 3x slower).
+// Whatever the variant, a trace whose states fit 32 threads at the variant's states per thread
+// (t + 1 <= 32 for variant 1, 64 for 2, 128 for 3) runs the one-warp kernel of variant 4.
 // The pass is latency-bound (T dependent steps), so everything a step reads is in shared
 // memory: seg a chunk of C lines at a time (all states x C columns) and, for the backward, the same
 // C rows of F, both copied asynchronously and twice buffered; prior_think and the F offsets whole.
@@ -341,6 +343,7 @@ RA3_API ra3_status ra3_cuda_elbo_forward_backward_variant_f32(int32_t variant, i
     return ra3::guarded("ra3_cuda_elbo_forward_backward_variant_f32", [&] {
         ra3::require(batch >= 0 && t >= 1 && max_span >= 0, "expected batch >= 0, t >= 1, max_span >= 0; got batch=" + std::to_string(batch) +
                                                                 " t=" + std::to_string(t) + " max_span=" + std::to_string(max_span));
+        states_per_thread(t + 1, variant);  // an unknown variant is refused even for an empty batch
         if (batch == 0) return;
         ra3::require(seg && prior_think && lengths && log_z && think_posterior && line_marginals, "an argument is null");
         const Shape s = plan(t, variant);

@@ -300,7 +300,7 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
             return;
         }
 
-        EmbeddingKernel.Run(new EmbeddingKernel.Body { Ids = I(ids), Table = (float*)Address(table), Rows = F(output), N = ids.Count, C = table.Shape[1], TableBFloat16 = table.DType == DType.BFloat16 });
+        EmbeddingKernel.Run(new EmbeddingKernel.Body { Ids = I(ids), Table = Address(table), Rows = F(output), N = ids.Count, C = table.Shape[1], TableBFloat16 = table.DType == DType.BFloat16 });
     }
 
     private protected override void EmbeddingBackwardCore(Tensor ids, Tensor dOutput, Tensor dTable)

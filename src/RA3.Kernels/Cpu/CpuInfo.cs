@@ -26,7 +26,8 @@ public static class CpuInfo
     {
         try
         {
-            return File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith(name, StringComparison.Ordinal))?.Split(':', 2)[1].Trim();
+            // "key<tabs>: value"; the key must match whole ("model" is not "model name").
+            return File.ReadLines("/proc/cpuinfo").Select(l => l.Split(':', 2)).FirstOrDefault(kv => kv.Length == 2 && kv[0].Trim() == name)?[1].Trim();
         }
         catch (IOException)
         {

@@ -14,7 +14,7 @@ internal static unsafe class EmbeddingKernel
     public struct Body : IParallelBody
     {
         public int* Ids;
-        public float* Table;
+        public void* Table;  // float, or ushort (bfloat16) when TableBFloat16
         public float* Rows;
         public long N;
         public int C;
@@ -30,7 +30,7 @@ internal static unsafe class EmbeddingKernel
                 int c0 = index * ColumnsPerTask, width = Math.Min(ColumnsPerTask, C - c0);
                 for (long i = 0; i < N; i++)
                 {
-                    Simd.Axpy(1f, new ReadOnlySpan<float>(Rows + (i * C) + c0, width), new Span<float>(Table + ((long)Ids[i] * C) + c0, width));
+                    Simd.Axpy(1f, new ReadOnlySpan<float>(Rows + (i * C) + c0, width), new Span<float>((float*)Table + ((long)Ids[i] * C) + c0, width));
                 }
             }
             else
@@ -45,7 +45,7 @@ internal static unsafe class EmbeddingKernel
                     }
                     else
                     {
-                        new ReadOnlySpan<float>(Table + ((long)Ids[i] * C), C).CopyTo(row);
+                        new ReadOnlySpan<float>((float*)Table + ((long)Ids[i] * C), C).CopyTo(row);
                     }
                 }
             }

@@ -22,9 +22,10 @@ public static class BFloat16
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ushort Round(float x) => ReferenceKernels.ToBFloat16(x);
 
-    /// <summary>dst[i] = the float of src[i] (equal lengths).</summary>
+    /// <summary>dst[i] = the float of src[i] for each i of src (dst at least as long).</summary>
     public static void Widen(ReadOnlySpan<ushort> src, Span<float> dst)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(dst.Length, src.Length, nameof(dst));
         ref ushort s = ref MemoryMarshal.GetReference(src);
         ref uint d = ref Unsafe.As<float, uint>(ref MemoryMarshal.GetReference(dst));
         int n = src.Length, i = 0;
@@ -53,9 +54,10 @@ public static class BFloat16
         }
     }
 
-    /// <summary>dst[i] = src[i] rounded to bfloat16 (equal lengths).</summary>
+    /// <summary>dst[i] = src[i] rounded to bfloat16 for each i of src (dst at least as long).</summary>
     public static void Round(ReadOnlySpan<float> src, Span<ushort> dst)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(dst.Length, src.Length, nameof(dst));
         ref uint s = ref Unsafe.As<float, uint>(ref MemoryMarshal.GetReference(src));
         ref ushort d = ref MemoryMarshal.GetReference(dst);
         int n = src.Length, i = 0;

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -204,11 +205,29 @@ public static class HuggingFaceCheckpoint
         }
         else if (to == DType.BFloat16)
         {
-            BFloat16.Round(view.ToFloatArray(), MemoryMarshal.Cast<byte, ushort>(d));
+            float[] stored = ArrayPool<float>.Shared.Rent(n);  // a chunk of the writer's, a few MiB: pooled, not allocated per chunk
+            try
+            {
+                view.CopyTo<float>(stored.AsSpan(0, n));
+                BFloat16.Round(stored.AsSpan(0, n), MemoryMarshal.Cast<byte, ushort>(d));
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(stored);
+            }
         }
         else
         {
-            view.ToFloatArray().CopyTo(MemoryMarshal.Cast<byte, float>(d));
+            ushort[] stored = ArrayPool<ushort>.Shared.Rent(n);
+            try
+            {
+                view.CopyTo<ushort>(stored.AsSpan(0, n));
+                BFloat16.Widen(stored.AsSpan(0, n), MemoryMarshal.Cast<byte, float>(d));
+            }
+            finally
+            {
+                ArrayPool<ushort>.Shared.Return(stored);
+            }
         }
     }
 

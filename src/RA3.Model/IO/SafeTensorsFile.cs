@@ -296,17 +296,34 @@ public sealed class SafeTensorsFile : IDisposable
     public void Dispose() => stream.Dispose();
 
     // Floats of little-endian F32, F16, BF16 or F64 bytes.
+    // The stored little-endian elements as floats, exactly: the type is chosen once per chunk, and
+    // the common ones (F32, BF16: every real checkpoint) are a copy and a vector shift.
     private static void Widen(string dtype, ReadOnlySpan<byte> bytes, Span<float> destination)
     {
-        for (int i = 0; i < destination.Length; i++)
+        switch (dtype)
         {
-            destination[i] = dtype switch
-            {
-                "F32" => BinaryPrimitives.ReadSingleLittleEndian(bytes[(4 * i)..]),
-                "F16" => (float)BitConverter.UInt16BitsToHalf(BinaryPrimitives.ReadUInt16LittleEndian(bytes[(2 * i)..])),
-                "BF16" => BitConverter.Int32BitsToSingle(BinaryPrimitives.ReadUInt16LittleEndian(bytes[(2 * i)..]) << 16),
-                _ => (float)BinaryPrimitives.ReadDoubleLittleEndian(bytes[(8 * i)..]),
-            };
+            case "F32":
+                MemoryMarshal.Cast<byte, float>(bytes)[..destination.Length].CopyTo(destination);
+                break;
+            case "BF16":
+                Kernels.Tensors.BFloat16.Widen(MemoryMarshal.Cast<byte, ushort>(bytes)[..destination.Length], destination);
+                break;
+            case "F16":
+                var halves = MemoryMarshal.Cast<byte, Half>(bytes);
+                for (int i = 0; i < destination.Length; i++)
+                {
+                    destination[i] = (float)halves[i];
+                }
+
+                break;
+            default:
+                var doubles = MemoryMarshal.Cast<byte, double>(bytes);
+                for (int i = 0; i < destination.Length; i++)
+                {
+                    destination[i] = (float)doubles[i];
+                }
+
+                break;
         }
     }
 
