@@ -3,8 +3,10 @@ namespace RA3.Train.Runs;
 /// <summary>
 /// Declares a settings property that is itself a settings record (the demo's mid-training and
 /// RLVR): its options join the parent's as <c>prefix.name</c>, except those the parent sets itself.
+/// An empty prefix adds them under their own names (the data-parallel options every training
+/// command shares).
 /// </summary>
-/// <param name="prefix">The options' prefix (<c>--prefix.name</c>).</param>
+/// <param name="prefix">The options' prefix (<c>--prefix.name</c>), or empty.</param>
 [AttributeUsage(AttributeTargets.Property)]
 public sealed class NestedOptionsAttribute(string prefix) : Attribute
 {
