@@ -27,6 +27,12 @@ public static class CommandLine
     public static string Again(string command, IEnumerable<string> args) =>
         string.Join(' ', new[] { "ra3", command }.Concat(args.Select(a => a.Length > 0 && a.All(c => char.IsAsciiLetterOrDigit(c) || "-_./=:,@%+".Contains(c)) ? a : $"'{a.Replace("'", "'\\''", StringComparison.Ordinal)}'")));
 
+    /// <summary>
+    /// Whether progress is redrawn in place: on a terminal, but not under mpirun, which gives its
+    /// ranks a pseudo-terminal even when its own output goes to a file or a pipe.
+    /// </summary>
+    public static bool Interactive => !Console.IsOutputRedirected && !Launch.ByMpirun;
+
     /// <summary>The commands that run data-parallel when mpirun starts them on several ranks.</summary>
     public static readonly IReadOnlySet<string> DataParallelCommands = new HashSet<string>(["pretrain", "midtrain", "rlvr", "demo"], StringComparer.Ordinal);
 

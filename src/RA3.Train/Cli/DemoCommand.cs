@@ -27,7 +27,7 @@ public static class DemoCommand
         var (s, _) = SettingsCommandLine.Parse<DemoSettings>(given);
         try
         {
-            new DemoRunner(s, stdout, interactive: !Console.IsOutputRedirected, world).Run();
+            new DemoRunner(s, stdout, interactive: CommandLine.Interactive, world).Run();
         }
         catch (StoppedBySignalException e)
         {

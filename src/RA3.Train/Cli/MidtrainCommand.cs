@@ -20,7 +20,7 @@ public static class MidtrainCommand
     public static int Run(IEnumerable<string> args, TextWriter stdout, Communicator world)
     {
         var (s, _) = SettingsCommandLine.Parse<MidtrainSettings>(args);
-        new Midtrainer(s, stdout, interactive: !Console.IsOutputRedirected, world).Run();
+        new Midtrainer(s, stdout, interactive: CommandLine.Interactive, world).Run();
         return 0;
     }
 }

@@ -20,7 +20,7 @@ public static class PretrainCommand
     public static int Run(IEnumerable<string> args, TextWriter stdout, Communicator world)
     {
         var (s, flags) = SettingsCommandLine.Parse<PretrainSettings>(args, "resume");
-        var result = new Pretrainer(s, stdout, interactive: !Console.IsOutputRedirected, world).Run(flags.Contains("resume"));
+        var result = new Pretrainer(s, stdout, interactive: CommandLine.Interactive, world).Run(flags.Contains("resume"));
         string figures = $"train loss {result.TrainLoss:F4}, validation loss {result.ValidationLoss:F4}";
         stdout.WriteLine(result.AlreadyComplete
             ? $"already complete: step {result.Steps}, {figures} (the run's last figures); nothing was trained"

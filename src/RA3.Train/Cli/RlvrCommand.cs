@@ -20,7 +20,7 @@ public static class RlvrCommand
     public static int Run(IEnumerable<string> args, TextWriter stdout, Communicator world)
     {
         var (s, _) = SettingsCommandLine.Parse<RlvrSettings>(args);
-        double pass = new RlvrTrainer(s, stdout, interactive: !Console.IsOutputRedirected, world).Run();
+        double pass = new RlvrTrainer(s, stdout, interactive: CommandLine.Interactive, world).Run();
         stdout.WriteLine(double.IsNaN(pass) ? "done" : $"done: held-out pass@1 {pass:P1}");
         return 0;
     }
