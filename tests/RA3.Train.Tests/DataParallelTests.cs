@@ -19,7 +19,7 @@ namespace RA3.Train.Tests;
 /// resumes to the uninterrupted run's weights, byte for byte; a rank that hangs ends the job after
 /// the collective timeout.
 /// </summary>
-public sealed class DataParallelTests
+public sealed partial class DataParallelTests
 {
     private string work = null!;
 
@@ -149,11 +149,11 @@ public sealed class DataParallelTests
 
         var killed = whole with { Out = Path.Combine(work, "killed") };
         string config = Save(killed);
-        using (var job = Ra3Child.Mpirun([["pretrain", "--config", config], ["pretrain", "--config", config]]))
+        var steps = new StepsLogged();
+        using (var job = Ra3Child.Mpirun([["pretrain", "--config", config], ["pretrain", "--config", config]], steps.Read))
         {
             int rank1 = RankProcess(1, job);
-            WaitForSteps(killed.Out, 40, job);  // two checkpoints written, 160 steps to go
-            TestContext.Out.WriteLine($"kill at {File.ReadLines(Path.Combine(killed.Out, "metrics.jsonl")).Count()} metrics lines");
+            steps.WaitFor(50, job);  // two checkpoints written, 150 steps to go
             Signal(rank1, "KILL");
             Assert.That(job.WaitForExit(TimeSpan.FromSeconds(60)), Is.True, "the job ends instead of hanging");
             TestContext.Out.WriteLine(job.Output);
@@ -169,23 +169,52 @@ public sealed class DataParallelTests
     [Test]
     public void ARankThatHangsEndsTheJobAfterTheCollectiveTimeout()
     {
-        var run = Pretraining("hung") with { Steps = 100_000, SaveEvery = 2, Parallel = new ParallelSettings { CollectiveTimeout = 3 } };
+        var run = Pretraining("hung") with { Steps = 100_000, SaveEvery = 100_000, Parallel = new ParallelSettings { CollectiveTimeout = 5 } };
         string config = Save(run);
-        using var job = Ra3Child.Mpirun([["pretrain", "--config", config], ["pretrain", "--config", config]]);
+        var steps = new StepsLogged();
+        using var job = Ra3Child.Mpirun([["pretrain", "--config", config], ["pretrain", "--config", config]], steps.Read);
         int hung = RankProcess(1, job);
-        WaitForSteps(run.Out, 3, job);
+        steps.WaitFor(20, job);
         Signal(hung, "STOP");
         try
         {
             Assert.That(job.WaitForExit(TimeSpan.FromSeconds(60)), Is.True, "the job ends instead of hanging");
             TestContext.Out.WriteLine(job.Output);
             Assert.That(job.ExitCode, Is.Not.EqualTo(0));
-            Assert.That(job.Output, Does.Contain("ra3 pretrain: rank 0 of 2 waited 3 s, the collective timeout, for the other ranks"));
+            Assert.That(job.Output, Does.Contain("ra3 pretrain: rank 0 of 2 waited 5 s, the collective timeout, for the other ranks"));
         }
         finally
         {
             Signal(hung, "KILL");  // gone already when the job's abort reached it
         }
+    }
+
+    /// <summary>The last step a job's progress lines reported (rank 0 prints one every 10 steps under mpirun).</summary>
+    private sealed partial class StepsLogged
+    {
+        private int latest;
+
+        public void Read(string line)
+        {
+            var match = StepLine().Match(line);
+            if (match.Success)
+            {
+                Volatile.Write(ref latest, int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+            }
+        }
+
+        public void WaitFor(int step, Ra3Child job)
+        {
+            var clock = Stopwatch.StartNew();
+            while (Volatile.Read(ref latest) < step)
+            {
+                Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromMinutes(3)), $"the job did not reach step {step}");
+                EndedEarly(job, TimeSpan.FromMilliseconds(100));
+            }
+        }
+
+        [System.Text.RegularExpressions.GeneratedRegex(@"\] step (\d+)/")]
+        private static partial System.Text.RegularExpressions.Regex StepLine();
     }
 
     // A tiny pre-training run on the test corpus: a global batch of 3 sequences (2 + 1 on two ranks).
@@ -227,17 +256,6 @@ public sealed class DataParallelTests
             }
 
             Assert.That(finished && job.ExitCode == 0, Is.True, $"mpirun {(finished ? $"exited with {job.ExitCode}" : $"ran past {limit}")}:\n{job.Output}");
-        }
-    }
-
-    private static void WaitForSteps(string run, int steps, Ra3Child job)
-    {
-        string metrics = Path.Combine(run, "metrics.jsonl");
-        var clock = Stopwatch.StartNew();
-        while (!File.Exists(metrics) || File.ReadLines(metrics).Count() < steps)
-        {
-            Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromMinutes(3)), $"{run} did not reach step {steps}");
-            EndedEarly(job, TimeSpan.FromMilliseconds(100));
         }
     }
 
