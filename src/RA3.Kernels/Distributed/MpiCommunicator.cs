@@ -57,7 +57,7 @@ public sealed unsafe class MpiCommunicator : Communicator
     public string Version { get; }
 
     /// <inheritdoc/>
-    public override string Description => $"{Size} ranks over {Version} ({mpi.Path}), {LocalSize} on this host";
+    public override string Description => $"{Size} rank{(Size == 1 ? string.Empty : "s")} over {Version} ({mpi.Path}), {LocalSize} on this host";
 
     /// <summary>Initialises MPI in this process (which mpirun started: <see cref="Launch.ByMpirun"/>) and joins its world.</summary>
     public static MpiCommunicator Initialize() => new(MpiLibrary.Load());

@@ -71,7 +71,7 @@ public sealed unsafe class NcclCommunicator : Communicator
     public string Version { get; }
 
     /// <inheritdoc/>
-    public override string Description => $"{Size} ranks: {Version} for device buffers, {host.Version} for the rest";
+    public override string Description => $"{Size} rank{(Size == 1 ? string.Empty : "s")}: {Version} for device buffers, {host.Version} for the rest";
 
     /// <inheritdoc/>
     public override void AllReduceSum(Tensor values)

@@ -104,7 +104,7 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
             return new PretrainResult(step, last.Loss, last.Validation, last.TokensPerSecond, Path.Combine(s.Out, "final")) { AlreadyComplete = true };
         }
 
-        log.WriteLine($"model {model.Config.ModelType}: {model.Config.ParameterCount:N0} parameters, {model.Config.Layers} layers, width {model.Config.Hidden}; backend {backend.Name}; {s.Steps} steps of {s.BatchSize}×{s.Accumulation}×{s.SequenceLength} tokens{(parallel.Size > 1 ? $"; data-parallel: {parallel.Group.Description}{(parallel.ShardOptimizer ? ", optimizer state sharded (ZeRO-1)" : string.Empty)}" : string.Empty)}");
+        log.WriteLine($"model {model.Config.ModelType}: {model.Config.ParameterCount:N0} parameters, {model.Config.Layers} layers, width {model.Config.Hidden}; backend {backend.Name}; {s.Steps} steps of {s.BatchSize}×{s.Accumulation}×{s.SequenceLength} tokens{(Launch.ByMpirun ? $"; data-parallel: {parallel.Group.Description}{(parallel.ShardOptimizer ? ", optimizer state sharded (ZeRO-1)" : string.Empty)}" : string.Empty)}");
         using var plan = model.Plan(count, s.SequenceLength, PassKind.Train);
         using var metrics = parallel.IsRoot ? new StreamWriter(metricsPath, append: true) : StreamWriter.Null;
         var ids = new int[s.BatchSize * s.SequenceLength];  // the global micro-batch; this rank trains on its share
