@@ -83,9 +83,10 @@ public static class CommandLine
         }
 
         int code = Failure(world, command, stderr, debug, () => Dispatch(command, rest, stdout, stderr, world));
-        if (code != 0 && world.Size > 1 && code != StopSignal.ExitCode)
+        if (code != 0 && world.Size > 1 && code != StopSignal.ExitCode && (world.IsRoot || code != 2))
         {
-            // The other ranks may be waiting for this one in a collective: end them now.
+            // The other ranks may be waiting for this one in a collective: end them now. (A setting
+            // error is every rank's: rank 0 says it and ends the job, the others wait for that.)
             stderr.Flush();
             world.Abort(code);
         }
