@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# apt-install.sh COMMAND PACKAGE WHY: installs the Debian package PACKAGE when COMMAND is missing,
-# with apt-get as root (a fresh CI or developer machine). Elsewhere it says what to install and
-# exits 1, leaving the caller to decide whether that is fatal.
+# apt-install.sh COMMAND PACKAGE WHY: installs the Debian package PACKAGE when COMMAND is missing
+# (COMMAND may also be the absolute path of a file the package installs, for a package without
+# a command of its own), with apt-get as root (a fresh CI or developer machine). Elsewhere it says
+# what to install and exits 1, leaving the caller to decide whether that is fatal.
 set -euo pipefail
 command=$1 package=$2 why=$3
-if command -v "$command" > /dev/null; then
+if command -v "$command" > /dev/null || [[ "$command" == /* && -e "$command" ]]; then
   exit 0
 fi
 if [[ "$(id -u)" == 0 ]] && command -v apt-get > /dev/null; then

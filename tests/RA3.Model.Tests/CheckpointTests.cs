@@ -110,14 +110,14 @@ public sealed class CheckpointTests : IDisposable
         using var model = new Transformer(backend, config, trainable: true, weights: DType.BFloat16);
         model.InitializeRandom(4);
         using var optimizer = new Optim.AdamWOptimizer(model);
-        float[] masters = [.. optimizer.Master!.Buffer.ToFloatArray().Select((x, i) => x + (1e-6f * (i % 7)))];
-        optimizer.Master.Buffer.CopyFrom<float>(masters);  // masters that bf16 cannot hold
+        float[] masters = [.. optimizer.Master!.ToFloatArray().Select((x, i) => x + (1e-6f * (i % 7)))];
+        optimizer.Master.CopyFrom<float>(masters);  // masters that bf16 cannot hold
         string saved = TrainingCheckpoint.Save(dir, model, optimizer, new TrainingState(1, "1", "run"));
 
         using var again = new Transformer(backend, config, trainable: true, weights: DType.BFloat16);
         using var resumed = new Optim.AdamWOptimizer(again);
         TrainingCheckpoint.Load(saved, again, resumed);
-        Assert.That(resumed.Master!.Buffer.ToFloatArray(), Is.EqualTo(masters), "the masters come back exactly");
+        Assert.That(resumed.Master!.ToFloatArray(), Is.EqualTo(masters), "the masters come back exactly");
 
         using var f32Model = new Transformer(backend, config, trainable: true);
         using var f32Optimizer = new Optim.AdamWOptimizer(f32Model);

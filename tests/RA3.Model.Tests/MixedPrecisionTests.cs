@@ -107,7 +107,7 @@ public sealed class MixedPrecisionTests(string backendName) : BackendTest(backen
             on.Step(1e-8f, step);
         }
 
-        float[] master = on.Master!.Buffer.ToFloatArray(), weights = narrow.Weights.Buffer.ToFloatArray();
+        float[] master = on.Master!.ToFloatArray(), weights = narrow.Weights.Buffer.ToFloatArray();
         Close(master, T(wide.Weights.Buffer.ToFloatArray(), [master.Length]), "masters follow the f32 run", 1e-6);
         Assert.That(master.Zip(before).Count(p => p.First != p.Second), Is.GreaterThan(master.Length / 2), "the masters moved");
         var rounded = new ushort[master.Length];

@@ -29,6 +29,42 @@ public sealed class OptimTests
         Assert.That(model.Weights.Specs.Where(s => s.Decay).Select(s => s.Name), Has.All.EndsWith(".weight").And.None.Contains("wte").And.None.Contains("wpe").And.None.Contains("ln_"));
     }
 
+    [TestCase(1)]
+    [TestCase(2)]
+    [TestCase(3)]
+    [TestCase(7)]
+    [TestCase(5000)]
+    public void OptimizerShardsCoverEveryParameterOnceOnBlockBoundaries(int ranks)
+    {
+        using var backend = new CpuBackend();
+        using var model = new Transformer(backend, ModelConfig.Llama(vocab: 48, hidden: 24, layers: 2, heads: 4, kvHeads: 2, intermediate: 40, maxPositions: 8), trainable: true);
+        var shards = Enumerable.Range(0, ranks).Select(r => OptimizerShard.Of(model.Weights, r, ranks)).ToList();
+        long length = model.Weights.Buffer.Count, next = 0;
+        foreach (var shard in shards)
+        {
+            Assert.That(shard.Range.Begin, Is.EqualTo(next), "contiguous, in rank order");
+            Assert.That(shard.Range.Begin % OptimizerShard.Alignment, Is.Zero, "a boundary on a block");
+            Assert.That(shard.Range.Count, Is.InRange(0L, (length / ranks) + (2 * OptimizerShard.Alignment)), "nearly equal shares");
+            next = shard.Range.End;
+        }
+
+        Assert.That(next, Is.EqualTo(length), "the last shard ends at the buffer's end");
+        foreach (var spec in model.Weights.Specs)
+        {
+            // Every element of every tensor is in exactly one piece, the pieces in order.
+            var pieces = shards.SelectMany(s => s.Pieces).Where(p => p.Spec == spec).ToList();
+            Assert.That(pieces.Select(p => p.First), Is.EqualTo(pieces.Select(p => p.First).Order()), spec.Name);
+            long covered = 0;
+            foreach (var p in pieces)
+            {
+                Assert.That(p.First, Is.EqualTo(covered), $"{spec.Name}: no gap, no overlap");
+                covered += p.Count;
+            }
+
+            Assert.That(covered, Is.EqualTo(spec.Count), spec.Name);
+        }
+    }
+
     [Test]
     public void WarmupThenCosineToTheFloor()
     {

@@ -41,14 +41,20 @@ internal sealed class Ra3Child : IDisposable
     private readonly Task<string> stderr;
 
     public Ra3Child(IEnumerable<string> args, Action<string>? onLine = null)
+        : this(Executable, args, onLine)
     {
-        var start = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "ra3")) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+    }
+
+    private Ra3Child(string program, IEnumerable<string> args, Action<string>? onLine)
+    {
+        var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
         foreach (string a in args)
         {
             start.ArgumentList.Add(a);
         }
 
         process = Process.Start(start)!;
+        process.StandardInput.Close();
         stderr = process.StandardError.ReadToEndAsync();
         reading = Task.Run(async () =>
         {
@@ -58,6 +64,43 @@ internal sealed class Ra3Child : IDisposable
                 onLine?.Invoke(line);
             }
         });
+    }
+
+    /// <summary>The ra3 program the tests run (the build's apphost).</summary>
+    public static string Executable => Path.Combine(AppContext.BaseDirectory, "ra3");
+
+    /// <summary>
+    /// <c>mpirun</c> starting one ra3 rank per element of <paramref name="ranks"/>, each with its own
+    /// arguments (identical ones are one <c>-np N</c> block); <c>--allow-run-as-root</c> when the
+    /// tests run as root, as they do in CI.
+    /// </summary>
+    public static Ra3Child Mpirun(IReadOnlyList<string[]> ranks, Action<string>? onLine = null)
+    {
+        var args = new List<string>();
+        if (Environment.UserName == "root")
+        {
+            args.Add("--allow-run-as-root");
+        }
+
+        // Consecutive ranks with the same arguments share one application context (-np N).
+        for (int r = 0; r < ranks.Count;)
+        {
+            int n = 1;
+            while (r + n < ranks.Count && ranks[r + n].SequenceEqual(ranks[r]))
+            {
+                n++;
+            }
+
+            if (r > 0)
+            {
+                args.Add(":");
+            }
+
+            args.AddRange(["-np", n.ToString(System.Globalization.CultureInfo.InvariantCulture), Executable, .. ranks[r]]);
+            r += n;
+        }
+
+        return new Ra3Child("mpirun", args, onLine);
     }
 
     /// <summary>The process id.</summary>
@@ -86,6 +129,13 @@ internal sealed class Ra3Child : IDisposable
     public void Kill()
     {
         process.Kill(entireProcessTree: false);
+        process.WaitForExit();
+    }
+
+    /// <summary>SIGKILL to the process and everything it started (an mpirun job that ran past its limit), and waits for it.</summary>
+    public void KillAll()
+    {
+        process.Kill(entireProcessTree: true);
         process.WaitForExit();
     }
 

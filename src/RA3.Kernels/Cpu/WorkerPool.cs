@@ -1,3 +1,5 @@
+using RA3.Kernels.Distributed;
+
 namespace RA3.Kernels.Cpu;
 
 /// <summary>The body of a parallel loop: <see cref="Run"/> is called once per index.</summary>
@@ -30,14 +32,18 @@ public static class WorkerPool
     static WorkerPool()
     {
         string? env = Environment.GetEnvironmentVariable("RA3_CPU_THREADS");
-        Threads = int.TryParse(env, out int n) && n > 0 ? n : Environment.ProcessorCount;
+        Threads = int.TryParse(env, out int n) && n > 0 ? n : Launch.CoresPerRank;
         for (int i = 1; i < Threads; i++)
         {
             new Thread(WorkerLoop) { IsBackground = true, Name = $"ra3-cpu-{i}" }.Start();
         }
     }
 
-    /// <summary>Threads that run loop bodies, the caller included (<c>RA3_CPU_THREADS</c> overrides the core count).</summary>
+    /// <summary>
+    /// Threads that run loop bodies, the caller included: the host's cores, or their share when
+    /// mpirun started several ranks on this host (two ranks on two cores: one thread each);
+    /// <c>RA3_CPU_THREADS</c> overrides either.
+    /// </summary>
     public static int Threads { get; }
 
     /// <summary>Runs <c>body.Run(i)</c> for i in [0, count) on all threads and waits for all of them.</summary>

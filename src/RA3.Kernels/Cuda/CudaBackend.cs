@@ -29,8 +29,10 @@ public sealed class CudaBackend : IlgpuBackend
     public override string Name => "cuda";
 
     /// <summary>
-    /// Creates the backend on CUDA device 0, or throws <see cref="InvalidOperationException"/> saying
-    /// why it cannot: the library's ABI differs, it was built without CUDA, or no device is visible.
+    /// Creates the backend on CUDA device 0 — under mpirun, on the device of this rank's index
+    /// among its host's ranks (modulo the devices: one GPU per rank) — or throws
+    /// <see cref="InvalidOperationException"/> saying why it cannot: the library's ABI differs, it
+    /// was built without CUDA, or no device is visible.
     /// </summary>
     public static CudaBackend Create()
     {
@@ -50,9 +52,10 @@ public sealed class CudaBackend : IlgpuBackend
         // The runtime's device first (it makes the primary context current), then ILGPU's own
         // context on top: the native calls run in whatever context is current, ILGPU's, whose
         // buffers and stream they use. The other order leaves ILGPU launching into the wrong context.
-        NativeMethods.Check(NativeMethods.CudaSetDevice(0));
+        int device = Distributed.Launch.LocalRank % devices;
+        NativeMethods.Check(NativeMethods.CudaSetDevice(device));
         var context = Context.Create(b => b.Cuda().EnableAlgorithms());
-        var accelerator = context.CreateCudaAccelerator(0);
+        var accelerator = context.CreateCudaAccelerator(device);
         accelerator.Bind();
         return new CudaBackend(context, accelerator);
     }
@@ -173,11 +176,14 @@ public sealed class CudaBackend : IlgpuBackend
         NativeMethods.Check(NativeMethods.CudaElboForwardBackward(seg.Shape[0], seg.Shape[2], P(seg), P(priorThink), priorAct, P(lengths), maxSpan, P(logZ), P(thinkPosterior), P(lineMarginals)));
     }
 
+    /// <summary>The CUDA stream every op of this backend runs on (NCCL's collectives join it).</summary>
+    internal IntPtr Stream => stream;
+
     /// <summary>Device address of a tensor's first element.</summary>
-    private static IntPtr P(Tensor t) => ((IlgpuStorage)t.Storage).Buffer.NativePtr + checked((nint)(t.Offset * t.DType.SizeInBytes()));
+    internal static IntPtr P(Tensor t) => ((IlgpuStorage)t.Storage).Buffer.NativePtr + checked((nint)(t.Offset * t.DType.SizeInBytes()));
 
     /// <summary>Makes the accelerator's context current and points ra3_native at its stream: every op starts here.</summary>
-    private void Enter()
+    internal void Enter()
     {
         Accelerator.Bind();
         NativeMethods.Check(NativeMethods.CudaSetStream(stream));

@@ -168,8 +168,8 @@ public static class HuggingFaceCheckpoint
         AtomicFile.WriteAllText(Path.Combine(folder, IndexFile), index.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 
-    /// <summary>Copies tensor <paramref name="stored"/> of <paramref name="file"/> into <paramref name="destination"/> after checking it has <paramref name="spec"/>'s shape (the error names the file and the tensor).</summary>
-    internal static void ReadInto(SafeTensorsFile file, string stored, ParameterSpec spec, Tensor destination)
+    /// <summary>Copies tensor <paramref name="stored"/> of <paramref name="file"/> (from element <paramref name="first"/>, as many as <paramref name="destination"/> holds) into <paramref name="destination"/> after checking it has <paramref name="spec"/>'s shape (the error names the file and the tensor).</summary>
+    internal static void ReadInto(SafeTensorsFile file, string stored, ParameterSpec spec, Tensor destination, long first = 0)
     {
         var info = file.Info(stored);
         if (!info.Shape.SequenceEqual(spec.Shape))
@@ -177,7 +177,14 @@ public static class HuggingFaceCheckpoint
             throw new InvalidDataException($"{file.Path}: tensor '{stored}' has shape [{string.Join(", ", info.Shape)}], the config gives [{string.Join(", ", spec.Shape)}]");
         }
 
-        file.ReadInto(stored, destination);
+        if (first == 0 && destination.Count == spec.Count)
+        {
+            file.ReadInto(stored, destination);
+        }
+        else
+        {
+            file.ReadPartInto(stored, destination, first);
+        }
     }
 
     /// <summary>
@@ -192,8 +199,8 @@ public static class HuggingFaceCheckpoint
         return [.. store.Specs.Select(s => new SafeTensorsWriter.Entry(prefix + s.Name, to == DType.BFloat16 ? "BF16" : "F32", s.Shape, (offset, d) => Fill(store[s.Name], to, offset, d)))];
     }
 
-    // Bytes [offset, offset + d.Length) of tensor t written as `to`.
-    private static void Fill(Tensor t, DType to, long offset, Span<byte> d)
+    /// <summary>Bytes [offset, offset + d.Length) of tensor t written as <paramref name="to"/>: a safetensors entry's fill.</summary>
+    internal static void Fill(Tensor t, DType to, long offset, Span<byte> d)
     {
         int size = to.SizeInBytes();
         long first = offset / size;

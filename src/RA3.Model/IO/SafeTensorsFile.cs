@@ -162,6 +162,30 @@ public sealed class SafeTensorsFile : IDisposable
             throw Bad($"tensor '{name}' has {info.Count} elements, the destination {destination.Count}");
         }
 
+        ReadInto(info, destination, 0);
+    }
+
+    /// <summary>
+    /// Reads elements <paramref name="first"/> .. <paramref name="first"/> + destination.Count − 1 of
+    /// float tensor <paramref name="name"/> into <paramref name="destination"/>, as
+    /// <see cref="ReadInto(string, Kernels.Tensors.Tensor)"/> reads a whole one: a rank's shard of
+    /// the optimizer state.
+    /// </summary>
+    public void ReadPartInto(string name, Kernels.Tensors.Tensor destination, long first)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        var info = Info(name);
+        if (first < 0 || first + destination.Count > info.Count)
+        {
+            throw Bad($"tensor '{name}' has {info.Count} elements, not elements {first} .. {first + destination.Count - 1}");
+        }
+
+        ReadInto(info, destination, first);
+    }
+
+    private void ReadInto(SafeTensorInfo info, Kernels.Tensors.Tensor destination, long first)
+    {
+        string name = info.Name;
         if (info.DType is not ("F32" or "F16" or "BF16" or "F64"))
         {
             throw Bad($"tensor '{name}' has dtype {info.DType}, expected a float type (F32, F16, BF16, F64)");
@@ -180,11 +204,11 @@ public sealed class SafeTensorsFile : IDisposable
         ushort[] narrow = ArrayPool<ushort>.Shared.Rent(chunk);
         try
         {
-            for (long start = 0; start < info.Count; start += chunk)
+            for (long start = 0; start < destination.Count; start += chunk)
             {
-                int n = (int)Math.Min(chunk, info.Count - start);
+                int n = (int)Math.Min(chunk, destination.Count - start);
                 var bytes = raw.AsSpan(0, n * size);
-                Read(info, start * size, bytes);
+                Read(info, (first + start) * size, bytes);
                 var target = destination.View(start, n);
                 if (info.DType == "BF16" && toBf16)
                 {

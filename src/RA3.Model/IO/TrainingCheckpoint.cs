@@ -1,4 +1,6 @@
 using System.Globalization;
+using RA3.Kernels.Distributed;
+using RA3.Kernels.Tensors;
 using RA3.Model.Optim;
 
 namespace RA3.Model.IO;
@@ -17,6 +19,13 @@ public sealed record TrainingState(int Step, string DataPosition, string Setting
 /// settings), and any <see cref="TrainingState.Files"/>. Files carry SHA-256 checksums; the folder is written under a temporary name and
 /// renamed, then <c>latest</c> is replaced atomically, so a kill at any moment leaves the last
 /// complete checkpoint in place.
+/// <para>
+/// In a data-parallel run (the optimizer's <see cref="AdamWOptimizer.Group"/>) every rank calls
+/// <see cref="Save"/> and <see cref="Load"/>: the ranks first compare a digest of their weights
+/// (all ranks must hold the same), rank 0 alone writes — collecting the optimizer state from the
+/// ranks tensor by tensor when it is sharded — and each rank reads back only its own shard. The
+/// files are the same whatever the world size, so a run resumes on any number of ranks.
+/// </para>
 /// </summary>
 public static class TrainingCheckpoint
 {
@@ -29,15 +38,35 @@ public static class TrainingCheckpoint
     // Metadata key prefix of a side file's SHA-256 (hex).
     private const string FileChecksumKey = "sha256:";
 
-    /// <summary>Writes a checkpoint for <paramref name="state"/> and keeps the newest <paramref name="keep"/>; returns its folder.</summary>
+    /// <summary>
+    /// Writes a checkpoint for <paramref name="state"/> and keeps the newest <paramref name="keep"/>;
+    /// returns its folder. Every rank of the optimizer's group calls it; only rank 0 writes.
+    /// </summary>
     public static string Save(string runDir, Transformer model, AdamWOptimizer optimizer, TrainingState state, int keep = 3)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(optimizer);
         ArgumentNullException.ThrowIfNull(state);
+        var group = optimizer.Group;
+        CheckSameWeights(model, group, state.Step);
         string root = Path.Combine(runDir, "checkpoints");
-        Directory.CreateDirectory(root);
         string name = $"step-{state.Step:D8}", final = Path.Combine(root, name), temp = Path.Combine(root, $".{name}.{Environment.ProcessId}.tmp");
+        if (!group.IsRoot)
+        {
+            // Rank 0 writes; with sharded state, it collects each tensor from the ranks as it goes.
+            foreach (var (_, store) in optimizer.Shard.IsSharded ? StateStores(optimizer) : [])
+            {
+                foreach (var spec in model.Weights.Specs)
+                {
+                    GatherToRoot(optimizer, store, spec, []);
+                }
+            }
+
+            group.Barrier();
+            return final;
+        }
+
+        Directory.CreateDirectory(root);
         if (Directory.Exists(temp))
         {
             Directory.Delete(temp, recursive: true);
@@ -46,12 +75,12 @@ public static class TrainingCheckpoint
         try
         {
             HuggingFaceCheckpoint.Save(model, temp);
-            var entries = HuggingFaceCheckpoint.WeightEntries(optimizer.M, "m.");
-            entries.AddRange(HuggingFaceCheckpoint.WeightEntries(optimizer.V, "v."));
-            if (optimizer.Master is { } master)
+            var entries = new List<SafeTensorsWriter.Entry>();
+            foreach (var (prefix, store) in StateStores(optimizer))
             {
-                entries.AddRange(HuggingFaceCheckpoint.WeightEntries(master, MasterPrefix));
+                entries.AddRange(StateEntries(optimizer, store, prefix, model.Weights.Specs));
             }
+
             var metadata = new Dictionary<string, string>
             {
                 ["format"] = FormatVersion.Current.ToString(CultureInfo.InvariantCulture),
@@ -94,7 +123,112 @@ public static class TrainingCheckpoint
             Directory.Delete(old, recursive: true);
         }
 
+        group.Barrier();
         return final;
+    }
+
+    /// <summary>
+    /// Throws when the ranks of <paramref name="group"/> do not all hold the same weights (compared
+    /// by the first 8 bytes of each rank's SHA-256 of its weights, all-gathered): data-parallel
+    /// ranks end every step with identical weights, or they have diverged.
+    /// </summary>
+    public static void CheckSameWeights(Transformer model, Communicator group, int step)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(group);
+        if (group.Size == 1)
+        {
+            return;
+        }
+
+        var digests = group.AllGather(Digest(model.Weights.Buffer).AsSpan(0, 8));
+        if (digests.Any(d => !d.AsSpan().SequenceEqual(digests[0])))
+        {
+            string each = string.Join(", ", digests.Select((d, r) => $"rank {r} {Convert.ToHexStringLower(d)}"));
+            throw new InvalidOperationException($"the ranks' weights differ after step {step} ({each}): the data-parallel ranks have diverged, so no checkpoint was written");
+        }
+    }
+
+    // SHA-256 of a tensor's stored bytes, read a few MiB at a time.
+    private static byte[] Digest(Tensor t)
+    {
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        int size = t.DType.SizeInBytes(), chunk = (1 << 24) / size;
+        byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(chunk * size);
+        try
+        {
+            for (long at = 0; at < t.Count; at += chunk)
+            {
+                int n = (int)Math.Min(chunk, t.Count - at);
+                var bytes = buffer.AsSpan(0, n * size);
+                t.View(at, n).CopyTo<byte>(bytes);
+                sha.AppendData(bytes);
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        return sha.GetHashAndReset();
+    }
+
+    // The optimizer's state buffers and the prefixes of their tensors in trainer.safetensors.
+    private static List<(string Prefix, Tensor Store)> StateStores(AdamWOptimizer optimizer)
+    {
+        var stores = new List<(string, Tensor)> { ("m.", optimizer.M), ("v.", optimizer.V) };
+        if (optimizer.Master is { } master)
+        {
+            stores.Add((MasterPrefix, master));
+        }
+
+        return stores;
+    }
+
+    // Rank 0's entries of one state buffer, one per parameter tensor: read from its own buffer, or,
+    // when the state is sharded, gathered from the ranks when the writer reaches the tensor (the
+    // other ranks take part in the same order, in Save).
+    private static IEnumerable<SafeTensorsWriter.Entry> StateEntries(AdamWOptimizer optimizer, Tensor store, string prefix, IReadOnlyList<ParameterSpec> specs)
+    {
+        var shard = optimizer.Shard;
+        if (!shard.IsSharded)
+        {
+            return specs.Select(spec => new SafeTensorsWriter.Entry(prefix + spec.Name, "F32", spec.Shape, (offset, d) =>
+                HuggingFaceCheckpoint.Fill(store.View(spec.Offset - shard.Range.Begin, checked((int)spec.Count)), DType.Float32, offset, d)));
+        }
+
+        float[]? gathered = null;
+        return specs.Select(spec => new SafeTensorsWriter.Entry(prefix + spec.Name, "F32", spec.Shape, (offset, d) =>
+        {
+            if (offset == 0)
+            {
+                gathered = new float[spec.Count];
+                GatherToRoot(optimizer, store, spec, gathered);
+            }
+
+            System.Runtime.InteropServices.MemoryMarshal.AsBytes(gathered.AsSpan()).Slice(checked((int)offset), d.Length).CopyTo(d);
+        }));
+    }
+
+    // Each rank's part of one tensor of a state buffer, gathered in order into rank 0's `into`.
+    private static void GatherToRoot(AdamWOptimizer optimizer, Tensor store, ParameterSpec spec, Span<float> into)
+    {
+        var group = optimizer.Group;
+        var shard = optimizer.Shard;
+        var counts = new int[group.Size];
+        for (int r = 0; r < group.Size; r++)
+        {
+            counts[r] = checked((int)shard.PartOf(spec, r).Count);
+        }
+
+        var mine = shard.PartOf(spec, group.Rank);
+        var values = new float[mine.Count];
+        if (values.Length > 0)
+        {
+            store.View(mine.Begin - shard.Range.Begin, values.Length).CopyTo<float>(values);
+        }
+
+        group.GatherToRoot(values, into, counts);
     }
 
     private static void TryDelete(string dir)
@@ -209,15 +343,10 @@ public static class TrainingCheckpoint
             files[name] = System.Text.Encoding.UTF8.GetString(bytes);
         }
 
-        var stores = new List<(string Prefix, ParameterStore Store)> { ("m.", optimizer.M), ("v.", optimizer.V) };
-        if (optimizer.Master is { } master)
+        var stores = StateStores(optimizer);
+        foreach (var (prefix, _) in stores)
         {
-            stores.Add((MasterPrefix, master));
-        }
-
-        foreach (var (prefix, store) in stores)
-        {
-            foreach (var spec in store.Specs)
+            foreach (var spec in model.Weights.Specs)
             {
                 string name = prefix + spec.Name;
                 if (!file.Contains(name))
@@ -232,9 +361,10 @@ public static class TrainingCheckpoint
         HuggingFaceCheckpoint.LoadWeights(model.Weights, model.Config, dir);
         foreach (var (prefix, store) in stores)
         {
-            foreach (var spec in store.Specs)
+            // This rank's part of each tensor (all of it, unless the state is sharded).
+            foreach (var piece in optimizer.Shard.Pieces)
             {
-                HuggingFaceCheckpoint.ReadInto(file, prefix + spec.Name, spec, store[spec.Name]);
+                HuggingFaceCheckpoint.ReadInto(file, prefix + piece.Spec.Name, piece.Spec, AdamWOptimizer.PieceOf(store, optimizer.Shard, piece), piece.First);
             }
         }
 

@@ -1,3 +1,4 @@
+using RA3.Kernels.Distributed;
 using RA3.Train.Runs;
 
 namespace RA3.Train.Cli;
@@ -29,10 +30,25 @@ public static class CommandLine
         string.Join(' ', new[] { "ra3", command }.Concat(args.Select(a => a.Length > 0 && a.All(c => char.IsAsciiLetterOrDigit(c) || "-_./=:,@%+".Contains(c)) ? a : $"'{a.Replace("'", "'\\''", StringComparison.Ordinal)}'")));
 
     /// <summary>
+    /// Whether progress is redrawn in place: on a terminal, but not under mpirun, which gives its
+    /// ranks a pseudo-terminal even when its own output goes to a file or a pipe.
+    /// </summary>
+    public static bool Interactive => !Console.IsOutputRedirected && !Launch.ByMpirun;
+
+    /// <summary>The commands that run data-parallel when mpirun starts them on several ranks.</summary>
+    public static readonly IReadOnlySet<string> DataParallelCommands = new HashSet<string>(["pretrain", "midtrain", "rlvr", "demo"], StringComparer.Ordinal);
+
+    /// <summary>
     /// Runs the command named by <paramref name="args"/>; returns the exit code: 0, 2 for bad usage
     /// or a setting out of bounds, 1 for anything else that fails. A failure is one line on
     /// <paramref name="stderr"/>, <c>ra3 &lt;command&gt;: what is wrong</c>; its stack trace only with
     /// <c>--debug</c> (anywhere on the line) or <c>RA3_DEBUG=1</c>.
+    /// <para>
+    /// Started by mpirun, a data-parallel command joins the ranks (<see cref="MpiCommunicator"/>):
+    /// rank 0 alone writes to <paramref name="stdout"/>; a rank that fails says so (rank 0's and
+    /// every rank's setting errors once, from rank 0) and ends the whole job (MPI_Abort), so the
+    /// others never wait for it.
+    /// </para>
     /// </summary>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
@@ -48,32 +64,94 @@ public static class CommandLine
             return 0;
         }
 
+        Communicator world;
         try
         {
-            if (command is not (null or "help" or "--help" or "-h" or "tasks" or "tokenize" or "report"))
+            world = Join(command);
+        }
+        catch (Exception e) when (e is InvalidOperationException or UsageException)
+        {
+            if (Launch.WorldRank == 0)
             {
-                // The commands that compute take this processor's measured GEMM tuning (measured
-                // once per processor and cached; RA3_GEMM_TUNING overrides it).
-                RA3.Kernels.Cpu.GemmKernel.Tuning = RA3.Kernels.Cpu.GemmTuning.ForThisProcessor();
+                stderr.WriteLine($"ra3 {command}: {e.Message}");
             }
 
-            return Dispatch(command, rest, stdout, stderr);
+            return e is UsageException ? 2 : 1;
+        }
+
+        if (!world.IsRoot)
+        {
+            stdout = TextWriter.Null;
+        }
+
+        int code = Failure(world, command, stderr, debug, () => Dispatch(command, rest, stdout, stderr, world));
+        if (code != 0 && world.Size > 1 && code != StopSignal.ExitCode && (world.IsRoot || code != 2))
+        {
+            // The other ranks may be waiting for this one in a collective: end them now. (A setting
+            // error is every rank's: rank 0 says it and ends the job, the others wait for that.)
+            stderr.Flush();
+            world.Abort(code);
+        }
+
+        world.Dispose();
+        return code;
+    }
+
+    // The world a command runs in: the ranks mpirun started, for a data-parallel command; else one process.
+    private static Communicator Join(string? command)
+    {
+        if (!Launch.ByMpirun)
+        {
+            return Communicator.Single;
+        }
+
+        if (command is null || !DataParallelCommands.Contains(command))
+        {
+            return Launch.WorldSize == 1 ? Communicator.Single : throw new UsageException($"runs in one process: start it without mpirun (under mpirun: {string.Join(", ", DataParallelCommands)})");
+        }
+
+        var world = MpiCommunicator.Initialize();
+        world.Abandon = StopSignal.Token;
+        return world;
+    }
+
+    // Runs the command; a failure becomes its one line and exit code. A setting or usage error is
+    // the same on every rank and said once, by rank 0; any other names its rank when not rank 0.
+    private static int Failure(Communicator world, string? command, TextWriter stderr, bool debug, Func<int> run)
+    {
+        string rank = world.IsRoot ? string.Empty : $"rank {world.Rank} of {world.Size}: ";
+        try
+        {
+            return run();
         }
         catch (StoppedBySignalException e)
         {
-            stderr.WriteLine($"ra3 {command}: {e.Message}");
+            if (world.IsRoot)
+            {
+                stderr.WriteLine($"ra3 {command}: {e.Message}");
+            }
+
             return StopSignal.ExitCode;
         }
         catch (Exception e) when (e is UsageException or SettingsException)
         {
-            stderr.WriteLine($"ra3 {command}: {(e is SettingsException s ? $"--{s.Option}: " : string.Empty)}{e.Message} (ra3 {command} --help lists the options)");
+            if (world.IsRoot)
+            {
+                stderr.WriteLine($"ra3 {command}: {(e is SettingsException s ? $"--{s.Option}: " : string.Empty)}{e.Message} (ra3 {command} --help lists the options)");
+            }
+
             return 2;
+        }
+        catch (Exception e) when (e is CollectiveTimeoutException or CollectiveAbandonedException)
+        {
+            stderr.WriteLine($"ra3 {command}: {e.Message}");  // it names its rank
+            return 1;
         }
         catch (Exception e)
         {
             // Expected failures say what is wrong in their message; anything else is named by its type.
             bool expected = e is IOException or InvalidDataException or ArgumentException or InvalidOperationException or UnauthorizedAccessException or DivergenceException or NotSupportedException;
-            stderr.WriteLine($"ra3 {command}: {(expected ? string.Empty : e.GetType().Name + ": ")}{e.Message}{(expected || debug ? string.Empty : " (an unexpected error: --debug or RA3_DEBUG=1 shows where)")}");
+            stderr.WriteLine($"ra3 {command}: {rank}{(expected ? string.Empty : e.GetType().Name + ": ")}{e.Message}{(expected || debug ? string.Empty : " (an unexpected error: --debug or RA3_DEBUG=1 shows where)")}");
             if (debug)
             {
                 stderr.WriteLine(e);
@@ -98,12 +176,19 @@ public static class CommandLine
         _ => Usage,
     };
 
-    private static int Dispatch(string? command, string[] rest, TextWriter stdout, TextWriter stderr)
+    private static int Dispatch(string? command, string[] rest, TextWriter stdout, TextWriter stderr, Communicator world)
     {
+        if (command is not (null or "help" or "--help" or "-h" or "tasks" or "tokenize" or "report"))
+        {
+            // The commands that compute take this processor's measured GEMM tuning (measured
+            // once per processor and cached; RA3_GEMM_TUNING overrides it).
+            RA3.Kernels.Cpu.GemmKernel.Tuning = RA3.Kernels.Cpu.GemmTuning.ForThisProcessor();
+        }
+
         switch (command)
         {
             case "pretrain":
-                return PretrainCommand.Run(rest, stdout);
+                return PretrainCommand.Run(rest, stdout, world);
             case "score":
                 return ScoreCommand.Run(rest, stdout);
             case "tokenize":
@@ -117,13 +202,13 @@ public static class CommandLine
             case "init":
                 return InitCommand.Run(rest, stdout);
             case "demo":
-                return DemoCommand.Run(rest, stdout);
+                return DemoCommand.Run(rest, stdout, world);
             case "report":
                 return DemoCommand.Report(rest, stdout);
             case "rlvr":
-                return RlvrCommand.Run(rest, stdout);
+                return RlvrCommand.Run(rest, stdout, world);
             case "midtrain":
-                return MidtrainCommand.Run(rest, stdout);
+                return MidtrainCommand.Run(rest, stdout, world);
             case "info":
                 InfoCommand.Print(stdout);
                 return 0;

@@ -1,3 +1,4 @@
+using RA3.Kernels.Distributed;
 using RA3.Train.Demo;
 using RA3.Train.Reporting;
 using RA3.Train.Runs;
@@ -20,13 +21,13 @@ public static class DemoCommand
         """);
 
     /// <summary>Runs <c>ra3 demo</c>; stopped by a signal in any stage, it says so and that the same command resumes it.</summary>
-    public static int Run(IEnumerable<string> args, TextWriter stdout)
+    public static int Run(IEnumerable<string> args, TextWriter stdout, Communicator world)
     {
         string[] given = [.. args];
         var (s, _) = SettingsCommandLine.Parse<DemoSettings>(given);
         try
         {
-            new DemoRunner(s, stdout, interactive: !Console.IsOutputRedirected).Run();
+            new DemoRunner(s, stdout, interactive: CommandLine.Interactive, world).Run();
         }
         catch (StoppedBySignalException e)
         {

@@ -1,3 +1,4 @@
+using RA3.Kernels.Distributed;
 using RA3.Train.Midtraining;
 
 namespace RA3.Train.Cli;
@@ -15,11 +16,11 @@ public static class MidtrainCommand
         Resumes by itself: a finished phase is never redone.
         """);
 
-    /// <summary>Runs the command.</summary>
-    public static int Run(IEnumerable<string> args, TextWriter stdout)
+    /// <summary>Runs the command among the ranks of <paramref name="world"/> (one process without mpirun).</summary>
+    public static int Run(IEnumerable<string> args, TextWriter stdout, Communicator world)
     {
         var (s, _) = SettingsCommandLine.Parse<MidtrainSettings>(args);
-        new Midtrainer(s, stdout, interactive: !Console.IsOutputRedirected).Run();
+        new Midtrainer(s, stdout, interactive: CommandLine.Interactive, world).Run();
         return 0;
     }
 }

@@ -1,3 +1,4 @@
+using RA3.Kernels.Distributed;
 using RA3.Train.Pretraining;
 
 namespace RA3.Train.Cli;
@@ -15,11 +16,11 @@ public static class PretrainCommand
         """,
         ("--resume", "continue from the run folder's latest checkpoint"));
 
-    /// <summary>Runs the command.</summary>
-    public static int Run(IEnumerable<string> args, TextWriter stdout)
+    /// <summary>Runs the command among the ranks of <paramref name="world"/> (one process without mpirun).</summary>
+    public static int Run(IEnumerable<string> args, TextWriter stdout, Communicator world)
     {
         var (s, flags) = SettingsCommandLine.Parse<PretrainSettings>(args, "resume");
-        var result = new Pretrainer(s, stdout, interactive: !Console.IsOutputRedirected).Run(flags.Contains("resume"));
+        var result = new Pretrainer(s, stdout, interactive: CommandLine.Interactive, world).Run(flags.Contains("resume"));
         string figures = $"train loss {result.TrainLoss:F4}, validation loss {result.ValidationLoss:F4}";
         stdout.WriteLine(result.AlreadyComplete
             ? $"already complete: step {result.Steps}, {figures} (the run's last figures); nothing was trained"

@@ -1,3 +1,4 @@
+using RA3.Kernels.Distributed;
 using RA3.Train.PostTraining;
 
 namespace RA3.Train.Cli;
@@ -15,11 +16,11 @@ public static class RlvrCommand
         ratio, KL to the initial model; held-out pass@1 at step 0, every --eval-every steps and at the end.
         """);
 
-    /// <summary>Runs the command.</summary>
-    public static int Run(IEnumerable<string> args, TextWriter stdout)
+    /// <summary>Runs the command among the ranks of <paramref name="world"/> (one process without mpirun).</summary>
+    public static int Run(IEnumerable<string> args, TextWriter stdout, Communicator world)
     {
         var (s, _) = SettingsCommandLine.Parse<RlvrSettings>(args);
-        double pass = new RlvrTrainer(s, stdout, interactive: !Console.IsOutputRedirected).Run();
+        double pass = new RlvrTrainer(s, stdout, interactive: CommandLine.Interactive, world).Run();
         stdout.WriteLine(double.IsNaN(pass) ? "done" : $"done: held-out pass@1 {pass:P1}");
         return 0;
     }

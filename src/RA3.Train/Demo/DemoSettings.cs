@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+using RA3.Train.Distributed;
 using RA3.Train.Midtraining;
 using RA3.Train.PostTraining;
 using RA3.Train.Runs;
@@ -47,6 +49,11 @@ public sealed record DemoSettings
     [Option("backend", "compute backend (ra3 info lists them)", Value = "NAME")]
     public string Backend { get; init; } = "cpu";
 
+    /// <summary>How the ranks work together under mpirun, in every stage (not part of the run's identity).</summary>
+    [NestedOptions("")]
+    [JsonIgnore]
+    public ParallelSettings Parallel { get; init; } = new();
+
     /// <summary>
     /// The mid-training of every seed (NTP and RA3 alike), as <c>ra3 midtrain</c>'s settings with
     /// the demo's sizes: <c>--midtrain.NAME</c> sets any of its options but those the demo sets per
@@ -54,7 +61,7 @@ public sealed record DemoSettings
     /// traces; 40 (eight passes) over-fitted them — held-out code CE rose from 0.123 to 0.16 for NTP.
     /// The byte-sized defaults are given as the byte tokenizer resolves them (the demo's model reads bytes).
     /// </summary>
-    [NestedOptions("midtrain", Except = "method|init|data|out|tokenizer|seed|backend")]
+    [NestedOptions("midtrain", Except = "method|init|data|out|tokenizer|seed|backend|zero|collective-timeout")]
     public MidtrainSettings Midtrain { get; init; } = new() { Rounds = 2, MStepSteps = 12, LatentMaxTokens = 48, MStepSequenceLength = 256, MaxLines = 40 };
 
     /// <summary>
@@ -62,6 +69,6 @@ public sealed record DemoSettings
     /// settings with the demo's sizes (<c>--rlvr.NAME</c>); partial credit, because small models
     /// rarely pass every assert at first and the fraction passed is the signal.
     /// </summary>
-    [NestedOptions("rlvr", Except = "init|problems|eval-problems|out|tokenizer|eval-limit|seed|backend|stop-after")]
+    [NestedOptions("rlvr", Except = "init|problems|eval-problems|out|tokenizer|eval-limit|seed|backend|stop-after|zero|collective-timeout")]
     public RlvrSettings Rlvr { get; init; } = new() { Steps = 6, PartialCredit = true, EvalSamples = 2, EvalEvery = 3, SaveEvery = 3 };
 }

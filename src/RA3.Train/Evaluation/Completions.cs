@@ -22,17 +22,19 @@ public static class Completions
 
     /// <summary>
     /// <paramref name="n"/> completions of each problem (one batched generation per problem), the
-    /// i-th problem's samples seeded from <paramref name="sampling"/>'s seed + i·n (<see cref="GenerateOne"/>).
+    /// i-th problem's samples seeded from <paramref name="sampling"/>'s seed + (<paramref name="firstIndex"/> + i)·n
+    /// (<see cref="GenerateOne"/>): a rank given a share of a list starting at
+    /// <paramref name="firstIndex"/> draws what one process generating the whole list draws.
     /// <paramref name="cancel"/> is checked between problems.
     /// </summary>
-    public static List<(Problem Problem, GeneratedSequence Sample, int[] Context)> Generate(Generator generator, TextTokenizer tokenizer, IReadOnlyList<Problem> problems, int n, SamplingOptions sampling, Action<int>? progress = null, CancellationToken cancel = default)
+    public static List<(Problem Problem, GeneratedSequence Sample, int[] Context)> Generate(Generator generator, TextTokenizer tokenizer, IReadOnlyList<Problem> problems, int n, SamplingOptions sampling, Action<int>? progress = null, CancellationToken cancel = default, int firstIndex = 0)
     {
         ArgumentNullException.ThrowIfNull(problems);
         var samples = new List<(Problem, GeneratedSequence, int[])>(problems.Count * n);
         for (int i = 0; i < problems.Count; i++)
         {
             cancel.ThrowIfCancellationRequested();
-            var (ids, generated) = GenerateOne(generator, tokenizer, problems[i], i, n, sampling);
+            var (ids, generated) = GenerateOne(generator, tokenizer, problems[i], firstIndex + i, n, sampling);
             samples.AddRange(generated.Select(g => (problems[i], g, ids)));
             progress?.Invoke(samples.Count);
         }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using RA3.Model.Generation;
 using RA3.Model.Tokenizers;
+using RA3.Train.Distributed;
 using RA3.Train.Runs;
 using RA3.Train.Sandbox;
 
@@ -163,18 +164,59 @@ public sealed class Evaluator(SandboxPool pool, bool challengeTests = false, Jou
             outcomes.Add(new SampleOutcome(j.TaskId, j.Sample, j.Variant, j.Program is null ? missing : results[r++]));
         }
 
+        return Summarise(outcomes, ks, issues, programs, clock.Elapsed, pool.Sandbox.Description);
+    }
+
+    /// <summary>
+    /// Generates <paramref name="n"/> completions per problem with <paramref name="generator"/> (see
+    /// <see cref="Completions"/>) and scores them; <paramref name="cancel"/> is checked between
+    /// problems and programs. Among data-parallel ranks (<paramref name="parallel"/>) each generates
+    /// and runs its share of the problems, seeded by their indices in the whole list, and all
+    /// gather the outcomes in problem order: the scores are one process's (the gathered outcomes
+    /// keep no program output).
+    /// </summary>
+    public async Task<EvalReport> EvaluateModelAsync(Generator generator, TextTokenizer tokenizer, IReadOnlyList<Problem> problems, int n, IReadOnlyList<int> ks, SamplingOptions sampling, CancellationToken cancel = default, DataParallel? parallel = null)
+    {
+        ArgumentNullException.ThrowIfNull(problems);
+        var ranks = parallel ?? DataParallel.Alone;
+        var (first, count) = ranks.Share(problems.Count);
+        var mine = problems.Skip(first).Take(count).ToList();
+        var samples = Completions.Generate(generator, tokenizer, mine, n, sampling, cancel: cancel, firstIndex: first);
+        var report = await EvaluateAsync(mine, [.. samples.Select(x => new Sample(x.Problem.TaskId, x.Sample.Text ?? string.Empty))], ks, cancel: cancel).ConfigureAwait(false);
+        if (ranks.Size == 1)
+        {
+            return report;
+        }
+
+        var outcomes = ranks.Gather(
+            report.Outcomes,
+            (w, o) =>
+            {
+                w.Write(o.TaskId);
+                w.Write(o.Sample);
+                w.Write(o.Variant);
+                w.Write((int)o.Run.Outcome);
+                w.Write(o.Run.ExceptionType);
+                w.Write(o.Run.Message);
+                w.Write(o.Run.WallTime.Ticks);
+                w.Write(o.Run.ExitCode);
+                w.Write(o.Run.Signal);
+            },
+            r => new SampleOutcome(r.ReadString(), r.ReadInt32(), r.ReadString(), new RunResult((RunOutcome)r.ReadInt32(), r.ReadString(), r.ReadString(), TimeSpan.FromTicks(r.ReadInt64()), r.ReadInt32(), r.ReadInt32(), string.Empty, string.Empty)));
+        var issues = ranks.Gather(report.Issues, (w, text) => w.Write(text), r => r.ReadString());
+        Span<double> programs = [report.Programs];
+        ranks.Sum(programs);
+        return Summarise(outcomes, ks, issues, (int)programs[0], report.WallTime, report.Isolation);
+    }
+
+    // The scores and outcome counts of a list of outcomes.
+    private static EvalReport Summarise(List<SampleOutcome> outcomes, IReadOnlyList<int> ks, List<string> issues, int programs, TimeSpan wallTime, string isolation)
+    {
         // EvalPlus "plus" = base and extra inputs both pass.
         var baseRuns = outcomes.Where(o => o.Variant == "base").ToDictionary(o => (o.TaskId, o.Sample), o => o.Passed);
         var scores = outcomes.GroupBy(o => o.Variant).Select(g => Score(g.Key, g, baseRuns, ks)).ToList();
         var outcomeCounts = outcomes.GroupBy(o => o.Run.OutcomeName).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
-        return new EvalReport(outcomes, scores, outcomeCounts, issues, programs, clock.Elapsed, pool.Sandbox.Description);
-    }
-
-    /// <summary>Generates <paramref name="n"/> completions per problem with <paramref name="generator"/> (see <see cref="Completions"/>) and scores them; <paramref name="cancel"/> is checked between problems and programs.</summary>
-    public Task<EvalReport> EvaluateModelAsync(Generator generator, TextTokenizer tokenizer, IReadOnlyList<Problem> problems, int n, IReadOnlyList<int> ks, SamplingOptions sampling, CancellationToken cancel = default)
-    {
-        var samples = Completions.Generate(generator, tokenizer, problems, n, sampling, cancel: cancel);
-        return EvaluateAsync(problems, [.. samples.Select(x => new Sample(x.Problem.TaskId, x.Sample.Text ?? string.Empty))], ks, cancel: cancel);
+        return new EvalReport(outcomes, scores, outcomeCounts, issues, programs, wallTime, isolation);
     }
 
     // A sample program's result as the journal keeps it (its output is not needed once it has run).

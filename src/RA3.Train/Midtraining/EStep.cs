@@ -7,6 +7,7 @@ using RA3.Model.Optim;
 using RA3.Model.Scoring;
 using RA3.Model.Tokenizers;
 using RA3.Model;
+using RA3.Train.Distributed;
 using RA3.Train.Runs;
 
 namespace RA3.Train.Midtraining;
@@ -64,9 +65,17 @@ public sealed record EStepCheckpoints(string Dir, int Every, string Identity, Ac
 /// compared boundary by boundary (the group-relative advantage of r_t over the G rollouts), and the
 /// advantage is credited to that boundary's decision token and rationale tokens; the policy
 /// update carries a KL penalty to the scorer (the policy at the start of the round).
+/// <para>
+/// Data-parallel (<paramref name="parallel"/>), each rank samples and scores the rollouts of its
+/// share of an update's traces (each rollout's random stream keyed by its global index), the
+/// ranks gather the rollouts and rewards in trace order, and every rank then keeps the same
+/// best-candidate tables and takes its share of the policy update.
+/// </para>
 /// </summary>
-public sealed class EStep(Transformer policy, Transformer scorer, TextTokenizer tokenizer, EStepOptions options, NonFiniteGuard? guard = null)
+public sealed class EStep(Transformer policy, Transformer scorer, TextTokenizer tokenizer, EStepOptions options, NonFiniteGuard? guard = null, DataParallel? parallel = null)
 {
+    private readonly DataParallel ranks = parallel ?? DataParallel.Alone;
+
     private const string TablesFile = "estep-tables.json";
 
     // Doubles round-trip exactly in System.Text.Json's shortest form; −∞ marks a boundary no rollout thought at.
@@ -94,7 +103,7 @@ public sealed class EStep(Transformer policy, Transformer scorer, TextTokenizer 
         var best = traces.Select(t => Enumerable.Repeat(double.NegativeInfinity, t.Count).ToArray()).ToArray();
         var sampler = new RolloutSampler(policy, tokenizer);
         var rollouts = options.RolloutSettings;
-        using var optimizer = new AdamWOptimizer(policy, weightDecay: 0f);
+        using var optimizer = ranks.Optimizer(policy, weightDecay: 0f);
         using var update = new PolicyGradient(policy, scorer, optimizer, options.UpdateSettings, guard);
         var log = new List<EStepProgress>();
         long walked = 0;
@@ -130,10 +139,11 @@ public sealed class EStep(Transformer policy, Transformer scorer, TextTokenizer 
 
                 var chosen = order.Skip(start).Take(options.TracesPerStep).ToArray();
                 var clock = System.Diagnostics.Stopwatch.StartNew();
-                var batch = sampler.Sample([.. chosen.Select(i => traces[i])], rollouts, seed ^ ((ulong)step * 0xD1B54A32D192ED03UL));
+                var (first, count) = ranks.Share(chosen.Length);
+                var mine = sampler.Sample([.. chosen.Skip(first).Take(count).Select(i => traces[i])], rollouts, seed ^ ((ulong)step * 0xD1B54A32D192ED03UL), first * rollouts.Group);
                 sampling += clock.Elapsed.TotalSeconds;
+                var (batch, rewards) = Gather(mine, StepRewards(mine), chosen, traces, rollouts.Group);
                 walked += batch.Sum(r => (long)r.Ids.Length);
-                var rewards = StepRewards(batch);
                 var sequences = new List<PolicySequence>(batch.Count);
                 double rewardSum = 0;
                 long boundaries = 0, thinks = 0;
@@ -182,7 +192,8 @@ public sealed class EStep(Transformer policy, Transformer scorer, TextTokenizer 
                 var stats = update.Step(sequences, step);
                 var p = new EStepProgress(step, rewardSum / Math.Max(boundaries, 1), thinks / (double)Math.Max(boundaries, 1), stats, sampler.LastTokensPerSecond);
                 log.Add(p);
-                if (checkpoints is not null && (step % checkpoints.Every == 0 || StopSignal.Requested))
+                Stopping = ranks.Any(StopSignal.Requested);
+                if (checkpoints is not null && (step % checkpoints.Every == 0 || Stopping))
                 {
                     var tables = new Tables(candidates, best, log, walked, sampling);
                     var files = new Dictionary<string, string> { [TablesFile] = JsonSerializer.Serialize(tables, TableJson) };
@@ -194,6 +205,39 @@ public sealed class EStep(Transformer policy, Transformer scorer, TextTokenizer 
         }
 
         return new EStepResult(candidates, log, walked, sampling);
+    }
+
+    /// <summary>Whether a stop signal reached any rank by the last update (all ranks agree, so all stop there): what <c>progress</c> reads to stop.</summary>
+    public bool Stopping { get; private set; }
+
+    // Every rank's rollouts and their rewards, in the order of the update's traces (each rank
+    // sampled a contiguous share); each rollout finds its trace again from its global index.
+    private (IReadOnlyList<Rollout> Batch, double[][] Rewards) Gather(IReadOnlyList<Rollout> mine, double[][] rewards, int[] chosen, IReadOnlyList<Trace> traces, int group)
+    {
+        if (ranks.Size == 1)
+        {
+            return (mine, rewards);
+        }
+
+        int index = 0;
+        var all = ranks.Gather(
+            [.. mine.Select((r, i) => (Rollout: r, Rewards: rewards[i]))],
+            (w, x) =>
+            {
+                w.WriteArray(x.Rollout.Ids);
+                w.WriteArray(x.Rollout.Owner);
+                w.WriteArray(x.Rollout.Boundary);
+                w.WriteArray(x.Rollout.OldLogProbs);
+                w.WriteStrings(x.Rollout.Rationales);
+                w.WriteArray(x.Rewards);
+            },
+            r =>
+            {
+                var trace = traces[chosen[index++ / group]];
+                var rollout = new Rollout(trace, r.ReadArray<int>(), r.ReadArray<int>(), r.ReadArray<int>(), r.ReadArray<float>(), r.ReadStrings());
+                return (Rollout: rollout, Rewards: r.ReadArray<double>());
+            });
+        return ([.. all.Select(x => x.Rollout)], [.. all.Select(x => x.Rewards)]);
     }
 
     // What an E-step checkpoint keeps besides the policy and its optimizer.

@@ -1,5 +1,7 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using RA3.Model.Inference;
+using RA3.Train.Distributed;
 using RA3.Train.Runs;
 
 namespace RA3.Train.Midtraining;
@@ -122,6 +124,11 @@ public sealed record MidtrainSettings
     /// <summary>Whether training plans recompute the blocks' activations in the backward (<see cref="Pretraining.PretrainSettings.RecomputeHelp"/>).</summary>
     [Option("recompute", Pretraining.PretrainSettings.RecomputeHelp)]
     public bool Recompute { get; init; }
+
+    /// <summary>How the ranks work together under mpirun (not part of the run's identity: a run resumes with other values or on other ranks).</summary>
+    [NestedOptions("")]
+    [JsonIgnore]
+    public ParallelSettings Parallel { get; init; } = new();
 
     /// <summary>The settings as JSON, without the fields a resume may change: the backend, how often the E-step checkpoints, recomputation (the same numbers, less memory), the saved dtype.</summary>
     public string Identity() => JsonSerializer.Serialize(this with { Backend = string.Empty, EStepSaveEvery = 0, Recompute = false, SaveDType = string.Empty });

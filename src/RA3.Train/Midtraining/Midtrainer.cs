@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using System.Text.Json;
+using RA3.Kernels.Distributed;
 using RA3.Kernels.Ops;
 using RA3.Model.IO;
 using RA3.Model.Inference;
@@ -8,6 +9,7 @@ using RA3.Model.Scoring;
 using RA3.Model.Tokenizers;
 using RA3.Model;
 using RA3.Train.Data;
+using RA3.Train.Distributed;
 using RA3.Train.Pretraining;
 using RA3.Train.Runs;
 using RA3.Train.Sandbox;
@@ -26,8 +28,14 @@ namespace RA3.Train.Midtraining;
 /// Every phase's output is written atomically and skipped when present, and every phase is
 /// deterministic under the run's seed, so a run killed anywhere resumes to the result the
 /// uninterrupted run would have had. <c>metrics.jsonl</c> holds one line per finished round.
+/// <para>
+/// Among the ranks of <paramref name="world"/> (mpirun) the E-step's rollouts and the candidate
+/// scoring are split by trace and gathered in trace order, the M-step is a data-parallel
+/// pre-training run, and rank 0 writes every phase's output (the others wait for it, then read
+/// it back as a resumed run does) and computes the figures only the summary needs.
+/// </para>
 /// </summary>
-public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool interactive)
+public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool interactive, Communicator? world = null)
 {
     /// <summary>Runs (or resumes) every round; returns the round summaries.</summary>
     public IReadOnlyList<JsonObject> Run()
@@ -40,9 +48,14 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
         double bytesPerToken = ByteScaledDefaults.BytesPerToken(tokenizer, all.Train.Select(t => t.Render()));
         settings = ByteScaledDefaults.Resolve(settings, bytesPerToken);
         var s = settings;
-        RunFolder.Claim(s.Out, s.Identity());
-        KernelChoices.Pin(s.Out, log.WriteLine);
-        Declared.Save(s, s.Out);
+        using var backend = BackendChoice.Create(s.Backend);
+        using var parallel = DataParallel.Join(world ?? Communicator.Single, backend, s.Parallel);
+        parallel.RootWrites(() =>
+        {
+            RunFolder.Claim(s.Out, s.Identity());
+            Declared.Save(s, s.Out);
+        });
+        KernelChoices.Pin(s.Out, log.WriteLine, parallel);
         var traces = all.Within(s.MaxLines);
         if (traces.Train.Count == 0)
         {
@@ -52,7 +65,6 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
         log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{tokenizer.Name}: {bytesPerToken:0.00} bytes per token on these traces; latent_max_tokens {s.LatentMaxTokens}, M-step sequences of {s.MStepSequenceLength} tokens, traces of at most {s.MaxLines} lines"));
 
         log.WriteLine($"{s.Method}: {traces.Train.Count} training traces ({traces.Train.Sum(t => t.Count)} lines), {traces.HeldOut.Count} held out; {s.Rounds} rounds of {s.MStepSteps} M-step steps × {s.MStepBatch} × {s.MStepSequenceLength} tokens");
-        using var backend = BackendChoice.Create(s.Backend);
         using var sandbox = Sandbox.Sandbox.Create(new SandboxLimits { WallTime = TimeSpan.FromSeconds(20), CpuSeconds = 10 });  // ast.parse of whole traces
         using var pool = new SandboxPool(sandbox);
         var summaries = new List<JsonObject>();
@@ -63,20 +75,24 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
             string summaryPath = Path.Combine(dir, "summary.json");
             if (!File.Exists(summaryPath))
             {
-                Directory.CreateDirectory(dir);
-                var summary = s.Method == "ra3" ? Ra3Round(round, dir, start, traces, tokenizer, backend, pool) : NtpRound(round, dir, start, traces, tokenizer);
-                summary["code_ce_heldout"] = Num(HeldOutCodeLoss(Path.Combine(dir, "mstep", "final"), traces, tokenizer, backend));
-                if (round == 1)
+                parallel.RootWrites(() => Directory.CreateDirectory(dir));
+                var summary = s.Method == "ra3" ? Ra3Round(round, dir, start, traces, tokenizer, backend, pool, parallel) : NtpRound(round, dir, start, traces, tokenizer, parallel);
+                string from = start;
+                parallel.RootWrites(() =>
                 {
-                    summary["code_ce_heldout_init"] = Num(HeldOutCodeLoss(start, traces, tokenizer, backend));
-                }
+                    summary["code_ce_heldout"] = Num(HeldOutCodeLoss(Path.Combine(dir, "mstep", "final"), traces, tokenizer, backend));
+                    if (round == 1)
+                    {
+                        summary["code_ce_heldout_init"] = Num(HeldOutCodeLoss(from, traces, tokenizer, backend));
+                    }
 
-                AtomicFile.WriteAllText(summaryPath, summary.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+                    AtomicFile.WriteAllText(summaryPath, summary.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+                });
             }
 
             var done = JsonFile.ReadObject(summaryPath);
             summaries.Add(done);
-            AtomicFile.WriteAllText(Path.Combine(s.Out, "metrics.jsonl"), string.Concat(summaries.Select(x => x.ToJsonString() + "\n")));
+            parallel.RootWrites(() => AtomicFile.WriteAllText(Path.Combine(s.Out, "metrics.jsonl"), string.Concat(summaries.Select(x => x.ToJsonString() + "\n"))));
             log.WriteLine($"round {round}: {string.Join(", ", done.Where(kv => kv.Value is null or JsonValue).Select(kv => $"{kv.Key} {(kv.Value is null ? "n/a" : Format(kv.Value))}"))}");
             start = Path.Combine(dir, "mstep", "final");
         }
@@ -84,7 +100,7 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
         string final = Path.Combine(s.Out, "final");
         if (!HuggingFaceCheckpoint.IsModelFolder(final))
         {
-            CopyFolder(start, final);
+            parallel.RootWrites(() => CopyFolder(start, final));
         }
 
         log.WriteLine($"final model in {final}; metrics in {Path.Combine(s.Out, "metrics.jsonl")}");
@@ -105,7 +121,7 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
             : TrainingCheckpoint.Latest(init) ?? throw new FileNotFoundException($"{init}: not a model folder (config.json + model.safetensors) nor a run folder with a final model or checkpoints");
     }
 
-    private JsonObject Ra3Round(int round, string dir, string start, TraceSet traces, TextTokenizer tokenizer, Backend backend, SandboxPool pool)
+    private JsonObject Ra3Round(int round, string dir, string start, TraceSet traces, TextTokenizer tokenizer, Backend backend, SandboxPool pool, DataParallel parallel)
     {
         var s = settings;
         var summary = new JsonObject { ["round"] = round, ["method"] = "ra3" };
@@ -123,35 +139,39 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
             // a kill, a stop signal or a divergence there loses at most --estep-save-every updates.
             var checkpoints = new EStepCheckpoints(estep, s.EStepSaveEvery, s.Identity() + $"/round {round}", log.WriteLine);
             var guard = new NonFiniteGuard(0, () => TrainingCheckpoint.Latest(estep), log);
-            var result = new EStep(policy, scorer, tokenizer, s.EStep(), guard).Run(
+            var estepRun = new EStep(policy, scorer, tokenizer, s.EStep(), guard, parallel);
+            var result = estepRun.Run(
                 traces.Train,
                 s.Seed + (ulong)round,
                 p =>
                 {
                     progress.Step(p.Step, -p.MeanReward, 0, $"  think {p.ThinkRate:P0}  kl {p.Update.MeanKl:F4}  (loss column: −reward)");
-                    if (StopSignal.Requested && p.Step < steps)
+                    if (estepRun.Stopping && p.Step < steps)
                     {
                         // The E-step wrote its checkpoint at this update: stop here, within a scheduler's grace period.
                         throw new StoppedBySignalException($"stopped by {StopSignal.Name} in round {round}'s E-step after update {p.Step} of {steps}, after writing {TrainingCheckpoint.Latest(estep)}", $"ra3 midtrain --config {Path.Combine(s.Out, Declared.ConfigFileName)}");
                     }
                 },
                 checkpoints);
-            Directory.CreateDirectory(estep);
-            string modelTemp = Path.Combine(estep, ".model.tmp"), model = Path.Combine(estep, "model");
-            DeleteIfPresent(modelTemp);
-            HuggingFaceCheckpoint.Save(policy, modelTemp);
-            DeleteIfPresent(model);
-            Directory.Move(modelTemp, model);
-            AtomicFile.WriteAllText(Path.Combine(estep, "metrics.jsonl"), string.Concat(result.Progress.Select(p => JsonSerializer.Serialize(p) + "\n")));
-            var stats = new JsonObject
+            parallel.RootWrites(() =>
             {
-                ["reward"] = Num(result.Progress.Count > 0 ? result.Progress.Average(p => p.MeanReward) : double.NaN),
-                ["rollout_think_rate"] = result.Progress.Count > 0 ? result.Progress.Average(p => p.ThinkRate) : 0,
-                ["rollout_tokens_per_s"] = result.RolloutTokens / Math.Max(result.RolloutSeconds, 1e-9),
-            };
-            AtomicFile.WriteAllText(Path.Combine(estep, "stats.json"), stats.ToJsonString());
-            AtomicFile.WriteAllText(candidatesPath, JsonSerializer.Serialize(result.Candidates));
-            DeleteIfPresent(Path.Combine(estep, "checkpoints"));  // the phase is done: its own checkpoints are not needed again
+                Directory.CreateDirectory(estep);
+                string modelTemp = Path.Combine(estep, ".model.tmp"), model = Path.Combine(estep, "model");
+                DeleteIfPresent(modelTemp);
+                HuggingFaceCheckpoint.Save(policy, modelTemp);
+                DeleteIfPresent(model);
+                Directory.Move(modelTemp, model);
+                AtomicFile.WriteAllText(Path.Combine(estep, "metrics.jsonl"), string.Concat(result.Progress.Select(p => JsonSerializer.Serialize(p) + "\n")));
+                var stats = new JsonObject
+                {
+                    ["reward"] = Num(result.Progress.Count > 0 ? result.Progress.Average(p => p.MeanReward) : double.NaN),
+                    ["rollout_think_rate"] = result.Progress.Count > 0 ? result.Progress.Average(p => p.ThinkRate) : 0,
+                    ["rollout_tokens_per_s"] = result.RolloutTokens / Math.Max(result.RolloutSeconds, 1e-9),
+                };
+                AtomicFile.WriteAllText(Path.Combine(estep, "stats.json"), stats.ToJsonString());
+                AtomicFile.WriteAllText(candidatesPath, JsonSerializer.Serialize(result.Candidates));
+                DeleteIfPresent(Path.Combine(estep, "checkpoints"));  // the phase is done: its own checkpoints are not needed again
+            });
         }
 
         foreach (var kv in JsonFile.ReadObject(Path.Combine(estep, "stats.json")))
@@ -170,15 +190,18 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
         if (!File.Exists(inferencePath))
         {
             using var scorer = HuggingFaceCheckpoint.Load(start, backend, dtype: WeightStorage.Parse(s.DType));
-            var inference = Infer(scorer, tokenizer, backend, traces.Train, candidates, sweep: true);
+            var inference = Infer(scorer, tokenizer, backend, traces.Train, candidates, sweep: true, parallel);
             var kept = traces.Train.Select((_, i) => inference.Segmentations[i].KeptRationales(candidates[i])).ToList();
             var documents = traces.Train.Select((t, i) => t.Render(kept[i])).ToList();
-            var sample = documents.Where((_, i) => i % Math.Max(1, documents.Count / Math.Max(1, s.SyntaxSample)) == 0).Take(s.SyntaxSample).ToList();
-            var (_, rate) = SyntaxCheck.ParseAsync(pool, sample).GetAwaiter().GetResult();
-            WriteCorpus(corpus, documents);
-            AtomicFile.WriteAllText(keptPath, JsonSerializer.Serialize(kept));
-            inference.Summary["syntax_valid_rate"] = rate;
-            AtomicFile.WriteAllText(inferencePath, inference.Summary.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            parallel.RootWrites(() =>
+            {
+                var sample = documents.Where((_, i) => i % Math.Max(1, documents.Count / Math.Max(1, s.SyntaxSample)) == 0).Take(s.SyntaxSample).ToList();
+                var (_, rate) = SyntaxCheck.ParseAsync(pool, sample).GetAwaiter().GetResult();
+                WriteCorpus(corpus, documents);
+                AtomicFile.WriteAllText(keptPath, JsonSerializer.Serialize(kept));
+                inference.Summary["syntax_valid_rate"] = rate;
+                AtomicFile.WriteAllText(inferencePath, inference.Summary.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            });
         }
 
         foreach (var kv in JsonFile.ReadObject(inferencePath))
@@ -188,7 +211,7 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
 
         // The M-step trains the M-step model θ_r (spec §3): the E-step's rollout policy only proposes
         // rationales; its RL drift stays out of the model that is fine-tuned.
-        var mstep = MStep(round, dir, start, corpus, tokenizer);
+        var mstep = MStep(round, dir, start, corpus, tokenizer, parallel);
         summary["mstep_tokens"] = mstep.Tokens;
         summary["mstep_tokens_per_s"] = mstep.TokensPerSecond;
         summary["mstep_loss"] = Num(mstep.TrainLoss);
@@ -196,27 +219,31 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
         // The same candidates under the M-step's model: what the round did to the ELBO of its traces.
         using (var after = HuggingFaceCheckpoint.Load(Path.Combine(dir, "mstep", "final"), backend, dtype: WeightStorage.Parse(s.DType)))
         {
-            summary["elbo_after_mstep"] = Infer(after, tokenizer, backend, traces.Train, candidates, sweep: false).Summary["elbo"]!.DeepClone();
+            summary["elbo_after_mstep"] = Infer(after, tokenizer, backend, traces.Train, candidates, sweep: false, parallel).Summary["elbo"]!.DeepClone();
 
-            // The M-step's own loss split (spec §3): code tokens apart from rationale tokens, on bootstrapped training traces.
-            var kept = JsonSerializer.Deserialize<Dictionary<int, string>[]>(File.ReadAllText(keptPath)) ?? throw new InvalidDataException($"{keptPath}: not a list of kept rationales");
-            var split = CodeTokenLoss.Measure(after, tokenizer, traces.Train.Take(32).Select((t, i) => (t, (IReadOnlyDictionary<int, string>?)kept[i])));
-            summary["mstep_code_ce"] = Num(split.Code);
-            summary["mstep_rationale_ce"] = Num(split.Rationale);
+            // The M-step's own loss split (spec §3): code tokens apart from rationale tokens, on
+            // bootstrapped training traces; a figure of the summary only, which rank 0 writes.
+            if (parallel.IsRoot)
+            {
+                var kept = JsonSerializer.Deserialize<Dictionary<int, string>[]>(File.ReadAllText(keptPath)) ?? throw new InvalidDataException($"{keptPath}: not a list of kept rationales");
+                var split = CodeTokenLoss.Measure(after, tokenizer, traces.Train.Take(32).Select((t, i) => (t, (IReadOnlyDictionary<int, string>?)kept[i])));
+                summary["mstep_code_ce"] = Num(split.Code);
+                summary["mstep_rationale_ce"] = Num(split.Rationale);
+            }
         }
 
         return summary;
     }
 
-    private JsonObject NtpRound(int round, string dir, string start, TraceSet traces, TextTokenizer tokenizer)
+    private JsonObject NtpRound(int round, string dir, string start, TraceSet traces, TextTokenizer tokenizer, DataParallel parallel)
     {
         string corpus = Path.Combine(dir, "corpus.jsonl");
         if (!File.Exists(corpus))
         {
-            WriteCorpus(corpus, [.. traces.Train.Select(t => t.Render())]);
+            parallel.RootWrites(() => WriteCorpus(corpus, [.. traces.Train.Select(t => t.Render())]));
         }
 
-        var mstep = MStep(round, dir, start, corpus, tokenizer);
+        var mstep = MStep(round, dir, start, corpus, tokenizer, parallel);
         return new JsonObject
         {
             ["round"] = round,
@@ -235,9 +262,19 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
     /// <paramref name="model"/>; with <paramref name="sweep"/>, also the MAP segmentation's think rate
     /// and lines per abstraction for each c of <see cref="CostSweep"/> (scoring once, inferring per c).
     /// </summary>
-    private (Segmentation[] Segmentations, JsonObject Summary) Infer(Transformer model, TextTokenizer tokenizer, Backend backend, IReadOnlyList<Trace> traces, string?[][] candidates, bool sweep)
+    private (Segmentation[] Segmentations, JsonObject Summary) Infer(Transformer model, TextTokenizer tokenizer, Backend backend, IReadOnlyList<Trace> traces, string?[][] candidates, bool sweep, DataParallel parallel)
     {
-        var scored = traces.Select((t, i) => CandidateScorer.Score(model, tokenizer, t, candidates[i])).ToList();
+        // Each rank scores its share of the traces; all gather the scores in trace order and infer alike.
+        var (first, count) = parallel.Share(traces.Count);
+        var scored = parallel.Gather(
+            [.. traces.Skip(first).Take(count).Select((t, i) => CandidateScorer.Score(model, tokenizer, t, candidates[first + i]))],
+            (w, x) =>
+            {
+                w.WriteArray(x.Seg);
+                w.WriteArray(x.RationaleLogProbs);
+                w.Write(x.Lines);
+            },
+            r => new ScoredTrace(r.ReadArray<float>(), r.ReadArray<float>(), r.ReadInt32()));
         var segmentations = SegmentationInference.Infer(backend, scored, settings.Elbo());
         long lines = traces.Sum(t => (long)t.Count);
         var summary = new JsonObject
@@ -285,7 +322,7 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
         };
     }
 
-    private (long Tokens, double TokensPerSecond, double TrainLoss) MStep(int round, string dir, string init, string corpus, TextTokenizer tokenizer)
+    private (long Tokens, double TokensPerSecond, double TrainLoss) MStep(int round, string dir, string init, string corpus, TextTokenizer tokenizer, DataParallel parallel)
     {
         var s = settings;
 
@@ -310,6 +347,7 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
             DType = s.DType,
             SaveDType = s.SaveDType,
             Recompute = s.Recompute,
+            Parallel = s.Parallel,
         };
         if (HuggingFaceCheckpoint.IsModelFolder(Path.Combine(p.Out, "final")))
         {
@@ -317,13 +355,16 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
             return ((long)p.Steps * p.BatchSize * p.SequenceLength, metrics.Average(m => m!["tokens_per_s"]!.GetValue<double>()), metrics[^1]!["loss"]!.GetValue<double>());
         }
 
-        if (!TokenShards.IsShardFolder(shards))
+        parallel.RootWrites(() =>
         {
-            TokenShards.Write(shards, Corpus.Read(corpus), tokenizer);
-        }
+            if (!TokenShards.IsShardFolder(shards))
+            {
+                TokenShards.Write(shards, Corpus.Read(corpus), tokenizer);
+            }
+        });
 
         log.WriteLine($"M-step of round {round} on {corpus}");
-        var result = new Pretrainer(p, log, interactive).Run(resume: true);
+        var result = new Pretrainer(p, log, interactive, world).Run(resume: true);
         return ((long)p.Steps * p.BatchSize * p.SequenceLength, result.TokensPerSecond, result.TrainLoss);
     }
 

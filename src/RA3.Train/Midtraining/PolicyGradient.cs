@@ -1,6 +1,7 @@
 using RA3.Model.Optim;
 using RA3.Model.Scoring;
 using RA3.Model;
+using RA3.Train.Distributed;
 using RA3.Train.Runs;
 
 namespace RA3.Train.Midtraining;
@@ -35,6 +36,12 @@ public sealed record PolicyStepStats(long ActionTokens, double MeanKl, double Cl
 /// over the batch's action tokens; its gradient goes through the model's weighted backward
 /// (<see cref="Transformer.Backward(Activations, ReadOnlySpan{float})"/>), which needs only
 /// ∂loss/∂log π per token — computed here on the host.
+/// <para>
+/// Among the ranks of the optimizer's <see cref="AdamWOptimizer.Group"/>, every rank holds the
+/// whole batch and runs the forward and backward passes of its contiguous share of the sequences,
+/// with the token weights normalised by the whole batch's action tokens; the ranks sum their
+/// gradients (and the KL and clipping counts) before clipping and AdamW.
+/// </para>
 /// </summary>
 public sealed class PolicyGradient(Transformer policy, Transformer reference, AdamWOptimizer optimizer, PolicyGradientOptions options, NonFiniteGuard? guard = null) : IDisposable
 {
@@ -82,43 +89,55 @@ public sealed class PolicyGradient(Transformer policy, Transformer reference, Ad
             }
         }
 
-        int b = batch.Count;
-        var (ids, mask, time) = Scorer.Pad([.. batch.Select(s => s.Ids)]);
-        referencePlan = Reuse(referencePlan, reference, b, time, PassKind.Score);
-        referencePlan.SetBatch(ids, mask);
-        reference.Forward(referencePlan);
-        var referenceLogProbs = new float[b * time];
-        referencePlan.TokenLogProbs.CopyTo<float>(referenceLogProbs);
+        long acting = batch.Sum(s => (long)s.Acting.Count(a => a));  // the whole batch's: every rank's weights share one normaliser
+        var group = optimizer.Group;
+        var (first, b) = DataParallel.ShareOf(batch.Count, group.Rank, group.Size);
+        var mine = batch.Skip(first).Take(b).ToList();
+        int time = 0;
+        var referenceLogProbs = Array.Empty<float>();
+        if (b > 0)
+        {
+            (var ids, var mask, time) = Scorer.Pad([.. mine.Select(s => s.Ids)]);
+            referencePlan = Reuse(referencePlan, reference, b, time, PassKind.Score);
+            referencePlan.SetBatch(ids, mask);
+            reference.Forward(referencePlan);
+            referenceLogProbs = new float[b * time];
+            referencePlan.TokenLogProbs.CopyTo<float>(referenceLogProbs);
+            trainPlan = Reuse(trainPlan, policy, b, time, PassKind.Train);
+            trainPlan.SetBatch(ids, mask);
+        }
 
-        trainPlan = Reuse(trainPlan, policy, b, time, PassKind.Train);
-        trainPlan.SetBatch(ids, mask);
         var logProbs = new float[b * time];
-        var old = batch.Select(s => s.OldLogProbs).ToArray();
+        var old = mine.Select(s => s.OldLogProbs).ToArray();
         PolicyStepStats stats = new(0, 0, 0, 0);
         for (int e = 0; e < epochs; e++)
         {
-            policy.Forward(trainPlan);
-            trainPlan.TokenLogProbs.CopyTo<float>(logProbs);
+            if (b > 0)
+            {
+                policy.Forward(trainPlan!);
+                trainPlan!.TokenLogProbs.CopyTo<float>(logProbs);
+            }
+
             for (int i = 0; i < b; i++)
             {
                 if (old[i] is null)
                 {
-                    old[i] = new float[batch[i].Ids.Length];
-                    logProbs.AsSpan(i * time, batch[i].Ids.Length - 1).CopyTo(old[i].AsSpan(1));  // row p − 1 predicts token p
+                    old[i] = new float[mine[i].Ids.Length];
+                    logProbs.AsSpan(i * time, mine[i].Ids.Length - 1).CopyTo(old[i].AsSpan(1));  // row p − 1 predicts token p
                 }
             }
 
-            stats = Update(batch, old!, logProbs, referenceLogProbs, time, ((batchIndex - 1) * epochs) + e + 1);
+            stats = Update(mine, old!, logProbs, referenceLogProbs, time, ((batchIndex - 1) * epochs) + e + 1, acting);
         }
 
         return stats;
     }
 
-    // One update from the forward pass in the train plan: token weights, the weighted backward, clip, AdamW.
-    private PolicyStepStats Update(IReadOnlyList<PolicySequence> batch, float[][] old, float[] logProbs, float[] referenceLogProbs, int time, int step)
+    // One update from the forward pass in the train plan: this rank's token weights and weighted
+    // backward, the ranks' gradients summed, clip, AdamW.
+    private PolicyStepStats Update(IReadOnlyList<PolicySequence> batch, float[][] old, float[] logProbs, float[] referenceLogProbs, int time, int step, long acting)
     {
         int b = batch.Count;
-        long acting = batch.Sum(s => (long)s.Acting.Count(a => a));
         var weights = new float[b * time];
         double kl = 0;
         long clippedCount = 0;
@@ -142,14 +161,21 @@ public sealed class PolicyGradient(Transformer policy, Transformer reference, Ad
 
         var backend = policy.Backend;
         backend.Zero(policy.Gradients!.Buffer);
-        policy.Backward(trainPlan!, weights);
+        if (b > 0)
+        {
+            policy.Backward(trainPlan!, weights);
+        }
+
+        optimizer.Group.AllReduceSum(policy.Gradients.Buffer);
+        Span<double> figures = [kl, clippedCount];
+        optimizer.Group.AllReduceSum(figures);
         double norm = backend.ClipGradNorm(policy.Gradients.Buffer, options.GradClip);
-        if ((guard ?? StopAtFirst).Admit(step, kl, norm))
+        if ((guard ?? StopAtFirst).Admit(step, figures[0], norm))
         {
             optimizer.Step(options.LearningRate, step);
         }
 
-        return new PolicyStepStats(acting, kl / Math.Max(acting, 1), clippedCount / (double)Math.Max(acting, 1), norm);
+        return new PolicyStepStats(acting, figures[0] / Math.Max(acting, 1), figures[1] / Math.Max(acting, 1), norm);
     }
 
     /// <summary>Without a run's guard: stop at the first non-finite update, with no checkpoint to name.</summary>

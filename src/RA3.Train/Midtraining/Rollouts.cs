@@ -87,8 +87,13 @@ public sealed class RolloutSampler
     /// <summary>Tokens per second of the last call's walk (every token fed, forced ones included; prefill and sampling in the time).</summary>
     public double LastTokensPerSecond { get; private set; }
 
-    /// <summary>G rollouts of each trace, in trace-major order (trace i's are i·G .. i·G + G − 1).</summary>
-    public IReadOnlyList<Rollout> Sample(IReadOnlyList<Trace> traces, RolloutOptions options, ulong seed)
+    /// <summary>
+    /// G rollouts of each trace, in trace-major order (trace i's are i·G .. i·G + G − 1). Rollout w
+    /// of this call draws from its own stream (<paramref name="seed"/>, <paramref name="firstRollout"/> + w):
+    /// a rank that samples its share of a step's traces, starting at global rollout
+    /// <paramref name="firstRollout"/>, draws what one process sampling all of them draws.
+    /// </summary>
+    public IReadOnlyList<Rollout> Sample(IReadOnlyList<Trace> traces, RolloutOptions options, ulong seed, int firstRollout = 0)
     {
         ArgumentNullException.ThrowIfNull(traces);
         ArgumentNullException.ThrowIfNull(options);
@@ -109,7 +114,7 @@ public sealed class RolloutSampler
         {
             for (int g = 0; g < options.Group; g++)
             {
-                walks.Add(new Walk(traces[i], acting[i], this, new Rng(seed ^ (0x9E3779B97F4A7C15UL * (ulong)(walks.Count + 1)))));
+                walks.Add(new Walk(traces[i], acting[i], this, new Rng(seed ^ (0x9E3779B97F4A7C15UL * (ulong)(firstRollout + walks.Count + 1)))));
             }
         }
 

@@ -1,4 +1,6 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
+using RA3.Train.Distributed;
 using RA3.Train.Runs;
 using RA3.Train.Sandbox;
 
@@ -117,6 +119,11 @@ public sealed record RlvrSettings
     /// <summary>Whether training plans recompute the blocks' activations in the backward (<see cref="Pretraining.PretrainSettings.RecomputeHelp"/>).</summary>
     [Option("recompute", Pretraining.PretrainSettings.RecomputeHelp)]
     public bool Recompute { get; init; }
+
+    /// <summary>How the ranks work together under mpirun (not part of the run's identity: a run resumes with other values or on other ranks).</summary>
+    [NestedOptions("")]
+    [JsonIgnore]
+    public ParallelSettings Parallel { get; init; } = new();
 
     /// <summary>Stop after this many steps of this process (simulates a kill in tests); 0 = run to the end.</summary>
     [Option("stop-after", "stop after N steps of this process, checkpointing first (0: run to the end)", Min = 0, InConfig = false)]

@@ -1,4 +1,6 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
+using RA3.Train.Distributed;
 using RA3.Train.Runs;
 
 namespace RA3.Train.Pretraining;
@@ -121,6 +123,11 @@ public sealed record PretrainSettings
     /// <summary>How the saved model is stored (<see cref="WeightStorage"/>).</summary>
     [Option("save-dtype", WeightStorage.SaveHelp, Choices = WeightStorage.Choices)]
     public string SaveDType { get; init; } = "auto";
+
+    /// <summary>How the ranks work together under mpirun (not part of the run's identity: a run resumes with other values or on other ranks).</summary>
+    [NestedOptions("")]
+    [JsonIgnore]
+    public ParallelSettings Parallel { get; init; } = new();
 
     /// <summary>Help line of <c>--recompute</c>, which the commands that train share.</summary>
     public const string RecomputeHelp = "keep only the residual stream between blocks and recompute each block in the backward: one block's activations instead of all (long sequences, large models), one more forward of the blocks";

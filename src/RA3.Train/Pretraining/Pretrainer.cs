@@ -8,7 +8,9 @@ using RA3.Model.IO;
 using RA3.Model.Optim;
 using RA3.Model.Tokenizers;
 using RA3.Model;
+using RA3.Kernels.Distributed;
 using RA3.Train.Data;
+using RA3.Train.Distributed;
 using RA3.Train.Runs;
 
 namespace RA3.Train.Pretraining;
@@ -29,21 +31,36 @@ public sealed record PretrainResult(int Steps, double TrainLoss, double Validati
 /// Next-token pre-training: packed corpus, AdamW with warmup and cosine decay, gradient
 /// accumulation and clipping, periodic validation, atomic checkpoints, exact resume, metrics as
 /// jsonl (one object per step; validation steps add <c>val_loss</c>).
+/// <para>
+/// Among the ranks of <paramref name="world"/> (mpirun) it is data-parallel: <c>--batch</c> stays
+/// the global micro-batch, every rank reads the same global batches in the same order and trains
+/// on its contiguous share of each, its gradient weighted by its share of the sequences; the
+/// ranks sum the gradients before clipping and AdamW, validate on their shares of the validation
+/// sequences, and rank 0 writes the metrics, checkpoints and final model. The weights are those of
+/// one process with the same batch but for the order in which the gradient's terms are summed.
+/// </para>
 /// </summary>
-public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool interactive)
+public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool interactive, Communicator? world = null)
 {
     /// <summary>Runs (or resumes, when the run folder has a checkpoint and <paramref name="resume"/> is set) the training.</summary>
     public PretrainResult Run(bool resume)
     {
         var s = settings;
         Declared.Validate(s);
-        KernelChoices.Pin(s.Out, log.WriteLine);
         var tokenizer = TokenizerLoader.Load(s.Tokenizer);
         string data = s.Data ?? StdlibCorpus.Ensure(Path.Combine(s.Out, "..", "cache", "python-stdlib-functions.jsonl"));
         using var dataset = PackedDataset.Open(data, tokenizer, s.SequenceLength, s.Seed);
         log.WriteLine($"corpus {data}: {dataset.Documents:N0} documents, {dataset.TrainTokens:N0} train / {dataset.ValidationTokens:N0} validation tokens ({tokenizer.Name})");
 
         using var backend = BackendChoice.Create(s.Backend);
+        using var parallel = DataParallel.Join(world ?? Communicator.Single, backend, s.Parallel);
+        KernelChoices.Pin(s.Out, log.WriteLine, parallel);
+        if (s.BatchSize < parallel.Size)
+        {
+            throw new SettingsException("batch", $"{s.BatchSize} sequences per micro-batch cannot be divided among {parallel.Size} ranks: give each at least one");
+        }
+
+        var (first, count) = parallel.Share(s.BatchSize);
         var dtype = WeightStorage.Parse(s.DType);
         using var model = s.Init is null
             ? new Transformer(backend, FreshConfig(s, tokenizer), trainable: true, dtype ?? DType.Float32)
@@ -54,7 +71,7 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
             throw new InvalidDataException($"the model's vocabulary ({model.Config.VocabSize}) is smaller than the tokenizer's ({tokenizer.VocabSize})");
         }
 
-        using var optimizer = new AdamWOptimizer(model, weightDecay: s.WeightDecay) { DecayAll = s.DecayAll };
+        using var optimizer = parallel.Optimizer(model, s.WeightDecay, s.DecayAll);
         var schedule = new LearningRateSchedule(s.LearningRate, s.Warmup, s.Steps, s.MinLearningRateRatio);
         int step = 0;
         string metricsPath = Path.Combine(s.Out, "metrics.jsonl");
@@ -62,7 +79,7 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
         {
             step = state.Step;
             dataset.Seek(DataPosition.Parse(state.DataPosition));
-            TruncateMetrics(metricsPath, step);
+            parallel.RootWrites(() => TruncateMetrics(metricsPath, step));
             log.WriteLine($"resumed from {latest} at step {step}");
         }
         else
@@ -72,11 +89,14 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
                 model.InitializeRandom(s.Seed);
             }
 
-            Directory.CreateDirectory(s.Out);
-            File.WriteAllText(metricsPath, string.Empty);
+            parallel.RootWrites(() =>
+            {
+                Directory.CreateDirectory(s.Out);
+                File.WriteAllText(metricsPath, string.Empty);
+            });
         }
 
-        Declared.Save(s, s.Out);  // after the resume check: a refused resume leaves the run's own config
+        parallel.RootWrites(() => Declared.Save(s, s.Out));  // after the resume check: a refused resume leaves the run's own config
         if (step >= s.Steps)
         {
             // Resuming a finished run: nothing to train; its figures are the last ones it logged.
@@ -85,10 +105,11 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
             return new PretrainResult(step, last.Loss, last.Validation, last.TokensPerSecond, Path.Combine(s.Out, "final")) { AlreadyComplete = true };
         }
 
-        log.WriteLine($"model {model.Config.ModelType}: {model.Config.ParameterCount:N0} parameters, {model.Config.Layers} layers, width {model.Config.Hidden}; backend {backend.Name}; {s.Steps} steps of {s.BatchSize}×{s.Accumulation}×{s.SequenceLength} tokens");
-        using var plan = model.Plan(s.BatchSize, s.SequenceLength, PassKind.Train);
-        using var metrics = new StreamWriter(metricsPath, append: true);
-        var ids = new int[s.BatchSize * s.SequenceLength];
+        log.WriteLine($"model {model.Config.ModelType}: {model.Config.ParameterCount:N0} parameters, {model.Config.Layers} layers, width {model.Config.Hidden}; backend {backend.Name}; {s.Steps} steps of {s.BatchSize}×{s.Accumulation}×{s.SequenceLength} tokens{(Launch.ByMpirun ? $"; data-parallel: {parallel.Group.Description}{(parallel.ShardOptimizer ? ", optimizer state sharded (ZeRO-1)" : string.Empty)}" : string.Empty)}");
+        using var plan = model.Plan(count, s.SequenceLength, PassKind.Train);
+        using var metrics = parallel.IsRoot ? new StreamWriter(metricsPath, append: true) : StreamWriter.Null;
+        var ids = new int[s.BatchSize * s.SequenceLength];  // the global micro-batch; this rank trains on its share
+        float share = (float)count / s.BatchSize;
         var progress = new Progress(log, s.Steps, step, interactive);
         double loss = double.NaN, validation = double.NaN;
         int stopAt = s.StopAfter > 0 ? Math.Min(s.Steps, step + s.StopAfter) : s.Steps;
@@ -101,11 +122,17 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
             for (int micro = 0; micro < s.Accumulation; micro++)
             {
                 dataset.NextBatch(ids);
-                plan.SetBatch(ids);
-                loss += model.Forward(plan) / s.Accumulation;
-                model.Backward(plan, 1f / s.Accumulation);
+                plan.SetBatch(ids.AsSpan(first * s.SequenceLength, count * s.SequenceLength));
+                loss += model.Forward(plan) * ((double)count / s.BatchSize) / s.Accumulation;
+                model.Backward(plan, share / s.Accumulation);
             }
 
+            // The ranks' weighted gradients and losses summed: the global batch's; a stop signal seen by any rank stops all at this step.
+            parallel.Group.AllReduceSum(model.Gradients.Buffer);
+            Span<double> figures = [loss, StopSignal.Requested ? 1 : 0];
+            parallel.Sum(figures);
+            loss = figures[0];
+            bool stop = figures[1] > 0;
             double norm = s.Clip > 0 ? backend.ClipGradNorm(model.Gradients.Buffer, s.Clip) : Math.Sqrt(backend.SumOfSquares(model.Gradients.Buffer));
             float lr = schedule.At(step);
             bool applied = guard.Admit(step, loss, norm);
@@ -131,7 +158,7 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
 
             if (step % s.EvalEvery == 0 || step == s.Steps)
             {
-                validation = ValidationLoss(model, dataset, s);
+                validation = ValidationLoss(model, dataset, s, parallel);
                 if (double.IsFinite(validation))
                 {
                     // A corpus too small for a validation sequence has none (JSON has no NaN).
@@ -142,12 +169,12 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
 
             metrics.WriteLine(record.ToJsonString());
             progress.Step(step, loss, ids.Length * s.Accumulation, extra);
-            if (step % s.SaveEvery == 0 || step == s.Steps || step == stopAt || StopSignal.Requested)
+            if (step % s.SaveEvery == 0 || step == s.Steps || step == stopAt || stop)
             {
                 metrics.Flush();
                 string dir = TrainingCheckpoint.Save(s.Out, model, optimizer, new TrainingState(step, dataset.Position.ToString(), s.Identity()), s.Keep);
                 progress.Message($"checkpoint {dir}");
-                if (StopSignal.Requested && step < s.Steps)
+                if (stop && step < s.Steps)
                 {
                     throw new StoppedBySignalException($"stopped by {StopSignal.Name} at step {step} of {s.Steps} after writing {dir}", $"ra3 pretrain --config {Path.Combine(s.Out, Declared.ConfigFileName)} --resume");
                 }
@@ -159,7 +186,7 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
         {
             final = Path.Combine(s.Out, "final");
             var stored = WeightStorage.Parse(s.SaveDType, "save-dtype") ?? (s.Init is null ? model.Weights.DType : HuggingFaceCheckpoint.StoredDType(s.Init));
-            HuggingFaceCheckpoint.Save(model, final, dtype: stored);
+            parallel.RootWrites(() => HuggingFaceCheckpoint.Save(model, final, dtype: stored));
             log.WriteLine($"final model (Hugging Face layout) in {final}");
         }
 
@@ -181,8 +208,8 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
         };
     }
 
-    /// <summary>Mean next-token loss over the first validation sequences (the same ones every time).</summary>
-    private static double ValidationLoss(Transformer model, PackedDataset data, PretrainSettings s)
+    /// <summary>Mean next-token loss over the first validation sequences (the same ones every time), each rank scoring its share.</summary>
+    private static double ValidationLoss(Transformer model, PackedDataset data, PretrainSettings s, DataParallel parallel)
     {
         int count = Math.Min(s.EvalSequences, data.ValidationSequences);
         if (count == 0)
@@ -190,17 +217,19 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
             return double.NaN;
         }
 
+        var (first, mine) = parallel.Share(count);
         using var plan = model.Plan(1, s.SequenceLength, PassKind.Score);
-        double sum = 0;
+        Span<double> sum = [0];
         var ids = new int[s.SequenceLength];
-        for (int i = 0; i < count; i++)
+        for (int i = first; i < first + mine; i++)
         {
             data.ValidationSequence(i, ids);
             plan.SetBatch(ids);
-            sum += model.Forward(plan);
+            sum[0] += model.Forward(plan);
         }
 
-        return sum / count;
+        parallel.Sum(sum);
+        return sum[0] / count;
     }
 
     /// <summary>The last train loss, validation loss and throughput a run's metrics.jsonl records (NaN where none).</summary>

@@ -95,7 +95,14 @@ public static class Declared
             }
             else if (p.GetCustomAttribute<NestedOptionsAttribute>() is { } nested)
             {
-                found.AddRange(Of(p.PropertyType, nested.Prefix.Length > 0 ? prefix + nested.Prefix + "." : prefix, [.. path, p], [.. nested.Except.Split('|', StringSplitOptions.RemoveEmptyEntries)]));
+                // Without a prefix the nested options join the parent's own, and what the parent hides stays hidden.
+                HashSet<string> hidden = [.. nested.Except.Split('|', StringSplitOptions.RemoveEmptyEntries)];
+                if (nested.Prefix.Length == 0)
+                {
+                    hidden.UnionWith(except);
+                }
+
+                found.AddRange(Of(p.PropertyType, nested.Prefix.Length == 0 ? prefix : prefix + nested.Prefix + ".", [.. path, p], hidden));
             }
         }
 

@@ -1,5 +1,7 @@
 using RA3.Kernels.Cpu;
+using System.Text;
 using RA3.Model.IO;
+using RA3.Train.Distributed;
 
 namespace RA3.Train.Runs;
 
@@ -13,6 +15,30 @@ public static class KernelChoices
 {
     /// <summary>The record's file name in a run folder.</summary>
     public const string FileName = "kernels.txt";
+
+    /// <summary>
+    /// Makes the process compute as the run in <paramref name="runDir"/> did: a recorded tuning is
+    /// set (said through <paramref name="log"/> when it differs from this machine's), a new run records
+    /// the process's. A recorded tile this processor cannot run is said and replaced. Under
+    /// mpirun rank 0 alone reads or writes the record, and every rank takes rank 0's tuning
+    /// (where its processor can run it).
+    /// </summary>
+    public static void Pin(string runDir, Action<string> log, DataParallel parallel)
+    {
+        ArgumentNullException.ThrowIfNull(parallel);
+        parallel.RootWrites(() => Pin(runDir, log));
+        if (parallel.Size == 1)
+        {
+            return;
+        }
+
+        // Every rank computes as rank 0 does, so a replica's forward is the same on every rank.
+        var chosen = GemmTuning.Parse(Encoding.UTF8.GetString(parallel.Group.AllGather(Encoding.UTF8.GetBytes(GemmKernel.Tuning.ToString()))[0]));
+        if (chosen != GemmKernel.Tuning && chosen.Runs)
+        {
+            GemmKernel.Tuning = chosen;
+        }
+    }
 
     /// <summary>
     /// Makes the process compute as the run in <paramref name="runDir"/> did: a recorded tuning is

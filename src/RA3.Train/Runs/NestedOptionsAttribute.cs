@@ -5,7 +5,7 @@ namespace RA3.Train.Runs;
 /// RLVR): its options join the parent's as <c>prefix.name</c> (as <c>name</c> when the prefix is
 /// empty: options two commands share, such as generation's), except those the parent sets itself.
 /// </summary>
-/// <param name="prefix">The options' prefix (<c>--prefix.name</c>).</param>
+/// <param name="prefix">The options' prefix (<c>--prefix.name</c>), or empty.</param>
 [AttributeUsage(AttributeTargets.Property)]
 public sealed class NestedOptionsAttribute(string prefix) : Attribute
 {

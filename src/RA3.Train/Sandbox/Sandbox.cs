@@ -101,7 +101,8 @@ public sealed class Sandbox : IDisposable
         limits ??= new SandboxLimits();
         string? found = namespaces ? FindExecutable("bwrap") : null;
         var sandbox = new Sandbox(limits, found);
-        if (found is not null && sandbox.Run("pass").Outcome != RunOutcome.Passed)
+        // The probe runs in this rank's first slot: under mpirun, each rank of a host has its own user ids (SandboxPool).
+        if (found is not null && sandbox.Run("pass", slot: Kernels.Distributed.Launch.LocalRank * Kernels.Distributed.Launch.CoresPerRank).Outcome != RunOutcome.Passed)
         {
             sandbox.Dispose();
             sandbox = new Sandbox(limits, null);

@@ -1,11 +1,15 @@
 using System.Threading.Channels;
+using RA3.Kernels.Distributed;
 
 namespace RA3.Train.Sandbox;
 
 /// <summary>
-/// A fixed set of workers (default: one per core), each with its own slot of the
-/// <see cref="Sandbox"/> (its own unprivileged user id as root), fed through a bounded queue:
-/// a producer that outpaces the workers waits instead of piling programs up in memory.
+/// A fixed set of workers (default: one per core, or per core of this rank's share when mpirun
+/// started several ranks on the host), each with its own slot of the <see cref="Sandbox"/> (its
+/// own unprivileged user id as root), fed through a bounded queue: a producer that outpaces the
+/// workers waits instead of piling programs up in memory. Under mpirun the slots of the ranks of
+/// one host do not overlap (rank r's start at r × workers), so no two processes of the host share
+/// a user id, and with it a process limit.
 /// </summary>
 public sealed class SandboxPool : IDisposable
 {
@@ -13,18 +17,18 @@ public sealed class SandboxPool : IDisposable
     private readonly Channel<(string Program, SandboxLimits? Limits, TaskCompletionSource<RunResult> Done)> queue;
     private readonly Task[] workers;
 
-    /// <summary>Starts <paramref name="workers"/> workers (0 = one per core) over a queue of <paramref name="queueCapacity"/> programs (0 = 4 per worker).</summary>
+    /// <summary>Starts <paramref name="workers"/> workers (0 = one per core of this rank) over a queue of <paramref name="queueCapacity"/> programs (0 = 4 per worker).</summary>
     public SandboxPool(Sandbox sandbox, int workers = 0, int queueCapacity = 0)
     {
         this.sandbox = sandbox;
-        int count = workers > 0 ? workers : Environment.ProcessorCount;
+        int count = workers > 0 ? workers : Launch.CoresPerRank, first = Launch.LocalRank * count;
         queue = Channel.CreateBounded<(string, SandboxLimits?, TaskCompletionSource<RunResult>)>(new BoundedChannelOptions(queueCapacity > 0 ? queueCapacity : 4 * count)
         {
             FullMode = BoundedChannelFullMode.Wait,
             SingleWriter = false,
             SingleReader = false,
         });
-        this.workers = [.. Enumerable.Range(0, count).Select(slot => Task.Run(() => Work(slot)))];
+        this.workers = [.. Enumerable.Range(first, count).Select(slot => Task.Run(() => Work(slot)))];
     }
 
     /// <summary>Number of workers.</summary>
