@@ -393,11 +393,11 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
         WorkerPool.For(body.Tasks, body);
     }
 
-    private protected override void ElboForwardBackwardCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor logZ, Tensor thinkPosterior, Tensor lineMarginals) =>
-        WorkerPool.For(seg.Shape[0], Elbo(seg, priorThink, priorAct, lengths, maxSpan) with { LogZ = F(logZ), ThinkPosterior = F(thinkPosterior), Marginals = F(lineMarginals) });
+    private protected override void ElboForwardBackwardCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, int candidates, Tensor logZ, Tensor thinkPosterior, Tensor lineMarginals) =>
+        WorkerPool.For(seg.Shape[0], Elbo(seg, priorThink, priorAct, lengths, maxSpan, candidates) with { LogZ = F(logZ), ThinkPosterior = F(thinkPosterior), Marginals = F(lineMarginals) });
 
-    private protected override void ElboViterbiCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor bestScore, Tensor abstraction) =>
-        WorkerPool.For(seg.Shape[0], Elbo(seg, priorThink, priorAct, lengths, maxSpan) with { LogZ = F(bestScore), Abstraction = I(abstraction), Viterbi = true });
+    private protected override void ElboViterbiCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, int candidates, Tensor bestScore, Tensor abstraction) =>
+        WorkerPool.For(seg.Shape[0], Elbo(seg, priorThink, priorAct, lengths, maxSpan, candidates) with { LogZ = F(bestScore), Abstraction = I(abstraction), Viterbi = true });
 
     /// <summary>
     /// A norm's weight (<paramref name="slot"/> 0) or bias (1) [C] as floats: in place when float32,
@@ -437,7 +437,7 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
         return scratch;
     }
 
-    private ElboKernel.Body Elbo(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan) => new()
+    private ElboKernel.Body Elbo(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, int candidates) => new()
     {
         Seg = F(seg),
         PriorThink = F(priorThink),
@@ -445,7 +445,8 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
         PriorAct = priorAct,
         MaxSpan = maxSpan,
         T = seg.Shape[2],
-        Scratch = Scratch(seg.Shape[0] * ElboKernel.ScratchPerTrace(seg.Shape[2])),
+        K = candidates,
+        Scratch = Scratch(seg.Shape[0] * ElboKernel.ScratchPerTrace(seg.Shape[2], candidates)),
     };
 
     // The forward operands of a norm; the fused add + norm sets AddA and AddB on top.

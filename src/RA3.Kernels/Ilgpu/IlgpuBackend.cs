@@ -301,11 +301,11 @@ public class IlgpuBackend : Backend, IFlashTiles, ISegmentChunks
     void ISegmentChunks.ChunkBackward(Tensor logits, int c0, Tensor targets, Tensor lineIds, Tensor lse, Tensor dScores, int r0, int tokensPerSequence, int lines) =>
         segBackward(logits.Shape[0], F(logits), I(targets), I(lineIds), F(lse), F(dScores), new SegmentDims(logits.Shape[1], c0, r0, tokensPerSequence, lines, 0));
 
-    private protected override void ElboForwardBackwardCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor logZ, Tensor thinkPosterior, Tensor lineMarginals) =>
-        elbo(seg.Shape[0], F(seg), F(priorThink), I(lengths), Scratch(N(seg)), F(logZ), F(thinkPosterior), F(lineMarginals), Partials(2 * seg.Shape[0] * seg.Shape[2]), new ElboParams(seg.Shape[2], priorAct, maxSpan));
+    private protected override void ElboForwardBackwardCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, int candidates, Tensor logZ, Tensor thinkPosterior, Tensor lineMarginals) =>
+        elbo(seg.Shape[0], F(seg), F(priorThink), I(lengths), Scratch(N(seg)), F(logZ), F(thinkPosterior), F(lineMarginals), Partials(2 * seg.Shape[0] * seg.Shape[2]), new ElboParams(seg.Shape[2], candidates, priorAct, maxSpan));
 
-    private protected override void ElboViterbiCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor bestScore, Tensor abstraction) =>
-        viterbi(seg.Shape[0], F(seg), F(priorThink), I(lengths), Scratch(N(seg)), F(bestScore), I(abstraction), new ElboParams(seg.Shape[2], priorAct, maxSpan));
+    private protected override void ElboViterbiCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, int candidates, Tensor bestScore, Tensor abstraction) =>
+        viterbi(seg.Shape[0], F(seg), F(priorThink), I(lengths), Scratch(N(seg)), F(bestScore), I(abstraction), new ElboParams(seg.Shape[2], candidates, priorAct, maxSpan));
 
     private protected override void EmbeddingCore(Tensor ids, Tensor table, Tensor output)
     {

@@ -110,11 +110,11 @@ public sealed unsafe class NativeBackend : CpuBackend
         NativeMethods.Check(NativeMethods.SegmentScoresBackward(h.Shape[0], h.Shape[1], h.Shape[2], w.Shape[0], dScores.Shape[1], F(h), F(w), I(targets), I(lineIds), F(lse), F(dScores), F(dH), F(dW)));
     }
 
-    private protected override void ElboForwardBackwardCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor logZ, Tensor thinkPosterior, Tensor lineMarginals) =>
-        NativeMethods.Check(NativeMethods.ElboForwardBackward(seg.Shape[0], seg.Shape[2], F(seg), F(priorThink), priorAct, I(lengths), maxSpan, F(logZ), F(thinkPosterior), F(lineMarginals)));
+    private protected override void ElboForwardBackwardCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, int candidates, Tensor logZ, Tensor thinkPosterior, Tensor lineMarginals) =>
+        NativeMethods.Check(NativeMethods.ElboForwardBackward(seg.Shape[0], seg.Shape[2], candidates, F(seg), F(priorThink), priorAct, I(lengths), maxSpan, F(logZ), F(thinkPosterior), F(lineMarginals)));
 
-    private protected override void ElboViterbiCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor bestScore, Tensor abstraction) =>
-        NativeMethods.Check(NativeMethods.ElboViterbi(seg.Shape[0], seg.Shape[2], F(seg), F(priorThink), priorAct, I(lengths), maxSpan, F(bestScore), I(abstraction)));
+    private protected override void ElboViterbiCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, int candidates, Tensor bestScore, Tensor abstraction) =>
+        NativeMethods.Check(NativeMethods.ElboViterbi(seg.Shape[0], seg.Shape[2], candidates, F(seg), F(priorThink), priorAct, I(lengths), maxSpan, F(bestScore), I(abstraction)));
 
     private static int Rows(Tensor t) => checked((int)t.Shape.Rows);
 }
