@@ -261,6 +261,26 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
     void IFlashTiles.RowDot(Tensor dOut, Tensor output, Tensor rowDot) =>
         WorkerPool.For(dOut.Shape[0], new FlashTileKernel.RowDot { A = F(dOut), B = F(output), Out = F(rowDot), T = dOut.Shape[1], H = dOut.Shape[2], D = dOut.Shape[3] });
 
+    private protected override void AttentionCachedCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor slots, Tensor positions, Tensor output, int window) =>
+        DecodeAttentionKernel.Run(
+            new DecodeAttentionKernel.CachedRows
+            {
+                Q = F(q),
+                KCache = F(kCache),
+                VCache = F(vCache),
+                Slots = I(slots),
+                Positions = I(positions),
+                Out = F(output),
+                S = kCache.Shape[1],
+                Hq = q.Shape[1],
+                Hkv = kCache.Shape[2],
+                D = q.Shape[2],
+                Window = window,
+            },
+            F(kNew),
+            F(vNew),
+            q.Shape[0]);
+
     private protected override void AttentionDecodeCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output, int window) =>
         DecodeAttentionKernel.Run(
             new DecodeAttentionKernel.Body

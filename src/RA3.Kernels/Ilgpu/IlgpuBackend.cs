@@ -36,6 +36,8 @@ public class IlgpuBackend : Backend, IFlashTiles, ISegmentChunks
     private readonly Action<Index2D, ArrayView<int>, ArrayView<float>, ArrayView<float>, int> embedF, embedB;
     private readonly Action<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, DecodeDims> decodeAppend;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, DecodeDims> decodeAttend;
+    private readonly Action<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, DecodeDims> cachedAppend;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, DecodeDims> cachedAttend;
     private readonly Action<Index2D, ArrayView<float>, int, int, ArrayView<float>, int, int> copyColumns;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<double>, ElboParams> elbo;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ElboParams> viterbi;
@@ -82,6 +84,8 @@ public class IlgpuBackend : Backend, IFlashTiles, ISegmentChunks
         embedB = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<int>, ArrayView<float>, ArrayView<float>, int>(RowKernels.EmbeddingBackward);
         decodeAppend = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, DecodeDims>(DecodeAttentionKernels.Append);
         decodeAttend = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, DecodeDims>(DecodeAttentionKernels.Attend);
+        cachedAppend = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, DecodeDims>(DecodeAttentionKernels.AppendRows);
+        cachedAttend = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, DecodeDims>(DecodeAttentionKernels.AttendRows);
         copyColumns = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, int, int, ArrayView<float>, int, int>(ElementwiseKernels.CopyColumns);
         elbo = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<double>, ElboParams>(ElboKernels.ForwardBackward);
         viterbi = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ElboParams>(ElboKernels.Viterbi);
@@ -270,6 +274,13 @@ public class IlgpuBackend : Backend, IFlashTiles, ISegmentChunks
 
     void IFlashTiles.RowDot(Tensor dOut, Tensor output, Tensor rowDot) =>
         this.rowDot(dOut.Shape[0] * dOut.Shape[1] * dOut.Shape[2], F(dOut), F(output), F(rowDot), new Index3D(dOut.Shape[1], dOut.Shape[2], dOut.Shape[3]));
+
+    private protected override void AttentionCachedCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor slots, Tensor positions, Tensor output, int window)
+    {
+        var s = new DecodeDims(q.Shape[0], kCache.Shape[1], q.Shape[1], kCache.Shape[2], q.Shape[2], window);
+        cachedAppend(new Index2D(s.B, s.Hkv * s.D), F(kNew), F(vNew), F(kCache), F(vCache), I(slots), I(positions), s);
+        cachedAttend(s.B * s.Hq, F(q), F(kCache), F(vCache), I(slots), I(positions), F(output), s);
+    }
 
     private protected override void AttentionDecodeCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output, int window)
     {
