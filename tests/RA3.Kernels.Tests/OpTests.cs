@@ -382,9 +382,7 @@ public sealed class OpTests(string backendName) : KernelTest(backendName)
         Close(vCache, rv, "v cache after the rows were written");
         Close(output, wantOut, "cached attention");
 
-        var ex = Assert.Throws<ArgumentException>(() => B.AttentionCached(Up(q[..(2 * hq * d)], 2, hq, d), Up(kNew[..(2 * hkv * d)], 2, hkv, d), Up(vNew[..(2 * hkv * d)], 2, hkv, d), kCache, vCache, Ints([0, 0], 2), Ints([3, 3], 2), Up(new float[2 * hq * d], 2, hq, d)));
-        Assert.That(ex!.Message, Does.Contain("rows share slot 0, position 3"));
-        ex = Assert.Throws<ArgumentException>(() => B.AttentionCached(Up(q[..(hq * d)], 1, hq, d), Up(kNew[..(hkv * d)], 1, hkv, d), Up(vNew[..(hkv * d)], 1, hkv, d), kCache, vCache, Ints([slots], 1), Ints([0], 1), Up(new float[hq * d], 1, hq, d)));
+        var ex = Assert.Throws<ArgumentException>(() => B.AttentionCached(Up(q[..(hq * d)], 1, hq, d), Up(kNew[..(hkv * d)], 1, hkv, d), Up(vNew[..(hkv * d)], 1, hkv, d), kCache, vCache, Ints([slots], 1), Ints([0], 1), Up(new float[hq * d], 1, hq, d)));
         Assert.That(ex!.Message, Does.Contain("slots"));
     }
 

@@ -261,6 +261,26 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
     void IFlashTiles.RowDot(Tensor dOut, Tensor output, Tensor rowDot) =>
         WorkerPool.For(dOut.Shape[0], new FlashTileKernel.RowDot { A = F(dOut), B = F(output), Out = F(rowDot), T = dOut.Shape[1], H = dOut.Shape[2], D = dOut.Shape[3] });
 
+    private protected override void SampleTokensCore(Tensor logits, Tensor uniforms, float temperature, float topP, int topK, Tensor? banned, Tensor? probes, Tensor tokens, Tensor logProbs, Tensor sampleLogProbs, Tensor? probeLogProbs, Tensor? entropies) =>
+        WorkerPool.For(logits.Shape[0], new SamplingKernel.Body
+        {
+            Logits = F(logits),
+            Uniforms = F(uniforms),
+            Banned = banned is null ? null : I(banned),
+            Probes = probes is null ? null : I(probes),
+            P = probes is null ? 0 : probes.Shape[1],
+            V = logits.Shape[1],
+            Temperature = temperature,
+            TopP = topP,
+            TopK = topK,
+            Scratch = Scratch(logits.Shape[0] * SamplingKernel.ScratchPerRow(logits.Shape[1])),
+            Tokens = I(tokens),
+            LogProbs = F(logProbs),
+            SampleLogProbs = F(sampleLogProbs),
+            ProbeLogProbs = probeLogProbs is null ? null : F(probeLogProbs),
+            Entropies = entropies is null ? null : F(entropies),
+        });
+
     private protected override void AttentionCachedCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor slots, Tensor positions, Tensor output, int window) =>
         DecodeAttentionKernel.Run(
             new DecodeAttentionKernel.CachedRows

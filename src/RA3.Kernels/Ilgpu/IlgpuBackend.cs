@@ -37,6 +37,7 @@ public class IlgpuBackend : Backend, IFlashTiles, ISegmentChunks
     private readonly Action<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, DecodeDims> decodeAppend;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, DecodeDims> decodeAttend;
     private readonly Action<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, DecodeDims> cachedAppend;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SamplingParams> sample;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, DecodeDims> cachedAttend;
     private readonly Action<Index2D, ArrayView<float>, int, int, ArrayView<float>, int, int> copyColumns;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<double>, ElboParams> elbo;
@@ -84,6 +85,7 @@ public class IlgpuBackend : Backend, IFlashTiles, ISegmentChunks
         embedB = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<int>, ArrayView<float>, ArrayView<float>, int>(RowKernels.EmbeddingBackward);
         decodeAppend = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, DecodeDims>(DecodeAttentionKernels.Append);
         decodeAttend = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, DecodeDims>(DecodeAttentionKernels.Attend);
+        sample = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SamplingParams>(SamplingKernels.Sample);
         cachedAppend = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, DecodeDims>(DecodeAttentionKernels.AppendRows);
         cachedAttend = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, DecodeDims>(DecodeAttentionKernels.AttendRows);
         copyColumns = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, int, int, ArrayView<float>, int, int>(ElementwiseKernels.CopyColumns);
@@ -274,6 +276,23 @@ public class IlgpuBackend : Backend, IFlashTiles, ISegmentChunks
 
     void IFlashTiles.RowDot(Tensor dOut, Tensor output, Tensor rowDot) =>
         this.rowDot(dOut.Shape[0] * dOut.Shape[1] * dOut.Shape[2], F(dOut), F(output), F(rowDot), new Index3D(dOut.Shape[1], dOut.Shape[2], dOut.Shape[3]));
+
+    private protected override void SampleTokensCore(Tensor logits, Tensor uniforms, float temperature, float topP, int topK, Tensor? banned, Tensor? probes, Tensor tokens, Tensor logProbs, Tensor sampleLogProbs, Tensor? probeLogProbs, Tensor? entropies)
+    {
+        // Absent banned ids, probes and entropies are read as flags and P = 0; the kernel still needs views, so the outputs stand in.
+        sample(
+            logits.Shape[0],
+            F(logits),
+            F(uniforms),
+            banned is null ? I(tokens) : I(banned),
+            probes is null ? I(tokens) : I(probes),
+            I(tokens),
+            F(logProbs),
+            F(sampleLogProbs),
+            probeLogProbs is null ? F(logProbs) : F(probeLogProbs),
+            entropies is null ? F(logProbs) : F(entropies),
+            new SamplingParams(logits.Shape[1], probes is null ? 0 : probes.Shape[1], temperature, topP, topK, banned is null ? 0 : 1, entropies is null ? 0 : 1));
+    }
 
     private protected override void AttentionCachedCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor slots, Tensor positions, Tensor output, int window)
     {

@@ -511,7 +511,8 @@ public abstract partial class Backend
     /// the last <paramref name="window"/> of them, as <see cref="FlashAttention"/> — scale 1/√D, into
     /// output [N, Hq, D]. So rows of one slot at consecutive positions attend causally within the
     /// chunk and over what earlier calls cached; positions before a row that no call has written are
-    /// the caller's to have filled. Two rows may not share a (slot, position); a padding row's output is 0.
+    /// the caller's to have filled, and no two rows may share a (slot, position) (which write would
+    /// win is not defined). A padding row's output is 0.
     /// </summary>
     public void AttentionCached(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor slots, Tensor positions, Tensor output, int window = 0)
     {
@@ -536,14 +537,6 @@ public abstract partial class Backend
         ShapeCheck.Require(window >= 0, $"cached attention: window must be >= 0 (0 = every earlier key), got {window}");
         CheckIndices(slots, -1, bc, nameof(slots));
         CheckIndices(positions, 0, s, nameof(positions));
-        if (IndicesToCheck(slots, out var slotIds) && IndicesToCheck(positions, out var at))
-        {
-            var seen = new HashSet<long>();
-            for (int r = 0; r < n; r++)
-            {
-                ShapeCheck.Require(slotIds[r] < 0 || seen.Add(((long)slotIds[r] * s) + at[r]), $"cached attention: rows share slot {slotIds[r]}, position {at[r]} (row {r})");
-            }
-        }
 
         if (OnReference(nameof(AttentionCached), q, kNew, vNew, kCache, vCache, slots, positions, output))
         {
