@@ -74,7 +74,6 @@ public sealed partial class StopSignalTests
             MStepSteps = 2,
             MStepBatch = 2,
             MStepSequenceLength = 64,
-            SyntaxSample = 2,
         };
         var settings = Settings("midtrain");
         Declared.Save(settings, settings.Out);

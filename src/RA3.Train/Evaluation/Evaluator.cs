@@ -170,10 +170,15 @@ public sealed class Evaluator(SandboxPool pool, bool challengeTests = false, Jou
         return new EvalReport(outcomes, scores, outcomeCounts, issues, programs, clock.Elapsed, pool.Sandbox.Description);
     }
 
-    /// <summary>Generates <paramref name="n"/> completions per problem with <paramref name="generator"/> (see <see cref="Completions"/>) and scores them; <paramref name="cancel"/> is checked between problems and programs.</summary>
-    public Task<EvalReport> EvaluateModelAsync(Generator generator, TextTokenizer tokenizer, IReadOnlyList<Problem> problems, int n, IReadOnlyList<int> ks, SamplingOptions sampling, CancellationToken cancel = default)
+    /// <summary>
+    /// Generates <paramref name="n"/> completions per problem with <paramref name="generator"/>, all
+    /// problems together in <paramref name="slots"/> slots of continuous batching
+    /// (<see cref="Completions.GenerateBatched"/>), and scores them; <paramref name="cancel"/> is
+    /// checked between generation steps and programs.
+    /// </summary>
+    public Task<EvalReport> EvaluateModelAsync(Generator generator, TextTokenizer tokenizer, IReadOnlyList<Problem> problems, int n, IReadOnlyList<int> ks, SamplingOptions sampling, int slots, CancellationToken cancel = default)
     {
-        var samples = Completions.Generate(generator, tokenizer, problems, n, sampling, cancel: cancel);
+        var samples = Completions.GenerateBatched(generator, tokenizer, problems, n, sampling, slots, cancel: cancel);
         return EvaluateAsync(problems, [.. samples.Select(x => new Sample(x.Problem.TaskId, x.Sample.Text ?? string.Empty))], ks, cancel: cancel);
     }
 

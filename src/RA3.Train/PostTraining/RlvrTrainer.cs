@@ -16,18 +16,32 @@ using RA3.Train.Sandbox;
 namespace RA3.Train.PostTraining;
 
 /// <summary>
-/// RLVR post-training (spec §6): GRPO on problems with unit tests. Each step samples G completions
-/// for a few prompts, runs each against the problem's tests in the sandbox (reward 1 when all
-/// pass, or the fraction of asserts passed), normalises rewards within each group, and takes the
-/// clipped-ratio policy-gradient step with a KL penalty to the initial model
-/// (<see cref="PolicyGradient"/>, the E-step's update). Held-out pass@1 is measured at step 0,
-/// every <see cref="RlvrSettings.EvalEvery"/> steps and at the end. Checkpoints are atomic; prompt
-/// choice and sampling depend only on (seed, step), so a resumed run continues exactly.
-/// <c>metrics.jsonl</c>: one object per step (reward, pass rate, KL …; <c>eval_pass_at_1</c> where measured).
+/// RLVR post-training (spec §6): GRPO on problems with unit tests, with the knobs RL post-training
+/// users rely on (TRL's GRPOTrainer, verl's DAPO recipe). Each step samples G completions for a few
+/// prompts (continuous batching across them), runs each against the problem's tests in the sandbox
+/// (reward 1 when all pass, or the fraction of asserts passed; DAPO's soft overlong punishment
+/// optionally), drops groups whose rewards all agree and samples more prompts in their place when
+/// dynamic sampling is on, turns rewards into group-relative advantages (scaled by the group's, the
+/// batch's or no standard deviation), and takes μ clipped-ratio policy-gradient steps (ε_low,
+/// ε_high; loss averaged per sequence, per token or by a constant) with a KL penalty to the initial
+/// model (k1, k2 or k3; none at β = 0) — <see cref="PolicyGradient"/>, the E-step's update. Held-out
+/// pass@1 is measured at step 0, every <see cref="RlvrSettings.EvalEvery"/> steps and at the end, on
+/// the same problems with the same sampling seeds each time (<see cref="HeldOutSampling"/>), so the
+/// curve's points differ by the model alone. Checkpoints are atomic; prompt choice and sampling
+/// depend only on (seed, step), so a resumed run continues exactly. <c>metrics.jsonl</c>: one object
+/// per step — reward, pass rate, the zero-std fraction of the groups sampled, clip fractions (low,
+/// high, region), entropy, completion lengths, the truncated fraction, KL; <c>eval_pass_at_1</c>
+/// where measured.
 /// </summary>
 public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool interactive)
 {
     private const string PartialMarker = "@@ra3-partial";
+
+    /// <summary>
+    /// The held-out protocol every pass@k of a demo shares: temperature 0.8, top-p 0.95, the given
+    /// budget and seed (problem i's samples from (seed + i·n, j), <see cref="Completions.GenerateBatched"/>).
+    /// </summary>
+    public static SamplingOptions HeldOutSampling(int maxNewTokens, ulong seed) => new() { Temperature = 0.8f, TopP = 0.95f, MaxNewTokens = maxNewTokens, Seed = seed };
 
     /// <summary>Runs (or resumes) the run; returns the last held-out pass@1 (NaN without held-out problems).</summary>
     public double Run()
@@ -41,10 +55,10 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
         string init = Midtrainer.ResolveInit(s.Init);
         var dtype = WeightStorage.Parse(s.DType);
         using var model = HuggingFaceCheckpoint.Load(init, backend, trainable: true, dtype);
-        using var reference = HuggingFaceCheckpoint.Load(init, backend, dtype: dtype);
+        using var reference = s.KlCoefficient > 0 ? HuggingFaceCheckpoint.Load(init, backend, dtype: dtype) : null;
         model.RecomputeActivations = s.Recompute;
         using var optimizer = new AdamWOptimizer(model, weightDecay: 0f);
-        using var update = new PolicyGradient(model, reference, optimizer, new PolicyGradientOptions(s.LearningRate, s.KlCoefficient, s.ClipRange), new NonFiniteGuard(s.SkipNonFinite, () => TrainingCheckpoint.Latest(s.Out), log));
+        using var update = new PolicyGradient(model, reference, optimizer, s.Update(), new NonFiniteGuard(s.SkipNonFinite, () => TrainingCheckpoint.Latest(s.Out), log));
         using var sandbox = Sandbox.Sandbox.Create(s.SampleLimits());
         using var pool = new SandboxPool(sandbox);
         var generator = new Generator(model, tokenizer);
@@ -77,44 +91,8 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
         while (step < stopAt)
         {
             step++;
-            var rng = new Rng(s.Seed ^ (0x9E3779B97F4A7C15UL * (ulong)step));
-            var chosen = Enumerable.Range(0, s.PromptsPerStep).Select(_ => problems[rng.NextInt(problems.Count)]).ToList();
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            var samples = Completions.Generate(generator, tokenizer, chosen, s.Group, new SamplingOptions { Temperature = s.Temperature, MaxNewTokens = s.MaxNewTokens, Seed = rng.NextUInt64() });
-            double generationSeconds = clock.Elapsed.TotalSeconds;
-            var results = pool.RunAllAsync([.. samples.Select(x => TestProgram(x.Problem, x.Sample.Text ?? string.Empty, s.PartialCredit))]).GetAwaiter().GetResult();
-            var rewards = results.Select(r => Reward(r, s.PartialCredit)).ToArray();
-            var sequences = new List<PolicySequence>(samples.Count);
-            var ids = samples.Select(x => x.Context.Concat(x.Sample.Tokens).ToArray()).ToList();
-            for (int g = 0; g < chosen.Count; g++)
-            {
-                var advantages = Rewards.GroupAdvantages(rewards.AsSpan(g * s.Group, s.Group), normalise: true);
-                for (int i = 0; i < s.Group; i++)
-                {
-                    int k = (g * s.Group) + i, context = samples[k].Context.Length;
-                    var acting = new bool[ids[k].Length];
-                    acting.AsSpan(context).Fill(true);
-                    var a = new float[ids[k].Length];
-                    a.AsSpan(context).Fill((float)advantages[i]);
-                    sequences.Add(new PolicySequence(ids[k], acting, a, OldLogProbs: null));  // sampled by the model being updated
-                }
-            }
-
-            var stats = update.Step(sequences, step, s.Epochs);
-
-            long newTokens = samples.Sum(x => (long)x.Sample.Tokens.Length);
-            var record = new JsonObject
-            {
-                ["step"] = step,
-                ["reward"] = rewards.Average(),
-                ["pass_rate"] = results.Count(r => r.Outcome == RunOutcome.Passed) / (double)results.Length,
-                ["kl"] = NonFiniteGuard.Metric(stats.MeanKl),
-                ["clipped"] = stats.ClippedFraction,
-                ["grad_norm"] = NonFiniteGuard.Metric(stats.GradNorm),
-                ["new_tokens"] = newTokens,
-                ["generation_tokens_per_s"] = newTokens / Math.Max(generationSeconds, 1e-9),
-            };
-            string extra = $"  reward {rewards.Average():F3}  kl {stats.MeanKl:F4}";
+            var record = TrainStep(step, problems, generator, tokenizer, pool, update);
+            string extra = $"  reward {record["reward"]!.GetValue<double>():F3}  kl {record["kl"]?.GetValue<double>() ?? double.NaN:F4}";
             if (held.Count > 0 && (step % s.EvalEvery == 0 || step == s.Steps))
             {
                 lastPass = PassAtOne(generator, tokenizer, held, pool, step);
@@ -123,7 +101,7 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
             }
 
             File.AppendAllText(metricsPath, record.ToJsonString() + "\n");
-            progress.Step(step, -rewards.Average(), newTokens, extra + "  (loss column: −reward)");
+            progress.Step(step, -record["reward"]!.GetValue<double>(), record["new_tokens"]!.GetValue<long>(), extra + "  (loss column: −reward)");
             if (step % s.SaveEvery == 0 || step == s.Steps || step == stopAt || StopSignal.Requested)
             {
                 string dir = TrainingCheckpoint.Save(s.Out, model, optimizer, new TrainingState(step, step.ToString(CultureInfo.InvariantCulture), s.Identity()), keep: 1);
@@ -141,6 +119,92 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
         }
 
         return lastPass;
+    }
+
+    /// <summary>
+    /// The reward of a completion of <paramref name="length"/> tokens with DAPO's soft overlong
+    /// punishment: the test reward, less <paramref name="penalty"/>·(length − (max − buffer)) / buffer
+    /// inside the last <paramref name="buffer"/> tokens before <paramref name="max"/> (0 off).
+    /// </summary>
+    public static double OverlongReward(double reward, int length, int max, int buffer, double penalty) =>
+        buffer <= 0 || length <= max - buffer ? reward : reward - (penalty * Math.Min(length - (max - buffer), buffer) / buffer);
+
+    // One step: sample (and refill under dynamic sampling), reward, advantages, μ updates; its metrics line.
+    private JsonObject TrainStep(int step, IReadOnlyList<Problem> problems, Generator generator, TextTokenizer tokenizer, SandboxPool pool, PolicyGradient update)
+    {
+        var s = settings;
+        var rng = new Rng(s.Seed ^ (0x9E3779B97F4A7C15UL * (ulong)step));
+        var groups = new List<(double[] Rewards, List<(Problem Problem, GeneratedSequence Sample, int[] Context)> Samples)>();
+        var all = new List<(double Reward, bool Passed, GeneratedSequence Sample)>();
+        int generated = 0, zeroStd = 0;
+        double generationSeconds = 0;
+        for (int round = 0; round <= (s.DynamicSampling ? s.MaxRefills : 0) && groups.Count < s.PromptsPerStep; round++)
+        {
+            var chosen = Enumerable.Range(0, s.PromptsPerStep).Select(_ => problems[rng.NextInt(problems.Count)]).ToList();
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var samples = Completions.GenerateBatched(generator, tokenizer, chosen, s.Group, new SamplingOptions { Temperature = s.Temperature, MaxNewTokens = s.MaxNewTokens, Seed = rng.NextUInt64() }, s.Slots, entropies: true);
+            generationSeconds += clock.Elapsed.TotalSeconds;
+            var results = pool.RunAllAsync([.. samples.Select(x => TestProgram(x.Problem, x.Sample.Text ?? string.Empty, s.PartialCredit))]).GetAwaiter().GetResult();
+            for (int g = 0; g < chosen.Count; g++)
+            {
+                var members = samples.Skip(g * s.Group).Take(s.Group).ToList();
+                double[] rewards = [.. members.Select((x, i) => OverlongReward(Reward(results[(g * s.Group) + i], s.PartialCredit), x.Sample.Tokens.Length, s.MaxNewTokens, s.OverlongBuffer, s.OverlongPenalty))];
+                all.AddRange(members.Select((x, i) => (rewards[i], results[(g * s.Group) + i].Outcome == RunOutcome.Passed, x.Sample)));
+                generated++;
+                bool agree = Rewards.Std(rewards) == 0;
+                zeroStd += agree ? 1 : 0;
+                if ((!s.DynamicSampling || !agree) && groups.Count < s.PromptsPerStep)
+                {
+                    groups.Add((rewards, members));
+                }
+            }
+        }
+
+        double batchStd = Rewards.Std([.. groups.SelectMany(g => g.Rewards)]);
+        var sequences = new List<PolicySequence>();
+        foreach (var (rewards, members) in groups)
+        {
+            double scale = s.ScaleRewards switch { "group" => Rewards.Std(rewards), "batch" => batchStd, _ => 1.0 };
+            var advantages = Rewards.GroupAdvantages(rewards, scale);
+            for (int i = 0; i < members.Count; i++)
+            {
+                var (_, sample, context) = members[i];
+                int[] ids = [.. context, .. sample.Tokens];
+                var acting = new bool[ids.Length];
+                acting.AsSpan(context.Length).Fill(!(s.MaskTruncated && sample.FinishReason == "length"));
+                var a = new float[ids.Length];
+                a.AsSpan(context.Length).Fill((float)advantages[i]);
+                sequences.Add(new PolicySequence(ids, acting, a, OldLogProbs: null));  // sampled by the model being updated
+            }
+        }
+
+        // Under dynamic sampling a step whose every group agreed has nothing to learn from: no update.
+        var stats = sequences.Count > 0 ? update.Step(sequences, step, s.Epochs) : null;
+        var lengths = all.Select(x => x.Sample.Tokens.Length).ToList();
+        long newTokens = lengths.Sum(l => (long)l);
+        var entropies = all.SelectMany(x => x.Sample.Entropies ?? []).ToList();
+        return new JsonObject
+        {
+            ["step"] = step,
+            ["reward"] = all.Average(x => x.Reward),
+            ["pass_rate"] = all.Count(x => x.Passed) / (double)all.Count,
+            ["groups_generated"] = generated,
+            ["groups_used"] = groups.Count,
+            ["zero_std_fraction"] = zeroStd / (double)generated,
+            ["kl"] = stats is null ? null : NonFiniteGuard.Metric(stats.MeanKl),
+            ["clip_low"] = stats?.ClipLowFraction,
+            ["clip_high"] = stats?.ClipHighFraction,
+            ["clip_region"] = stats?.ClippedFraction,
+            ["grad_norm"] = stats is null ? null : NonFiniteGuard.Metric(stats.GradNorm),
+            ["entropy"] = entropies.Count > 0 ? entropies.Average(e => (double)e) : null,
+            ["completion_length"] = lengths.Average(),
+            ["completion_length_min"] = lengths.Min(),
+            ["completion_length_max"] = lengths.Max(),
+            ["truncated_fraction"] = all.Count(x => x.Sample.FinishReason == "length") / (double)all.Count,
+            ["skipped"] = stats is null ? true : null,
+            ["new_tokens"] = newTokens,
+            ["generation_tokens_per_s"] = newTokens / Math.Max(generationSeconds, 1e-9),
+        };
     }
 
     /// <summary>
@@ -190,10 +254,10 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
         return parts.Length == 3 && int.TryParse(parts[1], out int passed) && int.TryParse(parts[2], out int total) && total > 0 ? passed / (double)total : 0;
     }
 
-    /// <summary>Held-out pass@1: <see cref="RlvrSettings.EvalSamples"/> samples per problem at temperature 0.8, scored in the sandbox.</summary>
+    /// <summary>Held-out pass@1 under <see cref="HeldOutSampling"/> (<see cref="RlvrSettings.EvalSamples"/> samples per problem, the same seeds at every step), scored in the sandbox.</summary>
     private double PassAtOne(Generator generator, TextTokenizer tokenizer, IReadOnlyList<Problem> held, SandboxPool pool, int step)
     {
-        var report = new Evaluator(pool).EvaluateModelAsync(generator, tokenizer, held, settings.EvalSamples, [1], new SamplingOptions { Temperature = 0.8f, TopP = 0.95f, MaxNewTokens = settings.MaxNewTokens, Seed = settings.Seed + 7 }).GetAwaiter().GetResult();
+        var report = new Evaluator(pool).EvaluateModelAsync(generator, tokenizer, held, settings.EvalSamples, [1], HeldOutSampling(settings.MaxNewTokens, settings.EvalSeed), settings.Slots).GetAwaiter().GetResult();
         double pass = report.Scores[0].PassAtK[1];
         log.WriteLine($"step {step}: held-out pass@1 {pass:P1} ({held.Count} problems × {settings.EvalSamples})");
         return pass;
