@@ -76,7 +76,7 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
             var first = new JsonObject { ["step"] = 0 };
             if (held.Count > 0)
             {
-                first["eval_pass_at_1"] = PassAtOne(generator, tokenizer, held, pool, 0);
+                Measure(first, generator, tokenizer, held, pool, 0);
             }
 
             File.WriteAllText(metricsPath, first.ToJsonString() + "\n");
@@ -95,8 +95,7 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
             string extra = $"  reward {record["reward"]!.GetValue<double>():F3}  kl {record["kl"]?.GetValue<double>() ?? double.NaN:F4}";
             if (held.Count > 0 && (step % s.EvalEvery == 0 || step == s.Steps))
             {
-                lastPass = PassAtOne(generator, tokenizer, held, pool, step);
-                record["eval_pass_at_1"] = lastPass;
+                lastPass = Measure(record, generator, tokenizer, held, pool, step);
                 extra += $"  held-out pass@1 {lastPass:P1}";
             }
 
@@ -254,11 +253,19 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
         return parts.Length == 3 && int.TryParse(parts[1], out int passed) && int.TryParse(parts[2], out int total) && total > 0 ? passed / (double)total : 0;
     }
 
-    /// <summary>Held-out pass@1 under <see cref="HeldOutSampling"/> (<see cref="RlvrSettings.EvalSamples"/> samples per problem, the same seeds at every step), scored in the sandbox.</summary>
-    private double PassAtOne(Generator generator, TextTokenizer tokenizer, IReadOnlyList<Problem> held, SandboxPool pool, int step)
+    /// <summary>
+    /// Held-out pass@1 under <see cref="HeldOutSampling"/> (<see cref="RlvrSettings.EvalSamples"/>
+    /// samples per problem, the same seeds at every step), scored in the sandbox, into
+    /// <paramref name="record"/>: <c>eval_pass_at_1</c>, and per problem the samples that passed
+    /// (<c>eval_correct</c>, of <c>eval_samples</c>) for statistics over problems.
+    /// </summary>
+    private double Measure(JsonObject record, Generator generator, TextTokenizer tokenizer, IReadOnlyList<Problem> held, SandboxPool pool, int step)
     {
         var report = new Evaluator(pool).EvaluateModelAsync(generator, tokenizer, held, settings.EvalSamples, [1], HeldOutSampling(settings.MaxNewTokens, settings.EvalSeed), settings.Slots).GetAwaiter().GetResult();
         double pass = report.Scores[0].PassAtK[1];
+        record["eval_pass_at_1"] = pass;
+        record["eval_samples"] = settings.EvalSamples;
+        record["eval_correct"] = new JsonArray([.. report.Scores[0].PerProblem.Select(p => (JsonNode)p.Correct)]);
         log.WriteLine($"step {step}: held-out pass@1 {pass:P1} ({held.Count} problems × {settings.EvalSamples})");
         return pass;
     }
