@@ -41,10 +41,6 @@ public sealed class DemoRunner(DemoSettings settings, TextWriter log, bool inter
         string timingsPath = Path.Combine(s.Out, "timings.json");
         var timings = File.Exists(timingsPath) ? JsonFile.ReadObject(timingsPath) : new JsonObject();
         Declared.Validate(s);
-        if (s.CurveProblems > s.HeldOutProblems)
-        {
-            throw new SettingsException("curve-problems", $"{s.CurveProblems} is more than the {s.HeldOutProblems} held-out problems evaluated");
-        }
 
         RunFolder.Claim(s.Out, System.Text.Json.JsonSerializer.Serialize(s with { Backend = string.Empty }));
         Declared.Save(s, s.Out);
@@ -105,10 +101,13 @@ public sealed class DemoRunner(DemoSettings settings, TextWriter log, bool inter
         AtomicFile.WriteAllText(timingsPath, timings.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
         var m = ModelConfig.Load(Path.Combine(pretrained, "config.json"));
         string modelLine = string.Create(CultureInfo.InvariantCulture, $"{m.ParameterCount / 1e6:0.00}M-parameter {m.ModelType} (C {m.Hidden}, {m.Layers} layers, {Tokenizer} tokenizer)");
-        string report = DemoReport.Write(s.Out, string.Create(CultureInfo.InvariantCulture, $"Procedural task family; model: {modelLine}, pre-trained {s.PretrainSteps} steps; mid-training: {s.Traces} traces, {s.Midtrain.Rounds} rounds of {s.Midtrain.MStepSteps} M-step steps × {s.Midtrain.MStepBatch} × {s.Midtrain.MStepSequenceLength} tokens, c = {s.Midtrain.ThinkCost:G3}, α = {s.Midtrain.Alpha:G3}, k = {s.Midtrain.Horizon}, G = {s.Midtrain.Group}, K = {s.Midtrain.Candidates}, baseline {s.Midtrain.Baseline}; evaluation: {s.HeldOutProblems} held-out problems × {s.Samples} samples (temperature 0.8, top-p 0.95, the same seeds for every model); RLVR: {s.Rlvr.Steps} steps ({s.Rlvr.PromptsPerStep} prompts × G = {s.Rlvr.Group}, loss {s.Rlvr.LossType}) from each model of the first {s.RlvrSeeds} seed(s), held-out curves on the first {s.CurveProblems} problems every {s.Rlvr.EvalEvery} steps. Compute time of the stages: {timings["total_s"]!.GetValue<double>() / 60:0.0} min ({s.Backend} backend; this process: {clock.Elapsed.TotalMinutes:0.0} min)."));
+        string report = DemoReport.Write(s.Out, string.Create(CultureInfo.InvariantCulture, $"Procedural task family; model: {modelLine}, pre-trained {s.PretrainSteps} steps; mid-training: {s.Traces} traces, {s.Midtrain.Rounds} rounds of {s.Midtrain.MStepSteps} M-step steps × {s.Midtrain.MStepBatch} × {s.Midtrain.MStepSequenceLength} tokens, c = {s.Midtrain.ThinkCost:G3}, α = {s.Midtrain.Alpha:G3}, k = {s.Midtrain.Horizon}, G = {s.Midtrain.Group}, K = {s.Midtrain.Candidates}, baseline {s.Midtrain.Baseline}; evaluation: {s.HeldOutProblems} held-out problems × {s.Samples} samples (temperature 0.8, top-p 0.95, the same seeds for every model); RLVR: {s.Rlvr.Steps} steps ({s.Rlvr.PromptsPerStep} prompts × G = {s.Rlvr.Group}, loss {s.Rlvr.LossType}) from each model of the first {s.RlvrSeeds} seed(s), held-out curves on the first {CurveProblems} problems every {s.Rlvr.EvalEvery} steps. Compute time of the stages: {timings["total_s"]!.GetValue<double>() / 60:0.0} min ({s.Backend} backend; this process: {clock.Elapsed.TotalMinutes:0.0} min)."));
         log.WriteLine($"report: {Path.GetFullPath(report)}");
         return report;
     }
+
+    /// <summary>The curves' problems: the first <see cref="DemoSettings.CurveProblems"/> of the evaluation, at most all of them.</summary>
+    private int CurveProblems => Math.Min(settings.CurveProblems, settings.HeldOutProblems);
 
     // The demo's mid-training and RLVR settings with what each stage sets itself.
     private MidtrainSettings Midtraining(string method, string dir, string init, ulong seed) => settings.Midtrain with
@@ -129,7 +128,7 @@ public sealed class DemoRunner(DemoSettings settings, TextWriter log, bool inter
         EvalProblems = heldOut,
         Out = dir,
         Tokenizer = Tokenizer,
-        EvalLimit = settings.CurveProblems,
+        EvalLimit = CurveProblems,
         EvalSamples = settings.Samples,
         EvalSeed = settings.EvalSeed,
         Seed = seed,
@@ -157,7 +156,7 @@ public sealed class DemoRunner(DemoSettings settings, TextWriter log, bool inter
         using var sandbox = Sandbox.Sandbox.Create(s.Rlvr.SampleLimits());
         using var pool = new SandboxPool(sandbox);
         var generator = new Generator(transformer, tokenizer);
-        int n = s.Samples, curve = s.CurveProblems;
+        int n = s.Samples, curve = CurveProblems;
         var perProblem = new List<(string TaskId, int Samples, int Correct)>();
         var outcomes = new Dictionary<string, int>(StringComparer.Ordinal);
         try

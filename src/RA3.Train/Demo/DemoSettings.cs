@@ -47,8 +47,8 @@ public sealed record DemoSettings
     [Option("rlvr-seeds", "seeds that also run RLVR from each of their three models", Min = 0)]
     public int RlvrSeeds { get; init; } = 1;
 
-    /// <summary>Held-out problems of the RLVR curves (the first N of the evaluation's, with its samples and seeds, so a curve's step 0 is the table's figure on them).</summary>
-    [Option("curve-problems", "held-out problems of the RLVR curves (the first N of the evaluation's)", Min = 1)]
+    /// <summary>Held-out problems of the RLVR curves (the first N of the evaluation's — at most all of them — with its samples and seeds, so a curve's step 0 is the table's figure on them).</summary>
+    [Option("curve-problems", "held-out problems of the RLVR curves (the first N of the evaluation's, at most all)", Min = 1)]
     public int CurveProblems { get; init; } = 40;
 
     /// <summary>Seed of the first mid-training seed (the others follow).</summary>
