@@ -47,7 +47,7 @@ RA3_API const char* ra3_version(void);
 /** The ABI version of this header: bumped whenever a signature in it changes. The library returns it
  *  from ra3_abi_version(), and the .NET side reads it from this line at build time (RA3.Kernels.csproj),
  *  so this is the one place the number is written. */
-#define RA3_ABI_VERSION 4
+#define RA3_ABI_VERSION 5
 
 /** ABI version of the loaded library (RA3_ABI_VERSION of the header it was built from). */
 RA3_API int32_t ra3_abi_version(void);
@@ -207,6 +207,29 @@ RA3_API ra3_status ra3_elbo_viterbi_f32(int32_t batch, int32_t t, const float* s
                                         const float* prior_think, float prior_act,
                                         const int32_t* lengths, int32_t max_span,
                                         float* best_score, int32_t* abstraction);
+
+/**
+ * ra3_elbo_forward_backward_f32 with k >= 1 candidate rationales per boundary: abstraction s = 0 is
+ * "no rationale", s = 1 + (j-1)*k + c candidate c of boundary j (1-based). seg [batch, 1 + t*k, t]:
+ * seg[b, s, i] = log pi(line i+1 | abstraction s) (entries whose boundary lies after line i+1 are not
+ * read); prior_think [batch, t, k]: log-prior of a think at boundary i+1 writing candidate c.
+ * Outputs: log_z [batch]; think_posterior [batch, t, k] = d log_z / d prior_think; line_marginals
+ * [batch, 1 + t*k, t] = d log_z / d seg. With k = 1 it is ra3_elbo_forward_backward_f32.
+ */
+RA3_API ra3_status ra3_elbo_candidates_forward_backward_f32(int32_t batch, int32_t t, int32_t k, const float* seg,
+                                                            const float* prior_think, float prior_act,
+                                                            const int32_t* lengths, int32_t max_span,
+                                                            float* log_z, float* think_posterior,
+                                                            float* line_marginals);
+
+/**
+ * MAP segmentation with k candidates per boundary: abstraction [batch, t] holds the state s active
+ * at each line (line i+1 thinks when s > i*k), -1 past a trace's length.
+ */
+RA3_API ra3_status ra3_elbo_candidates_viterbi_f32(int32_t batch, int32_t t, int32_t k, const float* seg,
+                                                   const float* prior_think, float prior_act,
+                                                   const int32_t* lengths, int32_t max_span,
+                                                   float* best_score, int32_t* abstraction);
 
 /* ---------------------------------------------------------------------------------------------
  * CUDA (RA3_ERR_UNSUPPORTED when the library was built without a CUDA toolkit)

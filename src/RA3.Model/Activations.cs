@@ -19,6 +19,12 @@ public enum PassKind
 
     /// <summary>One generation step (T = 1) over a KV cache.</summary>
     Decode,
+
+    /// <summary>
+    /// Rows appended to a KV cache, each at its own slot and position (T = 1, B = rows): chunked
+    /// prefill, decode and continuous batching in one pass; logits at one chosen row per slot.
+    /// </summary>
+    Extend,
 }
 
 /// <summary>
@@ -36,24 +42,31 @@ public sealed class Activations : IDisposable
     private readonly int[] hostLines;
     private readonly float[] hostScores;
 
-    internal Activations(Backend backend, ModelConfig config, int batch, int time, PassKind kind, bool withLogits, bool recompute = false)
+    internal Activations(Backend backend, ModelConfig config, int batch, int time, PassKind kind, bool withLogits, bool recompute = false, int logitRows = 0)
     {
         if (batch <= 0 || time <= 0)
         {
             throw new ArgumentException($"batch and time must be positive, got [{batch}, {time}]");
         }
 
-        if (kind == PassKind.Decode && time != 1)
+        if (kind is PassKind.Decode or PassKind.Extend && time != 1)
         {
-            throw new ArgumentException($"a decode plan has T = 1, got {time}");
+            throw new ArgumentException($"a {kind} plan has T = 1, got {time}");
         }
+
+        if (kind == PassKind.Extend && logitRows < 1)
+        {
+            throw new ArgumentException($"an extend plan needs at least one logits row, got {logitRows}");
+        }
+
+        LogitRows = kind == PassKind.Extend ? logitRows : batch;
 
         config.CheckPositions(time, "T");
         this.config = config;
 
         Kind = kind;
         Recompute = recompute;
-        HasLogits = withLogits || kind is PassKind.Prefill or PassKind.Decode;
+        HasLogits = withLogits || kind is PassKind.Prefill or PassKind.Decode or PassKind.Extend;
         B = batch;
         T = time;
         N = batch * time;
@@ -68,9 +81,9 @@ public sealed class Activations : IDisposable
         hostTargets = new int[N];
         hostLines = new int[N];
         hostScores = new float[N];
-        if (kind != PassKind.Decode)
+        if (kind is not (PassKind.Decode or PassKind.Extend))
         {
-            // Full passes see positions 0..T−1 in every sequence; decode rewrites them each step.
+            // Full passes see positions 0..T−1 in every sequence; decode and extend rewrite them each step.
             PositionsFlat.CopyFrom<int>([.. Enumerable.Range(0, N).Select(r => r % T)]);
         }
     }
@@ -111,8 +124,14 @@ public sealed class Activations : IDisposable
     /// <summary>The segment-scoring line of each row [B, T]: its position t when it has a target, else −1.</summary>
     internal Tensor LineIds { get; private set; } = null!;
 
-    /// <summary>Prefill: the row b·T + (length_b − 1) of each sequence's last prompt token [B].</summary>
+    /// <summary>Prefill: the row b·T + (length_b − 1) of each sequence's last prompt token [B]; extend: the row whose logits each logits row gets [<see cref="LogitRows"/>].</summary>
     internal Tensor LastRows { get; private set; } = null!;
+
+    /// <summary>Extend: the cache slot of each row [B] (−1 for a padding row).</summary>
+    internal Tensor Slots { get; private set; } = null!;
+
+    /// <summary>Rows of <see cref="Logits"/> for prefill, decode and extend (B, except an extend plan's own count).</summary>
+    public int LogitRows { get; }
 
     /// <summary>The residual stream before each block and after the last: L + 1 tensors [N, C].</summary>
     internal Tensor[] Residual { get; private set; } = null!;
@@ -136,13 +155,13 @@ public sealed class Activations : IDisposable
 
     internal Tensor FinalRstd { get; private set; } = null!;
 
-    /// <summary>Prefill: final-norm rows at each sequence's last prompt position [B, C].</summary>
+    /// <summary>Prefill: final-norm rows at each sequence's last prompt position [B, C]; extend: at each logits row's row [<see cref="LogitRows"/>, C].</summary>
     internal Tensor LastHidden { get; private set; } = null!;
 
     /// <summary>Whether the plan materialises logits (prefill, decode, or asked for).</summary>
     public bool HasLogits { get; }
 
-    /// <summary>Logits [N, V] (when asked for), or [B, V] for prefill and decode; null otherwise.</summary>
+    /// <summary>Logits [N, V] (when asked for), or [<see cref="LogitRows"/>, V] for prefill, decode and extend; null otherwise.</summary>
     public Tensor? Logits { get; private set; }
 
     /// <summary>Per-token log p(target) [B, T] from the fused loss (0 where there is no target).</summary>
@@ -236,7 +255,7 @@ public sealed class Activations : IDisposable
     private void Build(ModelConfig c, Arena f, Arena i)
     {
         int n = N;
-        bool full = Kind != PassKind.Decode;
+        bool full = Kind is not (PassKind.Decode or PassKind.Extend);
         Ids = i.Take(n);
         Targets = i.Take(B, T);
         LineIds = i.Take(B, T);
@@ -248,16 +267,17 @@ public sealed class Activations : IDisposable
             Lengths = T == 1 ? pos.Reshape(B) : null!;
         }
 
-        LastRows = i.Take(B);
+        LastRows = i.Take(LogitRows);
+        Slots = Kind == PassKind.Extend ? i.Take(B) : null!;
         Residual = [.. Enumerable.Range(0, c.Layers + 1).Select(_ => f.Take(n, c.Hidden))];
         Blocks = [.. Enumerable.Range(0, Kind == PassKind.Train && !Recompute ? c.Layers : 1).Select(_ => new BlockActivations(c, f, B, T, full))];
         Projection = f.Take(n, c.Hidden);
         FinalNorm = f.Take(n, c.Hidden);
         FinalMean = f.Take(n);
         FinalRstd = f.Take(n);
-        bool lastOnly = Kind is PassKind.Prefill;
-        LastHidden = lastOnly ? f.Take(B, c.Hidden) : null!;
-        Logits = HasLogits ? f.Take(lastOnly || Kind == PassKind.Decode ? B : n, c.VocabSize) : null;
+        bool lastOnly = Kind is PassKind.Prefill or PassKind.Extend;
+        LastHidden = lastOnly ? f.Take(LogitRows, c.Hidden) : null!;
+        Logits = HasLogits ? f.Take(lastOnly || Kind == PassKind.Decode ? LogitRows : n, c.VocabSize) : null;
         TokenLogProbs = f.Take(B, T);
         HeadLse = f.Take(B, T);
         Grad = Kind == PassKind.Train ? new ActivationGradients(c, f, B, T) : null!;

@@ -89,8 +89,16 @@ public sealed class Transformer : IDisposable
             throw new InvalidOperationException("a training plan needs gradients: create the model trainable or call EnableGradients()");
         }
 
+        if (kind == PassKind.Extend)
+        {
+            throw new ArgumentException("an extend plan is made with PlanExtend (it has its own count of logits rows)");
+        }
+
         return new Activations(Backend, Config, batch, time, kind, withLogits, recompute: kind == PassKind.Train && RecomputeActivations);
     }
+
+    /// <summary>An <see cref="PassKind.Extend"/> plan of <paramref name="rows"/> rows whose logits come out at <paramref name="logitRows"/> chosen rows.</summary>
+    public Activations PlanExtend(int rows, int logitRows) => new(Backend, Config, rows, 1, PassKind.Extend, withLogits: true, logitRows: logitRows);
 
     /// <summary>
     /// Initialises the weights as GPT-2 does, from <paramref name="seed"/>: matrices and embeddings
@@ -144,6 +152,37 @@ public sealed class Transformer : IDisposable
         }
 
         return a.TargetCount == 0 ? double.NaN : a.LossSum() / a.TargetCount;
+    }
+
+    /// <summary>
+    /// After <see cref="Forward"/> on <paramref name="a"/>: per row r, log p(<paramref name="targets"/>[r] | the
+    /// row's context) — the same head and fused log-softmax as the loss, for other tokens than the
+    /// next one (a row's alternative: what else the model could have written there); 0 where the
+    /// target is negative. Writes <paramref name="result"/> [B·T].
+    /// </summary>
+    public void TargetLogProbs(Activations a, ReadOnlySpan<int> targets, Span<float> result)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        if (a.Kind is not (PassKind.Train or PassKind.Score) || targets.Length != a.N || result.Length != a.N)
+        {
+            throw new ArgumentException($"target log-probabilities: a Train or Score plan after its forward, and {a.N} targets and results; got {a.Kind}, {targets.Length} and {result.Length}");
+        }
+
+        var lines = new int[a.N];
+        var ids = new int[a.N];
+        for (int r = 0; r < a.N; r++)
+        {
+            ids[r] = Math.Max(targets[r], 0);
+            lines[r] = targets[r] >= 0 ? r % a.T : -1;
+        }
+
+        Config.CheckTokenIds(ids, "targets");
+        using var targetT = Backend.FromArray(ids, a.B, a.T);
+        using var lineT = Backend.FromArray(lines, a.B, a.T);
+        using var scores = Backend.Empty(DType.Float32, a.B, a.T);
+        using var lse = Backend.Empty(DType.Float32, a.B, a.T);
+        Backend.SegmentScores(a.FinalNorm3, Weights[Parameters.Head(Config)], targetT, lineT, scores, lse);
+        scores.CopyTo(result);
     }
 
     /// <summary>
@@ -341,6 +380,53 @@ public sealed class Transformer : IDisposable
         }
     }
 
+    /// <summary>
+    /// Appends rows to <paramref name="cache"/> and runs them (an <see cref="PassKind.Extend"/> plan):
+    /// row r is token <paramref name="ids"/>[r] of slot <paramref name="slots"/>[r] (−1: padding) at
+    /// position <paramref name="positions"/>[r], and attends over that slot's cached positions up to its
+    /// own (<see cref="Backend.AttentionCached"/>), so rows of one slot at consecutive positions are a
+    /// chunk of its sequence. With <paramref name="logitRows"/> (one row index per logits row, at most
+    /// the plan's <see cref="Activations.LogitRows"/>; the rest repeat row 0), the plan's logits hold
+    /// the next-token logits after those rows; empty skips the head. The caller keeps the slots'
+    /// lengths: <see cref="KvCache.Lengths"/> is not read or advanced here.
+    /// </summary>
+    public void Extend(Activations a, KvCache cache, ReadOnlySpan<int> ids, ReadOnlySpan<int> slots, ReadOnlySpan<int> positions, ReadOnlySpan<int> logitRows)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        ArgumentNullException.ThrowIfNull(cache);
+        if (a.Kind != PassKind.Extend || ids.Length != a.B || slots.Length != a.B || positions.Length != a.B || logitRows.Length > a.LogitRows)
+        {
+            throw new ArgumentException($"extend: plan {a.Kind} of {a.B} rows and {a.LogitRows} logits rows, but {ids.Length} ids, {slots.Length} slots, {positions.Length} positions and {logitRows.Length} logits rows");
+        }
+
+        for (int r = 0; r < a.B; r++)
+        {
+            if (slots[r] >= cache.B || slots[r] < -1 || positions[r] < 0 || positions[r] >= cache.Capacity)
+            {
+                throw new ArgumentException($"extend: row {r} has slot {slots[r]} and position {positions[r]}; the cache has {cache.B} slots of {cache.Capacity} positions");
+            }
+
+            Config.CheckPositions(positions[r] + 1, "extend");
+        }
+
+        Config.CheckTokenIds(ids, "tokens");
+        a.Ids.CopyFrom(ids);
+        a.PositionsFlat.CopyFrom(positions);
+        a.Slots.CopyFrom(slots);
+        Trunk(a, cache);
+        if (logitRows.IsEmpty)
+        {
+            return;
+        }
+
+        Span<int> rows = a.LogitRows <= 1024 ? stackalloc int[a.LogitRows] : new int[a.LogitRows];
+        rows.Clear();
+        logitRows.CopyTo(rows);
+        a.LastRows.CopyFrom<int>(rows);
+        Backend.Embedding(a.LastRows, a.FinalNorm, a.LastHidden);
+        head.Forward(Backend, a.LastHidden, a.Logits!);
+    }
+
     /// <inheritdoc/>
     public void Dispose()
     {
@@ -404,7 +490,11 @@ public sealed class Transformer : IDisposable
         }
 
         int window = c.WindowOf(l);
-        if (a.Kind == PassKind.Decode)
+        if (a.Kind == PassKind.Extend)
+        {
+            b.AttentionCached(x.RotatedQ3, x.RotatedK3, x.V3, cache!.Keys[l], cache.Values[l], a.Slots, a.PositionsFlat, x.Attention3, window);
+        }
+        else if (a.Kind == PassKind.Decode)
         {
             b.AttentionDecode(x.RotatedQ3, x.RotatedK3, x.V3, cache!.Keys[l], cache.Values[l], a.Lengths, x.Attention3, window);
         }

@@ -10,8 +10,8 @@ namespace RA3.Kernels.Tests;
 
 /// <summary>
 /// The temporal-ELBO forward-backward and Viterbi on every backend: hand-computed T = 1 and 2,
-/// brute force over all 2^T think/act assignments up to T = 10 (log Z, best score, best
-/// segmentation), and the same recursion written with TorchSharp float64 ops whose autograd
+/// brute force over all 2^T think/act assignments up to T = 10 and, with K candidates per
+/// boundary, over all (K + 1)^T assignments (log Z, best score, best segmentation, marginals), and the same recursion written with TorchSharp float64 ops whose autograd
 /// gradients must equal our marginals — with ragged lengths, span limits and −∞ entries.
 /// </summary>
 public sealed class ElboTests(string backendName) : KernelTest(backendName)
@@ -134,6 +134,86 @@ public sealed class ElboTests(string backendName) : KernelTest(backendName)
         }
     }
 
+    [TestCase(6, 3, 0)]
+    [TestCase(6, 2, 2)]
+    [TestCase(5, 4, 1)]
+    [TestCase(7, 1, 0)]
+    public void KCandidatesPerBoundaryEqualBruteForceOverAllAssignments(int t, int k, int maxSpan)
+    {
+        // Every assignment of act or think-with-candidate-c at each line, (K + 1)^T of them, enumerated.
+        const int batch = 4;
+        int[] lengths = [t, Math.Max(1, t - 2), 1, Math.Max(1, t - 1)];
+        int table = ((t * k) + 1) * t;
+        float[] seg = Random(batch * table, -3, 0), pt = Random(batch * t * k, -4, -1);
+        MaskSome(seg);
+        Array.Fill(seg, float.NegativeInfinity, (1 + k) * t, t);  // trace 0: one candidate of boundary 2 no line survives
+        var r = Run(seg, pt, -0.3f, lengths, t, maxSpan, k);
+        for (int i = 0; i < batch; i++)
+        {
+            var (z, best, path, marginals, think) = BruteForce(seg.AsSpan(i * table, table), pt.AsSpan(i * t * k, t * k), -0.3, lengths[i], t, maxSpan, k);
+            Assert.That(r.Marginals.AsSpan(i * table, table).ToArray(), Is.EqualTo(marginals).Within(2e-5), $"line marginals of trace {i}");
+            Assert.That(r.Think.AsSpan(i * t * k, t * k).ToArray(), Is.EqualTo(think).Within(2e-5), $"think posteriors of trace {i}");
+            if (double.IsNegativeInfinity(z))
+            {
+                Assert.That(r.LogZ[i], Is.EqualTo(double.NegativeInfinity), $"log Z of impossible trace {i}");
+                continue;
+            }
+
+            Assert.That(r.LogZ[i], Is.EqualTo(z).Within(1e-4 * Math.Max(1, Math.Abs(z))), $"log Z of trace {i}");
+            Assert.That(r.Best[i], Is.EqualTo(best).Within(1e-4 * Math.Max(1, Math.Abs(best))), $"best score of trace {i}");
+            Assert.That(r.Abstraction.AsSpan(i * t, t).ToArray(), Is.EqualTo(path), $"segmentation of trace {i}");
+        }
+    }
+
+    [Test]
+    public void OneCandidateInTheKLayoutIsTheOneCandidateLayout()
+    {
+        const int t = 9;
+        int[] lengths = [t, 4];
+        float[] seg = Random(2 * (t + 1) * t, -3, 0), pt = Random(2 * t, -4, -1);
+        var one = Run(seg, pt, -0.2f, lengths, t, 3);
+        var k1 = Run(seg, pt, -0.2f, lengths, t, 3, k: 1);
+        Assert.That(k1.LogZ, Is.EqualTo(one.LogZ));
+        Assert.That(k1.Marginals, Is.EqualTo(one.Marginals));
+        Assert.That(k1.Think, Is.EqualTo(one.Think));
+        Assert.That(k1.Abstraction, Is.EqualTo(one.Abstraction));
+    }
+
+    [TestCase(23, 3, 0)]
+    [TestCase(40, 4, 6)]
+    public void KCandidateMarginalsAreTheAutogradGradientsOfLogZ(int t, int k, int maxSpan)
+    {
+        const int batch = 2;
+        int[] lengths = [t, t / 2];
+        int table = ((t * k) + 1) * t;
+        float[] seg = Random(batch * table, -4, 0), pt = Random(batch * t * k, -5, -1);
+        MaskSome(seg);
+        for (int i = 0; i < batch; i++)
+        {
+            Array.Fill(seg, -1f, i * table, t);  // "never think" stays possible: log Z finite
+        }
+
+        const float pa = -0.05f;
+        var r = Run(seg, pt, pa, lengths, t, maxSpan, k);
+        for (int i = 0; i < batch; i++)
+        {
+            var rs = T(seg[(i * table)..((i + 1) * table)], [(t * k) + 1, t], requiresGrad: true);
+            var rp = T(pt[(i * t * k)..((i + 1) * t * k)], [t, k], requiresGrad: true);
+            var z = ElboOracle.LogZ(rs, rp, pa, lengths[i], t, k, maxSpan);
+            z.backward();
+            Close(r.LogZ[i], z.item<double>(), $"log Z {i}", 1e-5);
+            Close(Array.ConvertAll(r.Marginals[(i * table)..((i + 1) * table)], x => (float)x), rs.grad!, $"line marginals {i}", 1e-5);
+            Close(Array.ConvertAll(r.Think[(i * t * k)..((i + 1) * t * k)], x => (float)x), rp.grad!, $"think posterior {i}", 1e-5);
+        }
+    }
+
+    [Test]
+    public void ASegTableOfTheWrongCandidateCountIsNamed()
+    {
+        var ex = Assert.Throws<ArgumentException>(() => B.ElboForwardBackward(Up(new float[2 * 7 * 3], 2, 7, 3), Up(new float[2 * 3 * 3], 2, 3, 3), 0f, Ints([3, 3], 2), 0, Up(new float[2], 2), Up(new float[18], 2, 3, 3), Up(new float[42], 2, 7, 3)));
+        Assert.That(ex!.Message, Does.Contain("[B, 1 + T·K, T] = [2, 10, 3]"));
+    }
+
     [Test]
     public void BadLengthsNameTheTrace()
     {
@@ -154,52 +234,59 @@ public sealed class ElboTests(string backendName) : KernelTest(backendName)
     }
 
     /// <summary>
-    /// Enumerates every think/act assignment of a trace: log-sum-exp, max, the arg max's abstraction
-    /// per line, and the posterior marginals [T+1, T] (P(line under j)) and think posteriors [T]
-    /// summed over the assignments (zero for an impossible trace).
+    /// Enumerates every assignment of a trace — act, or think with one of the K candidates, at each
+    /// line — : log-sum-exp, max, the arg max's abstraction per line (0, or 1 + (j − 1)·K + c), and the
+    /// posterior marginals [1 + T·K, T] (P(line under s)) and think posteriors [T, K] summed over the
+    /// assignments (zero for an impossible trace).
     /// </summary>
-    private static (double Z, double Best, int[] Path, double[] Marginals, double[] Think) BruteForce(ReadOnlySpan<float> seg, ReadOnlySpan<float> pt, double pa, int n, int t, int maxSpan)
+    private static (double Z, double Best, int[] Path, double[] Marginals, double[] Think) BruteForce(ReadOnlySpan<float> seg, ReadOnlySpan<float> pt, double pa, int n, int t, int maxSpan, int k = 1)
     {
         double m = double.NegativeInfinity;
-        var weights = new List<(double W, int[] Path, int Mask)>();
-        for (int mask = 0; mask < 1 << n; mask++)
+        var weights = new List<(double W, int[] Path, int[] Choice)>();
+        int count = (int)Math.Pow(k + 1, n);
+        for (int code = 0; code < count; code++)
         {
             var path = new int[t];
+            var choice = new int[n];
             Array.Fill(path, -1);
             double w = 0;
-            int j = 0;
-            for (int line = 0; line < n && w > double.NegativeInfinity; line++)
+            int s = 0;
+            for (int line = 0, rest = code; line < n && w > double.NegativeInfinity; line++, rest /= k + 1)
             {
-                bool think = (mask >> line & 1) == 1;
-                j = think ? line + 1 : j;
+                choice[line] = rest % (k + 1);  // 0 = act, c + 1 = think with candidate c
+                s = choice[line] > 0 ? 1 + (line * k) + choice[line] - 1 : s;
+                int j = s == 0 ? 0 : 1 + ((s - 1) / k);
                 if (j >= 1 && maxSpan > 0 && line + 1 - j >= maxSpan)
                 {
                     w = double.NegativeInfinity;
                     break;
                 }
 
-                w += (think ? pt[line] : pa) + seg[(j * t) + line];
-                path[line] = j;
+                w += (choice[line] > 0 ? pt[(line * k) + choice[line] - 1] : pa) + seg[(s * t) + line];
+                path[line] = s;
             }
 
-            weights.Add((w, path, mask));
+            weights.Add((w, path, choice));
             m = Math.Max(m, w);
         }
 
-        double[] marginals = new double[(t + 1) * t], thinks = new double[t];
+        double[] marginals = new double[((t * k) + 1) * t], thinks = new double[t * k];
         if (double.IsNegativeInfinity(m))
         {
             return (m, m, [], marginals, thinks);
         }
 
         double z = m + Math.Log(weights.Sum(x => Math.Exp(x.W - m)));
-        foreach (var (w, path, mask) in weights.Where(x => x.W > double.NegativeInfinity))
+        foreach (var (w, path, choice) in weights.Where(x => x.W > double.NegativeInfinity))
         {
             double p = Math.Exp(w - z);
             for (int line = 0; line < n; line++)
             {
                 marginals[(path[line] * t) + line] += p;
-                thinks[line] += (mask >> line & 1) * p;
+                if (choice[line] > 0)
+                {
+                    thinks[(line * k) + choice[line] - 1] += p;
+                }
             }
         }
 
@@ -208,13 +295,14 @@ public sealed class ElboTests(string backendName) : KernelTest(backendName)
     }
 
     /// <summary>Runs the backend's forward-backward and Viterbi on a batch of traces (outputs start as noise, so each must be written).</summary>
-    private (double[] LogZ, double[] Think, double[] Marginals, double[] Best, int[] Abstraction) Run(float[] seg, float[] pt, float priorAct, int[] lengths, int t, int maxSpan)
+    private (double[] LogZ, double[] Think, double[] Marginals, double[] Best, int[] Abstraction) Run(float[] seg, float[] pt, float priorAct, int[] lengths, int t, int maxSpan, int k = 0)
     {
+        // k = 0: one candidate per boundary in the [B, T] layout of priorThink; k ≥ 1: the [B, T, K] layout.
         int batch = lengths.Length;
-        var ks = Up(seg, batch, t + 1, t);
-        var kp = Up(pt, batch, t);
+        var ks = Up(seg, batch, (t * Math.Max(k, 1)) + 1, t);
+        var kp = k == 0 ? Up(pt, batch, t) : Up(pt, batch, t, k);
         var kl = Ints(lengths, batch);
-        KTensor z = Up(Random(batch), batch), post = Up(Random(batch * t), batch, t), marg = Up(Random(seg.Length), batch, t + 1, t), best = Up(Random(batch), batch);
+        KTensor z = Up(Random(batch), batch), post = k == 0 ? Up(Random(batch * t), batch, t) : Up(Random(batch * t * k), batch, t, k), marg = Up(Random(seg.Length), batch, (t * Math.Max(k, 1)) + 1, t), best = Up(Random(batch), batch);
         var path = Ints(new int[batch * t], batch, t);
         B.ElboForwardBackward(ks, kp, priorAct, kl, maxSpan, z, post, marg);
         B.ElboViterbi(ks, kp, priorAct, kl, maxSpan, best, path);

@@ -321,6 +321,73 @@ public sealed class OpTests(string backendName) : KernelTest(backendName)
         Assert.That(ex!.Message, Does.Contain("lengths"));
     }
 
+    [TestCase(3, 4, 2, 16, 12, 0)]
+    [TestCase(2, 6, 6, 7, 9, 0)]
+    [TestCase(4, 4, 2, 8, 14, 3)]
+    [Checks(nameof(Backend.AttentionCached))]
+    public void CachedAttentionAppendsChunksAndAttendsCausallyOverTheCache(int slots, int hq, int hkv, int d, int capacity, int window)
+    {
+        // Each slot holds `filled` cached positions and gets a chunk of new rows after them (one of
+        // them none, one a single decode row); the rows come interleaved, with two padding rows.
+        int[] filled = RandomInts(slots, 0, capacity / 2), chunk = [.. Enumerable.Range(0, slots).Select(b => b == 0 ? 1 : b == 1 ? 0 : 1 + RandomInts(1, 0, capacity - filled[b] - 1)[0])];
+        var rows = new List<(int Slot, int Position)>();
+        for (int i = 0; i < chunk.Max(); i++)
+        {
+            for (int b = slots - 1; b >= 0; b--)
+            {
+                if (i < chunk[b])
+                {
+                    rows.Add((b, filled[b] + i));
+                }
+            }
+
+            if (i == 0)
+            {
+                rows.Add((-1, 0));
+            }
+        }
+
+        rows.Add((-1, capacity - 1));
+        int n = rows.Count;
+        float[] q = Random(n * hq * d), kNew = Random(n * hkv * d), vNew = Random(n * hkv * d);
+        float[] kc = Random(slots * capacity * hkv * d), vc = Random(slots * capacity * hkv * d);
+        KTensor kCache = Up(kc, slots, capacity, hkv, d), vCache = Up(vc, slots, capacity, hkv, d), output = Up(Random(q.Length), n, hq, d);
+        B.AttentionCached(Up(q, n, hq, d), Up(kNew, n, hkv, d), Up(vNew, n, hkv, d), kCache, vCache, Ints([.. rows.Select(r => r.Slot)], n), Ints([.. rows.Select(r => r.Position)], n), output, window);
+
+        var rk = T(kc, [slots, capacity, hkv, d]);
+        var rv = T(vc, [slots, capacity, hkv, d]);
+        for (int r = 0; r < n; r++)
+        {
+            if (rows[r].Slot >= 0)
+            {
+                rk[rows[r].Slot, rows[r].Position] = T(kNew, [n, hkv, d])[r];
+                rv[rows[r].Slot, rows[r].Position] = T(vNew, [n, hkv, d])[r];
+            }
+        }
+
+        var wantOut = zeros(n, hq, d, dtype: float64);
+        for (int r = 0; r < n; r++)
+        {
+            var (b, at) = rows[r];
+            if (b < 0)
+            {
+                continue;  // a padding row's output is 0
+            }
+
+            int first = window == 0 ? 0 : Math.Max(0, at + 1 - window);
+            var keys = rk[b, first..(at + 1)].repeat_interleave(hq / hkv, 1).transpose(0, 1);
+            var values = rv[b, first..(at + 1)].repeat_interleave(hq / hkv, 1).transpose(0, 1);
+            wantOut[r] = nn.functional.scaled_dot_product_attention(T(q, [n, hq, 1, d])[r], keys, values).squeeze(1);
+        }
+
+        Close(kCache, rk, "k cache after the rows were written");
+        Close(vCache, rv, "v cache after the rows were written");
+        Close(output, wantOut, "cached attention");
+
+        var ex = Assert.Throws<ArgumentException>(() => B.AttentionCached(Up(q[..(hq * d)], 1, hq, d), Up(kNew[..(hkv * d)], 1, hkv, d), Up(vNew[..(hkv * d)], 1, hkv, d), kCache, vCache, Ints([slots], 1), Ints([0], 1), Up(new float[hq * d], 1, hq, d)));
+        Assert.That(ex!.Message, Does.Contain("slots"));
+    }
+
     [Test]
     [Checks(nameof(Backend.CopyColumns))]
     public void CopyColumnsSplitsAndPacks()

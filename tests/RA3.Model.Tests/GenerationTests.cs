@@ -9,8 +9,9 @@ namespace RA3.Model.Tests;
 
 /// <summary>
 /// Generation with the KV cache: greedy output identical to transformers' on the fixtures, batched
-/// prompts of different lengths identical to recomputing every step without a cache, seeded
-/// sampling reproducible, stop strings cutting text and tokens.
+/// prompts of different lengths identical to recomputing every step without a cache, continuous
+/// batching and chunked prefill giving each sequence the tokens it gets alone, a step split into
+/// passes equal to a full forward pass, seeded sampling reproducible, stop strings cutting text and tokens.
 /// </summary>
 public sealed class GenerationTests(string backendName) : BackendTest(backendName)
 {
@@ -73,6 +74,71 @@ public sealed class GenerationTests(string backendName) : BackendTest(backendNam
         }
 
         Assert.That(Backend.HostFallbacks, Is.Empty, "prefill, decode or scoring fell back to the reference tier");
+    }
+
+    [Test]
+    public void ContinuousBatchingGivesEachSequenceTheTokensItGetsAlone()
+    {
+        // Five prompts of different lengths, generated one at a time, all together, and in two
+        // slots (a finished sequence's slot takes the next prompt, prefilled beside the others' decode rows).
+        using var model = HuggingFaceCheckpoint.Load(Fixtures.SharedPath("fixtures", "hf", "llama-tiny"), Backend);
+        var generator = new Generator(model);
+        var rng = new Rng(3);
+        int[][] prompts = [.. new[] { 4, 17, 2, 9, 30 }.Select(n => Enumerable.Range(0, n).Select(_ => rng.NextInt(model.Config.VocabSize)).ToArray())];
+        foreach (var options in new[] { new SamplingOptions { MaxNewTokens = 10, StopAtEos = false }, new SamplingOptions { MaxNewTokens = 10, StopAtEos = false, Temperature = 1.2f, TopP = 0.9f, Seed = 11 } })
+        {
+            var requests = prompts.Select((p, i) => new GenerationRequest(p, options.Seed, i)).ToList();
+            var alone = requests.Select(r => generator.GenerateAll([r], options, 1)[0].Tokens).ToList();
+            var together = generator.GenerateAll(requests, options, 5).Select(g => g.Tokens).ToList();
+            var twoSlots = generator.GenerateAll(requests, options, 2).Select(g => g.Tokens).ToList();
+            Assert.That(together, Is.EqualTo(alone), $"all at once (temperature {options.Temperature})");
+            Assert.That(twoSlots, Is.EqualTo(alone), $"two slots, continuous batching (temperature {options.Temperature})");
+        }
+
+        Assert.That(Backend.HostFallbacks, Is.Empty, "the extend pass and the sampling ran on the backend");
+    }
+
+    [Test]
+    public void AStepLongerThanAPassIsSplitAndItsLogitsAreAFullForwardPasss()
+    {
+        using var model = HuggingFaceCheckpoint.Load(Fixtures.SharedPath("fixtures", "hf", "llama-tiny"), Backend);
+        var rng = new Rng(9);
+        int[] a = [.. Enumerable.Range(0, 45).Select(_ => rng.NextInt(model.Config.VocabSize))], b = [.. Enumerable.Range(0, 7).Select(_ => rng.NextInt(model.Config.VocabSize))];
+        using var session = new DecodeSession(model, 2, 64, maxRows: 16);
+        session.Step([30, 7], [.. a.Take(30), .. b]);   // 37 rows: three passes of at most 16
+        session.Step([15, 0], a.Skip(30).ToArray());    // slot 1 fed nothing
+        Assert.That(session.Lengths, Is.EqualTo(new[] { 45, 7 }));
+        Assert.That(session.Passes, Is.EqualTo(4));
+
+        int[] probes = [3, 100, 7, -1];
+        var drawn = new int[2];
+        var logProbs = new float[2];
+        var draw = new float[2];
+        var probeLogProbs = new float[4];
+        session.Sample([0.5, 0.5], new SamplingOptions(), null, probes, drawn, logProbs, draw, probeLogProbs);
+
+        using var plan = model.Plan(1, a.Length, PassKind.Score, withLogits: true);
+        plan.SetBatch(a);
+        model.Forward(plan);
+        float[] logits = plan.Logits!.ToFloatArray();
+        int v = model.Config.VocabSize;
+        var last = logits.AsSpan((a.Length - 1) * v, v);
+        double max = double.NegativeInfinity, sum = 0;
+        foreach (float x in last)
+        {
+            max = Math.Max(max, x);
+        }
+
+        foreach (float x in last)
+        {
+            sum += Math.Exp(x - max);
+        }
+
+        double lse = max + Math.Log(sum);
+        Assert.That(drawn[0], Is.EqualTo(Array.IndexOf(last.ToArray(), (float)max)), "greedy: the full pass's arg max");
+        Assert.That(probeLogProbs[0], Is.EqualTo(last[3] - lse).Within(1e-4));
+        Assert.That(probeLogProbs[1], Is.EqualTo(last[100] - lse).Within(1e-4));
+        Assert.That(logProbs[0], Is.EqualTo(max - lse).Within(1e-4));
     }
 
     [Test]

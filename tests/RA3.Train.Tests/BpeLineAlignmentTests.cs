@@ -96,7 +96,7 @@ public sealed class BpeLineAlignmentTests
         model.InitializeRandom(3);
         var traces = Code.Value.Where(c => c.Split('\n').Length is > 8 and < 18).Take(3).Select((c, i) => Trace.FromCode($"he{i}", c)).ToList();
         var rollouts = new RolloutSampler(model, tokenizer).Sample(traces, new RolloutOptions(Group: 2, LatentMaxTokens: 4, TopP: 1f, ThinkFloor: 1.0), seed: 5);
-        int decisions = 0, boundaries = 0, thoughts = 0;
+        int decisions = 0, boundaries = 0, thoughts = 0, allowed = 0;
         foreach (var r in rollouts)
         {
             var kept = Enumerable.Range(1, r.Trace.Count).Where(r.Thinks).ToDictionary(t => t, t => r.Rationales[t - 1]!);
@@ -112,12 +112,16 @@ public sealed class BpeLineAlignmentTests
             for (int t = 1; t <= r.Trace.Count; t++)
             {
                 boundaries++;
+                bool may = r.Trace.RationaleAllowed(t) && !r.Trace.Lines[t - 1].TrimStart().StartsWith('#');
+                allowed += may ? 1 : 0;
                 int p = Array.IndexOf(r.Boundary, t);
                 if (p < 0)
                 {
                     continue;  // no decision here
                 }
 
+                Assert.That(may, $"boundary {t}: a decision only where a logical line of code starts");
+                Assert.That(tokenizer.Decode([r.Thinks(t) ? r.Ids[p] : r.ThinkIds[p]]), Does.Contain("#"), $"boundary {t}: the think token opens the comment");
                 decisions++;
                 var before = kept.Where(kv => kv.Key < t).ToDictionary();
                 var act = LineTokens.Of(tokenizer, r.Trace, before);
@@ -133,8 +137,8 @@ public sealed class BpeLineAlignmentTests
             }
         }
 
-        TestContext.Out.WriteLine($"{name}: {decisions} decisions at {boundaries} boundaries, {thoughts} rationales");
-        Assert.That(decisions, Is.GreaterThan(boundaries * 8 / 10), "nearly every boundary is a real think/act decision");
+        TestContext.Out.WriteLine($"{name}: {decisions} decisions at {allowed} boundaries that allow a rationale (of {boundaries}), {thoughts} rationales");
+        Assert.That(decisions, Is.GreaterThan(allowed * 8 / 10), "nearly every boundary where a rationale may stand is a real comment-or-code decision");
         Assert.That(thoughts, Is.GreaterThan(0));
     }
 

@@ -98,7 +98,6 @@ public sealed partial class DataParallelTests
             MStepSteps = 3,
             MStepBatch = 3,
             MStepSequenceLength = 128,
-            SyntaxSample = 2,
         };
         var (one, two) = (Midtraining("em-one"), Midtraining("em-two"));
         new Midtrainer(one, TextWriter.Null, false).Run();

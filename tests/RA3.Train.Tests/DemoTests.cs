@@ -26,12 +26,13 @@ public sealed class DemoTests
                 Traces = 6,
                 HeldOutProblems = 3,
                 Samples = 2,
+                CurveProblems = 2,
                 Midtrain = new DemoSettings().Midtrain with { Rounds = 2, MStepSteps = 2, Group = 2 },
                 Rlvr = new DemoSettings().Rlvr with { Steps = 2, Group = 2, EvalEvery = 1, SaveEvery = 1 },
             };
             string report = new DemoRunner(settings, TextWriter.Null, false).Run();
             string text = File.ReadAllText(report);
-            foreach (string section in new[] { "pass@k", "Code-token cross-entropy", "ELBO and think rate", "lines per abstraction versus c", "RLVR from each initialisation", "RA3 − NTP pass@1" })
+            foreach (string section in new[] { "pass@k", "code-token cross-entropy", "log Z, the marginal-likelihood bound and the think rate", "lines per abstraction versus c", "RLVR from each initialisation", "Paired differences", "RA3 − NTP (2 seed(s))", "3 held-out problems, 2 seeds", "area under the curve", "steps to reach NTP-init's final" })
             {
                 Assert.That(text, Does.Contain(section));
             }
@@ -50,10 +51,11 @@ public sealed class DemoTests
                 {
                     using var eval = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, seed, $"eval-{method}.json")));
                     Assert.That(eval.RootElement.GetProperty("pass_at_1").GetDouble(), Is.InRange(0.0, 1.0), $"{seed} {method} pass@1");
+                    Assert.That(eval.RootElement.GetProperty("per_problem").GetArrayLength(), Is.EqualTo(3), "one row per held-out problem");
                     foreach (string line in File.ReadLines(Path.Combine(dir, seed, method, "metrics.jsonl")))
                     {
                         using var round = JsonDocument.Parse(line);
-                        foreach (string key in method == "ra3" ? new[] { "elbo", "elbo_after_mstep", "code_ce_heldout", "mstep_loss", "think_rate" } : ["code_ce_heldout", "mstep_loss"])
+                        foreach (string key in method == "ra3" ? new[] { "log_z", "log_z_after_mstep", "log_marginal_bound_per_line", "code_ce_heldout", "mstep_loss", "think_rate" } : ["code_ce_heldout", "mstep_loss"])
                         {
                             Assert.That(round.RootElement.GetProperty(key).ValueKind, Is.EqualTo(JsonValueKind.Number), $"{seed}/{method} {key} is a finite number (null marks a non-finite one)");
                         }
@@ -61,8 +63,17 @@ public sealed class DemoTests
                 }
             }
 
-            Assert.That(text, Does.Not.Contain("NaN").And.Not.Contain("∞"), "the report prints no non-finite figure");
+            Assert.That(text, Does.Not.Contain("NaN"), "the report prints no undefined figure");
             Assert.That(Directory.Exists(Path.Combine(dir, "seed-2", "rlvr-ra3")), Is.False, "RLVR runs on the first seed only by default");
+
+            // One protocol: each RLVR curve's step 0 is the evaluation table's figure on the curve's problems.
+            foreach (string method in new[] { "base", "ntp", "ra3" })
+            {
+                using var table = JsonDocument.Parse(File.ReadAllText(method == "base" ? Path.Combine(dir, "eval-base.json") : Path.Combine(dir, "seed-1", $"eval-{method}.json")));
+                int[] tableCorrect = [.. table.RootElement.GetProperty("per_problem").EnumerateArray().Take(2).Select(r => r.GetProperty("c").GetInt32())];
+                using var first = JsonDocument.Parse(File.ReadLines(Path.Combine(dir, "seed-1", $"rlvr-{method}", "metrics.jsonl")).First());
+                Assert.That(first.RootElement.GetProperty("eval_correct").EnumerateArray().Select(c => c.GetInt32()), Is.EqualTo(tableCorrect), $"{method}: the curve starts where the table is");
+            }
             var stamp = File.GetLastWriteTimeUtc(Path.Combine(dir, "seed-1", "eval-ra3.json"));
             new DemoRunner(settings, TextWriter.Null, false).Run();
             Assert.That(File.GetLastWriteTimeUtc(Path.Combine(dir, "seed-1", "eval-ra3.json")), Is.EqualTo(stamp), "a finished stage is reused");

@@ -54,7 +54,7 @@ public sealed class EmLoopTests
     {
         var traces = ProceduralTasks.Generate(3, heldOut: false, 5).Select(t => Trace.FromCode(t.TaskId, t.Code)).ToList();
         var sampler = new RolloutSampler(model, tokenizer);
-        var options = new RolloutOptions(Group: 3, LatentMaxTokens: 6, ThinkFloor: 0.6);
+        var options = new RolloutOptions(Group: 3, LatentMaxTokens: 6, TopP: 1f, ThinkFloor: 0.6);
         var rollouts = sampler.Sample(traces, options, seed: 42);
         Assert.That(rollouts, Has.Count.EqualTo(9));
         Assert.That(rollouts.Select(r => r.Trace), Is.EqualTo(traces.SelectMany(t => Enumerable.Repeat(t, 3))), "trace-major order");
@@ -79,24 +79,145 @@ public sealed class EmLoopTests
             {
                 bool hasTokens = Enumerable.Range(0, r.Ids.Length).Any(p => r.Boundary[p] == t && r.Owner[p] == LineTokens.RationaleOwner);
                 Assert.That(hasTokens, Is.EqualTo(r.Thinks(t)), $"rollout {i} boundary {t}: rationale tokens exactly where it thought");
+                Assert.That(!r.Thinks(t) || r.Trace.RationaleAllowed(t), $"rollout {i} boundary {t}: a rationale only where a logical line of code starts");
+            }
+
+            // Decisions (a boundary's first chosen token): an act is against a comment opener, and
+            // either carries p/q ≤ 1/(1 − ε); a rationale token at temperature 1 and top-p 1 carries the
+            // mass left after masking control tokens, at most 1.
+            for (int p = 0; p < r.Ids.Length; p++)
+            {
+                bool decision = r.Boundary[p] > 0 && (p == 0 || r.Boundary[p - 1] != r.Boundary[p]);
+                if (r.ThinkIds[p] >= 0)
+                {
+                    Assert.That(decision, $"rollout {i} token {p}: only a decision names the opener it was against");
+                    Assert.That(tokenizer.Decode([r.ThinkIds[p]]), Does.Contain("#"), $"rollout {i} token {p}: an act decision against a comment opener");
+                }
+
+                if (decision)
+                {
+                    Assert.That(Math.Exp(r.LogImportance[p]), Is.InRange(0.0, (1 / 0.4) + 1e-5), "a decision: p/q ≤ 1/(1 − ε)");
+                }
+                else if (r.Boundary[p] > 0)
+                {
+                    Assert.That(r.LogImportance[p], Is.LessThanOrEqualTo(1e-5), $"rollout {i} token {p}: a rationale token's p/q");
+                }
             }
         }
 
         var again = sampler.Sample(traces, options, seed: 42);
         Assert.That(again.Select(r => r.Ids), Is.EqualTo(rollouts.Select(r => r.Ids)), "seeded");
+        Assert.That(sampler.LastRows, Is.LessThan(rollouts.Sum(r => (long)r.Ids.Length)), "forced tokens after a walk's last choice are never run");
     }
 
     [Test]
-    public void TokenWeightsFollowTheClippedSurrogateAndTheKlPenalty()
+    public void ABoundaryIsADecisionBetweenACommentOpenerAndTheLinesCode()
     {
-        Assert.That(PolicyGradient.TokenWeight(0.7, -1, -1, -1, 0.2, 0.1, out bool c1), Is.EqualTo(0.7).Within(1e-6));
-        Assert.That(c1, Is.False);
-        Assert.That(PolicyGradient.TokenWeight(0.7, Math.Log(1.5), 0, Math.Log(1.5), 0.2, 0.1, out bool c2), Is.EqualTo(0).Within(1e-6), "ratio 1.5 > 1 + ε with A > 0: clipped, no gradient");
-        Assert.That(c2, Is.True);
-        Assert.That(PolicyGradient.TokenWeight(-0.7, Math.Log(1.5), 0, Math.Log(1.5), 0.2, 0, out bool c3), Is.EqualTo(-0.7 * 1.5).Within(1e-6), "A < 0 is not clipped above");
-        Assert.That(c3, Is.False);
-        Assert.That(PolicyGradient.TokenWeight(0, -2, -2, -2 + Math.Log(2), 0.2, 0.1, out _), Is.EqualTo(0.1 * Math.Log(2)).Within(1e-6), "k2 KL: −β(log π − log π_ref) = β ln 2 when π_ref = 2π");
-        Assert.That(PolicyGradient.TokenWeight(0, -30, -30, -1, 0.2, 0.1, out _), Is.EqualTo(2.9).Within(1e-5), "linear, not exponential, in the log ratio");
+        // Bytes: before line 3 (after a blank line 2) the think branch writes "    #" and act "    r";
+        // the decision is '#' against 'r' after the shared indentation. Line 2 is blank: no decision
+        // (its think branch would differ from act at an indentation byte, not at the comment's '#').
+        var bytes = TokenizerLoader.Load("bytes");
+        var trace = Trace.FromCode("t", "def f(x):\n\n    return x\n");
+        var acting = LineTokens.Of(bytes, trace);
+        var empty = new Dictionary<int, string>();
+        Assert.That(LineTokens.Decision(bytes, trace, empty, 2, acting, 0), Is.Null, "a blank line");
+        var point = LineTokens.Decision(bytes, trace, empty, 3, acting, 0)!;
+        Assert.That(bytes.Decode([point.Thinking.Ids[point.Index]]), Is.EqualTo("#"));
+        Assert.That(bytes.Decode([acting.Ids[point.Index]]), Is.EqualTo("r"));
+        Assert.That(bytes.Decode(acting.Ids.AsSpan(1, point.Index - 1)), Is.EqualTo("def f(x):\n\n    "), "the shared tokens: everything before, the indentation included");
+        Assert.That(LineTokens.Decision(bytes, trace, empty, 3, acting, point.Index + 1), Is.Null, "a decision behind tokens already fed is none");
+        Assert.That(LineTokens.Decisions(bytes, trace, null, acting).Select(d => d.Boundary), Is.EqualTo(new[] { 1, 3 }));
+    }
+
+    [Test]
+    public void TokenWeightsFollowTheClippedSurrogateTheKlEstimatorAndTheBehaviourWeight()
+    {
+        var o = new PolicyGradientOptions(KlCoefficient: 0.1, ClipLow: 0.2, ClipHigh: 0.28);
+        Assert.That(PolicyGradient.TokenWeight(0.7, -1, -1, -1, o, 0, out int c1), Is.EqualTo(0.7).Within(1e-6));
+        Assert.That(c1, Is.EqualTo(0));
+        Assert.That(PolicyGradient.TokenWeight(0.7, Math.Log(1.25), 0, Math.Log(1.25), o, 0, out int c2), Is.EqualTo(0.7 * 1.25).Within(1e-6), "ratio 1.25 < 1 + ε_high: the positive side still pushes");
+        Assert.That(c2, Is.EqualTo(0));
+        Assert.That(PolicyGradient.TokenWeight(0.7, Math.Log(1.3), 0, Math.Log(1.3), o, 0, out int c3), Is.EqualTo(0).Within(1e-6), "above 1 + ε_high with A > 0: clipped");
+        Assert.That(c3, Is.EqualTo(1));
+        Assert.That(PolicyGradient.TokenWeight(-0.7, Math.Log(0.75), 0, Math.Log(0.75), o, 0, out int c4), Is.EqualTo(0).Within(1e-6), "below 1 − ε_low with A < 0: clipped");
+        Assert.That(c4, Is.EqualTo(-1));
+        Assert.That(PolicyGradient.TokenWeight(-0.7, Math.Log(1.5), 0, Math.Log(1.5), o with { KlCoefficient = 0 }, 0, out _), Is.EqualTo(-0.7 * 1.5).Within(1e-6), "A < 0 is not clipped above");
+
+        // KL: −β·∂k/∂log π with π_ref = 2π (r = ln 2): k1 → −β, k2 → β ln 2, k3 → β(2 − 1).
+        double lp = -2, lref = -2 + Math.Log(2);
+        Assert.That(PolicyGradient.TokenWeight(0, lp, lp, lref, o with { Kl = KlEstimator.K1 }, 0, out _), Is.EqualTo(-0.1).Within(1e-6));
+        Assert.That(PolicyGradient.TokenWeight(0, lp, lp, lref, o with { Kl = KlEstimator.K2 }, 0, out _), Is.EqualTo(0.1 * Math.Log(2)).Within(1e-6));
+        Assert.That(PolicyGradient.TokenWeight(0, lp, lp, lref, o with { Kl = KlEstimator.K3 }, 0, out _), Is.EqualTo(0.1).Within(1e-6));
+        Assert.That(PolicyGradient.TokenWeight(0, -30, -30, -1, o, 0, out _), Is.EqualTo(2.9).Within(1e-5), "k2: linear, not exponential, in the log ratio");
+        Assert.That(PolicyGradient.TokenWeight(0, lp, lp, lref, o with { KlCoefficient = 0, Kl = KlEstimator.K3 }, 0, out _), Is.EqualTo(0), "β = 0: no penalty");
+
+        // The behaviour weight p/q multiplies both terms, truncated at the cap.
+        Assert.That(PolicyGradient.TokenWeight(0.5, -1, -1, -1, o, Math.Log(0.25), out _), Is.EqualTo(0.125).Within(1e-6));
+        Assert.That(PolicyGradient.TokenWeight(0.5, -1, -1, -1, o, Math.Log(10), out _), Is.EqualTo(0.5 * 2.0).Within(1e-6), "p/q = 10 is truncated at 2");
+        Assert.That(PolicyGradient.TokenWeight(0, lp, lp, lref, o, Math.Log(0.5), out _), Is.EqualTo(0.5 * 0.1 * Math.Log(2)).Within(1e-6), "the KL term too: an expectation under π");
+    }
+
+    [Test]
+    public void LossAggregationNormalisesBySequenceByTokenOrByAConstant()
+    {
+        // Two sequences with 1 and 3 action tokens (position 0 never acts: nothing predicts it).
+        PolicySequence Seq(int actions) => new(new int[actions + 1], [false, .. Enumerable.Repeat(true, actions)], new float[actions + 1], null);
+        PolicySequence[] batch = [Seq(1), Seq(3)];
+        Assert.That(PolicyGradient.Normalisers(batch, LossAggregation.SequenceMean, 0), Is.EqualTo(new[] { 1 / 2.0, 1 / 6.0 }).Within(1e-12), "GRPO: 1/(own tokens × sequences)");
+        Assert.That(PolicyGradient.Normalisers(batch, LossAggregation.TokenMean, 0), Is.EqualTo(new[] { 1 / 4.0, 1 / 4.0 }).Within(1e-12), "DAPO: 1/(all tokens)");
+        Assert.That(PolicyGradient.Normalisers(batch, LossAggregation.Constant, 10), Is.EqualTo(new[] { 1 / 20.0, 1 / 20.0 }).Within(1e-12), "Dr. GRPO: 1/(sequences × L)");
+    }
+
+    [Test]
+    public void RewardScalingAndTheOverlongPunishmentAreAsDefined()
+    {
+        double s = Math.Sqrt(2.0 / 3.0);
+        Assert.That(Rewards.GroupAdvantages([1.0, 2.0, 3.0], 1.0), Is.EqualTo(new[] { -1.0, 0.0, 1.0 }).Within(1e-12), "no scaling");
+        Assert.That(Rewards.GroupAdvantages([1.0, 2.0, 3.0], Rewards.Std([1.0, 2.0, 3.0])), Is.EqualTo(new[] { -1 / s, 0.0, 1 / s }).Within(1e-12), "the group's std");
+        Assert.That(Rewards.GroupAdvantages([1.0, 2.0, 3.0], 2.0), Is.EqualTo(new[] { -0.5, 0.0, 0.5 }).Within(1e-12), "another scale, the batch's");
+        Assert.That(Rewards.GroupAdvantages([0.5, 0.5], 0.0), Is.EqualTo(new[] { 0.0, 0.0 }));
+        Assert.That(RlvrTrainer.OverlongReward(1, 60, 100, 20, 1), Is.EqualTo(1), "before the buffer: untouched");
+        Assert.That(RlvrTrainer.OverlongReward(1, 90, 100, 20, 1), Is.EqualTo(0.5).Within(1e-12), "10 of 20 buffer tokens: half the penalty");
+        Assert.That(RlvrTrainer.OverlongReward(1, 100, 100, 20, 0.5), Is.EqualTo(0.5).Within(1e-12), "at the maximum: the whole penalty");
+        Assert.That(RlvrTrainer.OverlongReward(1, 100, 100, 0, 1), Is.EqualTo(1), "buffer 0: off");
+    }
+
+    [Test]
+    public void GivenReferenceLogProbsSpareTheReferencePassAndChangeNothing()
+    {
+        int[] ids = tokenizer.Encode("\n    total += x\n");
+        var logProbs = Scorer.SequenceLogProbs(model, [ids])[0];
+        PolicySequence Seq(float[]? reference) => new(ids, [.. ids.Select((_, p) => p > 0)], [.. ids.Select((_, p) => p % 2 == 0 ? 1f : -1f)], logProbs, ReferenceLogProbs: reference);
+        var results = new List<(PolicyStepStats Stats, float[] Weights)>();
+        foreach (var reference in new[] { null, logProbs })
+        {
+            using var policy = HuggingFaceCheckpoint.Load(ModelDir, cpu, trainable: true);
+            using var referenceModel = HuggingFaceCheckpoint.Load(ModelDir, cpu);
+            using var optimizer = new AdamWOptimizer(policy, weightDecay: 0f);
+            using var update = new PolicyGradient(policy, referenceModel, optimizer, new PolicyGradientOptions(LearningRate: 1e-3f, KlCoefficient: 0.5));
+            var stats = update.Step([Seq(reference)], 1, epochs: 2);
+            results.Add((stats, policy.Weights.Buffer.ToFloatArray()));
+        }
+
+        Assert.That(results[0].Stats.ReferencePasses, Is.EqualTo(1));
+        Assert.That(results[1].Stats.ReferencePasses, Is.EqualTo(0), "the E-step's scorer log-probabilities stand in for the reference pass");
+        Assert.That(results[1].Stats.MeanKl, Is.EqualTo(results[0].Stats.MeanKl).Within(1e-6));
+        Assert.That(results[1].Weights, Is.EqualTo(results[0].Weights).Within(1e-6), "the same update");
+    }
+
+    [Test]
+    public void LaterEpochsMoveTheRatioAndTheClipActs()
+    {
+        using var policy = HuggingFaceCheckpoint.Load(ModelDir, cpu, trainable: true);
+        using var optimizer = new AdamWOptimizer(policy, weightDecay: 0f);
+        using var update = new PolicyGradient(policy, null, optimizer, new PolicyGradientOptions(LearningRate: 2e-2f, KlCoefficient: 0, ClipLow: 0.05, ClipHigh: 0.05));
+        int[] ids = tokenizer.Encode("\n    total += x\n    return total\n");
+        var sequence = new PolicySequence(ids, [.. ids.Select((_, p) => p > 0)], [.. ids.Select(_ => 1f)], OldLogProbs: null);
+        var one = update.Step([sequence], 1, epochs: 1);
+        Assert.That(one.ClippedFraction, Is.Zero, "the first epoch's ratio is 1");
+        var four = update.Step([sequence], 2, epochs: 4);
+        Assert.That(four.ClipHighFraction, Is.GreaterThan(0), "by the fourth epoch some ratios passed 1 + ε_high");
+        Assert.That(four.ClipLowFraction, Is.Zero, "no negative advantage, nothing clipped below");
     }
 
     [Test]
@@ -139,9 +260,10 @@ public sealed class EmLoopTests
         Assert.That(policy.Weights.Buffer.ToFloatArray(), Is.EqualTo(weights), "neither non-finite update touched the weights");
     }
 
-    [TestCase(0.5, false)]
-    [TestCase(-0.5, true)]
-    public void TheEStepLearnsToThinkWhereTheRewardPaysForIt(double thinkCost, bool thinkMore)
+    [TestCase(0.5, false, EStepBaseline.Group)]
+    [TestCase(-0.5, true, EStepBaseline.Group)]
+    [TestCase(-0.5, true, EStepBaseline.Elbo)]
+    public void TheEStepLearnsToThinkWhereTheRewardPaysForIt(double thinkCost, bool thinkMore, EStepBaseline baseline)
     {
         // The RL of the E-step on its own, over six passes on the same eight traces: a cost per
         // rationale must teach the policy to think less, a bonus to think more. The line
@@ -155,7 +277,9 @@ public sealed class EmLoopTests
             Rollouts: new RolloutOptions(Group: 4, LatentMaxTokens: 6, ThinkFloor: 0.05),
             Update: new PolicyGradientOptions(LearningRate: 3e-3f, KlCoefficient: 0),
             TracesPerStep: 4,
-            Passes: 6);
+            Passes: 6,
+            Baseline: baseline,
+            Candidates: 2);
         var result = new EStep(policy, scorer, tokenizer, options).Run(traces, seed: 5);
         Assert.That(result.Progress, Has.Count.EqualTo(EStep.Steps(traces.Count, options)));
         double first = result.Progress[0].ThinkRate, last = result.Progress.TakeLast(2).Average(p => p.ThinkRate);
@@ -163,7 +287,10 @@ public sealed class EmLoopTests
         Assert.That(first, Is.InRange(0.3, 0.7), "the untrained policy thinks about half the time");
         Assert.That(last, thinkMore ? Is.GreaterThan(0.8) : Is.LessThan(0.2));
         Assert.That(result.Candidates.Select((c, i) => c.Length == traces[i].Count), Is.All.True, "a candidate slot per boundary");
-        Assert.That(result.Candidates.SelectMany(c => c).Where(c => c is not null), Is.Not.Empty.And.All.Not.Contains('\n'), "one-line rationales");
+        Assert.That(result.Candidates.SelectMany(c => c).SelectMany(c => c), Is.Not.Empty.And.All.Not.Contains('\n'), "one-line rationales");
+        Assert.That(result.Candidates.SelectMany(c => c).Select(c => c.Length), Is.All.LessThanOrEqualTo(2), "K = 2 per boundary at most");
+        Assert.That(result.Candidates.SelectMany(c => c).Where(c => c.Length == 2).Select(c => c[0] != c[1]), Is.All.True, "distinct");
+        Assert.That(result.Progress.Select(p => p.Update.ReferencePasses), Is.All.Zero, "the reward pass's scorer log-probabilities are the KL's reference");
     }
 
     [Test]
@@ -184,11 +311,11 @@ public sealed class EmLoopTests
             MStepBatch = 2,
             MStepSequenceLength = 128,
             MStepLearningRate = 3e-3f,
-            SyntaxSample = 12,
         };
         var round = new Midtrainer(settings, TextWriter.Null, false).Run().Single();
-        Assert.That(round["elbo_after_mstep"]!.GetValue<double>(), Is.GreaterThan(round["elbo"]!.GetValue<double>() + 1), "the M-step raises the ELBO of the traces it trained on");
-        Assert.That(round["syntax_valid_rate"]!.GetValue<double>(), Is.EqualTo(1.0), "bootstrapped traces parse");
+        Assert.That(round["log_z_after_mstep"]!.GetValue<double>(), Is.GreaterThan(round["log_z"]!.GetValue<double>() + 1), "the M-step raises log Z of the traces it trained on");
+        Assert.That(round["program_same_rate"]!.GetValue<double>(), Is.EqualTo(1.0), "bootstrapped traces are their programs with comments");
+        Assert.That(round["log_marginal_bound_per_line"]!.GetValue<double>(), Is.GreaterThanOrEqualTo(round["log_likelihood_bare_per_line"]!.GetValue<double>() * (1 + 1e-6)), "the bound sums the bare trace's term and more (float32 sums: 1e-6 relative)");
         Assert.That(round["candidate_rate"]!.GetValue<double>(), Is.GreaterThan(0));
         Assert.That(round["code_ce_heldout"]!.GetValue<double>(), Is.LessThan(round["code_ce_heldout_init"]!.GetValue<double>()), "held-out code got likelier");
         string dir = Path.Combine(settings.Out, "round-1");
@@ -214,7 +341,7 @@ public sealed class EmLoopTests
         Directory.Delete(Path.Combine(dir, "mstep"), recursive: true);
         Directory.Delete(Path.Combine(settings.Out, "final"), recursive: true);
         var resumed = new Midtrainer(settings, TextWriter.Null, false).Run().Single();
-        foreach (string key in new[] { "elbo", "elbo_after_mstep", "think_rate", "code_ce_heldout", "mstep_loss" })
+        foreach (string key in new[] { "log_z", "log_z_after_mstep", "think_rate", "code_ce_heldout", "mstep_loss" })
         {
             Assert.That(resumed[key]!.GetValue<double>(), Is.EqualTo(round[key]!.GetValue<double>()), key);
         }
@@ -287,6 +414,63 @@ public sealed class EmLoopTests
         var resumed = File.ReadAllLines(Path.Combine(b.Out, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
         Assert.That(resumed.Select(m => m["reward"]?.GetValue<double>()), Is.EqualTo(a.Select(m => m["reward"]?.GetValue<double>())));
         Assert.That(resumed.Select(m => m["kl"]?.GetValue<double>()), Is.EqualTo(a.Select(m => m["kl"]?.GetValue<double>())));
+        Assert.That(File.ReadAllBytes(Path.Combine(b.Out, "final", "model.safetensors")), Is.EqualTo(File.ReadAllBytes(Path.Combine(s.Out, "final", "model.safetensors"))));
+    }
+
+    [Test]
+    public void RlvrWithTheDapoKnobsLogsItsStatisticsAndResumesExactly()
+    {
+        string tasks = TinyRuns.WriteHalfSolvableProblems(Path.Combine(work, "parity-dapo.jsonl"));
+        var s = new RlvrSettings
+        {
+            Init = ModelDir,
+            Tokenizer = TokenizerDir,
+            Problems = tasks,
+            EvalProblems = tasks,
+            Out = Path.Combine(work, "rlvr-dapo-a"),
+            Steps = 3,
+            PromptsPerStep = 2,
+            Group = 3,
+            MaxNewTokens = 12,
+            EvalEvery = 3,
+            EvalSamples = 2,
+            EvalLimit = 2,
+            SaveEvery = 1,
+            LearningRate = 1e-3f,
+            DynamicSampling = true,
+            MaxRefills = 2,
+            LossType = "dr_grpo",
+            ScaleRewards = "batch",
+            ClipHigh = 0.28,
+            KlEstimatorName = "k3",
+            Epochs = 2,
+            OverlongBuffer = 4,
+            MaskTruncated = true,
+            Slots = 4,
+        };
+        new RlvrTrainer(s, TextWriter.Null, false).Run();
+        var a = File.ReadAllLines(Path.Combine(s.Out, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
+        foreach (var m in a.Skip(1))
+        {
+            int generated = m["groups_generated"]!.GetValue<int>(), used = m["groups_used"]!.GetValue<int>();
+            Assert.That(generated, Is.InRange(2, 6), "2 prompts a round, at most 2 refills");
+            Assert.That(used, Is.LessThanOrEqualTo(2));
+            Assert.That(m["zero_std_fraction"]!.GetValue<double>(), Is.EqualTo((generated - used) / (double)generated).Within(1e-12).Or.LessThan((generated - used) / (double)generated), "dropped groups are zero-std ones");
+            Assert.That(m["completion_length_max"]!.GetValue<int>(), Is.LessThanOrEqualTo(12));
+            Assert.That(m["entropy"]!.GetValue<double>(), Is.GreaterThan(0));
+            Assert.That(m["truncated_fraction"]!.GetValue<double>(), Is.InRange(0.0, 1.0));
+            if (m["skipped"] is null)
+            {
+                Assert.That(m["clip_region"]!.GetValue<double>(), Is.EqualTo(m["clip_low"]!.GetValue<double>() + m["clip_high"]!.GetValue<double>()).Within(1e-12));
+            }
+        }
+
+        var b = s with { Out = Path.Combine(work, "rlvr-dapo-b") };
+        new RlvrTrainer(b with { StopAfter = 1 }, TextWriter.Null, false).Run();
+        new RlvrTrainer(b, TextWriter.Null, false).Run();
+        var resumed = File.ReadAllLines(Path.Combine(b.Out, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
+        Assert.That(resumed.Select(m => m.ToJsonString().Replace("generation_tokens_per_s", string.Empty, StringComparison.Ordinal)).Count(), Is.EqualTo(a.Count));
+        Assert.That(resumed.Select(m => m["reward"]?.GetValue<double>()), Is.EqualTo(a.Select(m => m["reward"]?.GetValue<double>())));
         Assert.That(File.ReadAllBytes(Path.Combine(b.Out, "final", "model.safetensors")), Is.EqualTo(File.ReadAllBytes(Path.Combine(s.Out, "final", "model.safetensors"))));
     }
 }

@@ -44,7 +44,6 @@ public sealed class KillResumeTests
             MStepSteps = 12,
             MStepBatch = 2,
             MStepSequenceLength = 128,
-            SyntaxSample = 4,
         };
         var (whole, killed) = KillThenFinish("midtrain", Settings, s => s.Out, kills: 4);
         SameResults(whole, killed, ["metrics.jsonl", "round-1/summary.json", "round-2/summary.json", "round-2/inference.json"]);

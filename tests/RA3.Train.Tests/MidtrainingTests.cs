@@ -12,10 +12,12 @@ using static TorchSharp.torch;
 namespace RA3.Train.Tests;
 
 /// <summary>
-/// The first pieces of RA3 mid-training (issue 6): traces and rationale insertion (and that the
-/// result still parses, checked in the sandbox), the E-step reward and GRPO advantages on
-/// hand-computed cases, and the temporal-ELBO inference against brute force over all think/act
-/// assignments of a two-line trace.
+/// The pieces of RA3 mid-training on hand-computed cases and against an independent model:
+/// traces, where a rationale may stand and rationale insertion (and that the result is still the
+/// same program, checked in the sandbox), the E-step reward (horizon k, the span, the cost c, lines
+/// taken given the decision), its exploration weights and advantages, the temporal-ELBO inference
+/// against brute force (with K candidates, the posterior baseline and the marginal-likelihood
+/// bound), and candidate scoring against a TorchSharp float64 model.
 /// </summary>
 public sealed class MidtrainingTests
 {
@@ -51,37 +53,96 @@ public sealed class MidtrainingTests
     }
 
     [Test]
-    public async Task TracesWithARationaleAtEveryLineStillParse()
+    public async Task TracesWithARationaleAtEveryAllowedLineAreTheSameProgram()
     {
+        // Every HumanEval solution with a comment before every line that allows one: the syntax tree
+        // is the bare one's; a comment inside a multi-line string changes the program, one after a
+        // backslash continuation breaks it, and a fragment cannot be checked.
         var problems = ProblemSetLoader.Load(Fixtures.SharedPath("data", "humaneval", "HumanEval.jsonl.gz")).Problems;
-        var texts = problems.Select(p => Trace.FromCode(p.TaskId, p.Prompt + p.CanonicalSolution))
-            .Select(t => t.Render(Enumerable.Range(1, t.Count).ToDictionary(i => i, i => $"step {i}: what comes next"))).ToList();
-        texts.Add("def broken(:\n    pass\n");
+        var traces = problems.Select(p => Trace.FromCode(p.TaskId, p.Prompt + p.CanonicalSolution)).ToList();
+        var pairs = traces.Select(t => (t.Render(), t.Render(Enumerable.Range(1, t.Count).Where(t.RationaleAllowed).ToDictionary(i => i, i => $"step {i}: what comes next")))).ToList();
+        var inString = Trace.FromCode("s", "x = '''a\nb'''\ny = 1\n");
+        var continued = Trace.FromCode("c", "x = 1 + \\\n    2\n");
+        var fragment = Trace.FromCode("f", "    return y\n");
+        pairs.Add((inString.Render(), inString.Render(new Dictionary<int, string> { [2] = "inside" })));
+        pairs.Add((continued.Render(), continued.Render(new Dictionary<int, string> { [2] = "after the backslash" })));
+        pairs.Add((fragment.Render(), fragment.Render(new Dictionary<int, string> { [1] = "a fragment" })));
         using var sandbox = Sandbox.Sandbox.Create();
         using var pool = new SandboxPool(sandbox);
-        var (valid, rate) = await SyntaxCheck.ParseAsync(pool, texts);
-        Assert.That(valid.Take(problems.Count), Is.All.True);
-        Assert.That(valid[^1], Is.False, "a program that does not parse must be reported");
-        Assert.That(rate, Is.EqualTo(problems.Count / (double)texts.Count).Within(1e-12));
+        var checks = await SyntaxCheck.CompareAsync(pool, pairs);
+        Assert.That(checks.Take(problems.Count), Is.All.EqualTo(ProgramCheck.Same));
+        Assert.That(checks.Skip(problems.Count), Is.EqualTo(new[] { ProgramCheck.Changed, ProgramCheck.Unparsable, ProgramCheck.Unchecked }));
+        Assert.That(inString.RationaleAllowed(2) || continued.RationaleAllowed(2), Is.False, "the scan keeps rationales out of both");
     }
 
     [Test]
-    public void StepRewardSumsTheNextKLinesAndChargesAThought()
+    public void RationalesStandOnlyWhereALogicalLineOfCodeStarts()
     {
-        double[] lines = [-1.0, -2.0, -3.0];
-        Assert.That(Rewards.Step(lines, 2, 1, thinks: true, c: 0.05), Is.EqualTo(-2.05).Within(1e-12));
-        Assert.That(Rewards.Step(lines, 2, 2, thinks: false, c: 0.05), Is.EqualTo(-5.0).Within(1e-12));
-        Assert.That(Rewards.Step(lines, 3, 2, thinks: true, c: 0.2), Is.EqualTo(-3.2).Within(1e-12), "k past the end sums what is left");
-        Assert.Throws<ArgumentOutOfRangeException>(() => Rewards.Step(lines, 4, 1, thinks: false, c: 0));
+        var trace = Trace.FromCode("t", string.Join('\n',
+            "def f(xs):",                  // 1
+            "    s = '''doc",              // 2
+            "    # not a comment'''",      // 3 inside the string
+            "    t = (1,",                 // 4
+            "         2)",                 // 5 inside brackets
+            "",                            // 6 blank
+            "    u = 'a\\'b' + \\",         // 7 a quote escaped, then a continuation
+            "        'c'",                 // 8 continued
+            "    v = \"#\" # (",           // 9 a '#' in a string, a bracket in a comment
+            "    return v"));              // 10
+        bool[] allowed = [.. Enumerable.Range(1, trace.Count).Select(trace.RationaleAllowed)];
+        Assert.That(allowed, Is.EqualTo(new[] { true, true, false, true, false, false, true, false, true, true }));
     }
 
     [Test]
-    public void GroupAdvantagesAreCentredAndOptionallyScaled()
+    public void StepRewardsSumTheHorizonOrTheSpanAndPriceAThought()
     {
-        Assert.That(Rewards.GroupAdvantages([1.0, 2.0, 3.0], normalise: false), Is.EqualTo(new[] { -1.0, 0.0, 1.0 }).Within(1e-12));
-        double s = Math.Sqrt(2.0 / 3.0);
-        Assert.That(Rewards.GroupAdvantages([1.0, 2.0, 3.0], normalise: true), Is.EqualTo(new[] { -1 / s, 0.0, 1 / s }).Within(1e-12));
-        Assert.That(Rewards.GroupAdvantages([0.5, 0.5], normalise: true), Is.EqualTo(new[] { 0.0, 0.0 }));
+        double[] lines = [-1.0, -2.0, -3.0, -4.0];
+        bool[] thinks = [false, true, false, true];
+        Assert.That(Rewards.Step(lines, thinks, 1, 0.05), Is.EqualTo(new[] { -1.0, -2.05, -3.0, -4.05 }).Within(1e-12));
+        Assert.That(Rewards.Step(lines, thinks, 2, 0.05), Is.EqualTo(new[] { -3.0, -5.05, -7.0, -4.05 }).Within(1e-12), "k past the end sums what is left");
+        Assert.That(Rewards.Step(lines, thinks, 0, 0.05), Is.EqualTo(new[] { -1.0, -5.05, -3.0, -4.05 }).Within(1e-12), "k = 0: the span, up to the next think");
+        Assert.That(Rewards.Step(lines, thinks, 1, 0.05, [0, -7, 0, -1.5]), Is.EqualTo(new[] { -1.0, -9.05, -3.0, -5.55 }).Within(1e-12), "the rationale's own log-probability, where it is in the prior");
+    }
+
+    [Test]
+    public void AdvantagesArePooledNotBlownUpPerBoundary()
+    {
+        // Boundary 1: rewards differ by 1e-6 (an earlier rationale changed the context a little);
+        // boundary 2: by 2 nats. Per-boundary scaling would give boundary 1 advantages of ±1.
+        double[][] rewards = [[-1.0, -3.0], [-1.000001, -1.0]];
+        var a = Rewards.Advantages(rewards, default, normalise: true);
+        double scale = Math.Sqrt(((0.0000005 * 0.0000005 * 2) + (1.0 * 1.0 * 2)) / 4);
+        Assert.That(a[0], Is.EqualTo(new[] { 0.0000005 / scale, -1.0 / scale }).Within(1e-9));
+        Assert.That(a[1], Is.EqualTo(new[] { -0.0000005 / scale, 1.0 / scale }).Within(1e-9));
+        Assert.That(Math.Abs(a[0][0]), Is.LessThan(1e-5), "a context difference stays a small advantage");
+        Assert.That(Rewards.Advantages(rewards, default, normalise: false)[1], Is.EqualTo(new[] { -0.0000005, 1.0 }).Within(1e-12));
+        Assert.That(Rewards.Advantages(rewards, [-2.0, -1.5], normalise: false)[0], Is.EqualTo(new[] { 1.0, -1.5 }).Within(1e-12), "a given baseline replaces the group mean");
+        Assert.That(Rewards.Advantages([[0.5, 0.5], [0.5, 0.5]], default, normalise: true)[0], Is.EqualTo(new[] { 0.0, 0.0 }), "equal rewards: no advantage, no division by zero");
+    }
+
+    [Test]
+    public void LinesTakenGivenTheDecisionLoseTheNoCommentMass()
+    {
+        // Tokens: lead, line 0 (act decided at its first token: the opener had probability 0.2), line 1 (no decision).
+        var trace = Trace.FromCode("t", "a\nb\n");
+        var rollout = new Rollout(trace, [9, 1, 2, 3], [-1, 0, 0, 1], [0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [-1, 7, -1, -1], [null, null]);
+        float[] logProbs = [0f, -0.5f, -0.25f, -2f], opener = [0f, (float)Math.Log(0.2), 0f, 0f];
+        Assert.That(Rewards.LineLogProbs(rollout, logProbs, opener, decisionFree: false), Is.EqualTo(new[] { -0.75, -2.0 }).Within(1e-6));
+        Assert.That(Rewards.LineLogProbs(rollout, logProbs, opener, decisionFree: true), Is.EqualTo(new[] { -0.75 - Math.Log(0.8), -2.0 }).Within(1e-6));
+        Assert.That(Rewards.Log1MinusExp(Math.Log(1e-9)), Is.EqualTo(-1e-9).Within(1e-18), "accurate for a rare opener");
+        Assert.That(Rewards.Log1MinusExp(-1e-9), Is.EqualTo(Math.Log(1e-9)).Within(1e-6), "and for a likely one");
+    }
+
+    [Test]
+    public void ExplorationIsDrawnFromTheMixtureAndWeighedByPOverQ()
+    {
+        var (q, think) = RolloutSampler.Explore(0.02, 0.1, thinks: true);
+        Assert.That(q, Is.EqualTo(0.068).Within(1e-12), "q(think) = (1 − ε)·p + ε/2");
+        Assert.That(Math.Exp(think), Is.EqualTo(0.02 / 0.068).Within(1e-12));
+        var (qa, act) = RolloutSampler.Explore(0.02, 0.1, thinks: false);
+        Assert.That(qa, Is.EqualTo(0.932).Within(1e-12));
+        Assert.That(Math.Exp(act), Is.EqualTo(0.98 / 0.932).Within(1e-12));
+        Assert.That(RolloutSampler.Explore(0.3, 0, thinks: true).LogImportance, Is.EqualTo(0), "no floor: on-policy");
     }
 
     [Test]
@@ -105,34 +166,150 @@ public sealed class MidtrainingTests
     }
 
     [Test]
-    public void CandidateScoresAreTheLineSumsOfAnIndependentModel()
+    public void InferenceWithKCandidatesMatchesBruteForceAndKeepsTheChosenText()
     {
-        var trace = Trace.FromCode("t", "def f(x):\n    y = x + 1\n\n    return y\n");
-        string?[] rationales = [null, "add one", "blank", "return it"];
-        var scored = CandidateScorer.Score(model, tokenizer, trace, rationales);
-
-        int n = trace.Count;
-        for (int j = 0; j <= n; j++)
+        // Two lines, two candidates at each boundary: seg [1 + 2·2, 2], rows s = 0, (1, 0), (1, 1), (2, 0), (2, 1).
+        float[] seg = [-4f, -3f, -1f, -2.5f, -2f, -0.2f, 99f, -0.5f, 99f, -1.5f];
+        float[] rationale = [-3f, -1f, -2f, -6f];
+        var options = new ElboOptions(Alpha: 0.6, ThinkCost: 0.05, UseRationaleLogProb: true);
+        double act = Math.Log(0.6), think = Math.Log(0.4) - 0.05;
+        var all = new List<(double W, (int, int)[] Kept)>();
+        for (int d0 = 0; d0 <= 2; d0++)
         {
-            if (j > 0 && rationales[j - 1] is null)
+            for (int d1 = 0; d1 <= 2; d1++)
             {
-                Assert.That(scored.Seg.Skip(j * n).Take(n), Is.All.EqualTo(float.NegativeInfinity), $"boundary {j} has no candidate");
-                continue;
+                int s0 = d0 == 0 ? 0 : d0, s1 = d1 == 0 ? s0 : 2 + d1;  // state index 1 + (j − 1)·K + k
+                double w = (d0 == 0 ? act : think + rationale[d0 - 1]) + seg[(s0 * 2) + 0] + (d1 == 0 ? act : think + rationale[2 + d1 - 1]) + seg[(s1 * 2) + 1];
+                all.Add((w, [.. new[] { (1, d0 - 1), (2, d1 - 1) }.Where(x => x.Item2 >= 0)]));
+            }
+        }
+
+        double max = all.Max(x => x.W), z = max + Math.Log(all.Sum(x => Math.Exp(x.W - max)));
+        var r = SegmentationInference.Infer(cpu, [new ScoredTrace(seg, rationale, 2, 2)], options)[0];
+        Assert.That(r.LogZ, Is.EqualTo(z).Within(1e-5));
+        Assert.That(r.Kept, Is.EqualTo(all.MaxBy(x => x.W).Kept));
+        IReadOnlyList<IReadOnlyList<string>> texts = [["a0", "a1"], ["b0", "b1"]];
+        Assert.That(r.KeptRationales(texts).Values, Is.EqualTo(r.Kept.Select(k => texts[k.Boundary - 1][k.Candidate])));
+
+        // log Σ_z p(x, z): no α, no c, the rationales' own log-probabilities.
+        double[] joint = [.. all.Select((x, i) =>
+        {
+            int d0 = i / 3, d1 = i % 3, s0 = d0, s1 = d1 == 0 ? s0 : 2 + d1;
+            return (d0 == 0 ? 0 : rationale[d0 - 1]) + seg[(s0 * 2) + 0] + (d1 == 0 ? 0 : rationale[2 + d1 - 1]) + seg[(s1 * 2) + 1];
+        })];
+        double jm = joint.Max();
+        Assert.That(SegmentationInference.LogMarginalBound(cpu, [new ScoredTrace(seg, rationale, 2, 2)])[0], Is.EqualTo(jm + Math.Log(joint.Sum(x => Math.Exp(x - jm)))).Within(1e-5));
+    }
+
+    [TestCase(1, false)]
+    [TestCase(2, true)]
+    public void ThePosteriorBaselineIsTheExpectedRewardOverEverySegmentation(int k, bool withRationale)
+    {
+        // Three lines, two candidates per boundary (one missing at boundary 3): E_posterior[r_t] by
+        // enumerating the 3^3 assignments, against the baseline read from the DP's marginals.
+        const int n = 3, kc = 2;
+        var rng = new Random(5);
+        float[] seg = [.. Enumerable.Range(0, ((n * kc) + 1) * n).Select(_ => (float)(-0.2 - (3 * rng.NextDouble())))];
+        float[] rationale = [.. Enumerable.Range(0, n * kc).Select(_ => (float)(-1 - (2 * rng.NextDouble())))];
+        for (int t = 0; t < n; t++)
+        {
+            seg[((1 + (2 * kc) + 1) * n) + t] = float.NegativeInfinity;  // boundary 3 has one candidate
+        }
+
+        var options = new ElboOptions(Alpha: 0.5, ThinkCost: 0.3, UseRationaleLogProb: withRationale);
+        var scored = new ScoredTrace(seg, rationale, n, kc);
+        var segmentation = SegmentationInference.Infer(cpu, [scored], options)[0];
+        var baseline = Rewards.PosteriorBaseline(scored, segmentation, k, 0.3, withRationale);
+
+        double logThink = Math.Log(0.5) - 0.3, logAct = Math.Log(0.5);
+        var weights = new List<double>();
+        var rewards = new List<double[]>();
+        for (int code = 0; code < 27; code++)
+        {
+            int[] d = [code % 3, code / 3 % 3, code / 9];
+            double w = 0;
+            var state = new int[n];
+            var lines = new double[n];
+            for (int t = 0, s = 0; t < n; t++)
+            {
+                s = d[t] > 0 ? 1 + (t * kc) + d[t] - 1 : s;
+                state[t] = s;
+                lines[t] = seg[(s * n) + t];
+                w += (d[t] > 0 ? logThink + (withRationale ? rationale[(t * kc) + d[t] - 1] : 0) : logAct) + lines[t];
             }
 
-            var pieces = ReferencePieceLogProbs(trace, j == 0 ? [] : new Dictionary<int, string> { [j] = rationales[j - 1]! });
-            foreach (var (line, logProb, _) in pieces)
+            weights.Add(w);
+            rewards.Add([.. Enumerable.Range(0, n).Select(t => Enumerable.Range(t, Math.Min(k, n - t)).Sum(l => lines[l]) - (d[t] > 0 ? 0.3 - (withRationale ? rationale[(t * kc) + d[t] - 1] : 0) : 0))]);
+        }
+
+        double m = weights.Where(double.IsFinite).Max(), z = m + Math.Log(weights.Sum(w => Math.Exp(w - m)));
+        for (int t = 0; t < n; t++)
+        {
+            double expected = weights.Select((w, i) => double.IsFinite(w) ? Math.Exp(w - z) * rewards[i][t] : 0).Sum();
+            Assert.That(baseline[t], Is.EqualTo(expected).Within(1e-4), $"boundary {t + 1}");
+        }
+    }
+
+    [Test]
+    public void CandidateScoresAreTheLineSumsOfAnIndependentModel()
+    {
+        // K = 2 at boundary 2, one at boundaries 3 and 4, none at 1.
+        var trace = Trace.FromCode("t", "def f(x):\n    y = x + 1\n\n    return y\n");
+        IReadOnlyList<IReadOnlyList<string>> candidates = [[], ["add one", "increment"], ["blank"], ["return it"]];
+        var scores = CandidateScorer.Score(model, tokenizer, trace, candidates);
+        int n = trace.Count, k = 2;
+        Assert.That(scores.Joint.Candidates, Is.EqualTo(k));
+        for (int j = 0; j <= n; j++)
+        {
+            for (int c = 0; c < (j == 0 ? 1 : k); c++)
             {
-                if (line > 0 && line >= j)
+                int s = j == 0 ? 0 : 1 + ((j - 1) * k) + c;
+                if (j > 0 && c >= candidates[j - 1].Count)
                 {
-                    Assert.That(scored.Seg[(j * n) + line - 1], Is.EqualTo(logProb).Within(1e-3), $"seg[{j}, line {line}]");
+                    Assert.That(scores.Joint.Seg.Skip(s * n).Take(n), Is.All.EqualTo(float.NegativeInfinity), $"boundary {j} has no candidate {c}");
+                    continue;
                 }
-                else if (line == 0)
+
+                var rationales = j == 0 ? new Dictionary<int, string>() : new Dictionary<int, string> { [j] = candidates[j - 1][c] };
+                var pieces = ReferencePieceLogProbs(trace, rationales);
+                foreach (var (line, logProb, _) in pieces)
                 {
-                    Assert.That(scored.RationaleLogProbs[j - 1], Is.EqualTo(logProb).Within(1e-3), $"rationale {j}");
+                    if (line > 0 && line >= j)
+                    {
+                        Assert.That(scores.Joint.Seg[(s * n) + line - 1], Is.EqualTo(logProb).Within(1e-3), $"seg[{s}, line {line}]");
+                    }
+                    else if (line == 0)
+                    {
+                        Assert.That(scores.Joint.RationaleLogProbs[s - 1], Is.EqualTo(logProb).Within(1e-3), $"rationale {s}");
+                    }
+                }
+
+                // Decision-free: each line where a comment could have started is taken given none did.
+                var tokens = LineTokens.Of(tokenizer, trace, rationales);
+                var decisions = LineTokens.Decisions(tokenizer, trace, rationales, tokens);
+                Assert.That(decisions.Select(d => d.Boundary), Does.Not.Contain(3), "a blank line is no decision");
+                Assert.That(decisions.Select(d => tokenizer.Decode([d.ThinkToken])), Has.All.Contains("#"), "the decision's think token opens the comment");
+                var opener = ReferenceLogProbsAt(tokens, [.. decisions.Select(d => (d.Index, d.ThinkToken))]);
+                for (int t = 0; t < n; t++)
+                {
+                    double correction = decisions.Select((d, i) => (d, i)).Where(x => tokens.Owner[x.d.Index] == t).Sum(x => -Math.Log(1 - Math.Exp(opener[x.i])));
+                    if (float.IsFinite(scores.Joint.Seg[(s * n) + t]))
+                    {
+                        Assert.That(scores.DecisionFree.Seg[(s * n) + t], Is.EqualTo(scores.Joint.Seg[(s * n) + t] + correction).Within(1e-3), $"decision-free seg[{s}, line {t + 1}]");
+                    }
                 }
             }
         }
+    }
+
+    /// <summary>log p(token | the tokens before it) at each (index, token) of <paramref name="document"/>'s ids, under the TorchSharp float64 reference model.</summary>
+    private double[] ReferenceLogProbsAt(LineTokens document, (int Index, int Token)[] at)
+    {
+        using var scope = NewDisposeScope();
+        var weights = TorchReferenceModel.Weights(model.Config).ToDictionary(w => w.Name, w => tensor(model.Weights[w.Name].ToFloatArray(), [.. w.Shape.Select(d => (long)d)], float64));
+        long[] ids = [.. document.Ids.Select(i => (long)i)];
+        var logp = nn.functional.log_softmax(TorchReferenceModel.Forward(model.Config, weights, tensor(ids, [1, ids.Length], int64))[0], 1);
+        return [.. at.Select(a => logp[a.Index - 1, a.Token].item<double>())];
     }
 
     [Test]
@@ -159,8 +336,8 @@ public sealed class MidtrainingTests
             }
         }
 
-        string?[] candidates = [null, "multiply", null];
-        Assert.Throws<InvalidOperationException>(() => new Segmentation(0, [1f, 0f, 0f], [1]).KeptRationales(candidates));
+        IReadOnlyList<IReadOnlyList<string>> candidates = [[], ["multiply"], []];
+        Assert.Throws<InvalidOperationException>(() => new Segmentation(0, [1f, 0f, 0f], [(1, 0)], []).KeptRationales(candidates));
     }
 
     /// <summary>

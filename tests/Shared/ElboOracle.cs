@@ -28,4 +28,29 @@ internal static class ElboOracle
 
         return where(Mask(j => j <= n), f + seg[.., n - 1], negInf).logsumexp(0);
     }
+
+    /// <summary>
+    /// log Z with <paramref name="k"/> candidate rationales per boundary (seg [T·K+1, T] over the
+    /// states "no rationale yet" and (boundary, candidate), pt [T, K]): the same recursion over the
+    /// larger state vector, its autograd gradients the K-candidate marginals and posteriors.
+    /// </summary>
+    public static TTensor LogZ(TTensor seg, TTensor pt, double pa, int n, int t, int k, int maxSpan)
+    {
+        int states = (t * k) + 1;
+        int Boundary(int s) => s == 0 ? 0 : 1 + ((s - 1) / k);
+        bool Live(int s, int line) => Boundary(s) <= line + 1 && (s == 0 || maxSpan == 0 || line + 1 - Boundary(s) < maxSpan);
+        TTensor Mask(Func<int, bool> keep) => tensor(Enumerable.Range(0, states).Select(keep).ToArray());
+        var negInf = full(states, double.NegativeInfinity, float64);
+        var f = cat([tensor(new[] { pa }, float64), pt[0], full(states - 1 - k, double.NegativeInfinity, float64)]);
+        for (int line = 1; line < n; line++)
+        {
+            int before = 1 + (line * k);
+            var emitted = where(Mask(s => s < before), f + seg[.., line - 1], negInf);
+            var stay = where(Mask(s => s < before && Live(s, line)), emitted + pa, negInf);
+            var into = emitted[..before].logsumexp(0);
+            f = cat([stay[..before], into + pt[line], stay[(before + k)..]]);
+        }
+
+        return where(Mask(s => s < 1 + (n * k)), f + seg[.., n - 1], negInf).logsumexp(0);
+    }
 }

@@ -261,6 +261,46 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
     void IFlashTiles.RowDot(Tensor dOut, Tensor output, Tensor rowDot) =>
         WorkerPool.For(dOut.Shape[0], new FlashTileKernel.RowDot { A = F(dOut), B = F(output), Out = F(rowDot), T = dOut.Shape[1], H = dOut.Shape[2], D = dOut.Shape[3] });
 
+    private protected override void SampleTokensCore(Tensor logits, Tensor uniforms, float temperature, float topP, int topK, Tensor? banned, Tensor? probes, Tensor tokens, Tensor logProbs, Tensor sampleLogProbs, Tensor? probeLogProbs, Tensor? entropies) =>
+        WorkerPool.For(logits.Shape[0], new SamplingKernel.Body
+        {
+            Logits = F(logits),
+            Uniforms = F(uniforms),
+            Banned = banned is null ? null : I(banned),
+            Probes = probes is null ? null : I(probes),
+            P = probes is null ? 0 : probes.Shape[1],
+            V = logits.Shape[1],
+            Temperature = temperature,
+            TopP = topP,
+            TopK = topK,
+            Scratch = Scratch(logits.Shape[0] * SamplingKernel.ScratchPerRow(logits.Shape[1])),
+            Tokens = I(tokens),
+            LogProbs = F(logProbs),
+            SampleLogProbs = F(sampleLogProbs),
+            ProbeLogProbs = probeLogProbs is null ? null : F(probeLogProbs),
+            Entropies = entropies is null ? null : F(entropies),
+        });
+
+    private protected override void AttentionCachedCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor slots, Tensor positions, Tensor output, int window) =>
+        DecodeAttentionKernel.Run(
+            new DecodeAttentionKernel.CachedRows
+            {
+                Q = F(q),
+                KCache = F(kCache),
+                VCache = F(vCache),
+                Slots = I(slots),
+                Positions = I(positions),
+                Out = F(output),
+                S = kCache.Shape[1],
+                Hq = q.Shape[1],
+                Hkv = kCache.Shape[2],
+                D = q.Shape[2],
+                Window = window,
+            },
+            F(kNew),
+            F(vNew),
+            q.Shape[0]);
+
     private protected override void AttentionDecodeCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output, int window) =>
         DecodeAttentionKernel.Run(
             new DecodeAttentionKernel.Body
@@ -393,11 +433,11 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
         WorkerPool.For(body.Tasks, body);
     }
 
-    private protected override void ElboForwardBackwardCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor logZ, Tensor thinkPosterior, Tensor lineMarginals) =>
-        WorkerPool.For(seg.Shape[0], Elbo(seg, priorThink, priorAct, lengths, maxSpan) with { LogZ = F(logZ), ThinkPosterior = F(thinkPosterior), Marginals = F(lineMarginals) });
+    private protected override void ElboForwardBackwardCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, int candidates, Tensor logZ, Tensor thinkPosterior, Tensor lineMarginals) =>
+        WorkerPool.For(seg.Shape[0], Elbo(seg, priorThink, priorAct, lengths, maxSpan, candidates) with { LogZ = F(logZ), ThinkPosterior = F(thinkPosterior), Marginals = F(lineMarginals) });
 
-    private protected override void ElboViterbiCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor bestScore, Tensor abstraction) =>
-        WorkerPool.For(seg.Shape[0], Elbo(seg, priorThink, priorAct, lengths, maxSpan) with { LogZ = F(bestScore), Abstraction = I(abstraction), Viterbi = true });
+    private protected override void ElboViterbiCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, int candidates, Tensor bestScore, Tensor abstraction) =>
+        WorkerPool.For(seg.Shape[0], Elbo(seg, priorThink, priorAct, lengths, maxSpan, candidates) with { LogZ = F(bestScore), Abstraction = I(abstraction), Viterbi = true });
 
     /// <summary>
     /// A norm's weight (<paramref name="slot"/> 0) or bias (1) [C] as floats: in place when float32,
@@ -437,7 +477,7 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
         return scratch;
     }
 
-    private ElboKernel.Body Elbo(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan) => new()
+    private ElboKernel.Body Elbo(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, int candidates) => new()
     {
         Seg = F(seg),
         PriorThink = F(priorThink),
@@ -445,7 +485,8 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
         PriorAct = priorAct,
         MaxSpan = maxSpan,
         T = seg.Shape[2],
-        Scratch = Scratch(seg.Shape[0] * ElboKernel.ScratchPerTrace(seg.Shape[2])),
+        K = candidates,
+        Scratch = Scratch(seg.Shape[0] * ElboKernel.ScratchPerTrace(seg.Shape[2], candidates)),
     };
 
     // The forward operands of a norm; the fused add + norm sets AddA and AddB on top.

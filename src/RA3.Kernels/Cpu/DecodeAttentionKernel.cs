@@ -70,4 +70,76 @@ internal static unsafe class DecodeAttentionKernel
         body.Append(kNew, vNew);
         WorkerPool.For(body.B * body.Hq, body);
     }
+
+    /// <summary>
+    /// Rows over a KV cache (<see cref="Ops.Backend.AttentionCached"/>): q [N, Hq, D], caches [Bc, S, Hkv, D],
+    /// slots and positions [N]. The rows' keys and values are written first (serially), then one task
+    /// per (row, query head) attends over its slot's positions up to its own.
+    /// </summary>
+    public struct CachedRows : IParallelBody
+    {
+        public float* Q;
+        public float* KCache;
+        public float* VCache;
+        public int* Slots;
+        public int* Positions;
+        public float* Out;
+        public int S;
+        public int Hq;
+        public int Hkv;
+        public int D;
+
+        /// <summary>Keys seen: the last Window positions (0: all).</summary>
+        public int Window;
+
+        public readonly void Run(int index)
+        {
+            int r = index / Hq, h = index % Hq, hk = h / (Hq / Hkv), b = Slots[r];
+            var o = new Span<float>(Out + (((long)r * Hq) + h) * D, D);
+            o.Clear();
+            if (b < 0)
+            {
+                return;
+            }
+
+            int end = Positions[r] + 1, start = SlidingWindow.FirstKey(Positions[r], Window), n = end - start;
+            Span<float> p = n <= StackScores ? stackalloc float[n] : new float[n];
+            var q = new ReadOnlySpan<float>(Q + (((long)r * Hq) + h) * D, D);
+            float scale = 1f / MathF.Sqrt(D);
+            for (int j = 0; j < n; j++)
+            {
+                p[j] = Simd.Dot(q, Row(KCache, b, start + j, hk)) * scale;
+            }
+
+            Simd.Scale(p, 1f / Simd.ExpShifted(p, Simd.Max(p), p), p);
+            for (int j = 0; j < n; j++)
+            {
+                Simd.Axpy(p[j], Row(VCache, b, start + j, hk), o);
+            }
+        }
+
+        /// <summary>Copies row r of kNew, vNew [N, Hkv, D] into the caches at (slots[r], positions[r]); padding rows are skipped.</summary>
+        public readonly void Append(float* kNew, float* vNew, int rows)
+        {
+            int row = Hkv * D;
+            for (int r = 0; r < rows; r++)
+            {
+                if (Slots[r] >= 0)
+                {
+                    long dst = (((long)Slots[r] * S) + Positions[r]) * row;
+                    new ReadOnlySpan<float>(kNew + ((long)r * row), row).CopyTo(new Span<float>(KCache + dst, row));
+                    new ReadOnlySpan<float>(vNew + ((long)r * row), row).CopyTo(new Span<float>(VCache + dst, row));
+                }
+            }
+        }
+
+        private readonly ReadOnlySpan<float> Row(float* cache, int b, int j, int hk) => new(cache + (((((long)b * S) + j) * Hkv) + hk) * D, D);
+    }
+
+    /// <summary>Appends the rows' keys and values, then runs one task per (row, query head) on all cores.</summary>
+    public static void Run(in CachedRows body, float* kNew, float* vNew, int rows)
+    {
+        body.Append(kNew, vNew, rows);
+        WorkerPool.For(rows * body.Hq, body);
+    }
 }

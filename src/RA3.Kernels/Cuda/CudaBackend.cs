@@ -170,8 +170,19 @@ public sealed class CudaBackend : IlgpuBackend
         NativeMethods.Check(NativeMethods.CudaSegmentScoresBackward(h.Shape[0], h.Shape[1], h.Shape[2], w.Shape[0], dScores.Shape[1], hb.Pointer, wb.Pointer, P(targets), P(lineIds), P(lse), P(dScores), P(dH), P(dW)));
     }
 
-    private protected override void ElboForwardBackwardCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor logZ, Tensor thinkPosterior, Tensor lineMarginals)
+    /// <summary>
+    /// The CUDA kernel of <c>elbo.cu</c> holds one candidate per boundary; with K &gt; 1 candidates the
+    /// ILGPU kernel this backend inherits runs on the same device (written and tested for K on
+    /// <c>ilgpu-cpu</c>; not yet run on a GPU).
+    /// </summary>
+    private protected override void ElboForwardBackwardCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, int candidates, Tensor logZ, Tensor thinkPosterior, Tensor lineMarginals)
     {
+        if (candidates > 1)
+        {
+            base.ElboForwardBackwardCore(seg, priorThink, priorAct, lengths, maxSpan, candidates, logZ, thinkPosterior, lineMarginals);
+            return;
+        }
+
         Enter();
         NativeMethods.Check(NativeMethods.CudaElboForwardBackward(seg.Shape[0], seg.Shape[2], P(seg), P(priorThink), priorAct, P(lengths), maxSpan, P(logZ), P(thinkPosterior), P(lineMarginals)));
     }

@@ -4,7 +4,7 @@ using RA3.Kernels.Ops;
 
 namespace RA3.Kernels.Ilgpu;
 
-/// <summary>Decode sizes: q [B, Hq, D], caches [B, S, Hkv, D]; Window &gt; 0 keeps the last Window keys.</summary>
+/// <summary>Decode sizes: q [B, Hq, D] (for cached attention, B is the rows N), caches [B, S, Hkv, D] ([Bc, S, Hkv, D]); Window &gt; 0 keeps the last Window keys.</summary>
 internal readonly record struct DecodeDims(int B, int S, int Hq, int Hkv, int D, int Window)
 {
     public long Cache(int b, int j, int h) => ((((long)b * S) + j) * Hkv + h) * D;
@@ -38,6 +38,64 @@ internal static class DecodeAttentionKernels
         }
 
         for (int j = SlidingWindow.FirstKey(lengths[b], s.Window); j <= lengths[b]; j++)
+        {
+            long kj = s.Cache(b, j, hk);
+            float dot = 0f;
+            for (int c = 0; c < s.D; c++)
+            {
+                dot += q[qi + c] * kCache[kj + c];
+            }
+
+            dot *= scale;
+            float mNew = XMath.Max(m, dot), rescale = XMath.Exp(m - mNew), e = XMath.Exp(dot - mNew);
+            sum = (sum * rescale) + e;
+            for (int c = 0; c < s.D; c++)
+            {
+                output[qi + c] = (output[qi + c] * rescale) + (e * vCache[kj + c]);
+            }
+
+            m = mNew;
+        }
+
+        for (int c = 0; c < s.D; c++)
+        {
+            output[qi + c] /= sum;
+        }
+    }
+
+    /// <summary>kCache[slots[r], positions[r], :] = kNew[r, :] and the same for v, skipping padding rows; idx = (r, column of Hkv·D).</summary>
+    public static void AppendRows(Index2D idx, ArrayView<float> kNew, ArrayView<float> vNew, ArrayView<float> kCache, ArrayView<float> vCache, ArrayView<int> slots, ArrayView<int> positions, DecodeDims s)
+    {
+        int b = slots[idx.X];
+        if (b < 0)
+        {
+            return;
+        }
+
+        int row = s.Hkv * s.D;
+        long dst = ((((long)b * s.S) + positions[idx.X]) * row) + idx.Y;
+        kCache[dst] = kNew[((long)idx.X * row) + idx.Y];
+        vCache[dst] = vNew[((long)idx.X * row) + idx.Y];
+    }
+
+    /// <summary>output[r, h, :] = softmax_j(q·k_j/√D) v_j over the positions j ≤ positions[r] of slot slots[r] (the last Window when Window &gt; 0), 0 for a padding row; idx = r·Hq + h.</summary>
+    public static void AttendRows(Index1D idx, ArrayView<float> q, ArrayView<float> kCache, ArrayView<float> vCache, ArrayView<int> slots, ArrayView<int> positions, ArrayView<float> output, DecodeDims s)
+    {
+        int r = idx / s.Hq, h = idx % s.Hq, hk = h / (s.Hq / s.Hkv), b = slots[r];
+        long qi = (long)(int)idx * s.D;
+        float scale = 1f / XMath.Sqrt(s.D), m = float.NegativeInfinity, sum = 0f;
+        for (int c = 0; c < s.D; c++)
+        {
+            output[qi + c] = 0f;
+        }
+
+        if (b < 0)
+        {
+            return;
+        }
+
+        int last = positions[r];
+        for (int j = SlidingWindow.FirstKey(last, s.Window); j <= last; j++)
         {
             long kj = s.Cache(b, j, hk);
             float dot = 0f;

@@ -36,6 +36,9 @@ public class IlgpuBackend : Backend, IFlashTiles, ISegmentChunks
     private readonly Action<Index2D, ArrayView<int>, ArrayView<float>, ArrayView<float>, int> embedF, embedB;
     private readonly Action<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, DecodeDims> decodeAppend;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, DecodeDims> decodeAttend;
+    private readonly Action<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, DecodeDims> cachedAppend;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SamplingParams> sample;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, DecodeDims> cachedAttend;
     private readonly Action<Index2D, ArrayView<float>, int, int, ArrayView<float>, int, int> copyColumns;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<double>, ElboParams> elbo;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ElboParams> viterbi;
@@ -82,6 +85,9 @@ public class IlgpuBackend : Backend, IFlashTiles, ISegmentChunks
         embedB = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<int>, ArrayView<float>, ArrayView<float>, int>(RowKernels.EmbeddingBackward);
         decodeAppend = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, DecodeDims>(DecodeAttentionKernels.Append);
         decodeAttend = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, DecodeDims>(DecodeAttentionKernels.Attend);
+        sample = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SamplingParams>(SamplingKernels.Sample);
+        cachedAppend = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, DecodeDims>(DecodeAttentionKernels.AppendRows);
+        cachedAttend = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, DecodeDims>(DecodeAttentionKernels.AttendRows);
         copyColumns = acc.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, int, int, ArrayView<float>, int, int>(ElementwiseKernels.CopyColumns);
         elbo = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<double>, ElboParams>(ElboKernels.ForwardBackward);
         viterbi = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ElboParams>(ElboKernels.Viterbi);
@@ -271,6 +277,30 @@ public class IlgpuBackend : Backend, IFlashTiles, ISegmentChunks
     void IFlashTiles.RowDot(Tensor dOut, Tensor output, Tensor rowDot) =>
         this.rowDot(dOut.Shape[0] * dOut.Shape[1] * dOut.Shape[2], F(dOut), F(output), F(rowDot), new Index3D(dOut.Shape[1], dOut.Shape[2], dOut.Shape[3]));
 
+    private protected override void SampleTokensCore(Tensor logits, Tensor uniforms, float temperature, float topP, int topK, Tensor? banned, Tensor? probes, Tensor tokens, Tensor logProbs, Tensor sampleLogProbs, Tensor? probeLogProbs, Tensor? entropies)
+    {
+        // Absent banned ids, probes and entropies are read as flags and P = 0; the kernel still needs views, so the outputs stand in.
+        sample(
+            logits.Shape[0],
+            F(logits),
+            F(uniforms),
+            banned is null ? I(tokens) : I(banned),
+            probes is null ? I(tokens) : I(probes),
+            I(tokens),
+            F(logProbs),
+            F(sampleLogProbs),
+            probeLogProbs is null ? F(logProbs) : F(probeLogProbs),
+            entropies is null ? F(logProbs) : F(entropies),
+            new SamplingParams(logits.Shape[1], probes is null ? 0 : probes.Shape[1], temperature, topP, topK, banned is null ? 0 : 1, entropies is null ? 0 : 1));
+    }
+
+    private protected override void AttentionCachedCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor slots, Tensor positions, Tensor output, int window)
+    {
+        var s = new DecodeDims(q.Shape[0], kCache.Shape[1], q.Shape[1], kCache.Shape[2], q.Shape[2], window);
+        cachedAppend(new Index2D(s.B, s.Hkv * s.D), F(kNew), F(vNew), F(kCache), F(vCache), I(slots), I(positions), s);
+        cachedAttend(s.B * s.Hq, F(q), F(kCache), F(vCache), I(slots), I(positions), F(output), s);
+    }
+
     private protected override void AttentionDecodeCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor lengths, Tensor output, int window)
     {
         var s = new DecodeDims(q.Shape[0], kCache.Shape[1], q.Shape[1], kCache.Shape[2], q.Shape[2], window);
@@ -301,11 +331,11 @@ public class IlgpuBackend : Backend, IFlashTiles, ISegmentChunks
     void ISegmentChunks.ChunkBackward(Tensor logits, int c0, Tensor targets, Tensor lineIds, Tensor lse, Tensor dScores, int r0, int tokensPerSequence, int lines) =>
         segBackward(logits.Shape[0], F(logits), I(targets), I(lineIds), F(lse), F(dScores), new SegmentDims(logits.Shape[1], c0, r0, tokensPerSequence, lines, 0));
 
-    private protected override void ElboForwardBackwardCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor logZ, Tensor thinkPosterior, Tensor lineMarginals) =>
-        elbo(seg.Shape[0], F(seg), F(priorThink), I(lengths), Scratch(N(seg)), F(logZ), F(thinkPosterior), F(lineMarginals), Partials(2 * seg.Shape[0] * seg.Shape[2]), new ElboParams(seg.Shape[2], priorAct, maxSpan));
+    private protected override void ElboForwardBackwardCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, int candidates, Tensor logZ, Tensor thinkPosterior, Tensor lineMarginals) =>
+        elbo(seg.Shape[0], F(seg), F(priorThink), I(lengths), Scratch(N(seg)), F(logZ), F(thinkPosterior), F(lineMarginals), Partials(2 * seg.Shape[0] * seg.Shape[2]), new ElboParams(seg.Shape[2], candidates, priorAct, maxSpan));
 
-    private protected override void ElboViterbiCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor bestScore, Tensor abstraction) =>
-        viterbi(seg.Shape[0], F(seg), F(priorThink), I(lengths), Scratch(N(seg)), F(bestScore), I(abstraction), new ElboParams(seg.Shape[2], priorAct, maxSpan));
+    private protected override void ElboViterbiCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, int candidates, Tensor bestScore, Tensor abstraction) =>
+        viterbi(seg.Shape[0], F(seg), F(priorThink), I(lengths), Scratch(N(seg)), F(bestScore), I(abstraction), new ElboParams(seg.Shape[2], candidates, priorAct, maxSpan));
 
     private protected override void EmbeddingCore(Tensor ids, Tensor table, Tensor output)
     {

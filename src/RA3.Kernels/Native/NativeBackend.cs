@@ -110,11 +110,17 @@ public sealed unsafe class NativeBackend : CpuBackend
         NativeMethods.Check(NativeMethods.SegmentScoresBackward(h.Shape[0], h.Shape[1], h.Shape[2], w.Shape[0], dScores.Shape[1], F(h), F(w), I(targets), I(lineIds), F(lse), F(dScores), F(dH), F(dW)));
     }
 
-    private protected override void ElboForwardBackwardCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor logZ, Tensor thinkPosterior, Tensor lineMarginals) =>
-        NativeMethods.Check(NativeMethods.ElboForwardBackward(seg.Shape[0], seg.Shape[2], F(seg), F(priorThink), priorAct, I(lengths), maxSpan, F(logZ), F(thinkPosterior), F(lineMarginals)));
+    // One candidate per boundary goes through the C ABI's one-candidate entry points (what most C
+    // hosts call, so the suite runs them), K ≥ 2 through the K-candidate ones.
+    private protected override void ElboForwardBackwardCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, int candidates, Tensor logZ, Tensor thinkPosterior, Tensor lineMarginals) =>
+        NativeMethods.Check(candidates == 1
+            ? NativeMethods.ElboForwardBackward(seg.Shape[0], seg.Shape[2], F(seg), F(priorThink), priorAct, I(lengths), maxSpan, F(logZ), F(thinkPosterior), F(lineMarginals))
+            : NativeMethods.ElboForwardBackward(seg.Shape[0], seg.Shape[2], candidates, F(seg), F(priorThink), priorAct, I(lengths), maxSpan, F(logZ), F(thinkPosterior), F(lineMarginals)));
 
-    private protected override void ElboViterbiCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor bestScore, Tensor abstraction) =>
-        NativeMethods.Check(NativeMethods.ElboViterbi(seg.Shape[0], seg.Shape[2], F(seg), F(priorThink), priorAct, I(lengths), maxSpan, F(bestScore), I(abstraction)));
+    private protected override void ElboViterbiCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, int candidates, Tensor bestScore, Tensor abstraction) =>
+        NativeMethods.Check(candidates == 1
+            ? NativeMethods.ElboViterbi(seg.Shape[0], seg.Shape[2], F(seg), F(priorThink), priorAct, I(lengths), maxSpan, F(bestScore), I(abstraction))
+            : NativeMethods.ElboViterbi(seg.Shape[0], seg.Shape[2], candidates, F(seg), F(priorThink), priorAct, I(lengths), maxSpan, F(bestScore), I(abstraction)));
 
     private static int Rows(Tensor t) => checked((int)t.Shape.Rows);
 }

@@ -71,6 +71,12 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Lib, EntryPoint = "ra3_elbo_viterbi_f32")]
     public static partial int ElboViterbi(int batch, int t, float* seg, float* priorThink, float priorAct, int* lengths, int maxSpan, float* bestScore, int* abstraction);
 
+    [LibraryImport(Lib, EntryPoint = "ra3_elbo_candidates_forward_backward_f32")]
+    public static partial int ElboForwardBackward(int batch, int t, int k, float* seg, float* priorThink, float priorAct, int* lengths, int maxSpan, float* logZ, float* thinkPosterior, float* lineMarginals);
+
+    [LibraryImport(Lib, EntryPoint = "ra3_elbo_candidates_viterbi_f32")]
+    public static partial int ElboViterbi(int batch, int t, int k, float* seg, float* priorThink, float priorAct, int* lengths, int maxSpan, float* bestScore, int* abstraction);
+
     /// <summary>Throws for any status but <see cref="NativeStatus.Ok"/>, with the library's own message.</summary>
     public static void Check(int status)
     {

@@ -503,6 +503,51 @@ public abstract partial class Backend
     }
 
     /// <summary>
+    /// Attention of new rows over a KV cache — chunked prefill, decode and continuous batching in one
+    /// op: row r (q [N, Hq, D], kNew and vNew [N, Hkv, D]) belongs to cache slot slots[r] (int32 [N],
+    /// −1 = a padding row) at position positions[r] (int32 [N], below S). Every row's key and value
+    /// are first written to kCache and vCache [Bc, S, Hkv, D] at (slot, position); then row r attends
+    /// over its slot's positions 0..positions[r] inclusive — with <paramref name="window"/> &gt; 0 only
+    /// the last <paramref name="window"/> of them, as <see cref="FlashAttention"/> — scale 1/√D, into
+    /// output [N, Hq, D]. So rows of one slot at consecutive positions attend causally within the
+    /// chunk and over what earlier calls cached; positions before a row that no call has written are
+    /// the caller's to have filled, and no two rows may share a (slot, position) (which write would
+    /// win is not defined). A padding row's output is 0.
+    /// </summary>
+    public void AttentionCached(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor slots, Tensor positions, Tensor output, int window = 0)
+    {
+        Own(q, nameof(q));
+        Own(kNew, nameof(kNew));
+        Own(vNew, nameof(vNew));
+        Own(kCache, nameof(kCache));
+        Own(vCache, nameof(vCache));
+        Own(slots, nameof(slots), DType.Int32);
+        Own(positions, nameof(positions), DType.Int32);
+        Own(output, nameof(output));
+        ShapeCheck.Rank(q, 3, nameof(q), "[N, Hq, D]");
+        ShapeCheck.Rank(kCache, 4, nameof(kCache), "[Bc, S, Hkv, D]");
+        ShapeCheck.Same(q, nameof(q), output, nameof(output));
+        ShapeCheck.Same(kCache, nameof(kCache), vCache, nameof(vCache));
+        int n = q.Shape[0], hq = q.Shape[1], d = q.Shape[2], bc = kCache.Shape[0], s = kCache.Shape[1], hkv = kCache.Shape[2];
+        ShapeCheck.Require(kCache.Shape[3] == d && hkv > 0 && hq % hkv == 0, $"cached attention: q {q.Shape} and kCache {kCache.Shape} must agree on D, with Hq a multiple of Hkv");
+        ShapeCheck.Is(kNew, nameof(kNew), n, hkv, d);
+        ShapeCheck.Is(vNew, nameof(vNew), n, hkv, d);
+        ShapeCheck.Is(slots, nameof(slots), n);
+        ShapeCheck.Is(positions, nameof(positions), n);
+        ShapeCheck.Require(window >= 0, $"cached attention: window must be >= 0 (0 = every earlier key), got {window}");
+        CheckIndices(slots, -1, bc, nameof(slots));
+        CheckIndices(positions, 0, s, nameof(positions));
+
+        if (OnReference(nameof(AttentionCached), q, kNew, vNew, kCache, vCache, slots, positions, output))
+        {
+            AttentionCachedReference(q, kNew, vNew, kCache, vCache, slots, positions, output, window);
+            return;
+        }
+
+        AttentionCachedCore(q, kNew, vNew, kCache, vCache, slots, positions, output, window);
+    }
+
+    /// <summary>
     /// Column copy between row-major matrices with the same number of rows:
     /// <c>dst[r, dstColumn + j] = src[r, srcColumn + j]</c> for j &lt; width. Splits a fused QKV
     /// projection into heads, and its backward packs the gradients back.
@@ -840,6 +885,14 @@ public abstract partial class Backend
     {
         using var h = Host(nameof(AttentionDecode));
         ReferenceKernels.AttentionDecode(q.Shape[1], kCache.Shape[2], q.Shape[2], h.In(q), h.In(kNew), h.In(vNew), h.Out(kCache), h.Out(vCache), h.Ints(lengths), h.Out(output), window);
+    }
+
+    private protected virtual void AttentionCachedCore(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor slots, Tensor positions, Tensor output, int window) => AttentionCachedReference(q, kNew, vNew, kCache, vCache, slots, positions, output, window);
+
+    private void AttentionCachedReference(Tensor q, Tensor kNew, Tensor vNew, Tensor kCache, Tensor vCache, Tensor slots, Tensor positions, Tensor output, int window)
+    {
+        using var h = Host(nameof(AttentionCached));
+        ReferenceKernels.AttentionCached(q.Shape[1], kCache.Shape[2], q.Shape[2], kCache.Shape[1], h.In(q), h.In(kNew), h.In(vNew), h.Out(kCache), h.Out(vCache), h.Ints(slots), h.Ints(positions), h.Out(output), window);
     }
 
     private protected virtual void CopyColumnsCore(Tensor src, int srcColumn, Tensor dst, int dstColumn, int width) => CopyColumnsReference(src, srcColumn, dst, dstColumn, width);

@@ -60,54 +60,56 @@ public abstract partial class Backend
     }
 
     /// <summary>
-    /// Temporal-ELBO forward-backward over B traces of up to T lines (spec §4), in log space.
-    /// seg [B, T+1, T]: seg[b, j, t] = log π(line t+1 | abstraction j active), j = 0 for "no
-    /// rationale", j ≥ 1 for the rationale written at boundary j (1-based); entries with j &gt; t+1
-    /// are never read. priorThink [B, T]: the log-prior of a <c>&lt;think&gt;</c> at boundary t+1;
-    /// <paramref name="priorAct"/> = log α; lengths [B] (int32, 1..T): lines of each trace;
-    /// <paramref name="maxSpan"/> &gt; 0 limits an abstraction j ≥ 1 to lines j..j+maxSpan−1 (0 = no limit).
-    /// Outputs: logZ [B]; thinkPosterior [B, T] = P(think at boundary t+1) = ∂logZ/∂priorThink;
-    /// lineMarginals [B, T+1, T] = P(line t+1 under abstraction j) = ∂logZ/∂seg. Entries past a
-    /// trace's length and impossible states are 0.
+    /// Temporal-ELBO forward-backward over B traces of up to T lines (spec §4), in log space, with
+    /// K candidate rationales per boundary. priorThink [B, T] (K = 1) or [B, T, K]: the log-prior of
+    /// a <c>&lt;think&gt;</c> at boundary t+1 writing candidate k; seg [B, 1 + T·K, T]: seg[b, s, t] =
+    /// log π(line t+1 | abstraction s active), s = 0 for "no rationale", s = 1 + (j − 1)·K + k for
+    /// candidate k of the rationale written at boundary j (1-based) — with K = 1, s = j; entries
+    /// whose boundary lies after line t+1 are never read. <paramref name="priorAct"/> = log α;
+    /// lengths [B] (int32, 1..T): lines of each trace; <paramref name="maxSpan"/> &gt; 0 limits an
+    /// abstraction of boundary j to lines j..j+maxSpan−1 (0 = no limit).
+    /// Outputs: logZ [B]; thinkPosterior (priorThink's shape) = P(think at boundary t+1 with
+    /// candidate k) = ∂logZ/∂priorThink; lineMarginals (seg's shape) = P(line t+1 under abstraction
+    /// s) = ∂logZ/∂seg. Entries past a trace's length and impossible states are 0.
     /// </summary>
     public void ElboForwardBackward(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor logZ, Tensor thinkPosterior, Tensor lineMarginals)
     {
-        ElboArgs(seg, priorThink, lengths, maxSpan, out int b, out int t);
+        ElboArgs(seg, priorThink, lengths, maxSpan, out int b, out int t, out int k);
         Own(logZ, nameof(logZ));
         Own(thinkPosterior, nameof(thinkPosterior));
         Own(lineMarginals, nameof(lineMarginals));
         ShapeCheck.Is(logZ, nameof(logZ), b);
-        ShapeCheck.Is(thinkPosterior, nameof(thinkPosterior), b, t);
-        ShapeCheck.Is(lineMarginals, nameof(lineMarginals), b, t + 1, t);
+        ShapeCheck.Same(priorThink, nameof(priorThink), thinkPosterior, nameof(thinkPosterior));
+        ShapeCheck.Same(seg, nameof(seg), lineMarginals, nameof(lineMarginals));
         if (OnReference(nameof(ElboForwardBackward), seg, priorThink, lengths, logZ, thinkPosterior, lineMarginals))
         {
-            ElboForwardBackwardReference(seg, priorThink, priorAct, lengths, maxSpan, logZ, thinkPosterior, lineMarginals);
+            ElboForwardBackwardReference(seg, priorThink, priorAct, lengths, maxSpan, k, logZ, thinkPosterior, lineMarginals);
             return;
         }
 
-        ElboForwardBackwardCore(seg, priorThink, priorAct, lengths, maxSpan, logZ, thinkPosterior, lineMarginals);
+        ElboForwardBackwardCore(seg, priorThink, priorAct, lengths, maxSpan, k, logZ, thinkPosterior, lineMarginals);
     }
 
     /// <summary>
-    /// The MAP segmentation of the same model (max instead of log-sum-exp): bestScore [B] is the
-    /// log-weight of the best think/act assignment; abstraction [B, T] (int32) the abstraction
-    /// active at each line (0 = none, j = the rationale of boundary j, so line t+1 thinks when
-    /// abstraction[b, t] = t + 1); −1 past the trace's length.
+    /// The MAP segmentation of the same model (max instead of log-sum-exp), with the same K:
+    /// bestScore [B] is the log-weight of the best think/act assignment; abstraction [B, T] (int32)
+    /// the abstraction s active at each line (0 = none, s = 1 + (j − 1)·K + k = candidate k of
+    /// boundary j, so line t+1 thinks when abstraction[b, t] &gt; t·K); −1 past the trace's length.
     /// </summary>
     public void ElboViterbi(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor bestScore, Tensor abstraction)
     {
-        ElboArgs(seg, priorThink, lengths, maxSpan, out int b, out int t);
+        ElboArgs(seg, priorThink, lengths, maxSpan, out int b, out int t, out int k);
         Own(bestScore, nameof(bestScore));
         Own(abstraction, nameof(abstraction), DType.Int32);
         ShapeCheck.Is(bestScore, nameof(bestScore), b);
         ShapeCheck.Is(abstraction, nameof(abstraction), b, t);
         if (OnReference(nameof(ElboViterbi), seg, priorThink, lengths, bestScore, abstraction))
         {
-            ElboViterbiReference(seg, priorThink, priorAct, lengths, maxSpan, bestScore, abstraction);
+            ElboViterbiReference(seg, priorThink, priorAct, lengths, maxSpan, k, bestScore, abstraction);
             return;
         }
 
-        ElboViterbiCore(seg, priorThink, priorAct, lengths, maxSpan, bestScore, abstraction);
+        ElboViterbiCore(seg, priorThink, priorAct, lengths, maxSpan, k, bestScore, abstraction);
     }
 
     private protected virtual void SegmentScoresCore(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor scores, Tensor lse) => SegmentScoresReference(h, w, targets, lineIds, scores, lse);
@@ -185,20 +187,22 @@ public abstract partial class Backend
         }
     }
 
-    private protected virtual void ElboForwardBackwardCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor logZ, Tensor thinkPosterior, Tensor lineMarginals) => ElboForwardBackwardReference(seg, priorThink, priorAct, lengths, maxSpan, logZ, thinkPosterior, lineMarginals);
+    /// <summary>The op's body for <paramref name="candidates"/> (K) candidates per boundary; the reference by default.</summary>
+    private protected virtual void ElboForwardBackwardCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, int candidates, Tensor logZ, Tensor thinkPosterior, Tensor lineMarginals) => ElboForwardBackwardReference(seg, priorThink, priorAct, lengths, maxSpan, candidates, logZ, thinkPosterior, lineMarginals);
 
-    private void ElboForwardBackwardReference(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor logZ, Tensor thinkPosterior, Tensor lineMarginals)
+    private protected void ElboForwardBackwardReference(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, int candidates, Tensor logZ, Tensor thinkPosterior, Tensor lineMarginals)
     {
         using var h = Host(nameof(ElboForwardBackward));
-        ReferenceKernels.ElboForwardBackward(h.In(seg), h.In(priorThink), priorAct, h.Ints(lengths), maxSpan, h.Out(logZ), h.Out(thinkPosterior), h.Out(lineMarginals));
+        ReferenceKernels.ElboForwardBackward(h.In(seg), h.In(priorThink), priorAct, h.Ints(lengths), maxSpan, candidates, h.Out(logZ), h.Out(thinkPosterior), h.Out(lineMarginals));
     }
 
-    private protected virtual void ElboViterbiCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor bestScore, Tensor abstraction) => ElboViterbiReference(seg, priorThink, priorAct, lengths, maxSpan, bestScore, abstraction);
+    /// <summary>The Viterbi body for <paramref name="candidates"/> (K) candidates per boundary; the reference by default.</summary>
+    private protected virtual void ElboViterbiCore(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, int candidates, Tensor bestScore, Tensor abstraction) => ElboViterbiReference(seg, priorThink, priorAct, lengths, maxSpan, candidates, bestScore, abstraction);
 
-    private void ElboViterbiReference(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, Tensor bestScore, Tensor abstraction)
+    private protected void ElboViterbiReference(Tensor seg, Tensor priorThink, float priorAct, Tensor lengths, int maxSpan, int candidates, Tensor bestScore, Tensor abstraction)
     {
         using var h = Host(nameof(ElboViterbi));
-        ReferenceKernels.ElboViterbi(h.In(seg), h.In(priorThink), priorAct, h.Ints(lengths), maxSpan, h.Out(bestScore), h.OutInts(abstraction));
+        ReferenceKernels.ElboViterbi(h.In(seg), h.In(priorThink), priorAct, h.Ints(lengths), maxSpan, candidates, h.Out(bestScore), h.OutInts(abstraction));
     }
 
     private void SegmentArgs(Tensor h, Tensor w, Tensor targets, Tensor lineIds, Tensor scores, string nameScores)
@@ -225,16 +229,18 @@ public abstract partial class Backend
         }
     }
 
-    private void ElboArgs(Tensor seg, Tensor priorThink, Tensor lengths, int maxSpan, out int b, out int t)
+    private void ElboArgs(Tensor seg, Tensor priorThink, Tensor lengths, int maxSpan, out int b, out int t, out int k)
     {
         Own(seg, nameof(seg));
         Own(priorThink, nameof(priorThink));
         Own(lengths, nameof(lengths), DType.Int32);
-        ShapeCheck.Rank(seg, 3, nameof(seg), "[B, T+1, T]");
+        ShapeCheck.Rank(seg, 3, nameof(seg), "[B, 1 + T·K, T]");
         b = seg.Shape[0];
         t = seg.Shape[2];
-        ShapeCheck.Require(t >= 1 && seg.Shape[1] == t + 1, $"elbo: seg {seg.Shape} must be [B, T+1, T] with T >= 1");
-        ShapeCheck.Is(priorThink, nameof(priorThink), b, t);
+        ShapeCheck.Require(priorThink.Shape.Rank is 2 or 3, $"elbo: priorThink {priorThink.Shape} must be [B, T] (one candidate per boundary) or [B, T, K]");
+        k = priorThink.Shape.Rank == 3 ? priorThink.Shape[2] : 1;
+        ShapeCheck.Require(t >= 1 && k >= 1 && seg.Shape[1] == 1 + ((long)t * k), $"elbo: seg {seg.Shape} must be [B, 1 + T·K, T] = [{b}, {1 + ((long)t * k)}, {t}] for priorThink {priorThink.Shape}, with T >= 1 and K >= 1");
+        ShapeCheck.Require(priorThink.Shape[0] == b && priorThink.Shape[1] == t, $"elbo: priorThink {priorThink.Shape} must be [{b}, {t}{(k > 1 ? $", {k}" : string.Empty)}] for seg {seg.Shape}");
         ShapeCheck.Is(lengths, nameof(lengths), b);
         ShapeCheck.Require(maxSpan >= 0, $"elbo: maxSpan must be >= 0 (0 = no limit), got {maxSpan}");
         CheckIndices(lengths, 1, t + 1, nameof(lengths));

@@ -184,6 +184,64 @@ internal static partial class ReferenceKernels
         }
     }
 
+    /// <summary>
+    /// Rows over a KV cache (q [N, Hq, D], kNew and vNew [N, Hkv, D], caches [Bc, S, Hkv, D], slots
+    /// and positions [N]): every row's key and value written at (slot, position), then row r attends
+    /// over its slot's positions first..positions[r]; rows of slot −1 write nothing and output 0.
+    /// </summary>
+    public static void AttentionCached(int hq, int hkv, int d, int capacity, ReadOnlySpan<float> q, ReadOnlySpan<float> kNew, ReadOnlySpan<float> vNew, Span<float> kCache, Span<float> vCache, ReadOnlySpan<int> slots, ReadOnlySpan<int> positions, Span<float> output, int window)
+    {
+        int n = slots.Length, row = hkv * d;
+        for (int r = 0; r < n; r++)
+        {
+            if (slots[r] >= 0)
+            {
+                int at = ((slots[r] * capacity) + positions[r]) * row;
+                kNew.Slice(r * row, row).CopyTo(kCache.Slice(at, row));
+                vNew.Slice(r * row, row).CopyTo(vCache.Slice(at, row));
+            }
+        }
+
+        var cache = new AttentionShape(kCache.Length / (capacity * row), capacity, hq, hkv, d);
+        var query = new AttentionShape(n, 1, hq, hkv, d);
+        Span<double> p = new double[capacity];
+        for (int r = 0; r < n; r++)
+        {
+            for (int h = 0; h < hq; h++)
+            {
+                var o = output.Slice(query.Q(r, 0, h), d);
+                o.Clear();
+                if (slots[r] < 0)
+                {
+                    continue;
+                }
+
+                int b = slots[r], last = positions[r], start = SlidingWindow.FirstKey(last, window);
+                double max = double.NegativeInfinity, sum = 0;
+                for (int j = start; j <= last; j++)
+                {
+                    p[j] = Dot(q.Slice(query.Q(r, 0, h), d), kCache.Slice(cache.K(b, j, h), d)) / Math.Sqrt(d);
+                    max = Math.Max(max, p[j]);
+                }
+
+                for (int j = start; j <= last; j++)
+                {
+                    sum += Math.Exp(p[j] - max);
+                }
+
+                for (int c = 0; c < d; c++)
+                {
+                    double acc = 0;
+                    for (int j = start; j <= last; j++)
+                    {
+                        acc += Math.Exp(p[j] - max) / sum * vCache[cache.K(b, j, h) + c];
+                    }
+
+                    o[c] = (float)acc;
+                }
+            }
+        }
+    }
 
     /// <summary>Scaled scores p[j] = q[b, i, h]·k[b, j]/√D for first ≤ j ≤ i (−∞ below first, so they weigh 0); returns their log-sum-exp.</summary>
     private static double CausalRow(AttentionShape s, int b, int h, int i, int first, ReadOnlySpan<float> q, ReadOnlySpan<float> k, Span<double> p)

@@ -41,7 +41,8 @@ public sealed record SamplingOptions
 /// <param name="Tokens">The new tokens (without the prompt; cut at a stop string).</param>
 /// <param name="Text">Their decoded text (cut before a stop string; an end-of-sequence token is not text), when a tokenizer was given.</param>
 /// <param name="FinishReason"><c>length</c>, <c>eos</c>, <c>stop_token</c> or <c>stop_string</c>.</param>
-public sealed record GeneratedSequence(int[] Tokens, string? Text, string FinishReason);
+/// <param name="Entropies">Per new token, the entropy (nats) of the model's distribution it was drawn from, when asked for.</param>
+public sealed record GeneratedSequence(int[] Tokens, string? Text, string FinishReason, float[]? Entropies = null);
 
 /// <summary>Timing of one <see cref="Generator.Generate"/> call.</summary>
 /// <param name="PromptTokens">Prompt tokens processed by the prefill.</param>

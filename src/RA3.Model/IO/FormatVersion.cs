@@ -8,13 +8,15 @@ namespace RA3.Model.IO;
 public static class FormatVersion
 {
     /// <summary>
-    /// 3: documents are encoded whole (the canonical document encoding): RA3's line layout and
+    /// 4: K candidate rationales per boundary (candidates.json holds lists), the E-step's and RLVR's
+    /// new settings, inference figures renamed (log_z), the demo's per-problem evaluations. 3:
+    /// documents are encoded whole (the canonical document encoding): RA3's line layout and
     /// rollouts, packed corpora, the M-step reading its corpus as token shards; byte-sized
     /// mid-training defaults resolved per tokenizer. 2: checkpoints and run folders record their
     /// format; the demo's settings nest its mid-training and RLVR settings. 1 (unmarked):
     /// everything before.
     /// </summary>
-    public const int Current = 3;
+    public const int Current = 4;
 
     /// <summary>The one line for a folder or file written by format <paramref name="found"/>.</summary>
     public static string Refusal(string what, int found) =>

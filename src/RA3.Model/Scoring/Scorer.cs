@@ -63,11 +63,25 @@ public static class Scorer
     /// Per sequence, per token p ≥ 1: log p(token p | tokens before it) — index 0 is 0 — from
     /// right-padded batches of up to <paramref name="batch"/> sequences of different lengths.
     /// </summary>
-    public static float[][] SequenceLogProbs(Transformer model, IReadOnlyList<int[]> sequences, int batch = 16)
+    public static float[][] SequenceLogProbs(Transformer model, IReadOnlyList<int[]> sequences, int batch = 16) =>
+        SequenceLogProbs(model, sequences, null, batch).LogProbs;
+
+    /// <summary>
+    /// <see cref="SequenceLogProbs(Transformer, IReadOnlyList{int[]}, int)"/>, and from the same
+    /// forward passes, per sequence and token p ≥ 1 with <paramref name="alternatives"/>[i][p] ≥ 0, log
+    /// p(that other token at p | tokens before p) — 0 elsewhere (null: none asked).
+    /// </summary>
+    public static (float[][] LogProbs, float[][] Alternatives) SequenceLogProbs(Transformer model, IReadOnlyList<int[]> sequences, IReadOnlyList<int[]>? alternatives, int batch = 16)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(sequences);
+        if (alternatives is not null && (alternatives.Count != sequences.Count || alternatives.Where((x, i) => x.Length != sequences[i].Length).Any()))
+        {
+            throw new ArgumentException($"alternatives: one per token of each of the {sequences.Count} sequences");
+        }
+
         var result = new float[sequences.Count][];
+        var other = new float[sequences.Count][];
         for (int start = 0; start < sequences.Count; start += batch)
         {
             int b = Math.Min(batch, sequences.Count - start);
@@ -77,15 +91,35 @@ public static class Scorer
             model.Forward(plan);
             var logProbs = new float[b * time];
             plan.TokenLogProbs.CopyTo<float>(logProbs);
+            var alternativeLogProbs = new float[b * time];
+            if (alternatives is not null)
+            {
+                // Row p − 1 predicts token p: the alternative for token p is that row's target.
+                var targets = new int[b * time];
+                Array.Fill(targets, -1);
+                for (int i = 0; i < b; i++)
+                {
+                    var alt = alternatives[start + i];
+                    for (int p = 1; p < alt.Length; p++)
+                    {
+                        targets[(i * time) + p - 1] = alt[p];
+                    }
+                }
+
+                model.TargetLogProbs(plan, targets, alternativeLogProbs);
+            }
+
             for (int i = 0; i < b; i++)
             {
                 int n = sequences[start + i].Length;
                 result[start + i] = new float[n];
+                other[start + i] = new float[n];
                 logProbs.AsSpan(i * time, Math.Max(n - 1, 0)).CopyTo(result[start + i].AsSpan(1));
+                alternativeLogProbs.AsSpan(i * time, Math.Max(n - 1, 0)).CopyTo(other[start + i].AsSpan(1));
             }
         }
 
-        return result;
+        return (result, other);
     }
 
     /// <summary>

@@ -19,12 +19,20 @@ public static class SettingsCommandLine
     /// <paramref name="commandFlags"/> (not settings, such as <c>resume</c>) were given.
     /// </summary>
     public static (T Settings, IReadOnlySet<string> Flags) Parse<T>(IEnumerable<string> args, params string[] commandFlags)
-        where T : new()
+        where T : new() => Parse(args, () => new T(), commandFlags);
+
+    /// <summary>
+    /// As <see cref="Parse{T}(IEnumerable{string}, string[])"/>, starting from <paramref name="start"/>'s
+    /// values instead of the declared defaults (a preset); it must return a fresh record, nested
+    /// records included, since the options are written into it.
+    /// </summary>
+    public static (T Settings, IReadOnlySet<string> Flags) Parse<T>(IEnumerable<string> args, Func<T> start, params string[] commandFlags)
     {
+        ArgumentNullException.ThrowIfNull(start);
         var declared = Declared.Options<T>();
         var flags = new HashSet<string>(declared.Where(d => d.Type == typeof(bool)).Select(d => d.Name).Concat(commandFlags), StringComparer.Ordinal);
         var o = new Options(args, flags);
-        object settings = new T();  // a fresh record, nested records included: Set may write into them
+        object settings = start()!;
         if (o.String("config") is { } config)
         {
             ApplyConfig(settings, declared, config);

@@ -21,25 +21,23 @@ public static class Completions
     }
 
     /// <summary>
-    /// <paramref name="n"/> completions of each problem (one batched generation per problem), the
-    /// i-th problem's samples seeded from <paramref name="sampling"/>'s seed + (<paramref name="firstIndex"/> + i)·n
-    /// (<see cref="GenerateOne"/>): a rank given a share of a list starting at
+    /// <paramref name="n"/> completions of each problem, all generated together with continuous
+    /// batching in <paramref name="slots"/> slots (a finished completion's slot takes the next one),
+    /// each drawn from the stream <see cref="GenerateOne"/> gives it — the i-th problem's j-th sample
+    /// from (seed + (<paramref name="firstIndex"/> + i)·n, j) — so a sample depends on its problem's
+    /// place in the list, not on the batch, and a rank given a share of a list starting at
     /// <paramref name="firstIndex"/> draws what one process generating the whole list draws.
-    /// <paramref name="cancel"/> is checked between problems.
     /// </summary>
-    public static List<(Problem Problem, GeneratedSequence Sample, int[] Context)> Generate(Generator generator, TextTokenizer tokenizer, IReadOnlyList<Problem> problems, int n, SamplingOptions sampling, Action<int>? progress = null, CancellationToken cancel = default, int firstIndex = 0)
+    public static List<(Problem Problem, GeneratedSequence Sample, int[] Context)> GenerateBatched(Generator generator, TextTokenizer tokenizer, IReadOnlyList<Problem> problems, int n, SamplingOptions sampling, int slots, bool entropies = false, CancellationToken cancel = default, int firstIndex = 0)
     {
+        ArgumentNullException.ThrowIfNull(generator);
+        ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(problems);
-        var samples = new List<(Problem, GeneratedSequence, int[])>(problems.Count * n);
-        for (int i = 0; i < problems.Count; i++)
-        {
-            cancel.ThrowIfCancellationRequested();
-            var (ids, generated) = GenerateOne(generator, tokenizer, problems[i], firstIndex + i, n, sampling);
-            samples.AddRange(generated.Select(g => (problems[i], g, ids)));
-            progress?.Invoke(samples.Count);
-        }
-
-        return samples;
+        ArgumentNullException.ThrowIfNull(sampling);
+        var contexts = problems.Select(p => tokenizer.EncodePrompt(Context(p))).ToArray();
+        var requests = problems.SelectMany((p, i) => Enumerable.Range(0, n).Select(j => new GenerationRequest(contexts[i], sampling.Seed + (ulong)((firstIndex + i) * n), j, StopStrings(p)))).ToList();
+        var samples = generator.GenerateAll(requests, sampling, slots, entropies: entropies, cancel: cancel);
+        return [.. samples.Select((g, k) => (problems[k / n], g, contexts[k / n]))];
     }
 
     /// <summary>The <paramref name="n"/> completions of the problem at <paramref name="index"/> of its set, seeded from <paramref name="sampling"/>'s seed + index·n: the same whether or not the problems before it were generated in this process.</summary>

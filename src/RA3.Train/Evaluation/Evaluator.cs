@@ -168,20 +168,21 @@ public sealed class Evaluator(SandboxPool pool, bool challengeTests = false, Jou
     }
 
     /// <summary>
-    /// Generates <paramref name="n"/> completions per problem with <paramref name="generator"/> (see
-    /// <see cref="Completions"/>) and scores them; <paramref name="cancel"/> is checked between
-    /// problems and programs. Among data-parallel ranks (<paramref name="parallel"/>) each generates
+    /// Generates <paramref name="n"/> completions per problem with <paramref name="generator"/>, all
+    /// problems together in <paramref name="slots"/> slots of continuous batching
+    /// (<see cref="Completions.GenerateBatched"/>), and scores them; <paramref name="cancel"/> is
+    /// checked between generation steps and programs. Among data-parallel ranks (<paramref name="parallel"/>) each generates
     /// and runs its share of the problems, seeded by their indices in the whole list, and all
     /// gather the outcomes in problem order: the scores are one process's (the gathered outcomes
     /// keep no program output).
     /// </summary>
-    public async Task<EvalReport> EvaluateModelAsync(Generator generator, TextTokenizer tokenizer, IReadOnlyList<Problem> problems, int n, IReadOnlyList<int> ks, SamplingOptions sampling, CancellationToken cancel = default, DataParallel? parallel = null)
+    public async Task<EvalReport> EvaluateModelAsync(Generator generator, TextTokenizer tokenizer, IReadOnlyList<Problem> problems, int n, IReadOnlyList<int> ks, SamplingOptions sampling, int slots, CancellationToken cancel = default, DataParallel? parallel = null)
     {
         ArgumentNullException.ThrowIfNull(problems);
         var ranks = parallel ?? DataParallel.Alone;
         var (first, count) = ranks.Share(problems.Count);
         var mine = problems.Skip(first).Take(count).ToList();
-        var samples = Completions.Generate(generator, tokenizer, mine, n, sampling, cancel: cancel, firstIndex: first);
+        var samples = Completions.GenerateBatched(generator, tokenizer, mine, n, sampling, slots, cancel: cancel, firstIndex: first);
         var report = await EvaluateAsync(mine, [.. samples.Select(x => new Sample(x.Problem.TaskId, x.Sample.Text ?? string.Empty))], ks, cancel: cancel).ConfigureAwait(false);
         if (ranks.Size == 1)
         {

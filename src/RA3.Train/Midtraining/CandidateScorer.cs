@@ -5,48 +5,90 @@ using RA3.Model;
 
 namespace RA3.Train.Midtraining;
 
+/// <summary>A trace's candidates scored two ways from the same forward passes (spec §4–5 inputs).</summary>
+/// <param name="DecisionFree">seg with each line's likelihood taken given "no comment here" where one could have started before it (the reward's convention; the rationale's own log-probability left out of the prior).</param>
+/// <param name="Joint">seg with the model's own line log-likelihoods (the comment-or-not choice included), for the prior that includes the rationale's own log-probability and for the marginal-likelihood bound.</param>
+public sealed record CandidateScores(ScoredTrace DecisionFree, ScoredTrace Joint);
+
 /// <summary>
-/// Scores a trace's candidate rationales with the model (spec §4–5 inputs): seg[j, t] = log π(line
-/// t+1 | the trace's earlier lines, with rationale j inserted before line j as the only one), one
-/// forward pass per candidate sequence j = 0 (none) .. T, in the <see cref="LineTokens"/> layout.
-/// A boundary without a candidate (null) gets seg = −∞ (think impossible there).
+/// Scores a trace's candidate rationales with the model: seg[s, t] = log π(line t+1 | the trace's
+/// earlier lines, with candidate s the only rationale, inserted before its line), one forward pass
+/// per candidate sequence — none, and candidate k of each boundary j — in the <see cref="LineTokens"/>
+/// layout, K per boundary (a boundary with fewer gets rows of −∞: think impossible there), and each
+/// candidate's own log-probability (its comment line's tokens).
 /// </summary>
 public static class CandidateScorer
 {
-    /// <summary>seg [T+1, T] and the rationales' own log-probabilities [T] (−∞ where none).</summary>
-    public static ScoredTrace Score(Transformer model, TextTokenizer tokenizer, Trace trace, IReadOnlyList<string?> rationales)
+    /// <summary>Scores <paramref name="candidates"/> (per boundary, its candidates in order) with K = the most of any boundary, at least 1.</summary>
+    public static CandidateScores Score(Transformer model, TextTokenizer tokenizer, Trace trace, IReadOnlyList<IReadOnlyList<string>> candidates)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(trace);
+        ArgumentNullException.ThrowIfNull(candidates);
         int n = trace.Count;
-        if (rationales.Count != n)
+        if (candidates.Count != n)
         {
-            throw new ArgumentException($"trace {trace.Id} has {n} lines (boundaries) but {rationales.Count} candidate rationales were given");
+            throw new ArgumentException($"trace {trace.Id} has {n} lines (boundaries) but candidates for {candidates.Count} were given");
         }
 
-        var seg = new float[(n + 1) * n];
-        var rationaleLogProbs = new float[n];
-        Array.Fill(seg, float.NegativeInfinity);
+        int k = Math.Max(1, candidates.Max(c => c.Count)), states = (n * k) + 1;
+        var free = new float[states * n];
+        var joint = new float[states * n];
+        var rationaleLogProbs = new float[n * k];
+        Array.Fill(free, float.NegativeInfinity);
+        Array.Fill(joint, float.NegativeInfinity);
         Array.Fill(rationaleLogProbs, float.NegativeInfinity);
-        var candidates = Enumerable.Range(0, n + 1).Where(j => j == 0 || rationales[j - 1] is not null).ToList();
-        var layouts = candidates.Select(j => LineTokens.Of(tokenizer, trace, j > 0 ? new Dictionary<int, string> { [j] = rationales[j - 1]! } : null)).ToList();
-        var logProbs = Scorer.SequenceLogProbs(model, [.. layouts.Select(l => l.Ids)]);  // all candidates of the trace in padded batches
-        for (int c = 0; c < candidates.Count; c++)
+
+        // Abstraction 0 (no rationale) and every (boundary j, candidate c) as one sequence each.
+        var scored = new List<(int State, int Boundary, LineTokens Tokens, IReadOnlyList<(int Boundary, int Index, int ThinkToken)> Decisions)>();
+        for (int j = 0; j <= n; j++)
         {
-            int j = candidates[c];
-            var sums = LineTokens.Sum(logProbs[c], layouts[c].Owner, n);
+            for (int c = 0; c < (j == 0 ? 1 : candidates[j - 1].Count); c++)
+            {
+                var rationales = j == 0 ? null : new Dictionary<int, string> { [j] = candidates[j - 1][c] };
+                var tokens = LineTokens.Of(tokenizer, trace, rationales);
+                scored.Add((j == 0 ? 0 : 1 + ((j - 1) * k) + c, j, tokens, LineTokens.Decisions(tokenizer, trace, rationales, tokens)));
+            }
+        }
+
+        var alternatives = scored.Select(x =>
+        {
+            var alt = new int[x.Tokens.Ids.Length];
+            Array.Fill(alt, -1);
+            foreach (var d in x.Decisions)
+            {
+                alt[d.Index] = d.ThinkToken;
+            }
+
+            return alt;
+        }).ToList();
+        var (logProbs, thinkLogProbs) = Scorer.SequenceLogProbs(model, [.. scored.Select(x => x.Tokens.Ids)], alternatives);  // all candidates of the trace in padded batches
+        for (int i = 0; i < scored.Count; i++)
+        {
+            var (state, j, tokens, decisions) = scored[i];
+            var sums = LineTokens.Sum(logProbs[i], tokens.Owner, n);
+            var conditioned = (double[])sums.Lines.Clone();
+            foreach (var d in decisions)
+            {
+                if (tokens.Owner[d.Index] >= 0)
+                {
+                    conditioned[tokens.Owner[d.Index]] -= Rewards.Log1MinusExp(thinkLogProbs[i][d.Index]);
+                }
+            }
+
             for (int t = Math.Max(0, j - 1); t < n; t++)
             {
-                seg[(j * n) + t] = (float)sums.Lines[t];
+                free[(state * n) + t] = (float)conditioned[t];
+                joint[(state * n) + t] = (float)sums.Lines[t];
             }
 
             if (j > 0)
             {
-                rationaleLogProbs[j - 1] = (float)sums.Rationale;
+                rationaleLogProbs[state - 1] = (float)sums.Rationale;
             }
         }
 
-        return new ScoredTrace(seg, rationaleLogProbs, n);
+        return new CandidateScores(new ScoredTrace(free, rationaleLogProbs, n, k), new ScoredTrace(joint, rationaleLogProbs, n, k));
     }
 }

@@ -13,8 +13,17 @@ public sealed record TokenLoss(double Code, long CodeTokens, double Rationale, l
 /// </summary>
 public static class CodeTokenLoss
 {
-    /// <summary>Measures <paramref name="documents"/> (traces with the rationales inserted in them, or none).</summary>
+    /// <summary>Measures <paramref name="documents"/> (traces with the rationales inserted in them, or none), all together.</summary>
     public static TokenLoss Measure(Transformer model, TextTokenizer tokenizer, IEnumerable<(Trace Trace, IReadOnlyDictionary<int, string>? Rationales)> documents)
+    {
+        var each = PerDocument(model, tokenizer, [.. documents]);
+        long codeTokens = each.Sum(x => x.CodeTokens), rationaleTokens = each.Sum(x => x.RationaleTokens);
+        double code = each.Where(x => x.CodeTokens > 0).Sum(x => x.Code * x.CodeTokens), rationale = each.Where(x => x.RationaleTokens > 0).Sum(x => x.Rationale * x.RationaleTokens);
+        return new TokenLoss(codeTokens > 0 ? code / codeTokens : double.NaN, codeTokens, rationaleTokens > 0 ? rationale / rationaleTokens : double.NaN, rationaleTokens);
+    }
+
+    /// <summary>The same figures per document (what a paired comparison of two models over documents needs).</summary>
+    public static TokenLoss[] PerDocument(Transformer model, TextTokenizer tokenizer, IReadOnlyList<(Trace Trace, IReadOnlyDictionary<int, string>? Rationales)> documents)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(documents);
@@ -25,17 +34,10 @@ public static class CodeTokenLoss
         }
 
         var logProbs = Scorer.SequenceLogProbs(model, [.. layouts.Select(l => l.Tokens.Ids)]);
-        double code = 0, rationale = 0;
-        long codeTokens = 0, rationaleTokens = 0;
-        for (int i = 0; i < layouts.Count; i++)
+        return [.. layouts.Select((l, i) =>
         {
-            var sums = LineTokens.Sum(logProbs[i], layouts[i].Tokens.Owner, layouts[i].Trace.Count);
-            code -= sums.Lines.Sum();
-            codeTokens += sums.CodeTokens;
-            rationale -= sums.Rationale;
-            rationaleTokens += sums.RationaleTokens;
-        }
-
-        return new TokenLoss(codeTokens > 0 ? code / codeTokens : double.NaN, codeTokens, rationaleTokens > 0 ? rationale / rationaleTokens : double.NaN, rationaleTokens);
+            var sums = LineTokens.Sum(logProbs[i], l.Tokens.Owner, l.Trace.Count);
+            return new TokenLoss(sums.CodeTokens > 0 ? -sums.Lines.Sum() / sums.CodeTokens : double.NaN, sums.CodeTokens, sums.RationaleTokens > 0 ? -sums.Rationale / sums.RationaleTokens : double.NaN, sums.RationaleTokens);
+        })];
     }
 }

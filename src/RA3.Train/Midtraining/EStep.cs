@@ -12,14 +12,33 @@ using RA3.Train.Runs;
 
 namespace RA3.Train.Midtraining;
 
+/// <summary>The baseline an E-step advantage subtracts from r_t (spec §3).</summary>
+public enum EStepBaseline
+{
+    /// <summary>The mean of r_t over the trace's G rollouts (GRPO/RLOO-style).</summary>
+    Group,
+
+    /// <summary>
+    /// The temporal-ELBO posterior's expected r_t (spec §3 (c)): the exact expectation, over every
+    /// segmentation of the update's candidates (the rollouts' rationales, up to G per boundary), of
+    /// the same horizon's line log-likelihoods minus c·P(think) — from the DP's line marginals, not
+    /// from G samples.
+    /// </summary>
+    Elbo,
+}
+
 /// <summary>The E-step's settings (spec §3): the symbols c, k, G and latent_max_tokens, and the RL update's.</summary>
 /// <param name="ThinkCost">c, nats charged per rationale in the reward (the ELBO's cost is <see cref="ElboOptions.ThinkCost"/>; the midtrainer sets both from one option).</param>
-/// <param name="Horizon">k, expert lines after a boundary whose log-likelihood is its reward.</param>
+/// <param name="Horizon">k, expert lines after a boundary whose log-likelihood is its reward; 0: the abstraction's span, from the boundary to the next think.</param>
 /// <param name="Rollouts">G, latent_max_tokens and the sampling of rationales.</param>
 /// <param name="Update">The policy-gradient update.</param>
 /// <param name="TracesPerStep">Traces per update (each with G rollouts).</param>
 /// <param name="Passes">Passes over the traces (every trace gets candidates on the last).</param>
-/// <param name="NormaliseAdvantages">Divide advantages by the group's standard deviation.</param>
+/// <param name="NormaliseAdvantages">Divide a trace's advantages by their standard deviation pooled over its boundaries and rollouts.</param>
+/// <param name="Baseline">What r_t is compared with.</param>
+/// <param name="Epochs">μ: updates on each batch of rollouts (from the second on the ratio moves and the clip acts).</param>
+/// <param name="Candidates">K: rationales kept per boundary for the inference (the best by reward, distinct).</param>
+/// <param name="Elbo">The ELBO the posterior baseline uses (α, c, max span, whether a rationale's own log-probability enters its prior — which also enters the reward then).</param>
 public sealed record EStepOptions(
     double ThinkCost = 0.05,
     int Horizon = 1,
@@ -27,13 +46,20 @@ public sealed record EStepOptions(
     PolicyGradientOptions? Update = null,
     int TracesPerStep = 4,
     int Passes = 1,
-    bool NormaliseAdvantages = true)
+    bool NormaliseAdvantages = true,
+    EStepBaseline Baseline = EStepBaseline.Group,
+    int Epochs = 1,
+    int Candidates = 1,
+    ElboOptions? Elbo = null)
 {
     /// <summary>The rollout settings in force.</summary>
     public RolloutOptions RolloutSettings => Rollouts ?? new RolloutOptions();
 
     /// <summary>The update settings in force.</summary>
     public PolicyGradientOptions UpdateSettings => Update ?? new PolicyGradientOptions();
+
+    /// <summary>The ELBO settings in force.</summary>
+    public ElboOptions ElboSettings => Elbo ?? new ElboOptions(ThinkCost: ThinkCost);
 }
 
 /// <summary>One E-step update's figures.</summary>
@@ -42,14 +68,15 @@ public sealed record EStepOptions(
 /// <param name="ThinkRate">Share of boundaries where the rollouts thought.</param>
 /// <param name="Update">The policy-gradient update's own figures.</param>
 /// <param name="RolloutTokensPerSecond">Tokens the rollouts walked per second.</param>
-public sealed record EStepProgress(int Step, double MeanReward, double ThinkRate, PolicyStepStats Update, double RolloutTokensPerSecond);
+/// <param name="DecisionRate">Share of boundaries where a decision could be made at all.</param>
+public sealed record EStepProgress(int Step, double MeanReward, double ThinkRate, PolicyStepStats Update, double RolloutTokensPerSecond, double DecisionRate = 0);
 
-/// <summary>What the E-step leaves: per trace the best sampled rationale of each boundary (null where no rollout thought).</summary>
+/// <summary>What the E-step leaves: per trace, per boundary, the best sampled rationales (up to K, best first; none where no rollout thought).</summary>
 /// <param name="Candidates">Per trace, per boundary (0-based).</param>
 /// <param name="Progress">Per update.</param>
 /// <param name="RolloutTokens">Tokens walked by all rollouts.</param>
 /// <param name="RolloutSeconds">Time spent sampling.</param>
-public sealed record EStepResult(IReadOnlyList<string?[]> Candidates, IReadOnlyList<EStepProgress> Progress, long RolloutTokens, double RolloutSeconds);
+public sealed record EStepResult(IReadOnlyList<string[][]> Candidates, IReadOnlyList<EStepProgress> Progress, long RolloutTokens, double RolloutSeconds);
 
 /// <summary>Where and how often an E-step checkpoints itself, so that a kill or a stop signal inside it loses at most <paramref name="Every"/> updates.</summary>
 /// <param name="Dir">Run folder of the E-step's checkpoints (<c>checkpoints/step-N</c> under it, as <see cref="TrainingCheckpoint"/> writes them).</param>
@@ -60,11 +87,13 @@ public sealed record EStepCheckpoints(string Dir, int Every, string Identity, Ac
 
 /// <summary>
 /// The E-step (spec §3): latent discovery by RL. The scorer — the round's M-step model, frozen —
-/// rewards each boundary with r_t = log π(a_t..a_{t+k−1} | s_t, z_t) − c·[think], measured by the
-/// model's fused segment-scoring loss on the rollout's own tokens; rollouts of one trace are
-/// compared boundary by boundary (the group-relative advantage of r_t over the G rollouts), and the
-/// advantage is credited to that boundary's decision token and rationale tokens; the policy
-/// update carries a KL penalty to the scorer (the policy at the start of the round).
+/// rewards each boundary with r_t = log π(a_t..a_{t+k−1} | s_t, z_t) − c·[think] (lines taken given
+/// the decision, <see cref="Rewards.LineLogProbs"/>), measured by the model's fused segment-scoring
+/// loss on the rollout's own tokens; each r_t is compared with its baseline (the group mean over
+/// the G rollouts of the trace, or the ELBO posterior's expectation), and the advantage is credited
+/// to that boundary's decision token and rationale tokens. The policy update carries a KL penalty
+/// to the scorer (the policy at the start of the round), whose log-probabilities the reward pass has
+/// already computed, and weighs each token drawn off-policy by its importance weight.
 /// <para>
 /// Data-parallel (<paramref name="parallel"/>), each rank samples and scores the rollouts of its
 /// share of an update's traces (each rollout's random stream keyed by its global index), the
@@ -78,7 +107,7 @@ public sealed class EStep(Transformer policy, Transformer scorer, TextTokenizer 
 
     private const string TablesFile = "estep-tables.json";
 
-    // Doubles round-trip exactly in System.Text.Json's shortest form; −∞ marks a boundary no rollout thought at.
+    // Doubles round-trip exactly in System.Text.Json's shortest form.
     private static readonly JsonSerializerOptions TableJson = new() { NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
     /// <summary>Updates an E-step over <paramref name="traceCount"/> traces takes.</summary>
@@ -99,8 +128,13 @@ public sealed class EStep(Transformer policy, Transformer scorer, TextTokenizer 
     public EStepResult Run(IReadOnlyList<Trace> traces, ulong seed, Action<EStepProgress>? progress = null, EStepCheckpoints? checkpoints = null)
     {
         ArgumentNullException.ThrowIfNull(traces);
-        var candidates = traces.Select(t => new string?[t.Count]).ToArray();
-        var best = traces.Select(t => Enumerable.Repeat(double.NegativeInfinity, t.Count).ToArray()).ToArray();
+        if (options.Baseline == EStepBaseline.Elbo && options.Horizon == 0)
+        {
+            throw new SettingsException("baseline", "the ELBO baseline needs a horizon of k ≥ 1 lines (the posterior's expectation is taken line by line); --k 0 (the abstraction's span) goes with the group baseline");
+        }
+
+        var candidates = traces.Select(t => new string[t.Count][].Select(_ => Array.Empty<string>()).ToArray()).ToArray();
+        var best = traces.Select(t => new double[t.Count][].Select(_ => Array.Empty<double>()).ToArray()).ToArray();
         var sampler = new RolloutSampler(policy, tokenizer);
         var rollouts = options.RolloutSettings;
         using var optimizer = ranks.Optimizer(policy, weightDecay: 0f);
@@ -142,55 +176,39 @@ public sealed class EStep(Transformer policy, Transformer scorer, TextTokenizer 
                 var (first, count) = ranks.Share(chosen.Length);
                 var mine = sampler.Sample([.. chosen.Skip(first).Take(count).Select(i => traces[i])], rollouts, seed ^ ((ulong)step * 0xD1B54A32D192ED03UL), first * rollouts.Group);
                 sampling += clock.Elapsed.TotalSeconds;
-                var (batch, rewards) = Gather(mine, StepRewards(mine), chosen, traces, rollouts.Group);
+                var (batch, rewards, referenceLogProbs) = Gather(mine, StepRewards(mine), chosen, traces, rollouts.Group);
                 walked += batch.Sum(r => (long)r.Ids.Length);
                 var sequences = new List<PolicySequence>(batch.Count);
                 double rewardSum = 0;
-                long boundaries = 0, thinks = 0;
+                long boundaries = 0, thinks = 0, decisions = 0;
                 for (int c = 0; c < chosen.Length; c++)
                 {
-                    int trace = chosen[c], lines = traces[trace].Count;
-                    var advantages = new double[rollouts.Group][];
-                    for (int g = 0; g < rollouts.Group; g++)
+                    int trace = chosen[c], g = rollouts.Group;
+                    var group = Enumerable.Range(0, g).Select(i => rewards[(c * g) + i]).ToArray();
+                    var members = batch.Skip(c * g).Take(g).ToList();
+                    var baseline = options.Baseline == EStepBaseline.Elbo ? ElboBaseline(traces[trace], members) : null;
+                    var advantages = Rewards.Advantages(group, baseline, options.NormaliseAdvantages);
+                    for (int i = 0; i < g; i++)
                     {
-                        advantages[g] = new double[lines];
-                    }
-
-                    var group = new double[rollouts.Group];
-                    for (int t = 0; t < lines; t++)
-                    {
-                        for (int g = 0; g < rollouts.Group; g++)
+                        var r = members[i];
+                        for (int t = 0; t < traces[trace].Count; t++)
                         {
-                            group[g] = rewards[(c * rollouts.Group) + g][t];
-                        }
-
-                        var a = Rewards.GroupAdvantages(group, options.NormaliseAdvantages);
-                        for (int g = 0; g < rollouts.Group; g++)
-                        {
-                            advantages[g][t] = a[g];
-                            var r = batch[(c * rollouts.Group) + g];
-                            rewardSum += group[g];
+                            rewardSum += group[i][t];
                             boundaries++;
                             if (r.Thinks(t + 1))
                             {
                                 thinks++;
-                                if (group[g] > best[trace][t])
-                                {
-                                    best[trace][t] = group[g];
-                                    candidates[trace][t] = r.Rationales[t];
-                                }
+                                Offer(candidates[trace], best[trace], t, r.Rationales[t]!, group[i][t]);
                             }
                         }
-                    }
 
-                    for (int g = 0; g < rollouts.Group; g++)
-                    {
-                        sequences.Add(ToPolicySequence(batch[(c * rollouts.Group) + g], advantages[g]));
+                        decisions += r.ThinkIds.Count(x => x >= 0) + r.ThinkCount;  // acts and thinks decided
+                        sequences.Add(ToPolicySequence(r, advantages[i], referenceLogProbs[(c * g) + i]));
                     }
                 }
 
-                var stats = update.Step(sequences, step);
-                var p = new EStepProgress(step, rewardSum / Math.Max(boundaries, 1), thinks / (double)Math.Max(boundaries, 1), stats, sampler.LastTokensPerSecond);
+                var stats = update.Step(sequences, step, options.Epochs);
+                var p = new EStepProgress(step, rewardSum / Math.Max(boundaries, 1), thinks / (double)Math.Max(boundaries, 1), stats, sampler.LastTokensPerSecond, decisions / (double)Math.Max(boundaries, 1));
                 log.Add(p);
                 Stopping = ranks.Any(StopSignal.Requested);
                 if (checkpoints is not null && (step % checkpoints.Every == 0 || Stopping))
@@ -210,65 +228,108 @@ public sealed class EStep(Transformer policy, Transformer scorer, TextTokenizer 
     /// <summary>Whether a stop signal reached any rank by the last update (all ranks agree, so all stop there): what <c>progress</c> reads to stop.</summary>
     public bool Stopping { get; private set; }
 
-    // Every rank's rollouts and their rewards, in the order of the update's traces (each rank
-    // sampled a contiguous share); each rollout finds its trace again from its global index.
-    private (IReadOnlyList<Rollout> Batch, double[][] Rewards) Gather(IReadOnlyList<Rollout> mine, double[][] rewards, int[] chosen, IReadOnlyList<Trace> traces, int group)
+    // Every rank's rollouts, their rewards and their reference log-probabilities, in the order of
+    // the update's traces (each rank sampled a contiguous share); each rollout finds its trace again
+    // from its global index.
+    private (IReadOnlyList<Rollout> Batch, double[][] Rewards, float[][] ReferenceLogProbs) Gather(IReadOnlyList<Rollout> mine, (double[][] Rewards, float[][] ReferenceLogProbs) scored, int[] chosen, IReadOnlyList<Trace> traces, int group)
     {
         if (ranks.Size == 1)
         {
-            return (mine, rewards);
+            return (mine, scored.Rewards, scored.ReferenceLogProbs);
         }
 
         int index = 0;
         var all = ranks.Gather(
-            [.. mine.Select((r, i) => (Rollout: r, Rewards: rewards[i]))],
+            [.. mine.Select((r, i) => (Rollout: r, Rewards: scored.Rewards[i], Reference: scored.ReferenceLogProbs[i]))],
             (w, x) =>
             {
                 w.WriteArray(x.Rollout.Ids);
                 w.WriteArray(x.Rollout.Owner);
                 w.WriteArray(x.Rollout.Boundary);
                 w.WriteArray(x.Rollout.OldLogProbs);
+                w.WriteArray(x.Rollout.LogImportance);
+                w.WriteArray(x.Rollout.ThinkIds);
                 w.WriteStrings(x.Rollout.Rationales);
                 w.WriteArray(x.Rewards);
+                w.WriteArray(x.Reference);
             },
             r =>
             {
                 var trace = traces[chosen[index++ / group]];
-                var rollout = new Rollout(trace, r.ReadArray<int>(), r.ReadArray<int>(), r.ReadArray<int>(), r.ReadArray<float>(), r.ReadStrings());
-                return (Rollout: rollout, Rewards: r.ReadArray<double>());
+                var rollout = new Rollout(trace, r.ReadArray<int>(), r.ReadArray<int>(), r.ReadArray<int>(), r.ReadArray<float>(), r.ReadArray<float>(), r.ReadArray<int>(), r.ReadStrings());
+                return (Rollout: rollout, Rewards: r.ReadArray<double>(), Reference: r.ReadArray<float>());
             });
-        return ([.. all.Select(x => x.Rollout)], [.. all.Select(x => x.Rewards)]);
+        return ([.. all.Select(x => x.Rollout)], [.. all.Select(x => x.Rewards)], [.. all.Select(x => x.Reference)]);
     }
 
     // What an E-step checkpoint keeps besides the policy and its optimizer.
-    private sealed record Tables(string?[][] Candidates, double[][] Best, List<EStepProgress> Progress, long RolloutTokens, double RolloutSeconds);
+    private sealed record Tables(string[][][] Candidates, double[][][] Best, List<EStepProgress> Progress, long RolloutTokens, double RolloutSeconds);
 
-    /// <summary>Per rollout, per boundary: r_t under the scorer (one padded forward pass over the batch).</summary>
-    private double[][] StepRewards(IReadOnlyList<Rollout> batch)
+    /// <summary>Keeps <paramref name="rationale"/> among boundary t's K best (by reward, distinct texts; an equal reward does not displace an earlier one).</summary>
+    private void Offer(string[][] texts, double[][] rewards, int t, string rationale, double reward)
     {
-        var lineLogProbs = LineLogProbs(scorer, batch);
+        int at = Array.IndexOf(texts[t], rationale);
+        if (at >= 0)
+        {
+            if (reward <= rewards[t][at])
+            {
+                return;
+            }
+
+            texts[t] = [.. texts[t].Where((_, i) => i != at)];
+            rewards[t] = [.. rewards[t].Where((_, i) => i != at)];
+        }
+
+        int place = 0;
+        while (place < rewards[t].Length && rewards[t][place] >= reward)
+        {
+            place++;
+        }
+
+        if (place >= options.Candidates)
+        {
+            return;
+        }
+
+        texts[t] = [.. texts[t].Take(place), rationale, .. texts[t].Skip(place).Take(options.Candidates - place - 1)];
+        rewards[t] = [.. rewards[t].Take(place), reward, .. rewards[t].Skip(place).Take(options.Candidates - place - 1)];
+    }
+
+    /// <summary>Per rollout, per boundary: r_t under the scorer (one padded forward pass over the batch), and the scorer's log-probabilities of the rollout's tokens (the KL's reference).</summary>
+    private (double[][] Rewards, float[][] ReferenceLogProbs) StepRewards(IReadOnlyList<Rollout> batch)
+    {
+        bool withRationale = options.ElboSettings.UseRationaleLogProb;
+        var (logProbs, thinkLogProbs) = Scorer.SequenceLogProbs(scorer, [.. batch.Select(r => r.Ids)], [.. batch.Select(r => r.ThinkIds)]);
         var rewards = new double[batch.Count][];
         for (int i = 0; i < batch.Count; i++)
         {
-            int lines = batch[i].Trace.Count;
-            rewards[i] = new double[lines];
-            for (int t = 1; t <= lines; t++)
-            {
-                rewards[i][t - 1] = Rewards.Step(lineLogProbs[i], t, options.Horizon, batch[i].Thinks(t), options.ThinkCost);
-            }
+            var r = batch[i];
+            var lines = Rewards.LineLogProbs(r, logProbs[i], thinkLogProbs[i], decisionFree: !withRationale);
+            bool[] thinks = [.. Enumerable.Range(1, r.Trace.Count).Select(r.Thinks)];
+            rewards[i] = Rewards.Step(lines, thinks, options.Horizon, options.ThinkCost, withRationale ? Rewards.RationaleLogProbs(r, logProbs[i]) : default);
         }
 
-        return rewards;
+        return (rewards, logProbs);
     }
 
-    /// <summary>Per rollout, per line: log π(line | the rollout's context), the sum over the line's tokens.</summary>
-    private static double[][] LineLogProbs(Transformer model, IReadOnlyList<Rollout> batch)
+    /// <summary>
+    /// The ELBO posterior's expected r_t for each boundary of one trace (spec §3 (c)): its G rollouts'
+    /// rationales are the candidates (distinct, in rollout order, up to G per boundary), scored by the
+    /// scorer; the DP's line marginals give E[Σ_{l=t}^{t+k−1} seg[z_l, l]] and its think posteriors
+    /// the expected cost (and, with the rationale prior, the expected rationale log-probability).
+    /// </summary>
+    private double[] ElboBaseline(Trace trace, IReadOnlyList<Rollout> group)
     {
-        var logProbs = Scorer.SequenceLogProbs(model, [.. batch.Select(r => r.Ids)]);
-        return [.. batch.Select((r, i) => LineTokens.Sum(logProbs[i], r.Owner, r.Trace.Count).Lines)];
+        int n = trace.Count;
+        var proposals = Enumerable.Range(0, n).Select(t => (IReadOnlyList<string>)[.. group.Select(r => r.Rationales[t]).OfType<string>().Distinct(StringComparer.Ordinal)]).ToList();
+        var scores = CandidateScorer.Score(scorer, tokenizer, trace, proposals);
+        var elbo = options.ElboSettings;
+        var scored = elbo.UseRationaleLogProb ? scores.Joint : scores.DecisionFree;
+        var segmentation = SegmentationInference.Infer(scorer.Backend, [scored], elbo)[0];
+        return Rewards.PosteriorBaseline(scored, segmentation, options.Horizon, options.ThinkCost, elbo.UseRationaleLogProb);
     }
 
-    private static PolicySequence ToPolicySequence(Rollout r, double[] advantages)
+    private static PolicySequence ToPolicySequence(Rollout r, double[] advantages, float[] referenceLogProbs)
     {
         int n = r.Ids.Length;
         var acting = new bool[n];
@@ -282,6 +343,6 @@ public sealed class EStep(Transformer policy, Transformer scorer, TextTokenizer 
             }
         }
 
-        return new PolicySequence(r.Ids, acting, a, r.OldLogProbs);
+        return new PolicySequence(r.Ids, acting, a, r.OldLogProbs, r.LogImportance, referenceLogProbs);
     }
 }

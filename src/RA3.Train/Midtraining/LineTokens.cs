@@ -78,9 +78,69 @@ public sealed record LineTokens(int[] Ids, int[] Owner, int[] Starts, RenderedTr
         return new LineTokens(ids, owner, starts, layout);
     }
 
+    /// <summary>The rationale text a think branch is encoded with to find its decision token (only the stub's tokens are used).</summary>
+    private const string Probe = "x";
+
+    /// <summary>
+    /// Where a comment before line <paramref name="t"/> (1-based) would be decided in
+    /// <paramref name="document"/> — the canonical encoding of <paramref name="trace"/> with the
+    /// rationales <paramref name="chosen"/> so far, acting from t on — at or after token
+    /// <paramref name="from"/>: the first token where it and the same document with a comment
+    /// before line t differ. The boundary is a decision only when that token of the comment is the
+    /// one that writes its "#" and the stub "indent#" ends on a token boundary: then the choice is
+    /// between opening a comment and writing the line's code — not, as before a blank line, between
+    /// an indentation token and a newline — and the line must allow a rationale at all
+    /// (<see cref="Trace.RationaleAllowed"/>). Null where t is no decision.
+    /// </summary>
+    public static DecisionPoint? Decision(TextTokenizer tokenizer, Trace trace, IReadOnlyDictionary<int, string> chosen, int t, LineTokens document, int from)
+    {
+        ArgumentNullException.ThrowIfNull(trace);
+        ArgumentNullException.ThrowIfNull(document);
+        if (!trace.RationaleAllowed(t))
+        {
+            return null;
+        }
+
+        var think = Of(tokenizer, trace, new Dictionary<int, string>(chosen) { [t] = Probe });
+        int d = 0;
+        while (d < document.Ids.Length && d < think.Ids.Length && document.Ids[d] == think.Ids[d])
+        {
+            d++;
+        }
+
+        // The stub "indent#" ends at a token boundary of the think branch, right after the decision token.
+        int commentStart = think.Layout.Starts[Array.IndexOf(think.Layout.Lines, -t)];
+        int end = commentStart + trace.IndentBefore(t).Length + 1;
+        bool decidable = d >= from && d < document.Ids.Length && d + 1 < think.Ids.Length
+            && think.Starts[d] < end && think.Starts[d + 1] == end;
+        return decidable ? new DecisionPoint(d, think) : null;
+    }
+
+    /// <summary>
+    /// Every decision of <paramref name="trace"/> written with <paramref name="rationales"/>: for each
+    /// boundary without a rationale where a comment could start (<see cref="Decision"/>), the index
+    /// in this encoding of the line's token that acting writes and the token that would open the
+    /// comment there. What a line's likelihood is conditioned on when a comment could have started before it.
+    /// </summary>
+    public static IReadOnlyList<(int Boundary, int Index, int ThinkToken)> Decisions(TextTokenizer tokenizer, Trace trace, IReadOnlyDictionary<int, string>? rationales, LineTokens document)
+    {
+        ArgumentNullException.ThrowIfNull(trace);
+        var chosen = rationales ?? new Dictionary<int, string>();
+        var points = new List<(int, int, int)>();
+        for (int t = 1; t <= trace.Count; t++)
+        {
+            if (!chosen.ContainsKey(t) && Decision(tokenizer, trace, chosen, t, document, 0) is { } point)
+            {
+                points.Add((t, point.Index, point.Thinking.Ids[point.Index]));
+            }
+        }
+
+        return points;
+    }
+
     /// <summary>
     /// Sums <paramref name="logProbs"/> (per token p ≥ 1: log p(token p | before), as
-    /// <see cref="Model.Scoring.Scorer.SequenceLogProbs"/> gives them) by <paramref name="owner"/>: per line
+    /// <see cref="Model.Scoring.Scorer.SequenceLogProbs(RA3.Model.Transformer, IReadOnlyList{int[]}, int)"/> gives them) by <paramref name="owner"/>: per line
     /// (0 .. <paramref name="lines"/> − 1) and over rationale tokens, with the token counts of each kind.
     /// </summary>
     public static OwnerSums Sum(ReadOnlySpan<float> logProbs, ReadOnlySpan<int> owner, int lines)
@@ -112,3 +172,8 @@ public sealed record LineTokens(int[] Ids, int[] Owner, int[] Starts, RenderedTr
 /// <param name="Rationale">Sum over rationale tokens.</param>
 /// <param name="RationaleTokens">Rationale tokens.</param>
 public sealed record OwnerSums(double[] Lines, long CodeTokens, double Rationale, long RationaleTokens);
+
+/// <summary>A decision point: the index of the first token where acting and thinking differ, and the think branch's encoding (its token there opens the comment).</summary>
+/// <param name="Index">Index of the decision token in both encodings.</param>
+/// <param name="Thinking">The document with a comment before the boundary (a probe rationale).</param>
+public sealed record DecisionPoint(int Index, LineTokens Thinking);

@@ -41,9 +41,17 @@ public sealed record MidtrainSettings
     [Option("alpha", "prior persistence", Min = 0, MinExclusive = true, Max = 1, MaxExclusive = true)]
     public double Alpha { get; init; } = 0.5;
 
-    /// <summary>k, lines in a boundary's reward.</summary>
-    [Option("k", "reward horizon, in lines", Min = 1)]
+    /// <summary>k, lines in a boundary's reward; 0: the return over the abstraction's span (to the next think).</summary>
+    [Option("k", "reward horizon, in lines (0: the abstraction's span, up to the next think)", Min = 0)]
     public int Horizon { get; init; } = 1;
+
+    /// <summary>K, candidate rationales per boundary kept for the temporal-ELBO inference (the E-step's best by reward).</summary>
+    [Option("candidates", "K, candidate rationales per boundary the inference chooses among", Min = 1)]
+    public int Candidates { get; init; } = 1;
+
+    /// <summary>Whether a rationale's own log-probability enters its prior and its reward (then lines keep the comment-or-not choice in their likelihood; without it they are taken given it).</summary>
+    [Option("rationale-logprob", "a rationale's own log-probability enters its prior and its reward")]
+    public bool RationaleLogProb { get; init; }
 
     /// <summary>G, rollouts per trace.</summary>
     [Option("G", "rollouts per trace", Min = 1)]
@@ -58,8 +66,32 @@ public sealed record MidtrainSettings
     public int MaxSpan { get; init; }
 
     /// <summary>Exploration share of the think/act decision (<see cref="RolloutOptions.ThinkFloor"/>).</summary>
-    [Option("think-floor", "exploration share of think/act decisions", Min = 0, Max = 1)]
+    [Option("think-floor", "exploration share of think/act decisions (the update weighs each by p/q)", Min = 0, Max = 1)]
     public double ThinkFloor { get; init; } = 0.1;
+
+    /// <summary>Sampling temperature of rationale tokens.</summary>
+    [Option("rationale-temperature", "sampling temperature of rationale tokens", Min = 0, MinExclusive = true)]
+    public float RationaleTemperature { get; init; } = 1f;
+
+    /// <summary>Nucleus of rationale tokens.</summary>
+    [Option("rationale-top-p", "nucleus (top-p) of rationale tokens", Min = 0, MinExclusive = true, Max = 1)]
+    public float RationaleTopP { get; init; } = 0.95f;
+
+    /// <summary>The E-step advantage's baseline (<see cref="EStepBaseline"/>).</summary>
+    [Option("baseline", "E-step baseline: group (mean r_t of the G rollouts) or elbo (the ELBO posterior's expected r_t)", Choices = "group|elbo")]
+    public string Baseline { get; init; } = "group";
+
+    /// <summary>Whether E-step advantages are divided by their standard deviation pooled over a trace's boundaries and rollouts.</summary>
+    [Option("advantage-scale", "E-step advantages divided by their pooled std (std) or not (none)", Choices = "std|none")]
+    public string AdvantageScale { get; init; } = "std";
+
+    /// <summary>μ, E-step updates per batch of rollouts.</summary>
+    [Option("estep-epochs", "E-step updates per batch of rollouts (μ; the ratio clips from the second)", Min = 1)]
+    public int EStepEpochs { get; init; } = 1;
+
+    /// <summary>ε of the E-step's clipped ratio.</summary>
+    [Option("estep-clip", "epsilon of the E-step's clipped ratio", Min = 0)]
+    public double EStepClip { get; init; } = 0.2;
 
     /// <summary>E-step traces per update.</summary>
     [Option("traces-per-step", "E-step traces per update", Min = 1)]
@@ -101,10 +133,6 @@ public sealed record MidtrainSettings
     [Option("max-lines", "longest trace kept, in lines (0: as many tokens as 40 lines of bytes)", Min = 0)]
     public int MaxLines { get; init; }
 
-    /// <summary>Bootstrapped traces syntax-checked in the sandbox each round.</summary>
-    [Option("syntax-sample", "bootstrapped traces syntax-checked per round", Min = 0)]
-    public int SyntaxSample { get; init; } = 32;
-
     /// <summary>Seed of traces, rollouts and data order.</summary>
     [Option("seed", "seed of traces, rollouts and data order")]
     public ulong Seed { get; init; } = 1234;
@@ -137,11 +165,16 @@ public sealed record MidtrainSettings
     public EStepOptions EStep() => new(
         ThinkCost,
         Horizon,
-        new RolloutOptions(Group, LatentMaxTokens, ThinkFloor: ThinkFloor),
-        new PolicyGradientOptions(EStepLearningRate, KlCoefficient),
+        new RolloutOptions(Group, LatentMaxTokens, RationaleTemperature, RationaleTopP, ThinkFloor),
+        new PolicyGradientOptions(EStepLearningRate, KlCoefficient, EStepClip, EStepClip),
         TracesPerStep,
-        EStepPasses);
+        EStepPasses,
+        NormaliseAdvantages: AdvantageScale == "std",
+        Baseline: Baseline == "elbo" ? EStepBaseline.Elbo : EStepBaseline.Group,
+        Epochs: EStepEpochs,
+        Candidates: Candidates,
+        Elbo: Elbo());
 
     /// <summary>The ELBO options these settings define.</summary>
-    public ElboOptions Elbo() => new(Alpha, ThinkCost, MaxSpan);
+    public ElboOptions Elbo() => new(Alpha, ThinkCost, MaxSpan, RationaleLogProb);
 }

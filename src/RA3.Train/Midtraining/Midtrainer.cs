@@ -179,27 +179,40 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
             summary[kv.Key] = kv.Value?.DeepClone();
         }
 
-        var candidates = JsonSerializer.Deserialize<string?[][]>(File.ReadAllText(candidatesPath)) ?? throw new InvalidDataException($"{candidatesPath}: not a list of candidate lists");
+        var candidates = JsonSerializer.Deserialize<string[][][]>(File.ReadAllText(candidatesPath)) ?? throw new InvalidDataException($"{candidatesPath}: not a list of candidate lists");
         if (candidates.Length != traces.Train.Count)
         {
             throw new InvalidDataException($"{candidatesPath}: {candidates.Length} traces of candidates, the run has {traces.Train.Count}");
         }
 
-        // Temporal-ELBO inference with the scorer: the ELBO, think posteriors and the kept rationales.
+        // Temporal-ELBO inference with the scorer: log Z, think posteriors and the kept rationales.
         string corpus = Path.Combine(dir, "corpus.jsonl"), inferencePath = Path.Combine(dir, "inference.json"), keptPath = Path.Combine(dir, "kept.json");
         if (!File.Exists(inferencePath))
         {
             using var scorer = HuggingFaceCheckpoint.Load(start, backend, dtype: WeightStorage.Parse(s.DType));
             var inference = Infer(scorer, tokenizer, backend, traces.Train, candidates, sweep: true, parallel);
             var kept = traces.Train.Select((_, i) => inference.Segmentations[i].KeptRationales(candidates[i])).ToList();
-            var documents = traces.Train.Select((t, i) => t.Render(kept[i])).ToList();
+
+            // Every bootstrapped trace must be its bare program with comments added: one whose syntax
+            // tree changed (a comment inside a string) or that no longer parses keeps no rationale.
             parallel.RootWrites(() =>
             {
-                var sample = documents.Where((_, i) => i % Math.Max(1, documents.Count / Math.Max(1, s.SyntaxSample)) == 0).Take(s.SyntaxSample).ToList();
-                var (_, rate) = SyntaxCheck.ParseAsync(pool, sample).GetAwaiter().GetResult();
-                WriteCorpus(corpus, documents);
+                var checks = SyntaxCheck.CompareAsync(pool, [.. traces.Train.Select((t, i) => (t.Render(), t.Render(kept[i])))]).GetAwaiter().GetResult();
+                int dropped = 0;
+                for (int i = 0; i < kept.Count; i++)
+                {
+                    if (checks[i] is ProgramCheck.Changed or ProgramCheck.Unparsable && kept[i].Count > 0)
+                    {
+                        kept[i] = new Dictionary<int, string>();
+                        dropped++;
+                    }
+                }
+
+                WriteCorpus(corpus, [.. traces.Train.Select((t, i) => t.Render(kept[i]))]);
                 AtomicFile.WriteAllText(keptPath, JsonSerializer.Serialize(kept));
-                inference.Summary["syntax_valid_rate"] = rate;
+                inference.Summary["program_same_rate"] = checks.Count(c => c == ProgramCheck.Same) / (double)Math.Max(1, checks.Length);
+                inference.Summary["program_unchecked"] = checks.Count(c => c == ProgramCheck.Unchecked);
+                inference.Summary["traces_dropped_by_check"] = dropped;
                 AtomicFile.WriteAllText(inferencePath, inference.Summary.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
             });
         }
@@ -219,7 +232,7 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
         // The same candidates under the M-step's model: what the round did to the ELBO of its traces.
         using (var after = HuggingFaceCheckpoint.Load(Path.Combine(dir, "mstep", "final"), backend, dtype: WeightStorage.Parse(s.DType)))
         {
-            summary["elbo_after_mstep"] = Infer(after, tokenizer, backend, traces.Train, candidates, sweep: false, parallel).Summary["elbo"]!.DeepClone();
+            summary["log_z_after_mstep"] = Infer(after, tokenizer, backend, traces.Train, candidates, sweep: false, parallel).Summary["log_z"]!.DeepClone();
 
             // The M-step's own loss split (spec §3): code tokens apart from rationale tokens, on
             // bootstrapped training traces; a figure of the summary only, which rank 0 writes.
@@ -258,31 +271,52 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
     public static readonly double[] CostSweep = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0];
 
     /// <summary>
-    /// The round's ELBO figures over <paramref name="traces"/> with their candidates, under
-    /// <paramref name="model"/>; with <paramref name="sweep"/>, also the MAP segmentation's think rate
+    /// The round's inference figures over <paramref name="traces"/> with their candidates (K per
+    /// boundary), under <paramref name="model"/>: log Z — the DP's log-sum over segmentations of
+    /// prior × likelihood, which carries log α per line and c per rationale, so a score of the
+    /// segmentations, not a bound on log p(x); next to it the figures comparable with a model's
+    /// log-likelihood of the code: the log-marginal bound log Σ_z p(x, z) over the candidate
+    /// comments (the model's own probabilities, the comments' included, no prior; see
+    /// <see cref="SegmentationInference.LogMarginalBound"/>) and the bare code's log-likelihood (its
+    /// z = none term), per line. With <paramref name="sweep"/>, also the MAP segmentation's think rate
     /// and lines per abstraction for each c of <see cref="CostSweep"/> (scoring once, inferring per c).
     /// </summary>
-    private (Segmentation[] Segmentations, JsonObject Summary) Infer(Transformer model, TextTokenizer tokenizer, Backend backend, IReadOnlyList<Trace> traces, string?[][] candidates, bool sweep, DataParallel parallel)
+    private (Segmentation[] Segmentations, JsonObject Summary) Infer(Transformer model, TextTokenizer tokenizer, Backend backend, IReadOnlyList<Trace> traces, string[][][] candidates, bool sweep, DataParallel parallel)
     {
         // Each rank scores its share of the traces; all gather the scores in trace order and infer alike.
         var (first, count) = parallel.Share(traces.Count);
-        var scored = parallel.Gather(
+        var scores = parallel.Gather(
             [.. traces.Skip(first).Take(count).Select((t, i) => CandidateScorer.Score(model, tokenizer, t, candidates[first + i]))],
             (w, x) =>
             {
-                w.WriteArray(x.Seg);
-                w.WriteArray(x.RationaleLogProbs);
-                w.Write(x.Lines);
+                Write(w, x.DecisionFree);
+                Write(w, x.Joint);
             },
-            r => new ScoredTrace(r.ReadArray<float>(), r.ReadArray<float>(), r.ReadInt32()));
+            r => new CandidateScores(Read(r), Read(r)));
+        var scored = scores.Select(x => settings.RationaleLogProb ? x.Joint : x.DecisionFree).ToList();
+
+        static void Write(BinaryWriter w, ScoredTrace x)
+        {
+            w.WriteArray(x.Seg);
+            w.WriteArray(x.RationaleLogProbs);
+            w.Write(x.Lines);
+            w.Write(x.Candidates);
+        }
+
+        static ScoredTrace Read(BinaryReader r) => new(r.ReadArray<float>(), r.ReadArray<float>(), r.ReadInt32(), r.ReadInt32());
         var segmentations = SegmentationInference.Infer(backend, scored, settings.Elbo());
+        var bound = SegmentationInference.LogMarginalBound(backend, [.. scores.Select(x => x.Joint)]);
         long lines = traces.Sum(t => (long)t.Count);
+        double bare = scores.Sum(x => x.Joint.Seg.Take(x.Joint.Lines).Sum(v => (double)v));
         var summary = new JsonObject
         {
-            ["elbo"] = Num(segmentations.Average(x => x.LogZ)),
-            ["elbo_per_line"] = Num(segmentations.Sum(x => x.LogZ) / lines),
+            ["log_z"] = Num(segmentations.Average(x => x.LogZ)),
+            ["log_z_per_line"] = Num(segmentations.Sum(x => x.LogZ) / lines),
+            ["log_marginal_bound_per_line"] = Num(bound.Sum() / lines),
+            ["log_likelihood_bare_per_line"] = Num(bare / lines),
             ["posterior_think"] = segmentations.Sum(x => x.ThinkPosterior.Sum(p => (double)p)) / lines,
-            ["candidate_rate"] = candidates.Sum(c => c.Count(x => x is not null)) / (double)lines,
+            ["candidate_rate"] = candidates.Sum(c => c.Count(x => x.Length > 0)) / (double)lines,
+            ["candidates_per_boundary"] = Num(candidates.Sum(c => c.Sum(x => x.Length)) / (double)Math.Max(1, candidates.Sum(c => c.Count(x => x.Length > 0)))),
         };
         foreach (var kv in Abstractions(segmentations, traces))
         {

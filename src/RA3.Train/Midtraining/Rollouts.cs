@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+using RA3.Kernels.Tensors;
 using RA3.Model;
 using RA3.Model.Generation;
 using RA3.Model.Tokenizers;
@@ -10,24 +12,31 @@ namespace RA3.Train.Midtraining;
 /// <param name="Temperature">Sampling temperature of rationale tokens.</param>
 /// <param name="TopP">Nucleus of rationale tokens.</param>
 /// <param name="ThinkFloor">
-/// Exploration: each decision is drawn from (1 − ε)·π(think | s) + ε/2 on both branches, so a
-/// model that rarely writes comments still tries rationales (0 = purely on-policy).
+/// Exploration: each decision is drawn from q = (1 − ε)·p + ε/2 on both branches, p the policy's
+/// own probability of thinking, so a model that rarely writes comments still tries rationales; the
+/// update weighs each decision by p/q (<see cref="Rollout.LogImportance"/>). 0 = purely on-policy.
 /// </param>
 public sealed record RolloutOptions(int Group = 4, int LatentMaxTokens = 48, float Temperature = 1f, float TopP = 0.95f, double ThinkFloor = 0.1);
 
 /// <summary>
 /// One rollout over a trace: the exact token sequence the policy walked (code lines forced, the
 /// think/act decision and the rationale tokens sampled) with each token's owner in the
-/// <see cref="LineTokens"/> convention, the decisions, and the policy's log-probabilities of the
-/// tokens it chose (the "old" policy of the update's ratio).
+/// <see cref="LineTokens"/> convention, the decisions, the policy's log-probabilities of the tokens
+/// it chose (the "old" policy of the update's ratio), and what the draw departed from the policy.
 /// </summary>
 /// <param name="Trace">The expert trace.</param>
 /// <param name="Ids">Token ids, <see cref="LineTokens.Lead"/> first.</param>
 /// <param name="Owner">Per token: 0-based line, <see cref="LineTokens.PrefixOwner"/> or <see cref="LineTokens.RationaleOwner"/>.</param>
 /// <param name="Boundary">Per token: the 1-based boundary whose decision or rationale it is (0 for forced tokens).</param>
 /// <param name="OldLogProbs">Per token: log π(token | before) at sampling time for chosen tokens, 0 for forced ones.</param>
+/// <param name="LogImportance">
+/// Per chosen token: log p/q, p the policy's probability of the choice and q the distribution it was
+/// drawn from — for a decision, p = π(think)/(π(think) + π(act)) against the exploration mixture; for a
+/// rationale token, π against the tempered, nucleus-truncated, control-token-masked draw; 0 for forced tokens.
+/// </param>
+/// <param name="ThinkIds">Per token: at an act decision, the token that would have opened a comment there (so a line's likelihood can be conditioned on "no comment here"); −1 elsewhere.</param>
 /// <param name="Rationales">Per boundary (0-based): the rationale text when the rollout thought there, else null.</param>
-public sealed record Rollout(Trace Trace, int[] Ids, int[] Owner, int[] Boundary, float[] OldLogProbs, string?[] Rationales)
+public sealed record Rollout(Trace Trace, int[] Ids, int[] Owner, int[] Boundary, float[] OldLogProbs, float[] LogImportance, int[] ThinkIds, string?[] Rationales)
 {
     /// <summary>Whether the rollout thought at 1-based boundary <paramref name="t"/>.</summary>
     public bool Thinks(int t) => Rationales[t - 1] is not null;
@@ -39,29 +48,26 @@ public sealed record Rollout(Trace Trace, int[] Ids, int[] Owner, int[] Boundary
 /// <summary>
 /// Samples E-step rollouts (spec §3) for a batch of traces, G per trace, all in one
 /// <see cref="DecodeSession"/>. Code tokens are the canonical whole-document encoding's
-/// (<see cref="LineTokens"/>), fed lazily: at boundary t the walk encodes the document it has
-/// (the rationales chosen so far, acting from t on) and the same document with a comment before
-/// line t, feeds the tokens the two share, and samples the decision between their first
-/// differing tokens — under the canonical encoding, the comment stub's first token against the
-/// line's (or, where a token straddles the boundary, the two encodings of it: GPT-2's "\n\n" of a
-/// blank line against the "\n" before a comment) — from the policy's own probabilities of the
-/// two, renormalised and mixed with the exploration floor. On think it feeds the rest of the stub
-/// ("indent#"), samples a rationale with control tokens masked until a token with a newline or
+/// (<see cref="LineTokens"/>): at boundary t the walk encodes the document it has (the rationales
+/// chosen so far, acting from t on) and the same document with a comment before line t, appends
+/// the tokens the two share, and decides between their first differing tokens — the comment's "#"
+/// token against the line's (<see cref="LineTokens.Decision"/>) — from the policy's own
+/// probabilities of the two (read on the backend as probes of <see cref="DecodeSession.Sample"/>),
+/// renormalised and mixed with the exploration floor. On think it appends the rest of the stub,
+/// samples a rationale with control tokens masked until a token with a newline or
 /// <see cref="RolloutOptions.LatentMaxTokens"/>, and continues with the canonical tokens of the
-/// document with that rationale from the first one starting in line t: the comment line's tokens
-/// are the policy's samples, every other token is the M-step's. A boundary acts without a
-/// decision where thinking would change tokens already fed, where the stub's end falls inside a
-/// token, or where the line itself starts with the stub (an expert comment).
+/// document with that rationale from the first one starting in line t. Every run of forced tokens
+/// up to the next choice goes into one step as a chunk (chunked prefill over the cache), and the
+/// tokens after a walk's last choice are never run at all. A boundary acts without a decision
+/// where thinking would change tokens already fed, where no decision can be made (<see cref="LineTokens.Decision"/>),
+/// or where the line itself starts with the stub (an expert comment).
 /// </summary>
 public sealed class RolloutSampler
 {
-    /// <summary>The rationale text the think branch is encoded with before the real one is sampled (only the stub's tokens are used).</summary>
-    private const string Probe = "x";
-
     private readonly Transformer model;
     private readonly TextTokenizer tokenizer;
     private readonly bool[] endsLine;
-    private readonly bool[] masked;
+    private readonly int[] banned;
     private readonly int[] newline;
 
     /// <summary>A sampler of <paramref name="model"/>'s rollouts under <paramref name="tokenizer"/>.</summary>
@@ -71,21 +77,38 @@ public sealed class RolloutSampler
         ArgumentNullException.ThrowIfNull(tokenizer);
         this.model = model;
         this.tokenizer = tokenizer;
-        endsLine = new bool[Math.Min(model.Config.VocabSize, tokenizer.VocabSize)];  // also the ids a rationale may sample: those with text
-        masked = new bool[endsLine.Length];
-        for (int v = 0; v < endsLine.Length; v++)
+        int vocab = model.Config.VocabSize, text = Math.Min(vocab, tokenizer.VocabSize);
+        endsLine = new bool[vocab];
+        banned = new int[vocab];
+        for (int v = 0; v < vocab; v++)
         {
             // A control token is never rationale text: sampled, it would be decoded to its text and
             // re-encoded as plain text by the M-step, a different sequence from the one the policy saw.
-            masked[v] = tokenizer.SpecialIds.Contains(v);
-            endsLine[v] = !masked[v] && tokenizer.Decode([v]).Contains('\n', StringComparison.Ordinal);
+            // Ids past the tokenizer's vocabulary have no text at all.
+            banned[v] = v >= text || tokenizer.SpecialIds.Contains(v) ? 1 : 0;
+            endsLine[v] = banned[v] == 0 && tokenizer.Decode([v]).Contains('\n', StringComparison.Ordinal);
         }
 
         newline = tokenizer.Encode("\n", addSpecialTokens: false);
     }
 
-    /// <summary>Tokens per second of the last call's walk (every token fed, forced ones included; prefill and sampling in the time).</summary>
+    /// <summary>
+    /// The exploration mixture of a decision: with p the policy's probability of thinking and ε the
+    /// floor, the branch taken (<paramref name="thinks"/>) was drawn with probability q = (1 − ε)·p + ε/2
+    /// (think) or (1 − ε)(1 − p) + ε/2 (act); returns q and log p/q of that branch, the weight that
+    /// makes the update an expectation under the policy.
+    /// </summary>
+    public static (double Q, double LogImportance) Explore(double p, double floor, bool thinks)
+    {
+        double own = thinks ? p : 1 - p, q = ((1 - floor) * own) + (floor / 2);
+        return (q, Math.Log(own) - Math.Log(q));
+    }
+
+    /// <summary>Tokens per second of the last call's walk (every token of the rollouts, forced ones included; prefill and sampling in the time).</summary>
     public double LastTokensPerSecond { get; private set; }
+
+    /// <summary>Rows the last call ran through the model (forced tokens after a walk's last choice are never run).</summary>
+    public long LastRows { get; private set; }
 
     /// <summary>
     /// G rollouts of each trace, in trace-major order (trace i's are i·G .. i·G + G − 1). Rollout w
@@ -97,9 +120,9 @@ public sealed class RolloutSampler
     {
         ArgumentNullException.ThrowIfNull(traces);
         ArgumentNullException.ThrowIfNull(options);
-        if (options.Group < 1 || options.LatentMaxTokens < 1 || options.ThinkFloor is < 0 or > 1)
+        if (options.Group < 1 || options.LatentMaxTokens < 1 || options.ThinkFloor is < 0 or > 1 || options.Temperature <= 0 || options.TopP is <= 0 or > 1)
         {
-            throw new ArgumentException($"rollouts need G ≥ 1, latent_max_tokens ≥ 1 and a think floor in [0, 1]; got {options}");
+            throw new ArgumentException($"rollouts need G ≥ 1, latent_max_tokens ≥ 1, a think floor in [0, 1], a temperature > 0 and top-p in (0, 1]; got {options}");
         }
 
         if (traces.Count == 0)
@@ -118,52 +141,73 @@ public sealed class RolloutSampler
             }
         }
 
-        var prompts = walks.Select(w => w.Begin()).ToArray();
-        int capacity = walks.Max(w => w.Bound(options.LatentMaxTokens)) + 1;
-        using var session = new DecodeSession(model, walks.Count, capacity);
-        session.Start(prompts);
-        var sampler = new Sampler(endsLine.Length);
+        int w = walks.Count, capacity = walks.Max(x => x.Bound(options.LatentMaxTokens)) + 1;
+        using var session = new DecodeSession(model, w, capacity, Math.Max(w, 512));
+        using var bannedIds = model.Backend.FromArray(banned, banned.Length);
         var sampling = new SamplingOptions { Temperature = options.Temperature, TopP = options.TopP };
-        var scratch = new float[endsLine.Length];
-        var next = new int[walks.Count];
-        long fed = 0;
+        var counts = new int[w];
+        var fed = new List<int>();
+        var random = new double[w];
+        var probes = new int[2 * w];
+        var drawn = new int[w];
+        var logProbs = new float[w];
+        var drawLogProbs = new float[w];
+        var probeLogProbs = new float[2 * w];
         while (true)
         {
-            for (int b = 0; b < walks.Count; b++)
+            fed.Clear();
+            bool choosing = false;
+            for (int b = 0; b < w; b++)
             {
-                next[b] = walks[b].Next(session.Logits(b), sampler, sampling, options, scratch);
+                var pending = walks[b].Pending();
+                counts[b] = pending.Length;
+                fed.AddRange(pending);
+                choosing |= walks[b].Choosing;
             }
 
-            if (walks.All(w => w.Finished))
+            if (!choosing)
             {
                 break;
             }
 
-            session.Feed(next);
-            fed += walks.Count(w => !w.Finished);
+            session.Step(counts, CollectionsMarshal.AsSpan(fed));
+            for (int b = 0; b < w; b++)
+            {
+                var walk = walks[b];
+                random[b] = walk.Choosing ? walk.NextUniform() : 0;
+                (probes[2 * b], probes[(2 * b) + 1]) = walk.Probes;
+            }
+
+            session.Sample(random, sampling, bannedIds, probes, drawn, logProbs, drawLogProbs, probeLogProbs);
+            for (int b = 0; b < w; b++)
+            {
+                walks[b].Choose(random[b], drawn[b], logProbs[b], drawLogProbs[b], probeLogProbs[2 * b], probeLogProbs[(2 * b) + 1], options);
+            }
         }
 
-        LastTokensPerSecond = fed / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
-        return [.. walks.Select(w => w.Result())];
+        LastRows = session.Rows;
+        LastTokensPerSecond = walks.Sum(x => (long)x.Ids.Count) / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
+        return [.. walks.Select(x => x.Result())];
     }
 
-    /// <summary>One rollout's state: the tokens so far, the canonical encoding of its document, and a queue of tokens to force before the next choice.</summary>
+    /// <summary>One rollout's state: the tokens so far, the canonical encoding of its document, and the next choice it waits for.</summary>
     private sealed class Walk(Trace trace, LineTokens acting, RolloutSampler owner, Rng rng)
     {
-        private readonly Queue<(int Token, int Owner)> forced = new();
         private readonly List<int> owners = [];
         private readonly List<int> boundary = [];
         private readonly List<float> oldLogProbs = [];
+        private readonly List<float> logImportance = [];
+        private readonly List<int> thinkIds = [];
         private readonly string?[] rationales = new string?[trace.Count];
         private readonly Dictionary<int, string> chosen = [];
         private readonly List<int> rationaleTokens = [];
         private readonly int actingLength = acting.Ids.Length;
         private LineTokens document = acting;  // the canonical encoding of the document so far (acting from the current boundary on)
         private LineTokens? thinking;          // the same with a comment before line t (during a decision)
-        private int cursor;                    // index in document.Ids of the next canonical token to feed
+        private int cursor;                    // index in document.Ids of the next canonical token to append
         private int decision;                  // index of the decision token in both encodings
-        private int stubEnd;                   // index in thinking.Ids one past the stub's last token
-        private int sharedStart;               // index in Ids of the first token fed for this boundary
+        private int sharedStart;               // index in Ids of the first token appended for this boundary
+        private int fed;                       // tokens of Ids already handed to the session
         private int t;                         // current 1-based boundary
         private Phase phase = Phase.NextBoundary;
 
@@ -172,213 +216,162 @@ public sealed class RolloutSampler
             Decide,
             Rationale,
             NextBoundary,
-            Finishing,
             Finished,
         }
 
         public List<int> Ids { get; } = [];
 
-        /// <summary>Whether every token of the walk has been handed out.</summary>
-        public bool Finished => phase == Phase.Finished;
+        /// <summary>Whether the walk waits for a choice (the logits after its last token).</summary>
+        public bool Choosing => phase is Phase.Decide or Phase.Rationale;
+
+        /// <summary>During a decision, the tokens whose log-probabilities decide it: (think, act); else (−1, −1).</summary>
+        public (int Think, int Act) Probes => phase == Phase.Decide ? (thinking!.Ids[decision], document.Ids[decision]) : (-1, -1);
 
         /// <summary>An upper bound on the walk's length: the acting document, and per boundary a stub, a rationale and its newline.</summary>
         public int Bound(int latentMax) =>
             actingLength + Enumerable.Range(1, trace.Count).Sum(l => trace.IndentBefore(l).Length + 8 + latentMax + owner.newline.Length);
 
-        /// <summary>Takes every token forced before the first choice (the prefill's prompt).</summary>
-        public int[] Begin()
-        {
-            Advance();
-            while (forced.Count > 0)
-            {
-                var (token, o) = forced.Dequeue();
-                Append(token, o, 0, 0f);
-            }
-
-            return [.. Ids];
-        }
+        /// <summary>The walk's next random number (one per choice).</summary>
+        public double NextUniform() => rng.NextDouble();
 
         /// <summary>
-        /// The token to feed next: a forced one, or one chosen from <paramref name="logits"/> (the
-        /// policy after the last fed token); 0 as padding once the walk has finished.
+        /// Moves on to the next choice (appending the tokens before it) and returns the tokens not yet
+        /// handed to the session — nothing once the walk has made its last choice: the tokens after it
+        /// need no logits.
         /// </summary>
-        public int Next(ReadOnlySpan<float> logits, Sampler sampler, SamplingOptions sampling, RolloutOptions options, float[] scratch)
+        public ReadOnlySpan<int> Pending()
         {
-            while (true)
+            if (phase == Phase.NextBoundary)
             {
-                if (forced.TryDequeue(out var f))
+                Advance();
+            }
+
+            if (phase == Phase.Finished)
+            {
+                fed = Ids.Count;
+                return [];
+            }
+
+            var pending = CollectionsMarshal.AsSpan(Ids)[fed..];
+            fed = Ids.Count;
+            return pending;
+        }
+
+        /// <summary>Makes the choice the session's draw allows: a decision from the probes' log-probabilities and <paramref name="u"/>, or the drawn rationale token.</summary>
+        public void Choose(double u, int drawn, float logProb, float drawLogProb, float thinkLogProb, float actLogProb, RolloutOptions options)
+        {
+            if (phase == Phase.Decide)
+            {
+                Decide(u, thinkLogProb, actLogProb, options.ThinkFloor);
+            }
+            else if (phase == Phase.Rationale)
+            {
+                if (drawn < 0)
                 {
-                    Append(f.Token, f.Owner, 0, 0f);
-                    return f.Token;
+                    throw new InvalidOperationException($"trace {trace.Id}: the policy's logits hold NaN or allow no rationale token: its weights are not finite");
                 }
 
-                switch (phase)
-                {
-                    case Phase.Decide:
-                        return Decide(logits, options);
-                    case Phase.Rationale:
-                        return RationaleToken(logits, sampler, sampling, options, scratch);
-                    case Phase.NextBoundary:
-                        Advance();
-                        break;
-                    case Phase.Finishing:
-                        phase = Phase.Finished;
-                        break;
-                    default:
-                        return 0;
-                }
+                RationaleToken(drawn, logProb, drawLogProb, options.LatentMaxTokens);
             }
         }
 
-        public Rollout Result() => new(trace, [.. Ids], [.. owners], [.. boundary], [.. oldLogProbs], rationales);
+        public Rollout Result() => new(trace, [.. Ids], [.. owners], [.. boundary], [.. oldLogProbs], [.. logImportance], [.. thinkIds], rationales);
 
-        // Moves to the next boundary where a decision can be made and queues the tokens both branches share; after the last, queues the rest.
+        // Moves to the next boundary where a decision can be made and appends the tokens both branches share; after the last, appends the rest.
         private void Advance()
         {
             while (t < trace.Count)
             {
                 t++;
-                var think = LineTokens.Of(owner.tokenizer, trace, new Dictionary<int, string>(chosen) { [t] = Probe });
-                int d = 0;
-                while (d < document.Ids.Length && d < think.Ids.Length && document.Ids[d] == think.Ids[d])
+                if (LineTokens.Decision(owner.tokenizer, trace, chosen, t, document, cursor) is not { } point)
                 {
-                    d++;
+                    continue;  // acts without a decision; its tokens are appended with the next boundary's
                 }
 
-                // The stub "indent#" ends at a token boundary of the think branch, after the decision token.
-                int commentStart = think.Layout.Starts[Array.IndexOf(think.Layout.Lines, -t)];
-                int end = commentStart + trace.IndentBefore(t).Length + 1, s = d + 1;
-                while (s < think.Ids.Length && think.Starts[s] < end)
-                {
-                    s++;
-                }
-
-                bool decidable = d >= cursor && d < document.Ids.Length && d < think.Ids.Length
-                    && s < think.Ids.Length && think.Starts[s] == end && think.Starts[d] < end;
-                if (!decidable)
-                {
-                    continue;  // acts without a decision; its tokens are fed with the next boundary's
-                }
-
-                sharedStart = Ids.Count + forced.Count;
-                Enqueue(document, cursor, d);
-                (thinking, decision, stubEnd, cursor) = (think, d, s, d);
+                sharedStart = Ids.Count;
+                Append(document, cursor, point.Index);
+                (thinking, decision, cursor) = (point.Thinking, point.Index, point.Index);
                 phase = Phase.Decide;
                 return;
             }
 
-            Enqueue(document, cursor, document.Ids.Length);
+            Append(document, cursor, document.Ids.Length);
             cursor = document.Ids.Length;
-            phase = Phase.Finishing;
+            phase = Phase.Finished;
         }
 
-        // Samples think or act between the two encodings' first differing tokens.
-        private int Decide(ReadOnlySpan<float> logits, RolloutOptions options)
+        // Think or act, drawn from the exploration mixture of the policy's renormalised probability of the two tokens.
+        private void Decide(double u, float thinkLogProb, float actLogProb, double floor)
         {
-            int act = document.Ids[decision], think = thinking!.Ids[decision];
-            float lt = LogSoftmax(logits, think), la = LogSoftmax(logits, act);
-            double pThink = 1 / (1 + Math.Exp(la - lt));
-            double explore = ((1 - options.ThinkFloor) * pThink) + (options.ThinkFloor / 2);
-            if (rng.NextDouble() < explore)
+            double p = 1 / (1 + Math.Exp(actLogProb - thinkLogProb));
+            if (u < Explore(p, floor, thinks: true).Q)
             {
                 for (int i = sharedStart; i < Ids.Count; i++)
                 {
-                    owners[i] = thinking.Owner[cursor - (Ids.Count - i)];  // the shared tokens are the comment's where the think branch says so
+                    owners[i] = thinking!.Owner[cursor - (Ids.Count - i)];  // the shared tokens are the comment's where the think branch says so
                 }
 
-                Append(think, thinking.Owner[decision], t, lt);
-                Enqueue(thinking, decision + 1, stubEnd);
+                // The decision token ends the stub (LineTokens.Decision): the rationale's text comes next.
+                Append(thinking!.Ids[decision], thinking.Owner[decision], t, thinkLogProb, (float)Explore(p, floor, thinks: true).LogImportance, -1);
                 rationaleTokens.Clear();
                 phase = Phase.Rationale;
-                return think;
+                return;
             }
 
-            Append(act, document.Owner[decision], t, la);
+            Append(document.Ids[decision], document.Owner[decision], t, actLogProb, (float)Explore(p, floor, thinks: false).LogImportance, thinking!.Ids[decision]);
             cursor = decision + 1;
             phase = Phase.NextBoundary;
-            return act;
         }
 
-        // Samples one rationale token (control tokens masked); a newline (or the length limit) ends the comment, then the document resumes at line t.
-        private int RationaleToken(ReadOnlySpan<float> logits, Sampler sampler, SamplingOptions sampling, RolloutOptions options, float[] scratch)
+        // One rationale token; a newline (or the length limit) ends the comment, then the document resumes at line t.
+        private void RationaleToken(int token, float logProb, float drawLogProb, int latentMax)
         {
-            var allowed = scratch.AsSpan(0, Math.Min(logits.Length, scratch.Length));
-            logits[..allowed.Length].CopyTo(allowed);
-            for (int v = 0; v < allowed.Length; v++)
-            {
-                if (owner.masked[v])
-                {
-                    allowed[v] = float.NegativeInfinity;
-                }
-            }
-
-            int token = sampler.Next(allowed, sampling, rng);
             bool ends = owner.endsLine[token];
-            Append(token, LineTokens.RationaleOwner, t, LogSoftmax(logits, token));
+            Append(token, LineTokens.RationaleOwner, t, logProb, logProb - drawLogProb, -1);
             rationaleTokens.Add(token);
-            if (ends || rationaleTokens.Count >= options.LatentMaxTokens)
+            if (!ends && rationaleTokens.Count < latentMax)
             {
-                if (!ends)
-                {
-                    Enqueue(owner.newline, LineTokens.RationaleOwner);
-                }
-
-                string rationale = Trace.CommentText(owner.tokenizer.Decode(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(rationaleTokens)));
-                rationales[t - 1] = rationale;
-                chosen[t] = rationale;
-                document = LineTokens.Of(owner.tokenizer, trace, chosen);
-                int lineStart = document.Layout.StartOfLine(t);
-                cursor = 0;
-                while (cursor < document.Ids.Length && document.Starts[cursor] < lineStart)
-                {
-                    cursor++;
-                }
-
-                phase = Phase.NextBoundary;
+                return;
             }
 
-            return token;
+            if (!ends)
+            {
+                foreach (int id in owner.newline)
+                {
+                    Append(id, LineTokens.RationaleOwner, 0, 0f, 0f, -1);
+                }
+            }
+
+            string rationale = Trace.CommentText(owner.tokenizer.Decode(CollectionsMarshal.AsSpan(rationaleTokens)));
+            rationales[t - 1] = rationale;
+            chosen[t] = rationale;
+            document = LineTokens.Of(owner.tokenizer, trace, chosen);
+            int lineStart = document.Layout.StartOfLine(t);
+            cursor = 0;
+            while (cursor < document.Ids.Length && document.Starts[cursor] < lineStart)
+            {
+                cursor++;
+            }
+
+            phase = Phase.NextBoundary;
         }
 
-        private void Enqueue(LineTokens tokens, int from, int to)
+        private void Append(LineTokens tokens, int from, int to)
         {
             for (int i = from; i < to; i++)
             {
-                forced.Enqueue((tokens.Ids[i], tokens.Owner[i]));
+                Append(tokens.Ids[i], tokens.Owner[i], 0, 0f, 0f, -1);
             }
         }
 
-        private void Enqueue(ReadOnlySpan<int> tokens, int o)
-        {
-            foreach (int id in tokens)
-            {
-                forced.Enqueue((id, o));
-            }
-        }
-
-        private void Append(int id, int o, int b, float logProb)
+        private void Append(int id, int o, int b, float logProb, float importance, int thinkId)
         {
             Ids.Add(id);
             owners.Add(o);
             boundary.Add(b);
             oldLogProbs.Add(logProb);
-        }
-
-        private static float LogSoftmax(ReadOnlySpan<float> logits, int token)
-        {
-            float max = float.NegativeInfinity;
-            foreach (float x in logits)
-            {
-                max = Math.Max(max, x);
-            }
-
-            double sum = 0;
-            foreach (float x in logits)
-            {
-                sum += Math.Exp(x - max);
-            }
-
-            return (float)(logits[token] - max - Math.Log(sum));
+            logImportance.Add(importance);
+            thinkIds.Add(thinkId);
         }
     }
 }

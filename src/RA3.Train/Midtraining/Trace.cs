@@ -11,7 +11,10 @@ public sealed class Trace
     {
         Id = id;
         Lines = lines;
+        opensLogicalLine = LogicalLineStarts(lines);
     }
+
+    private readonly bool[] opensLogicalLine;
 
     /// <summary>Where the trace came from (a file name, a task id).</summary>
     public string Id { get; }
@@ -33,6 +36,20 @@ public sealed class Trace
         }
 
         return new Trace(id, text.Split('\n'));
+    }
+
+    /// <summary>
+    /// Whether a rationale may stand before line <paramref name="line"/> (1-based): the line has code
+    /// and starts a logical line of Python — not inside brackets, a string (a triple-quoted one
+    /// spans lines) or after a backslash continuation, where a comment line would be part of a
+    /// string (the program changes) or break the statement. A blank line starts no abstraction: the
+    /// decision belongs to the next line with code.
+    /// </summary>
+    public bool RationaleAllowed(int line)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(line, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(line, Count);
+        return opensLogicalLine[line - 1] && Lines[line - 1].Trim().Length > 0;
     }
 
     /// <summary>
@@ -90,6 +107,79 @@ public sealed class Trace
 
     /// <summary>The comment line, newline included, that writes <paramref name="rationale"/> before line <paramref name="line"/> (1-based).</summary>
     public string CommentLine(int line, string rationale) => $"{IndentBefore(line)}# {CommentText(rationale)}\n";
+
+    /// <summary>
+    /// Per line, whether it starts a logical line: a small scan of Python's lexical structure —
+    /// strings (with escapes, triple quotes across lines), comments, bracket depth and backslash
+    /// continuations. Enough to place comment lines; it does not validate the code.
+    /// </summary>
+    private static bool[] LogicalLineStarts(string[] lines)
+    {
+        var starts = new bool[lines.Length];
+        int depth = 0;
+        string? triple = null;
+        bool continued = false;
+        for (int l = 0; l < lines.Length; l++)
+        {
+            starts[l] = depth == 0 && triple is null && !continued;
+            continued = false;
+            string line = lines[l];
+            for (int i = 0; i < line.Length; i++)
+            {
+                char ch = line[i];
+                if (triple is not null)
+                {
+                    if (ch == '\\')
+                    {
+                        i++;
+                    }
+                    else if (string.CompareOrdinal(line, i, triple, 0, 3) == 0)
+                    {
+                        i += 2;
+                        triple = null;
+                    }
+
+                    continue;
+                }
+
+                if (ch == '#')
+                {
+                    break;
+                }
+
+                if (ch is '\'' or '"')
+                {
+                    if (i + 2 < line.Length && line[i + 1] == ch && line[i + 2] == ch)
+                    {
+                        triple = new string(ch, 3);
+                        i += 2;
+                        continue;
+                    }
+
+                    // A one-line string: to its closing quote, or (unterminated) on to the next line.
+                    int j = i + 1;
+                    while (j < line.Length && line[j] != ch)
+                    {
+                        j += line[j] == '\\' ? 2 : 1;
+                    }
+
+                    continued |= j >= line.Length;
+                    i = j;
+                    continue;
+                }
+
+                depth = ch switch
+                {
+                    '(' or '[' or '{' => depth + 1,
+                    ')' or ']' or '}' => Math.Max(0, depth - 1),
+                    _ => depth,
+                };
+                continued |= ch == '\\' && i == line.Length - 1;
+            }
+        }
+
+        return starts;
+    }
 
     /// <summary>
     /// A rationale as the text of one comment line: first line only, control characters dropped (a

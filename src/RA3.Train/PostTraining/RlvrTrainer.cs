@@ -18,27 +18,43 @@ using RA3.Train.Sandbox;
 namespace RA3.Train.PostTraining;
 
 /// <summary>
-/// RLVR post-training (spec §6): GRPO on problems with unit tests. Each step samples G completions
-/// for a few prompts, runs each against the problem's tests in the sandbox (reward 1 when all
-/// pass, or the fraction of asserts passed), normalises rewards within each group, and takes the
-/// clipped-ratio policy-gradient step with a KL penalty to the initial model
-/// (<see cref="PolicyGradient"/>, the E-step's update). Held-out pass@1 is measured at step 0,
-/// every <see cref="RlvrSettings.EvalEvery"/> steps and at the end. Checkpoints are atomic; prompt
-/// choice and sampling depend only on (seed, step), so a resumed run continues exactly.
-/// <c>metrics.jsonl</c>: one object per step (reward, pass rate, KL …, and a digest of the
-/// step's sampled token ids, by which two runs compare sample for sample; <c>eval_pass_at_1</c>
-/// where measured).
+/// RLVR post-training (spec §6): GRPO on problems with unit tests, with the knobs RL post-training
+/// users rely on (TRL's GRPOTrainer, verl's DAPO recipe). Each step samples G completions for a few
+/// prompts (continuous batching across them), runs each against the problem's tests in the sandbox
+/// (reward 1 when all pass, or the fraction of asserts passed; DAPO's soft overlong punishment
+/// optionally), drops groups whose rewards all agree and samples more prompts in their place when
+/// dynamic sampling is on, turns rewards into group-relative advantages (scaled by the group's, the
+/// batch's or no standard deviation), and takes μ clipped-ratio policy-gradient steps (ε_low,
+/// ε_high; loss averaged per sequence, per token or by a constant) with a KL penalty to the initial
+/// model (k1, k2 or k3; none at β = 0) — <see cref="PolicyGradient"/>, the E-step's update. Held-out
+/// pass@1 is measured at step 0, every <see cref="RlvrSettings.EvalEvery"/> steps and at the end, on
+/// the same problems with the same sampling seeds each time (<see cref="HeldOutSampling"/>), so the
+/// curve's points differ by the model alone. Checkpoints are atomic; prompt choice and sampling
+/// depend only on (seed, step), so a resumed run continues exactly. <c>metrics.jsonl</c>: one object
+/// per step — reward, pass rate, the zero-std fraction of the groups sampled, clip fractions (low,
+/// high, region), entropy, completion lengths, the truncated fraction, KL; <c>eval_pass_at_1</c>
+/// where measured.
 /// <para>
 /// Among the ranks of <paramref name="world"/> (mpirun) each rank samples the completions of its
-/// share of a step's prompts (seeded by their global index, so the world size does not change
-/// them) and runs their tests in its sandbox, the ranks gather the samples and rewards in prompt
-/// order, and the update is data-parallel (<see cref="PolicyGradient"/>); the held-out evaluation
-/// is split by problem; rank 0 writes metrics and checkpoints.
+/// share of a round's prompts (seeded by their global index, so the world size does not change
+/// them) and runs their tests in its sandbox; the ranks gather the completions and rewards in
+/// prompt order, so every rank keeps the same groups, and the update is data-parallel
+/// (<see cref="PolicyGradient"/>); the held-out evaluation is split by problem; rank 0 writes
+/// metrics and checkpoints. Each step's line also carries a digest of its sampled token ids
+/// (<c>samples_sha256</c>), by which two runs compare sample for sample.
 /// </para>
 /// </summary>
 public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool interactive, Communicator? world = null)
 {
     private const string PartialMarker = "@@ra3-partial";
+
+    /// <summary>
+    /// The held-out protocol every pass@k of a demo shares: temperature 0.2 (the Codex paper's best
+    /// for pass@1; at 0.8 the demo's small model spends most samples on garbage past the function:
+    /// 8.0 % pass@1 against 10.3 % at 0.2 on 120 problems), top-p 0.95, the given budget and seed
+    /// (problem i's samples from (seed + i·n, j), <see cref="Completions.GenerateBatched"/>).
+    /// </summary>
+    public static SamplingOptions HeldOutSampling(int maxNewTokens, ulong seed) => new() { Temperature = 0.2f, TopP = 0.95f, MaxNewTokens = maxNewTokens, Seed = seed };
 
     /// <summary>Runs (or resumes) the run; returns the last held-out pass@1 (NaN without held-out problems).</summary>
     public double Run()
@@ -54,10 +70,10 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
         string init = Midtrainer.ResolveInit(s.Init);
         var dtype = WeightStorage.Parse(s.DType);
         using var model = HuggingFaceCheckpoint.Load(init, backend, trainable: true, dtype);
-        using var reference = HuggingFaceCheckpoint.Load(init, backend, dtype: dtype);
+        using var reference = s.KlCoefficient > 0 ? HuggingFaceCheckpoint.Load(init, backend, dtype: dtype) : null;
         model.RecomputeActivations = s.Recompute;
         using var optimizer = parallel.Optimizer(model, weightDecay: 0f);
-        using var update = new PolicyGradient(model, reference, optimizer, new PolicyGradientOptions(s.LearningRate, s.KlCoefficient, s.ClipRange), new NonFiniteGuard(s.SkipNonFinite, () => TrainingCheckpoint.Latest(s.Out), log));
+        using var update = new PolicyGradient(model, reference, optimizer, s.Update(), new NonFiniteGuard(s.SkipNonFinite, () => TrainingCheckpoint.Latest(s.Out), log));
         using var sandbox = Sandbox.Sandbox.Create(s.SampleLimits());
         using var pool = new SandboxPool(sandbox);
         var generator = new Generator(model, tokenizer);
@@ -74,7 +90,7 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
             var first = new JsonObject { ["step"] = 0 };
             if (held.Count > 0)
             {
-                first["eval_pass_at_1"] = PassAtOne(generator, tokenizer, held, pool, 0, parallel);
+                Measure(first, generator, tokenizer, held, pool, 0, parallel);
             }
 
             parallel.RootWrites(() =>
@@ -93,48 +109,11 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
         while (step < stopAt)
         {
             step++;
-            var rng = new Rng(s.Seed ^ (0x9E3779B97F4A7C15UL * (ulong)step));
-            var chosen = Enumerable.Range(0, s.PromptsPerStep).Select(_ => problems[rng.NextInt(problems.Count)]).ToList();
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            var samples = Sample(generator, tokenizer, pool, chosen, new SamplingOptions { Temperature = s.Temperature, MaxNewTokens = s.MaxNewTokens, Seed = rng.NextUInt64() }, parallel);
-            double generationSeconds = clock.Elapsed.TotalSeconds;
-            var rewards = samples.Select(x => x.Reward).ToArray();
-            var sequences = new List<PolicySequence>(samples.Count);
-            var ids = samples.Select(x => x.Context.Concat(x.Tokens).ToArray()).ToList();
-            for (int g = 0; g < chosen.Count; g++)
-            {
-                var advantages = Rewards.GroupAdvantages(rewards.AsSpan(g * s.Group, s.Group), normalise: true);
-                for (int i = 0; i < s.Group; i++)
-                {
-                    int k = (g * s.Group) + i, context = samples[k].Context.Length;
-                    var acting = new bool[ids[k].Length];
-                    acting.AsSpan(context).Fill(true);
-                    var a = new float[ids[k].Length];
-                    a.AsSpan(context).Fill((float)advantages[i]);
-                    sequences.Add(new PolicySequence(ids[k], acting, a, OldLogProbs: null));  // sampled by the model being updated
-                }
-            }
-
-            var stats = update.Step(sequences, step, s.Epochs);
-
-            long newTokens = samples.Sum(x => (long)x.Tokens.Length);
-            var record = new JsonObject
-            {
-                ["step"] = step,
-                ["reward"] = rewards.Average(),
-                ["pass_rate"] = samples.Count(x => x.Passed) / (double)samples.Count,
-                ["kl"] = NonFiniteGuard.Metric(stats.MeanKl),
-                ["clipped"] = stats.ClippedFraction,
-                ["grad_norm"] = NonFiniteGuard.Metric(stats.GradNorm),
-                ["new_tokens"] = newTokens,
-                ["samples_sha256"] = SampleDigest(samples),
-                ["generation_tokens_per_s"] = newTokens / Math.Max(generationSeconds, 1e-9),
-            };
-            string extra = $"  reward {rewards.Average():F3}  kl {stats.MeanKl:F4}";
+            var record = TrainStep(step, problems, generator, tokenizer, pool, update, parallel);
+            string extra = $"  reward {record["reward"]!.GetValue<double>():F3}  kl {record["kl"]?.GetValue<double>() ?? double.NaN:F4}";
             if (held.Count > 0 && (step % s.EvalEvery == 0 || step == s.Steps))
             {
-                lastPass = PassAtOne(generator, tokenizer, held, pool, step, parallel);
-                record["eval_pass_at_1"] = lastPass;
+                lastPass = Measure(record, generator, tokenizer, held, pool, step, parallel);
                 extra += $"  held-out pass@1 {lastPass:P1}";
             }
 
@@ -143,7 +122,7 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
                 File.AppendAllText(metricsPath, record.ToJsonString() + "\n");
             }
 
-            progress.Step(step, -rewards.Average(), newTokens, extra + "  (loss column: −reward)");
+            progress.Step(step, -record["reward"]!.GetValue<double>(), record["new_tokens"]!.GetValue<long>(), extra + "  (loss column: −reward)");
             bool stop = parallel.Any(StopSignal.Requested);
             if (step % s.SaveEvery == 0 || step == s.Steps || step == stopAt || stop)
             {
@@ -164,22 +143,30 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
         return lastPass;
     }
 
-    /// <summary>One sampled completion as the update needs it: its prompt's tokens, its own, and its test run's reward.</summary>
+    /// <summary>One sampled completion as the update and the metrics need it.</summary>
     /// <param name="Context">The prompt's token ids.</param>
     /// <param name="Tokens">The completion's token ids.</param>
-    /// <param name="Reward">Its reward.</param>
+    /// <param name="Reward">Its reward (the overlong punishment included).</param>
     /// <param name="Passed">Whether every test passed.</param>
-    private sealed record Completion(int[] Context, int[] Tokens, double Reward, bool Passed);
+    /// <param name="Truncated">Whether it stopped at the token limit.</param>
+    /// <param name="Entropies">The policy's entropy at each sampled token.</param>
+    private sealed record Completion(int[] Context, int[] Tokens, double Reward, bool Passed, bool Truncated, float[] Entropies);
 
     // G completions of each prompt, scored in the sandbox, in prompt order: each rank samples and
-    // runs its share of the prompts (seeded by their index in the step's list), then all gather.
+    // runs its share of the prompts (seeded by their index in the round's list), then all gather.
     private List<Completion> Sample(Generator generator, TextTokenizer tokenizer, SandboxPool pool, List<Problem> chosen, SamplingOptions sampling, DataParallel parallel)
     {
         var s = settings;
         var (first, count) = parallel.Share(chosen.Count);
-        var samples = Completions.Generate(generator, tokenizer, chosen.GetRange(first, count), s.Group, sampling, firstIndex: first);
+        var samples = Completions.GenerateBatched(generator, tokenizer, chosen.GetRange(first, count), s.Group, sampling, s.Slots, entropies: true, firstIndex: first);
         var results = pool.RunAllAsync([.. samples.Select(x => TestProgram(x.Problem, x.Sample.Text ?? string.Empty, s.PartialCredit))]).GetAwaiter().GetResult();
-        var mine = samples.Select((x, i) => new Completion(x.Context, x.Sample.Tokens, Reward(results[i], s.PartialCredit), results[i].Outcome == RunOutcome.Passed)).ToList();
+        var mine = samples.Select((x, i) => new Completion(
+            x.Context,
+            x.Sample.Tokens,
+            OverlongReward(Reward(results[i], s.PartialCredit), x.Sample.Tokens.Length, s.MaxNewTokens, s.OverlongBuffer, s.OverlongPenalty),
+            results[i].Outcome == RunOutcome.Passed,
+            x.Sample.FinishReason == "length",
+            x.Sample.Entropies ?? [])).ToList();
         return parallel.Gather(
             mine,
             (w, c) =>
@@ -188,8 +175,10 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
                 w.WriteArray(c.Tokens);
                 w.Write(c.Reward);
                 w.Write(c.Passed);
+                w.Write(c.Truncated);
+                w.WriteArray(c.Entropies);
             },
-            r => new Completion(r.ReadArray<int>(), r.ReadArray<int>(), r.ReadDouble(), r.ReadBoolean()));
+            r => new Completion(r.ReadArray<int>(), r.ReadArray<int>(), r.ReadDouble(), r.ReadBoolean(), r.ReadBoolean(), r.ReadArray<float>()));
     }
 
     // The first 16 hex digits of the SHA-256 of a step's completions' token ids, in order.
@@ -203,6 +192,92 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
         }
 
         return Convert.ToHexStringLower(sha.GetHashAndReset())[..16];
+    }
+
+    /// <summary>
+    /// The reward of a completion of <paramref name="length"/> tokens with DAPO's soft overlong
+    /// punishment: the test reward, less <paramref name="penalty"/>·(length − (max − buffer)) / buffer
+    /// inside the last <paramref name="buffer"/> tokens before <paramref name="max"/> (0 off).
+    /// </summary>
+    public static double OverlongReward(double reward, int length, int max, int buffer, double penalty) =>
+        buffer <= 0 || length <= max - buffer ? reward : reward - (penalty * Math.Min(length - (max - buffer), buffer) / buffer);
+
+    // One step: sample (and refill under dynamic sampling), reward, advantages, μ updates; its metrics line.
+    private JsonObject TrainStep(int step, IReadOnlyList<Problem> problems, Generator generator, TextTokenizer tokenizer, SandboxPool pool, PolicyGradient update, DataParallel parallel)
+    {
+        var s = settings;
+        var rng = new Rng(s.Seed ^ (0x9E3779B97F4A7C15UL * (ulong)step));
+        var groups = new List<(double[] Rewards, List<Completion> Members)>();
+        var all = new List<Completion>();
+        int generated = 0, zeroStd = 0;
+        double generationSeconds = 0;
+        for (int round = 0; round <= (s.DynamicSampling ? s.MaxRefills : 0) && groups.Count < s.PromptsPerStep; round++)
+        {
+            var chosen = Enumerable.Range(0, s.PromptsPerStep).Select(_ => problems[rng.NextInt(problems.Count)]).ToList();
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var samples = Sample(generator, tokenizer, pool, chosen, new SamplingOptions { Temperature = s.Temperature, MaxNewTokens = s.MaxNewTokens, Seed = rng.NextUInt64() }, parallel);
+            generationSeconds += clock.Elapsed.TotalSeconds;
+            all.AddRange(samples);
+            for (int g = 0; g < chosen.Count; g++)
+            {
+                var members = samples.GetRange(g * s.Group, s.Group);
+                double[] rewards = [.. members.Select(x => x.Reward)];
+                generated++;
+                bool agree = Rewards.Std(rewards) == 0;
+                zeroStd += agree ? 1 : 0;
+                if ((!s.DynamicSampling || !agree) && groups.Count < s.PromptsPerStep)
+                {
+                    groups.Add((rewards, members));
+                }
+            }
+        }
+
+        double batchStd = Rewards.Std([.. groups.SelectMany(g => g.Rewards)]);
+        var sequences = new List<PolicySequence>();
+        foreach (var (rewards, members) in groups)
+        {
+            double scale = s.ScaleRewards switch { "group" => Rewards.Std(rewards), "batch" => batchStd, _ => 1.0 };
+            var advantages = Rewards.GroupAdvantages(rewards, scale);
+            for (int i = 0; i < members.Count; i++)
+            {
+                var c = members[i];
+                int[] ids = [.. c.Context, .. c.Tokens];
+                var acting = new bool[ids.Length];
+                acting.AsSpan(c.Context.Length).Fill(!(s.MaskTruncated && c.Truncated));
+                var a = new float[ids.Length];
+                a.AsSpan(c.Context.Length).Fill((float)advantages[i]);
+                sequences.Add(new PolicySequence(ids, acting, a, OldLogProbs: null));  // sampled by the model being updated
+            }
+        }
+
+        // Under dynamic sampling a step whose every group agreed has nothing to learn from: no update.
+        var stats = sequences.Count > 0 ? update.Step(sequences, step, s.Epochs) : null;
+        var lengths = all.Select(x => x.Tokens.Length).ToList();
+        long newTokens = lengths.Sum(l => (long)l);
+        var entropies = all.SelectMany(x => x.Entropies).ToList();
+        return new JsonObject
+        {
+            ["step"] = step,
+            ["reward"] = all.Average(x => x.Reward),
+            ["pass_rate"] = all.Count(x => x.Passed) / (double)all.Count,
+            ["groups_generated"] = generated,
+            ["groups_used"] = groups.Count,
+            ["zero_std_fraction"] = zeroStd / (double)generated,
+            ["kl"] = stats is null ? null : NonFiniteGuard.Metric(stats.MeanKl),
+            ["clip_low"] = stats?.ClipLowFraction,
+            ["clip_high"] = stats?.ClipHighFraction,
+            ["clip_region"] = stats?.ClippedFraction,
+            ["grad_norm"] = stats is null ? null : NonFiniteGuard.Metric(stats.GradNorm),
+            ["entropy"] = entropies.Count > 0 ? entropies.Average(e => (double)e) : null,
+            ["completion_length"] = lengths.Average(),
+            ["completion_length_min"] = lengths.Min(),
+            ["completion_length_max"] = lengths.Max(),
+            ["truncated_fraction"] = all.Count(x => x.Truncated) / (double)all.Count,
+            ["skipped"] = stats is null ? true : null,
+            ["new_tokens"] = newTokens,
+            ["samples_sha256"] = SampleDigest(all),
+            ["generation_tokens_per_s"] = newTokens / Math.Max(generationSeconds, 1e-9),
+        };
     }
 
     /// <summary>
@@ -252,11 +327,19 @@ public sealed class RlvrTrainer(RlvrSettings settings, TextWriter log, bool inte
         return parts.Length == 3 && int.TryParse(parts[1], out int passed) && int.TryParse(parts[2], out int total) && total > 0 ? passed / (double)total : 0;
     }
 
-    /// <summary>Held-out pass@1: <see cref="RlvrSettings.EvalSamples"/> samples per problem at temperature 0.8, scored in the sandbox.</summary>
-    private double PassAtOne(Generator generator, TextTokenizer tokenizer, IReadOnlyList<Problem> held, SandboxPool pool, int step, DataParallel parallel)
+    /// <summary>
+    /// Held-out pass@1 under <see cref="HeldOutSampling"/> (<see cref="RlvrSettings.EvalSamples"/>
+    /// samples per problem, the same seeds at every step), scored in the sandbox, into
+    /// <paramref name="record"/>: <c>eval_pass_at_1</c>, and per problem the samples that passed
+    /// (<c>eval_correct</c>, of <c>eval_samples</c>) for statistics over problems.
+    /// </summary>
+    private double Measure(JsonObject record, Generator generator, TextTokenizer tokenizer, IReadOnlyList<Problem> held, SandboxPool pool, int step, DataParallel parallel)
     {
-        var report = new Evaluator(pool).EvaluateModelAsync(generator, tokenizer, held, settings.EvalSamples, [1], new SamplingOptions { Temperature = 0.8f, TopP = 0.95f, MaxNewTokens = settings.MaxNewTokens, Seed = settings.Seed + 7 }, parallel: parallel).GetAwaiter().GetResult();
+        var report = new Evaluator(pool).EvaluateModelAsync(generator, tokenizer, held, settings.EvalSamples, [1], HeldOutSampling(settings.MaxNewTokens, settings.EvalSeed), settings.Slots, parallel: parallel).GetAwaiter().GetResult();
         double pass = report.Scores[0].PassAtK[1];
+        record["eval_pass_at_1"] = pass;
+        record["eval_samples"] = settings.EvalSamples;
+        record["eval_correct"] = new JsonArray([.. report.Scores[0].PerProblem.Select(p => (JsonNode)p.Correct)]);
         log.WriteLine($"step {step}: held-out pass@1 {pass:P1} ({held.Count} problems × {settings.EvalSamples})");
         return pass;
     }

@@ -6,12 +6,14 @@ using ScottPlot;
 namespace RA3.Train.Reporting;
 
 /// <summary>
-/// <c>report.md</c> and its PNG plots for a demo-layout run folder: <c>seed-N/</c> folders, each
-/// with <c>ntp/</c> and <c>ra3/</c> mid-training runs (round summaries in <c>metrics.jsonl</c>),
-/// <c>eval-base.json</c>, <c>eval-ntp.json</c>, <c>eval-ra3.json</c> (held-out pass@k) and
-/// <c>rlvr-base/</c>, <c>rlvr-ntp/</c>, <c>rlvr-ra3/</c> (RLVR metrics). Figures over seeds are
-/// given as mean ± standard deviation with every seed's value beside them; the text states the
-/// RA3 − NTP differences whatever their sign.
+/// <c>report.md</c> and its PNG plots for a demo-layout run folder: <c>eval-base.json</c> and
+/// <c>seed-N/</c> folders, each with <c>ntp/</c> and <c>ra3/</c> mid-training runs (round summaries
+/// in <c>metrics.jsonl</c>), <c>eval-ntp.json</c> and <c>eval-ra3.json</c> (held-out pass@k and code
+/// cross-entropy, per problem) and <c>rlvr-base/</c>, <c>rlvr-ntp/</c>, <c>rlvr-ra3/</c> (RLVR metrics
+/// with per-problem held-out measurements). Figures over seeds are given as mean ± standard deviation
+/// with every seed's value beside them; RA3 − NTP is paired by problem and seed, with a bootstrap
+/// 95 % interval over problems and seeds (<see cref="PairedBootstrap"/>); the text states every
+/// difference whatever its sign.
 /// </summary>
 public static class DemoReport
 {
@@ -20,7 +22,7 @@ public static class DemoReport
     /// <summary>Writes the report into <paramref name="root"/>; returns the path of <c>report.md</c>.</summary>
     public static string Write(string root, string? preamble = null)
     {
-        var seeds = Directory.GetDirectories(root, "seed-*").Order(StringComparer.Ordinal).ToList();
+        var seeds = Directory.GetDirectories(root, "seed-*").OrderBy(d => int.Parse(Path.GetFileName(d)["seed-".Length..], CultureInfo.InvariantCulture)).ToList();
         if (seeds.Count == 0)
         {
             throw new FileNotFoundException($"{root}: no seed-N folders to report on");
@@ -32,32 +34,59 @@ public static class DemoReport
             md.Append(preamble).Append("\n\n");
         }
 
-        md.Append(CultureInfo.InvariantCulture, $"Seeds: {seeds.Count} ({string.Join(", ", seeds.Select(Path.GetFileName))}). Figures are mean ± standard deviation over seeds, each seed's value in brackets.\n\n");
-        PassAtK(root, seeds, md);
+        var evals = Evaluations(root, seeds);
+        int problems = evals.Values.SelectMany(x => x).Select(e => e.Correct.Length).DefaultIfEmpty(0).Max();
+        var rlvr = seeds.Where(s => Models.Any(m => File.Exists(Path.Combine(s, $"rlvr-{m}", "metrics.jsonl")))).ToList();
+        int rlvrSteps = rlvr.Select(s => Rows(Path.Combine(s, "rlvr-ntp", "metrics.jsonl")).Select(r => (int)Number(r, "step")).DefaultIfEmpty(0).Max()).DefaultIfEmpty(0).Max();
+        md.Append(CultureInfo.InvariantCulture, $"**{problems} held-out problems, {seeds.Count} seeds ({string.Join(", ", seeds.Select(Path.GetFileName))}), RLVR of {rlvrSteps} steps from each model of {rlvr.Count} seed(s).** Figures over seeds are mean ± standard deviation, each seed's value in brackets; intervals are 95 % bootstrap intervals over problems and seeds.\n\n");
+        PassAtK(root, seeds, evals, md);
         CodeLoss(root, seeds, md);
         Elbo(root, seeds, md);
         CostSweep(root, seeds, md);
-        Rlvr(root, seeds, md);
+        Rlvr(root, rlvr, md);
         string path = Path.Combine(root, "report.md");
         RA3.Model.IO.AtomicFile.WriteAllText(path, md.ToString());
         return path;
     }
 
-    private static void PassAtK(string root, List<string> seeds, StringBuilder md)
+    /// <summary>One model's held-out evaluation: per problem the samples that passed (of <see cref="Samples"/>) and the code cross-entropy.</summary>
+    private sealed record Evaluation(int Samples, int[] Correct, double[] CodeCe);
+
+    // Per model, per seed (base: the same evaluation for every seed).
+    private static Dictionary<string, List<Evaluation>> Evaluations(string root, List<string> seeds)
     {
+        var result = new Dictionary<string, List<Evaluation>>(StringComparer.Ordinal);
+        foreach (string m in Models)
+        {
+            result[m] = [.. seeds.Select(s => m == "base" ? Path.Combine(root, "eval-base.json") : Path.Combine(s, $"eval-{m}.json")).Where(File.Exists).Select(Read)];
+        }
+
+        return result;
+
+        static Evaluation Read(string path)
+        {
+            var o = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+            var rows = o["per_problem"]!.AsArray().Select(r => r!.AsObject()).ToList();
+            return new Evaluation(o["samples"]!.GetValue<int>(), [.. rows.Select(r => r["c"]!.GetValue<int>())], [.. rows.Select(r => r["code_ce"]!.GetValue<double>())]);
+        }
+    }
+
+    private static void PassAtK(string root, List<string> seeds, Dictionary<string, List<Evaluation>> evals, StringBuilder md)
+    {
+        int n = evals.Values.SelectMany(x => x).Select(e => e.Samples).DefaultIfEmpty(1).Min();
+        int[] ks = n >= 5 ? [1, 5] : [1];
         var plot = new Plot();
         var palette = new ScottPlot.Palettes.Category10();
-        md.Append("## Held-out pass@k after mid-training\n\n![pass@k](pass_at_k.png)\n\n| model | pass@1 | pass@5 |\n|---|---|---|\n");
+        md.Append("## Held-out pass@k and code cross-entropy after mid-training\n\n![pass@k](pass_at_k.png)\n\n")
+          .Append("| model | ").Append(string.Join(" | ", ks.Select(k => $"pass@{k}"))).Append(" | code CE (nats/token) |\n|---|").Append(string.Concat(ks.Select(_ => "---|"))).Append("---|\n");
         var bars = new List<Bar>();
-        var means = new Dictionary<(string, int), double[]>();
         for (int m = 0; m < Models.Length; m++)
         {
-            var row = new List<string> { Models[m] };
-            for (int ki = 0; ki < 2; ki++)
+            var per = evals[Models[m]];
+            var row = new List<string> { Label(Models[m]) + (Models[m] == "base" ? " (one evaluation, every seed)" : string.Empty) };
+            for (int ki = 0; ki < ks.Length; ki++)
             {
-                int k = ki == 0 ? 1 : 5;
-                double[] values = [.. seeds.Select(s => ReadNumber(Path.Combine(s, $"eval-{Models[m]}.json"), $"pass_at_{k}")).Where(double.IsFinite)];
-                means[(Models[m], k)] = values;
+                double[] values = [.. per.Select(e => PassAt(e, ks[ki]))];
                 row.Add(Stat(values, 100, "0.0", "%"));
                 if (values.Length > 0)
                 {
@@ -65,6 +94,7 @@ public static class DemoReport
                 }
             }
 
+            row.Add(Stat([.. per.Select(e => e.CodeCe.Average())], 1, "0.0000", string.Empty));
             md.Append("| ").Append(string.Join(" | ", row)).Append(" |\n");
         }
 
@@ -74,17 +104,39 @@ public static class DemoReport
             plot.Legend.ManualItems.Add(new LegendItem { LabelText = Label(Models[m]), FillColor = palette.GetColor(m) });
         }
 
-        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual([1, 5], ["pass@1", "pass@5"]);
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual([.. ks.Select((_, i) => (i * 4) + 1.0)], [.. ks.Select(k => $"pass@{k}")]);
         plot.Axes.Margins(bottom: 0);
         Finish(plot, "Held-out compositions: pass@k (mean ± std over seeds)", string.Empty, "% of problems", Path.Combine(root, "pass_at_k.png"));
-        md.Append('\n').Append(Difference("pass@1", means[("ra3", 1)], means[("ntp", 1)], 100, "points", "0.00")).Append(' ')
-          .Append(Difference("pass@5", means[("ra3", 5)], means[("ntp", 5)], 100, "points", "0.00")).Append("\n\n");
+
+        md.Append("\n### Paired differences (per problem and seed)\n\n| difference | ").Append(string.Join(" | ", ks.Select(k => $"pass@{k} (points)"))).Append(" | code CE (nats/token; lower is better) |\n|---|").Append(string.Concat(ks.Select(_ => "---|"))).Append("---|\n");
+        foreach (var (a, b) in new[] { ("ra3", "ntp"), ("ra3", "base"), ("ntp", "base") })
+        {
+            // The base model has one evaluation, read once per seed: each seed's pair uses it.
+            int pairs = Math.Min(evals[a].Count, evals[b].Count);
+            var ea = evals[a].Take(pairs).ToList();
+            var eb = evals[b].Take(pairs).ToList();
+            if (pairs == 0)
+            {
+                continue;
+            }
+
+            var cells = ks.Select(k => Cell(PairedBootstrap.Mean([.. ea.Select((e, s) => Enumerable.Range(0, e.Correct.Length).Select(p => 100 * (RA3.Train.Evaluation.PassAtK.Estimate(e.Samples, e.Correct[p], k) - RA3.Train.Evaluation.PassAtK.Estimate(eb[s].Samples, eb[s].Correct[p], k))).ToArray())]), "+0.00;-0.00;0.00")).ToList();
+            cells.Add(Cell(PairedBootstrap.Mean([.. ea.Select((e, s) => e.CodeCe.Select((c, p) => c - eb[s].CodeCe[p]).ToArray())]), "+0.0000;-0.0000;0.0000"));
+            md.Append(CultureInfo.InvariantCulture, $"| {Label(a)} − {Label(b)} ({pairs} seed(s)) | {string.Join(" | ", cells)} |\n");
+        }
+
+        md.Append("\nEach cell: the mean difference over problems and seeds [95 % bootstrap interval]; an interval that contains 0 does not separate the two.\n\n");
     }
+
+    private static double PassAt(Evaluation e, int k) => e.Correct.Average(c => RA3.Train.Evaluation.PassAtK.Estimate(e.Samples, c, k));
+
+    private static string Cell(Interval i, string format) =>
+        string.Create(CultureInfo.InvariantCulture, $"{i.Estimate.ToString(format, CultureInfo.InvariantCulture)} [{i.Low.ToString(format, CultureInfo.InvariantCulture)}, {i.High.ToString(format, CultureInfo.InvariantCulture)}]");
 
     private static void CodeLoss(string root, List<string> seeds, StringBuilder md)
     {
         var plot = new Plot();
-        md.Append("## Code-token cross-entropy on held-out code\n\n![code CE](code_ce.png)\n\n");
+        md.Append("## Mid-training: code-token cross-entropy per round on the runs' own held-out traces\n\n![code CE](code_ce.png)\n\n");
         var finals = new Dictionary<string, double[]>();
         foreach (string method in new[] { "ntp", "ra3" })
         {
@@ -107,7 +159,8 @@ public static class DemoReport
         Finish(plot, "Held-out code-token cross-entropy per round (round 0: the pre-trained model)", "round", "nats per token", Path.Combine(root, "code_ce.png"));
         if (finals.TryGetValue("ra3", out var r3) && finals.TryGetValue("ntp", out var ntp))
         {
-            md.Append('\n').Append(Difference("code CE (lower is better)", r3, ntp, 1, "nats per token", "0.0000")).Append('\n');
+            double[] d = [.. r3.Zip(ntp, (x, y) => x - y)];
+            md.Append(CultureInfo.InvariantCulture, $"\nRA3 − NTP code CE on these traces (lower is better): {Stat(d, 1, "+0.0000;-0.0000;0.0000", " nats per token")}.\n");
         }
 
         md.Append('\n');
@@ -117,7 +170,10 @@ public static class DemoReport
     {
         var elbo = new Plot();
         var think = new Plot();
-        md.Append("## RA3's EM rounds: ELBO and think rate\n\n![ELBO](elbo.png) ![think rate](think_rate.png)\n\n| seed | round | ELBO (nats/trace) | after M-step | think rate (MAP) | rollout think rate | lines / abstraction | E-step reward | syntax valid |\n|---|---|---|---|---|---|---|---|---|\n");
+        md.Append("## RA3's EM rounds: log Z, the marginal-likelihood bound and the think rate\n\n")
+          .Append("log Z is the DP's log-sum over segmentations of prior × likelihood: it carries log α per line and c per rationale, so it scores the segmentations and is no bound on log p(x). ")
+          .Append("Comparable with a model's log-likelihood of the code are the bound log Σ_z p(x, z) over the candidate comments (the model's own probabilities, no prior) and its z = none term, the bare code's log-likelihood (per line).\n\n")
+          .Append("![log Z](elbo.png) ![think rate](think_rate.png)\n\n| seed | round | log Z (nats/trace) | after M-step | bound per line | bare per line | think rate (MAP) | rollout think rate | lines / abstraction | E-step reward | same program |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
         foreach (string seed in seeds)
         {
             var rounds = Rounds(Path.Combine(seed, "ra3"));
@@ -127,9 +183,9 @@ public static class DemoReport
             }
 
             double[] xs = [.. Enumerable.Range(1, rounds.Count).Select(i => (double)i)];
-            var before = elbo.Add.Scatter(xs, [.. rounds.Select(r => Number(r, "elbo"))]);
+            var before = elbo.Add.Scatter(xs, [.. rounds.Select(r => Number(r, "log_z"))]);
             before.LegendText = $"{Path.GetFileName(seed)}: E-step scorer";
-            var after = elbo.Add.Scatter(xs, [.. rounds.Select(r => Number(r, "elbo_after_mstep"))]);
+            var after = elbo.Add.Scatter(xs, [.. rounds.Select(r => Number(r, "log_z_after_mstep"))]);
             after.LegendText = $"{Path.GetFileName(seed)}: after M-step";
             after.LinePattern = LinePattern.Dashed;
             var map = think.Add.Scatter(xs, [.. rounds.Select(r => Number(r, "think_rate"))]);
@@ -139,13 +195,13 @@ public static class DemoReport
             sampled.LinePattern = LinePattern.Dashed;
             foreach (var r in rounds)
             {
-                md.Append(CultureInfo.InvariantCulture, $"| {Path.GetFileName(seed)} | {Number(r, "round"):0} | {Number(r, "elbo"):0.000} | {Number(r, "elbo_after_mstep"):0.000} | {Number(r, "think_rate"):0.000} | {Number(r, "rollout_think_rate"):0.000} | {(double.IsFinite(Number(r, "lines_per_abstraction")) ? Number(r, "lines_per_abstraction").ToString("0.00", CultureInfo.InvariantCulture) : "n/a")} | {Number(r, "reward"):0.000} | {Number(r, "syntax_valid_rate"):0.00} |\n");
+                md.Append(CultureInfo.InvariantCulture, $"| {Path.GetFileName(seed)} | {Number(r, "round"):0} | {Number(r, "log_z"):0.000} | {Number(r, "log_z_after_mstep"):0.000} | {Number(r, "log_marginal_bound_per_line"):0.0000} | {Number(r, "log_likelihood_bare_per_line"):0.0000} | {Number(r, "think_rate"):0.000} | {Number(r, "rollout_think_rate"):0.000} | {(double.IsFinite(Number(r, "lines_per_abstraction")) ? Number(r, "lines_per_abstraction").ToString("0.00", CultureInfo.InvariantCulture) : "n/a")} | {Number(r, "reward"):0.000} | {Number(r, "program_same_rate"):0.00} |\n");
             }
         }
 
         IntegerTicks(elbo);
         IntegerTicks(think);
-        Finish(elbo, "Temporal ELBO of the training traces per round", "round", "mean log Z per trace (nats)", Path.Combine(root, "elbo.png"));
+        Finish(elbo, "log Z of the training traces per round", "round", "mean log Z per trace (nats)", Path.Combine(root, "elbo.png"));
         Finish(think, "Think rate per round", "round", "rationales per line", Path.Combine(root, "think_rate.png"));
         md.Append('\n');
     }
@@ -183,41 +239,101 @@ public static class DemoReport
     {
         var pass = new Plot();
         var reward = new Plot();
-        md.Append("## RLVR from each initialisation\n\n![RLVR held-out pass@1](rlvr.png) ![RLVR reward](rlvr_reward.png)\n\n| seed | from | held-out pass@1 at step 0 | at the end | mean train reward (first half → second half) |\n|---|---|---|---|---|\n");
+        md.Append("## RLVR from each initialisation\n\n![RLVR held-out pass@1](rlvr.png) ![RLVR reward](rlvr_reward.png)\n\n");
         var palette = new ScottPlot.Palettes.Category10();
-        foreach (string seed in seeds)
-        {
-            for (int m = 0; m < Models.Length; m++)
-            {
-                string path = Path.Combine(seed, $"rlvr-{Models[m]}", "metrics.jsonl");
-                if (!File.Exists(path))
-                {
-                    continue;
-                }
 
-                var rows = File.ReadLines(path).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
-                var evals = rows.Where(r => r["eval_pass_at_1"] is not null).ToList();
+        // Per model, per seed: the measured steps and, per step, each curve problem's passing samples.
+        var curves = new Dictionary<string, List<(int[] Steps, int[][] Correct, int Samples)>>(StringComparer.Ordinal);
+        for (int m = 0; m < Models.Length; m++)
+        {
+            curves[Models[m]] = [];
+            foreach (string seed in seeds)
+            {
+                var rows = Rows(Path.Combine(seed, $"rlvr-{Models[m]}", "metrics.jsonl"));
+                var evals = rows.Where(r => r["eval_correct"] is JsonArray).ToList();
                 if (evals.Count == 0)
                 {
                     continue;  // a run without held-out problems has no pass@1 curve
                 }
 
-                var line = pass.Add.Scatter(evals.Select(r => Number(r, "step")).ToArray(), evals.Select(r => 100 * Number(r, "eval_pass_at_1")).ToArray());
-                line.LegendText = $"{Label(Models[m])} ({Path.GetFileName(seed)})";
-                line.Color = palette.GetColor(m);
+                curves[Models[m]].Add(([.. evals.Select(r => (int)Number(r, "step"))], [.. evals.Select(r => r["eval_correct"]!.AsArray().Select(c => c!.GetValue<int>()).ToArray())], (int)Number(evals[0], "eval_samples")));
                 var trained = rows.Where(r => r["reward"] is not null).ToList();
                 var curve = reward.Add.Scatter(trained.Select(r => Number(r, "step")).ToArray(), Smooth([.. trained.Select(r => Number(r, "reward"))], 3));
                 curve.LegendText = $"{Label(Models[m])} ({Path.GetFileName(seed)})";
                 curve.Color = palette.GetColor(m);
-                int half = trained.Count / 2;
-                md.Append(CultureInfo.InvariantCulture, $"| {Path.GetFileName(seed)} | {Label(Models[m])} | {100 * Number(evals[0], "eval_pass_at_1"):0.0}% | {100 * Number(evals[^1], "eval_pass_at_1"):0.0}% | {trained.Take(half).Select(r => Number(r, "reward")).DefaultIfEmpty(double.NaN).Average():0.000} → {trained.Skip(half).Select(r => Number(r, "reward")).DefaultIfEmpty(double.NaN).Average():0.000} |\n");
+            }
+
+            var runs = curves[Models[m]];
+            if (runs.Count > 0)
+            {
+                int[] steps = runs[0].Steps;
+                var line = pass.Add.Scatter(steps.Select(x => (double)x).ToArray(), steps.Select((_, e) => 100 * runs.Average(r => r.Correct[e].Average(c => c / (double)r.Samples))).ToArray());
+                line.LegendText = $"{Label(Models[m])} (mean of {runs.Count} seed(s))";
+                line.Color = palette.GetColor(m);
             }
         }
 
-        Finish(pass, "RLVR: held-out pass@1 from each initialisation", "RLVR step", "pass@1 (%)", Path.Combine(root, "rlvr.png"));
+        Finish(pass, "RLVR: held-out pass@1 from each initialisation (fixed problems and sampling seeds)", "RLVR step", "pass@1 (%)", Path.Combine(root, "rlvr.png"));
         Finish(reward, "RLVR: training reward (moving average of 3 steps)", "RLVR step", "mean reward", Path.Combine(root, "rlvr_reward.png"));
+        if (curves.Values.All(c => c.Count == 0))
+        {
+            md.Append("No RLVR curves.\n\n");
+            return;
+        }
+
+        int seedCount = curves.Values.Min(c => c.Count), problems = curves.Values.SelectMany(c => c).Min(c => c.Correct[0].Length);
+        int[] grid = curves["ntp"].Count > 0 ? curves["ntp"][0].Steps : curves.Values.First(c => c.Count > 0)[0].Steps;
+        double Curve(string m, int e, int[] s, int[] p) => s.Average(i => p.Average(q => curves[m][i].Correct[e][q] / (double)curves[m][i].Samples));
+        double Target(int[] s, int[] p) => Curve("ntp", grid.Length - 1, s, p);
+        double Reach(string m, int[] s, int[] p)
+        {
+            double target = Target(s, p);
+            for (int e = 0; e < grid.Length; e++)
+            {
+                if (Curve(m, e, s, p) >= target - 1e-12)
+                {
+                    return grid[e];
+                }
+            }
+
+            return double.PositiveInfinity;
+        }
+
+        // The area under the pass@1 curve per step of RLVR (trapezoids over the measured steps): the curve's mean height.
+        double Area(string m, int[] s, int[] p)
+        {
+            double area = 0;
+            for (int e = 1; e < grid.Length; e++)
+            {
+                area += (grid[e] - grid[e - 1]) * (Curve(m, e - 1, s, p) + Curve(m, e, s, p)) / 2;
+            }
+
+            return grid.Length > 1 ? area / (grid[^1] - grid[0]) : Curve(m, 0, s, p);
+        }
+
+        md.Append(CultureInfo.InvariantCulture, $"Held-out pass@1 of the first {problems} evaluation problems, measured at steps {string.Join(", ", grid)} with the same samples' seeds each time (step 0 is the evaluation table's figure on those problems); {seedCount} seed(s). Steps to reach NTP-init's final pass@1: the first measured step at or above it (∞: not within the run).\n\n")
+          .Append("| from | pass@1 at step 0 | at the end | area under the curve (mean pass@1) | steps to reach NTP-init's final |\n|---|---|---|---|---|\n");
+        foreach (string m in Models.Where(m => curves[m].Count >= seedCount && seedCount > 0))
+        {
+            var start = PairedBootstrap.Statistic(seedCount, problems, (s, p) => 100 * Curve(m, 0, s, p));
+            var end = PairedBootstrap.Statistic(seedCount, problems, (s, p) => 100 * Curve(m, grid.Length - 1, s, p));
+            var area = PairedBootstrap.Statistic(seedCount, problems, (s, p) => 100 * Area(m, s, p));
+            var reach = PairedBootstrap.Statistic(seedCount, problems, (s, p) => Reach(m, s, p));
+            md.Append(CultureInfo.InvariantCulture, $"| {Label(m)} | {Cell(start, "0.0")}% | {Cell(end, "0.0")}% | {Cell(area, "0.0")}% | {Cell(reach, "0")} |\n");
+        }
+
+        if (curves["ra3"].Count >= seedCount && curves["ntp"].Count >= seedCount && seedCount > 0)
+        {
+            var gap = PairedBootstrap.Statistic(seedCount, problems, (s, p) => 100 * (Area("ra3", s, p) - Area("ntp", s, p)));
+            var endGap = PairedBootstrap.Statistic(seedCount, problems, (s, p) => 100 * (Curve("ra3", grid.Length - 1, s, p) - Curve("ntp", grid.Length - 1, s, p)));
+            md.Append(CultureInfo.InvariantCulture, $"\nRA3-init − NTP-init: area under the curve {Cell(gap, "+0.0;-0.0;0.0")} points, final pass@1 {Cell(endGap, "+0.0;-0.0;0.0")} points.\n");
+        }
+
         md.Append('\n');
     }
+
+    private static List<JsonObject> Rows(string path) =>
+        File.Exists(path) ? [.. File.ReadLines(path).Where(l => l.Length > 0).Select(l => JsonNode.Parse(l)!.AsObject())] : [];
 
     private static List<JsonObject> Rounds(string run)
     {
@@ -245,19 +361,6 @@ public static class DemoReport
 
     private static string Stat(double[] values, double scale, string format, string unit) => values.Length == 0 ? "n/a"
         : string.Create(CultureInfo.InvariantCulture, $"{(scale * values.Average()).ToString(format, CultureInfo.InvariantCulture)} ± {(scale * Std(values)).ToString(format, CultureInfo.InvariantCulture)}{unit} [{string.Join(", ", values.Select(v => (scale * v).ToString(format, CultureInfo.InvariantCulture)))}]");
-
-    private static string Difference(string what, double[] ra3, double[] ntp, double scale, string unit, string format)
-    {
-        int n = Math.Min(ra3.Length, ntp.Length);
-        if (n == 0)
-        {
-            return $"RA3 − NTP {what}: n/a.";
-        }
-
-        double[] d = [.. Enumerable.Range(0, n).Select(i => scale * (ra3[i] - ntp[i]))];
-        string signed = $"+{format};-{format};{format}";
-        return string.Create(CultureInfo.InvariantCulture, $"RA3 − NTP {what}: {d.Average().ToString(signed, CultureInfo.InvariantCulture)} ± {Std(d).ToString(format, CultureInfo.InvariantCulture)} {unit} over {n} seed(s) (per seed: {string.Join(", ", d.Select(x => x.ToString(signed, CultureInfo.InvariantCulture)))}).");
-    }
 
     private static string Label(string model) => model switch { "base" => "pre-trained", "ntp" => "NTP", "ra3" => "RA3", _ => model };
 
