@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Real-model measurements (the real-models issue; not part of CI): a Qwen2.5-Coder-0.5B-shaped model
 # (random weights, the real Qwen tokenizer) scoring and training on this machine's Python standard
-# library — f32 and bf16 weights, with and without activation recomputation — and, with --7b, a
+# library — f32 and bf16 weights, with and without activation recomputation — one RA3 mid-training
+# round per dtype with each phase's throughput and peak memory, and, with --7b, a
 # Qwen2.5-Coder-7B-shaped bf16 folder (15 GB) loading and scoring. Each run is its own process
 # under /usr/bin/time, so its peak resident memory is its own. Prints a markdown table (also
 # $OUT/table.md). Run it on a quiet machine: tokens/s are absolute figures.
@@ -58,6 +59,58 @@ for run in "f32" "f32 --recompute" "bf16" "bf16 --recompute"; do
   tps=$(python3 -c "import json,sys; m=[json.loads(l) for l in open('$OUT/$name/metrics.jsonl')][1:]; print(round(sum(x['tokens_per_s'] for x in m)/len(m)))")
   flops=$(python3 -c "print(round(($tps) * (6 * $params + 6 * 24 * 512 * 14 * 64) / 1e9, 1))")
   echo "| train 0.5B B2 T512, $run | $(rss $name) | $(wall $name) | $tps | $flops |" >> "$table"
+done
+
+# One RA3 round on real Python (8 standard-library functions of at most 20 lines, G = 2, 2 M-step
+# steps): each phase's throughput from the round's summary and its peak RSS, sampled every 0.5 s
+# and assigned to the phase whose output does not exist yet.
+python3 - "$OUT/functions.jsonl" <<'PY'
+import inspect, json, sys, textwrap, json.decoder, json.encoder, string, shlex
+out = []
+for module in (textwrap, json.decoder, json.encoder, string, shlex):
+    for _, f in inspect.getmembers(module, inspect.isfunction):
+        if f.__module__ != module.__name__:
+            continue
+        src = textwrap.dedent(inspect.getsource(f))
+        if 5 <= src.count("\n") <= 20 and len(out) < 8:
+            out.append(src)
+with open(sys.argv[1], "w") as fh:
+    for text in out:
+        fh.write(json.dumps({"text": text}) + "\n")
+PY
+phase_of() {
+  local round="$1/round-1"
+  if [[ -e "$round/summary.json" ]]; then echo done
+  elif [[ -e "$round/inference.json" ]]; then echo mstep
+  elif [[ -e "$round/estep/candidates.json" ]]; then echo scoring
+  else echo estep; fi
+}
+for dtype in f32 bf16; do
+  name="midtrain-0.5b-$dtype"
+  rm -rf "$OUT/$name"
+  dotnet src/RA3.Train/bin/Release/net10.0/ra3.dll midtrain --method ra3 --init "$OUT/qwen05" --tokenizer "$TOKENIZER" --data "$OUT/functions.jsonl" \
+    --out "$OUT/$name" --rounds 1 --G 2 --traces-per-step 8 --mstep-steps 2 --mstep-batch 2 --max-lines 20 --dtype "$dtype" > "$OUT/$name.log" 2>&1 &
+  pid=$!
+  : > "$OUT/$name.rss"
+  while kill -0 "$pid" 2> /dev/null; do
+    kb=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status" 2> /dev/null || true)
+    [[ -n "$kb" ]] && echo "$(phase_of "$OUT/$name") $kb" >> "$OUT/$name.rss"
+    sleep 0.5
+  done
+  wait "$pid" || { tail -5 "$OUT/$name.log"; exit 1; }
+  python3 - "$OUT/$name" "$dtype" >> "$table" <<'PY'
+import json, sys
+run, dtype = sys.argv[1], sys.argv[2]
+s = json.load(open(f"{run}/round-1/summary.json"))
+peak = {}
+for line in open(f"{run}.rss"):
+    phase, kb = line.split()
+    peak[phase] = max(peak.get(phase, 0), int(kb))
+gb = lambda p: f"{peak.get(p, 0) / 1048576:.2f}"
+print(f"| RA3 round 0.5B, {dtype}: E-step rollouts | {gb('estep')} | | {s['rollout_tokens_per_s']:.0f} | |")
+print(f"| RA3 round 0.5B, {dtype}: candidate scoring | {gb('scoring')} | | {s['candidate_scoring_tokens_per_s']:.0f} | |")
+print(f"| RA3 round 0.5B, {dtype}: M-step | {gb('mstep')} | | {s['mstep_tokens_per_s']:.0f} | |")
+PY
 done
 
 if $with7b; then

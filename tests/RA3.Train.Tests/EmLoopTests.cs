@@ -317,6 +317,7 @@ public sealed class EmLoopTests
         Assert.That(round["program_same_rate"]!.GetValue<double>(), Is.EqualTo(1.0), "bootstrapped traces are their programs with comments");
         Assert.That(round["log_marginal_bound_per_line"]!.GetValue<double>(), Is.GreaterThanOrEqualTo(round["log_likelihood_bare_per_line"]!.GetValue<double>() * (1 + 1e-6)), "the bound sums the bare trace's term and more (float32 sums: 1e-6 relative)");
         Assert.That(round["candidate_rate"]!.GetValue<double>(), Is.GreaterThan(0));
+        Assert.That(round["candidate_scoring_tokens_per_s"]!.GetValue<double>(), Is.GreaterThan(0).And.LessThan(1e7), "tokens scored over the scoring's wall time");
         Assert.That(round["code_ce_heldout"]!.GetValue<double>(), Is.LessThan(round["code_ce_heldout_init"]!.GetValue<double>()), "held-out code got likelier");
         string dir = Path.Combine(settings.Out, "round-1");
         var corpus = Data.Corpus.Read(Path.Combine(dir, "corpus.jsonl")).ToList();

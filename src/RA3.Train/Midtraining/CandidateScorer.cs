@@ -8,7 +8,8 @@ namespace RA3.Train.Midtraining;
 /// <summary>A trace's candidates scored two ways from the same forward passes (spec §4–5 inputs).</summary>
 /// <param name="DecisionFree">seg with each line's likelihood taken given "no comment here" where one could have started before it (the reward's convention; the rationale's own log-probability left out of the prior).</param>
 /// <param name="Joint">seg with the model's own line log-likelihoods (the comment-or-not choice included), for the prior that includes the rationale's own log-probability and for the marginal-likelihood bound.</param>
-public sealed record CandidateScores(ScoredTrace DecisionFree, ScoredTrace Joint);
+/// <param name="Tokens">Tokens the model ran to score them (every candidate sequence's, padding left out).</param>
+public sealed record CandidateScores(ScoredTrace DecisionFree, ScoredTrace Joint, long Tokens);
 
 /// <summary>
 /// Scores a trace's candidate rationales with the model: seg[s, t] = log π(line t+1 | the trace's
@@ -89,6 +90,6 @@ public static class CandidateScorer
             }
         }
 
-        return new CandidateScores(new ScoredTrace(free, rationaleLogProbs, n, k), new ScoredTrace(joint, rationaleLogProbs, n, k));
+        return new CandidateScores(new ScoredTrace(free, rationaleLogProbs, n, k), new ScoredTrace(joint, rationaleLogProbs, n, k), scored.Sum(x => (long)x.Tokens.Ids.Length));
     }
 }

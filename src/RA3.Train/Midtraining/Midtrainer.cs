@@ -284,6 +284,7 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
     private (Segmentation[] Segmentations, JsonObject Summary) Infer(Transformer model, TextTokenizer tokenizer, Backend backend, IReadOnlyList<Trace> traces, string[][][] candidates, bool sweep, DataParallel parallel)
     {
         // Each rank scores its share of the traces; all gather the scores in trace order and infer alike.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         var (first, count) = parallel.Share(traces.Count);
         var scores = parallel.Gather(
             [.. traces.Skip(first).Take(count).Select((t, i) => CandidateScorer.Score(model, tokenizer, t, candidates[first + i]))],
@@ -291,19 +292,11 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
             {
                 Write(w, x.DecisionFree);
                 Write(w, x.Joint);
+                w.Write(x.Tokens);
             },
-            r => new CandidateScores(Read(r), Read(r)));
+            r => new CandidateScores(Read(r), Read(r), r.ReadInt64()));
+        double scoringSeconds = clock.Elapsed.TotalSeconds;
         var scored = scores.Select(x => settings.RationaleLogProb ? x.Joint : x.DecisionFree).ToList();
-
-        static void Write(BinaryWriter w, ScoredTrace x)
-        {
-            w.WriteArray(x.Seg);
-            w.WriteArray(x.RationaleLogProbs);
-            w.Write(x.Lines);
-            w.Write(x.Candidates);
-        }
-
-        static ScoredTrace Read(BinaryReader r) => new(r.ReadArray<float>(), r.ReadArray<float>(), r.ReadInt32(), r.ReadInt32());
         var segmentations = SegmentationInference.Infer(backend, scored, settings.Elbo());
         var bound = SegmentationInference.LogMarginalBound(backend, [.. scores.Select(x => x.Joint)]);
         long lines = traces.Sum(t => (long)t.Count);
@@ -317,6 +310,7 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
             ["posterior_think"] = segmentations.Sum(x => x.ThinkPosterior.Sum(p => (double)p)) / lines,
             ["candidate_rate"] = candidates.Sum(c => c.Count(x => x.Length > 0)) / (double)lines,
             ["candidates_per_boundary"] = Num(candidates.Sum(c => c.Sum(x => x.Length)) / (double)Math.Max(1, candidates.Sum(c => c.Count(x => x.Length > 0)))),
+            ["candidate_scoring_tokens_per_s"] = scores.Sum(x => x.Tokens) / Math.Max(scoringSeconds, 1e-9),
         };
         foreach (var kv in Abstractions(segmentations, traces))
         {
@@ -337,6 +331,16 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
         }
 
         return (segmentations, summary);
+
+        static void Write(BinaryWriter w, ScoredTrace x)
+        {
+            w.WriteArray(x.Seg);
+            w.WriteArray(x.RationaleLogProbs);
+            w.Write(x.Lines);
+            w.Write(x.Candidates);
+        }
+
+        static ScoredTrace Read(BinaryReader r) => new(r.ReadArray<float>(), r.ReadArray<float>(), r.ReadInt32(), r.ReadInt32());
     }
 
     // Think rate of the MAP segmentations, rationales kept, and mean lines per abstraction (lines from a kept rationale to the next or the end).
