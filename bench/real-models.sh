@@ -15,7 +15,7 @@ OUT="${OUT:-runs/real-models}"
 TOKENIZER="${RA3_SHARED:-../shared}/fixtures/tokenizers/qwen3"
 mkdir -p "$OUT"
 dotnet build src/RA3.Train -c Release -v quiet --nologo > "$OUT/build.log"
-ra3() { dotnet src/RA3.Train/bin/Release/net10.0/ra3.dll "$@"; }
+RA3=(dotnet src/RA3.Train/bin/Release/net10.0/ra3.dll)  # an array, so /usr/bin/time can run it
 table="$OUT/table.md"
 {
   echo "$(date -u +%F) $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GB; ra3 $(git rev-parse --short HEAD)"
@@ -34,7 +34,7 @@ rss() { awk '{printf "%.2f", $1 / 1048576}' "$OUT/$1.time"; }
 wall() { awk '{printf "%.0f", $2}' "$OUT/$1.time"; }
 
 if [[ ! -f "$OUT/qwen05/model.safetensors" ]]; then
-  ra3 init --model-config bench/configs/qwen2.5-coder-0.5b.json --out "$OUT/qwen05" --tokenizer "$TOKENIZER" > "$OUT/init-0.5b.log"
+  "${RA3[@]}" init --model-config bench/configs/qwen2.5-coder-0.5b.json --out "$OUT/qwen05" --tokenizer "$TOKENIZER" > "$OUT/init-0.5b.log"
 fi
 params=$(sed -n 's/^wrote .*: \([0-9,]*\) parameters.*/\1/p' "$OUT/init-0.5b.log" | tr -d ,)
 python3 - "$OUT/text.py" <<'PY'
@@ -43,9 +43,9 @@ sys.stdout = open(sys.argv[1], "w")
 print(inspect.getsource(json))
 PY
 
-# Scoring: one document of ~12k tokens in sequences of 1024.
+# Scoring: json/__init__.py of this machine's Python, one document (3,645 Qwen tokens).
 for dtype in f32 bf16; do
-  measure "score-0.5b-$dtype" ra3 score --model "$OUT/qwen05" --text "$OUT/text.py" --dtype "$dtype" --out "$OUT/scores-$dtype.safetensors"
+  measure "score-0.5b-$dtype" "${RA3[@]}" score --model "$OUT/qwen05" --text "$OUT/text.py" --dtype "$dtype" --out "$OUT/scores-$dtype.safetensors"
   echo "| score 0.5B, $dtype | $(rss score-0.5b-$dtype) | $(wall score-0.5b-$dtype) | | |" >> "$table"
 done
 
@@ -54,7 +54,7 @@ for run in "f32" "f32 --recompute" "bf16" "bf16 --recompute"; do
   read -r -a options <<< "$run"
   name="train-0.5b-${options[0]}${options[1]:+-recompute}"
   rm -rf "$OUT/$name"
-  measure "$name" ra3 pretrain --init "$OUT/qwen05" --tokenizer "$TOKENIZER" --out "$OUT/$name" --seq-len 512 --batch 2 --steps 4 --warmup 1 \
+  measure "$name" "${RA3[@]}" pretrain --init "$OUT/qwen05" --tokenizer "$TOKENIZER" --out "$OUT/$name" --seq-len 512 --batch 2 --steps 4 --warmup 1 \
     --eval-every 1000 --save-every 1000 --dtype "${options[@]}"
   tps=$(python3 -c "import json,sys; m=[json.loads(l) for l in open('$OUT/$name/metrics.jsonl')][1:]; print(round(sum(x['tokens_per_s'] for x in m)/len(m)))")
   flops=$(python3 -c "print(round(($tps) * (6 * $params + 6 * 24 * 512 * 14 * 64) / 1e9, 1))")
@@ -88,7 +88,7 @@ phase_of() {
 for dtype in f32 bf16; do
   name="midtrain-0.5b-$dtype"
   rm -rf "$OUT/$name"
-  dotnet src/RA3.Train/bin/Release/net10.0/ra3.dll midtrain --method ra3 --init "$OUT/qwen05" --tokenizer "$TOKENIZER" --data "$OUT/functions.jsonl" \
+  "${RA3[@]}" midtrain --method ra3 --init "$OUT/qwen05" --tokenizer "$TOKENIZER" --data "$OUT/functions.jsonl" \
     --out "$OUT/$name" --rounds 1 --G 2 --traces-per-step 8 --mstep-steps 2 --mstep-batch 2 --max-lines 20 --dtype "$dtype" > "$OUT/$name.log" 2>&1 &
   pid=$!
   : > "$OUT/$name.rss"
@@ -115,11 +115,11 @@ done
 
 if $with7b; then
   if [[ ! -f "$OUT/qwen7b/model.safetensors.index.json" ]]; then
-    measure init-7b ra3 init --model-config bench/configs/qwen2.5-coder-7b.json --out "$OUT/qwen7b" --tokenizer "$TOKENIZER"
+    measure init-7b "${RA3[@]}" init --model-config bench/configs/qwen2.5-coder-7b.json --out "$OUT/qwen7b" --tokenizer "$TOKENIZER"
     echo "| init 7B (bf16, $(du -sh "$OUT/qwen7b" | cut -f1)) | $(rss init-7b) | $(wall init-7b) | | |" >> "$table"
   fi
   head -c 4000 "$OUT/text.py" > "$OUT/short.py"
-  measure score-7b ra3 score --model "$OUT/qwen7b" --text "$OUT/short.py" --out "$OUT/scores-7b.safetensors"
+  measure score-7b "${RA3[@]}" score --model "$OUT/qwen7b" --text "$OUT/short.py" --out "$OUT/scores-7b.safetensors"
   echo "| load + score 7B bf16 (~1k tokens) | $(rss score-7b) | $(wall score-7b) | | |" >> "$table"
 fi
 cat "$table"
