@@ -31,22 +31,10 @@ internal static unsafe class DecodeAttentionKernel
 
         public readonly void Run(int index)
         {
-            int b = index / Hq, h = index % Hq, hk = h / (Hq / Hkv), end = Lengths[b] + 1, start = SlidingWindow.FirstKey(Lengths[b], Window), n = end - start;
-            Span<float> p = n <= StackScores ? stackalloc float[n] : new float[n];
-            var q = new ReadOnlySpan<float>(Q + (((long)b * Hq) + h) * D, D);
-            float scale = 1f / MathF.Sqrt(D);
-            for (int j = 0; j < n; j++)
-            {
-                p[j] = Simd.Dot(q, Row(KCache, b, start + j, hk)) * scale;
-            }
-
-            Simd.Scale(p, 1f / Simd.ExpShifted(p, Simd.Max(p), p), p);
+            int b = index / Hq, h = index % Hq;
             var o = new Span<float>(Out + (((long)b * Hq) + h) * D, D);
             o.Clear();
-            for (int j = 0; j < n; j++)
-            {
-                Simd.Axpy(p[j], Row(VCache, b, start + j, hk), o);
-            }
+            Attend(new ReadOnlySpan<float>(Q + (((long)b * Hq) + h) * D, D), KCache, VCache, S, Hkv, b, Lengths[b], Window, h / (Hq / Hkv), o);
         }
 
         /// <summary>Copies kNew, vNew [B, Hkv, D] into the caches at position lengths[b].</summary>
@@ -60,8 +48,27 @@ internal static unsafe class DecodeAttentionKernel
                 new ReadOnlySpan<float>(vNew + ((long)b * row), row).CopyTo(new Span<float>(VCache + dst, row));
             }
         }
+    }
 
-        private readonly ReadOnlySpan<float> Row(float* cache, int b, int j, int hk) => new(cache + (((((long)b * S) + j) * Hkv) + hk) * D, D);
+    // o += softmax_j(q·k_j/√D) v_j over slot b's positions FirstKey(last, window) .. last of the
+    // caches [*, S, Hkv, D] (key head hk): one query head's output, shared by both bodies.
+    private static void Attend(ReadOnlySpan<float> q, float* kCache, float* vCache, int s, int hkv, int b, int last, int window, int hk, Span<float> o)
+    {
+        int d = q.Length, start = SlidingWindow.FirstKey(last, window), n = last + 1 - start;
+        Span<float> p = n <= StackScores ? stackalloc float[n] : new float[n];
+        float scale = 1f / MathF.Sqrt(d);
+        for (int j = 0; j < n; j++)
+        {
+            p[j] = Simd.Dot(q, Row(kCache, j)) * scale;
+        }
+
+        Simd.Scale(p, 1f / Simd.ExpShifted(p, Simd.Max(p), p), p);
+        for (int j = 0; j < n; j++)
+        {
+            Simd.Axpy(p[j], Row(vCache, j), o);
+        }
+
+        ReadOnlySpan<float> Row(float* cache, int j) => new(cache + (((((long)b * s) + start + j) * hkv) + hk) * d, d);
     }
 
     /// <summary>Appends the new key and value, then runs one task per (batch, query head) on all cores.</summary>
@@ -102,20 +109,7 @@ internal static unsafe class DecodeAttentionKernel
                 return;
             }
 
-            int end = Positions[r] + 1, start = SlidingWindow.FirstKey(Positions[r], Window), n = end - start;
-            Span<float> p = n <= StackScores ? stackalloc float[n] : new float[n];
-            var q = new ReadOnlySpan<float>(Q + (((long)r * Hq) + h) * D, D);
-            float scale = 1f / MathF.Sqrt(D);
-            for (int j = 0; j < n; j++)
-            {
-                p[j] = Simd.Dot(q, Row(KCache, b, start + j, hk)) * scale;
-            }
-
-            Simd.Scale(p, 1f / Simd.ExpShifted(p, Simd.Max(p), p), p);
-            for (int j = 0; j < n; j++)
-            {
-                Simd.Axpy(p[j], Row(VCache, b, start + j, hk), o);
-            }
+            Attend(new ReadOnlySpan<float>(Q + (((long)r * Hq) + h) * D, D), KCache, VCache, S, Hkv, b, Positions[r], Window, hk, o);
         }
 
         /// <summary>Copies row r of kNew, vNew [N, Hkv, D] into the caches at (slots[r], positions[r]); padding rows are skipped.</summary>
@@ -132,8 +126,6 @@ internal static unsafe class DecodeAttentionKernel
                 }
             }
         }
-
-        private readonly ReadOnlySpan<float> Row(float* cache, int b, int j, int hk) => new(cache + (((((long)b * S) + j) * Hkv) + hk) * D, D);
     }
 
     /// <summary>Appends the rows' keys and values, then runs one task per (row, query head) on all cores.</summary>
