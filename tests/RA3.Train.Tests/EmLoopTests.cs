@@ -205,6 +205,65 @@ public sealed class EmLoopTests
         Assert.That(results[1].Weights, Is.EqualTo(results[0].Weights).Within(1e-6), "the same update");
     }
 
+    [TestCase(LossAggregation.SequenceMean)]
+    [TestCase(LossAggregation.TokenMean)]
+    public void MicroBatchesAddUpToTheWholeBatchsUpdate(LossAggregation aggregation)
+    {
+        // Five sequences of different lengths, mixed advantages, a KL penalty and two epochs (the
+        // second one's ratios come from the first's old log-probabilities): the update in passes
+        // of at most 2 sequences (2 + 2 + 1) is the whole batch's up to float summation order.
+        string[] texts = ["\n    total += x\n", "\n    count = 0\n    return count\n", "\n    x = y\n", "\n    if a:\n        b = 1\n", "\n    pass\n"];
+        var batch = texts.Select((text, i) =>
+        {
+            int[] ids = tokenizer.Encode(text);
+            return new PolicySequence(ids, [.. ids.Select((_, p) => p > 0 && p % 3 != 1)], [.. ids.Select((_, p) => (float)Math.Sin(i + p))], OldLogProbs: null);
+        }).ToList();
+        var results = new List<(PolicyStepStats Stats, float[] Gradients, float[] Weights)>();
+        foreach (int micro in new[] { 0, 2 })
+        {
+            using var policy = HuggingFaceCheckpoint.Load(ModelDir, cpu, trainable: true);
+            using var reference = HuggingFaceCheckpoint.Load(ModelDir, cpu);
+            using var optimizer = new AdamWOptimizer(policy, weightDecay: 0f);
+            using var update = new PolicyGradient(policy, reference, optimizer, new PolicyGradientOptions(LearningRate: 1e-2f, KlCoefficient: 0.3, ClipLow: 0.02, ClipHigh: 0.02, Aggregation: aggregation, MicroBatch: micro));
+            var stats = update.Step(batch, 1, epochs: 2);
+            results.Add((stats, policy.Gradients!.Buffer.ToFloatArray(), policy.Weights.Buffer.ToFloatArray()));
+        }
+
+        var (whole, parts) = (results[0], results[1]);
+        Assert.That(parts.Stats.ReferencePasses, Is.EqualTo(3), "one reference pass per micro-batch");
+        Assert.That(parts.Stats.ActionTokens, Is.EqualTo(whole.Stats.ActionTokens));
+        Assert.That(whole.Stats.ClippedFraction, Is.GreaterThan(0), "the second epoch clips, so the old log-probabilities matter");
+        Assert.That(parts.Stats.ClippedFraction, Is.EqualTo(whole.Stats.ClippedFraction));
+        Assert.That(parts.Stats.MeanKl, Is.EqualTo(whole.Stats.MeanKl).Within(1e-4 * whole.Stats.MeanKl));
+        Assert.That(parts.Stats.GradNorm, Is.EqualTo(whole.Stats.GradNorm).Within(1e-4 * whole.Stats.GradNorm));
+
+        // The second epoch's gradient (left in the store after its clip), norm-wise: float summation
+        // order and the first step's rounding are ~1e-6 of it; a micro-batch left out, counted twice
+        // or normalised by its own tokens is tens of per cent.
+        double diff = 0, norm = 0;
+        for (int i = 0; i < whole.Gradients.Length; i++)
+        {
+            diff += Math.Pow(parts.Gradients[i] - whole.Gradients[i], 2);
+            norm += Math.Pow(whole.Gradients[i], 2);
+        }
+
+        Assert.That(Math.Sqrt(diff), Is.LessThan(1e-4 * Math.Sqrt(norm)), "micro-batches add up to the whole batch's gradient");
+
+        // The weights two AdamW steps later: Adam divides by √v, which magnifies the rounding of the
+        // smallest gradient entries, so the bound is looser than the gradient's.
+        using var start = HuggingFaceCheckpoint.Load(ModelDir, cpu);
+        float[] initial = start.Weights.Buffer.ToFloatArray();
+        double moved = 0, differ = 0;
+        for (int i = 0; i < initial.Length; i++)
+        {
+            moved = Math.Max(moved, Math.Abs(whole.Weights[i] - initial[i]));
+            differ = Math.Max(differ, Math.Abs(parts.Weights[i] - whole.Weights[i]));
+        }
+
+        Assert.That(moved, Is.GreaterThan(1e-3), "the update moved the weights");
+        Assert.That(differ, Is.LessThan(1e-2 * moved), "micro-batches give the same update");
+    }
+
     [Test]
     public void LaterEpochsMoveTheRatioAndTheClipActs()
     {

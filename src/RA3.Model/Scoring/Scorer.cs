@@ -125,12 +125,12 @@ public static class Scorer
     /// <summary>
     /// Sequences of different lengths as one right-padded [B, T] batch for
     /// <see cref="Activations.SetBatch"/>: ids, the mask of real tokens, and T — the longest rounded
-    /// up to a multiple of 16, so a few shapes recur and their plans can be reused.
+    /// up to a multiple of 16, so a few shapes recur and their plans can be reused — or
+    /// <paramref name="time"/> when that is longer (micro-batches of one batch padded alike).
     /// </summary>
-    public static (int[] Ids, bool[] Mask, int Time) Pad(IReadOnlyList<int[]> sequences)
+    public static (int[] Ids, bool[] Mask, int Time) Pad(IReadOnlyList<int[]> sequences, int time = 0)
     {
-        ArgumentNullException.ThrowIfNull(sequences);
-        int time = Math.Max(2, (sequences.Max(s => s.Length) + 15) / 16 * 16);
+        time = Math.Max(time, PaddedLength(sequences));
         var ids = new int[sequences.Count * time];
         var mask = new bool[sequences.Count * time];
         for (int i = 0; i < sequences.Count; i++)
@@ -140,5 +140,12 @@ public static class Scorer
         }
 
         return (ids, mask, time);
+    }
+
+    /// <summary>The T that <see cref="Pad"/> gives <paramref name="sequences"/>: the longest rounded up to a multiple of 16 (at least 2).</summary>
+    public static int PaddedLength(IReadOnlyList<int[]> sequences)
+    {
+        ArgumentNullException.ThrowIfNull(sequences);
+        return Math.Max(2, (sequences.Max(s => s.Length) + 15) / 16 * 16);
     }
 }

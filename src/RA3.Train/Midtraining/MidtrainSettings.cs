@@ -93,6 +93,10 @@ public sealed record MidtrainSettings
     [Option("estep-clip", "epsilon of the E-step's clipped ratio", Min = 0)]
     public double EStepClip { get; init; } = 0.2;
 
+    /// <summary>Most rollouts in one E-step forward and backward pass (<see cref="PolicyGradientOptions.MicroBatch"/>).</summary>
+    [Option("estep-micro-batch", "most rollouts in one E-step forward and backward pass; their gradients add up to one update (0: all at once)", Min = 0)]
+    public int EStepMicroBatch { get; init; } = 4;
+
     /// <summary>E-step traces per update.</summary>
     [Option("traces-per-step", "E-step traces per update", Min = 1)]
     public int TracesPerStep { get; init; } = 4;
@@ -166,7 +170,7 @@ public sealed record MidtrainSettings
         ThinkCost,
         Horizon,
         new RolloutOptions(Group, LatentMaxTokens, RationaleTemperature, RationaleTopP, ThinkFloor),
-        new PolicyGradientOptions(EStepLearningRate, KlCoefficient, EStepClip, EStepClip),
+        new PolicyGradientOptions(EStepLearningRate, KlCoefficient, EStepClip, EStepClip, MicroBatch: EStepMicroBatch),
         TracesPerStep,
         EStepPasses,
         NormaliseAdvantages: AdvantageScale == "std",

@@ -42,6 +42,7 @@ public enum KlEstimator
 /// <param name="ConstantLength">The fixed length of <see cref="LossAggregation.Constant"/> (e.g. the most new tokens of a completion).</param>
 /// <param name="Kl">The KL estimator the penalty differentiates.</param>
 /// <param name="ImportanceCap">Truncation of the behaviour importance weight p/q of tokens drawn off-policy (<see cref="PolicySequence.LogImportance"/>), as truncated importance sampling does.</param>
+/// <param name="MicroBatch">Most sequences in one forward and backward pass (TRL's per-device batch): a rank's share of the batch runs in micro-batches whose gradients add up before the one clip and AdamW step, so activation memory follows this, not the batch (0: the whole share at once).</param>
 public sealed record PolicyGradientOptions(
     float LearningRate = 5e-5f,
     double KlCoefficient = 0.05,
@@ -51,7 +52,8 @@ public sealed record PolicyGradientOptions(
     LossAggregation Aggregation = LossAggregation.TokenMean,
     int ConstantLength = 1,
     KlEstimator Kl = KlEstimator.K2,
-    double ImportanceCap = 2.0);
+    double ImportanceCap = 2.0,
+    int MicroBatch = 4);
 
 /// <summary>
 /// One sequence of a policy-gradient batch: tokens, and for each token position p whether token p
@@ -72,7 +74,7 @@ public sealed record PolicySequence(int[] Ids, bool[] Acting, float[] Advantages
 /// <param name="GradNorm">Gradient norm before clipping.</param>
 /// <param name="ClipLowFraction">Share clipped below (negative advantage, ratio &lt; 1 − ε_low).</param>
 /// <param name="ClipHighFraction">Share clipped above (positive advantage, ratio &gt; 1 + ε_high).</param>
-/// <param name="ReferencePasses">Forward passes of the reference model this step ran (0 when β = 0 or the caller gave its log-probabilities).</param>
+/// <param name="ReferencePasses">Forward passes of the reference model this step ran, one per micro-batch (0 when β = 0 or the caller gave its log-probabilities).</param>
 public sealed record PolicyStepStats(long ActionTokens, double MeanKl, double ClippedFraction, double GradNorm, double ClipLowFraction = 0, double ClipHighFraction = 0, int ReferencePasses = 0);
 
 /// <summary>
@@ -157,52 +159,57 @@ public sealed class PolicyGradient(Transformer policy, Transformer? reference, A
         var group = optimizer.Group;
         var (first, b) = DataParallel.ShareOf(batch.Count, group.Rank, group.Size);
         var mine = batch.Skip(first).Take(b).ToList();
-        int time = 0;
-        var referenceLogProbs = Array.Empty<float>();
-        if (b > 0)
+        int time = b == 0 ? 0 : Scorer.PaddedLength([.. mine.Select(s => s.Ids)]);  // one length for every micro-batch, so one plan serves them
+        var micro = MicroBatches(mine, options.MicroBatch, time);
+        var referenceLogProbs = new float[b * time];
+        if (scoreReference)
         {
-            (var ids, var mask, time) = Scorer.Pad([.. mine.Select(s => s.Ids)]);
-            referenceLogProbs = new float[b * time];
-            if (scoreReference)
+            foreach (var m in micro)
             {
-                referencePlan = Reuse(referencePlan, reference!, b, time, PassKind.Score);
-                referencePlan.SetBatch(ids, mask);
+                referencePlan = Reuse(referencePlan, reference!, m.Count, time, PassKind.Score);
+                referencePlan.SetBatch(m.Ids, m.Mask);
                 reference!.Forward(referencePlan);
-                referencePlan.TokenLogProbs.CopyTo<float>(referenceLogProbs);
+                referencePlan.TokenLogProbs.CopyTo<float>(referenceLogProbs.AsSpan(m.First * time, m.Count * time));
             }
-            else if (options.KlCoefficient > 0)
+        }
+        else if (options.KlCoefficient > 0)
+        {
+            for (int i = 0; i < b; i++)
             {
-                for (int i = 0; i < b; i++)
-                {
-                    mine[i].ReferenceLogProbs!.AsSpan(1).CopyTo(referenceLogProbs.AsSpan(i * time));  // row p − 1 predicts token p
-                }
+                mine[i].ReferenceLogProbs!.AsSpan(1).CopyTo(referenceLogProbs.AsSpan(i * time));  // row p − 1 predicts token p
             }
-
-            trainPlan = Reuse(trainPlan, policy, b, time, PassKind.Train);
-            trainPlan.SetBatch(ids, mask);
         }
 
         var logProbs = new float[b * time];
+        var weights = new float[b * time];
         var old = mine.Select(s => s.OldLogProbs).ToArray();
         PolicyStepStats stats = new(0, 0, 0, 0);
         for (int e = 0; e < epochs; e++)
         {
-            if (b > 0)
+            var backend = policy.Backend;
+            backend.Zero(policy.Gradients!.Buffer);
+            Span<double> figures = [0, 0, 0, 0];  // KL, action tokens, clipped below, clipped above
+            foreach (var m in micro)
             {
-                policy.Forward(trainPlan!);
-                trainPlan!.TokenLogProbs.CopyTo<float>(logProbs);
-            }
-
-            for (int i = 0; i < b; i++)
-            {
-                if (old[i] is null)
+                trainPlan = Reuse(trainPlan, policy, m.Count, time, PassKind.Train);
+                trainPlan.SetBatch(m.Ids, m.Mask);
+                policy.Forward(trainPlan);
+                var rows = new Range(m.First * time, (m.First + m.Count) * time);
+                trainPlan.TokenLogProbs.CopyTo<float>(logProbs.AsSpan(rows));
+                for (int i = m.First; i < m.First + m.Count; i++)
                 {
-                    old[i] = new float[mine[i].Ids.Length];
-                    logProbs.AsSpan(i * time, mine[i].Ids.Length - 1).CopyTo(old[i].AsSpan(1));  // row p − 1 predicts token p
+                    if (old[i] is null)
+                    {
+                        old[i] = new float[mine[i].Ids.Length];
+                        logProbs.AsSpan(i * time, mine[i].Ids.Length - 1).CopyTo(old[i].AsSpan(1));  // row p − 1 predicts token p
+                    }
                 }
+
+                Weigh(mine, m, norm.AsSpan(first, b), old!, logProbs, referenceLogProbs, time, weights, figures);
+                policy.Backward(trainPlan, weights.AsSpan(rows));
             }
 
-            stats = Update(mine, norm.AsSpan(first, b), old!, logProbs, referenceLogProbs, time, ((batchIndex - 1) * epochs) + e + 1) with { ReferencePasses = scoreReference ? 1 : 0 };
+            stats = Apply(figures, ((batchIndex - 1) * epochs) + e + 1) with { ReferencePasses = scoreReference ? micro.Count : 0 };
         }
 
         return stats;
@@ -229,17 +236,32 @@ public sealed class PolicyGradient(Transformer policy, Transformer? reference, A
         })];
     }
 
-    // One update from the forward pass in the train plan: this rank's token weights (its sequences'
-    // normalisers in norm) and weighted backward, the ranks' gradients summed, clip, AdamW.
-    private PolicyStepStats Update(IReadOnlyList<PolicySequence> batch, ReadOnlySpan<double> norm, float[][] old, float[] logProbs, float[] referenceLogProbs, int time, int step)
+    // A micro-batch of this rank's sequences, padded to the share's length, and where it starts in the share.
+    private sealed record MicroBatch(int First, int Count, int[] Ids, bool[] Mask);
+
+    // The share split into as few micro-batches of at most `most` sequences as it takes, as equal in
+    // size as they can be (16 sequences at 5 per pass: 4 × 4, so one plan serves every pass).
+    private static List<MicroBatch> MicroBatches(List<PolicySequence> mine, int most, int time)
     {
-        int b = batch.Count;
-        var weights = new float[b * time];
-        double kl = 0;
-        long acting = 0, low = 0, high = 0;
-        for (int i = 0; i < b; i++)
+        int count = mine.Count == 0 ? 0 : most <= 0 ? 1 : (mine.Count + most - 1) / most;
+        var batches = new List<MicroBatch>(count);
+        for (int k = 0; k < count; k++)
         {
-            var s = batch[i];
+            var (first, n) = DataParallel.ShareOf(mine.Count, k, count);
+            var (ids, mask, _) = Scorer.Pad(mine.GetRange(first, n).ConvertAll(s => s.Ids), time);
+            batches.Add(new MicroBatch(first, n, ids, mask));
+        }
+
+        return batches;
+    }
+
+    // The token weights of micro-batch m's rows (its sequences' normalisers in norm: the whole
+    // batch's), adding its KL, action tokens and clip counts to figures.
+    private void Weigh(List<PolicySequence> mine, MicroBatch m, ReadOnlySpan<double> norm, float[][] old, float[] logProbs, float[] referenceLogProbs, int time, float[] weights, Span<double> figures)
+    {
+        for (int i = m.First; i < m.First + m.Count; i++)
+        {
+            var s = mine[i];
             for (int p = 1; p < s.Ids.Length; p++)
             {
                 if (!s.Acting[p])
@@ -250,24 +272,21 @@ public sealed class PolicyGradient(Transformer policy, Transformer? reference, A
                 int row = (i * time) + p - 1;  // row p − 1 predicts token p
                 double lp = logProbs[row], r = referenceLogProbs[row] - lp;
                 weights[row] = (float)(TokenWeight(s.Advantages[p], lp, old[i][p], referenceLogProbs[row], options, s.LogImportance?[p] ?? 0, out int clipped) * norm[i]);
-                kl += options.KlCoefficient > 0 ? Math.Exp(r) - r - 1 : 0;
-                acting++;
-                low += clipped < 0 ? 1 : 0;
-                high += clipped > 0 ? 1 : 0;
+                figures[0] += options.KlCoefficient > 0 ? Math.Exp(r) - r - 1 : 0;
+                figures[1]++;
+                figures[2] += clipped < 0 ? 1 : 0;
+                figures[3] += clipped > 0 ? 1 : 0;
             }
         }
+    }
 
-        var backend = policy.Backend;
-        backend.Zero(policy.Gradients!.Buffer);
-        if (b > 0)
-        {
-            policy.Backward(trainPlan!, weights);
-        }
-
-        optimizer.Group.AllReduceSum(policy.Gradients.Buffer);
-        Span<double> figures = [kl, acting, low, high];
+    // The update from the gradients the micro-batches added: the ranks' gradients and figures
+    // summed, clip, AdamW (unless the guard refuses a non-finite step).
+    private PolicyStepStats Apply(Span<double> figures, int step)
+    {
+        optimizer.Group.AllReduceSum(policy.Gradients!.Buffer);
         optimizer.Group.AllReduceSum(figures);
-        double gradNorm = backend.ClipGradNorm(policy.Gradients.Buffer, options.GradClip);
+        double gradNorm = policy.Backend.ClipGradNorm(policy.Gradients.Buffer, options.GradClip);
         if ((guard ?? StopAtFirst).Admit(step, figures[0], gradNorm))
         {
             optimizer.Step(options.LearningRate, step);

@@ -73,6 +73,10 @@ public sealed record RlvrSettings
     [Option("epochs", "updates per batch of samples (μ; the ratio clips from the second)", Min = 1)]
     public int Epochs { get; init; } = 1;
 
+    /// <summary>Most completions in one forward and backward pass (<see cref="Midtraining.PolicyGradientOptions.MicroBatch"/>; TRL's per-device batch, with gradient accumulation to the whole batch).</summary>
+    [Option("micro-batch", "most completions in one forward and backward pass; their gradients add up to one update (0: all at once)", Min = 0)]
+    public int MicroBatch { get; init; } = 4;
+
     /// <summary>How token losses are averaged (TRL's loss_type): grpo (per sequence, then over sequences), dapo (over all tokens), dr_grpo (a constant: sequences × max-new-tokens).</summary>
     [Option("loss-type", "loss aggregation: grpo (sequence mean), dapo (token mean), dr_grpo (constant normaliser)", Choices = "grpo|dapo|dr_grpo")]
     public string LossType { get; init; } = "grpo";
@@ -181,7 +185,8 @@ public sealed record RlvrSettings
         ClipHigh > 0 ? ClipHigh : ClipRange,
         Aggregation: LossType switch { "dapo" => Midtraining.LossAggregation.TokenMean, "dr_grpo" => Midtraining.LossAggregation.Constant, _ => Midtraining.LossAggregation.SequenceMean },
         ConstantLength: MaxNewTokens,
-        Kl: KlEstimatorName switch { "k1" => Midtraining.KlEstimator.K1, "k3" => Midtraining.KlEstimator.K3, _ => Midtraining.KlEstimator.K2 });
+        Kl: KlEstimatorName switch { "k1" => Midtraining.KlEstimator.K1, "k3" => Midtraining.KlEstimator.K3, _ => Midtraining.KlEstimator.K2 },
+        MicroBatch: MicroBatch);
 
     /// <summary>The settings as JSON, without the fields a resume may change: the backend, the stop, recomputation (the same numbers, less memory), the saved dtype.</summary>
     public string Identity() => JsonSerializer.Serialize(this with { Backend = string.Empty, StopAfter = 0, Recompute = false, SaveDType = string.Empty });
