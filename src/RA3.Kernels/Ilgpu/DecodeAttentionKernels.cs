@@ -29,38 +29,8 @@ internal static class DecodeAttentionKernels
     /// <summary>output[b, h, :] = softmax_j(q·k_j/√D) v_j over j ≤ lengths[b] (the last Window of them when Window &gt; 0); idx = b·Hq + h.</summary>
     public static void Attend(Index1D idx, ArrayView<float> q, ArrayView<float> kCache, ArrayView<float> vCache, ArrayView<int> lengths, ArrayView<float> output, DecodeDims s)
     {
-        int b = idx / s.Hq, h = idx % s.Hq, hk = h / (s.Hq / s.Hkv);
-        long qi = (long)(int)idx * s.D;
-        float scale = 1f / XMath.Sqrt(s.D), m = float.NegativeInfinity, sum = 0f;
-        for (int c = 0; c < s.D; c++)
-        {
-            output[qi + c] = 0f;
-        }
-
-        for (int j = SlidingWindow.FirstKey(lengths[b], s.Window); j <= lengths[b]; j++)
-        {
-            long kj = s.Cache(b, j, hk);
-            float dot = 0f;
-            for (int c = 0; c < s.D; c++)
-            {
-                dot += q[qi + c] * kCache[kj + c];
-            }
-
-            dot *= scale;
-            float mNew = XMath.Max(m, dot), rescale = XMath.Exp(m - mNew), e = XMath.Exp(dot - mNew);
-            sum = (sum * rescale) + e;
-            for (int c = 0; c < s.D; c++)
-            {
-                output[qi + c] = (output[qi + c] * rescale) + (e * vCache[kj + c]);
-            }
-
-            m = mNew;
-        }
-
-        for (int c = 0; c < s.D; c++)
-        {
-            output[qi + c] /= sum;
-        }
+        int b = idx / s.Hq, h = idx % s.Hq;
+        AttendSlot(q, (long)(int)idx * s.D, kCache, vCache, b, h / (s.Hq / s.Hkv), lengths[b], output, s);
     }
 
     /// <summary>kCache[slots[r], positions[r], :] = kNew[r, :] and the same for v, skipping padding rows; idx = (r, column of Hkv·D).</summary>
@@ -81,20 +51,32 @@ internal static class DecodeAttentionKernels
     /// <summary>output[r, h, :] = softmax_j(q·k_j/√D) v_j over the positions j ≤ positions[r] of slot slots[r] (the last Window when Window &gt; 0), 0 for a padding row; idx = r·Hq + h.</summary>
     public static void AttendRows(Index1D idx, ArrayView<float> q, ArrayView<float> kCache, ArrayView<float> vCache, ArrayView<int> slots, ArrayView<int> positions, ArrayView<float> output, DecodeDims s)
     {
-        int r = idx / s.Hq, h = idx % s.Hq, hk = h / (s.Hq / s.Hkv), b = slots[r];
+        int r = idx / s.Hq, h = idx % s.Hq, b = slots[r];
         long qi = (long)(int)idx * s.D;
+        if (b < 0)
+        {
+            for (int c = 0; c < s.D; c++)
+            {
+                output[qi + c] = 0f;
+            }
+
+            return;
+        }
+
+        AttendSlot(q, qi, kCache, vCache, b, h / (s.Hq / s.Hkv), positions[r], output, s);
+    }
+
+    // output[qi .. qi + D) = softmax_j(q·k_j/√D) v_j over the keys j ≤ last of cache slot b, head hk
+    // (the last Window of them when Window > 0): an online softmax that rescales the output row as
+    // the running maximum grows, so no score buffer is needed.
+    private static void AttendSlot(ArrayView<float> q, long qi, ArrayView<float> kCache, ArrayView<float> vCache, int b, int hk, int last, ArrayView<float> output, DecodeDims s)
+    {
         float scale = 1f / XMath.Sqrt(s.D), m = float.NegativeInfinity, sum = 0f;
         for (int c = 0; c < s.D; c++)
         {
             output[qi + c] = 0f;
         }
 
-        if (b < 0)
-        {
-            return;
-        }
-
-        int last = positions[r];
         for (int j = SlidingWindow.FirstKey(last, s.Window); j <= last; j++)
         {
             long kj = s.Cache(b, j, hk);

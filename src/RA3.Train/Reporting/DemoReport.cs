@@ -130,8 +130,11 @@ public static class DemoReport
 
     private static double PassAt(Evaluation e, int k) => e.Correct.Average(c => RA3.Train.Evaluation.PassAtK.Estimate(e.Samples, c, k));
 
-    private static string Cell(Interval i, string format) =>
-        string.Create(CultureInfo.InvariantCulture, $"{i.Estimate.ToString(format, CultureInfo.InvariantCulture)} [{i.Low.ToString(format, CultureInfo.InvariantCulture)}, {i.High.ToString(format, CultureInfo.InvariantCulture)}]");
+    private static string Cell(Interval i, string format) => $"{Format(i.Estimate, format)} [{Format(i.Low, format)}, {Format(i.High, format)}]";
+
+    // A figure as the report prints it: ∞ where a curve never reached its target (the invariant culture writes "Infinity").
+    private static string Format(double value, string format) =>
+        double.IsPositiveInfinity(value) ? "∞" : value.ToString(format, CultureInfo.InvariantCulture);
 
     private static void CodeLoss(string root, List<string> seeds, StringBuilder md)
     {
