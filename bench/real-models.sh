@@ -2,15 +2,21 @@
 # Real-model measurements (the real-models issue; not part of CI): a Qwen2.5-Coder-0.5B-shaped model
 # (random weights, the real Qwen tokenizer) scoring and training on this machine's Python standard
 # library — f32 and bf16 weights, with and without activation recomputation — one RA3 mid-training
-# round per dtype with each phase's throughput and peak memory, and, with --7b, a
-# Qwen2.5-Coder-7B-shaped bf16 folder (15 GB) loading and scoring. Each run is its own process
+# round per dtype with each phase's throughput and peak memory, and, with --7b (or alone with
+# --only-7b), a Qwen2.5-Coder-7B-shaped bf16 folder (15 GB) loading and scoring. Each run is its own process
 # under /usr/bin/time, so its peak resident memory is its own. Prints a markdown table (also
 # $OUT/table.md). Run it on a quiet machine: tokens/s are absolute figures.
-#   bash bench/real-models.sh [--7b]        OUT=runs/real-models by default
+#   bash bench/real-models.sh [--7b | --only-7b]        OUT=runs/real-models by default
 set -euo pipefail
 cd "$(dirname "$0")/.."
 with7b=false
-[[ "${1:-}" == "--7b" ]] && with7b=true
+with05b=true
+case "${1:-}" in
+  --7b) with7b=true ;;
+  --only-7b) with05b=false ;;
+  "") ;;
+  *) echo "usage: bash bench/real-models.sh [--7b | --only-7b]" >&2; exit 2 ;;
+esac
 OUT="${OUT:-runs/real-models}"
 TOKENIZER="${RA3_SHARED:-../shared}/fixtures/tokenizers/qwen3"
 mkdir -p "$OUT"
@@ -33,15 +39,32 @@ measure() {
 rss() { awk '{printf "%.2f", $1 / 1048576}' "$OUT/$1.time"; }
 wall() { awk '{printf "%.0f", $2}' "$OUT/$1.time"; }
 
-if [[ ! -f "$OUT/qwen05/model.safetensors" ]]; then
-  "${RA3[@]}" init --model-config bench/configs/qwen2.5-coder-0.5b.json --out "$OUT/qwen05" --tokenizer "$TOKENIZER" > "$OUT/init-0.5b.log"
-fi
-params=$(sed -n 's/^wrote .*: \([0-9,]*\) parameters.*/\1/p' "$OUT/init-0.5b.log" | tr -d ,)
 python3 - "$OUT/text.py" <<'PY'
 import inspect, json, sys
 sys.stdout = open(sys.argv[1], "w")
 print(inspect.getsource(json))
 PY
+
+# The 7B-shaped folder: made once (random bf16 weights), then loaded and scored on ~1k tokens.
+score_7b() {
+  if [[ ! -f "$OUT/qwen7b/model.safetensors.index.json" ]]; then
+    measure init-7b "${RA3[@]}" init --model-config bench/configs/qwen2.5-coder-7b.json --out "$OUT/qwen7b" --tokenizer "$TOKENIZER"
+    echo "| init 7B (bf16, $(du -sh "$OUT/qwen7b" | cut -f1)) | $(rss init-7b) | $(wall init-7b) | | |" >> "$table"
+  fi
+  head -c 4000 "$OUT/text.py" > "$OUT/short.py"
+  measure score-7b "${RA3[@]}" score --model "$OUT/qwen7b" --text "$OUT/short.py" --out "$OUT/scores-7b.safetensors"
+  echo "| load + score 7B bf16 (~1k tokens) | $(rss score-7b) | $(wall score-7b) | | |" >> "$table"
+}
+if ! $with05b; then
+  score_7b
+  cat "$table"
+  exit 0
+fi
+
+if [[ ! -f "$OUT/qwen05/model.safetensors" ]]; then
+  "${RA3[@]}" init --model-config bench/configs/qwen2.5-coder-0.5b.json --out "$OUT/qwen05" --tokenizer "$TOKENIZER" > "$OUT/init-0.5b.log"
+fi
+params=$(sed -n 's/^wrote .*: \([0-9,]*\) parameters.*/\1/p' "$OUT/init-0.5b.log" | tr -d ,)
 
 # Scoring: json/__init__.py of this machine's Python, one document (3,645 Qwen tokens).
 for dtype in f32 bf16; do
@@ -114,12 +137,6 @@ PY
 done
 
 if $with7b; then
-  if [[ ! -f "$OUT/qwen7b/model.safetensors.index.json" ]]; then
-    measure init-7b "${RA3[@]}" init --model-config bench/configs/qwen2.5-coder-7b.json --out "$OUT/qwen7b" --tokenizer "$TOKENIZER"
-    echo "| init 7B (bf16, $(du -sh "$OUT/qwen7b" | cut -f1)) | $(rss init-7b) | $(wall init-7b) | | |" >> "$table"
-  fi
-  head -c 4000 "$OUT/text.py" > "$OUT/short.py"
-  measure score-7b "${RA3[@]}" score --model "$OUT/qwen7b" --text "$OUT/short.py" --out "$OUT/scores-7b.safetensors"
-  echo "| load + score 7B bf16 (~1k tokens) | $(rss score-7b) | $(wall score-7b) | | |" >> "$table"
+  score_7b
 fi
 cat "$table"

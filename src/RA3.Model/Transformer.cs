@@ -108,25 +108,30 @@ public sealed class Transformer : IDisposable
     {
         var rng = new Rng(seed);
         double residualStd = 0.02 / Math.Sqrt(2.0 * Config.Layers);
+        var chunk = new float[1 << 16];  // written a chunk at a time: a 7B model's embedding as one float array would be 2.2 GB on top of the weights
         foreach (var spec in Weights.Specs)
         {
-            var values = new float[spec.Count];
             string name = spec.Name;
-            if (spec.Shape.Length == 2)
+            bool residual = name.EndsWith("c_proj.weight", StringComparison.Ordinal) || name.EndsWith("o_proj.weight", StringComparison.Ordinal) || name.EndsWith("down_proj.weight", StringComparison.Ordinal);
+            double std = residual ? residualStd : 0.02;
+            var flat = Weights[name].Reshape(checked((int)spec.Count));
+            for (long offset = 0; offset < spec.Count; offset += chunk.Length)
             {
-                bool residual = name.EndsWith("c_proj.weight", StringComparison.Ordinal) || name.EndsWith("o_proj.weight", StringComparison.Ordinal) || name.EndsWith("down_proj.weight", StringComparison.Ordinal);
-                double std = residual ? residualStd : 0.02;
-                for (int i = 0; i < values.Length; i++)
+                var values = chunk.AsSpan(0, (int)Math.Min(chunk.Length, spec.Count - offset));
+                if (spec.Shape.Length == 2)
                 {
-                    values[i] = (float)(rng.NextGaussian() * std);
+                    for (int i = 0; i < values.Length; i++)
+                    {
+                        values[i] = (float)(rng.NextGaussian() * std);
+                    }
                 }
-            }
-            else if (!name.EndsWith(".bias", StringComparison.Ordinal))
-            {
-                Array.Fill(values, 1f);
-            }
+                else
+                {
+                    values.Fill(name.EndsWith(".bias", StringComparison.Ordinal) ? 0f : 1f);
+                }
 
-            Weights[name].CopyFromFloats(values);
+                flat.View(offset, values.Length).CopyFromFloats(values);
+            }
         }
     }
 

@@ -103,6 +103,43 @@ public sealed class CheckpointTests : IDisposable
         Assert.That(narrowed.Weights.Buffer.ToFloatArray(), Is.EqualTo(rounded), "a float32 checkpoint loaded as bf16 rounds as Convert does");
     }
 
+    /// <summary>
+    /// Random initialisation writes each tensor a chunk at a time (a 7B model's embedding as one
+    /// float array would be 2.2 GB beside the weights): the values are the GPT-2 scheme's, drawn
+    /// in tensor order from one stream, across chunk boundaries (the head is 70,000 × 64), in
+    /// either storage — N(0, 0.02), residual projections N(0, 0.02/√(2L)), norm weights 1, biases 0.
+    /// </summary>
+    [TestCase(DType.Float32)]
+    [TestCase(DType.BFloat16)]
+    public void RandomInitialisationDrawsEveryTensorInOrderAcrossChunks(DType storage)
+    {
+        var config = ModelConfig.Llama(vocab: 70_000, hidden: 64, layers: 2, heads: 2, kvHeads: 1, intermediate: 80, maxPositions: 32) with { QkvBias = true };
+        using var model = new Transformer(backend, config, weights: storage);
+        model.InitializeRandom(11);
+        var rng = new Rng(11);
+        double residual = 0.02 / Math.Sqrt(2.0 * config.Layers);
+        foreach (var spec in model.Weights.Specs)
+        {
+            var expected = new float[spec.Count];
+            for (int i = 0; i < expected.Length; i++)
+            {
+                expected[i] = spec.Shape.Length == 1 ? (spec.Name.EndsWith(".bias", StringComparison.Ordinal) ? 0f : 1f)
+                    : (float)(rng.NextGaussian() * (spec.Name.EndsWith("o_proj.weight", StringComparison.Ordinal) || spec.Name.EndsWith("down_proj.weight", StringComparison.Ordinal) ? residual : 0.02));
+            }
+
+            if (storage == DType.BFloat16)
+            {
+                var rounded = new ushort[expected.Length];
+                BFloat16.Round(expected, rounded);
+                BFloat16.Widen(rounded, expected);
+            }
+
+            Assert.That(model.Weights[spec.Name].ToFloatArray(), Is.EqualTo(expected), spec.Name);
+        }
+
+        Assert.That(model.Weights.Specs.Any(s => s.Name.EndsWith(".bias", StringComparison.Ordinal)), Is.True, "the q, k, v biases (Qwen2's) are among them");
+    }
+
     [Test]
     public void ABFloat16RunsCheckpointKeepsItsFloat32Masters()
     {

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.InteropServices;
 using RA3.Kernels.Ops;
 
@@ -105,9 +106,17 @@ public sealed class Tensor : IDisposable
     {
         if (DType == DType.BFloat16)
         {
-            var rounded = new ushort[values.Length];
-            BFloat16.Round(values, rounded);
-            CopyFrom<ushort>(rounded);
+            var rounded = ArrayPool<ushort>.Shared.Rent(values.Length);  // pooled: callers write large tensors a chunk at a time
+            try
+            {
+                BFloat16.Round(values, rounded.AsSpan(0, values.Length));
+                CopyFrom<ushort>(rounded.AsSpan(0, values.Length));
+            }
+            finally
+            {
+                ArrayPool<ushort>.Shared.Return(rounded);
+            }
+
             return;
         }
 
