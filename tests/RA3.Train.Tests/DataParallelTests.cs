@@ -95,6 +95,7 @@ public sealed partial class DataParallelTests
             LatentMaxTokens = 6,
             ThinkFloor = 0.5,
             TracesPerStep = 3,
+            Baseline = "elbo",  // the ranks score the ELBO baselines of their own traces and gather them
             MStepSteps = 3,
             MStepBatch = 3,
             MStepSequenceLength = 128,

@@ -197,7 +197,18 @@ public sealed class DemoRunner(DemoSettings settings, TextWriter log, bool inter
             throw new StoppedBySignalException($"stopped by {StopSignal.Name} while evaluating {model} (held out; that evaluation starts again, the finished stages are kept)", "ra3 demo");
         }
 
-        var ce = CodeTokenLoss.PerDocument(transformer, tokenizer, [.. problems.Select(p => (RA3.Train.Midtraining.Trace.FromCode(p.TaskId, p.Prompt + p.CanonicalSolution), (IReadOnlyDictionary<int, string>?)null))]);
+        // Each rank scores its share of the problems' code; the ranks gather the losses in problem order.
+        var (first, share) = parallel.Share(problems.Count);
+        var ce = parallel.Gather(
+            CodeTokenLoss.PerDocument(transformer, tokenizer, [.. problems.Skip(first).Take(share).Select(p => (RA3.Train.Midtraining.Trace.FromCode(p.TaskId, p.Prompt + p.CanonicalSolution), (IReadOnlyDictionary<int, string>?)null))]),
+            (w, x) =>
+            {
+                w.Write(x.Code);
+                w.Write(x.CodeTokens);
+                w.Write(x.Rationale);
+                w.Write(x.RationaleTokens);
+            },
+            r => new TokenLoss(r.ReadDouble(), r.ReadInt64(), r.ReadDouble(), r.ReadInt64()));
         var rows = new JsonArray();
         for (int i = 0; i < problems.Count; i++)
         {

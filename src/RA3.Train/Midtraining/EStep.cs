@@ -178,6 +178,7 @@ public sealed class EStep(Transformer policy, Transformer scorer, TextTokenizer 
                 sampling += clock.Elapsed.TotalSeconds;
                 var (batch, rewards, referenceLogProbs) = Gather(mine, StepRewards(mine), chosen, traces, rollouts.Group);
                 walked += batch.Sum(r => (long)r.Ids.Length);
+                var baselines = options.Baseline == EStepBaseline.Elbo ? ElboBaselines(chosen, first, count, traces, batch, rollouts.Group) : null;
                 var sequences = new List<PolicySequence>(batch.Count);
                 double rewardSum = 0;
                 long boundaries = 0, thinks = 0, decisions = 0;
@@ -186,8 +187,7 @@ public sealed class EStep(Transformer policy, Transformer scorer, TextTokenizer 
                     int trace = chosen[c], g = rollouts.Group;
                     var group = Enumerable.Range(0, g).Select(i => rewards[(c * g) + i]).ToArray();
                     var members = batch.Skip(c * g).Take(g).ToList();
-                    var baseline = options.Baseline == EStepBaseline.Elbo ? ElboBaseline(traces[trace], members) : null;
-                    var advantages = Rewards.Advantages(group, baseline, options.NormaliseAdvantages);
+                    var advantages = Rewards.Advantages(group, baselines?[c], options.NormaliseAdvantages);
                     for (int i = 0; i < g; i++)
                     {
                         var r = members[i];
@@ -311,6 +311,14 @@ public sealed class EStep(Transformer policy, Transformer scorer, TextTokenizer 
 
         return (rewards, logProbs);
     }
+
+    // The ELBO baselines of the update's traces, in their order: each rank scores its share of them
+    // (the traces whose rollouts it sampled), and the ranks gather them.
+    private List<double[]> ElboBaselines(int[] chosen, int first, int count, IReadOnlyList<Trace> traces, IReadOnlyList<Rollout> batch, int group) =>
+        ranks.Gather(
+            [.. Enumerable.Range(first, count).Select(c => ElboBaseline(traces[chosen[c]], [.. batch.Skip(c * group).Take(group)]))],
+            (w, b) => w.WriteArray(b),
+            r => r.ReadArray<double>());
 
     /// <summary>
     /// The ELBO posterior's expected r_t for each boundary of one trace (spec §3 (c)): its G rollouts'
