@@ -6,11 +6,13 @@
 #
 #   tools/mutation-test.sh                    every project below
 #   tools/mutation-test.sh RA3.Model          the named ones
+#   tools/mutation-test.sh RA3.Train:PassAtK,LineTokens   some modules of a project
 #
 # One Stryker run per project (its initial test run is the whole test project; Stryker's
-# --test-case-filter breaks that run with these NUnit tests); reports (HTML, JSON) go to
-# bench/mutation/<project>/. The last lines print each module's score, killed / (killed + survived
-# + not covered), timeouts counted as killed, as Stryker does.
+# --test-case-filter breaks that run with these NUnit tests); reports (HTML, JSON) and Stryker's
+# log (its progress, which it prints only to a terminal) go to bench/mutation/<project>/. The last
+# lines print each module's score, killed / (killed + survived + not covered), timeouts counted as
+# killed, as Stryker does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dotnet tool restore >/dev/null
@@ -22,10 +24,17 @@ projects=(
   "RA3.Train;RA3.Train.Tests;PassAtK=**/Evaluation/PassAtK.cs Rewards=**/Midtraining/Rewards.cs SegmentationInference=**/Midtraining/SegmentationInference.cs LineTokens=**/Midtraining/LineTokens.cs PolicyGradient=**/Midtraining/PolicyGradient.cs"
 )
 
-wanted=("$@")
+declare -A wanted=()  # project -> its chosen modules (empty: all of them)
+for arg in "$@"; do wanted[${arg%%:*}]="$([[ $arg == *:* ]] && echo "${arg#*:}" | tr , ' ')"; done
 for entry in "${projects[@]}"; do
   IFS=';' read -r project tests modules <<<"$entry"
-  if [[ ${#wanted[@]} -gt 0 && ! " ${wanted[*]} " =~ " $project " ]]; then continue; fi
+  if [[ $# -gt 0 && ! -v wanted[$project] ]]; then continue; fi
+  if [[ -n "${wanted[$project]:-}" ]]; then
+    chosen=""
+    for m in $modules; do [[ " ${wanted[$project]} " =~ " ${m%%=*} " ]] && chosen+="$m "; done
+    [[ -n "$chosen" ]] || { echo "no module among '${wanted[$project]}' in $project (it has: $modules)" >&2; exit 2; }
+    modules="$chosen"
+  fi
   out="$PWD/bench/mutation/$project"
   rm -rf "$out"
   mkdir -p "$out"
@@ -33,7 +42,7 @@ for entry in "${projects[@]}"; do
   for m in $modules; do mutate+=(--mutate "${m#*=}"); done
   echo "== $project: $modules"
   (cd "tests/$tests" && dotnet dotnet-stryker --project "$project.csproj" --configuration Release "${mutate[@]}" \
-      --reporter json --reporter html --reporter progress --concurrency "$(nproc)" --output "$out" --skip-version-check) | tail -n 2
+      --reporter json --reporter html --reporter progress --log-to-file --concurrency "$(nproc)" --output "$out" --skip-version-check) | tail -n 2
   python3 - "$out/reports/mutation-report.json" $modules <<'EOF'
 import collections, fnmatch, json, sys
 files = json.load(open(sys.argv[1]))["files"]
