@@ -8,11 +8,12 @@
 #   tools/mutation-test.sh RA3.Model          the named ones
 #   tools/mutation-test.sh RA3.Train:PassAtK,LineTokens   some modules of a project
 #
-# One Stryker run per project (its initial test run is the whole test project; Stryker's
-# --test-case-filter breaks that run with these NUnit tests); reports (HTML, JSON) and Stryker's
-# log (its progress, which it prints only to a terminal) go to bench/mutation/<project>/. The last
-# lines print each module's score, killed / (killed + survived + not covered), timeouts counted as
-# killed, as Stryker does.
+# One Stryker run per entry: a project and the test project that exercises its modules (the
+# E-step's exact inference lives in RA3.Model and is exercised by RA3.Train's tests). Its initial
+# test run is the whole test project (Stryker's --test-case-filter breaks that run with these NUnit
+# tests). Reports (HTML, JSON) and Stryker's log (its progress, which it prints only to a
+# terminal) go to bench/mutation/<project>-by-<test project>/. The last lines print each module's
+# score, killed / (killed + survived + not covered), timeouts counted as killed, as Stryker does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dotnet tool restore >/dev/null
@@ -21,21 +22,35 @@ dotnet tool restore >/dev/null
 projects=(
   "RA3.Model;RA3.Model.Tests;Sampler=**/Generation/Sampler.cs"
   "RA3.Kernels;RA3.Kernels.Tests;ElboKernel=**/Cpu/ElboKernel.cs ReferenceOps=**/Reference/*.cs"
-  "RA3.Train;RA3.Train.Tests;PassAtK=**/Evaluation/PassAtK.cs Rewards=**/Midtraining/Rewards.cs SegmentationInference=**/Midtraining/SegmentationInference.cs LineTokens=**/Midtraining/LineTokens.cs PolicyGradient=**/Midtraining/PolicyGradient.cs"
+  "RA3.Model;RA3.Train.Tests;SegmentationInference=**/Inference/SegmentationInference.cs"
+  "RA3.Train;RA3.Train.Tests;PassAtK=**/Evaluation/PassAtK.cs Rewards=**/Midtraining/Rewards.cs LineTokens=**/Midtraining/LineTokens.cs PolicyGradient=**/Midtraining/PolicyGradient.cs"
 )
 
 declare -A wanted=()  # project -> its chosen modules (empty: all of them)
-for arg in "$@"; do wanted[${arg%%:*}]="$([[ $arg == *:* ]] && echo "${arg#*:}" | tr , ' ')"; done
+for arg in "$@"; do
+  if [[ $arg == *:* ]]; then wanted[${arg%%:*}]="${arg#*:}"; wanted[${arg%%:*}]="${wanted[${arg%%:*}]//,/ }"; else wanted[$arg]=""; fi
+done
+declare -A found=()    # project -> whether an entry had a chosen module
+runs=()
 for entry in "${projects[@]}"; do
   IFS=';' read -r project tests modules <<<"$entry"
   if [[ $# -gt 0 && ! -v wanted[$project] ]]; then continue; fi
   if [[ -n "${wanted[$project]:-}" ]]; then
     chosen=""
     for m in $modules; do [[ " ${wanted[$project]} " =~ " ${m%%=*} " ]] && chosen+="$m "; done
-    [[ -n "$chosen" ]] || { echo "no module among '${wanted[$project]}' in $project (it has: $modules)" >&2; exit 2; }
+    [[ -n "$chosen" ]] || continue
     modules="$chosen"
   fi
-  out="$PWD/bench/mutation/$project"
+  found[$project]=1
+  runs+=("$project;$tests;$modules")
+done
+for project in "${!wanted[@]}"; do
+  [[ -v found[$project] ]] || { echo "no module among '${wanted[$project]}' in $project (see the list at the top of $0)" >&2; exit 2; }
+done
+
+for entry in "${runs[@]}"; do
+  IFS=';' read -r project tests modules <<<"$entry"
+  out="$PWD/bench/mutation/$project-by-$tests"
   rm -rf "$out"
   mkdir -p "$out"
   mutate=()
