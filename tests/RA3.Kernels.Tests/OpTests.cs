@@ -213,13 +213,17 @@ public sealed class OpTests(string backendName) : KernelTest(backendName)
         Assert.That(ex.Message, Does.Contain($"[{rows}, {c}]").And.Contain($"[1, {c}]"));
     }
 
-    [TestCase(2, 9, 3, 6, 10000f)]
-    [TestCase(1, 5, 2, 34, 500000f)]
+    // countFrom < 0: random positions; else every sequence counts from it (the training case,
+    // where the CPU kernel computes each position's angles once into a table).
+    [TestCase(2, 9, 3, 6, 10000f, -1)]
+    [TestCase(1, 5, 2, 34, 500000f, -1)]
+    [TestCase(4, 7, 3, 8, 10000f, 0)]
+    [TestCase(3, 5, 2, 12, 10000f, 290)]
     [Checks(nameof(Backend.Rope), nameof(Backend.RopeBackward))]
-    public void RopeRotateHalf(int batch, int t, int heads, int d, float theta)
+    public void RopeRotateHalf(int batch, int t, int heads, int d, float theta, int countFrom)
     {
         float[] x = Random(batch * t * heads * d), dy = Random(batch * t * heads * d), dx0 = Random(batch * t * heads * d);
-        int[] pos = RandomInts(batch * t, 0, 300);
+        int[] pos = countFrom < 0 ? RandomInts(batch * t, 0, 300) : [.. Enumerable.Range(0, batch * t).Select(i => countFrom + (i % t))];
         var rx = T(x, [batch, t, heads, d], true);
         float[] inv = [.. Enumerable.Range(0, d / 2).Select(i => (float)Math.Pow(theta, -2.0 * i / d))];
         var invFreq = T(inv, [d / 2]);                                              // [D/2]

@@ -516,16 +516,7 @@ public unsafe class CpuBackend : Backend, IFlashTiles, ISegmentChunks
     };
 
     private static void Rope(Tensor x, Tensor positions, Tensor invFreq, Tensor y, bool inverse) =>
-        WorkerPool.For(x.Shape[0] * x.Shape[1], new RopeKernel.Body
-        {
-            X = F(x),
-            Positions = I(positions),
-            InvFreq = F(invFreq),
-            Y = F(y),
-            Heads = x.Shape[2],
-            D = x.Shape[3],
-            Inverse = inverse,
-        });
+        RopeKernel.Run(F(x), I(positions), F(invFreq), F(y), x.Shape[0] * x.Shape[1], x.Shape[2], x.Shape[3], inverse);
 
     private static void Unary(ElementwiseKernel.Kind kind, Tensor input, Tensor output) =>
         ElementwiseKernel.Run(new ElementwiseKernel.Body { Kind = kind, Count = input.Count, In0 = F(input), Out0 = F(output) });

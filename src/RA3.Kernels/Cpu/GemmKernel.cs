@@ -2,6 +2,7 @@ using RA3.Kernels.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using RA3.Kernels.Ops;
 using RA3.Kernels.Reference;
 
@@ -189,9 +190,9 @@ public sealed unsafe class GemmKernel : IDisposable
 
     private static int RoundUp(int x, int m) => (x + m - 1) / m * m;
 
-    // acc tile (MR×NR, row-major) = Σ_p ap[p, :] ⊗ bp[p, :]
+    // dst[MR, NR] (rows ld apart) = Σ_p ap[p, :] ⊗ bp[p, :], or += it when accumulate
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel512(int kc, float* ap, float* bp, float* tile)
+    private static void Kernel512(int kc, float* ap, float* bp, float* dst, long ld, bool accumulate)
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
         Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
@@ -227,14 +228,31 @@ public sealed unsafe class GemmKernel : IDisposable
             bp += 32;
         }
 
-        c00.Store(tile); c01.Store(tile + 16); c10.Store(tile + 32); c11.Store(tile + 48);
-        c20.Store(tile + 64); c21.Store(tile + 80); c30.Store(tile + 96); c31.Store(tile + 112);
-        c40.Store(tile + 128); c41.Store(tile + 144); c50.Store(tile + 160); c51.Store(tile + 176);
-        c60.Store(tile + 192); c61.Store(tile + 208); c70.Store(tile + 224); c71.Store(tile + 240);
+        Row512(dst, c00, c01, accumulate);
+        Row512(dst + ld, c10, c11, accumulate);
+        Row512(dst + (2 * ld), c20, c21, accumulate);
+        Row512(dst + (3 * ld), c30, c31, accumulate);
+        Row512(dst + (4 * ld), c40, c41, accumulate);
+        Row512(dst + (5 * ld), c50, c51, accumulate);
+        Row512(dst + (6 * ld), c60, c61, accumulate);
+        Row512(dst + (7 * ld), c70, c71, accumulate);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Row512(float* row, Vector512<float> left, Vector512<float> right, bool accumulate)
+    {
+        if (accumulate)
+        {
+            left += Vector512.Load(row);
+            right += Vector512.Load(row + 16);
+        }
+
+        left.Store(row);
+        right.Store(row + 16);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel256(int kc, float* ap, float* bp, float* tile)
+    private static void Kernel256(int kc, float* ap, float* bp, float* dst, long ld, bool accumulate)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
@@ -264,9 +282,25 @@ public sealed unsafe class GemmKernel : IDisposable
             bp += 16;
         }
 
-        c00.Store(tile); c01.Store(tile + 8); c10.Store(tile + 16); c11.Store(tile + 24);
-        c20.Store(tile + 32); c21.Store(tile + 40); c30.Store(tile + 48); c31.Store(tile + 56);
-        c40.Store(tile + 64); c41.Store(tile + 72); c50.Store(tile + 80); c51.Store(tile + 88);
+        Row256(dst, c00, c01, accumulate);
+        Row256(dst + ld, c10, c11, accumulate);
+        Row256(dst + (2 * ld), c20, c21, accumulate);
+        Row256(dst + (3 * ld), c30, c31, accumulate);
+        Row256(dst + (4 * ld), c40, c41, accumulate);
+        Row256(dst + (5 * ld), c50, c51, accumulate);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Row256(float* row, Vector256<float> left, Vector256<float> right, bool accumulate)
+    {
+        if (accumulate)
+        {
+            left += Vector256.Load(row);
+            right += Vector256.Load(row + 8);
+        }
+
+        left.Store(row);
+        right.Store(row + 8);
     }
 
     /// <summary>A GEMM operand: its address and whether it is stored as bfloat16 (else float32).</summary>
@@ -376,6 +410,22 @@ public sealed unsafe class GemmKernel : IDisposable
     /// </summary>
     private static void PackPanel(float* dst, Operand src, long ld, bool alongPanel, int first, int count, int width, int p0, int kc)
     {
+        if (alongPanel && !src.Bf16 && count == width && width % 8 == 0 && Vector256.IsHardwareAccelerated)
+        {
+            // Whole f32 lines a few vectors wide: copied in registers (a memmove call per line of
+            // 16 floats cost as much as the copy).
+            for (int k = 0; k < kc; k++)
+            {
+                float* from = src.P + ((long)(p0 + k) * ld) + first, to = dst + ((long)k * width);
+                for (int j = 0; j < width; j += 8)
+                {
+                    Vector256.Store(Vector256.Load(from + j), to + j);
+                }
+            }
+
+            return;
+        }
+
         if (alongPanel)
         {
             for (int k = 0; k < kc; k++)
@@ -395,6 +445,20 @@ public sealed unsafe class GemmKernel : IDisposable
             }
 
             return;
+        }
+
+        int k0 = 0;
+        if (Avx.IsSupported && !src.Bf16 && count == width && (width == 6 || width % 8 == 0))
+        {
+            // Eight lines by eight k at a time: eight row loads, an in-register transpose, eight
+            // stores along the panel (a 6-line A panel loads two lines of zeros and stores 6 wide).
+            for (; k0 <= kc - 8; k0 += 8)
+            {
+                for (int line = 0; line < width; line += 8)
+                {
+                    TransposeLines(dst + ((long)k0 * width) + line, src.P + ((long)(first + line) * ld) + p0 + k0, ld, width, Math.Min(8, width - line));
+                }
+            }
         }
 
         for (int line = 0; line < width; line++)
@@ -418,11 +482,63 @@ public sealed unsafe class GemmKernel : IDisposable
             else
             {
                 float* from = src.P + ((long)(first + line) * ld) + p0;
-                for (int k = 0; k < kc; k++)
+                for (int k = k0; k < kc; k++)
                 {
                     d[(long)k * width] = from[k];
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// dst[k·width + l] = src[l·ld + k] for k &lt; 8 and l &lt; lines (6 or 8): an 8 × 8 transpose in
+    /// ymm registers (unpack, shuffle, lane permute), lines past <paramref name="lines"/> read as zero.
+    /// </summary>
+    private static void TransposeLines(float* dst, float* src, long ld, int width, int lines)
+    {
+        var r0 = Avx.LoadVector256(src);
+        var r1 = Avx.LoadVector256(src + ld);
+        var r2 = Avx.LoadVector256(src + (2 * ld));
+        var r3 = Avx.LoadVector256(src + (3 * ld));
+        var r4 = Avx.LoadVector256(src + (4 * ld));
+        var r5 = Avx.LoadVector256(src + (5 * ld));
+        var r6 = lines == 8 ? Avx.LoadVector256(src + (6 * ld)) : Vector256<float>.Zero;
+        var r7 = lines == 8 ? Avx.LoadVector256(src + (7 * ld)) : Vector256<float>.Zero;
+        var t0 = Avx.UnpackLow(r0, r1);
+        var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3);
+        var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5);
+        var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7);
+        var t7 = Avx.UnpackHigh(r6, r7);
+        var u0 = Avx.Shuffle(t0, t2, 0x44);
+        var u1 = Avx.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx.Shuffle(t1, t3, 0x44);
+        var u3 = Avx.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx.Shuffle(t4, t6, 0x44);
+        var u5 = Avx.Shuffle(t4, t6, 0xEE);
+        var u6 = Avx.Shuffle(t5, t7, 0x44);
+        var u7 = Avx.Shuffle(t5, t7, 0xEE);
+        // Column k in k order: with six lines each 8-wide store's last two floats land on the
+        // next k's first two, which that k's store then writes; the last k stores exactly six
+        // (the panel may end there).
+        Avx.Store(dst, Avx.Permute2x128(u0, u4, 0x20));
+        Avx.Store(dst + width, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(dst + (2 * width), Avx.Permute2x128(u2, u6, 0x20));
+        Avx.Store(dst + (3 * width), Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(dst + (4 * width), Avx.Permute2x128(u0, u4, 0x31));
+        Avx.Store(dst + (5 * width), Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(dst + (6 * width), Avx.Permute2x128(u2, u6, 0x31));
+        var last = Avx.Permute2x128(u3, u7, 0x31);
+        if (lines == 8)
+        {
+            Avx.Store(dst + (7 * width), last);
+        }
+        else
+        {
+            Sse.Store(dst + (7 * width), last.GetLower());
+            Sse.StoreLow(dst + (7 * width) + 4, last.GetUpper());
         }
     }
 
@@ -453,6 +569,12 @@ public sealed unsafe class GemmKernel : IDisposable
                 PackPanel(pa + ((long)ir * Kc), P.A, P.Lda, P.TransA, i0 + ir, Math.Min(mr, mc - ir), mr, P0, Kc);
             }
 
+            // A full tile of an f32 C goes from the accumulators straight into C when the store is
+            // plain: C = acc (a first slice with beta 0) or C += acc (beta 1, or a later slice),
+            // with alpha 1 and no bias to add. The same sums in the same order as Store's, which
+            // takes every other tile through a buffer (a C.N-wide copy was 8 % of a training step).
+            float beta = First ? P.Beta : 1f;
+            bool direct = !P.C.Bf16 && P.Alpha == 1f && (beta == 0f || beta == 1f) && (!First || P.Bias.P == null);
             float* tile = stackalloc float[8 * 32];
             for (int panel = panelStart; panel < panelEnd; panel++)
             {
@@ -460,16 +582,24 @@ public sealed unsafe class GemmKernel : IDisposable
                 float* bp = PackedB + ((long)panel * Kc * nr);
                 for (int ir = 0; ir < mc; ir += mr)
                 {
+                    int rows = Math.Min(mr, mc - ir);
+                    bool straight = direct && rows == mr && cols == nr;
+                    float* to = straight ? P.C.P + ((long)(i0 + ir) * P.N) + J0 + jr : tile;
+                    long ld = straight ? P.N : nr;
+                    bool accumulate = straight && beta == 1f;
                     if (P.Tile512)
                     {
-                        Kernel512(Kc, pa + ((long)ir * Kc), bp, tile);
+                        Kernel512(Kc, pa + ((long)ir * Kc), bp, to, ld, accumulate);
                     }
                     else
                     {
-                        Kernel256(Kc, pa + ((long)ir * Kc), bp, tile);
+                        Kernel256(Kc, pa + ((long)ir * Kc), bp, to, ld, accumulate);
                     }
 
-                    Store(tile, i0 + ir, Math.Min(mr, mc - ir), J0 + jr, cols);
+                    if (!straight)
+                    {
+                        Store(tile, i0 + ir, rows, J0 + jr, cols);
+                    }
                 }
             }
         }
