@@ -4,7 +4,8 @@
 // panels and each thread packs its MC-row block of A into MR-tall panels; an MR x NR
 // micro-kernel keeps its accumulators in vector registers: FMA intrinsics, 8 x 32 with AVX-512
 // and 6 x 16 with AVX2 (the build's -march picks), GCC/Clang vector extensions elsewhere. Edges
-// are zero-padded in the packed panels and written back through a small tile.
+// are zero-padded in the packed panels and written back through a small tile; full tiles of a
+// plain product (alpha 1, no bias) go from the accumulators straight into C.
 //
 // A handful of rows (M <= 16: a decode step's projections, a sampler's batch) takes gemm_skinny
 // instead: B read once in place, no packing, columns split over the threads.
@@ -19,6 +20,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #if defined(__x86_64__)
@@ -98,36 +100,99 @@ struct Bias {
     }
 };
 
+inline float as_float(float x) { return x; }
+inline float as_float(uint16_t x) { return widen(x); }
+
+#if defined(__AVX__)
+// out[k * width + l] = lines[l][p + k] for k < 8 and l < n (6 or 8): an 8 x 8 transpose in ymm
+// registers, lines past n read as zero. Six lines are stored 8 wide in k order, each store's
+// last two floats landing on the next k's first two, which its store then writes; the last k
+// stores exactly six (the panel may end there).
+inline void transpose_lines(const float* const* lines, int p, int n, int width, float* out) {
+    __m256 r[8];
+    for (int l = 0; l < 8; ++l) r[l] = l < n ? _mm256_loadu_ps(lines[l] + p) : _mm256_setzero_ps();
+    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    const __m256 columns[8] = {
+        _mm256_permute2f128_ps(u0, u4, 0x20), _mm256_permute2f128_ps(u1, u5, 0x20), _mm256_permute2f128_ps(u2, u6, 0x20),
+        _mm256_permute2f128_ps(u3, u7, 0x20), _mm256_permute2f128_ps(u0, u4, 0x31), _mm256_permute2f128_ps(u1, u5, 0x31),
+        _mm256_permute2f128_ps(u2, u6, 0x31), _mm256_permute2f128_ps(u3, u7, 0x31),
+    };
+    for (int k = 0; k < 7; ++k) _mm256_storeu_ps(out + k * width, columns[k]);
+    if (n == 8) {
+        _mm256_storeu_ps(out + 7 * width, columns[7]);
+    } else {
+        _mm_storeu_ps(out + 7 * width, _mm256_castps256_ps128(columns[7]));
+        _mm_storel_pi(reinterpret_cast<__m64*>(out + 7 * width + 4), _mm256_extractf128_ps(columns[7], 1));
+    }
+}
+#endif
+
+// One packed panel: `count` lines (rows of op(A), or columns of op(B)) from `first`, over k in
+// [p0, p0 + kc), stored k-major as [kc][width] with lines past `count` zero. `along`: at each k
+// the lines are contiguous in storage (B as stored, a transposed A); otherwise each line is
+// contiguous along k. The layout and dtype are resolved once per panel, not per element (an
+// accessor that tested both per element made packing a fifth of a training step).
+template <typename T>
+void pack_lines(const T* src, int64_t ld, bool along, int first, int count, int width, int p0, int kc, float* out) {
+    if (along) {
+        for (int p = 0; p < kc; ++p) {
+            const T* from = src + static_cast<int64_t>(p0 + p) * ld + first;
+            float* to = out + static_cast<int64_t>(p) * width;
+            for (int l = 0; l < count; ++l) to[l] = as_float(from[l]);
+            for (int l = count; l < width; ++l) to[l] = 0.0f;
+        }
+        return;
+    }
+    const T* lines[64];  // width <= 32 (NR), one pointer per line
+    for (int l = 0; l < count; ++l) lines[l] = src + static_cast<int64_t>(first + l) * ld + p0;
+    int p = 0;
+#if defined(__AVX__)
+    if constexpr (std::is_same_v<T, float>) {
+        if (count == width && (width == 6 || width % 8 == 0))
+            for (; p + 8 <= kc; p += 8)
+                for (int l = 0; l < width; l += 8) transpose_lines(lines + l, p, std::min(8, width - l), width, out + static_cast<int64_t>(p) * width + l);
+    }
+#endif
+    for (; p < kc; ++p) {
+        float* to = out + static_cast<int64_t>(p) * width;
+        for (int l = 0; l < count; ++l) to[l] = as_float(lines[l][p]);
+        for (int l = count; l < width; ++l) to[l] = 0.0f;
+    }
+}
+
+void pack_panel(const Operand& x, bool along, int first, int count, int width, int p0, int kc, float* out) {
+    if (x.bf16)
+        pack_lines(static_cast<const uint16_t*>(x.data), x.ld, along, first, count, width, p0, kc, out);
+    else
+        pack_lines(static_cast<const float*>(x.data), x.ld, along, first, count, width, p0, kc, out);
+}
+
 // Packs rows [i0, i0+mc) x cols [p0, p0+kc) of op(A) into MR-tall panels: panel[p * MR + r].
 void pack_a(const Operand& a, int i0, int mc, int p0, int kc, float* out) {
-    for (int ir = 0; ir < mc; ir += MR) {
-        const int rows = std::min(MR, mc - ir);
-        for (int p = 0; p < kc; ++p) {
-            for (int r = 0; r < rows; ++r) out[p * MR + r] = a.at(i0 + ir + r, p0 + p);
-            for (int r = rows; r < MR; ++r) out[p * MR + r] = 0.0f;
-        }
-        out += static_cast<int64_t>(kc) * MR;
-    }
+    for (int ir = 0; ir < mc; ir += MR)
+        pack_panel(a, a.trans, i0 + ir, std::min(MR, mc - ir), MR, p0, kc, out + static_cast<int64_t>(ir) * kc);
 }
 
 // Packs rows [p0, p0+kc) x cols [j0, j0+nc) of op(B) into NR-wide panels: panel[p * NR + c].
+// The panels are packed in parallel: one thread packing them left the others waiting.
 void pack_b(const Operand& b, int p0, int kc, int j0, int nc, float* out) {
-    for (int jr = 0; jr < nc; jr += NR) {
-        const int cols = std::min(NR, nc - jr);
-        float* panel = out + static_cast<int64_t>(jr / NR) * kc * NR;
-        if (!b.trans && !b.bf16 && cols == NR) {
-            for (int p = 0; p < kc; ++p)
-                std::memcpy(panel + p * NR, static_cast<const float*>(b.data) + (p0 + p) * b.ld + j0 + jr, sizeof(float) * NR);
-            continue;
-        }
-        for (int p = 0; p < kc; ++p) {
-            for (int c = 0; c < cols; ++c) panel[p * NR + c] = b.at(p0 + p, j0 + jr + c);
-            for (int c = cols; c < NR; ++c) panel[p * NR + c] = 0.0f;
-        }
+    const int panels = (nc + NR - 1) / NR;
+#pragma omp parallel for schedule(static)
+    for (int panel = 0; panel < panels; ++panel) {
+        const int jr = panel * NR;
+        pack_panel(b, !b.trans, j0 + jr, std::min(NR, nc - jr), NR, p0, kc, out + static_cast<int64_t>(panel) * kc * NR);
     }
 }
 
-// acc (MR x NR, row-major) = sum_p ap[p, :] outer bp[p, :]. With AVX-512 and with AVX2 + FMA the
+// dst (MR x NR, rows ld apart) = sum_p ap[p, :] outer bp[p, :], or += it with accumulate: a tile
+// buffer, or C itself (see gemm_one). With AVX-512 and with AVX2 + FMA the
 // kernel is written with intrinsics and one named accumulator per register, out of line: written
 // with arrays of vector-extension types, GCC kept AVX2's 12 accumulators (of 16 ymm registers) on
 // the stack, storing them every K step — 8x slower (23 GFLOP/s at 1024^3 on a 2-core Zen 3 whose
@@ -137,10 +202,15 @@ void pack_b(const Operand& b, int p0, int kc, int j0, int nc, float* out) {
     a = _mm512_set1_ps(ap[r]);                      \
     c##r##0 = _mm512_fmadd_ps(a, b0, c##r##0);      \
     c##r##1 = _mm512_fmadd_ps(a, b1, c##r##1);
-#define RA3_STORE(r)                                \
-    _mm512_storeu_ps(acc + (r) * NR, c##r##0);      \
-    _mm512_storeu_ps(acc + (r) * NR + VW, c##r##1);
-__attribute__((noinline)) void micro_kernel(int kc, const float* __restrict ap, const float* __restrict bp, float* __restrict acc) {
+#define RA3_STORE(r)                                                                             \
+    if (accumulate) {                                                                            \
+        c##r##0 = _mm512_add_ps(c##r##0, _mm512_loadu_ps(dst + (r) * ld));                       \
+        c##r##1 = _mm512_add_ps(c##r##1, _mm512_loadu_ps(dst + (r) * ld + VW));                  \
+    }                                                                                            \
+    _mm512_storeu_ps(dst + (r) * ld, c##r##0);                                                   \
+    _mm512_storeu_ps(dst + (r) * ld + VW, c##r##1);
+__attribute__((noinline)) void micro_kernel(int kc, const float* __restrict ap, const float* __restrict bp, float* __restrict dst, int64_t ld,
+                                            bool accumulate) {
     static_assert(MR == 8 && NR == 32, "the AVX-512 kernel is 8 x 32");
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
     __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
@@ -160,10 +230,15 @@ __attribute__((noinline)) void micro_kernel(int kc, const float* __restrict ap, 
     a = _mm256_broadcast_ss(ap + (r));              \
     c##r##0 = _mm256_fmadd_ps(a, b0, c##r##0);      \
     c##r##1 = _mm256_fmadd_ps(a, b1, c##r##1);
-#define RA3_STORE(r)                                \
-    _mm256_storeu_ps(acc + (r) * NR, c##r##0);      \
-    _mm256_storeu_ps(acc + (r) * NR + VW, c##r##1);
-__attribute__((noinline)) void micro_kernel(int kc, const float* __restrict ap, const float* __restrict bp, float* __restrict acc) {
+#define RA3_STORE(r)                                                                             \
+    if (accumulate) {                                                                            \
+        c##r##0 = _mm256_add_ps(c##r##0, _mm256_loadu_ps(dst + (r) * ld));                       \
+        c##r##1 = _mm256_add_ps(c##r##1, _mm256_loadu_ps(dst + (r) * ld + VW));                  \
+    }                                                                                            \
+    _mm256_storeu_ps(dst + (r) * ld, c##r##0);                                                   \
+    _mm256_storeu_ps(dst + (r) * ld + VW, c##r##1);
+__attribute__((noinline)) void micro_kernel(int kc, const float* __restrict ap, const float* __restrict bp, float* __restrict dst, int64_t ld,
+                                            bool accumulate) {
     static_assert(MR == 6 && NR == 16, "the AVX2 kernel is 6 x 16");
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
@@ -179,7 +254,7 @@ __attribute__((noinline)) void micro_kernel(int kc, const float* __restrict ap, 
 #undef RA3_ROW
 #undef RA3_STORE
 #else
-inline void micro_kernel(int kc, const float* __restrict ap, const float* __restrict bp, float* __restrict acc) {
+inline void micro_kernel(int kc, const float* __restrict ap, const float* __restrict bp, float* __restrict dst, int64_t ld, bool accumulate) {
     vfloat c0[MR], c1[MR];
     for (int r = 0; r < MR; ++r) c0[r] = c1[r] = vfloat{};
     for (int p = 0; p < kc; ++p) {
@@ -195,8 +270,15 @@ inline void micro_kernel(int kc, const float* __restrict ap, const float* __rest
         bp += NR;
     }
     for (int r = 0; r < MR; ++r) {
-        std::memcpy(acc + r * NR, &c0[r], kVecBytes);
-        std::memcpy(acc + r * NR + VW, &c1[r], kVecBytes);
+        if (accumulate) {
+            vfloat prior0, prior1;
+            std::memcpy(&prior0, dst + r * ld, kVecBytes);
+            std::memcpy(&prior1, dst + r * ld + VW, kVecBytes);
+            c0[r] += prior0;
+            c1[r] += prior1;
+        }
+        std::memcpy(dst + r * ld, &c0[r], kVecBytes);
+        std::memcpy(dst + r * ld + VW, &c1[r], kVecBytes);
     }
 }
 #endif
@@ -204,6 +286,26 @@ inline void micro_kernel(int kc, const float* __restrict ap, const float* __rest
 // C[rows, cols] at (row0, col0) = alpha * tile + (first K slice ? beta * C + bias : C).
 void store(const Output& c, int64_t n, int64_t row0, int64_t col0, int rows, int cols, const float* tile, int ld_tile, bool first,
            float alpha, float beta, const Bias& bias) {
+    if (!c.bf16 && !bias.bf16) {
+        // f32 C and bias: one branch-free loop per case, which the compiler vectorizes without
+        // masked loads (a conditional read of the bias or of C became vmaskmovps, slow on Zen).
+        const float* b = first && bias.data ? static_cast<const float*>(bias.data) + col0 : nullptr;
+        const bool keep = !first || beta != 0.0f;  // C's prior value enters the sum
+        const float scale = first ? beta : 1.0f;
+        for (int r = 0; r < rows; ++r) {
+            float* row = static_cast<float*>(c.data) + (row0 + r) * n + col0;
+            const float* t = tile + r * ld_tile;
+            if (keep && b)
+                for (int col = 0; col < cols; ++col) row[col] = scale * row[col] + b[col] + alpha * t[col];
+            else if (keep)
+                for (int col = 0; col < cols; ++col) row[col] = scale * row[col] + alpha * t[col];
+            else if (b)
+                for (int col = 0; col < cols; ++col) row[col] = b[col] + alpha * t[col];
+            else
+                for (int col = 0; col < cols; ++col) row[col] = alpha * t[col];
+        }
+        return;
+    }
     for (int r = 0; r < rows; ++r)
         for (int col = 0; col < cols; ++col) {
             const int64_t at = (row0 + r) * n + col0 + col;
@@ -394,10 +496,16 @@ void gemm_one(int m, int n, int k, const Operand& a, const Operand& b, float alp
             const int per_thread = (m + threads - 1) / threads;
             const int mc_block = std::max(MR, std::min(MC, (per_thread + MR - 1) / MR * MR));
             const int blocks = (m + mc_block - 1) / mc_block;
+            // A full tile of an f32 C goes from the accumulators straight into C when the store is
+            // plain: C = acc (a first slice with beta 0) or C += acc (beta 1, or a later slice),
+            // with alpha 1 and no bias to add; the same sums as store()'s, which takes the rest.
+            const float slice_beta = first ? beta : 1.0f;
+            const bool direct = !c.bf16 && alpha == 1.0f && (slice_beta == 0.0f || slice_beta == 1.0f) && (!first || !bias.data);
 #pragma omp parallel
             {
                 alignas(64) float tile[MR * NR];
-                std::vector<float> packed_a(static_cast<size_t>(mc_block) * kc);
+                thread_local std::vector<float> packed_a;
+                packed_a.resize(static_cast<size_t>(mc_block) * kc);
 #pragma omp for schedule(dynamic, 1)
                 for (int blk = 0; blk < blocks; ++blk) {
                     const int i0 = blk * mc_block;
@@ -408,7 +516,13 @@ void gemm_one(int m, int n, int k, const Operand& a, const Operand& b, float alp
                         const float* bp = packed_b.data() + static_cast<int64_t>(jr / NR) * kc * NR;
                         for (int ir = 0; ir < mc; ir += MR) {
                             const int rows = std::min(MR, mc - ir);
-                            micro_kernel(kc, packed_a.data() + static_cast<int64_t>(ir) * kc, bp, tile);
+                            const float* ap = packed_a.data() + static_cast<int64_t>(ir) * kc;
+                            if (direct && rows == MR && cols == NR) {
+                                float* to = static_cast<float*>(c.data) + static_cast<int64_t>(i0 + ir) * n + j0 + jr;
+                                micro_kernel(kc, ap, bp, to, n, slice_beta == 1.0f);
+                                continue;
+                            }
+                            micro_kernel(kc, ap, bp, tile, NR, false);
                             store(c, n, i0 + ir, j0 + jr, rows, cols, tile, NR, first, alpha, beta, bias);
                         }
                     }
