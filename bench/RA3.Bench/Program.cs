@@ -25,12 +25,15 @@ if (args.FirstOrDefault() == "device-fixtures")
 // One run, every comparison side by side: our backends and TorchSharp on the same machine, in
 // the same process, then a table of GFLOP/s, the ratio to TorchSharp and the fraction of the
 // measured FMA peak. In-process so that the native libraries resolve as in the tests.
+// TorchSharp loads first: its OpenMP runtime and ra3_native's each read OMP_WAIT_POLICY once, at
+// load, and ra3_native's loader sets it to passive when unset (NativeLibraryLoader), which
+// TorchSharp's parallel regions must not inherit here: each library runs as it would alone.
+TorchSharp.torch.set_num_threads(Environment.ProcessorCount);
 foreach (string line in BackendInfo.Describe())
 {
     Console.WriteLine(line);
 }
 
-TorchSharp.torch.set_num_threads(Environment.ProcessorCount);
 var job = Job.Default.WithToolchain(InProcessEmitToolchain.Instance).WithWarmupCount(3).WithIterationCount(args.Contains("--quick") ? 3 : 10);
 var config = ManualConfig.Create(DefaultConfig.Instance).AddJob(job).WithOptions(ConfigOptions.DisableOptimizationsValidator);
 // --kernels: GEMM, attention, segment scoring and the ELBO pass; --model: training step,
