@@ -97,6 +97,15 @@ RA3_API ra3_status ra3_gemm(int32_t batch, int32_t m, int32_t n, int32_t k, int3
 /** 1 when ra3_gemm multiplies bf16 by bf16 with AVX512-BF16 dot products on this processor, else 0. */
 RA3_API int32_t ra3_gemm_bf16_dot_products(void);
 
+/**
+ * The CPU GEMM's blocking, for the whole process, from the next product on: kc, the depth of a K
+ * slice (it also sets the order in which each element's products are summed, so results change in
+ * the last bits with it); mc, rows of A per thread block (rounded up to a multiple of 24); nc,
+ * columns of B per packed block. The register tile is the build's (-march). Defaults 256, 96,
+ * 2048; the .NET backend passes the tuning it measured for this processor. Not while a product runs.
+ */
+RA3_API ra3_status ra3_gemm_set_blocking(int32_t kc, int32_t mc, int32_t nc);
+
 /** Row softmax: y[r, :] = softmax(x[r, :]) for x, y [rows, cols]. */
 RA3_API ra3_status ra3_softmax_forward_f32(int32_t rows, int32_t cols, const float* x, float* y);
 

@@ -74,6 +74,35 @@ static void test_gemm(std::mt19937& rng) {
     }
 }
 
+// ra3_gemm_set_blocking: every blocking computes the product (against double); the K slice orders
+// each element's sum, so another kc changes some bits (the blocking took effect) while mc and nc
+// change none; a blocking out of range is refused with its values named. Ends on the defaults.
+static void test_gemm_blocking(std::mt19937& rng) {
+    const int m = 70, n = 200, k = 600;
+    const auto a = random_vector(size_t(m) * k, rng), b = random_vector(size_t(k) * n, rng);
+    std::vector<double> want(size_t(m) * n);
+    for (int i = 0; i < m; ++i)
+        for (int j = 0; j < n; ++j) {
+            double s = 0;
+            for (int p = 0; p < k; ++p) s += double(a[size_t(i) * k + p]) * b[size_t(p) * n + j];
+            want[size_t(i) * n + j] = s;
+        }
+    const int blockings[][3] = {{128, 48, 96}, {128, 96, 2048}, {384, 48, 96}, {384, 96, 2048}, {256, 96, 2048}};
+    std::vector<std::vector<float>> got;
+    for (auto& bl : blockings) {
+        CHECK(ra3_gemm_set_blocking(bl[0], bl[1], bl[2]) == RA3_OK, "blocking %d %d %d refused: %s", bl[0], bl[1], bl[2], ra3_last_error());
+        std::vector<float> c(size_t(m) * n);
+        CHECK(ra3_gemm_f32(1, m, n, k, 0, 0, 1, a.data(), 0, b.data(), 0, 0, c.data(), 0, nullptr) == RA3_OK, "gemm: %s", ra3_last_error());
+        const double err = rel_error(c, want);
+        CHECK(err < 1e-5, "blocking kc%d mc%d nc%d rel error %g", bl[0], bl[1], bl[2], err);
+        got.push_back(c);
+    }
+    CHECK(got[0] == got[1] && got[2] == got[3], "mc or nc changed the bits of a product");
+    CHECK(got[0] != got[2], "kc 128 and 384 gave the same bits: the blocking was not applied");
+    CHECK(ra3_gemm_set_blocking(0, 96, 2048) == RA3_ERR_INVALID_ARGUMENT, "kc 0 accepted");
+    CHECK(std::strstr(ra3_last_error(), "kc=0") != nullptr, "message does not name kc: %s", ra3_last_error());
+}
+
 // bf16 bits of x rounded to nearest even, and back (exact): the storage the mixed GEMM takes.
 static uint16_t to_bf16(float x) {
     uint32_t bits;
@@ -267,6 +296,7 @@ int main() {
     CHECK(std::strlen(ra3_version()) > 0, "empty version");
     test_gemm(rng);
     test_gemm_mixed(rng);
+    test_gemm_blocking(rng);
     test_softmax_and_cross_entropy(rng);
     test_attention(rng);
     test_errors();

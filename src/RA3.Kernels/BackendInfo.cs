@@ -16,7 +16,7 @@ public static class BackendInfo
         string isa = Vector512.IsHardwareAccelerated ? "AVX-512" : Vector256.IsHardwareAccelerated ? "AVX2" : "scalar";
         yield return $"        managed SIMD {isa}, {Simd.Width} floats per vector, GEMM micro-kernel {GemmKernel.Variant}, {WorkerPool.Threads} threads";
         yield return Try("native", () =>
-            $"ra3_native {NativeBackend.LibraryVersion} (ABI {NativeBackend.LibraryAbi}) at {NativeLibraryLoader.LoadedFrom}, {NativeBackend.LibraryThreads} threads, {NativeBackend.CudaDevices} CUDA device(s), bf16 GEMM on {(NativeBackend.BFloat16DotProducts ? "AVX512-BF16 dot products" : "widened f32 FMAs (no AVX512-BF16)")}");
+            $"ra3_native {NativeBackend.LibraryVersion} (ABI {NativeBackend.LibraryAbi}) at {NativeLibraryLoader.LoadedFrom}, {NativeBackend.LibraryThreads} threads, {NativeBackend.CudaDevices} CUDA device(s), GEMM blocking kc{GemmKernel.Tuning.KC} mc{GemmKernel.Tuning.MC} nc{GemmKernel.Tuning.NC} (the tuning's) on the build's register tile, bf16 GEMM on {(NativeBackend.BFloat16DotProducts ? "AVX512-BF16 dot products" : "widened f32 FMAs (no AVX512-BF16)")}");
         yield return Try("ilgpu", () => string.Join("; ", IlgpuBackend.ListDevices()));
     }
 

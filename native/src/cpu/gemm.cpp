@@ -18,6 +18,7 @@
 // its products are exact and it accumulates in f32, but it treats bf16 subnormals as zero, as
 // the instruction does.
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -59,9 +60,11 @@ constexpr int MR = 4;
 typedef float vfloat __attribute__((vector_size(kVecBytes), aligned(4)));
 constexpr int VW = kVecBytes / 4;  // floats per vector
 constexpr int NR = 2 * VW;         // micro-tile width: two vectors
-constexpr int KC = 256;            // K slice: an A panel (MR x KC) and B panel (KC x NR) stay in L1/L2
-constexpr int MC = 96;             // rows of A per thread block
-constexpr int NC = 2048;           // columns of B per packed block (fits L2/L3)
+// The blocking, process-wide (ra3_gemm_set_blocking: a managed host passes the tuning it measured)
+// and read once per product: KC, the K slice (an MR x KC panel of A and a KC x NR panel of B stay
+// in L1/L2; it also sets the order of each element's sum); MC, rows of A per thread block (a
+// multiple of 24, so of every MR); NC, columns of B per packed block (L2/L3).
+std::atomic<int> block_kc{256}, block_mc{96}, block_nc{2048};
 
 struct Operand {
     const void* data;
@@ -351,6 +354,7 @@ inline uint32_t pair_of_b(const Operand& b, int64_t k, int64_t col, int64_t kend
 }
 
 void gemm_one_dpbf16(int m, int n, int k, const Operand& a, const Operand& b, float alpha, float beta, const Output& c, const Bias& bias) {
+    const int KC = block_kc.load(std::memory_order_relaxed), MC = block_mc.load(std::memory_order_relaxed), NC = block_nc.load(std::memory_order_relaxed);
     const int threads = ra3_cpu_threads();
     std::vector<uint32_t> packed_b;
     for (int j0 = 0; j0 < n; j0 += NC) {
@@ -459,6 +463,7 @@ bool has_dpbf16() {
 
 void gemm_one(int m, int n, int k, const Operand& a, const Operand& b, float alpha, float beta,
               const Output& c, const Bias& bias, std::vector<float>& packed_b) {
+    const int KC = block_kc.load(std::memory_order_relaxed), MC = block_mc.load(std::memory_order_relaxed), NC = block_nc.load(std::memory_order_relaxed);
     if (c.bf16 && k > KC) {
         // A bf16 C is rounded once, as ra3.h says: the K slices sum into an f32 copy.
         const int64_t count = static_cast<int64_t>(m) * n;
@@ -571,3 +576,14 @@ extern "C" RA3_API ra3_status ra3_gemm_f32(int32_t batch, int32_t m, int32_t n, 
 }
 
 extern "C" RA3_API int32_t ra3_gemm_bf16_dot_products(void) { return has_dpbf16() ? 1 : 0; }
+
+extern "C" RA3_API ra3_status ra3_gemm_set_blocking(int32_t kc, int32_t mc, int32_t nc) {
+    return ra3::guarded("ra3_gemm_set_blocking", [&] {
+        ra3::require(kc > 0 && mc > 0 && nc > 0 && kc <= 65536 && mc <= 65536 && nc <= 1 << 20,
+                     "kc, mc and nc must be in 1..65536, 1..65536 and 1..1048576, got kc=" + std::to_string(kc) + " mc=" + std::to_string(mc) +
+                         " nc=" + std::to_string(nc));
+        block_kc.store(kc, std::memory_order_relaxed);
+        block_mc.store((mc + 23) / 24 * 24, std::memory_order_relaxed);
+        block_nc.store(nc, std::memory_order_relaxed);
+    });
+}

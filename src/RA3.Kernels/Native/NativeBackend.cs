@@ -44,10 +44,14 @@ public sealed unsafe class NativeBackend : CpuBackend
     /// <summary>Whether the library multiplies bf16 by bf16 with AVX512-BF16 dot products on this processor (else it widens them to f32 FMAs).</summary>
     public static bool BFloat16DotProducts => NativeMethods.GemmBf16DotProducts() != 0;
 
+    /// <summary>The tuning whose blocking ra3_native was last given (null before the first product).</summary>
+    private static GemmTuning? blocking;
+
     /// <remarks>Any operand may be bf16 (a bf16 model's weights): <c>ra3_gemm</c> widens it while packing, or multiplies bf16 pairs on AVX512-BF16.</remarks>
     [TakesBFloat16]
     private protected override void GemmCore(in GemmArgs g, Tensor a, Tensor b, Tensor c, Tensor? bias)
     {
+        FollowTuning();
         if (AnyBFloat16(a, b, c, bias))
         {
             static int Type(Tensor? t) => t?.DType == DType.BFloat16 ? 1 : 0;
@@ -56,6 +60,21 @@ public sealed unsafe class NativeBackend : CpuBackend
         }
 
         NativeMethods.Check(NativeMethods.Gemm(g.Batch, g.M, g.N, g.K, g.TransA ? 1 : 0, g.TransB ? 1 : 0, g.Alpha, F(a), g.StrideA, F(b), g.StrideB, g.Beta, F(c), g.StrideC, bias is null ? null : F(bias)));
+    }
+
+    /// <summary>
+    /// Gives ra3_native the blocking (KC, MC, NC) of the process's GEMM tuning (<see cref="GemmKernel.Tuning"/>:
+    /// this processor's measurement, or a resumed run's record), so both CPU backends follow the
+    /// measurement and a run's KC, which orders each element's sum; the register tile stays the build's.
+    /// </summary>
+    private static void FollowTuning()
+    {
+        var tuning = GemmKernel.Tuning;
+        if (!ReferenceEquals(tuning, blocking))
+        {
+            NativeMethods.Check(NativeMethods.GemmSetBlocking(tuning.KC, tuning.MC, tuning.NC));
+            blocking = tuning;
+        }
     }
 
     private protected override void SoftmaxCore(Tensor x, Tensor y) =>

@@ -32,6 +32,9 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Lib, EntryPoint = "ra3_gemm_bf16_dot_products")]
     public static partial int GemmBf16DotProducts();
 
+    [LibraryImport(Lib, EntryPoint = "ra3_gemm_set_blocking")]
+    public static partial int GemmSetBlocking(int kc, int mc, int nc);
+
     [LibraryImport(Lib, EntryPoint = "ra3_softmax_forward_f32")]
     public static partial int SoftmaxForward(int rows, int cols, float* x, float* y);
 
