@@ -56,6 +56,13 @@ public sealed class EvaluationTests
     [Test]
     public void PassAtKOfOneIsTheFractionCorrect() => Assert.That(PassAtK.Estimate(10, 3, 1), Is.EqualTo(0.3).Within(1e-15));
 
+    [TestCase(5, -1, 1, "c")]
+    [TestCase(5, 6, 1, "c")]
+    [TestCase(5, 2, 0, "k")]
+    [TestCase(5, 2, 6, "k")]
+    public void PassAtKRefusesCountsOutsideItsSamples(int n, int c, int k, string name) =>
+        Assert.That(() => PassAtK.Estimate(n, c, k), Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo(name));
+
     [Test]
     public void PassAtKCountsOnlyProblemsWithAtLeastKSamples()
     {

@@ -102,11 +102,7 @@ public sealed record LineTokens(int[] Ids, int[] Owner, int[] Starts, RenderedTr
         }
 
         var think = Of(tokenizer, trace, new Dictionary<int, string>(chosen) { [t] = Probe });
-        int d = 0;
-        while (d < document.Ids.Length && d < think.Ids.Length && document.Ids[d] == think.Ids[d])
-        {
-            d++;
-        }
+        int d = document.Ids.AsSpan().CommonPrefixLength(think.Ids);
 
         // The stub "indent#" ends at a token boundary of the think branch, right after the decision token.
         int commentStart = think.Layout.Starts[Array.IndexOf(think.Layout.Lines, -t)];
