@@ -5,7 +5,8 @@ using RA3.Train.Midtraining;
 namespace RA3.Train.Tests;
 
 /// <summary>
-/// <see cref="LineTokens"/>' own arithmetic on hand-made cases: log-probabilities summed by owner
+/// <see cref="LineTokens"/>' own arithmetic on hand-made cases: the lead before a document (the
+/// corpus separator, a newline, or nothing before a template's own opening), log-probabilities summed by owner
 /// (code lines, rationale tokens, nothing for the context or the first token, which no position
 /// predicts), and a decision point found exactly at the generation front but not past it. The
 /// layout against real tokenizers is <see cref="BpeLineAlignmentTests"/>'.
@@ -28,6 +29,23 @@ public sealed class LineTokensTests
     }
 
     [Test]
+    public void TheLeadIsTheCorpusSeparatorAndOpensEveryLayout()
+    {
+        var bytes = new ByteTokenizer();
+        Assert.That(LineTokens.Lead(bytes), Is.EqualTo(new[] { bytes.EndOfText!.Value }), "end-of-text separates documents in the packed corpus");
+        Assert.That(LineTokens.Lead(new Variant(bytes, endOfText: null, prefix: [])), Is.EqualTo(bytes.Encode("\n", addSpecialTokens: false)), "with neither, a newline");
+        Assert.That(LineTokens.Lead(new Variant(bytes, bytes.EndOfText, prefix: [255])), Is.Empty, "a template that opens documents leads itself");
+
+        var trace = Trace.FromCode("t", "x = 1\ny = x\n");
+        var layout = LineTokens.Of(bytes, trace);
+        int lead = LineTokens.Lead(bytes).Length;
+        Assert.That(layout.Ids[..lead], Is.EqualTo(LineTokens.Lead(bytes)));
+        Assert.That(layout.Owner[..lead], Is.All.EqualTo(LineTokens.PrefixOwner));
+        Assert.That(layout.Starts[..lead], Is.All.EqualTo(-1));
+        Assert.That(layout.Owner[lead..], Is.EqualTo(Enumerable.Repeat(0, 6).Concat(Enumerable.Repeat(1, 6))), "then each line's bytes, its newline included");
+    }
+
+    [Test]
     public void ADecisionIsFoundAtTheGenerationFrontAndNotPastIt()
     {
         var tokenizer = new ByteTokenizer();
@@ -45,5 +63,29 @@ public sealed class LineTokensTests
         Assert.That(() => LineTokens.Decision(tokenizer, null!, none, 2, document, 0), Throws.ArgumentNullException);
         Assert.That(() => LineTokens.Decision(tokenizer, trace, none, 2, null!, 0), Throws.ArgumentNullException);
         Assert.That(() => LineTokens.Lead(null!), Throws.ArgumentNullException);
+        Assert.That(() => LineTokens.Decisions(tokenizer, null!, none, document), Throws.ArgumentNullException);
+    }
+
+    /// <summary>The byte tokenizer with another end-of-text and template prefix.</summary>
+    private sealed class Variant(ByteTokenizer inner, int? endOfText, int[] prefix) : TextTokenizer
+    {
+        public override string Name => "bytes-variant";
+
+        public override int VocabSize => inner.VocabSize;
+
+        public override int? EndOfText => endOfText;
+
+        public override IReadOnlySet<int> SpecialIds => inner.SpecialIds;
+
+        public override IReadOnlyList<int> SequencePrefix => prefix;
+
+        public override string Decode(ReadOnlySpan<int> ids) => inner.Decode(ids);
+
+        protected override void EncodeText(string text, bool specialTokensAsText, List<int> ids, List<int>? starts)
+        {
+            var doc = inner.EncodeDocument(text);
+            ids.AddRange(doc.Ids);
+            starts?.AddRange(doc.Starts);
+        }
     }
 }
