@@ -170,7 +170,7 @@ public sealed class BpeLineAlignmentTests
         var inner = Load("bpe512");
         using var model = HuggingFaceCheckpoint.Load(Fixtures.SharedPath("fixtures", "hf", "llama-tiny"), cpu);
         var allowed = new HashSet<int>(inner.Encode("abcdefghij \n", false));
-        var tokenizer = new ControlHeavy(inner, [.. Enumerable.Range(0, inner.VocabSize).Where(v => !allowed.Contains(v))]);
+        var tokenizer = new TokenizerVariant(inner, new HashSet<int>(Enumerable.Range(0, inner.VocabSize).Where(v => !allowed.Contains(v))), inner.EndOfText, prefix: []);
         var traces = new[] { Trace.FromCode("a", "def f(x):\n    y = x\n    return y\n") };
         var rollouts = new RolloutSampler(model, tokenizer).Sample(traces, new RolloutOptions(Group: 8, LatentMaxTokens: 6, ThinkFloor: 1.0), seed: 9);
         // A boundary's tokens are its decision token, then (on think) the sampled rationale.
@@ -185,25 +185,4 @@ public sealed class BpeLineAlignmentTests
         "bpe512" => TokenizerLoader.Load(Fixtures.SharedPath("fixtures", "hf", "tokenizer-bpe512")),
         _ => TokenizerLoader.Load(Fixtures.SharedPath("fixtures", "tokenizers", name)),
     };
-
-    /// <summary>Another tokenizer's ids, with a given set of control tokens.</summary>
-    private sealed class ControlHeavy(TextTokenizer inner, HashSet<int> specials) : TextTokenizer
-    {
-        public override string Name => "control-heavy";
-
-        public override int VocabSize => inner.VocabSize;
-
-        public override int? EndOfText => inner.EndOfText;
-
-        public override IReadOnlySet<int> SpecialIds => specials;
-
-        public override string Decode(ReadOnlySpan<int> ids) => inner.Decode(ids);
-
-        protected override void EncodeText(string text, bool specialTokensAsText, List<int> ids, List<int>? starts)
-        {
-            var doc = inner.EncodeDocument(text);
-            ids.AddRange(doc.Ids);
-            starts?.AddRange(doc.Starts);
-        }
-    }
 }

@@ -33,8 +33,8 @@ public sealed class LineTokensTests
     {
         var bytes = new ByteTokenizer();
         Assert.That(LineTokens.Lead(bytes), Is.EqualTo(new[] { bytes.EndOfText!.Value }), "end-of-text separates documents in the packed corpus");
-        Assert.That(LineTokens.Lead(new Variant(bytes, endOfText: null, prefix: [])), Is.EqualTo(bytes.Encode("\n", addSpecialTokens: false)), "with neither, a newline");
-        Assert.That(LineTokens.Lead(new Variant(bytes, bytes.EndOfText, prefix: [255])), Is.Empty, "a template that opens documents leads itself");
+        Assert.That(LineTokens.Lead(new TokenizerVariant(bytes, bytes.SpecialIds, endOfText: null, prefix: [])), Is.EqualTo(bytes.Encode("\n", addSpecialTokens: false)), "with neither, a newline");
+        Assert.That(LineTokens.Lead(new TokenizerVariant(bytes, bytes.SpecialIds, bytes.EndOfText, prefix: [255])), Is.Empty, "a template that opens documents leads itself");
 
         var trace = Trace.FromCode("t", "x = 1\ny = x\n");
         var layout = LineTokens.Of(bytes, trace);
@@ -64,28 +64,5 @@ public sealed class LineTokensTests
         Assert.That(() => LineTokens.Decision(tokenizer, trace, none, 2, null!, 0), Throws.ArgumentNullException);
         Assert.That(() => LineTokens.Lead(null!), Throws.ArgumentNullException);
         Assert.That(() => LineTokens.Decisions(tokenizer, null!, none, document), Throws.ArgumentNullException);
-    }
-
-    /// <summary>The byte tokenizer with another end-of-text and template prefix.</summary>
-    private sealed class Variant(ByteTokenizer inner, int? endOfText, int[] prefix) : TextTokenizer
-    {
-        public override string Name => "bytes-variant";
-
-        public override int VocabSize => inner.VocabSize;
-
-        public override int? EndOfText => endOfText;
-
-        public override IReadOnlySet<int> SpecialIds => inner.SpecialIds;
-
-        public override IReadOnlyList<int> SequencePrefix => prefix;
-
-        public override string Decode(ReadOnlySpan<int> ids) => inner.Decode(ids);
-
-        protected override void EncodeText(string text, bool specialTokensAsText, List<int> ids, List<int>? starts)
-        {
-            var doc = inner.EncodeDocument(text);
-            ids.AddRange(doc.Ids);
-            starts?.AddRange(doc.Starts);
-        }
     }
 }
