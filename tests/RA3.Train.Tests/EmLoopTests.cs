@@ -166,6 +166,31 @@ public sealed class EmLoopTests
         Assert.That(PolicyGradient.Normalisers(batch, LossAggregation.SequenceMean, 0), Is.EqualTo(new[] { 1 / 2.0, 1 / 6.0 }).Within(1e-12), "GRPO: 1/(own tokens × sequences)");
         Assert.That(PolicyGradient.Normalisers(batch, LossAggregation.TokenMean, 0), Is.EqualTo(new[] { 1 / 4.0, 1 / 4.0 }).Within(1e-12), "DAPO: 1/(all tokens)");
         Assert.That(PolicyGradient.Normalisers(batch, LossAggregation.Constant, 10), Is.EqualTo(new[] { 1 / 20.0, 1 / 20.0 }).Within(1e-12), "Dr. GRPO: 1/(sequences × L)");
+        Assert.That(PolicyGradient.Normalisers(batch, LossAggregation.Constant, 0), Is.EqualTo(new[] { 1 / 2.0, 1 / 2.0 }).Within(1e-12), "a length below 1 counts as 1");
+        Assert.That(PolicyGradient.Normalisers([Seq(0), Seq(2)], LossAggregation.SequenceMean, 0), Is.EqualTo(new[] { 0, 1 / 4.0 }).Within(1e-12), "a sequence without actions weighs nothing");
+        Assert.That(PolicyGradient.Normalisers([Seq(0)], LossAggregation.TokenMean, 0), Is.EqualTo(new[] { 0.0 }), "nor does a batch without any");
+    }
+
+    [Test]
+    public void AnUpdateRefusesWhatItCannotUseAndAnEmptyBatchChangesNothing()
+    {
+        using var policy = HuggingFaceCheckpoint.Load(ModelDir, cpu, trainable: true);
+        using var optimizer = new AdamWOptimizer(policy, weightDecay: 0.1f);  // an AdamW step on zero gradients would still decay the weights
+        using var update = new PolicyGradient(policy, null, optimizer, new PolicyGradientOptions(LearningRate: 1e-2f, KlCoefficient: 0.1));
+        float[] weights = policy.Weights.Buffer.ToFloatArray();
+        Assert.That(update.Step([], 1), Is.EqualTo(new PolicyStepStats(0, 0, 0, 0)));
+
+        int[] ids = tokenizer.Encode("\n    total += x\n");
+        int n = ids.Length;
+        var sequence = new PolicySequence(ids, [.. ids.Select((_, p) => p > 0)], new float[n], null);
+        Assert.That(() => update.Step([sequence], 1, epochs: 0), Throws.InstanceOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("epochs"));
+        Assert.That(() => update.Step([sequence, sequence with { Acting = new bool[2] }], 1), Throws.ArgumentException.With.Message.Contains($"policy sequence 1: {n} tokens but 2 acting flags, {n} advantages"));
+        Assert.That(() => update.Step([sequence with { Advantages = new float[2] }], 1), Throws.ArgumentException.With.Message.Contains($"{n} acting flags, 2 advantages"));
+        Assert.That(() => update.Step([sequence with { OldLogProbs = new float[2] }], 1), Throws.ArgumentException.With.Message.Contains("2 old log-probabilities"));
+        Assert.That(() => update.Step([sequence with { LogImportance = new float[2] }], 1), Throws.ArgumentException.With.Message.Contains("2 importance weights"));
+        Assert.That(() => update.Step([sequence with { ReferenceLogProbs = new float[2] }], 1), Throws.ArgumentException.With.Message.Contains("2 reference log-probabilities"));
+        Assert.That(() => update.Step([sequence, sequence with { ReferenceLogProbs = new float[n] }], 1), Throws.InvalidOperationException.With.Message.Contains("a KL penalty (β > 0) needs the reference model or the sequences' reference log-probabilities"), "one sequence without them is enough to need the model");
+        Assert.That(policy.Weights.Buffer.ToFloatArray(), Is.EqualTo(weights), "neither the empty batch nor a refused one took a step");
     }
 
     [Test]
@@ -176,6 +201,7 @@ public sealed class EmLoopTests
         Assert.That(Rewards.GroupAdvantages([1.0, 2.0, 3.0], Rewards.Std([1.0, 2.0, 3.0])), Is.EqualTo(new[] { -1 / s, 0.0, 1 / s }).Within(1e-12), "the group's std");
         Assert.That(Rewards.GroupAdvantages([1.0, 2.0, 3.0], 2.0), Is.EqualTo(new[] { -0.5, 0.0, 0.5 }).Within(1e-12), "another scale, the batch's");
         Assert.That(Rewards.GroupAdvantages([0.5, 0.5], 0.0), Is.EqualTo(new[] { 0.0, 0.0 }));
+        Assert.That(Rewards.Std([]), Is.EqualTo(0), "no values, no spread");
         Assert.That(RlvrTrainer.OverlongReward(1, 60, 100, 20, 1), Is.EqualTo(1), "before the buffer: untouched");
         Assert.That(RlvrTrainer.OverlongReward(1, 90, 100, 20, 1), Is.EqualTo(0.5).Within(1e-12), "10 of 20 buffer tokens: half the penalty");
         Assert.That(RlvrTrainer.OverlongReward(1, 100, 100, 20, 0.5), Is.EqualTo(0.5).Within(1e-12), "at the maximum: the whole penalty");
@@ -274,6 +300,8 @@ public sealed class EmLoopTests
         var sequence = new PolicySequence(ids, [.. ids.Select((_, p) => p > 0)], [.. ids.Select(_ => 1f)], OldLogProbs: null);
         var one = update.Step([sequence], 1, epochs: 1);
         Assert.That(one.ClippedFraction, Is.Zero, "the first epoch's ratio is 1");
+        Assert.That(one.ActionTokens, Is.EqualTo(ids.Length - 1));
+        Assert.That((one.MeanKl, one.ReferencePasses), Is.EqualTo((0.0, 0)), "β = 0: no reference, no KL");
         var four = update.Step([sequence], 2, epochs: 4);
         Assert.That(four.ClipHighFraction, Is.GreaterThan(0), "by the fourth epoch some ratios passed 1 + ε_high");
         Assert.That(four.ClipLowFraction, Is.Zero, "no negative advantage, nothing clipped below");

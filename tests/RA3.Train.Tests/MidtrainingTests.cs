@@ -102,6 +102,20 @@ public sealed class MidtrainingTests
         Assert.That(Rewards.Step(lines, thinks, 2, 0.05), Is.EqualTo(new[] { -3.0, -5.05, -7.0, -4.05 }).Within(1e-12), "k past the end sums what is left");
         Assert.That(Rewards.Step(lines, thinks, 0, 0.05), Is.EqualTo(new[] { -1.0, -5.05, -3.0, -4.05 }).Within(1e-12), "k = 0: the span, up to the next think");
         Assert.That(Rewards.Step(lines, thinks, 1, 0.05, [0, -7, 0, -1.5]), Is.EqualTo(new[] { -1.0, -9.05, -3.0, -5.55 }).Within(1e-12), "the rationale's own log-probability, where it is in the prior");
+        Assert.That(() => Rewards.Step(lines, thinks, -1, 0.05), Throws.InstanceOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("k"));
+        Assert.That(() => Rewards.Step(lines, thinks[..3], 1, 0.05), Throws.ArgumentException.With.Message.Contains("4 lines need as many think flags and rationale log-probabilities, got 3 and 0"));
+        Assert.That(() => Rewards.Step(lines, thinks, 1, 0.05, [0, -7]), Throws.ArgumentException.With.Message.Contains("got 4 and 2"));
+    }
+
+    [Test]
+    public void RationaleLogProbsSumEachCommentIntoTheLineItPrecedes()
+    {
+        // Tokens: lead, a two-token comment, line 0 (two tokens), a one-token comment, line 1, line 2 (no comment).
+        var trace = Trace.FromCode("t", "a\nb\nc\n");
+        int r = LineTokens.RationaleOwner;
+        var rollout = new Rollout(trace, [9, 5, 5, 1, 2, 5, 3, 4], [LineTokens.PrefixOwner, r, r, 0, 0, r, 1, 2], new int[8], new float[8], new float[8], [.. Enumerable.Repeat(-1, 8)], [null, null, null]);
+        float[] logProbs = [-100f, -1f, -0.5f, -2f, -3f, -0.25f, -4f, -5f];
+        Assert.That(Rewards.RationaleLogProbs(rollout, logProbs), Is.EqualTo(new[] { -1.5, -0.25, 0.0 }).Within(1e-12), "each comment once, to the next code line; none before line 2");
     }
 
     [Test]
@@ -118,6 +132,7 @@ public sealed class MidtrainingTests
         Assert.That(Rewards.Advantages(rewards, default, normalise: false)[1], Is.EqualTo(new[] { -0.0000005, 1.0 }).Within(1e-12));
         Assert.That(Rewards.Advantages(rewards, [-2.0, -1.5], normalise: false)[0], Is.EqualTo(new[] { 1.0, -1.5 }).Within(1e-12), "a given baseline replaces the group mean");
         Assert.That(Rewards.Advantages([[0.5, 0.5], [0.5, 0.5]], default, normalise: true)[0], Is.EqualTo(new[] { 0.0, 0.0 }), "equal rewards: no advantage, no division by zero");
+        Assert.That(Rewards.Advantages([], default, normalise: true), Is.Empty, "no rollouts");
     }
 
     [Test]
@@ -129,8 +144,12 @@ public sealed class MidtrainingTests
         float[] logProbs = [0f, -0.5f, -0.25f, -2f], opener = [0f, (float)Math.Log(0.2), 0f, 0f];
         Assert.That(Rewards.LineLogProbs(rollout, logProbs, opener, decisionFree: false), Is.EqualTo(new[] { -0.75, -2.0 }).Within(1e-6));
         Assert.That(Rewards.LineLogProbs(rollout, logProbs, opener, decisionFree: true), Is.EqualTo(new[] { -0.75 - Math.Log(0.8), -2.0 }).Within(1e-6));
+        Assert.That(Rewards.LineLogProbs(rollout with { ThinkIds = [-1, 0, -1, -1] }, logProbs, opener, decisionFree: true), Is.EqualTo(new[] { -0.75 - Math.Log(0.8), -2.0 }).Within(1e-6), "token 0 can be the opener");
         Assert.That(Rewards.Log1MinusExp(Math.Log(1e-9)), Is.EqualTo(-1e-9).Within(1e-18), "accurate for a rare opener");
+        Assert.That(Rewards.Log1MinusExp(-50), Is.EqualTo(-Math.Exp(-50)).Within(1e-30), "where 1 − eˣ rounds to 1");
         Assert.That(Rewards.Log1MinusExp(-1e-9), Is.EqualTo(Math.Log(1e-9)).Within(1e-6), "and for a likely one");
+        Assert.That(Rewards.Log1MinusExp(-1e-20), Is.EqualTo(Math.Log(1e-20)).Within(1e-9), "where eˣ rounds to 1");
+        Assert.That(Rewards.Log1MinusExp(0), Is.EqualTo(double.NegativeInfinity), "a certain opener");
     }
 
     [Test]
@@ -216,10 +235,13 @@ public sealed class MidtrainingTests
             seg[((1 + (2 * kc) + 1) * n) + t] = float.NegativeInfinity;  // boundary 3 has one candidate
         }
 
+        rationale[(2 * kc) + 1] = float.NegativeInfinity;  // as CandidateScorer fills a missing candidate
+
         var options = new ElboOptions(Alpha: 0.5, ThinkCost: 0.3, UseRationaleLogProb: withRationale);
         var scored = new ScoredTrace(seg, rationale, n, kc);
         var segmentation = SegmentationInference.Infer(cpu, [scored], options)[0];
         var baseline = Rewards.PosteriorBaseline(scored, segmentation, k, 0.3, withRationale);
+        Assert.That(() => Rewards.PosteriorBaseline(scored, segmentation, 0, 0.3, withRationale), Throws.InstanceOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("k"), "the horizon is lines, at least one");
 
         double logThink = Math.Log(0.5) - 0.3, logAct = Math.Log(0.5);
         var weights = new List<double>();
@@ -383,6 +405,50 @@ public sealed class MidtrainingTests
     {
         var e = Assert.Throws<ArgumentException>(() => SegmentationInference.Infer(cpu, [new ScoredTrace(new float[6], new float[2], 2), new ScoredTrace(new float[5], new float[2], 2)], new ElboOptions()))!;
         Assert.That(e.Message, Does.Contain("trace 1").And.Contain("seg [3, 2]").And.Contain("got 5"));
-        Assert.Throws<ArgumentException>(() => SegmentationInference.Infer(cpu, [new ScoredTrace(new float[6], new float[2], 2)], new ElboOptions(Alpha: 1.0)));
+        foreach (double alpha in new[] { 0.0, 1.0 })
+        {
+            e = Assert.Throws<ArgumentException>(() => SegmentationInference.Infer(cpu, [new ScoredTrace(new float[6], new float[2], 2)], new ElboOptions(Alpha: alpha)))!;
+            Assert.That(e.Message, Does.Contain($"alpha = {alpha}"), "α at either end of [0, 1] leaves one decision impossible");
+        }
+
+        e = Assert.Throws<ArgumentException>(() => SegmentationInference.Infer(cpu, [new ScoredTrace([], [], 0)], new ElboOptions()))!;
+        Assert.That(e.Message, Does.Contain("trace 0: 0 lines"), "a trace without lines");
+        e = Assert.Throws<ArgumentException>(() => SegmentationInference.Infer(cpu, [new ScoredTrace(new float[2], [], 2, 0)], new ElboOptions()))!;
+        Assert.That(e.Message, Does.Contain("trace 0: 2 lines with 0 candidates"), "a boundary needs a candidate slot, even one of −∞");
+        Assert.That(SegmentationInference.Infer(cpu, [], new ElboOptions()), Is.Empty);
+        Assert.That(SegmentationInference.LogMarginalBound(cpu, []), Is.Empty);
+    }
+
+    [Test]
+    public void ABatchOfTracesOfDifferentSizesGivesWhatEachGivesAlone()
+    {
+        // The batch is padded to its longest trace and its most candidates; no padding may reach a
+        // result. A 3-line trace with 2 candidates per boundary whose rationales pay for themselves
+        // (their lines gain 4 nats) and a 2-line one with 1 candidate whose rationales do not.
+        var rng = new Random(11);
+        ScoredTrace Make(int n, int kc, double gain) => new(
+            [.. Enumerable.Range(0, ((n * kc) + 1) * n).Select(i => (float)(-0.5 - (2 * rng.NextDouble()) + (i >= n ? gain : 0)))],
+            [.. Enumerable.Range(0, n * kc).Select(_ => (float)(-1 - rng.NextDouble()))],
+            n,
+            kc);
+        ScoredTrace[] traces = [Make(3, 2, 4), Make(2, 1, -3)];
+        var options = new ElboOptions(Alpha: 0.7, ThinkCost: 0.1, UseRationaleLogProb: true);
+        var together = SegmentationInference.Infer(cpu, traces, options);
+        var bounds = SegmentationInference.LogMarginalBound(cpu, traces);
+        for (int i = 0; i < traces.Length; i++)
+        {
+            var alone = SegmentationInference.Infer(cpu, [traces[i]], options)[0];
+            Assert.That(together[i].LogZ, Is.EqualTo(alone.LogZ).Within(1e-5), $"trace {i}: log Z");
+            Assert.That(together[i].ThinkPosterior, Is.EqualTo(alone.ThinkPosterior).Within(1e-6), $"trace {i}: [T, K] think posteriors");
+            Assert.That(together[i].LineMarginals, Is.EqualTo(alone.LineMarginals).Within(1e-6), $"trace {i}: [1 + T·K, T] line marginals");
+            Assert.That(together[i].Kept, Is.EqualTo(alone.Kept), $"trace {i}: the MAP's rationales");
+            Assert.That(bounds[i], Is.EqualTo(SegmentationInference.LogMarginalBound(cpu, [traces[i]])[0]).Within(1e-5), $"trace {i}: log Σ_z p(x, z)");
+        }
+
+        Assert.That(together[0].Kept, Is.Not.Empty, "the first trace keeps rationales");
+        Assert.That(together[0].ThinkPosterior, Has.Length.EqualTo(6));
+        Assert.That(together[1].Kept, Is.Empty, "the second keeps none");
+        Assert.That(together[1].ThinkPosterior, Has.Length.EqualTo(2));
+        Assert.That(together[1].LineMarginals, Has.Length.EqualTo(6));
     }
 }

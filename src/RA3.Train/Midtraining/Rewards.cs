@@ -233,7 +233,8 @@ public static class Rewards
     public static double Log1MinusExp(double x) => x > -0.6931471805599453 ? Math.Log(-ExpM1(x)) : LogOnePlus(-Math.Exp(x));
 
     // log(1 + y) and eˣ − 1 without the cancellation of the naive forms (Goldberg's and Kahan's tricks):
-    // the rounding of 1 + y (or eˣ) is divided back out.
+    // the rounding of 1 + y (or eˣ) is divided back out. Log1MinusExp calls them with y in [−½, 0)
+    // and x in (−log 2, 0], so u stays in [½, 1] and u == 1 is the only case the quotients cannot take.
     private static double LogOnePlus(double y)
     {
         double u = 1 + y;
@@ -243,6 +244,6 @@ public static class Rewards
     private static double ExpM1(double x)
     {
         double u = Math.Exp(x);
-        return u == 1 ? x : u - 1 == -1 ? -1 : (u - 1) * x / Math.Log(u);
+        return u == 1 ? x : (u - 1) * x / Math.Log(u);
     }
 }
