@@ -4,7 +4,8 @@
 // NULL = T everywhere) marks right padding: query rows at or past a length get out = 0, lse = 0.
 // FlashAttention-2's schedule on tiles of GEMMs. Forward, one task per (batch, query head):
 // the head's q, k, v are gathered into contiguous [T, D] panels; for each block of kBlock query
-// rows and each tile of kBlock keys up to the diagonal, S = scale * Q K^T (ra3_gemm_f32, which
+// rows and each tile of kBlock keys up to the diagonal (the diagonal tile in strips of kStrip rows,
+// each against the keys up to its last row), S = scale * Q K^T (ra3_gemm_f32, which
 // runs single-threaded inside the task), the causal mask and an online softmax (running max m and
 // sum l, output rows rescaled) turn S into P, and O += P V. lse = m + log l. No T x T matrix.
 // Backward, one task per (batch, kv head) over its query heads (dk, dv have one writer): with
@@ -22,6 +23,7 @@
 namespace {
 
 constexpr int64_t kBlock = 256;
+constexpr int64_t kStrip = 64;
 
 ra3::AttentionDims check(int32_t batch, int32_t t, int32_t hq, int32_t hkv, int32_t d, int32_t window, const int32_t* lengths) {
     const ra3::AttentionDims dims = ra3::check_attention(batch, t, hq, hkv, d);
@@ -37,6 +39,25 @@ int64_t first_key(int64_t i, int64_t window) { return window == 0 ? 0 : std::max
 
 // The first key tile of a query block starting at i0.
 int64_t first_tile(int64_t i0, int64_t window) { return first_key(i0, window) / kBlock * kBlock; }
+
+// One product of the loop nest: query rows i0 .. i0 + rows against keys j0 .. j0 + cols.
+struct Tile {
+    int64_t i0, rows, j0, cols;
+};
+
+// How many tiles query block i0 .. i0 + br runs: the whole key tiles before its diagonal, then the
+// diagonal tile's strips.
+int64_t block_tiles(int64_t i0, int64_t br, int64_t window) { return (i0 - first_tile(i0, window)) / kBlock + (br + kStrip - 1) / kStrip; }
+
+// Tile x of query block i0 .. i0 + br, in key order (the online softmax needs it): a whole key tile
+// before the diagonal, or a strip of the diagonal tile (keys from i0: blocks and tiles are the same
+// size) against the keys up to its last row, so the causal triangle costs 62.5 % of the square.
+Tile block_tile(int64_t i0, int64_t br, int64_t x, int64_t window) {
+    const int64_t first = first_tile(i0, window), before = (i0 - first) / kBlock;
+    if (x < before) return {i0, br, first + x * kBlock, kBlock};
+    const int64_t r0 = (x - before) * kStrip, rows = std::min(kStrip, br - r0);
+    return {i0 + r0, rows, i0, r0 + rows};
+}
 
 // panel [n, D] = rows 0..n-1 of head h of x [B, T, H, D]
 void gather(const float* x, int64_t heads, const ra3::AttentionDims& s, int64_t b, int64_t h, int64_t n, float* panel) {
@@ -65,12 +86,13 @@ RA3_API ra3_status ra3_flash_attention_forward_f32(int32_t batch, int32_t t, int
                 const int64_t br = std::min(kBlock, n - i0);
                 std::fill(m.begin() + i0, m.begin() + i0 + br, -INFINITY);
                 std::fill(l.begin() + i0, l.begin() + i0 + br, 0.0f);
-                for (int64_t j0 = first_tile(i0, window); j0 < i0 + br; j0 += kBlock) {
-                    const int64_t bc = std::min(kBlock, i0 + br - j0);
-                    ra3::gemm(br, bc, s.d, false, true, scale, qp.data() + i0 * s.d, kp.data() + j0 * s.d, 0.0f, tile.data());
-                    for (int64_t r = 0; r < br; ++r) {
-                        const int64_t i = i0 + r, from = std::clamp<int64_t>(first_key(i, window) - j0, 0, bc),
-                                      to = std::clamp<int64_t>(i - j0 + 1, 0, bc);
+                for (int64_t x = 0; x < block_tiles(i0, br, window); ++x) {
+                    const Tile tl = block_tile(i0, br, x, window);
+                    const int64_t bc = tl.cols;
+                    ra3::gemm(tl.rows, bc, s.d, false, true, scale, qp.data() + tl.i0 * s.d, kp.data() + tl.j0 * s.d, 0.0f, tile.data());
+                    for (int64_t r = 0; r < tl.rows; ++r) {
+                        const int64_t i = tl.i0 + r, from = std::clamp<int64_t>(first_key(i, window) - tl.j0, 0, bc),
+                                      to = std::clamp<int64_t>(i - tl.j0 + 1, 0, bc);
                         float* row = tile.data() + r * bc;
                         float mx = m[i];
                         for (int64_t j = from; j < to; ++j) mx = std::max(mx, row[j]);
@@ -85,7 +107,7 @@ RA3_API ra3_status ra3_flash_attention_forward_f32(int32_t batch, int32_t t, int
                         m[i] = mx;
                         for (int64_t c = 0; c < s.d; ++c) op[i * s.d + c] *= rescale;
                     }
-                    ra3::gemm(br, s.d, bc, false, false, 1.0f, tile.data(), vp.data() + j0 * s.d, 1.0f, op.data() + i0 * s.d);
+                    ra3::gemm(tl.rows, s.d, bc, false, false, 1.0f, tile.data(), vp.data() + tl.j0 * s.d, 1.0f, op.data() + tl.i0 * s.d);
                 }
             }
             for (int64_t i = 0; i < s.t; ++i) {
@@ -128,13 +150,14 @@ RA3_API ra3_status ra3_flash_attention_backward_f32(int32_t batch, int32_t t, in
                 const float* row_lse = lse + (b * s.hq + h) * s.t;
                 for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
                     const int64_t br = std::min(kBlock, n - i0);
-                    for (int64_t j0 = first_tile(i0, window); j0 < i0 + br; j0 += kBlock) {
-                        const int64_t bc = std::min(kBlock, i0 + br - j0);
-                        ra3::gemm(br, bc, s.d, false, true, scale, qp.data() + i0 * s.d, kp.data() + j0 * s.d, 0.0f, p.data());
-                        ra3::gemm(br, bc, s.d, false, true, 1.0f, dop.data() + i0 * s.d, vp.data() + j0 * s.d, 0.0f, ds.data());
-                        for (int64_t r = 0; r < br; ++r) {
-                            const int64_t i = i0 + r, from = std::clamp<int64_t>(first_key(i, window) - j0, 0, bc),
-                                          to = std::clamp<int64_t>(i - j0 + 1, 0, bc);
+                    for (int64_t x = 0; x < block_tiles(i0, br, window); ++x) {
+                        const Tile tl = block_tile(i0, br, x, window);
+                        const int64_t bc = tl.cols, rows = tl.rows, qi = tl.i0 * s.d, kj = tl.j0 * s.d;
+                        ra3::gemm(rows, bc, s.d, false, true, scale, qp.data() + qi, kp.data() + kj, 0.0f, p.data());
+                        ra3::gemm(rows, bc, s.d, false, true, 1.0f, dop.data() + qi, vp.data() + kj, 0.0f, ds.data());
+                        for (int64_t r = 0; r < rows; ++r) {
+                            const int64_t i = tl.i0 + r, from = std::clamp<int64_t>(first_key(i, window) - tl.j0, 0, bc),
+                                          to = std::clamp<int64_t>(i - tl.j0 + 1, 0, bc);
                             for (int64_t j = 0; j < bc; ++j) {
                                 const bool seen = j >= from && j < to;
                                 const float pj = seen ? std::exp(p[r * bc + j] - row_lse[i]) : 0.0f;
@@ -142,9 +165,9 @@ RA3_API ra3_status ra3_flash_attention_backward_f32(int32_t batch, int32_t t, in
                                 ds[r * bc + j] = seen ? scale * pj * (ds[r * bc + j] - rowdot[i]) : 0.0f;
                             }
                         }
-                        ra3::gemm(br, s.d, bc, false, false, 1.0f, ds.data(), kp.data() + j0 * s.d, 1.0f, dqp.data() + i0 * s.d);
-                        ra3::gemm(bc, s.d, br, true, false, 1.0f, ds.data(), qp.data() + i0 * s.d, 1.0f, dkp.data() + j0 * s.d);
-                        ra3::gemm(bc, s.d, br, true, false, 1.0f, p.data(), dop.data() + i0 * s.d, 1.0f, dvp.data() + j0 * s.d);
+                        ra3::gemm(rows, s.d, bc, false, false, 1.0f, ds.data(), kp.data() + kj, 1.0f, dqp.data() + qi);
+                        ra3::gemm(bc, s.d, rows, true, false, 1.0f, ds.data(), qp.data() + qi, 1.0f, dkp.data() + kj);
+                        ra3::gemm(bc, s.d, rows, true, false, 1.0f, p.data(), dop.data() + qi, 1.0f, dvp.data() + kj);
                     }
                 }
                 for (int64_t i = 0; i < n; ++i)

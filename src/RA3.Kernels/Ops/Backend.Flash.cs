@@ -7,7 +7,7 @@ namespace RA3.Kernels.Ops;
 /// The fused attention: the reference by default, and as tiles of batched GEMMs (FlashAttention-2's schedule): q, k, v are
 /// brought to head-major [B·Hq, T, D] (kv heads repeated for their query group); for each block
 /// of query rows and each tile of keys up to the block's diagonal, S = Q Kᵀ comes from the
-/// backend's batched GEMM, a row kernel applies the causal mask and the online softmax (running
+/// backend's batched GEMM (the diagonal tile in row strips, each against the keys up to its last row), a row kernel applies the causal mask and the online softmax (running
 /// max and sum, output rows rescaled), and O += P V is a second GEMM. Only a tile of scores
 /// exists at a time. The backward recomputes P from the saved lse, and takes dP = dO Vᵀ,
 /// dS = P ⊙ (dP − rowsum(dO ⊙ O)), dQ += dS K, dK += dSᵀ Q, dV += Pᵀ dO as GEMMs.
@@ -19,6 +19,9 @@ public abstract partial class Backend
 
     /// <summary>Keys per tile.</summary>
     private protected const int FlashKeyTile = 256;
+
+    /// <summary>Query rows per strip of a diagonal tile.</summary>
+    private protected const int FlashDiagonalStrip = 64;
 
     private protected virtual void FlashAttentionCore(Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, int window) => FlashAttentionReference(q, k, v, lengths, output, lse, window);
 
@@ -39,6 +42,33 @@ public abstract partial class Backend
     /// <summary>The first key tile a query block starting at <paramref name="i0"/> sees: 0, or with a window the tile holding key i0 − window + 1.</summary>
     private static int FirstKeyTile(int i0, int window) => SlidingWindow.FirstKey(i0, window) / FlashKeyTile * FlashKeyTile;
 
+    /// <summary>
+    /// How many tiles query block i0..i0 + <paramref name="br"/> runs (<see cref="BlockTile"/>): the
+    /// whole key tiles before its diagonal, then the diagonal tile's row strips.
+    /// </summary>
+    private static int BlockTiles(int i0, int br, int window) => ((i0 - FirstKeyTile(i0, window)) / FlashKeyTile) + Cpu.Chunks.Count(br, FlashDiagonalStrip);
+
+    /// <summary>
+    /// Tile <paramref name="index"/> of query block i0..i0 + <paramref name="br"/>, in key order (the
+    /// online softmax needs it): a whole key tile before the diagonal, or a strip of the diagonal tile
+    /// (keys i0.., since blocks and tiles are the same size) against the keys up to its last row — the
+    /// causal triangle at the cost of (1 + 2 + 3 + 4)/16 = 62.5 % of the square with four strips,
+    /// where one 256 × 256 tile computed all of it.
+    /// </summary>
+    private static FlashTile BlockTile(int i0, int br, int index, int t, int d, int hq, int window)
+    {
+        int first = FirstKeyTile(i0, window), before = (i0 - first) / FlashKeyTile;
+        float scale = 1f / MathF.Sqrt(d);
+        if (index < before)
+        {
+            int j0 = first + (index * FlashKeyTile);
+            return new FlashTile(i0, j0, br, FlashKeyTile, t, d, hq, scale, j0 == first, window);
+        }
+
+        int r0 = (index - before) * FlashDiagonalStrip, rows = Math.Min(FlashDiagonalStrip, br - r0);
+        return new FlashTile(i0 + r0, i0, rows, r0 + rows, t, d, hq, scale, i0 == first, window);
+    }
+
     /// <summary>The tiled forward on a backend's batched GEMM and its <paramref name="tiles"/> primitives; with a window, key tiles wholly before every row's window are skipped.</summary>
     private protected void TiledFlashAttention(IFlashTiles tiles, Tensor q, Tensor k, Tensor v, Tensor? lengths, Tensor output, Tensor lse, int window)
     {
@@ -53,16 +83,15 @@ public abstract partial class Backend
         var m = lse.Reshape(bh, t);
         for (int i0 = 0; i0 < t; i0 += FlashQueryBlock)
         {
-            int br = Math.Min(FlashQueryBlock, t - i0), keys = i0 + br, first = FirstKeyTile(i0, window);
-            for (int j0 = first; j0 < keys; j0 += FlashKeyTile)
+            int br = Math.Min(FlashQueryBlock, t - i0);
+            for (int x = 0; x < BlockTiles(i0, br, window); x++)
             {
-                int bc = Math.Min(FlashKeyTile, keys - j0);
-                var tile = new FlashTile(i0, j0, br, bc, t, d, hq, 1f / MathF.Sqrt(d), j0 == first, window);
-                var scores = s.View(0, bh * br * bc);
-                long td = (long)t * d, rc = (long)br * bc;
-                TileGemm(bh, br, bc, d, false, true, (qh, (long)i0 * d, td), (kh, (long)j0 * d, td), (scores, 0, rc), 0f, tile.Scale);
+                var tile = BlockTile(i0, br, x, t, d, hq, window);
+                var scores = s.View(0, bh * tile.Br * tile.Bc);
+                long td = (long)t * d, rc = (long)tile.Br * tile.Bc, qi = (long)tile.I0 * d, kj = (long)tile.J0 * d;
+                TileGemm(bh, tile.Br, tile.Bc, d, false, true, (qh, qi, td), (kh, kj, td), (scores, 0, rc), 0f, tile.Scale);
                 tiles.TileForward(scores, oh, m, l, lengths, tile);
-                TileGemm(bh, br, d, bc, false, false, (scores, 0, rc), (vh, (long)j0 * d, td), (oh, (long)i0 * d, td), 1f);
+                TileGemm(bh, tile.Br, d, tile.Bc, false, false, (scores, 0, rc), (vh, kj, td), (oh, qi, td), 1f);
             }
 
             tiles.FinishForward(oh, m, l, lengths, new FlashTile(i0, 0, br, 0, t, d, hq, 0f, false, window));
@@ -91,20 +120,19 @@ public abstract partial class Backend
         var lse2 = lse.Reshape(bh, t);
         for (int i0 = 0; i0 < t; i0 += FlashQueryBlock)
         {
-            int br = Math.Min(FlashQueryBlock, t - i0), keys = i0 + br, first = FirstKeyTile(i0, window);
-            for (int j0 = first; j0 < keys; j0 += FlashKeyTile)
+            int br = Math.Min(FlashQueryBlock, t - i0);
+            for (int x = 0; x < BlockTiles(i0, br, window); x++)
             {
-                int bc = Math.Min(FlashKeyTile, keys - j0);
-                var tile = new FlashTile(i0, j0, br, bc, t, d, hq, 1f / MathF.Sqrt(d), j0 == first, window);
-                var p = s.View(0, bh * br * bc);
-                var ds = dp.View(0, bh * br * bc);
-                long td = (long)t * d, rc = (long)br * bc;
-                TileGemm(bh, br, bc, d, false, true, (qh, (long)i0 * d, td), (kh, (long)j0 * d, td), (p, 0, rc), 0f, tile.Scale);
-                TileGemm(bh, br, bc, d, false, true, (doh, (long)i0 * d, td), (vh, (long)j0 * d, td), (ds, 0, rc), 0f);
+                var tile = BlockTile(i0, br, x, t, d, hq, window);
+                var p = s.View(0, bh * tile.Br * tile.Bc);
+                var ds = dp.View(0, bh * tile.Br * tile.Bc);
+                long td = (long)t * d, rc = (long)tile.Br * tile.Bc, qi = (long)tile.I0 * d, kj = (long)tile.J0 * d;
+                TileGemm(bh, tile.Br, tile.Bc, d, false, true, (qh, qi, td), (kh, kj, td), (p, 0, rc), 0f, tile.Scale);
+                TileGemm(bh, tile.Br, tile.Bc, d, false, true, (doh, qi, td), (vh, kj, td), (ds, 0, rc), 0f);
                 tiles.TileBackward(p, ds, lse2, rowDot, lengths, tile);
-                TileGemm(bh, br, d, bc, false, false, (ds, 0, rc), (kh, (long)j0 * d, td), (dqh, (long)i0 * d, td), 1f);
-                TileGemm(bh, bc, d, br, true, false, (ds, 0, rc), (qh, (long)i0 * d, td), (dkh, (long)j0 * d, td), 1f);
-                TileGemm(bh, bc, d, br, true, false, (p, 0, rc), (doh, (long)i0 * d, td), (dvh, (long)j0 * d, td), 1f);
+                TileGemm(bh, tile.Br, d, tile.Bc, false, false, (ds, 0, rc), (kh, kj, td), (dqh, qi, td), 1f);
+                TileGemm(bh, tile.Bc, d, tile.Br, true, false, (ds, 0, rc), (qh, qi, td), (dkh, kj, td), 1f);
+                TileGemm(bh, tile.Bc, d, tile.Br, true, false, (p, 0, rc), (doh, qi, td), (dvh, kj, td), 1f);
             }
         }
 
