@@ -96,12 +96,13 @@ RA3_API ra3_status ra3_flash_attention_forward_f32(int32_t batch, int32_t t, int
                         float* row = tile.data() + r * bc;
                         float mx = m[i];
                         for (int64_t j = from; j < to; ++j) mx = std::max(mx, row[j]);
-                        float sum = 0.0f;
-                        for (int64_t j = 0; j < bc; ++j) {
-                            row[j] = j >= from && j < to ? std::exp(row[j] - mx) : 0.0f;
-                            sum += row[j];
+                        if (from >= to) {
+                            std::fill(row, row + bc, 0.0f);
+                            continue;
                         }
-                        if (from >= to) continue;
+                        std::fill(row, row + from, 0.0f);
+                        std::fill(row + to, row + bc, 0.0f);
+                        const float sum = ra3::exp_shifted(row + from, mx, row + from, to - from);
                         const float rescale = std::exp(m[i] - mx);
                         l[i] = l[i] * rescale + sum;
                         m[i] = mx;
@@ -158,11 +159,13 @@ RA3_API ra3_status ra3_flash_attention_backward_f32(int32_t batch, int32_t t, in
                         for (int64_t r = 0; r < rows; ++r) {
                             const int64_t i = tl.i0 + r, from = std::clamp<int64_t>(first_key(i, window) - tl.j0, 0, bc),
                                           to = std::clamp<int64_t>(i - tl.j0 + 1, 0, bc);
-                            for (int64_t j = 0; j < bc; ++j) {
-                                const bool seen = j >= from && j < to;
-                                const float pj = seen ? std::exp(p[r * bc + j] - row_lse[i]) : 0.0f;
-                                p[r * bc + j] = pj;
-                                ds[r * bc + j] = seen ? scale * pj * (ds[r * bc + j] - rowdot[i]) : 0.0f;
+                            float *pr = p.data() + r * bc, *dsr = ds.data() + r * bc;
+                            const int64_t end = std::max(from, to);
+                            ra3::exp_shifted(pr + from, row_lse[i], pr + from, end - from);
+                            for (int64_t j = from; j < end; ++j) dsr[j] = scale * pr[j] * (dsr[j] - rowdot[i]);
+                            for (float* x : {pr, dsr}) {
+                                std::fill(x, x + from, 0.0f);
+                                std::fill(x + end, x + bc, 0.0f);
                             }
                         }
                         ra3::gemm(rows, s.d, bc, false, false, 1.0f, ds.data(), kp.data() + kj, 1.0f, dqp.data() + qi);

@@ -84,9 +84,7 @@ RA3_API ra3_status ra3_segment_scores_forward_f32(int32_t n, int32_t l, int32_t 
                 float cm = -INFINITY;
                 for (int64_t i = 0; i < vc; ++i) cm = std::max(cm, x[i]);
                 const float m = std::max(mx[row], cm);
-                float acc = 0.0f;
-                for (int64_t i = 0; i < vc; ++i) acc += std::exp(x[i] - m);
-                sum[row] = sum[row] * std::exp(mx[row] - m) + acc;
+                sum[row] = sum[row] * std::exp(mx[row] - m) + ra3::exp_shifted(x, m, nullptr, vc);
                 mx[row] = m;
             }
         });
@@ -115,8 +113,13 @@ RA3_API ra3_status ra3_segment_scores_backward_f32(int32_t n, int32_t l, int32_t
                 const int64_t row = r0 + r, t = targets[row] - c0;
                 const int32_t line = line_ids[row];
                 const float g = line >= 0 ? dscores[(row / p.l) * p.lines + line] : 0.0f;
-                for (int64_t i = 0; i < vc; ++i) x[i] = g == 0.0f ? 0.0f : -g * std::exp(x[i] - lse[row]);
-                if (g != 0.0f && t >= 0 && t < vc) x[t] += g;
+                if (g == 0.0f) {
+                    std::fill(x, x + vc, 0.0f);
+                    continue;
+                }
+                ra3::exp_shifted(x, lse[row], x, vc);
+                for (int64_t i = 0; i < vc; ++i) x[i] *= -g;
+                if (t >= 0 && t < vc) x[t] += g;
             }
             ra3::gemm(rb, p.d, vc, false, false, 1.0f, chunk, p.w + c0 * p.d, 1.0f, dh + r0 * p.d);
             ra3::gemm(vc, p.d, rb, true, false, 1.0f, chunk, p.h + r0 * p.d, 1.0f, dw + c0 * p.d);

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "../guard.h"
+#include "shared.h"
 
 namespace {
 
@@ -19,9 +19,7 @@ float row_max(const float* x, int cols) {
 float row_logsumexp(const float* x, int cols) {
     const float m = row_max(x, cols);
     if (m == -INFINITY) return -INFINITY;
-    float s = 0.0f;
-    for (int i = 0; i < cols; ++i) s += std::exp(x[i] - m);
-    return m + std::log(s);
+    return m + std::log(ra3::exp_shifted(x, m, nullptr, cols));
 }
 
 void check_rows(int32_t rows, int32_t cols) {
@@ -42,9 +40,7 @@ RA3_API ra3_status ra3_softmax_forward_f32(int32_t rows, int32_t cols, const flo
             const float* xr = x + r * cols;
             float* yr = y + r * cols;
             const float m = row_max(xr, cols);
-            float s = 0.0f;
-            for (int i = 0; i < cols; ++i) s += (yr[i] = std::exp(xr[i] - m));
-            const float inv = 1.0f / s;
+            const float inv = 1.0f / ra3::exp_shifted(xr, m, yr, cols);
             for (int i = 0; i < cols; ++i) yr[i] *= inv;
         }
     });
