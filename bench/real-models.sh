@@ -72,14 +72,14 @@ for dtype in f32 bf16; do
   echo "| score 0.5B, $dtype | $(rss score-0.5b-$dtype) | $(wall score-0.5b-$dtype) | | |" >> "$table"
 done
 
-# Training: B 2 x T 512, 4 steps, AdamW; tokens/s of steps 2-4 from metrics.jsonl.
+# Training: B 2 x T 512, 4 steps, AdamW; tokens/s over the run's steps from metrics.jsonl (its last record).
 for run in "f32" "f32 --recompute" "bf16" "bf16 --recompute"; do
   read -r -a options <<< "$run"
   name="train-0.5b-${options[0]}${options[1]:+-recompute}"
   rm -rf "$OUT/$name"
   measure "$name" "${RA3[@]}" pretrain --init "$OUT/qwen05" --tokenizer "$TOKENIZER" --out "$OUT/$name" --seq-len 512 --batch 2 --steps 4 --warmup 1 \
     --eval-every 1000 --save-every 1000 --dtype "${options[@]}"
-  tps=$(python3 -c "import json,sys; m=[json.loads(l) for l in open('$OUT/$name/metrics.jsonl')][1:]; print(round(sum(x['tokens_per_s'] for x in m)/len(m)))")
+  tps=$(python3 -c "import json; print(round([json.loads(l) for l in open('$OUT/$name/metrics.jsonl')][-1]['tokens_per_s']))")
   flops=$(python3 -c "print(round(($tps) * (6 * $params + 6 * 24 * 512 * 14 * 64) / 1e9, 1))")
   echo "| train 0.5B B2 T512, $run | $(rss $name) | $(wall $name) | $tps | $flops |" >> "$table"
 done

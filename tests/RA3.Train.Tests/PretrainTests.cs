@@ -103,6 +103,8 @@ public sealed class PretrainTests
     {
         var s = Settings("done") with { Steps = 4 };
         var first = new Pretrainer(s, TextWriter.Null, false).Run(resume: false);
+        var rates = File.ReadLines(Path.Combine(s.Out, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!["tokens_per_s"]!.GetValue<double>()).ToList();
+        Assert.That(rates, Has.Count.EqualTo(4).And.All.GreaterThan(0), "every step's rate counts that step's own tokens (step 1's was 0 when it did not)");
         var stdout = new StringWriter();
         Assert.That(CommandLine.Run(["pretrain", "--config", Path.Combine(s.Out, "ra3-config.json"), "--resume"], stdout, TextWriter.Null), Is.EqualTo(0));
         string text = stdout.ToString();

@@ -148,7 +148,6 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
                 ["lr"] = lr,
                 ["grad_norm"] = NonFiniteGuard.Metric(norm),
                 ["tokens"] = (long)step * ids.Length * s.Accumulation,
-                ["tokens_per_s"] = Math.Round(progress.TokensPerSecond),
             };
             string extra = string.Empty;
             if (!applied)
@@ -167,8 +166,10 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
                 }
             }
 
-            metrics.WriteLine(record.ToJsonString());
+            // This step's tokens counted first: the rate is the run's so far, this step included.
             progress.Step(step, loss, ids.Length * s.Accumulation, extra);
+            record["tokens_per_s"] = Math.Round(progress.TokensPerSecond);
+            metrics.WriteLine(record.ToJsonString());
             if (step % s.SaveEvery == 0 || step == s.Steps || step == stopAt || stop)
             {
                 metrics.Flush();
