@@ -1,4 +1,5 @@
 using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Filters;
 using BenchmarkDotNet.Jobs;
 using BenchmarkDotNet.Running;
 using BenchmarkDotNet.Toolchains.InProcess.Emit;
@@ -36,6 +37,14 @@ foreach (string line in BackendInfo.Describe())
 
 var job = Job.Default.WithToolchain(InProcessEmitToolchain.Instance).WithWarmupCount(3).WithIterationCount(args.Contains("--quick") ? 3 : 10);
 var config = ManualConfig.Create(DefaultConfig.Instance).AddJob(job).WithOptions(ConfigOptions.DisableOptimizationsValidator);
+
+// --impl A,B: only the cases whose Impl is one of these (e.g. --only RealModelStep --impl cpu,native,torch,
+// whose six cases at tens of seconds a step take half an hour on 2 cores).
+if (args.SkipWhile(a => a != "--impl").Skip(1).FirstOrDefault() is { } impls)
+{
+    string[] chosen = impls.Split(',');
+    config = config.AddFilter(new SimpleFilter(c => c.Parameters.Items.All(p => p.Name != "Impl" || chosen.Contains(p.Value?.ToString()))));
+}
 // --kernels: GEMM, attention, segment scoring and the ELBO pass; --model: training step,
 // generation and tokenizer throughput; --ra3: attention, segment scoring and the ELBO pass; default: all.
 // --only NAME runs one benchmark class (e.g. --only Attention) after the FMA peak and the copy bandwidth.
