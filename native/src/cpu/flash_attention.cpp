@@ -163,9 +163,9 @@ RA3_API ra3_status ra3_flash_attention_backward_f32(int32_t batch, int32_t t, in
                             const int64_t end = std::max(from, to);
                             ra3::exp_shifted(pr + from, row_lse[i], pr + from, end - from);
                             for (int64_t j = from; j < end; ++j) dsr[j] = scale * pr[j] * (dsr[j] - rowdot[i]);
-                            for (float* x : {pr, dsr}) {
-                                std::fill(x, x + from, 0.0f);
-                                std::fill(x + end, x + bc, 0.0f);
+                            for (float* row : {pr, dsr}) {
+                                std::fill(row, row + from, 0.0f);
+                                std::fill(row + end, row + bc, 0.0f);
                             }
                         }
                         ra3::gemm(rows, s.d, bc, false, false, 1.0f, ds.data(), kp.data() + kj, 1.0f, dqp.data() + qi);

@@ -6,9 +6,10 @@ namespace RA3.Kernels.Ops;
 /// <summary>
 /// The fused attention: the reference by default, and as tiles of batched GEMMs (FlashAttention-2's schedule): q, k, v are
 /// brought to head-major [B·Hq, T, D] (kv heads repeated for their query group); for each block
-/// of query rows and each tile of keys up to the block's diagonal, S = Q Kᵀ comes from the
-/// backend's batched GEMM (the diagonal tile in row strips, each against the keys up to its last row), a row kernel applies the causal mask and the online softmax (running
-/// max and sum, output rows rescaled), and O += P V is a second GEMM. Only a tile of scores
+/// of query rows and each tile of keys up to the block's diagonal (the diagonal tile in row strips,
+/// each against the keys up to its last row), S = Q Kᵀ comes from the backend's batched GEMM, a row
+/// kernel applies the causal mask and the online softmax (running max and sum, output rows
+/// rescaled), and O += P V is a second GEMM. Only a tile of scores
 /// exists at a time. The backward recomputes P from the saved lse, and takes dP = dO Vᵀ,
 /// dS = P ⊙ (dP − rowsum(dO ⊙ O)), dQ += dS K, dK += dSᵀ Q, dV += Pᵀ dO as GEMMs.
 /// </summary>
@@ -46,7 +47,7 @@ public abstract partial class Backend
     /// How many tiles query block i0..i0 + <paramref name="br"/> runs (<see cref="BlockTile"/>): the
     /// whole key tiles before its diagonal, then the diagonal tile's row strips.
     /// </summary>
-    private static int BlockTiles(int i0, int br, int window) => ((i0 - FirstKeyTile(i0, window)) / FlashKeyTile) + Cpu.Chunks.Count(br, FlashDiagonalStrip);
+    private static int BlockTiles(int i0, int br, int window) => ((i0 - FirstKeyTile(i0, window)) / FlashKeyTile) + ((br + FlashDiagonalStrip - 1) / FlashDiagonalStrip);
 
     /// <summary>
     /// Tile <paramref name="index"/> of query block i0..i0 + <paramref name="br"/>, in key order (the
