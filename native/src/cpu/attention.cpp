@@ -46,9 +46,7 @@ RA3_API ra3_status ra3_attention_forward_f32(int32_t batch, int32_t t, int32_t h
                         p[j] = dot(qi, k + s.kv_index(bi, j, hk), s.d) * scale;
                         m = std::max(m, p[j]);
                     }
-                    float sum = 0.0f;
-                    for (int64_t j = 0; j <= i; ++j) sum += (p[j] = std::exp(p[j] - m));
-                    const float inv = 1.0f / sum;
+                    const float inv = 1.0f / ra3::exp_shifted(p, m, p, i + 1);
                     float* o = out + s.q_index(bi, i, h);
                     std::fill(o, o + s.d, 0.0f);
                     for (int64_t j = 0; j <= i; ++j) {
