@@ -23,6 +23,7 @@ namespace RA3.Train.Tests;
 /// traces, with parsable bootstrapped traces and a resume after a kill reproducing the
 /// uninterrupted run; RLVR steps with partial credit and exact resume.
 /// </summary>
+[Order(3)]  // before the end-to-end fixtures: its hand-computed checks fail a defect in seconds, where mutation testing stops a run
 public sealed class EmLoopTests
 {
     private static readonly string ModelDir = TinyRuns.ModelDir;

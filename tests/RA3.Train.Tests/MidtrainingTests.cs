@@ -19,6 +19,7 @@ namespace RA3.Train.Tests;
 /// against brute force (with K candidates, the posterior baseline and the marginal-likelihood
 /// bound), and candidate scoring against a TorchSharp float64 model.
 /// </summary>
+[Order(1)]  // before the end-to-end fixtures: its hand-computed checks fail a defect in seconds, where mutation testing stops a run
 public sealed class MidtrainingTests
 {
     private CpuBackend cpu = null!;
