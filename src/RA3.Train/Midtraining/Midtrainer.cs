@@ -389,8 +389,8 @@ public sealed class Midtrainer(MidtrainSettings settings, TextWriter log, bool i
         };
         if (HuggingFaceCheckpoint.IsModelFolder(Path.Combine(p.Out, "final")))
         {
-            var metrics = File.ReadLines(Path.Combine(p.Out, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!).ToList();
-            return ((long)p.Steps * p.BatchSize * p.SequenceLength, metrics[^1]!["tokens_per_s"]!.GetValue<double>(), metrics[^1]!["loss"]!.GetValue<double>());  // the rate is the run's so far
+            var last = Pretrainer.LastFigures(Path.Combine(p.Out, "metrics.jsonl"));
+            return ((long)p.Steps * p.BatchSize * p.SequenceLength, last.TokensPerSecond, last.Loss);
         }
 
         parallel.RootWrites(() =>

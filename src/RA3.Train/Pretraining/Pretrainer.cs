@@ -234,7 +234,7 @@ public sealed class Pretrainer(PretrainSettings settings, TextWriter log, bool i
     }
 
     /// <summary>The last train loss, validation loss and throughput a run's metrics.jsonl records (NaN where none).</summary>
-    private static (double Loss, double Validation, double TokensPerSecond) LastFigures(string path)
+    internal static (double Loss, double Validation, double TokensPerSecond) LastFigures(string path)
     {
         double loss = double.NaN, validation = double.NaN, rate = double.NaN;
         foreach (string line in File.Exists(path) ? File.ReadLines(path) : [])
