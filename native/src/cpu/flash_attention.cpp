@@ -220,8 +220,7 @@ RA3_API ra3_status ra3_attention_decode_f32(int32_t batch, int32_t capacity, int
                 p[j] = dot * scale;
                 m = std::max(m, p[j]);
             }
-            float sum = 0.0f;
-            for (int64_t j = start; j < n; ++j) sum += (p[j] = std::exp(p[j] - m));
+            const float sum = ra3::exp_shifted(p.data() + start, m, p.data() + start, n - start);
             std::fill(o, o + d, 0.0f);
             for (int64_t j = start; j < n; ++j) {
                 const float* vj = v_cache + ((b * capacity + j) * hkv + hk) * d;
