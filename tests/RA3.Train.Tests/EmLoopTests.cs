@@ -143,6 +143,15 @@ public sealed class EmLoopTests
         Assert.That(PolicyGradient.TokenWeight(-0.7, Math.Log(0.75), 0, Math.Log(0.75), o, 0, out int c4), Is.EqualTo(0).Within(1e-6), "below 1 − ε_low with A < 0: clipped");
         Assert.That(c4, Is.EqualTo(-1));
         Assert.That(PolicyGradient.TokenWeight(-0.7, Math.Log(1.5), 0, Math.Log(1.5), o with { KlCoefficient = 0 }, 0, out _), Is.EqualTo(-0.7 * 1.5).Within(1e-6), "A < 0 is not clipped above");
+        Assert.That(PolicyGradient.TokenWeight(0, Math.Log(2), 0, Math.Log(2), o, 0, out int c5) + PolicyGradient.TokenWeight(0, Math.Log(0.5), 0, Math.Log(0.5), o, 0, out int c6), Is.EqualTo(0));
+        Assert.That((c5, c6), Is.EqualTo((0, 0)), "A = 0 pushes neither way, so no ratio counts as clipped");
+
+        // ε = 0 clips every move away from the sampling policy, but not the on-policy ratio 1 itself:
+        // the clip is strict, so the first epoch's tokens still push.
+        var exact = o with { KlCoefficient = 0, ClipLow = 0, ClipHigh = 0 };
+        Assert.That(PolicyGradient.TokenWeight(0.7, -1, -1, -1, exact, 0, out int c7), Is.EqualTo(0.7).Within(1e-6));
+        Assert.That(PolicyGradient.TokenWeight(-0.7, -1, -1, -1, exact, 0, out int c8), Is.EqualTo(-0.7).Within(1e-6));
+        Assert.That((c7, c8), Is.EqualTo((0, 0)));
 
         // KL: −β·∂k/∂log π with π_ref = 2π (r = ln 2): k1 → −β, k2 → β ln 2, k3 → β(2 − 1).
         double lp = -2, lref = -2 + Math.Log(2);
@@ -151,6 +160,7 @@ public sealed class EmLoopTests
         Assert.That(PolicyGradient.TokenWeight(0, lp, lp, lref, o with { Kl = KlEstimator.K3 }, 0, out _), Is.EqualTo(0.1).Within(1e-6));
         Assert.That(PolicyGradient.TokenWeight(0, -30, -30, -1, o, 0, out _), Is.EqualTo(2.9).Within(1e-5), "k2: linear, not exponential, in the log ratio");
         Assert.That(PolicyGradient.TokenWeight(0, lp, lp, lref, o with { KlCoefficient = 0, Kl = KlEstimator.K3 }, 0, out _), Is.EqualTo(0), "β = 0: no penalty");
+        Assert.That(PolicyGradient.TokenWeight(0.5, lp, lp, double.NaN, o with { KlCoefficient = 0, Kl = KlEstimator.K3 }, 0, out _), Is.EqualTo(0.5).Within(1e-6), "β = 0 needs no reference: its log-probability is not read");
 
         // The behaviour weight p/q multiplies both terms, truncated at the cap.
         Assert.That(PolicyGradient.TokenWeight(0.5, -1, -1, -1, o, Math.Log(0.25), out _), Is.EqualTo(0.125).Within(1e-6));
@@ -203,6 +213,7 @@ public sealed class EmLoopTests
         Assert.That(Rewards.GroupAdvantages([1.0, 2.0, 3.0], 2.0), Is.EqualTo(new[] { -0.5, 0.0, 0.5 }).Within(1e-12), "another scale, the batch's");
         Assert.That(Rewards.GroupAdvantages([0.5, 0.5], 0.0), Is.EqualTo(new[] { 0.0, 0.0 }));
         Assert.That(Rewards.Std([]), Is.EqualTo(0), "no values, no spread");
+        Assert.That(Rewards.Std([1.0, 2.0, 3.0, 6.0]), Is.EqualTo(Math.Sqrt(3.5)).Within(1e-12), "about the mean 3: (4 + 1 + 0 + 9) / 4");
         Assert.That(RlvrTrainer.OverlongReward(1, 60, 100, 20, 1), Is.EqualTo(1), "before the buffer: untouched");
         Assert.That(RlvrTrainer.OverlongReward(1, 90, 100, 20, 1), Is.EqualTo(0.5).Within(1e-12), "10 of 20 buffer tokens: half the penalty");
         Assert.That(RlvrTrainer.OverlongReward(1, 100, 100, 20, 0.5), Is.EqualTo(0.5).Within(1e-12), "at the maximum: the whole penalty");
@@ -309,6 +320,47 @@ public sealed class EmLoopTests
     }
 
     [Test]
+    public void AStepsFiguresAreTheMeanK3KlAndTheClipCountsOverItsActionTokens()
+    {
+        // One sequence with its old and reference log-probabilities set around the policy's own
+        // (row p: log π(token p)): the old ones put each action token's ratio at e⁻¹ (A < 0, clipped
+        // below), e (A > 0, clipped above) or 1 (not clipped), and the reference ones put r = log π_ref
+        // − log π at 0.3·sin p, so the step's figures have hand-computable values.
+        using var policy = HuggingFaceCheckpoint.Load(ModelDir, cpu, trainable: true);
+        using var optimizer = new AdamWOptimizer(policy, weightDecay: 0f);
+        using var update = new PolicyGradient(policy, null, optimizer, new PolicyGradientOptions(LearningRate: 1e-3f, KlCoefficient: 0.1, ClipLow: 0.2, ClipHigh: 0.2));
+        int[] ids = tokenizer.Encode("\n    total += x\n    return total\n");
+        float[] logProbs = Scorer.SequenceLogProbs(policy, [ids])[0];
+        int n = ids.Length;
+        bool[] acting = [.. ids.Select((_, p) => p > 0 && p % 4 != 3)];
+        int[] kind = [.. ids.Select((_, p) => p % 4)];  // 0: ratio e⁻¹ with A < 0; 1: ratio e with A > 0; 2: ratio 1
+        float[] old = [.. logProbs.Select((lp, p) => kind[p] switch { 0 => lp + 1, 1 => lp - 1, _ => lp })];
+        float[] advantages = [.. kind.Select(k => k == 0 ? -1f : 1f)];
+        float[] reference = [.. logProbs.Select((lp, p) => lp + (float)(0.3 * Math.Sin(p)))];
+        double kl = 0;
+        int tokens = 0, below = 0, above = 0;
+        for (int p = 1; p < n; p++)
+        {
+            if (acting[p])
+            {
+                double r = reference[p] - logProbs[p];
+                kl += Math.Exp(r) - r - 1;
+                tokens++;
+                below += kind[p] == 0 ? 1 : 0;
+                above += kind[p] == 1 ? 1 : 0;
+            }
+        }
+
+        var stats = update.Step([new PolicySequence(ids, acting, advantages, old, ReferenceLogProbs: reference)], 1);
+        Assert.That(stats.ActionTokens, Is.EqualTo(tokens));
+        Assert.That(stats.MeanKl, Is.EqualTo(kl / tokens).Within(1e-4 * kl / tokens), "the mean of e^r − r − 1 (float log-probabilities: 1e-4 of it)");
+        Assert.That((below, above), Is.Not.EqualTo((0, 0)));
+        Assert.That(stats.ClipLowFraction, Is.EqualTo((double)below / tokens).Within(1e-12));
+        Assert.That(stats.ClipHighFraction, Is.EqualTo((double)above / tokens).Within(1e-12));
+        Assert.That(stats.ClippedFraction, Is.EqualTo((double)(below + above) / tokens).Within(1e-12));
+    }
+
+    [Test]
     public void AnUpdateRaisesTheLogProbabilityOfAdvantagedTokensAndLowersTheOthers()
     {
         using var policy = HuggingFaceCheckpoint.Load(ModelDir, cpu, trainable: true);
@@ -335,15 +387,19 @@ public sealed class EmLoopTests
         using var reference = HuggingFaceCheckpoint.Load(ModelDir, cpu);
         using var optimizer = new AdamWOptimizer(policy, weightDecay: 0f);
         var log = new StringWriter();
-        using var update = new PolicyGradient(policy, reference, optimizer, new PolicyGradientOptions(LearningRate: 3e-3f), new NonFiniteGuard(1, () => "ckpt/step-00000007", log));
+        using var update = new PolicyGradient(policy, reference, optimizer, new PolicyGradientOptions(LearningRate: 3e-3f), new NonFiniteGuard(2, () => "ckpt/step-00000007", log));
         int[] ids = tokenizer.Encode("\n    total += x\n");
         var sequence = new PolicySequence(ids, [.. ids.Select((_, p) => p > 0)], [.. ids.Select(_ => float.NaN)], null);  // a NaN advantage poisons the gradient
         float[] weights = policy.Weights.Buffer.ToFloatArray();
 
         update.Step([sequence], 1);
-        Assert.That(log.ToString(), Does.Contain("step 1: the gradient norm is NaN; the update was skipped (1 of the 1"));
-        var e = Assert.Throws<DivergenceException>(() => update.Step([sequence], 2))!;
-        Assert.That(e.Step, Is.EqualTo(2));
+        Assert.That(log.ToString(), Does.Contain("step 1: the gradient norm is NaN; the update was skipped (1 of the 2"));
+
+        // Batch 2 of two epochs each is the optimizer's steps 3 and 4: the guard names the step a
+        // resumed run would repeat, and AdamW's bias correction counts the same steps.
+        var e = Assert.Throws<DivergenceException>(() => update.Step([sequence], 2, epochs: 2))!;
+        Assert.That(log.ToString(), Does.Contain("step 3: the gradient norm is NaN; the update was skipped (2 of the 2"));
+        Assert.That(e.Step, Is.EqualTo(4));
         Assert.That(e.Message, Does.Contain("the last good checkpoint is ckpt/step-00000007"));
         Assert.That(policy.Weights.Buffer.ToFloatArray(), Is.EqualTo(weights), "neither non-finite update touched the weights");
     }

@@ -151,6 +151,7 @@ public sealed class MidtrainingTests
         Assert.That(Rewards.Log1MinusExp(-1e-9), Is.EqualTo(Math.Log(1e-9)).Within(1e-6), "and for a likely one");
         Assert.That(Rewards.Log1MinusExp(-1e-20), Is.EqualTo(Math.Log(1e-20)).Within(1e-9), "where eˣ rounds to 1");
         Assert.That(Rewards.Log1MinusExp(0), Is.EqualTo(double.NegativeInfinity), "a certain opener");
+        Assert.That(Rewards.Log1MinusExp(-0.5), Is.EqualTo(Math.Log(1 - Math.Exp(-0.5))).Within(1e-15), "between −log 2 and the rounding edge, where eˣ − 1 is computed");
     }
 
     [Test]
