@@ -186,11 +186,12 @@ public sealed class MidtrainingTests
         Assert.That(r.KeptBoundaries, Is.EqualTo(expected));
     }
 
-    [Test]
-    public void InferenceWithKCandidatesMatchesBruteForceAndKeepsTheChosenText()
+    [TestCase(-1.5f)]
+    [TestCase(8f)]  // boundary 2's second candidate pays for itself: the MAP's state index maps back to (2, 1)
+    public void InferenceWithKCandidatesMatchesBruteForceAndKeepsTheChosenText(float secondAtTwo)
     {
         // Two lines, two candidates at each boundary: seg [1 + 2·2, 2], rows s = 0, (1, 0), (1, 1), (2, 0), (2, 1).
-        float[] seg = [-4f, -3f, -1f, -2.5f, -2f, -0.2f, 99f, -0.5f, 99f, -1.5f];
+        float[] seg = [-4f, -3f, -1f, -2.5f, -2f, -0.2f, 99f, -0.5f, 99f, secondAtTwo];
         float[] rationale = [-3f, -1f, -2f, -6f];
         var options = new ElboOptions(Alpha: 0.6, ThinkCost: 0.05, UseRationaleLogProb: true);
         double act = Math.Log(0.6), think = Math.Log(0.4) - 0.05;
@@ -209,6 +210,7 @@ public sealed class MidtrainingTests
         var r = SegmentationInference.Infer(cpu, [new ScoredTrace(seg, rationale, 2, 2)], options)[0];
         Assert.That(r.LogZ, Is.EqualTo(z).Within(1e-5));
         Assert.That(r.Kept, Is.EqualTo(all.MaxBy(x => x.W).Kept));
+        Assert.That(r.Kept.Contains((2, 1)), Is.EqualTo(secondAtTwo > 0));
         IReadOnlyList<IReadOnlyList<string>> texts = [["a0", "a1"], ["b0", "b1"]];
         Assert.That(r.KeptRationales(texts).Values, Is.EqualTo(r.Kept.Select(k => texts[k.Boundary - 1][k.Candidate])));
 
@@ -360,8 +362,9 @@ public sealed class MidtrainingTests
             }
         }
 
-        IReadOnlyList<IReadOnlyList<string>> candidates = [[], ["multiply"], []];
-        Assert.Throws<InvalidOperationException>(() => new Segmentation(0, [1f, 0f, 0f], [(1, 0)], []).KeptRationales(candidates));
+        IReadOnlyList<IReadOnlyList<string>> candidates = [[], ["multiply"], ["a", "b"]];
+        var e = Assert.Throws<InvalidOperationException>(() => new Segmentation(0, [1f, 0f, 0f], [(1, 0)], []).KeptRationales(candidates))!;
+        Assert.That(e.Message, Is.EqualTo("boundary 1 was kept with candidate 0 but has 0"), "boundary 1's own candidates, not its neighbour's");
     }
 
     /// <summary>
@@ -400,6 +403,18 @@ public sealed class MidtrainingTests
         }
 
         return result;
+    }
+
+    [Test]
+    public void AOneLineTraceWeighsActingAgainstEachCandidate()
+    {
+        // One line, two candidates: Z = α·e^a + (1 − α)·e^−c·(e^b0 + e^b1); the second candidate wins the MAP.
+        float[] seg = [-3f, -2.5f, -0.5f];
+        var r = SegmentationInference.Infer(cpu, [new ScoredTrace(seg, [0f, 0f], 1, 2)], new ElboOptions(Alpha: 0.6, ThinkCost: 0.2))[0];
+        double z = (0.6 * Math.Exp(-3)) + (0.4 * Math.Exp(-0.2) * (Math.Exp(-2.5) + Math.Exp(-0.5)));
+        Assert.That(r.LogZ, Is.EqualTo(Math.Log(z)).Within(1e-5));
+        Assert.That(r.ThinkPosterior, Is.EqualTo(new[] { 0.4 * Math.Exp(-0.2 - 2.5) / z, 0.4 * Math.Exp(-0.2 - 0.5) / z }).Within(1e-5));
+        Assert.That(r.Kept, Is.EqualTo(new[] { (1, 1) }));
     }
 
     [Test]
