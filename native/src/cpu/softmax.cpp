@@ -94,7 +94,14 @@ RA3_API ra3_status ra3_cross_entropy_backward_f32(int32_t rows, int32_t vocab, c
             float* dr = dlogits + r * vocab;
             const float lse = row_logsumexp(lr, vocab);
             const float g = dlosses[r];
-            for (int i = 0; i < vocab; ++i) dr[i] += g * std::exp(lr[i] - lse);
+            // The row's probabilities a chunk at a time through the vectorised exp, into 4 KB of
+            // stack that stays in L1, then accumulated: dlogits is added to, not written.
+            float p[1024];
+            for (int64_t c = 0; c < vocab; c += 1024) {
+                const int64_t n = std::min<int64_t>(1024, vocab - c);
+                ra3::exp_shifted(lr + c, lse, p, n);
+                for (int64_t i = 0; i < n; ++i) dr[c + i] += g * p[i];
+            }
             dr[targets[r]] -= g;
         }
     });
