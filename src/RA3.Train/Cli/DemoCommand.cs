@@ -21,7 +21,7 @@ public static class DemoCommand
         report.md with paired RA3 − NTP statistics (bootstrap CIs) and its plots. Resumes where it
         stopped. ra3 report rewrites the report of a run.
 
-        --preset study starts from the study's sizes instead (about 2 hours on 2 cores): 5 seeds,
+        --preset study starts from the study's sizes instead (about an hour on 2 cores): 5 seeds,
         400 held-out problems, RLVR of 40 steps from every model of every seed, curves on 100
         problems every 10 steps, in runs/study. Options given beside it override its values.
         """);

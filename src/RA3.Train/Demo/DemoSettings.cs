@@ -8,13 +8,13 @@ namespace RA3.Train.Demo;
 
 /// <summary>
 /// The sizes of <c>ra3 demo</c>. Two presets: <c>default</c> (the README's main job, within 15
-/// minutes on 2 cores) and <c>study</c> (<see cref="Study"/>: within 2 hours, the figures quoted in
+/// minutes on 2 cores) and <c>study</c> (<see cref="Study"/>: about an hour, the figures quoted in
 /// the README and bench/RESULTS.md); any option given with a preset overrides its value.
 /// </summary>
 public sealed record DemoSettings
 {
     /// <summary>Which size table the other options start from (<see cref="ForPreset"/>).</summary>
-    [Option("preset", "size table the other options start from: default (about 15 minutes on 2 cores) or study (about 2 hours: more seeds, problems and RLVR)", Choices = "default|study")]
+    [Option("preset", "size table the other options start from: default (about 15 minutes on 2 cores) or study (about an hour: more seeds, problems and RLVR)", Choices = "default|study")]
     public string Preset { get; init; } = "default";
 
     /// <summary>Run folder (it remembers these settings and refuses others, so cached stages always match them).</summary>
@@ -91,7 +91,7 @@ public sealed record DemoSettings
 
     /// <summary>
     /// The study: 5 seeds, 400 held-out problems, RLVR of 40 steps from every model of every seed,
-    /// curves on 100 problems every 10 steps — about 2 hours on 2 cores; resumable like any demo.
+    /// curves on 100 problems every 10 steps — 63 minutes on 2 cores (2026-12-06); resumable like any demo.
     /// </summary>
     public static DemoSettings Study => new()
     {
