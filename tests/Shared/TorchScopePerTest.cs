@@ -13,10 +13,10 @@ namespace RA3.Testing;
 /// Every TorchSharp tensor a test makes, the temporaries of an expression such as
 /// <c>a.matmul(b).log_softmax(-1)</c> included, is disposed on the test's own thread when the test
 /// ends. Left to the GC, a temporary is unreachable while libtorch still works on it (the JIT drops
-/// <c>this</c> once its handle is read), and its finalizer frees the native tensor from the
-/// finalizer thread mid-call: a test host crashed that way (a segfault inside libtorch_cpu) when
-/// the three test projects ran side by side and collections came often. A scope holds every tensor
-/// until the test is over, so none is finalized during it.
+/// <c>this</c> once its handle is read), and its finalizer can free the native tensor from the
+/// finalizer thread mid-call. That is the likely cause of a test host's segfault inside
+/// libtorch_cpu when the three test projects ran side by side (not reproduced alone). A scope holds
+/// every tensor until the test is over, so none is finalized during it.
 /// </summary>
 [AttributeUsage(AttributeTargets.Assembly)]
 internal sealed class TorchScopePerTestAttribute : Attribute, ITestAction

@@ -46,8 +46,8 @@ inline void gemm(int64_t m, int64_t n, int64_t k, bool ta, bool tb, float alpha,
  * and e^r a degree-7 polynomial — within 2 ulp of std::exp on the normal range, 0 below e^-87.3
  * (where std::exp is subnormal), clamped above e^88.3 (softmax rows have x - shift <= 0), NaN kept.
  * The last n mod 8 use std::exp. The softmax rows of the attention (fused, plain and decode),
- * segment scoring, softmax and cross-entropy kernels run through it rather than calling libm's scalar expf once
- * per score.
+ * segment scoring, softmax and cross-entropy kernels run through it rather than calling libm's
+ * scalar expf once per score.
  */
 inline float exp_shifted(const float* x, float shift, float* y, int64_t n) {
     typedef float v8f __attribute__((vector_size(32)));
