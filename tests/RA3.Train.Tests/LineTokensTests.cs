@@ -35,6 +35,7 @@ public sealed class LineTokensTests
         var bytes = new ByteTokenizer();
         Assert.That(LineTokens.Lead(bytes), Is.EqualTo(new[] { bytes.EndOfText!.Value }), "end-of-text separates documents in the packed corpus");
         Assert.That(LineTokens.Lead(new TokenizerVariant(bytes, bytes.SpecialIds, endOfText: null, prefix: [])), Is.EqualTo(bytes.Encode("\n", addSpecialTokens: false)), "with neither, a newline");
+        Assert.That(LineTokens.Lead(new TokenizerVariant(bytes, bytes.SpecialIds, endOfText: null, prefix: [], suffix: [255])), Is.EqualTo(bytes.Encode("\n", addSpecialTokens: false)), "the newline alone, without the template's closing tokens");
         Assert.That(LineTokens.Lead(new TokenizerVariant(bytes, bytes.SpecialIds, bytes.EndOfText, prefix: [255])), Is.Empty, "a template that opens documents leads itself");
 
         var trace = Trace.FromCode("t", "x = 1\ny = x\n");

@@ -4,9 +4,9 @@ namespace RA3.Train.Tests;
 
 /// <summary>
 /// Another tokenizer's encoding and decoding with the properties a test needs and no fixture has:
-/// its control tokens, its end-of-text and its template prefix.
+/// its control tokens, its end-of-text and its template's prefix and suffix.
 /// </summary>
-internal sealed class TokenizerVariant(TextTokenizer inner, IReadOnlySet<int> specialIds, int? endOfText, IReadOnlyList<int> prefix) : TextTokenizer
+internal sealed class TokenizerVariant(TextTokenizer inner, IReadOnlySet<int> specialIds, int? endOfText, IReadOnlyList<int> prefix, IReadOnlyList<int>? suffix = null) : TextTokenizer
 {
     public override string Name => $"{inner.Name}-variant";
 
@@ -17,6 +17,8 @@ internal sealed class TokenizerVariant(TextTokenizer inner, IReadOnlySet<int> sp
     public override IReadOnlySet<int> SpecialIds => specialIds;
 
     public override IReadOnlyList<int> SequencePrefix => prefix;
+
+    public override IReadOnlyList<int> SequenceSuffix => suffix ?? [];
 
     public override string Decode(ReadOnlySpan<int> ids) => inner.Decode(ids);
 
