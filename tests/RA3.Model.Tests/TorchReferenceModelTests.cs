@@ -17,7 +17,6 @@ public sealed class TorchReferenceModelTests
     public void AForwardThroughAKvCacheIsTheWholeForward(ModelConfig config)
     {
         const int batch = 2, prompt = 5, time = 9;
-        using var scope = NewDisposeScope();
         var generator = new TorchSharp.torch.Generator(7);
         var weights = TorchReferenceModel.Weights(config).ToDictionary(w => w.Name, w => randn([.. w.Shape.Select(d => (long)d)], float64, generator: generator) * 0.2);
         var ids = randint(config.VocabSize, [batch, time], dtype: int64, generator: generator);

@@ -387,7 +387,6 @@ public sealed class MidtrainingTests
             pieces.Add((trace.Lines[t - 1] + "\n", t));
         }
 
-        using var scope = NewDisposeScope();
         var weights = TorchReferenceModel.Weights(model.Config).ToDictionary(w => w.Name, w => tensor(model.Weights[w.Name].ToFloatArray(), [.. w.Shape.Select(d => (long)d)], float64));
         Assert.That(tokenizer.SequencePrefix, Is.Empty, "this fixture's documents have no template tokens");
         var doc = tokenizer.EncodeDocument(string.Concat(pieces.Select(p => p.Text)));
